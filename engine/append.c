@@ -1,0 +1,96 @@
+/*
+ * append.c — the public append entry points that are not domain commands: extension events,
+ * records taken from another log, and key rotation. Each runs its batch again after growing
+ * the map when LMDB reports it full, so callers never see MDB_MAP_FULL.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "error.h"
+#include "log.h"
+
+int tl_log_append(tl_log *log, const tl_draft *drafts, size_t n, uint64_t *first_seq) {
+    for (size_t i = 0; i < n; i++)
+        if (!drafts[i].kind || strncmp(drafts[i].kind, "x.", 2) != 0 || !drafts[i].actor)
+            return tl_fail(TL_EINVALID, "raw appends take extension kinds (\"x.*\") with an actor");
+    msgpack_unpacked *objs = calloc(n ? n : 1, sizeof *objs);
+    if (!objs) return tl_fail(TL_ENOMEM, "out of memory");
+    int rc = 0;
+    for (size_t i = 0; i < n && !rc; i++) {
+        msgpack_unpacked_init(&objs[i]);
+        size_t off = 0;
+        if (drafts[i].payload_len > TL_EVENT_MAX ||
+            msgpack_unpack_next(&objs[i], (const char *)drafts[i].payload_msgpack, drafts[i].payload_len, &off) !=
+                MSGPACK_UNPACK_SUCCESS ||
+            off != drafts[i].payload_len)
+            rc = tl_fail(TL_EINVALID, "draft %zu: payload is not one msgpack value", i);
+    }
+    for (;;) {
+        if (rc) break;
+        tl_wtxn *w;
+        if ((rc = tl_wtxn_begin(log, &w)) != 0) break;
+        if (first_seq) *first_seq = w->head.seq + 1;
+        for (size_t i = 0; i < n && !rc; i++)
+            rc = tl_wtxn_append_object(w, drafts[i].actor, drafts[i].kind, drafts[i].project, &objs[i].data);
+        if (rc) { tl_wtxn_abort(w); break; }
+        rc = tl_wtxn_commit(w);
+        if (rc != TL_EMAPFULL) break;
+        if ((rc = tl_log_grow_map(log)) != 0) break;
+    }
+    for (size_t i = 0; i < n; i++) msgpack_unpacked_destroy(&objs[i]);
+    free(objs);
+    return rc;
+}
+
+int tl_log_append_records(tl_log *log, const uint8_t *const *records, const size_t *lens, size_t n) {
+    for (;;) {
+        tl_wtxn *w;
+        int rc = tl_wtxn_begin(log, &w);
+        if (rc) return rc;
+        for (size_t i = 0; i < n && !rc; i++) {
+            rc = tl_wtxn_append_record(w, records[i], lens[i]);
+            if (rc) rc = tl_fail(rc, "record %zu: %s", i, tl_errdetail());
+        }
+        if (rc) { tl_wtxn_abort(w); return rc; }
+        rc = tl_wtxn_commit(w);
+        if (rc != TL_EMAPFULL) return rc;
+        if ((rc = tl_log_grow_map(log)) != 0) return rc;
+    }
+}
+
+int tl_log_rotate_key(tl_log *log, char new_pubkey_hex[TL_PUBKEY_HEX_SIZE]) {
+    char path[4096], path_new[4096];
+    snprintf(path, sizeof path, "%s/%s", log->dir, TL_KEY_FILE);
+    snprintf(path_new, sizeof path_new, "%s/%s", log->dir, TL_KEY_FILE_NEW);
+    if (!log->have_key) return tl_fail(TL_EKEY, "no writer key loaded");
+    tl_keypair next;
+    tl_keypair_generate(&next);
+    unlink(path_new); /* a stale one from a rotation that never committed */
+    /* the new key is on disk before the log names it, so a crash never strands the log */
+    int rc = tl_keyfile_write(path_new, &next);
+    for (; !rc;) {
+        tl_wtxn *w;
+        if ((rc = tl_wtxn_begin(log, &w)) != 0) break;
+        log->next_key = next;
+        tl_payload p = {0};
+        tl_payload_bin(&p, "public_key", next.pk, TL_PUBKEY_BYTES);
+        rc = tl_wtxn_append(w, "@operator", "key.rotated", NULL, &p, NULL);
+        if (rc) { tl_wtxn_abort(w); break; }
+        w->key_rotated = true;
+        memcpy(w->head.pk, next.pk, TL_PUBKEY_BYTES);
+        rc = tl_wtxn_commit(w);
+        if (rc != TL_EMAPFULL) break;
+        if ((rc = tl_log_grow_map(log)) != 0) break;
+    }
+    if (rc) {
+        tl_keypair_wipe(&log->next_key);
+        unlink(path_new);
+    } else if (rename(path_new, path) != 0) {
+        rc = tl_fail(TL_EKEY, "rotated, but cannot rename %s (it is picked up on the next open)", path_new);
+    }
+    if (!rc && new_pubkey_hex) tl_hex(new_pubkey_hex, next.pk, TL_PUBKEY_BYTES);
+    tl_keypair_wipe(&next);
+    return rc;
+}

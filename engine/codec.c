@@ -1,0 +1,675 @@
+/*
+ * codec.c — canonical msgpack encoding of events, and the strict decoder.
+ *
+ * Encoding goes through msgpack-c's packer, which already picks the smallest encoding of
+ * every integer and length; this file adds the rest of the canonical form (fixed envelope
+ * order, payload keys sorted, no nil fields). Decoding does not trust the bytes: a cursor
+ * walks them once, bounding every length and count by the bytes left and the depth by
+ * TL_DEPTH_MAX, and refuses any encoding the packer would not have produced. Accessors then
+ * read fields straight out of the checked bytes, with no allocation.
+ */
+#include "codec.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+
+/* ================================================================ building payloads */
+
+static tl_field *payload_slot(tl_payload *p, const char *key, tl_vtype type) {
+    if (p->n >= TL_PAYLOAD_FIELDS_MAX) {
+        p->n = TL_PAYLOAD_FIELDS_MAX + 1; /* poisoned: encode refuses it */
+        return NULL;
+    }
+    tl_field *f = &p->f[p->n++];
+    memset(f, 0, sizeof *f);
+    f->key = key;
+    f->type = type;
+    return f;
+}
+
+void tl_payload_strn(tl_payload *p, const char *key, const char *s, size_t len) {
+    if (!s) return;
+    tl_field *f = payload_slot(p, key, TLV_STR);
+    if (f) { f->ptr = s; f->len = len; }
+}
+void tl_payload_str(tl_payload *p, const char *key, const char *s) {
+    if (s) tl_payload_strn(p, key, s, strlen(s));
+}
+void tl_payload_uint(tl_payload *p, const char *key, uint64_t u) {
+    tl_field *f = payload_slot(p, key, TLV_UINT);
+    if (f) f->u = u;
+}
+void tl_payload_bool(tl_payload *p, const char *key, bool b) {
+    tl_field *f = payload_slot(p, key, TLV_BOOL);
+    if (f) f->u = b;
+}
+void tl_payload_bin(tl_payload *p, const char *key, const void *ptr, size_t len) {
+    if (!ptr) return;
+    tl_field *f = payload_slot(p, key, TLV_BIN);
+    if (f) { f->ptr = ptr; f->len = len; }
+}
+void tl_payload_strlist(tl_payload *p, const char *key, const char *const *list, size_t n) {
+    if (!list) return;
+    tl_field *f = payload_slot(p, key, TLV_STRLIST);
+    if (f) { f->ptr = list; f->len = n; }
+}
+
+/* ================================================================ encoding */
+
+static int key_cmp(const char *a, size_t alen, const char *b, size_t blen) {
+    size_t n = alen < blen ? alen : blen;
+    int c = memcmp(a, b, n);
+    if (c) return c;
+    return alen < blen ? -1 : alen > blen ? 1 : 0;
+}
+
+static int field_cmp(const void *a, const void *b) {
+    const tl_field *x = a, *y = b;
+    return key_cmp(x->key, strlen(x->key), y->key, strlen(y->key));
+}
+
+static void pack_cstr(msgpack_packer *pk, const char *s, size_t n) {
+    msgpack_pack_str(pk, n);
+    msgpack_pack_str_body(pk, s, n);
+}
+
+static int pack_envelope_head(msgpack_packer *pk, const tl_envelope *env) {
+    if (!env->actor || !env->kind || !*env->actor || !*env->kind ||
+        strlen(env->actor) > TL_NAME_MAX || strlen(env->kind) > TL_NAME_MAX ||
+        (env->project && (!*env->project || strlen(env->project) > TL_NAME_MAX)))
+        return tl_fail(TL_EINVALID, "event envelope: bad actor, kind or project");
+    msgpack_pack_array(pk, 9);
+    msgpack_pack_uint64(pk, TL_FORMAT_VERSION);
+    msgpack_pack_uint64(pk, env->seq);
+    msgpack_pack_uint64(pk, env->ts);
+    msgpack_pack_bin(pk, TL_HASH_BYTES);
+    msgpack_pack_bin_body(pk, env->prev, TL_HASH_BYTES);
+    pack_cstr(pk, env->actor, strlen(env->actor));
+    pack_cstr(pk, env->kind, strlen(env->kind));
+    msgpack_pack_uint64(pk, env->schema);
+    if (env->project)
+        pack_cstr(pk, env->project, strlen(env->project));
+    else
+        msgpack_pack_nil(pk);
+    return 0;
+}
+
+int tl_event_encode(msgpack_sbuffer *buf, const tl_envelope *env, const tl_payload *payload) {
+    if (payload->n > TL_PAYLOAD_FIELDS_MAX)
+        return tl_fail(TL_EINVALID, "event payload: too many fields");
+    tl_field sorted[TL_PAYLOAD_FIELDS_MAX];
+    memcpy(sorted, payload->f, payload->n * sizeof *sorted);
+    qsort(sorted, payload->n, sizeof *sorted, field_cmp);
+    for (size_t i = 1; i < payload->n; i++)
+        if (field_cmp(&sorted[i - 1], &sorted[i]) == 0)
+            return tl_fail(TL_EINVALID, "event payload: duplicate field %s", sorted[i].key);
+
+    msgpack_sbuffer_clear(buf);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, buf, msgpack_sbuffer_write);
+    int rc = pack_envelope_head(&pk, env);
+    if (rc) return rc;
+    msgpack_pack_map(&pk, payload->n);
+    for (size_t i = 0; i < payload->n; i++) {
+        const tl_field *f = &sorted[i];
+        pack_cstr(&pk, f->key, strlen(f->key));
+        switch (f->type) {
+        case TLV_STR:
+            pack_cstr(&pk, f->ptr, f->len);
+            break;
+        case TLV_UINT:
+            msgpack_pack_uint64(&pk, f->u);
+            break;
+        case TLV_BOOL:
+            if (f->u) msgpack_pack_true(&pk); else msgpack_pack_false(&pk);
+            break;
+        case TLV_BIN:
+            msgpack_pack_bin(&pk, f->len);
+            msgpack_pack_bin_body(&pk, f->ptr, f->len);
+            break;
+        case TLV_STRLIST: {
+            const char *const *list = f->ptr;
+            msgpack_pack_array(&pk, f->len);
+            for (size_t j = 0; j < f->len; j++) pack_cstr(&pk, list[j], strlen(list[j]));
+            break;
+        }
+        case TLV_RAW:
+            return tl_fail(TL_EINVALID, "event payload: raw fields are not encodable");
+        }
+    }
+    if (buf->size > TL_EVENT_MAX) return tl_fail(TL_ETOOLARGE, "event over %u bytes", TL_EVENT_MAX);
+    return 0;
+}
+
+typedef struct kv_ref {
+    const msgpack_object_kv *kv;
+} kv_ref;
+
+static int kv_cmp(const void *a, const void *b) {
+    const msgpack_object_kv *x = ((const kv_ref *)a)->kv, *y = ((const kv_ref *)b)->kv;
+    return key_cmp(x->key.via.str.ptr, x->key.via.str.size, y->key.via.str.ptr, y->key.via.str.size);
+}
+
+static int pack_object_canonical(msgpack_packer *pk, const msgpack_object *o, int depth) {
+    if (depth > TL_DEPTH_MAX) return tl_fail(TL_EINVALID, "payload nested too deeply");
+    switch (o->type) {
+    case MSGPACK_OBJECT_NIL: return msgpack_pack_nil(pk), 0;
+    case MSGPACK_OBJECT_BOOLEAN:
+        return (o->via.boolean ? msgpack_pack_true(pk) : msgpack_pack_false(pk)), 0;
+    case MSGPACK_OBJECT_POSITIVE_INTEGER: return msgpack_pack_uint64(pk, o->via.u64), 0;
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER: return msgpack_pack_int64(pk, o->via.i64), 0;
+    case MSGPACK_OBJECT_STR:
+        pack_cstr(pk, o->via.str.ptr, o->via.str.size);
+        return 0;
+    case MSGPACK_OBJECT_BIN:
+        msgpack_pack_bin(pk, o->via.bin.size);
+        msgpack_pack_bin_body(pk, o->via.bin.ptr, o->via.bin.size);
+        return 0;
+    case MSGPACK_OBJECT_ARRAY:
+        msgpack_pack_array(pk, o->via.array.size);
+        for (uint32_t i = 0; i < o->via.array.size; i++) {
+            int rc = pack_object_canonical(pk, &o->via.array.ptr[i], depth + 1);
+            if (rc) return rc;
+        }
+        return 0;
+    case MSGPACK_OBJECT_MAP: {
+        uint32_t n = o->via.map.size;
+        kv_ref *refs = calloc(n ? n : 1, sizeof *refs);
+        if (!refs) return tl_fail(TL_ENOMEM, "out of memory");
+        for (uint32_t i = 0; i < n; i++) {
+            refs[i].kv = &o->via.map.ptr[i];
+            if (refs[i].kv->key.type != MSGPACK_OBJECT_STR) {
+                free(refs);
+                return tl_fail(TL_EINVALID, "payload map keys must be strings");
+            }
+        }
+        qsort(refs, n, sizeof *refs, kv_cmp);
+        for (uint32_t i = 1; i < n; i++)
+            if (kv_cmp(&refs[i - 1], &refs[i]) == 0) {
+                free(refs);
+                return tl_fail(TL_EINVALID, "payload map has a duplicate key");
+            }
+        msgpack_pack_map(pk, n);
+        int rc = 0;
+        for (uint32_t i = 0; i < n && !rc; i++) {
+            pack_cstr(pk, refs[i].kv->key.via.str.ptr, refs[i].kv->key.via.str.size);
+            rc = pack_object_canonical(pk, &refs[i].kv->val, depth + 1);
+        }
+        free(refs);
+        return rc;
+    }
+    default:
+        return tl_fail(TL_EINVALID, "payload holds a float or extension type");
+    }
+}
+
+int tl_event_encode_object(msgpack_sbuffer *buf, const tl_envelope *env,
+                           const msgpack_object *payload) {
+    if (payload->type != MSGPACK_OBJECT_MAP) return tl_fail(TL_EINVALID, "payload must be a map");
+    msgpack_sbuffer_clear(buf);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, buf, msgpack_sbuffer_write);
+    int rc = pack_envelope_head(&pk, env);
+    if (!rc) rc = pack_object_canonical(&pk, payload, 1);
+    if (!rc && buf->size > TL_EVENT_MAX) rc = tl_fail(TL_ETOOLARGE, "event over %u bytes", TL_EVENT_MAX);
+    if (!rc) rc = tl_msgpack_check_canonical((const uint8_t *)buf->data, buf->size);
+    return rc;
+}
+
+/* ================================================================ reading */
+
+enum mtype { MT_NIL, MT_BOOL, MT_UINT, MT_INT, MT_STR, MT_BIN, MT_ARR, MT_MAP };
+
+typedef struct reader {
+    const uint8_t *p, *end;
+} reader;
+
+static uint64_t be_read(const uint8_t *p, int n) {
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++) v = (v << 8) | p[i];
+    return v;
+}
+
+/*
+ * Read one header. For STR/BIN the body is checked to fit and skipped past is left to the
+ * caller (r->p points at the body). For ARR/MAP *val is the count. When `canonical`, any
+ * encoding longer than the smallest one is refused.
+ */
+static int rd_head(reader *r, int *type, uint64_t *val, bool canonical) {
+    if (r->p >= r->end) return -1;
+    uint8_t b = *r->p++;
+    size_t left = (size_t)(r->end - r->p);
+    int width = 0;
+    uint64_t min = 0;
+    if (b <= 0x7f) { *type = MT_UINT; *val = b; return 0; }
+    if (b >= 0xe0) { *type = MT_INT; *val = (uint64_t)(int64_t)(int8_t)b; return 0; }
+    if ((b & 0xe0) == 0xa0) { *type = MT_STR; *val = b & 0x1f; goto body; }
+    if ((b & 0xf0) == 0x90) { *type = MT_ARR; *val = b & 0x0f; goto count; }
+    if ((b & 0xf0) == 0x80) { *type = MT_MAP; *val = b & 0x0f; goto count; }
+    switch (b) {
+    case 0xc0: *type = MT_NIL; *val = 0; return 0;
+    case 0xc2: *type = MT_BOOL; *val = 0; return 0;
+    case 0xc3: *type = MT_BOOL; *val = 1; return 0;
+    case 0xcc: width = 1; min = 0x80; goto uint;
+    case 0xcd: width = 2; min = 0x100; goto uint;
+    case 0xce: width = 4; min = 0x10000; goto uint;
+    case 0xcf: width = 8; min = 0x100000000ull; goto uint;
+    case 0xd0: width = 1; goto sint;
+    case 0xd1: width = 2; goto sint;
+    case 0xd2: width = 4; goto sint;
+    case 0xd3: width = 8; goto sint;
+    case 0xd9: *type = MT_STR; width = 1; min = 32; goto len;
+    case 0xda: *type = MT_STR; width = 2; min = 0x100; goto len;
+    case 0xdb: *type = MT_STR; width = 4; min = 0x10000; goto len;
+    case 0xc4: *type = MT_BIN; width = 1; min = 0; goto len;
+    case 0xc5: *type = MT_BIN; width = 2; min = 0x100; goto len;
+    case 0xc6: *type = MT_BIN; width = 4; min = 0x10000; goto len;
+    case 0xdc: *type = MT_ARR; width = 2; min = 16; goto clen;
+    case 0xdd: *type = MT_ARR; width = 4; min = 0x10000; goto clen;
+    case 0xde: *type = MT_MAP; width = 2; min = 16; goto clen;
+    case 0xdf: *type = MT_MAP; width = 4; min = 0x10000; goto clen;
+    default: return -1; /* floats, ext, never-used */
+    }
+uint:
+    if (left < (size_t)width) return -1;
+    *type = MT_UINT;
+    *val = be_read(r->p, width);
+    r->p += width;
+    if (canonical && *val < min) return -1;
+    return 0;
+sint: {
+    if (left < (size_t)width) return -1;
+    uint64_t raw = be_read(r->p, width);
+    r->p += width;
+    int64_t v;
+    if (width == 1) v = (int8_t)raw;
+    else if (width == 2) v = (int16_t)raw;
+    else if (width == 4) v = (int32_t)raw;
+    else v = (int64_t)raw;
+    *type = MT_INT;
+    *val = (uint64_t)v;
+    if (canonical) {
+        /* the packer writes non-negative values as uints and each negative in the
+         * narrowest signed width */
+        int64_t lo = width == 1 ? -32 : width == 2 ? -128 : width == 4 ? -32768 : -2147483648LL;
+        if (v >= lo) return -1;
+    }
+    return 0;
+}
+len:
+    if (left < (size_t)width) return -1;
+    *val = be_read(r->p, width);
+    r->p += width;
+    if (canonical && *val < min) return -1;
+body:
+    if (*val > (uint64_t)(r->end - r->p)) return -1;
+    return 0;
+clen:
+    if (left < (size_t)width) return -1;
+    *val = be_read(r->p, width);
+    r->p += width;
+    if (canonical && *val < min) return -1;
+count:
+    /* every element takes at least one byte: bounds absurd counts before any loop */
+    if (*val > (uint64_t)(r->end - r->p) || (*type == MT_MAP && *val * 2 > (uint64_t)(r->end - r->p)))
+        return -1;
+    return 0;
+}
+
+static bool utf8_valid(const uint8_t *s, size_t n) {
+    size_t i = 0;
+    while (i < n) {
+        uint8_t c = s[i];
+        if (c < 0x80) { i++; continue; }
+        size_t k;
+        uint32_t cp;
+        if ((c & 0xe0) == 0xc0) { k = 1; cp = c & 0x1f; }
+        else if ((c & 0xf0) == 0xe0) { k = 2; cp = c & 0x0f; }
+        else if ((c & 0xf8) == 0xf0) { k = 3; cp = c & 0x07; }
+        else return false;
+        if (n - i - 1 < k) return false;
+        for (size_t j = 1; j <= k; j++) {
+            if ((s[i + j] & 0xc0) != 0x80) return false;
+            cp = (cp << 6) | (s[i + j] & 0x3f);
+        }
+        if ((k == 1 && cp < 0x80) || (k == 2 && cp < 0x800) || (k == 3 && cp < 0x10000) ||
+            cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+            return false;
+        i += k + 1;
+    }
+    return true;
+}
+
+bool tl_utf8_valid(const uint8_t *s, size_t n) { return utf8_valid(s, n); }
+
+/* Walk one value, checking it completely. */
+static int check_value(reader *r, int depth) {
+    int type;
+    uint64_t val;
+    if (depth > TL_DEPTH_MAX) return -1;
+    if (rd_head(r, &type, &val, true)) return -1;
+    switch (type) {
+    case MT_STR:
+        if (!utf8_valid(r->p, (size_t)val)) return -1;
+        r->p += val;
+        return 0;
+    case MT_BIN:
+        r->p += val;
+        return 0;
+    case MT_ARR:
+        for (uint64_t i = 0; i < val; i++)
+            if (check_value(r, depth + 1)) return -1;
+        return 0;
+    case MT_MAP: {
+        const uint8_t *prev = NULL;
+        size_t prev_len = 0;
+        for (uint64_t i = 0; i < val; i++) {
+            int kt;
+            uint64_t klen;
+            if (rd_head(r, &kt, &klen, true) || kt != MT_STR) return -1;
+            const uint8_t *k = r->p;
+            if (!utf8_valid(k, (size_t)klen)) return -1;
+            r->p += klen;
+            if (prev && key_cmp((const char *)prev, prev_len, (const char *)k, (size_t)klen) >= 0)
+                return -1; /* keys strictly ascending: sorted and unique */
+            prev = k;
+            prev_len = (size_t)klen;
+            if (check_value(r, depth + 1)) return -1;
+        }
+        return 0;
+    }
+    default:
+        return 0;
+    }
+}
+
+int tl_msgpack_check_canonical(const uint8_t *bytes, size_t len) {
+    if (len == 0 || len > TL_EVENT_MAX) return tl_fail(TL_ECORRUPT, "event of %zu bytes", len);
+    reader r = {bytes, bytes + len};
+    if (check_value(&r, 1)) return tl_fail(TL_ECORRUPT, "event bytes are not canonical msgpack");
+    if (r.p != r.end) return tl_fail(TL_ECORRUPT, "%zu trailing bytes after the event", (size_t)(r.end - r.p));
+    return 0;
+}
+
+/* Skip one value already known to be well formed. */
+static void skip_value(reader *r) {
+    int type;
+    uint64_t val;
+    if (rd_head(r, &type, &val, false)) { r->p = r->end; return; }
+    if (type == MT_STR || type == MT_BIN) r->p += val;
+    else if (type == MT_ARR) for (uint64_t i = 0; i < val; i++) skip_value(r);
+    else if (type == MT_MAP) for (uint64_t i = 0; i < 2 * val; i++) skip_value(r);
+}
+
+static int rd_name(reader *r, char *dst, bool allow_nil, bool *is_nil) {
+    int type;
+    uint64_t n;
+    if (rd_head(r, &type, &n, true)) return -1;
+    if (type == MT_NIL && allow_nil) { *is_nil = true; dst[0] = 0; return 0; }
+    if (type != MT_STR || n == 0 || n > TL_NAME_MAX) return -1;
+    memcpy(dst, r->p, n);
+    dst[n] = 0;
+    if (memchr(dst, 0, n)) return -1;
+    r->p += n;
+    if (is_nil) *is_nil = false;
+    return 0;
+}
+
+int tl_event_decode(tl_event *ev, const uint8_t *bytes, size_t len) {
+    memset(ev, 0, sizeof *ev);
+    int rc = tl_msgpack_check_canonical(bytes, len);
+    if (rc) return rc;
+    reader r = {bytes, bytes + len};
+    int type;
+    uint64_t val;
+    if (rd_head(&r, &type, &val, true) || type != MT_ARR || val != 9)
+        return tl_fail(TL_ECORRUPT, "event is not an array of 9 items");
+    if (rd_head(&r, &type, &ev->format, true) || type != MT_UINT)
+        return tl_fail(TL_ECORRUPT, "event format is not an integer");
+    if (ev->format != TL_FORMAT_VERSION)
+        return tl_fail(TL_EVERSION, "event format version %llu is unknown", (unsigned long long)ev->format);
+    if (rd_head(&r, &type, &ev->seq, true) || type != MT_UINT || ev->seq == 0)
+        return tl_fail(TL_ECORRUPT, "event sequence is not a positive integer");
+    if (rd_head(&r, &type, &ev->ts, true) || type != MT_UINT)
+        return tl_fail(TL_ECORRUPT, "event time is not an integer");
+    if (rd_head(&r, &type, &val, true) || type != MT_BIN || val != TL_HASH_BYTES)
+        return tl_fail(TL_ECORRUPT, "event previous hash is not 32 bytes");
+    ev->prev = r.p;
+    r.p += TL_HASH_BYTES;
+    if (rd_name(&r, ev->actor, false, NULL)) return tl_fail(TL_ECORRUPT, "event actor is malformed");
+    if (rd_name(&r, ev->kind, false, NULL)) return tl_fail(TL_ECORRUPT, "event kind is malformed");
+    if (rd_head(&r, &type, &ev->schema, true) || type != MT_UINT || ev->schema == 0)
+        return tl_fail(TL_ECORRUPT, "event schema is not a positive integer");
+    bool nil = true;
+    if (rd_name(&r, ev->project, true, &nil)) return tl_fail(TL_ECORRUPT, "event project is malformed");
+    ev->has_project = !nil;
+    ev->payload = r.p;
+    if (rd_head(&r, &type, &val, true) || type != MT_MAP)
+        return tl_fail(TL_ECORRUPT, "event payload is not a map");
+    ev->payload_len = (size_t)(r.end - ev->payload);
+    ev->bytes = bytes;
+    ev->len = len;
+    return 0;
+}
+
+/* Find key in the payload map; r is left at its value. */
+static int find_field(const tl_event *ev, const char *key, reader *r) {
+    r->p = ev->payload;
+    r->end = ev->payload + ev->payload_len;
+    int type;
+    uint64_t n;
+    if (rd_head(r, &type, &n, false) || type != MT_MAP) return TL_ECORRUPT;
+    size_t klen = strlen(key);
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t len;
+        if (rd_head(r, &type, &len, false) || type != MT_STR) return TL_ECORRUPT;
+        bool match = len == klen && memcmp(r->p, key, klen) == 0;
+        r->p += len;
+        if (match) return 0;
+        skip_value(r);
+    }
+    return TL_ENOTFOUND;
+}
+
+static int field_of_type(const tl_event *ev, const char *key, int want, uint64_t *val, reader *r) {
+    int rc = find_field(ev, key, r);
+    if (rc) return rc;
+    int type;
+    if (rd_head(r, &type, val, false) || type != want) return TL_ECORRUPT;
+    return 0;
+}
+
+int tl_ev_str(const tl_event *ev, const char *key, tl_bytes *out) {
+    reader r;
+    uint64_t n;
+    int rc = field_of_type(ev, key, MT_STR, &n, &r);
+    if (rc) return rc;
+    out->ptr = r.p;
+    out->len = (size_t)n;
+    return 0;
+}
+
+int tl_ev_bin(const tl_event *ev, const char *key, tl_bytes *out) {
+    reader r;
+    uint64_t n;
+    int rc = field_of_type(ev, key, MT_BIN, &n, &r);
+    if (rc) return rc;
+    out->ptr = r.p;
+    out->len = (size_t)n;
+    return 0;
+}
+
+int tl_ev_uint(const tl_event *ev, const char *key, uint64_t *out) {
+    reader r;
+    return field_of_type(ev, key, MT_UINT, out, &r);
+}
+
+int tl_ev_bool(const tl_event *ev, const char *key, bool *out) {
+    reader r;
+    uint64_t v;
+    int rc = field_of_type(ev, key, MT_BOOL, &v, &r);
+    if (!rc) *out = v != 0;
+    return rc;
+}
+
+int tl_ev_list(const tl_event *ev, const char *key, tl_bytes *list_bytes, size_t *count) {
+    reader r;
+    uint64_t n;
+    int rc = field_of_type(ev, key, MT_ARR, &n, &r);
+    if (rc) return rc;
+    list_bytes->ptr = r.p;
+    list_bytes->len = (size_t)(ev->payload + ev->payload_len - r.p);
+    *count = (size_t)n;
+    return 0;
+}
+
+int tl_ev_list_next(const tl_bytes *list_bytes, size_t *pos, tl_bytes *item) {
+    reader r = {list_bytes->ptr + *pos, list_bytes->ptr + list_bytes->len};
+    int type;
+    uint64_t n;
+    if (rd_head(&r, &type, &n, false) || type != MT_STR) return TL_ECORRUPT;
+    item->ptr = r.p;
+    item->len = (size_t)n;
+    r.p += n;
+    *pos = (size_t)(r.p - list_bytes->ptr);
+    return 0;
+}
+
+int tl_bytes_cstr(const tl_bytes *b, char *dst, size_t cap) {
+    if (b->len + 1 > cap) return TL_ECORRUPT;
+    memcpy(dst, b->ptr, b->len);
+    dst[b->len] = 0;
+    return 0;
+}
+
+bool tl_bytes_eq(const tl_bytes *b, const char *s) {
+    size_t n = strlen(s);
+    return b->len == n && memcmp(b->ptr, s, n) == 0;
+}
+
+/* ================================================================ JSON rendering */
+
+static void sb_grow(tl_strbuf *sb, size_t extra) {
+    if (sb->oom) return;
+    if (sb->len + extra + 1 <= sb->cap) return;
+    size_t cap = sb->cap ? sb->cap : 256;
+    while (cap < sb->len + extra + 1) cap *= 2;
+    char *p = realloc(sb->ptr, cap);
+    if (!p) { sb->oom = true; return; }
+    sb->ptr = p;
+    sb->cap = cap;
+}
+
+void tl_sb_put(tl_strbuf *sb, const char *s, size_t n) {
+    sb_grow(sb, n);
+    if (sb->oom) return;
+    memcpy(sb->ptr + sb->len, s, n);
+    sb->len += n;
+    sb->ptr[sb->len] = 0;
+}
+
+void tl_sb_puts(tl_strbuf *sb, const char *s) { tl_sb_put(sb, s, strlen(s)); }
+
+void tl_sb_printf(tl_strbuf *sb, const char *fmt, ...) {
+    char tmp[256];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    if (n < 0) return;
+    if ((size_t)n < sizeof tmp) { tl_sb_put(sb, tmp, (size_t)n); return; }
+    sb_grow(sb, (size_t)n);
+    if (sb->oom) return;
+    va_start(ap, fmt);
+    vsnprintf(sb->ptr + sb->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    sb->len += (size_t)n;
+}
+
+void tl_sb_json_str(tl_strbuf *sb, const char *s, size_t n) {
+    static const char hex[] = "0123456789abcdef";
+    tl_sb_put(sb, "\"", 1);
+    size_t start = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\') continue;
+        tl_sb_put(sb, s + start, i - start);
+        start = i + 1;
+        char esc[7];
+        switch (c) {
+        case '"': tl_sb_put(sb, "\\\"", 2); break;
+        case '\\': tl_sb_put(sb, "\\\\", 2); break;
+        case '\n': tl_sb_put(sb, "\\n", 2); break;
+        case '\r': tl_sb_put(sb, "\\r", 2); break;
+        case '\t': tl_sb_put(sb, "\\t", 2); break;
+        default:
+            esc[0] = '\\'; esc[1] = 'u'; esc[2] = '0'; esc[3] = '0';
+            esc[4] = hex[c >> 4]; esc[5] = hex[c & 15]; esc[6] = 0;
+            tl_sb_put(sb, esc, 6);
+        }
+    }
+    tl_sb_put(sb, s + start, n - start);
+    tl_sb_put(sb, "\"", 1);
+}
+
+void tl_sb_hex(tl_strbuf *sb, const uint8_t *p, size_t n) {
+    static const char hex[] = "0123456789abcdef";
+    sb_grow(sb, n * 2);
+    if (sb->oom) return;
+    for (size_t i = 0; i < n; i++) {
+        sb->ptr[sb->len++] = hex[p[i] >> 4];
+        sb->ptr[sb->len++] = hex[p[i] & 15];
+    }
+    sb->ptr[sb->len] = 0;
+}
+
+static int json_value(tl_strbuf *sb, reader *r, int depth) {
+    int type;
+    uint64_t val;
+    if (depth > TL_DEPTH_MAX || rd_head(r, &type, &val, false)) return TL_ECORRUPT;
+    switch (type) {
+    case MT_NIL: tl_sb_puts(sb, "null"); break;
+    case MT_BOOL: tl_sb_puts(sb, val ? "true" : "false"); break;
+    case MT_UINT: tl_sb_printf(sb, "%llu", (unsigned long long)val); break;
+    case MT_INT: tl_sb_printf(sb, "%lld", (long long)(int64_t)val); break;
+    case MT_STR: tl_sb_json_str(sb, (const char *)r->p, (size_t)val); r->p += val; break;
+    case MT_BIN: tl_sb_put(sb, "\"", 1); tl_sb_hex(sb, r->p, (size_t)val); tl_sb_put(sb, "\"", 1); r->p += val; break;
+    case MT_ARR:
+        tl_sb_put(sb, "[", 1);
+        for (uint64_t i = 0; i < val; i++) {
+            if (i) tl_sb_put(sb, ",", 1);
+            if (json_value(sb, r, depth + 1)) return TL_ECORRUPT;
+        }
+        tl_sb_put(sb, "]", 1);
+        break;
+    case MT_MAP:
+        tl_sb_put(sb, "{", 1);
+        for (uint64_t i = 0; i < val; i++) {
+            if (i) tl_sb_put(sb, ",", 1);
+            if (json_value(sb, r, depth + 1)) return TL_ECORRUPT;
+            tl_sb_put(sb, ":", 1);
+            if (json_value(sb, r, depth + 1)) return TL_ECORRUPT;
+        }
+        tl_sb_put(sb, "}", 1);
+        break;
+    }
+    return 0;
+}
+
+int tl_sb_msgpack_json(tl_strbuf *sb, const uint8_t *bytes, size_t len) {
+    reader r = {bytes, bytes + len};
+    return json_value(sb, &r, 1);
+}
+
+char *tl_sb_take(tl_strbuf *sb) {
+    if (sb->oom) { free(sb->ptr); sb->ptr = NULL; sb->len = sb->cap = 0; return NULL; }
+    if (!sb->ptr) tl_sb_put(sb, "", 0);
+    char *p = sb->ptr;
+    sb->ptr = NULL;
+    sb->len = sb->cap = 0;
+    return p;
+}

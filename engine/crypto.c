@@ -1,0 +1,135 @@
+/*
+ * crypto.c — libsodium behind the few operations the log needs.
+ *
+ * The key file holds the 64-byte libsodium secret key and nothing else. It is created with
+ * O_EXCL and mode 0600 and fsynced before the log refers to it; reading refuses a file that
+ * others may read, because a leaked writer key lets anyone forge history.
+ */
+#include "crypto.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "error.h"
+
+int tl_crypto_init(void) {
+    if (sodium_init() < 0) return tl_fail(TL_EKEY, "libsodium failed to initialise");
+    return 0;
+}
+
+void tl_hash(uint8_t out[TL_HASH_BYTES], const void *data, size_t len) {
+    crypto_generichash(out, TL_HASH_BYTES, data, len, NULL, 0);
+}
+
+void tl_commit(uint8_t out[TL_HASH_BYTES], const uint8_t salt[TL_SALT_BYTES], const void *content, size_t len) {
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, NULL, 0, TL_HASH_BYTES);
+    crypto_generichash_update(&st, salt, TL_SALT_BYTES);
+    crypto_generichash_update(&st, content, len);
+    crypto_generichash_final(&st, out, TL_HASH_BYTES);
+}
+
+void tl_random(void *buf, size_t len) { randombytes_buf(buf, len); }
+
+void tl_keypair_generate(tl_keypair *kp) { crypto_sign_keypair(kp->pk, kp->sk); }
+
+void tl_keypair_wipe(tl_keypair *kp) { sodium_memzero(kp, sizeof *kp); }
+
+int tl_keyfile_write(const char *path, const tl_keypair *kp) {
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) return tl_fail(TL_EKEY, "cannot create key file %s: %s", path, strerror(errno));
+    ssize_t w = write(fd, kp->sk, TL_SECRETKEY_BYTES);
+    int ok = w == TL_SECRETKEY_BYTES && fsync(fd) == 0;
+    int saved = errno;
+    close(fd);
+    if (!ok) {
+        unlink(path);
+        return tl_fail(TL_EKEY, "cannot write key file %s: %s", path, strerror(saved));
+    }
+    return 0;
+}
+
+int tl_keyfile_read(const char *path, tl_keypair *kp) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) return tl_fail(TL_EKEY, "cannot open key file %s: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return tl_fail(TL_EKEY, "key file %s is not a regular file", path);
+    }
+    if (st.st_mode & 077) {
+        close(fd);
+        return tl_fail(TL_EKEY, "key file %s is accessible by others (mode %03o); chmod 600 it",
+                       path, (unsigned)(st.st_mode & 0777));
+    }
+    ssize_t r = read(fd, kp->sk, TL_SECRETKEY_BYTES);
+    uint8_t extra;
+    ssize_t more = read(fd, &extra, 1);
+    close(fd);
+    if (r != TL_SECRETKEY_BYTES || more != 0) {
+        sodium_memzero(kp, sizeof *kp);
+        return tl_fail(TL_EKEY, "key file %s is not a %d-byte ed25519 key", path, TL_SECRETKEY_BYTES);
+    }
+    crypto_sign_ed25519_sk_to_pk(kp->pk, kp->sk);
+    return 0;
+}
+
+void tl_sign(uint8_t sig[TL_SIGNATURE_BYTES], const uint8_t *msg, size_t len, const tl_keypair *kp) {
+    crypto_sign_detached(sig, NULL, msg, len, kp->sk);
+}
+
+int tl_verify_sig(const uint8_t sig[TL_SIGNATURE_BYTES], const uint8_t *msg, size_t len,
+                  const uint8_t pk[TL_PUBKEY_BYTES]) {
+    return crypto_sign_verify_detached(sig, msg, len, pk) == 0 ? 0 : -1;
+}
+
+typedef struct par_job {
+    size_t n;
+    atomic_size_t next;
+    void (*fn)(size_t, void *);
+    void *ctx;
+} par_job;
+
+/* Work is handed out in chunks from a shared counter, so an unevenly loaded core (the
+ * machine is shared) takes less of it instead of everyone waiting for the slowest. */
+static void *par_worker(void *arg) {
+    par_job *job = arg;
+    const size_t chunk = 64;
+    for (;;) {
+        size_t start = atomic_fetch_add(&job->next, chunk);
+        if (start >= job->n) break;
+        size_t end = start + chunk < job->n ? start + chunk : job->n;
+        for (size_t i = start; i < end; i++) job->fn(i, job->ctx);
+    }
+    return NULL;
+}
+
+void tl_parallel_for(size_t n, unsigned threads, void (*fn)(size_t i, void *ctx), void *ctx) {
+    if (threads < 1) threads = 1;
+    if (threads > 16) threads = 16;
+    par_job job = {.n = n, .fn = fn, .ctx = ctx};
+    atomic_init(&job.next, 0);
+    pthread_t tids[16];
+    unsigned started = 0;
+    if (n >= 128)
+        for (unsigned t = 1; t < threads; t++)
+            if (pthread_create(&tids[started], NULL, par_worker, &job) == 0) started++;
+    par_worker(&job);
+    for (unsigned t = 0; t < started; t++) pthread_join(tids[t], NULL);
+}
+
+void tl_hex(char *out, const uint8_t *in, size_t n) { sodium_bin2hex(out, 2 * n + 1, in, n); }
+
+int tl_unhex(uint8_t *out, size_t n, const char *hex) {
+    size_t got = 0;
+    const char *end = NULL;
+    if (strlen(hex) != 2 * n) return TL_EINVALID;
+    if (sodium_hex2bin(out, n, hex, 2 * n, NULL, &got, &end) != 0 || got != n || *end) return TL_EINVALID;
+    return 0;
+}

@@ -1,0 +1,655 @@
+/*
+ * log.c — the LMDB environment and the append path.
+ *
+ * Layout (docs/FORMAT.md): one environment per directory; the named database "log" maps an
+ * 8-byte big-endian sequence number to a record (canonical event bytes followed by the
+ * 64-byte ed25519 signature), written with MDB_APPEND; "meta" holds the format version, the
+ * head (sequence, hash, time, current key) and each applier's last applied sequence;
+ * "content" holds erasable content by commitment. Appliers' own databases live beside them.
+ *
+ * Why signatures are computed at commit: the chain hashes event bytes only, so the events of
+ * a batch can be encoded, chained and applied one after another (rules see the effects of
+ * earlier commands of the same batch) while the expensive signatures wait until commit,
+ * where they are spread over both cores.
+ */
+#include "log.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "error.h"
+
+#define TL_MAP_INITIAL (1ull << 30)  /* virtual space only: the file grows as pages are used */
+#define TL_MAP_LIMIT (1ull << 40)
+#define TL_MAPFULL TL_EMAPFULL
+
+static const char META_FORMAT[] = "format";
+static const char META_HEAD[] = "head";
+static const char META_GENESIS_KEY[] = "genesis_key";
+static const char META_MAX_ATTACHMENT[] = "max_attachment";
+
+uint64_t tl_now_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+void tl_seq_key(uint8_t key[8], uint64_t seq) {
+    for (int i = 7; i >= 0; i--) { key[i] = (uint8_t)seq; seq >>= 8; }
+}
+
+uint64_t tl_seq_from_key(const void *key) {
+    const uint8_t *k = key;
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++) v = (v << 8) | k[i];
+    return v;
+}
+
+int tl_record_split(const MDB_val *v, const uint8_t **bytes, size_t *len, const uint8_t **sig) {
+    if (v->mv_size <= TL_SIGNATURE_BYTES || v->mv_size > TL_EVENT_MAX + TL_SIGNATURE_BYTES)
+        return tl_fail(TL_ECORRUPT, "record of %zu bytes", v->mv_size);
+    *bytes = v->mv_data;
+    *len = v->mv_size - TL_SIGNATURE_BYTES;
+    *sig = (const uint8_t *)v->mv_data + *len;
+    return 0;
+}
+
+/* ================================================================ environment */
+
+static char *path_join(const char *dir, const char *name) {
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *p = malloc(n);
+    if (p) snprintf(p, n, "%s/%s", dir, name);
+    return p;
+}
+
+int tl_get(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t klen, MDB_val *v) {
+    MDB_val key = {klen, (void *)k};
+    int rc = mdb_get(txn, dbi, &key, v);
+    if (rc == MDB_NOTFOUND) return TL_ENOTFOUND;
+    if (rc) return tl_fail_mdb(rc, "read");
+    return 0;
+}
+
+int tl_head_read(MDB_txn *txn, tl_log *log, tl_head *head) {
+    MDB_val v;
+    int rc = tl_get(txn, log->db_meta, META_HEAD, sizeof META_HEAD - 1, &v);
+    if (rc == TL_ENOTFOUND) {
+        memset(head, 0, sizeof *head);
+        return 0;
+    }
+    if (rc) return rc;
+    if (v.mv_size != 8 + TL_HASH_BYTES + 8 + TL_PUBKEY_BYTES)
+        return tl_fail(TL_ECORRUPT, "log head record is damaged");
+    const uint8_t *p = v.mv_data;
+    head->seq = tl_seq_from_key(p);
+    memcpy(head->hash, p + 8, TL_HASH_BYTES);
+    head->ts = tl_seq_from_key(p + 8 + TL_HASH_BYTES);
+    memcpy(head->pk, p + 16 + TL_HASH_BYTES, TL_PUBKEY_BYTES);
+    return 0;
+}
+
+static int head_write(tl_wtxn *w) {
+    uint8_t buf[8 + TL_HASH_BYTES + 8 + TL_PUBKEY_BYTES];
+    tl_seq_key(buf, w->head.seq);
+    memcpy(buf + 8, w->head.hash, TL_HASH_BYTES);
+    tl_seq_key(buf + 8 + TL_HASH_BYTES, w->head.ts);
+    memcpy(buf + 16 + TL_HASH_BYTES, w->head.pk, TL_PUBKEY_BYTES);
+    return tl_put(w, w->log->db_meta, META_HEAD, sizeof META_HEAD - 1, buf, sizeof buf, 0);
+}
+
+int tl_db_open(tl_log *log, const char *name, unsigned flags, MDB_dbi *dbi) {
+    MDB_txn *txn;
+    bool ro = log->flags & TL_OPEN_READONLY;
+    int rc = mdb_txn_begin(log->env, NULL, ro ? MDB_RDONLY : 0, &txn);
+    if (rc) return tl_fail_mdb(rc, "open database");
+    rc = mdb_dbi_open(txn, name, ro ? flags : flags | MDB_CREATE, dbi);
+    if (rc) {
+        mdb_txn_abort(txn);
+        if (rc == MDB_NOTFOUND)
+            return tl_fail(TL_ECORRUPT, "database %s is missing (open the log writable once to create it)", name);
+        return tl_fail_mdb(rc, name);
+    }
+    rc = mdb_txn_commit(txn);
+    if (rc) return tl_fail_mdb(rc, "open database");
+    return 0;
+}
+
+int tl_log_register(tl_log *log, const tl_applier *applier) {
+    if (log->napplier >= TL_MAX_APPLIERS) return tl_fail(TL_EUSAGE, "too many appliers");
+    log->appliers[log->napplier++] = *applier;
+    return 0;
+}
+
+static int check_format(tl_log *log) {
+    MDB_txn *txn;
+    int rc = tl_rtxn_begin(log, &txn);
+    if (rc) return rc;
+    MDB_val v;
+    rc = tl_get(txn, log->db_meta, META_FORMAT, sizeof META_FORMAT - 1, &v);
+    if (rc == TL_ENOTFOUND) {
+        rc = tl_fail(TL_ECORRUPT, "%s holds no threadlog log (no format record)", log->dir);
+    } else if (!rc) {
+        if (v.mv_size != 8) {
+            rc = tl_fail(TL_ECORRUPT, "format record is damaged");
+        } else if (tl_seq_from_key(v.mv_data) != TL_FORMAT_VERSION) {
+            rc = tl_fail(TL_EVERSION, "log format version %llu; this build reads version %d",
+                         (unsigned long long)tl_seq_from_key(v.mv_data), TL_FORMAT_VERSION);
+        }
+    }
+    if (!rc) {
+        rc = tl_get(txn, log->db_meta, META_GENESIS_KEY, sizeof META_GENESIS_KEY - 1, &v);
+        if (!rc && v.mv_size == TL_PUBKEY_BYTES) memcpy(log->genesis_pk, v.mv_data, TL_PUBKEY_BYTES);
+        else if (!rc) rc = tl_fail(TL_ECORRUPT, "genesis key record is damaged");
+    }
+    if (!rc) {
+        rc = tl_get(txn, log->db_meta, META_MAX_ATTACHMENT, sizeof META_MAX_ATTACHMENT - 1, &v);
+        if (!rc && v.mv_size == 8) log->max_attachment = tl_seq_from_key(v.mv_data);
+        else if (!rc) rc = tl_fail(TL_ECORRUPT, "limits record is damaged");
+    }
+    tl_rtxn_end(log, txn);
+    return rc;
+}
+
+/* Finish a rotation that crashed between committing key.rotated and renaming the key file. */
+static int load_writer_key(tl_log *log) {
+    char *path = path_join(log->dir, TL_KEY_FILE);
+    char *path_new = path_join(log->dir, TL_KEY_FILE_NEW);
+    int rc = (path && path_new) ? 0 : tl_fail(TL_ENOMEM, "out of memory");
+    tl_head head;
+    MDB_txn *txn = NULL;
+    if (!rc) rc = tl_rtxn_begin(log, &txn);
+    if (!rc) {
+        rc = tl_head_read(txn, log, &head);
+        tl_rtxn_end(log, txn);
+    }
+    if (!rc) rc = tl_keyfile_read(path, &log->key);
+    if (!rc && memcmp(log->key.pk, head.pk, TL_PUBKEY_BYTES) != 0) {
+        tl_keypair next;
+        if (tl_keyfile_read(path_new, &next) == 0 && memcmp(next.pk, head.pk, TL_PUBKEY_BYTES) == 0) {
+            if (rename(path_new, path) != 0) rc = tl_fail(TL_EKEY, "cannot finish key rotation: %s", strerror(errno));
+            else log->key = next;
+        } else {
+            rc = tl_fail(TL_EKEY, "the writer key in %s is not the log's current key", path);
+        }
+        tl_keypair_wipe(&next);
+    }
+    if (!rc) log->have_key = true;
+    else tl_keypair_wipe(&log->key);
+    free(path);
+    free(path_new);
+    return rc;
+}
+
+int tl_engine_open(tl_log **out, const char *dir, unsigned flags) {
+    *out = NULL;
+    int rc = tl_crypto_init();
+    if (rc) return rc;
+    struct stat st;
+    char *data = path_join(dir, TL_DATA_FILE);
+    if (!data) return tl_fail(TL_ENOMEM, "out of memory");
+    int exists = stat(data, &st) == 0;
+    free(data);
+    if (!exists) return tl_fail(TL_ENOTFOUND, "%s holds no threadlog log", dir);
+
+    tl_log *log = calloc(1, sizeof *log);
+    if (!log) return tl_fail(TL_ENOMEM, "out of memory");
+    log->dir = strdup(dir);
+    log->flags = flags;
+    log->sign_threads = 2;
+    pthread_rwlock_init(&log->map_lock, NULL);
+    pthread_mutex_init(&log->write_mu, NULL);
+    if (!log->dir) { tl_engine_close(log); return tl_fail(TL_ENOMEM, "out of memory"); }
+
+    if ((rc = mdb_env_create(&log->env)) != 0) { tl_engine_close(log); return tl_fail_mdb(rc, "create environment"); }
+    mdb_env_set_maxdbs(log->env, TL_MAX_DBS);
+    mdb_env_set_maxreaders(log->env, 254);
+    unsigned env_flags = MDB_NOTLS;
+    if (flags & TL_OPEN_READONLY) env_flags |= MDB_RDONLY;
+    if (flags & TL_OPEN_NOSYNC) env_flags |= MDB_NOSYNC;
+    rc = mdb_env_open(log->env, dir, env_flags, 0600);
+    if (rc) {
+        tl_engine_close(log);
+        return rc == EACCES && !(flags & TL_OPEN_READONLY) ? tl_fail(TL_EREADONLY, "cannot open %s for writing", dir)
+                                                          : tl_fail_mdb(rc, "open log");
+    }
+    /* another process may have grown the map: adopt the size recorded in the file */
+    MDB_envinfo info;
+    mdb_env_info(log->env, &info);
+    if (info.me_mapsize < TL_MAP_INITIAL && !(flags & TL_OPEN_READONLY)) mdb_env_set_mapsize(log->env, TL_MAP_INITIAL);
+
+    if ((rc = tl_db_open(log, "log", 0, &log->db_log)) || (rc = tl_db_open(log, "meta", 0, &log->db_meta)) ||
+        (rc = tl_db_open(log, "content", 0, &log->db_content)) || (rc = check_format(log))) {
+        tl_engine_close(log);
+        return rc;
+    }
+    if (!(flags & TL_OPEN_READONLY) && (rc = load_writer_key(log)) != 0) {
+        tl_engine_close(log);
+        return rc;
+    }
+    *out = log;
+    return 0;
+}
+
+void tl_engine_close(tl_log *log) {
+    if (!log) return;
+    if (log->commands_free) log->commands_free(log->commands);
+    if (log->env) mdb_env_close(log->env);
+    tl_keypair_wipe(&log->key);
+    tl_keypair_wipe(&log->next_key);
+    pthread_rwlock_destroy(&log->map_lock);
+    pthread_mutex_destroy(&log->write_mu);
+    free(log->dir);
+    free(log);
+}
+
+int tl_log_grow_map(tl_log *log) {
+    pthread_rwlock_wrlock(&log->map_lock);
+    MDB_envinfo info;
+    mdb_env_info(log->env, &info);
+    size_t want = info.me_mapsize * 2;
+    int rc = 0;
+    if (want > TL_MAP_LIMIT) rc = tl_fail(TL_ESTORAGE, "log map would exceed %llu bytes", (unsigned long long)TL_MAP_LIMIT);
+    else if ((rc = mdb_env_set_mapsize(log->env, want)) != 0) rc = tl_fail_mdb(rc, "grow map");
+    pthread_rwlock_unlock(&log->map_lock);
+    return rc;
+}
+
+/* Begin a transaction; adopt a map grown by another process (MDB_MAP_RESIZED). */
+static int txn_begin(tl_log *log, unsigned flags, MDB_txn **txn) {
+    for (int attempt = 0; attempt < 3; attempt++) {
+        pthread_rwlock_rdlock(&log->map_lock);
+        int rc = mdb_txn_begin(log->env, NULL, flags, txn);
+        if (rc == 0) return 0;
+        pthread_rwlock_unlock(&log->map_lock);
+        if (rc != MDB_MAP_RESIZED) return tl_fail_mdb(rc, "begin transaction");
+        pthread_rwlock_wrlock(&log->map_lock);
+        mdb_env_set_mapsize(log->env, 0);
+        pthread_rwlock_unlock(&log->map_lock);
+    }
+    return tl_fail(TL_ESTORAGE, "the map keeps being resized by another process");
+}
+
+int tl_rtxn_begin(tl_log *log, MDB_txn **txn) { return txn_begin(log, MDB_RDONLY, txn); }
+
+void tl_rtxn_end(tl_log *log, MDB_txn *txn) {
+    if (!txn) return;
+    mdb_txn_abort(txn);
+    pthread_rwlock_unlock(&log->map_lock);
+}
+
+/* ================================================================ writing */
+
+int tl_wtxn_begin(tl_log *log, tl_wtxn **out) {
+    *out = NULL;
+    if (log->flags & TL_OPEN_READONLY) return tl_fail(TL_EREADONLY, "the log is open read-only");
+    if (!log->have_key) return tl_fail(TL_EKEY, "no writer key loaded");
+    tl_wtxn *w = calloc(1, sizeof *w);
+    if (!w) return tl_fail(TL_ENOMEM, "out of memory");
+    w->log = log;
+    msgpack_sbuffer_init(&w->buf);
+    pthread_mutex_lock(&log->write_mu);
+    int rc = txn_begin(log, 0, &w->txn);
+    if (!rc) rc = tl_head_read(w->txn, log, &w->head);
+    if (!rc && memcmp(w->head.pk, log->key.pk, TL_PUBKEY_BYTES) != 0)
+        rc = tl_fail(TL_EKEY, "the log's key was rotated by another process; reopen the log");
+    if (rc) {
+        if (w->txn) { mdb_txn_abort(w->txn); pthread_rwlock_unlock(&log->map_lock); }
+        pthread_mutex_unlock(&log->write_mu);
+        msgpack_sbuffer_destroy(&w->buf);
+        free(w);
+        return rc;
+    }
+    *out = w;
+    return 0;
+}
+
+int tl_wtxn_fail_mdb(tl_wtxn *w, int rc, const char *what) {
+    if (rc == MDB_MAP_FULL) {
+        w->map_full = true;
+        w->failed = TL_MAPFULL;
+        tl_fail(TL_ESTORAGE, "%s: the map is full", what);
+        return TL_ESTORAGE;
+    }
+    int code = tl_fail_mdb(rc, what);
+    if (!w->failed) w->failed = code;
+    return code;
+}
+
+int tl_put(tl_wtxn *w, MDB_dbi dbi, const void *k, size_t klen, const void *v, size_t vlen, unsigned flags) {
+    if (w->failed) return w->failed == TL_MAPFULL ? TL_ESTORAGE : w->failed;
+    MDB_val key = {klen, (void *)k}, val = {vlen, (void *)v};
+    int rc = mdb_put(w->txn, dbi, &key, &val, flags);
+    if (rc == MDB_KEYEXIST && (flags & MDB_NOOVERWRITE)) return TL_EEXISTS;
+    if (rc) return tl_wtxn_fail_mdb(w, rc, "write");
+    return 0;
+}
+
+int tl_del(tl_wtxn *w, MDB_dbi dbi, const void *k, size_t klen) {
+    if (w->failed) return w->failed == TL_MAPFULL ? TL_ESTORAGE : w->failed;
+    MDB_val key = {klen, (void *)k};
+    int rc = mdb_del(w->txn, dbi, &key, NULL);
+    if (rc == MDB_NOTFOUND) return 0;
+    if (rc) return tl_wtxn_fail_mdb(w, rc, "delete");
+    return 0;
+}
+
+static int pending_push(tl_wtxn *w, const uint8_t *bytes, size_t len, uint64_t seq, const uint8_t *sig) {
+    if (w->npending == w->cap) {
+        size_t cap = w->cap ? w->cap * 2 : 16;
+        tl_pending *p = realloc(w->pending, cap * sizeof *p);
+        if (!p) return w->failed = tl_fail(TL_ENOMEM, "out of memory");
+        w->pending = p;
+        w->cap = cap;
+    }
+    tl_pending *p = &w->pending[w->npending];
+    memset(p, 0, sizeof *p);
+    p->bytes = malloc(len);
+    if (!p->bytes) return w->failed = tl_fail(TL_ENOMEM, "out of memory");
+    memcpy(p->bytes, bytes, len);
+    p->len = len;
+    p->seq = seq;
+    p->key = w->key_rotated ? &w->log->next_key : &w->log->key;
+    if (sig) memcpy(p->sig, sig, TL_SIGNATURE_BYTES);
+    w->npending++;
+    return 0;
+}
+
+/* Chain, decode and apply the event now last in pending. */
+static int apply_last(tl_wtxn *w, tl_event *ev_out) {
+    tl_pending *p = &w->pending[w->npending - 1];
+    tl_event ev;
+    int rc = tl_event_decode(&ev, p->bytes, p->len);
+    if (rc) return w->failed = rc;
+    tl_hash(w->head.hash, p->bytes, p->len);
+    w->head.seq = ev.seq;
+    w->head.ts = ev.ts;
+    for (unsigned i = 0; i < w->log->napplier; i++) {
+        const tl_applier *a = &w->log->appliers[i];
+        rc = a->apply(w, &ev, a->state);
+        if (rc) {
+            if (!w->failed) w->failed = rc;
+            return rc == TL_MAPFULL ? TL_ESTORAGE : rc;
+        }
+    }
+    if (ev_out) *ev_out = ev;
+    return 0;
+}
+
+static void envelope_for(tl_wtxn *w, tl_envelope *env, const char *actor, const char *kind, const char *project) {
+    memset(env, 0, sizeof *env);
+    env->seq = w->head.seq + 1;
+    uint64_t now = tl_now_us();
+    env->ts = now > w->head.ts ? now : w->head.ts; /* time never decreases along the log */
+    memcpy(env->prev, w->head.hash, TL_HASH_BYTES);
+    env->actor = actor;
+    env->kind = kind;
+    env->schema = 1;
+    env->project = project;
+}
+
+int tl_wtxn_append(tl_wtxn *w, const char *actor, const char *kind, const char *project,
+                   const tl_payload *payload, tl_event *ev_out) {
+    if (w->failed) return w->failed == TL_MAPFULL ? TL_ESTORAGE : w->failed;
+    tl_envelope env;
+    envelope_for(w, &env, actor, kind, project);
+    int rc = tl_event_encode(&w->buf, &env, payload);
+    if (rc) return w->failed = rc;
+    rc = pending_push(w, (const uint8_t *)w->buf.data, w->buf.size, env.seq, NULL);
+    if (rc) return rc;
+    return apply_last(w, ev_out);
+}
+
+int tl_wtxn_append_object(tl_wtxn *w, const char *actor, const char *kind, const char *project,
+                          const msgpack_object *payload) {
+    if (w->failed) return w->failed == TL_MAPFULL ? TL_ESTORAGE : w->failed;
+    tl_envelope env;
+    envelope_for(w, &env, actor, kind, project);
+    int rc = tl_event_encode_object(&w->buf, &env, payload);
+    if (rc) return rc; /* a refused payload does not poison the batch: nothing was written */
+    rc = pending_push(w, (const uint8_t *)w->buf.data, w->buf.size, env.seq, NULL);
+    if (rc) return rc;
+    return apply_last(w, NULL);
+}
+
+int tl_wtxn_append_record(tl_wtxn *w, const uint8_t *rec, size_t len) {
+    if (w->failed) return w->failed == TL_MAPFULL ? TL_ESTORAGE : w->failed;
+    MDB_val v = {len, (void *)rec};
+    const uint8_t *bytes, *sig;
+    size_t blen;
+    tl_event ev;
+    int rc = tl_record_split(&v, &bytes, &blen, &sig);
+    if (!rc) rc = tl_event_decode(&ev, bytes, blen);
+    if (rc) return rc;
+    if (ev.seq != w->head.seq + 1)
+        return tl_fail(TL_ECORRUPT, "record %llu does not follow the head %llu", (unsigned long long)ev.seq,
+                       (unsigned long long)w->head.seq);
+    if (memcmp(ev.prev, w->head.hash, TL_HASH_BYTES) != 0)
+        return tl_fail(TL_ECORRUPT, "record %llu does not chain to the head", (unsigned long long)ev.seq);
+    if (ev.ts < w->head.ts) return tl_fail(TL_ECORRUPT, "record %llu goes back in time", (unsigned long long)ev.seq);
+    if (tl_verify_sig(sig, bytes, blen, w->head.pk) != 0)
+        return tl_fail(TL_ECORRUPT, "record %llu is not signed by the current key", (unsigned long long)ev.seq);
+    if (strcmp(ev.kind, "log.created") == 0) return tl_fail(TL_ECORRUPT, "a second genesis event");
+    rc = pending_push(w, bytes, blen, ev.seq, sig);
+    if (rc) return rc;
+    tl_pending *p = &w->pending[w->npending - 1];
+    p->key = NULL; /* already signed */
+    rc = apply_last(w, NULL);
+    if (rc) return rc;
+    if (strcmp(ev.kind, "key.rotated") == 0) {
+        tl_bytes pk;
+        if (tl_ev_bin(&ev, "public_key", &pk) || pk.len != TL_PUBKEY_BYTES)
+            return w->failed = tl_fail(TL_ECORRUPT, "key.rotated without a public key");
+        memcpy(w->head.pk, pk.ptr, TL_PUBKEY_BYTES);
+    }
+    return 0;
+}
+
+typedef struct sign_ctx {
+    tl_pending *p;
+} sign_ctx;
+
+static void sign_one(size_t i, void *ctx) {
+    tl_pending *p = &((sign_ctx *)ctx)->p[i];
+    if (p->key) tl_sign(p->sig, p->bytes, p->len, p->key);
+}
+
+static void wtxn_free(tl_wtxn *w) {
+    for (size_t i = 0; i < w->npending; i++) free(w->pending[i].bytes);
+    free(w->pending);
+    msgpack_sbuffer_destroy(&w->buf);
+    free(w);
+}
+
+void tl_wtxn_abort(tl_wtxn *w) {
+    if (!w) return;
+    mdb_txn_abort(w->txn);
+    pthread_rwlock_unlock(&w->log->map_lock);
+    pthread_mutex_unlock(&w->log->write_mu);
+    wtxn_free(w);
+}
+
+int tl_wtxn_commit(tl_wtxn *w) {
+    tl_log *log = w->log;
+    int rc = w->failed;
+    if (!rc && w->npending) {
+        sign_ctx ctx = {w->pending};
+        tl_parallel_for(w->npending, w->npending >= 128 ? log->sign_threads : 1, sign_one, &ctx);
+        for (size_t i = 0; i < w->npending && !rc; i++) {
+            tl_pending *p = &w->pending[i];
+            uint8_t key[8];
+            tl_seq_key(key, p->seq);
+            MDB_val k = {8, key}, v = {p->len + TL_SIGNATURE_BYTES, NULL};
+            int mrc = mdb_put(w->txn, log->db_log, &k, &v, MDB_APPEND | MDB_RESERVE);
+            if (mrc) {
+                tl_wtxn_fail_mdb(w, mrc, "append record");
+                rc = w->failed;
+                break;
+            }
+            memcpy(v.mv_data, p->bytes, p->len);
+            memcpy((uint8_t *)v.mv_data + p->len, p->sig, TL_SIGNATURE_BYTES);
+        }
+        if (!rc) rc = head_write(w) ? w->failed : 0;
+        for (unsigned i = 0; i < log->napplier && !rc; i++) {
+            char name[80];
+            snprintf(name, sizeof name, "applied/%s", log->appliers[i].name);
+            uint8_t seq[8];
+            tl_seq_key(seq, w->head.seq);
+            if (tl_put(w, log->db_meta, name, strlen(name), seq, 8, 0)) rc = w->failed;
+        }
+    }
+    if (rc) {
+        tl_wtxn_abort(w);
+        return rc;
+    }
+    int mrc = mdb_txn_commit(w->txn);
+    pthread_rwlock_unlock(&log->map_lock);
+    pthread_mutex_unlock(&log->write_mu);
+    bool rotated = w->key_rotated;
+    wtxn_free(w);
+    if (mrc == MDB_MAP_FULL) {
+        tl_fail(TL_ESTORAGE, "commit: the map is full");
+        return TL_MAPFULL;
+    }
+    if (mrc) return tl_fail_mdb(mrc, "commit");
+    if (rotated) {
+        log->key = log->next_key;
+        tl_keypair_wipe(&log->next_key);
+    }
+    return 0;
+}
+
+
+/* ================================================================ content */
+
+int tl_content_put(tl_wtxn *w, const void *content, size_t len, uint8_t commit[TL_HASH_BYTES]) {
+    if (w->failed) return w->failed == TL_MAPFULL ? TL_ESTORAGE : w->failed;
+    uint8_t salt[TL_SALT_BYTES];
+    tl_random(salt, sizeof salt);
+    tl_commit(commit, salt, content, len);
+    MDB_val k = {TL_HASH_BYTES, commit}, v = {TL_SALT_BYTES + len, NULL};
+    int rc = mdb_put(w->txn, w->log->db_content, &k, &v, MDB_RESERVE | MDB_NOOVERWRITE);
+    if (rc) return tl_wtxn_fail_mdb(w, rc, "store content");
+    memcpy(v.mv_data, salt, TL_SALT_BYTES);
+    if (len) memcpy((uint8_t *)v.mv_data + TL_SALT_BYTES, content, len);
+    return 0;
+}
+
+int tl_content_get(MDB_txn *txn, tl_log *log, const uint8_t commit[TL_HASH_BYTES],
+                   const uint8_t **content, size_t *len) {
+    MDB_val v;
+    int rc = tl_get(txn, log->db_content, commit, TL_HASH_BYTES, &v);
+    if (rc) return rc;
+    if (v.mv_size < TL_SALT_BYTES) return tl_fail(TL_ECORRUPT, "content record is damaged");
+    uint8_t check[TL_HASH_BYTES];
+    tl_commit(check, v.mv_data, (const uint8_t *)v.mv_data + TL_SALT_BYTES, v.mv_size - TL_SALT_BYTES);
+    if (memcmp(check, commit, TL_HASH_BYTES) != 0)
+        return tl_fail(TL_ECORRUPT, "stored content does not match its commitment");
+    *content = (const uint8_t *)v.mv_data + TL_SALT_BYTES;
+    *len = v.mv_size - TL_SALT_BYTES;
+    return 0;
+}
+
+int tl_content_erase(tl_wtxn *w, const uint8_t commit[TL_HASH_BYTES]) {
+    return tl_del(w, w->log->db_content, commit, TL_HASH_BYTES);
+}
+
+/* ================================================================ init */
+
+/* 1: empty or missing, 0: holds other files, TL_EEXISTS: holds a log. */
+static int dir_state(const char *dir) {
+    char *data = path_join(dir, TL_DATA_FILE);
+    struct stat st;
+    int has_log = data && stat(data, &st) == 0;
+    free(data);
+    if (has_log) return tl_fail(TL_EEXISTS, "%s already holds a log", dir);
+    DIR *d = opendir(dir);
+    if (!d) return 1;
+    int empty = 1;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) { empty = 0; break; }
+    closedir(d);
+    return empty;
+}
+
+int tl_engine_init(const char *dir, uint64_t max_attachment, char pubkey_hex[TL_PUBKEY_HEX_SIZE]) {
+    int rc = tl_crypto_init();
+    if (rc) return rc;
+    int state = dir_state(dir);
+    if (state < 0) return state;
+    if (state == 0) return tl_fail(TL_EINVALID, "%s is not empty and holds no log", dir);
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+        return tl_fail(TL_ESTORAGE, "cannot create %s: %s", dir, strerror(errno));
+
+    tl_keypair kp;
+    tl_keypair_generate(&kp);
+    char *keypath = path_join(dir, TL_KEY_FILE);
+    if (!keypath) return tl_fail(TL_ENOMEM, "out of memory");
+    rc = tl_keyfile_write(keypath, &kp);
+    free(keypath);
+    if (rc) { tl_keypair_wipe(&kp); return rc; }
+
+    MDB_env *env;
+    MDB_txn *txn = NULL;
+    MDB_dbi dlog, dmeta;
+    int mrc = mdb_env_create(&env);
+    if (mrc) { tl_keypair_wipe(&kp); return tl_fail_mdb(mrc, "create environment"); }
+    mdb_env_set_maxdbs(env, TL_MAX_DBS);
+    mdb_env_set_mapsize(env, TL_MAP_INITIAL);
+    if (!(mrc = mdb_env_open(env, dir, 0, 0600)) && !(mrc = mdb_txn_begin(env, NULL, 0, &txn)) &&
+        !(mrc = mdb_dbi_open(txn, "log", MDB_CREATE, &dlog)) && !(mrc = mdb_dbi_open(txn, "meta", MDB_CREATE, &dmeta))) {
+        MDB_dbi dcontent;
+        mrc = mdb_dbi_open(txn, "content", MDB_CREATE, &dcontent);
+    }
+    /* the genesis event: format, first public key, limits */
+    msgpack_sbuffer buf;
+    msgpack_sbuffer_init(&buf);
+    tl_envelope env_ = {.seq = 1, .ts = tl_now_us(), .actor = "@operator", .kind = "log.created", .schema = 1};
+    tl_payload p = {0};
+    tl_payload_uint(&p, "format", TL_FORMAT_VERSION);
+    tl_payload_bin(&p, "public_key", kp.pk, TL_PUBKEY_BYTES);
+    tl_payload_uint(&p, "max_attachment", max_attachment);
+    tl_payload_uint(&p, "max_body", TL_BODY_MAX);
+    if (!mrc) rc = tl_event_encode(&buf, &env_, &p);
+    if (!mrc && !rc) {
+        uint8_t key[8], sig[TL_SIGNATURE_BYTES], head[8 + TL_HASH_BYTES + 8 + TL_PUBKEY_BYTES], u[8];
+        tl_sign(sig, (const uint8_t *)buf.data, buf.size, &kp);
+        tl_seq_key(key, 1);
+        MDB_val k = {8, key}, v = {buf.size + TL_SIGNATURE_BYTES, NULL};
+        if (!(mrc = mdb_put(txn, dlog, &k, &v, MDB_APPEND | MDB_RESERVE))) {
+            memcpy(v.mv_data, buf.data, buf.size);
+            memcpy((uint8_t *)v.mv_data + buf.size, sig, TL_SIGNATURE_BYTES);
+        }
+        tl_seq_key(head, 1);
+        tl_hash(head + 8, buf.data, buf.size);
+        tl_seq_key(head + 8 + TL_HASH_BYTES, env_.ts);
+        memcpy(head + 16 + TL_HASH_BYTES, kp.pk, TL_PUBKEY_BYTES);
+        struct { const char *k; const void *v; size_t n; } meta[4];
+        tl_seq_key(u, TL_FORMAT_VERSION);
+        uint8_t lim[8];
+        tl_seq_key(lim, max_attachment);
+        meta[0].k = META_FORMAT; meta[0].v = u; meta[0].n = 8;
+        meta[1].k = META_HEAD; meta[1].v = head; meta[1].n = sizeof head;
+        meta[2].k = META_GENESIS_KEY; meta[2].v = kp.pk; meta[2].n = TL_PUBKEY_BYTES;
+        meta[3].k = META_MAX_ATTACHMENT; meta[3].v = lim; meta[3].n = 8;
+        for (int i = 0; i < 4 && !mrc; i++) {
+            MDB_val mk = {strlen(meta[i].k), (void *)meta[i].k}, mv = {meta[i].n, (void *)meta[i].v};
+            mrc = mdb_put(txn, dmeta, &mk, &mv, 0);
+        }
+        if (!mrc) { mrc = mdb_txn_commit(txn); txn = NULL; }
+    }
+    if (txn) mdb_txn_abort(txn);
+    mdb_env_close(env);
+    msgpack_sbuffer_destroy(&buf);
+    if (!rc && mrc) rc = tl_fail_mdb(mrc, "create log");
+    if (!rc && pubkey_hex) tl_hex(pubkey_hex, kp.pk, TL_PUBKEY_BYTES);
+    tl_keypair_wipe(&kp);
+    return rc;
+}

@@ -1,0 +1,151 @@
+/*
+ * log.h — the engine's private view of a log: the LMDB environment, write transactions that
+ * append events and run the registered appliers, and the applier registry.
+ *
+ * One event's path: a command (engine/commands) or a raw append builds an envelope and a
+ * payload -> tl_wtxn_append() encodes it canonically, chains it to the head hash, decodes it
+ * back (so appliers see exactly what is stored) and runs every applier inside the same LMDB
+ * write transaction -> tl_wtxn_commit() signs the batch's events on both cores, puts the
+ * records with MDB_APPEND, updates the head and commits (synced unless TL_OPEN_NOSYNC).
+ */
+#ifndef TL_LOG_H
+#define TL_LOG_H
+
+#include <lmdb.h>
+#include <msgpack.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "codec.h"
+#include "crypto.h"
+#include "threadlog.h"
+
+#define TL_MAX_APPLIERS 16
+#define TL_MAX_DBS 48
+#define TL_DATA_FILE "data.mdb"
+
+typedef struct tl_wtxn tl_wtxn;
+
+/*
+ * An applier: domain state or a projection. open() creates/opens its named databases in the
+ * given write (or read-only: then create must not be attempted) transaction; apply() updates
+ * them for one event inside the append's transaction; dbs[] lists its databases so replay
+ * can clear them and the digest can hash them. Unknown event kinds must be ignored.
+ */
+typedef struct tl_applier {
+    const char *name;
+    int (*apply)(tl_wtxn *w, const tl_event *ev, void *state);
+    void *state;
+    MDB_dbi dbs[8];
+    const char *db_names[8];
+    unsigned ndbs;
+    bool in_digest; /* projections yes; engine bookkeeping no */
+} tl_applier;
+
+typedef struct tl_pending {
+    uint64_t seq;
+    uint8_t *bytes;
+    size_t len;
+    const tl_keypair *key; /* the key that signs it (the old one for key.rotated) */
+    uint8_t sig[TL_SIGNATURE_BYTES];
+} tl_pending;
+
+struct tl_log {
+    MDB_env *env;
+    char *dir;
+    unsigned flags;
+    MDB_dbi db_log, db_meta, db_content;
+    tl_keypair key;       /* current writer key (when writable) */
+    tl_keypair next_key;  /* set during a rotation */
+    bool have_key;
+    uint64_t max_attachment;
+    uint8_t genesis_pk[TL_PUBKEY_BYTES];
+    tl_applier appliers[TL_MAX_APPLIERS];
+    unsigned napplier;
+    pthread_rwlock_t map_lock; /* txns hold it shared; growing the map holds it exclusively */
+    pthread_mutex_t write_mu;  /* one write transaction per process at a time */
+    void *commands;            /* the command layer's group-commit queue */
+    void (*commands_free)(void *);
+    unsigned sign_threads;
+};
+
+/* The head of the log, kept in the meta database under "head". */
+typedef struct tl_head {
+    uint64_t seq;
+    uint8_t hash[TL_HASH_BYTES];
+    uint64_t ts;
+    uint8_t pk[TL_PUBKEY_BYTES]; /* the key that signs the next event */
+} tl_head;
+
+struct tl_wtxn {
+    tl_log *log;
+    MDB_txn *txn;
+    tl_head head;
+    tl_pending *pending;
+    size_t npending, cap;
+    msgpack_sbuffer buf;
+    int failed;     /* sticky: once set, the transaction can only be aborted */
+    bool map_full;  /* the failure was MDB_MAP_FULL: grow and re-run */
+    bool replaying; /* appliers run for stored events (no new records) */
+    bool key_rotated;
+};
+
+/* ---- environment ---- */
+int tl_engine_open(tl_log **out, const char *dir, unsigned flags);
+void tl_engine_close(tl_log *log);
+int tl_log_register(tl_log *log, const tl_applier *applier);
+/** Open (creating when writable) a named database. */
+int tl_db_open(tl_log *log, const char *name, unsigned flags, MDB_dbi *dbi);
+
+/* Read transactions: take the map lock shared. */
+int tl_rtxn_begin(tl_log *log, MDB_txn **txn);
+void tl_rtxn_end(tl_log *log, MDB_txn *txn);
+
+/* ---- writing ---- */
+int tl_wtxn_begin(tl_log *log, tl_wtxn **out);
+/**
+ * Append one event: encode, chain, run appliers. ev_out (may be NULL) receives the decoded
+ * event (borrowing from the transaction's pending buffer until commit).
+ */
+int tl_wtxn_append(tl_wtxn *w, const char *actor, const char *kind, const char *project,
+                   const tl_payload *payload, tl_event *ev_out);
+int tl_wtxn_append_object(tl_wtxn *w, const char *actor, const char *kind, const char *project,
+                          const msgpack_object *payload);
+/** Append a record from another log unchanged (checked first). */
+int tl_wtxn_append_record(tl_wtxn *w, const uint8_t *rec, size_t len);
+/** Mark the transaction failed from an LMDB code (sticky); returns the translated code. */
+int tl_wtxn_fail_mdb(tl_wtxn *w, int rc, const char *what);
+int tl_wtxn_commit(tl_wtxn *w); /* frees w */
+void tl_wtxn_abort(tl_wtxn *w); /* frees w */
+/** Double the map (no transaction of this process may be active). */
+int tl_log_grow_map(tl_log *log);
+
+/* Convenience LMDB wrappers that mark the wtxn failed on error. */
+int tl_put(tl_wtxn *w, MDB_dbi dbi, const void *k, size_t klen, const void *v, size_t vlen, unsigned flags);
+int tl_del(tl_wtxn *w, MDB_dbi dbi, const void *k, size_t klen);
+/** 0 found, TL_ENOTFOUND, or a failure. */
+int tl_get(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t klen, MDB_val *v);
+
+/* ---- content (erasable bodies and attachments) ---- */
+/** Store content with a fresh salt; commit receives BLAKE2b(salt || content). */
+int tl_content_put(tl_wtxn *w, const void *content, size_t len, uint8_t commit[TL_HASH_BYTES]);
+/** Borrow content by commitment: TL_ENOTFOUND once erased. Checked against the commitment. */
+int tl_content_get(MDB_txn *txn, tl_log *log, const uint8_t commit[TL_HASH_BYTES],
+                   const uint8_t **content, size_t *len);
+int tl_content_erase(tl_wtxn *w, const uint8_t commit[TL_HASH_BYTES]);
+
+/* ---- meta ---- */
+int tl_head_read(MDB_txn *txn, tl_log *log, tl_head *head);
+uint64_t tl_now_us(void);
+void tl_seq_key(uint8_t key[8], uint64_t seq);
+uint64_t tl_seq_from_key(const void *key);
+
+/** Split a stored record into event bytes and signature; TL_ECORRUPT when too short. */
+int tl_record_split(const MDB_val *v, const uint8_t **bytes, size_t *len, const uint8_t **sig);
+
+#endif
+
+int tl_engine_init(const char *dir, uint64_t max_attachment, char pubkey_hex[TL_PUBKEY_HEX_SIZE]);
+/** The internal code a wtxn returns when the map must grow before the batch runs again. */
+#define TL_EMAPFULL (-100)

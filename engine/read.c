@@ -1,0 +1,222 @@
+/*
+ * read.c — reading the log: iterators over a read snapshot, one record, the `log --json`
+ * rendering of an event, following new appends, and statistics.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "error.h"
+#include "log.h"
+
+struct tl_iter {
+    tl_log *log;
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    uint64_t from;
+    bool started;
+    tl_event ev;
+};
+
+int tl_iter_open(tl_log *log, uint64_t from, tl_iter **out) {
+    *out = NULL;
+    tl_iter *it = calloc(1, sizeof *it);
+    if (!it) return tl_fail(TL_ENOMEM, "out of memory");
+    it->log = log;
+    it->from = from ? from : 1;
+    int rc = tl_rtxn_begin(log, &it->txn);
+    if (rc) { free(it); return rc; }
+    int mrc = mdb_cursor_open(it->txn, log->db_log, &it->cur);
+    if (mrc) { tl_rtxn_end(log, it->txn); free(it); return tl_fail_mdb(mrc, "open cursor"); }
+    *out = it;
+    return 0;
+}
+
+/* Fill a view from a stored record; keys and sequence numbers must agree. */
+static int view_from(tl_event *ev, tl_event_view *view, const MDB_val *k, const MDB_val *v) {
+    const uint8_t *bytes, *sig;
+    size_t len;
+    int rc = tl_record_split(v, &bytes, &len, &sig);
+    if (rc) return rc;
+    if (k->mv_size != 8) return tl_fail(TL_ECORRUPT, "log key of %zu bytes", k->mv_size);
+    uint64_t seq = tl_seq_from_key(k->mv_data);
+    rc = tl_event_decode(ev, bytes, len);
+    if (rc) return tl_fail(rc, "event %llu: %s", (unsigned long long)seq, tl_errdetail());
+    if (ev->seq != seq)
+        return tl_fail(TL_ECORRUPT, "event stored at %llu says it is %llu", (unsigned long long)seq,
+                       (unsigned long long)ev->seq);
+    view->seq = ev->seq;
+    view->ts = ev->ts;
+    view->kind = ev->kind;
+    view->actor = ev->actor;
+    view->project = ev->has_project ? ev->project : NULL;
+    view->bytes = bytes;
+    view->len = len;
+    view->signature = sig;
+    return 0;
+}
+
+int tl_iter_next(tl_iter *it, tl_event_view *view) {
+    MDB_val k, v;
+    int mrc;
+    if (!it->started) {
+        uint8_t key[8];
+        tl_seq_key(key, it->from);
+        k.mv_size = 8;
+        k.mv_data = key;
+        mrc = mdb_cursor_get(it->cur, &k, &v, MDB_SET_RANGE);
+        it->started = true;
+    } else {
+        mrc = mdb_cursor_get(it->cur, &k, &v, MDB_NEXT);
+    }
+    if (mrc == MDB_NOTFOUND) return TL_ENOTFOUND;
+    if (mrc) return tl_fail_mdb(mrc, "read log");
+    return view_from(&it->ev, view, &k, &v);
+}
+
+void tl_iter_close(tl_iter *it) {
+    if (!it) return;
+    mdb_cursor_close(it->cur);
+    tl_rtxn_end(it->log, it->txn);
+    free(it);
+}
+
+int tl_event_json(const tl_event_view *view, char **json) {
+    *json = NULL;
+    tl_event ev;
+    int rc = tl_event_decode(&ev, view->bytes, view->len);
+    if (rc) return rc;
+    tl_strbuf sb = {0};
+    tl_sb_printf(&sb, "{\"seq\":%llu,\"ts\":%llu,\"actor\":", (unsigned long long)ev.seq, (unsigned long long)ev.ts);
+    tl_sb_json_str(&sb, ev.actor, strlen(ev.actor));
+    tl_sb_puts(&sb, ",\"kind\":");
+    tl_sb_json_str(&sb, ev.kind, strlen(ev.kind));
+    if (ev.has_project) {
+        tl_sb_puts(&sb, ",\"project\":");
+        tl_sb_json_str(&sb, ev.project, strlen(ev.project));
+    }
+    tl_sb_puts(&sb, ",\"payload\":");
+    rc = tl_sb_msgpack_json(&sb, ev.payload, ev.payload_len);
+    tl_sb_puts(&sb, "}");
+    *json = tl_sb_take(&sb);
+    if (rc) { free(*json); *json = NULL; return rc; }
+    if (!*json) return tl_fail(TL_ENOMEM, "out of memory");
+    return 0;
+}
+
+int tl_log_record(tl_log *log, uint64_t seq, uint8_t **rec, size_t *len) {
+    *rec = NULL;
+    *len = 0;
+    MDB_txn *txn;
+    int rc = tl_rtxn_begin(log, &txn);
+    if (rc) return rc;
+    uint8_t key[8];
+    tl_seq_key(key, seq);
+    MDB_val v;
+    rc = tl_get(txn, log->db_log, key, 8, &v);
+    if (rc == TL_ENOTFOUND) rc = tl_fail(TL_ENOTFOUND, "no event %llu", (unsigned long long)seq);
+    if (!rc) {
+        *rec = malloc(v.mv_size);
+        if (!*rec) rc = tl_fail(TL_ENOMEM, "out of memory");
+        else { memcpy(*rec, v.mv_data, v.mv_size); *len = v.mv_size; }
+    }
+    tl_rtxn_end(log, txn);
+    return rc;
+}
+
+int tl_log_follow(tl_log *log, uint64_t from, unsigned poll_ms, volatile int *stop,
+                  tl_follow_fn fn, void *payload) {
+    uint64_t next = from ? from : 1;
+    if (!poll_ms) poll_ms = 100;
+    while (!stop || !*stop) {
+        tl_iter *it;
+        int rc = tl_iter_open(log, next, &it);
+        if (rc) return rc;
+        tl_event_view ev;
+        while ((rc = tl_iter_next(it, &ev)) == 0) {
+            next = ev.seq + 1;
+            if (fn(&ev, payload)) { tl_iter_close(it); return 0; }
+            if (stop && *stop) break;
+        }
+        tl_iter_close(it);
+        if (rc && rc != TL_ENOTFOUND) return rc;
+        /* LMDB has no change notification across processes: poll the snapshot */
+        usleep(poll_ms * 1000u);
+    }
+    return 0;
+}
+
+int tl_log_stats_get(tl_log *log, tl_log_stats *out) {
+    memset(out, 0, sizeof *out);
+    MDB_txn *txn;
+    int rc = tl_rtxn_begin(log, &txn);
+    if (rc) return rc;
+    tl_head head;
+    rc = tl_head_read(txn, log, &head);
+    out->events = head.seq;
+    MDB_cursor *cur;
+    MDB_val k, v;
+    if (!rc && !mdb_cursor_open(txn, log->db_log, &cur)) {
+        while (mdb_cursor_get(cur, &k, &v, MDB_NEXT) == 0) out->log_bytes += v.mv_size;
+        mdb_cursor_close(cur);
+    }
+    if (!rc && !mdb_cursor_open(txn, log->db_content, &cur)) {
+        while (mdb_cursor_get(cur, &k, &v, MDB_NEXT) == 0) out->content_bytes += v.mv_size;
+        mdb_cursor_close(cur);
+    }
+    MDB_envinfo info;
+    mdb_env_info(log->env, &info);
+    out->map_bytes = info.me_mapsize;
+    out->max_attachment = log->max_attachment;
+    tl_rtxn_end(log, txn);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", log->dir, TL_DATA_FILE);
+    struct stat st;
+    if (stat(path, &st) == 0) out->file_bytes = (uint64_t)st.st_blocks * 512u;
+    return rc;
+}
+
+static void db_stat_json(tl_strbuf *sb, MDB_txn *txn, MDB_dbi dbi, const char *name, bool *first) {
+    MDB_stat st;
+    if (mdb_stat(txn, dbi, &st)) return;
+    tl_sb_puts(sb, *first ? "" : ",");
+    *first = false;
+    tl_sb_puts(sb, "{\"name\":");
+    tl_sb_json_str(sb, name, strlen(name));
+    tl_sb_printf(sb, ",\"entries\":%zu,\"pages\":%zu,\"bytes\":%zu}", st.ms_entries,
+                 st.ms_branch_pages + st.ms_leaf_pages + st.ms_overflow_pages,
+                 (st.ms_branch_pages + st.ms_leaf_pages + st.ms_overflow_pages) * st.ms_psize);
+}
+
+int tl_log_db_stats_json(tl_log *log, char **json) {
+    *json = NULL;
+    MDB_txn *txn;
+    int rc = tl_rtxn_begin(log, &txn);
+    if (rc) return rc;
+    tl_strbuf sb = {0};
+    bool first = true;
+    tl_sb_puts(&sb, "[");
+    db_stat_json(&sb, txn, log->db_log, "log", &first);
+    db_stat_json(&sb, txn, log->db_meta, "meta", &first);
+    db_stat_json(&sb, txn, log->db_content, "content", &first);
+    for (unsigned i = 0; i < log->napplier; i++)
+        for (unsigned d = 0; d < log->appliers[i].ndbs; d++)
+            db_stat_json(&sb, txn, log->appliers[i].dbs[d], log->appliers[i].db_names[d], &first);
+    tl_sb_puts(&sb, "]");
+    tl_rtxn_end(log, txn);
+    *json = tl_sb_take(&sb);
+    return *json ? 0 : tl_fail(TL_ENOMEM, "out of memory");
+}
+
+int tl_log_pubkey(tl_log *log, char pubkey_hex[TL_PUBKEY_HEX_SIZE]) {
+    MDB_txn *txn;
+    int rc = tl_rtxn_begin(log, &txn);
+    if (rc) return rc;
+    tl_head head;
+    rc = tl_head_read(txn, log, &head);
+    tl_rtxn_end(log, txn);
+    if (!rc) tl_hex(pubkey_hex, head.pk, TL_PUBKEY_BYTES);
+    return rc;
+}

@@ -1,0 +1,295 @@
+/*
+ * verify.c — proving the log was not altered, and signed checkpoints.
+ *
+ * verify walks the records in order and checks, for each: the key is the next sequence
+ * number; the record decodes strictly; the event says it is that sequence; it carries the
+ * BLAKE2b-256 of the previous event's bytes; time does not go back; the genesis is first and
+ * only first; the signature holds for the key current at that point of the key chain
+ * (key.rotated hands over to the next key); content still stored matches its commitment.
+ * Cheap checks run in order; signatures are gathered in chunks and checked on several
+ * threads, and the first bad sequence over both kinds of check is reported.
+ */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "log.h"
+
+#define CHUNK 8192
+
+typedef struct sig_item {
+    const uint8_t *bytes;
+    size_t len;
+    const uint8_t *sig;
+    uint64_t seq;
+    unsigned key;
+    bool bad;
+} sig_item;
+
+typedef struct verify_state {
+    uint8_t (*keys)[TL_PUBKEY_BYTES];
+    size_t nkeys, capkeys;
+    sig_item *items;
+    size_t nitems;
+} verify_state;
+
+static void check_sig(size_t i, void *ctx) {
+    verify_state *vs = ctx;
+    sig_item *it = &vs->items[i];
+    it->bad = tl_verify_sig(it->sig, it->bytes, it->len, vs->keys[it->key]) != 0;
+}
+
+static int add_key(verify_state *vs, const uint8_t *pk) {
+    if (vs->nkeys == vs->capkeys) {
+        size_t cap = vs->capkeys ? vs->capkeys * 2 : 4;
+        void *p = realloc(vs->keys, cap * TL_PUBKEY_BYTES);
+        if (!p) return tl_fail(TL_ENOMEM, "out of memory");
+        vs->keys = p;
+        vs->capkeys = cap;
+    }
+    memcpy(vs->keys[vs->nkeys++], pk, TL_PUBKEY_BYTES);
+    return 0;
+}
+
+/* Verify the gathered signatures; returns the seq of the first bad one, or 0. */
+static uint64_t flush_sigs(verify_state *vs, unsigned threads) {
+    tl_parallel_for(vs->nitems, threads, check_sig, vs);
+    uint64_t bad = 0;
+    for (size_t i = 0; i < vs->nitems; i++)
+        if (vs->items[i].bad) { bad = vs->items[i].seq; break; }
+    vs->nitems = 0;
+    return bad;
+}
+
+static void report_bad(tl_verify_report *r, uint64_t seq, const char *fmt, const char *detail) {
+    if (r->first_bad_seq && r->first_bad_seq <= seq) return;
+    r->first_bad_seq = seq;
+    snprintf(r->reason, sizeof r->reason, fmt, (unsigned long long)seq, detail ? detail : "");
+}
+
+/* Commitments: every payload field "<x>_commit" (32 bytes) with "<x>_size". */
+static int check_contents(MDB_txn *txn, tl_log *log, const tl_event *ev, tl_verify_report *r) {
+    static const char *const fields[][2] = {{"body_commit", "body_size"}, {"data_commit", "data_size"}};
+    for (size_t f = 0; f < sizeof fields / sizeof fields[0]; f++) {
+        tl_bytes commit;
+        if (tl_ev_bin(ev, fields[f][0], &commit) != 0) continue;
+        if (commit.len != TL_HASH_BYTES) return -1;
+        uint64_t size = 0;
+        if (tl_ev_uint(ev, fields[f][1], &size) != 0) return -1;
+        const uint8_t *content;
+        size_t len;
+        int rc = tl_content_get(txn, log, commit.ptr, &content, &len);
+        if (rc == TL_ENOTFOUND) continue; /* erased: the commitment stays, nothing to check */
+        if (rc || len != size) return -1;
+        r->contents++;
+    }
+    return 0;
+}
+
+static int checkpoint_check(MDB_txn *txn, tl_log *log, const char *json, verify_state *vs,
+                            uint64_t last_seq, tl_verify_report *r);
+
+int tl_log_verify(tl_log *log, const tl_verify_options *opts, tl_verify_report *r) {
+    tl_verify_options defaults = TL_VERIFY_OPTIONS_INIT;
+    if (!opts) opts = &defaults;
+    memset(r, 0, sizeof *r);
+    unsigned threads = opts->threads ? opts->threads : 2;
+    verify_state vs = {0};
+    vs.items = malloc(CHUNK * sizeof *vs.items);
+    if (!vs.items) return tl_fail(TL_ENOMEM, "out of memory");
+
+    MDB_txn *txn;
+    int rc = tl_rtxn_begin(log, &txn);
+    if (rc) { free(vs.items); return rc; }
+    tl_head head;
+    rc = tl_head_read(txn, log, &head);
+    MDB_cursor *cur = NULL;
+    if (!rc && mdb_cursor_open(txn, log->db_log, &cur)) rc = tl_fail(TL_ESTORAGE, "cannot open a cursor");
+    if (rc) { tl_rtxn_end(log, txn); free(vs.items); return rc; }
+
+    uint8_t prev_hash[TL_HASH_BYTES] = {0};
+    uint64_t expect = 1, prev_ts = 0;
+    bool pinned_seen = opts->pinned_key == NULL;
+    MDB_val k, v;
+    int mrc;
+    while ((mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
+        uint64_t seq = k.mv_size == 8 ? tl_seq_from_key(k.mv_data) : 0;
+        if (seq != expect) {
+            report_bad(r, expect, seq > expect ? "event %llu is missing%s" : "event %llu is out of order%s", "");
+            break;
+        }
+        const uint8_t *bytes, *sig;
+        size_t len;
+        tl_event ev;
+        if (tl_record_split(&v, &bytes, &len, &sig) || tl_event_decode(&ev, bytes, len)) {
+            report_bad(r, seq, "event %llu does not decode: %s", tl_errdetail());
+            break;
+        }
+        if (ev.seq != seq) { report_bad(r, seq, "event %llu carries another sequence number%s", ""); break; }
+        if (memcmp(ev.prev, prev_hash, TL_HASH_BYTES) != 0) {
+            report_bad(r, seq, "event %llu does not chain to the previous event%s", "");
+            break;
+        }
+        if (ev.ts < prev_ts) { report_bad(r, seq, "event %llu goes back in time%s", ""); break; }
+        bool genesis = strcmp(ev.kind, "log.created") == 0;
+        if (genesis != (seq == 1)) {
+            report_bad(r, seq, "event %llu: the genesis event must be first and only first%s", "");
+            break;
+        }
+        if (genesis) {
+            tl_bytes pk;
+            uint64_t fmt;
+            if (tl_ev_bin(&ev, "public_key", &pk) || pk.len != TL_PUBKEY_BYTES || tl_ev_uint(&ev, "format", &fmt) ||
+                fmt != TL_FORMAT_VERSION) {
+                report_bad(r, seq, "event %llu: genesis without a public key or format%s", "");
+                break;
+            }
+            if (add_key(&vs, pk.ptr)) { rc = TL_ENOMEM; break; }
+        }
+        if (opts->pinned_key && !pinned_seen && memcmp(vs.keys[vs.nkeys - 1], opts->pinned_key, TL_PUBKEY_BYTES) == 0)
+            pinned_seen = true;
+        sig_item *it = &vs.items[vs.nitems++];
+        it->bytes = bytes;
+        it->len = len;
+        it->sig = sig;
+        it->seq = seq;
+        it->key = (unsigned)vs.nkeys - 1;
+        if (strcmp(ev.kind, "key.rotated") == 0) {
+            tl_bytes pk;
+            if (tl_ev_bin(&ev, "public_key", &pk) || pk.len != TL_PUBKEY_BYTES) {
+                report_bad(r, seq, "event %llu: key.rotated without a public key%s", "");
+                break;
+            }
+            if (add_key(&vs, pk.ptr)) { rc = TL_ENOMEM; break; }
+            if (opts->pinned_key && memcmp(pk.ptr, opts->pinned_key, TL_PUBKEY_BYTES) == 0) pinned_seen = true;
+        }
+        if (opts->check_content && check_contents(txn, log, &ev, r) != 0) {
+            report_bad(r, seq, "event %llu: stored content does not match its commitment%s", "");
+            break;
+        }
+        tl_hash(prev_hash, bytes, len);
+        prev_ts = ev.ts;
+        r->events++;
+        expect++;
+        if (vs.nitems == CHUNK) {
+            uint64_t bad = flush_sigs(&vs, threads);
+            if (bad) { report_bad(r, bad, "event %llu: bad signature%s", ""); break; }
+            if (opts->progress) opts->progress(r->events, head.seq, opts->progress_payload);
+        }
+    }
+    if (!rc && vs.nitems) {
+        uint64_t bad = flush_sigs(&vs, threads);
+        if (bad) report_bad(r, bad, "event %llu: bad signature%s", "");
+    }
+    if (mrc && mrc != MDB_NOTFOUND && !r->first_bad_seq) report_bad(r, expect, "event %llu cannot be read: %s", mdb_strerror(mrc));
+    if (!rc && !r->first_bad_seq) {
+        /* a removed tail leaves the head record pointing past the last event */
+        if (expect - 1 != head.seq)
+            report_bad(r, expect, "event %llu is missing (the log's head is further on)%s", "");
+        else if (head.seq && memcmp(head.hash, prev_hash, TL_HASH_BYTES) != 0)
+            report_bad(r, head.seq, "event %llu is not the head the log recorded%s", "");
+        else if (expect == 1)
+            report_bad(r, 1, "event %llu (genesis) is missing%s", "");
+    }
+    if (!rc && !r->first_bad_seq && !pinned_seen)
+        report_bad(r, 1, "event %llu: the pinned key is neither the genesis key nor a rotated key%s", "");
+    if (!rc && !r->first_bad_seq && opts->checkpoint_json)
+        rc = checkpoint_check(txn, log, opts->checkpoint_json, &vs, expect - 1, r);
+    if (opts->progress && !rc) opts->progress(r->events, head.seq, opts->progress_payload);
+    mdb_cursor_close(cur);
+    tl_rtxn_end(log, txn);
+    free(vs.items);
+    free(vs.keys);
+    if (rc) return rc;
+    if (r->first_bad_seq) return tl_fail(TL_ECORRUPT, "%s", r->reason);
+    return 0;
+}
+
+/* ================================================================ checkpoints */
+
+/* The signed message: context || seq (8 bytes BE) || hash (32) || ts (8 bytes BE). */
+static void checkpoint_message(uint8_t *msg, uint64_t seq, const uint8_t *hash, uint64_t ts) {
+    size_t c = sizeof TL_CHECKPOINT_CONTEXT - 1;
+    memcpy(msg, TL_CHECKPOINT_CONTEXT, c);
+    tl_seq_key(msg + c, seq);
+    memcpy(msg + c + 8, hash, TL_HASH_BYTES);
+    tl_seq_key(msg + c + 8 + TL_HASH_BYTES, ts);
+}
+#define CHECKPOINT_MSG_BYTES (sizeof TL_CHECKPOINT_CONTEXT - 1 + 8 + TL_HASH_BYTES + 8)
+
+int tl_log_checkpoint(tl_log *log, char **json) {
+    *json = NULL;
+    if (!log->have_key) return tl_fail(TL_EKEY, "a checkpoint is signed with the writer key: open the log writable");
+    MDB_txn *txn;
+    int rc = tl_rtxn_begin(log, &txn);
+    if (rc) return rc;
+    tl_head head;
+    rc = tl_head_read(txn, log, &head);
+    tl_rtxn_end(log, txn);
+    if (rc) return rc;
+    if (memcmp(head.pk, log->key.pk, TL_PUBKEY_BYTES) != 0) return tl_fail(TL_EKEY, "the writer key is not current");
+    uint8_t msg[CHECKPOINT_MSG_BYTES], sig[TL_SIGNATURE_BYTES];
+    checkpoint_message(msg, head.seq, head.hash, head.ts);
+    tl_sign(sig, msg, sizeof msg, &log->key);
+    char hash_hex[2 * TL_HASH_BYTES + 1], key_hex[TL_PUBKEY_HEX_SIZE], sig_hex[2 * TL_SIGNATURE_BYTES + 1];
+    tl_hex(hash_hex, head.hash, TL_HASH_BYTES);
+    tl_hex(key_hex, head.pk, TL_PUBKEY_BYTES);
+    tl_hex(sig_hex, sig, TL_SIGNATURE_BYTES);
+    tl_strbuf sb = {0};
+    tl_sb_printf(&sb, "{\"seq\":%llu,\"hash\":\"%s\",\"ts\":%llu,\"key\":\"%s\",\"signature\":\"%s\"}",
+                 (unsigned long long)head.seq, hash_hex, (unsigned long long)head.ts, key_hex, sig_hex);
+    *json = tl_sb_take(&sb);
+    return *json ? 0 : tl_fail(TL_ENOMEM, "out of memory");
+}
+
+static int checkpoint_check(MDB_txn *txn, tl_log *log, const char *text, verify_state *vs,
+                            uint64_t last_seq, tl_verify_report *r) {
+    json_error_t jerr;
+    json_t *root = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
+    json_int_t seq = 0, ts = 0;
+    const char *hash_hex = NULL, *key_hex = NULL, *sig_hex = NULL;
+    if (!root || json_unpack(root, "{s:I,s:s,s:I,s:s,s:s}", "seq", &seq, "hash", &hash_hex, "ts", &ts, "key",
+                             &key_hex, "signature", &sig_hex) != 0 || seq < 1 || ts < 0) {
+        json_decref(root);
+        return tl_fail(TL_EINVALID, "the checkpoint is not {\"seq\",\"hash\",\"ts\",\"key\",\"signature\"}");
+    }
+    uint8_t hash[TL_HASH_BYTES], key[TL_PUBKEY_BYTES], sig[TL_SIGNATURE_BYTES];
+    if (tl_unhex(hash, sizeof hash, hash_hex) || tl_unhex(key, sizeof key, key_hex) ||
+        tl_unhex(sig, sizeof sig, sig_hex)) {
+        json_decref(root);
+        return tl_fail(TL_EINVALID, "the checkpoint has a malformed hex field");
+    }
+    json_decref(root);
+    uint8_t msg[CHECKPOINT_MSG_BYTES];
+    checkpoint_message(msg, (uint64_t)seq, hash, (uint64_t)ts);
+    if (tl_verify_sig(sig, msg, sizeof msg, key) != 0) {
+        report_bad(r, (uint64_t)seq, "checkpoint at %llu: its signature is not valid%s", "");
+        return 0;
+    }
+    bool known = false;
+    for (size_t i = 0; i < vs->nkeys && !known; i++) known = memcmp(vs->keys[i], key, TL_PUBKEY_BYTES) == 0;
+    if (!known) {
+        report_bad(r, (uint64_t)seq, "checkpoint at %llu is signed by a key the log never used%s", "");
+        return 0;
+    }
+    if ((uint64_t)seq > last_seq) {
+        report_bad(r, last_seq + 1, "event %llu is missing: the log ends before the checkpoint%s", "");
+        return 0;
+    }
+    uint8_t k8[8];
+    tl_seq_key(k8, (uint64_t)seq);
+    MDB_val v;
+    const uint8_t *bytes, *s;
+    size_t len;
+    uint8_t got[TL_HASH_BYTES];
+    if (tl_get(txn, log->db_log, k8, 8, &v) || tl_record_split(&v, &bytes, &len, &s)) {
+        report_bad(r, (uint64_t)seq, "event %llu (the checkpoint's) cannot be read%s", "");
+        return 0;
+    }
+    tl_hash(got, bytes, len);
+    if (memcmp(got, hash, TL_HASH_BYTES) != 0)
+        report_bad(r, (uint64_t)seq, "event %llu differs from the checkpoint: the log was rewritten%s", "");
+    return 0;
+}

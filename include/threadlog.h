@@ -1,0 +1,373 @@
+/*
+ * threadlog.h — the whole public API of threadlog, an embeddable storage engine for the
+ * messaging side of a brand's back office.
+ *
+ * Every action is a signed, hash-chained msgpack event appended to an append-only LMDB log;
+ * read models ("projections") are maintained in the same write transaction as the append.
+ * What is not declared in this header is not API.
+ *
+ * Conventions (see docs/ARCHITECTURE.md):
+ *  - Every fallible call returns int: 0 on success, a negative TL_E... code otherwise.
+ *    tl_strerror() names the code with the spec's error string ("not_found", "has_replies").
+ *    A one-line human detail of the last failure of the calling thread is available from
+ *    tl_errdetail() (thread-local, like libgit2's git_error_last()).
+ *  - The caller owns what it passes in. Memory the library allocates for the caller is
+ *    released with tl_free(); tl_free(NULL) is harmless.
+ *  - Event views handed out by iterators borrow from the log's read transaction and stay
+ *    valid until the next call on that iterator.
+ *  - Thread-safety: a tl_log handle may be shared by threads. Command execution
+ *    (tl_cmd_exec) and queries are thread-safe; concurrent callers of tl_cmd_exec have their
+ *    commits grouped. A tl_iter or tl_batch belongs to one thread.
+ */
+#ifndef THREADLOG_H
+#define THREADLOG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define TL_VERSION_MAJOR 0
+#define TL_VERSION_MINOR 1
+#define TL_VERSION_PATCH 0
+#define TL_VERSION_STRING "0.1.0"
+
+/** The on-disk log format version written in the genesis event (docs/FORMAT.md). */
+#define TL_FORMAT_VERSION 1
+
+#define TL_HASH_BYTES 32      /* BLAKE2b-256 */
+#define TL_PUBKEY_BYTES 32    /* ed25519 public key */
+#define TL_SIGNATURE_BYTES 64 /* ed25519 signature */
+#define TL_PUBKEY_HEX_SIZE 65 /* 64 hex digits and a NUL */
+#define TL_ID_MAX 64          /* ids are 1..64 bytes of A-Z a-z 0-9 . _ : - */
+#define TL_BODY_MAX 65536     /* message bodies: 1..64 KiB of UTF-8 */
+#define TL_DEFAULT_MAX_ATTACHMENT (25u * 1024u * 1024u)
+
+/* ---------------------------------------------------------------------------------------
+ * Errors. One list generates the enum and the strings; the order of the first twelve is the
+ * spec's precedence order ("when several rules are broken, the first in this order decides").
+ */
+#define TL_ERROR_LIST(X)                                                                     \
+    X(TL_EINVALID, -1, "invalid_input")                                                      \
+    X(TL_ETOOLARGE, -2, "too_large")                                                         \
+    X(TL_ENOTFOUND, -3, "not_found")                                                         \
+    X(TL_EEXISTS, -4, "exists")                                                              \
+    X(TL_EFORBIDDEN, -5, "forbidden")                                                        \
+    X(TL_ECONFLICT, -6, "conflict")                                                          \
+    X(TL_EDELETED, -7, "deleted")                                                            \
+    X(TL_ECHANNEL, -8, "channel_unavailable")                                                \
+    X(TL_ETOOMANY, -9, "too_many_attachments")                                               \
+    X(TL_EHASREPLIES, -10, "has_replies")                                                    \
+    X(TL_EPINNED, -11, "already_pinned")                                                     \
+    X(TL_ENOTPINNED, -12, "not_pinned")                                                      \
+    X(TL_ESTORAGE, -13, "storage")                                                           \
+    X(TL_ECORRUPT, -14, "corrupt")                                                           \
+    X(TL_EKEY, -15, "key")                                                                   \
+    X(TL_EVERSION, -16, "unsupported_version")                                               \
+    X(TL_ENOMEM, -17, "out_of_memory")                                                       \
+    X(TL_EREADONLY, -18, "read_only")                                                        \
+    X(TL_EUSAGE, -19, "usage")
+
+enum tl_error {
+    TL_OK = 0,
+#define TL_ERROR_ENUM_(name, value, str) name = value,
+    TL_ERROR_LIST(TL_ERROR_ENUM_)
+#undef TL_ERROR_ENUM_
+};
+
+/** The spec's name of an error code ("not_found"); "ok" for 0, "unknown" otherwise. */
+const char *tl_strerror(int code);
+
+/** Human detail of the calling thread's last failure ("m-2 has a reply (m-3)"); never NULL. */
+const char *tl_errdetail(void);
+
+/** The library version at run time ("0.1.0"). */
+const char *tl_version(void);
+
+/** Release memory the library allocated for the caller. NULL is harmless. */
+void tl_free(void *ptr);
+
+/* ---------------------------------------------------------------------------------------
+ * Logs.
+ */
+typedef struct tl_log tl_log;
+
+typedef struct tl_init_options {
+    unsigned version;        /* TL_INIT_OPTIONS_VERSION */
+    uint64_t max_attachment; /* bytes; 0 means TL_DEFAULT_MAX_ATTACHMENT */
+} tl_init_options;
+#define TL_INIT_OPTIONS_VERSION 1
+#define TL_INIT_OPTIONS_INIT {TL_INIT_OPTIONS_VERSION, 0}
+
+/**
+ * Create a new log in DIR (created if missing; a non-empty DIR that is not a log is
+ * refused with TL_EINVALID, an existing log with TL_EEXISTS). Writes the writer key file
+ * (mode 0600) and the genesis event. pubkey_hex receives the writer's public key in hex.
+ * opts may be NULL.
+ */
+int tl_log_init(const char *dir, const tl_init_options *opts, char pubkey_hex[TL_PUBKEY_HEX_SIZE]);
+
+enum tl_open_flags {
+    TL_OPEN_READONLY = 1u << 0, /* no writes; the writer key is not needed */
+    TL_OPEN_NOSYNC = 1u << 1,   /* bulk loads: commits are not synced (a crash may lose a tail) */
+};
+
+typedef struct tl_open_options {
+    unsigned version; /* TL_OPEN_OPTIONS_VERSION */
+    unsigned flags;   /* tl_open_flags */
+} tl_open_options;
+#define TL_OPEN_OPTIONS_VERSION 1
+#define TL_OPEN_OPTIONS_INIT {TL_OPEN_OPTIONS_VERSION, 0}
+
+/**
+ * Open the log in DIR. Checks the format version (TL_EVERSION when unknown). Unless
+ * TL_OPEN_READONLY, loads the writer key and refuses one readable by group or others
+ * (TL_EKEY). opts may be NULL. *out is NULL on failure.
+ */
+int tl_log_open(tl_log **out, const char *dir, const tl_open_options *opts);
+
+/** Close a log. Waits for nothing: the caller must have finished every call on it. */
+void tl_log_close(tl_log *log);
+
+typedef struct tl_log_stats {
+    uint64_t events;       /* number of events (the head sequence) */
+    uint64_t log_bytes;    /* bytes of the stored records (events + signatures) */
+    uint64_t content_bytes;/* bytes of erasable content still stored */
+    uint64_t file_bytes;   /* size of the LMDB data file */
+    uint64_t map_bytes;    /* current map size */
+    uint64_t max_attachment;
+} tl_log_stats;
+
+int tl_log_stats_get(tl_log *log, tl_log_stats *out);
+
+/**
+ * Statistics of every named database as JSON ({"dbs":[{"name","entries","pages"}...]}).
+ * *json is the caller's, freed with tl_free().
+ */
+int tl_log_db_stats_json(tl_log *log, char **json);
+
+/** The current writer public key in hex. */
+int tl_log_pubkey(tl_log *log, char pubkey_hex[TL_PUBKEY_HEX_SIZE]);
+
+/** Rotate the writer key: appends key.rotated signed by the old key. */
+int tl_log_rotate_key(tl_log *log, char new_pubkey_hex[TL_PUBKEY_HEX_SIZE]);
+
+/* ---------------------------------------------------------------------------------------
+ * Reading events.
+ */
+typedef struct tl_event_view {
+    uint64_t seq;
+    uint64_t ts;              /* microseconds since the Unix epoch */
+    const char *kind;         /* NUL-terminated, borrowed */
+    const char *actor;        /* NUL-terminated, borrowed */
+    const char *project;      /* NUL-terminated or NULL, borrowed */
+    const uint8_t *bytes;     /* the canonical event bytes (what is hashed and signed) */
+    size_t len;
+    const uint8_t *signature; /* TL_SIGNATURE_BYTES */
+} tl_event_view;
+
+typedef struct tl_iter tl_iter;
+
+/** Iterate events from sequence `from` (1 = genesis) on a read snapshot of the log. */
+int tl_iter_open(tl_log *log, uint64_t from, tl_iter **out);
+/** Next event: 0 and *ev filled; TL_ENOTFOUND at the end; TL_ECORRUPT on a bad record. */
+int tl_iter_next(tl_iter *it, tl_event_view *ev);
+void tl_iter_close(tl_iter *it);
+
+/**
+ * The `log --json` line of an event: {"seq","ts","actor","kind","project"?,"payload":{..}}.
+ * Binary fields (hashes, keys) are hex strings. *json is freed with tl_free().
+ */
+int tl_event_json(const tl_event_view *ev, char **json);
+
+/**
+ * Follow the log: call fn for every event from `from` on, then keep waiting for events
+ * appended (by this or other processes) until fn returns non-zero or *stop becomes non-zero.
+ * poll_ms bounds the wait between checks. Returns 0 when stopped.
+ */
+typedef int (*tl_follow_fn)(const tl_event_view *ev, void *payload);
+int tl_log_follow(tl_log *log, uint64_t from, unsigned poll_ms, volatile int *stop,
+                  tl_follow_fn fn, void *payload);
+
+/* ---------------------------------------------------------------------------------------
+ * Raw appends and record exchange.
+ *
+ * Domain events are only appended through commands (below). Applications may append their
+ * own extension events, whose kind starts with "x."; projections ignore them.
+ * payload_msgpack must be a msgpack map with string keys (it is re-encoded canonically).
+ */
+typedef struct tl_draft {
+    const char *kind;
+    const char *actor;
+    const char *project; /* may be NULL */
+    const uint8_t *payload_msgpack;
+    size_t payload_len;
+} tl_draft;
+
+/** Append n drafts in one synced commit; *first_seq (may be NULL) receives the first seq. */
+int tl_log_append(tl_log *log, const tl_draft *drafts, size_t n, uint64_t *first_seq);
+
+/**
+ * Take records from another log as stored bytes (event bytes followed by the signature):
+ * each is checked (decoding, sequence, chain, signature by the current key) and appended
+ * unchanged. Appliers run as for local events. All or nothing.
+ */
+int tl_log_append_records(tl_log *log, const uint8_t *const *records, const size_t *lens,
+                          size_t n);
+
+/** The stored record (event bytes + signature) of seq. *rec is freed with tl_free(). */
+int tl_log_record(tl_log *log, uint64_t seq, uint8_t **rec, size_t *len);
+
+/* ---------------------------------------------------------------------------------------
+ * Verification and checkpoints.
+ */
+typedef struct tl_verify_options {
+    unsigned version;              /* TL_VERIFY_OPTIONS_VERSION */
+    const uint8_t *pinned_key;     /* TL_PUBKEY_BYTES or NULL: trust the genesis key */
+    const char *checkpoint_json;   /* a checkpoint the log must still extend, or NULL */
+    unsigned threads;              /* signature checks spread over this many threads; 0 = 2 */
+    int check_content;             /* check commitments of content still present (default 1) */
+    void (*progress)(uint64_t done, uint64_t total, void *payload); /* may be NULL */
+    void *progress_payload;
+} tl_verify_options;
+#define TL_VERIFY_OPTIONS_VERSION 1
+#define TL_VERIFY_OPTIONS_INIT {TL_VERIFY_OPTIONS_VERSION, NULL, NULL, 0, 1, NULL, NULL}
+
+typedef struct tl_verify_report {
+    uint64_t events;          /* events checked */
+    uint64_t contents;        /* content commitments checked */
+    uint64_t first_bad_seq;   /* 0 when the log verified */
+    char reason[256];         /* why the first bad event is bad */
+} tl_verify_report;
+
+/**
+ * Check the whole log: sequence, format, chain, timestamps, signatures along the key chain,
+ * content commitments, and the checkpoint if given. Returns 0 when everything holds,
+ * TL_ECORRUPT with report->first_bad_seq and report->reason otherwise.
+ */
+int tl_log_verify(tl_log *log, const tl_verify_options *opts, tl_verify_report *report);
+
+/**
+ * A signed checkpoint of the head: {"seq","hash","ts","key","signature"} (hex fields).
+ * *json is freed with tl_free().
+ */
+int tl_log_checkpoint(tl_log *log, char **json);
+
+/* ---------------------------------------------------------------------------------------
+ * Commands: the domain's actions (SPEC §1, §4). A command is built with the small builder
+ * below or parsed from one JSON line; both go through the same validation.
+ */
+typedef struct tl_cmd tl_cmd;
+
+typedef struct tl_result {
+    int code;               /* 0 or a TL_E... code */
+    uint64_t seq;           /* sequence of the event appended (0 for a no-op or failure) */
+    int noop;               /* the command changed nothing (read twice, same status) */
+    int duplicate;          /* a retry answered with the original result */
+    char id[TL_ID_MAX + 1]; /* id of what was created, or "" */
+    char message_id[TL_ID_MAX + 1]; /* topic.create: the first message's id */
+    char message[256];      /* one-line human message when code != 0 */
+} tl_result;
+
+/** A new command named op ("message.send"). */
+int tl_cmd_new(tl_cmd **out, const char *op);
+/** Parse one JSON line. On failure *out is NULL and res (if given) holds the error. */
+int tl_cmd_parse(tl_cmd **out, const char *json, size_t len, tl_result *res);
+int tl_cmd_set_str(tl_cmd *cmd, const char *field, const char *value);
+int tl_cmd_set_int(tl_cmd *cmd, const char *field, int64_t value);
+/** Append a string to a list field ("attachments"). */
+int tl_cmd_add_str(tl_cmd *cmd, const char *field, const char *value);
+/** Set "data" of attachment.upload from raw bytes (base64-encoded for the command). */
+int tl_cmd_set_data(tl_cmd *cmd, const void *bytes, size_t len);
+void tl_cmd_free(tl_cmd *cmd);
+
+/** Execute one command in its own durable commit (grouped with concurrent callers). */
+int tl_cmd_exec(tl_log *log, const tl_cmd *cmd, tl_result *res);
+
+/** The spec's JSON result line ({"ok":true,"seq":9,"id":"m-2"}). *json freed with tl_free. */
+int tl_result_json(const tl_result *res, char **json);
+
+/**
+ * Batches: several commands in one commit (group commit). Results filled by tl_batch_exec
+ * are provisional: they become final, and the commands durable, when tl_batch_commit
+ * returns 0 (the library may re-run the batch after growing the map, refilling the results,
+ * so the tl_result and tl_cmd objects must stay alive until then). A failed commit fails
+ * every command of the batch with TL_ESTORAGE.
+ */
+typedef struct tl_batch tl_batch;
+int tl_batch_begin(tl_log *log, tl_batch **out);
+int tl_batch_exec(tl_batch *batch, const tl_cmd *cmd, tl_result *res);
+int tl_batch_commit(tl_batch *batch); /* also frees the batch */
+void tl_batch_abort(tl_batch *batch); /* also frees the batch */
+
+/** Erase the content of a message or attachment (operator action, actor @operator). */
+int tl_erase(tl_log *log, const char *id, const char *reason, tl_result *res);
+
+/**
+ * Fetch an attachment's bytes for a user who may see it, checked against its commitment.
+ * *bytes is freed with tl_free(). name/mime may be NULL; else freed with tl_free().
+ */
+int tl_attachment_get(tl_log *log, const char *id, const char *as, uint8_t **bytes,
+                      size_t *len, char **name, char **mime);
+
+/* ---------------------------------------------------------------------------------------
+ * Queries (SPEC §3): each answers with the JSON shape of the spec, as `as` sees it.
+ * *json is freed with tl_free(). On failure, tl_errdetail() says why.
+ */
+typedef struct tl_query {
+    unsigned version;    /* TL_QUERY_VERSION */
+    const char *as;      /* the viewing user (required) */
+    const char *project;
+    const char *account;
+    const char *channel; /* notes | chat | ambassador | support */
+    const char *topic;
+    const char *type;    /* application | order | video */
+    const char *sort;    /* activity (default) | unread */
+    const char *cursor;  /* from a previous page's "next" */
+    unsigned limit;      /* 0 = default page size */
+    int more;            /* dashboard "See more" */
+} tl_query;
+#define TL_QUERY_VERSION 1
+#define TL_QUERY_INIT {TL_QUERY_VERSION, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 0, 0}
+
+int tl_tracking_query(tl_log *log, const tl_query *q, char **json);
+int tl_dashboard_query(tl_log *log, const tl_query *q, char **json);
+int tl_unread_query(tl_log *log, const tl_query *q, char **json);
+int tl_messages_query(tl_log *log, const tl_query *q, char **json);
+int tl_history_query(tl_log *log, const tl_query *q, char **json);
+int tl_topics_query(tl_log *log, const tl_query *q, char **json);
+
+/** The projection digest (BLAKE2b-256 over every projection's content), hex. */
+int tl_digest(tl_log *log, char digest_hex[TL_PUBKEY_HEX_SIZE]);
+
+/* ---------------------------------------------------------------------------------------
+ * Replay.
+ */
+typedef struct tl_replay_options {
+    unsigned version;        /* TL_REPLAY_OPTIONS_VERSION */
+    uint64_t until_seq;      /* 0 = to the end */
+    uint64_t until_ts;       /* 0 = no time bound (microseconds) */
+    int verify;              /* check chain and signatures while replaying */
+    unsigned threads;        /* for signature checks; 0 = 2 */
+    const char *into_dir;    /* NULL: in place; else build a separate copy there */
+    void (*progress)(uint64_t done, uint64_t total, void *payload);
+    void *progress_payload;
+} tl_replay_options;
+#define TL_REPLAY_OPTIONS_VERSION 1
+#define TL_REPLAY_OPTIONS_INIT {TL_REPLAY_OPTIONS_VERSION, 0, 0, 0, 0, NULL, NULL, NULL}
+
+typedef struct tl_replay_report {
+    uint64_t events;
+    double seconds;
+    char digest[TL_PUBKEY_HEX_SIZE];
+    tl_verify_report verify;
+} tl_replay_report;
+
+int tl_replay(tl_log *log, const tl_replay_options *opts, tl_replay_report *report);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* THREADLOG_H */

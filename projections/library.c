@@ -1,0 +1,34 @@
+/*
+ * library.c — opening a log wires the engine to every applier: the domain state the rules
+ * need (engine/) and the read models of projections/. This is the only file that knows the
+ * whole list; the engine sees appliers only as registered callbacks.
+ */
+#include "error.h"
+#include "log.h"
+#include "projections.h"
+
+int tl_log_init(const char *dir, const tl_init_options *opts, char pubkey_hex[TL_PUBKEY_HEX_SIZE]) {
+    if (!dir || !*dir) return tl_fail(TL_EUSAGE, "no log directory given");
+    uint64_t max = opts && opts->max_attachment ? opts->max_attachment : TL_DEFAULT_MAX_ATTACHMENT;
+    int rc = tl_engine_init(dir, max, pubkey_hex);
+    if (rc) return rc;
+    /* open once writable so every applier creates its databases now, not at first use */
+    tl_log *log;
+    rc = tl_log_open(&log, dir, NULL);
+    if (!rc) tl_log_close(log);
+    return rc;
+}
+
+int tl_log_open(tl_log **out, const char *dir, const tl_open_options *opts) {
+    *out = NULL;
+    if (!dir || !*dir) return tl_fail(TL_EUSAGE, "no log directory given");
+    tl_log *log;
+    int rc = tl_engine_open(&log, dir, opts ? opts->flags : 0);
+    if (rc) return rc;
+    rc = tl_projections_register(log);
+    if (rc) { tl_engine_close(log); return rc; }
+    *out = log;
+    return 0;
+}
+
+void tl_log_close(tl_log *log) { tl_engine_close(log); }

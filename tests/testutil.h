@@ -1,0 +1,25 @@
+/*
+ * testutil.h — fixtures shared by the Check suites: a fresh temporary log per test, running
+ * the CLI, reading files.
+ */
+#ifndef TL_TESTUTIL_H
+#define TL_TESTUTIL_H
+
+#include <check.h>
+#include <stddef.h>
+
+#include "threadlog.h"
+
+/** A fresh temporary directory (removed by tu_rmdir). Returns a malloc'd path. */
+char *tu_tmpdir(void);
+void tu_rmdir(const char *dir);
+/** init a log in a fresh temp dir and open it; *dir receives the path. */
+tl_log *tu_new_log(char **dir);
+/** Run a shell command, capture stdout (malloc'd) and return the exit status. */
+int tu_run(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/** Run the suite with forking, return 0 if all passed. */
+int tu_main(Suite *s);
+char *tu_read_file(const char *path, size_t *len);
+int tu_write_file(const char *path, const void *data, size_t len);
+
+#endif

@@ -1,0 +1,231 @@
+/*
+ * cli_log.c — the log's own commands: init, log (and --follow), verify, checkpoint,
+ * key rotate, stats.
+ */
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+static int cmd_init(cli_ctx *ctx) {
+    const char *dir = ctx->args.npos ? ctx->args.pos[0] : ctx->dir;
+    if (!dir) return cli_usage(ctx, "init needs a directory");
+    unsigned long long max;
+    if (!cli_flag_u64(ctx, "max-attachment", &max, TL_DEFAULT_MAX_ATTACHMENT)) return CLI_USAGE;
+    tl_init_options o = TL_INIT_OPTIONS_INIT;
+    o.max_attachment = max ? max : TL_DEFAULT_MAX_ATTACHMENT;
+    char pk[TL_PUBKEY_HEX_SIZE];
+    int rc = tl_log_init(dir, &o, pk);
+    if (rc) return cli_error(ctx, rc, tl_errdetail());
+    if (ctx->json) printf("{\"ok\":true,\"dir\":\"%s\",\"public_key\":\"%s\",\"max_attachment\":%llu}\n", dir, pk, max);
+    else printf("%s\n", pk);
+    return CLI_OK;
+}
+
+static int print_event(const tl_event_view *ev, void *payload) {
+    cli_ctx *ctx = payload;
+    char *json = NULL;
+    int rc = tl_event_json(ev, &json);
+    if (rc) {
+        fprintf(stderr, "threadlog log: event %llu: %s\n", (unsigned long long)ev->seq, tl_errdetail());
+        return 1;
+    }
+    if (ctx->json) {
+        printf("%s\n", json);
+    } else {
+        time_t secs = (time_t)(ev->ts / 1000000u);
+        struct tm tm;
+        char when[32];
+        gmtime_r(&secs, &tm);
+        strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", &tm);
+        const char *payload_json = strstr(json, "\"payload\":");
+        /* the payload as JSON after the envelope: readable and complete */
+        int plen = payload_json ? (int)strlen(payload_json + 10) - 1 : 0; /* drop the closing brace */
+        printf("%6llu  %s.%06llu  %-16s %-22s %-12s %.*s\n", (unsigned long long)ev->seq, when,
+               (unsigned long long)(ev->ts % 1000000u), ev->actor, ev->kind, ev->project ? ev->project : "-",
+               plen, payload_json ? payload_json + 10 : "");
+    }
+    free(json);
+    fflush(stdout);
+    return 0;
+}
+
+typedef struct log_walk {
+    cli_ctx *ctx;
+    unsigned long long left;
+    bool limited;
+} log_walk;
+
+static int walk_event(const tl_event_view *ev, void *payload) {
+    log_walk *w = payload;
+    if (w->limited && w->left == 0) return 1;
+    if (print_event(ev, w->ctx)) return 1;
+    if (w->limited) w->left--;
+    return 0;
+}
+
+static volatile int follow_stop;
+static void on_signal(int sig) { (void)sig; follow_stop = 1; }
+
+static int cmd_log(cli_ctx *ctx) {
+    unsigned long long from, limit;
+    if (!cli_flag_u64(ctx, "from", &from, 1) || !cli_flag_u64(ctx, "limit", &limit, 0)) return CLI_USAGE;
+    tl_log *log;
+    int rc = cli_open(ctx, &log, TL_OPEN_READONLY);
+    if (rc) return rc;
+    log_walk w = {ctx, limit, cli_flag(ctx, "limit") != NULL};
+    if (cli_switch(ctx, "follow")) {
+        signal(SIGINT, on_signal);
+        signal(SIGTERM, on_signal);
+        signal(SIGPIPE, on_signal);
+        rc = tl_log_follow(log, from, 100, &follow_stop, walk_event, &w);
+    } else {
+        tl_iter *it;
+        rc = tl_iter_open(log, from, &it);
+        tl_event_view ev;
+        while (!rc && (rc = tl_iter_next(it, &ev)) == 0)
+            if (walk_event(&ev, &w)) break;
+        if (rc == TL_ENOTFOUND) rc = 0;
+        if (!it) rc = rc ? rc : TL_ESTORAGE;
+        tl_iter_close(it);
+    }
+    int out = rc ? cli_error(ctx, rc, tl_errdetail()) : CLI_OK;
+    tl_log_close(log);
+    return out;
+}
+
+static void verify_progress(uint64_t done, uint64_t total, void *payload) {
+    (void)payload;
+    if (isatty(STDERR_FILENO)) fprintf(stderr, "\rverified %llu/%llu events", (unsigned long long)done, (unsigned long long)total);
+}
+
+static char *read_file_text(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    char *buf = malloc(65537);
+    size_t n = buf ? fread(buf, 1, 65536, f) : 0;
+    fclose(f);
+    if (buf) buf[n] = 0;
+    return buf;
+}
+
+static int cmd_verify(cli_ctx *ctx) {
+    tl_verify_options o = TL_VERIFY_OPTIONS_INIT;
+    uint8_t pinned[TL_PUBKEY_BYTES];
+    const char *key = cli_flag(ctx, "key");
+    if (key) {
+        size_t n = strlen(key);
+        if (n != 2 * TL_PUBKEY_BYTES) return cli_usage(ctx, "--key takes a 64-digit hex public key");
+        for (size_t i = 0; i < TL_PUBKEY_BYTES; i++) {
+            unsigned v;
+            if (sscanf(key + 2 * i, "%2x", &v) != 1) return cli_usage(ctx, "--key takes a 64-digit hex public key");
+            pinned[i] = (uint8_t)v;
+        }
+        o.pinned_key = pinned;
+    }
+    unsigned long long threads;
+    if (!cli_flag_u64(ctx, "threads", &threads, 2)) return CLI_USAGE;
+    o.threads = (unsigned)threads;
+    char *checkpoint = NULL;
+    const char *cp_path = cli_flag(ctx, "checkpoint");
+    if (cp_path && !(checkpoint = read_file_text(cp_path))) return cli_error(ctx, TL_ENOTFOUND, "cannot read the checkpoint file");
+    o.checkpoint_json = checkpoint;
+    o.progress = verify_progress;
+    tl_log *log;
+    int rc = cli_open(ctx, &log, TL_OPEN_READONLY);
+    if (rc) { free(checkpoint); return rc; }
+    tl_verify_report r;
+    rc = tl_log_verify(log, &o, &r);
+    if (isatty(STDERR_FILENO)) fprintf(stderr, "\n");
+    int out = CLI_OK;
+    if (rc == TL_ECORRUPT && r.first_bad_seq) {
+        if (ctx->json)
+            printf("{\"ok\":false,\"error\":\"corrupt\",\"first_bad_seq\":%llu,\"events\":%llu,\"message\":\"%s\"}\n",
+                   (unsigned long long)r.first_bad_seq, (unsigned long long)r.events, r.reason);
+        else
+            fprintf(stderr, "FAILED at event %llu: %s\n", (unsigned long long)r.first_bad_seq, r.reason);
+        out = CLI_FAILED;
+    } else if (rc) {
+        out = cli_error(ctx, rc, tl_errdetail());
+    } else if (ctx->json) {
+        printf("{\"ok\":true,\"events\":%llu,\"contents\":%llu,\"checkpoint\":%s}\n", (unsigned long long)r.events,
+               (unsigned long long)r.contents, checkpoint ? "true" : "false");
+    } else {
+        printf("ok: %llu events verified (chain, signatures, key chain), %llu content commitments checked%s\n",
+               (unsigned long long)r.events, (unsigned long long)r.contents,
+               checkpoint ? ", the log extends the checkpoint" : "");
+    }
+    free(checkpoint);
+    tl_log_close(log);
+    return out;
+}
+
+static int cmd_checkpoint(cli_ctx *ctx) {
+    tl_log *log;
+    int rc = cli_open(ctx, &log, 0);
+    if (rc) return rc;
+    char *json;
+    rc = tl_log_checkpoint(log, &json);
+    tl_log_close(log);
+    if (rc) return cli_error(ctx, rc, tl_errdetail());
+    printf("%s\n", json);
+    tl_free(json);
+    return CLI_OK;
+}
+
+static int cmd_key_rotate(cli_ctx *ctx) {
+    tl_log *log;
+    int rc = cli_open(ctx, &log, 0);
+    if (rc) return rc;
+    char pk[TL_PUBKEY_HEX_SIZE];
+    rc = tl_log_rotate_key(log, pk);
+    tl_log_close(log);
+    if (rc) return cli_error(ctx, rc, tl_errdetail());
+    if (ctx->json) printf("{\"ok\":true,\"public_key\":\"%s\"}\n", pk);
+    else printf("%s\n", pk);
+    return CLI_OK;
+}
+
+static int cmd_stats(cli_ctx *ctx) {
+    tl_log *log;
+    int rc = cli_open(ctx, &log, TL_OPEN_READONLY);
+    if (rc) return rc;
+    tl_log_stats st;
+    char *dbs = NULL;
+    rc = tl_log_stats_get(log, &st);
+    if (!rc) rc = tl_log_db_stats_json(log, &dbs);
+    tl_log_close(log);
+    if (rc) return cli_error(ctx, rc, tl_errdetail());
+    double per = st.events ? (double)st.log_bytes / (double)st.events : 0;
+    if (ctx->json) {
+        printf("{\"events\":%llu,\"log_bytes\":%llu,\"bytes_per_event\":%.1f,\"content_bytes\":%llu,"
+               "\"file_bytes\":%llu,\"map_bytes\":%llu,\"max_attachment\":%llu,\"databases\":%s}\n",
+               (unsigned long long)st.events, (unsigned long long)st.log_bytes, per,
+               (unsigned long long)st.content_bytes, (unsigned long long)st.file_bytes,
+               (unsigned long long)st.map_bytes, (unsigned long long)st.max_attachment, dbs);
+    } else {
+        printf("events           %llu\nlog bytes        %llu (%.1f per event)\ncontent bytes    %llu\n"
+               "file bytes       %llu\nmap bytes        %llu\nmax attachment   %llu\ndatabases        %s\n",
+               (unsigned long long)st.events, (unsigned long long)st.log_bytes, per,
+               (unsigned long long)st.content_bytes, (unsigned long long)st.file_bytes,
+               (unsigned long long)st.map_bytes, (unsigned long long)st.max_attachment, dbs);
+    }
+    tl_free(dbs);
+    return CLI_OK;
+}
+
+const cli_command cli_log_commands[] = {
+    {"init", cmd_init, "init [--max-attachment BYTES] DIR",
+     "create a log and its writer key (mode 0600) in DIR; print the public key"},
+    {"log", cmd_log, "log [--from N] [--limit N] [--follow] [--json]",
+     "print events from sequence N (default 1, the genesis); --follow keeps printing new ones"},
+    {"verify", cmd_verify, "verify [--checkpoint FILE] [--key PUBKEY] [--threads N] [--json]",
+     "check sequence, chain, signatures, key chain and content; name the first bad event"},
+    {"checkpoint", cmd_checkpoint, "checkpoint", "print a signed checkpoint (seq, head hash, time) to keep"},
+    {"key rotate", cmd_key_rotate, "key rotate [--json]", "rotate the writer key (key.rotated, signed by the old key)"},
+    {"stats", cmd_stats, "stats [--json]", "events, bytes, bytes per event, databases' sizes"},
+    {NULL, NULL, NULL, NULL},
+};

@@ -1,0 +1,185 @@
+/*
+ * main.c — `threadlog`: global options, dispatch to the command groups, --help.
+ *
+ * `-d DIR` and `--json` may come before the command; the command's flags (and --json) after
+ * it. Flags take a value (`--limit 5` or `--limit=5`) except the switches listed below.
+ */
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const char *const switches[] = {"json", "follow", "verify", "more", "help", "nosync", "quiet", NULL};
+
+static bool is_switch(const char *name) {
+    for (int i = 0; switches[i]; i++)
+        if (strcmp(switches[i], name) == 0) return true;
+    return false;
+}
+
+const char *cli_flag(const cli_ctx *ctx, const char *name) {
+    for (int i = ctx->args.nflags - 1; i >= 0; i--)
+        if (strcmp(ctx->args.names[i], name) == 0) return ctx->args.values[i];
+    return NULL;
+}
+
+bool cli_switch(const cli_ctx *ctx, const char *name) { return cli_flag(ctx, name) != NULL; }
+
+bool cli_flag_u64(const cli_ctx *ctx, const char *name, unsigned long long *out, unsigned long long dflt) {
+    const char *v = cli_flag(ctx, name);
+    *out = dflt;
+    if (!v) return true;
+    char *end;
+    if (!*v || *v == '-') goto bad;
+    unsigned long long n = strtoull(v, &end, 10);
+    if (*end) goto bad;
+    *out = n;
+    return true;
+bad:
+    cli_usage(ctx, "--%s needs a non-negative integer, not \"%s\"", name, v);
+    return false;
+}
+
+static void json_string(FILE *f, const char *s) {
+    fputc('"', f);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
+        else if (c < 0x20) fprintf(f, "\\u%04x", c);
+        else fputc(c, f);
+    }
+    fputc('"', f);
+}
+
+int cli_error(const cli_ctx *ctx, int code, const char *message) {
+    if (!message || !*message) message = tl_strerror(code);
+    if (ctx->json) {
+        printf("{\"ok\":false,\"error\":");
+        json_string(stdout, tl_strerror(code));
+        printf(",\"message\":");
+        json_string(stdout, message);
+        printf("}\n");
+    } else {
+        fprintf(stderr, "threadlog %s: %s: %s\n", ctx->command ? ctx->command : "", tl_strerror(code), message);
+    }
+    fflush(stdout);
+    return CLI_FAILED;
+}
+
+int cli_usage(const cli_ctx *ctx, const char *fmt, ...) {
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (ctx->json) {
+        printf("{\"ok\":false,\"error\":\"invalid_input\",\"message\":");
+        json_string(stdout, msg);
+        printf("}\n");
+    }
+    fprintf(stderr, "threadlog %s: %s (see threadlog %s --help)\n", ctx->command ? ctx->command : "", msg,
+            ctx->command ? ctx->command : "");
+    return CLI_USAGE;
+}
+
+int cli_open(cli_ctx *ctx, tl_log **log, unsigned flags) {
+    if (!ctx->dir) return cli_usage(ctx, "no log directory: give -d DIR or set THREADLOG_DIR");
+    tl_open_options o = TL_OPEN_OPTIONS_INIT;
+    o.flags = flags;
+    int rc = tl_log_open(log, ctx->dir, &o);
+    if (rc) return cli_error(ctx, rc, tl_errdetail());
+    return 0;
+}
+
+static const cli_command *const groups[] = {cli_log_commands, cli_domain_commands, cli_query_commands,
+                                            cli_ops_commands};
+
+static const cli_command *find_command(const char *name) {
+    for (size_t g = 0; g < sizeof groups / sizeof groups[0]; g++)
+        for (const cli_command *c = groups[g]; c->name; c++)
+            if (strcmp(c->name, name) == 0) return c;
+    return NULL;
+}
+
+static void print_help(void) {
+    printf("threadlog %s — a signed, append-only event log for back-office messaging\n\n"
+           "usage: threadlog [-d DIR] [--json] COMMAND [ARGS] [FLAGS]\n\n"
+           "  -d DIR     the log directory (default: $THREADLOG_DIR)\n"
+           "  --json     JSON output (one object per line)\n\n"
+           "commands:\n",
+           tl_version());
+    for (size_t g = 0; g < sizeof groups / sizeof groups[0]; g++)
+        for (const cli_command *c = groups[g]; c->name; c++) printf("  %-14s %s\n", c->name, c->help);
+    printf("\n`threadlog COMMAND --help` describes one command. Exit status: 0 done, 1 refused or\n"
+           "failed (the error is printed), 2 usage error.\n");
+}
+
+/* Split argv into flags and positionals. "--" ends flags. */
+static int parse_args(cli_ctx *ctx, int argc, char **argv, int start) {
+    bool only_pos = false;
+    for (int i = start; i < argc; i++) {
+        const char *a = argv[i];
+        if (!only_pos && strcmp(a, "--") == 0) { only_pos = true; continue; }
+        if (!only_pos && strncmp(a, "--", 2) == 0 && a[2]) {
+            if (ctx->args.nflags >= CLI_MAX_FLAGS) return cli_usage(ctx, "too many flags");
+            const char *name = a + 2, *eq = strchr(name, '=');
+            static char names[CLI_MAX_FLAGS][64];
+            char *slot = names[ctx->args.nflags];
+            size_t n = eq ? (size_t)(eq - name) : strlen(name);
+            if (n >= 64) return cli_usage(ctx, "unknown flag %s", a);
+            memcpy(slot, name, n);
+            slot[n] = 0;
+            const char *value;
+            if (eq) value = eq + 1;
+            else if (is_switch(slot)) value = "";
+            else if (i + 1 < argc) value = argv[++i];
+            else return cli_usage(ctx, "--%s needs a value", slot);
+            if (strcmp(slot, "json") == 0) ctx->json = true;
+            ctx->args.names[ctx->args.nflags] = slot;
+            ctx->args.values[ctx->args.nflags++] = value;
+        } else if (!only_pos && strcmp(a, "-d") == 0 && i + 1 < argc) {
+            ctx->dir = argv[++i];
+        } else {
+            if (ctx->args.npos >= CLI_MAX_ARGS) return cli_usage(ctx, "too many arguments");
+            ctx->args.pos[ctx->args.npos++] = a;
+        }
+    }
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    cli_ctx ctx = {0};
+    ctx.dir = getenv("THREADLOG_DIR");
+    if (ctx.dir && !*ctx.dir) ctx.dir = NULL;
+    int i = 1;
+    for (; i < argc; i++) {
+        if (strcmp(argv[i], "-d") == 0 && i + 1 < argc) ctx.dir = argv[++i];
+        else if (strncmp(argv[i], "-d", 2) == 0 && argv[i][2]) ctx.dir = argv[i] + 2;
+        else if (strcmp(argv[i], "--json") == 0) ctx.json = true;
+        else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) { print_help(); return 0; }
+        else if (strcmp(argv[i], "--version") == 0) { printf("threadlog %s\n", tl_version()); return 0; }
+        else break;
+    }
+    if (i >= argc) { print_help(); return CLI_USAGE; }
+    const char *name = argv[i++];
+    /* two-word commands: `key rotate`, `attachment get` */
+    char joined[64];
+    if ((strcmp(name, "key") == 0 || strcmp(name, "attachment") == 0) && i < argc && argv[i][0] != '-') {
+        snprintf(joined, sizeof joined, "%s %s", name, argv[i++]);
+        name = joined;
+    }
+    const cli_command *cmd = find_command(name);
+    ctx.command = name;
+    if (!cmd) {
+        fprintf(stderr, "threadlog: unknown command \"%s\" (threadlog --help lists them)\n", name);
+        return CLI_USAGE;
+    }
+    int rc = parse_args(&ctx, argc, argv, i);
+    if (rc) return rc;
+    if (cli_switch(&ctx, "help")) {
+        printf("usage: threadlog [-d DIR] %s\n\n%s\n", cmd->usage, cmd->help);
+        return 0;
+    }
+    return cmd->run(&ctx);
+}
