@@ -29,6 +29,18 @@
 #define TL_MAP_LIMIT (1ull << 40)
 #define TL_MAPFULL TL_EMAPFULL
 
+/* The first map size. THREADLOG_TEST_MAP_BYTES (a test-only knob, 64 KiB..1 GiB) lowers it
+ * so that tests reach map growth without writing a gigabyte. */
+static size_t map_initial(void) {
+    const char *s = getenv("THREADLOG_TEST_MAP_BYTES");
+    if (s && *s) {
+        char *end;
+        unsigned long long v = strtoull(s, &end, 10);
+        if (!*end && v >= 65536 && v <= TL_MAP_INITIAL) return (size_t)((v + 4095) & ~4095ull);
+    }
+    return TL_MAP_INITIAL;
+}
+
 static const char META_FORMAT[] = "format";
 static const char META_HEAD[] = "head";
 static const char META_GENESIS_KEY[] = "genesis_key";
@@ -222,7 +234,7 @@ int tl_engine_open(tl_log **out, const char *dir, unsigned flags) {
     /* another process may have grown the map: adopt the size recorded in the file */
     MDB_envinfo info;
     mdb_env_info(log->env, &info);
-    if (info.me_mapsize < TL_MAP_INITIAL && !(flags & TL_OPEN_READONLY)) mdb_env_set_mapsize(log->env, TL_MAP_INITIAL);
+    if (info.me_mapsize < map_initial() && !(flags & TL_OPEN_READONLY)) mdb_env_set_mapsize(log->env, map_initial());
 
     if ((rc = tl_db_open(log, "log", 0, &log->db_log)) || (rc = tl_db_open(log, "meta", 0, &log->db_meta)) ||
         (rc = tl_db_open(log, "content", 0, &log->db_content)) || (rc = check_format(log))) {
@@ -528,10 +540,12 @@ int tl_wtxn_commit(tl_wtxn *w) {
 
 /* ================================================================ content */
 
-int tl_content_put(tl_wtxn *w, const void *content, size_t len, uint8_t commit[TL_HASH_BYTES]) {
+int tl_content_put(tl_wtxn *w, const void *content, size_t len, uint8_t commit[TL_HASH_BYTES],
+                   uint8_t salt_out[TL_SALT_BYTES]) {
     if (w->failed) return w->failed == TL_MAPFULL ? TL_ESTORAGE : w->failed;
     uint8_t salt[TL_SALT_BYTES];
     tl_random(salt, sizeof salt);
+    if (salt_out) memcpy(salt_out, salt, TL_SALT_BYTES);
     tl_commit(commit, salt, content, len);
     MDB_val k = {TL_HASH_BYTES, commit}, v = {TL_SALT_BYTES + len, NULL};
     int rc = mdb_put(w->txn, w->log->db_content, &k, &v, MDB_RESERVE | MDB_NOOVERWRITE);
@@ -553,6 +567,15 @@ int tl_content_get(MDB_txn *txn, tl_log *log, const uint8_t commit[TL_HASH_BYTES
         return tl_fail(TL_ECORRUPT, "stored content does not match its commitment");
     *content = (const uint8_t *)v.mv_data + TL_SALT_BYTES;
     *len = v.mv_size - TL_SALT_BYTES;
+    return 0;
+}
+
+int tl_content_salt(MDB_txn *txn, tl_log *log, const uint8_t commit[TL_HASH_BYTES], uint8_t salt[TL_SALT_BYTES]) {
+    const uint8_t *content;
+    size_t len;
+    int rc = tl_content_get(txn, log, commit, &content, &len);
+    if (rc) return rc;
+    memcpy(salt, content - TL_SALT_BYTES, TL_SALT_BYTES);
     return 0;
 }
 
@@ -602,7 +625,7 @@ int tl_engine_init(const char *dir, uint64_t max_attachment, char pubkey_hex[TL_
     int mrc = mdb_env_create(&env);
     if (mrc) { tl_keypair_wipe(&kp); return tl_fail_mdb(mrc, "create environment"); }
     mdb_env_set_maxdbs(env, TL_MAX_DBS);
-    mdb_env_set_mapsize(env, TL_MAP_INITIAL);
+    mdb_env_set_mapsize(env, map_initial());
     if (!(mrc = mdb_env_open(env, dir, 0, 0600)) && !(mrc = mdb_txn_begin(env, NULL, 0, &txn)) &&
         !(mrc = mdb_dbi_open(txn, "log", MDB_CREATE, &dlog)) && !(mrc = mdb_dbi_open(txn, "meta", MDB_CREATE, &dmeta))) {
         MDB_dbi dcontent;

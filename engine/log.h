@@ -129,7 +129,10 @@ int tl_get(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t klen, MDB_val *v);
 
 /* ---- content (erasable bodies and attachments) ---- */
 /** Store content with a fresh salt; commit receives BLAKE2b(salt || content). */
-int tl_content_put(tl_wtxn *w, const void *content, size_t len, uint8_t commit[TL_HASH_BYTES]);
+int tl_content_put(tl_wtxn *w, const void *content, size_t len, uint8_t commit[TL_HASH_BYTES],
+                   uint8_t salt_out[TL_SALT_BYTES]);
+/** The salt of stored content (TL_ENOTFOUND once erased). */
+int tl_content_salt(MDB_txn *txn, tl_log *log, const uint8_t commit[TL_HASH_BYTES], uint8_t salt[TL_SALT_BYTES]);
 /** Borrow content by commitment: TL_ENOTFOUND once erased. Checked against the commitment. */
 int tl_content_get(MDB_txn *txn, tl_log *log, const uint8_t commit[TL_HASH_BYTES],
                    const uint8_t **content, size_t *len);

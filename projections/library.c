@@ -3,6 +3,7 @@
  * need (engine/) and the read models of projections/. This is the only file that knows the
  * whole list; the engine sees appliers only as registered callbacks.
  */
+#include "command.h"
 #include "error.h"
 #include "log.h"
 #include "projections.h"
@@ -25,7 +26,8 @@ int tl_log_open(tl_log **out, const char *dir, const tl_open_options *opts) {
     tl_log *log;
     int rc = tl_engine_open(&log, dir, opts ? opts->flags : 0);
     if (rc) return rc;
-    rc = tl_projections_register(log);
+    rc = tl_commands_attach(log);
+    if (!rc) rc = tl_projections_register(log);
     if (rc) { tl_engine_close(log); return rc; }
     *out = log;
     return 0;

@@ -3,8 +3,9 @@
  * state runs first: projections may read it (who is in a channel's audience).
  */
 #include "projections.h"
+#include "state.h"
 
 int tl_projections_register(tl_log *log) {
-    (void)log;
-    return 0;
+    int rc = tl_state_register(log);
+    return rc;
 }

@@ -1,3 +1,386 @@
-/* placeholder list until the domain commands land */
+/*
+ * cli_domain.c — the domain's commands one at a time (account, user, project, status, topic,
+ * send, reply, note, read, mark-unread, pin, unpin, delete, attach, attachment get, erase) and
+ * `apply`, which executes JSON lines with group commit.
+ *
+ * A one-shot command is turned into the same JSON object `apply` reads: every flag becomes
+ * a field (`--ambassador-message` -> "ambassador_message"), so both paths meet the same
+ * validation in the library.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include "cli.h"
-const cli_command cli_domain_commands[] = {{NULL, NULL, NULL, NULL}};
+
+static int print_result(const cli_ctx *ctx, const tl_result *res) {
+    if (ctx->json || res->code) {
+        char *json;
+        if (tl_result_json(res, &json) == 0) {
+            if (ctx->json) printf("%s\n", json);
+            else fprintf(stderr, "threadlog %s: %s: %s\n", ctx->command, tl_strerror(res->code), res->message);
+            tl_free(json);
+        }
+    } else if (res->noop) {
+        printf("ok (nothing to do)\n");
+    } else {
+        printf("ok seq %llu%s%s%s%s%s\n", (unsigned long long)res->seq, res->id[0] ? " id " : "", res->id,
+               res->message_id[0] ? " message " : "", res->message_id, res->duplicate ? " (duplicate)" : "");
+    }
+    return res->code ? CLI_FAILED : CLI_OK;
+}
+
+/* Flags that are the CLI's own, not command fields. */
+static bool cli_own_flag(const char *name) {
+    return !strcmp(name, "json") || !strcmp(name, "help") || !strcmp(name, "nosync");
+}
+
+static int build_cmd(cli_ctx *ctx, const char *op, const char *positional_field, tl_cmd **out) {
+    tl_cmd *cmd;
+    int rc = tl_cmd_new(&cmd, op);
+    if (rc) return cli_error(ctx, rc, tl_errdetail());
+    for (int i = 0; i < ctx->args.nflags; i++) {
+        const char *name = ctx->args.names[i], *value = ctx->args.values[i];
+        if (cli_own_flag(name)) continue;
+        char field[64];
+        snprintf(field, sizeof field, "%s", name);
+        for (char *p = field; *p; p++)
+            if (*p == '-') *p = '_';
+        if (!strcmp(field, "expect")) {
+            char *end;
+            errno = 0;
+            long long v = strtoll(value, &end, 10);
+            if (!*value || *end || errno || v < 0) { tl_cmd_free(cmd); return cli_usage(ctx, "--expect takes a version number"); }
+            rc = tl_cmd_set_int(cmd, field, v);
+        } else if (!strcmp(field, "attachments") || !strcmp(field, "attachment")) {
+            char *copy = strdup(value), *save = NULL;
+            for (char *tok = strtok_r(copy, ",", &save); tok && !rc; tok = strtok_r(NULL, ",", &save))
+                rc = tl_cmd_add_str(cmd, "attachments", tok);
+            free(copy);
+        } else {
+            rc = tl_cmd_set_str(cmd, field, value);
+        }
+        if (rc) { tl_cmd_free(cmd); return cli_error(ctx, rc, tl_errdetail()); }
+    }
+    if (ctx->args.npos > (positional_field ? 1 : 0)) { tl_cmd_free(cmd); return cli_usage(ctx, "unexpected argument %s", ctx->args.pos[ctx->args.npos - 1]); }
+    if (positional_field && ctx->args.npos == 1 && (rc = tl_cmd_set_str(cmd, positional_field, ctx->args.pos[0])) != 0) {
+        tl_cmd_free(cmd);
+        return cli_error(ctx, rc, tl_errdetail());
+    }
+    *out = cmd;
+    return 0;
+}
+
+static int run_op(cli_ctx *ctx, const char *op, const char *positional_field) {
+    tl_cmd *cmd;
+    int rc = build_cmd(ctx, op, positional_field, &cmd);
+    if (rc) return rc;
+    tl_log *log;
+    if ((rc = cli_open(ctx, &log, 0)) != 0) { tl_cmd_free(cmd); return rc; }
+    tl_result res;
+    tl_cmd_exec(log, cmd, &res);
+    tl_cmd_free(cmd);
+    tl_log_close(log);
+    return print_result(ctx, &res);
+}
+
+static int cmd_account(cli_ctx *c) { return run_op(c, "account.create", NULL); }
+static int cmd_user(cli_ctx *c) { return run_op(c, "user.create", NULL); }
+static int cmd_project(cli_ctx *c) { return run_op(c, "project.create", NULL); }
+static int cmd_status(cli_ctx *c) { return run_op(c, "project.status", NULL); }
+static int cmd_topic(cli_ctx *c) { return run_op(c, "topic.create", NULL); }
+static int cmd_send(cli_ctx *c) { return run_op(c, "message.send", NULL); }
+static int cmd_reply(cli_ctx *c) { return run_op(c, "message.reply", "message"); }
+static int cmd_note(cli_ctx *c) { return run_op(c, "note.add", NULL); }
+static int cmd_read(cli_ctx *c) { return run_op(c, "message.read", "message"); }
+static int cmd_unread_mark(cli_ctx *c) { return run_op(c, "message.unread", "message"); }
+static int cmd_pin(cli_ctx *c) { return run_op(c, "message.pin", "message"); }
+static int cmd_unpin(cli_ctx *c) { return run_op(c, "message.unpin", "message"); }
+static int cmd_delete(cli_ctx *c) { return run_op(c, "message.delete", "message"); }
+
+/* attach FILE: the bytes of a file, refused as too_large before reading when over the limit. */
+static int cmd_attach(cli_ctx *ctx) {
+    if (ctx->args.npos != 1) return cli_usage(ctx, "attach takes one FILE");
+    const char *path = ctx->args.pos[0];
+    tl_log *log;
+    int rc = cli_open(ctx, &log, 0);
+    if (rc) return rc;
+    tl_log_stats st;
+    tl_log_stats_get(log, &st);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat sb;
+    if (fd < 0 || fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        if (fd >= 0) close(fd);
+        tl_log_close(log);
+        return cli_error(ctx, TL_EINVALID, "cannot read the attachment file (a regular file is needed)");
+    }
+    if ((uint64_t)sb.st_size > st.max_attachment) {
+        close(fd);
+        tl_log_close(log);
+        char msg[200];
+        snprintf(msg, sizeof msg, "%s is %lld bytes, over the log's limit of %llu", path, (long long)sb.st_size,
+                 (unsigned long long)st.max_attachment);
+        return cli_error(ctx, TL_ETOOLARGE, msg);
+    }
+    size_t size = (size_t)sb.st_size;
+    uint8_t *buf = malloc(size ? size : 1);
+    size_t got = 0;
+    while (buf && got < size) {
+        ssize_t n = read(fd, buf + got, size - got);
+        if (n <= 0) break;
+        got += (size_t)n;
+    }
+    close(fd);
+    tl_cmd *cmd = NULL;
+    if (!buf || got != size || (rc = build_cmd(ctx, "attachment.upload", NULL, &cmd)) != 0) {
+        free(buf);
+        tl_log_close(log);
+        return rc ? rc : cli_error(ctx, TL_EINVALID, "could not read the whole file");
+    }
+    if (!cli_flag(ctx, "name")) {
+        const char *base = strrchr(path, '/');
+        tl_cmd_set_str(cmd, "name", base ? base + 1 : path);
+    }
+    tl_cmd_set_data(cmd, buf, size);
+    free(buf);
+    tl_result res;
+    tl_cmd_exec(log, cmd, &res);
+    tl_cmd_free(cmd);
+    tl_log_close(log);
+    return print_result(ctx, &res);
+}
+
+static int cmd_attachment_get(cli_ctx *ctx) {
+    const char *as = cli_flag(ctx, "as"), *out = cli_flag(ctx, "o");
+    if (!out) out = cli_flag(ctx, "output");
+    if (ctx->args.npos != 1 || !as) return cli_usage(ctx, "attachment get ID --as USER -o FILE");
+    tl_log *log;
+    int rc = cli_open(ctx, &log, TL_OPEN_READONLY);
+    if (rc) return rc;
+    uint8_t *bytes;
+    size_t len;
+    char *name = NULL, *mime = NULL;
+    rc = tl_attachment_get(log, ctx->args.pos[0], as, &bytes, &len, &name, &mime);
+    tl_log_close(log);
+    if (rc) return cli_error(ctx, rc, tl_errdetail());
+    FILE *f = out && strcmp(out, "-") ? fopen(out, "wb") : stdout;
+    size_t w = f ? fwrite(bytes, 1, len, f) : 0;
+    if (f && f != stdout) fclose(f);
+    tl_free(bytes);
+    if (!f || w != len) { tl_free(name); tl_free(mime); return cli_error(ctx, TL_ESTORAGE, "cannot write the output file"); }
+    if (out && strcmp(out, "-")) {
+        if (ctx->json) printf("{\"ok\":true,\"id\":\"%s\",\"size\":%zu}\n", ctx->args.pos[0], len);
+        else fprintf(stderr, "%s: %zu bytes (%s, %s) checked against its commitment\n", out, len, name, mime);
+    }
+    tl_free(name);
+    tl_free(mime);
+    return CLI_OK;
+}
+
+static int cmd_erase(cli_ctx *ctx) {
+    const char *reason = cli_flag(ctx, "reason");
+    if (ctx->args.npos != 1 || !reason) return cli_usage(ctx, "erase ID --reason TEXT");
+    tl_log *log;
+    int rc = cli_open(ctx, &log, 0);
+    if (rc) return rc;
+    tl_result res;
+    tl_erase(log, ctx->args.pos[0], reason, &res);
+    tl_log_close(log);
+    return print_result(ctx, &res);
+}
+
+/* ---------------------------------------------------------------- apply */
+
+typedef struct line_item {
+    tl_cmd *cmd;     /* NULL when the line was answered without running (parse error) */
+    tl_result res;
+} line_item;
+
+typedef struct apply_state {
+    cli_ctx *ctx;
+    tl_log *log;
+    tl_batch *batch;
+    line_item *items;
+    size_t n, cap, commands;
+    size_t sync_every;
+    bool log_failed;
+} apply_state;
+
+static void flush_group(apply_state *a) {
+    if (a->batch) {
+        if (tl_batch_commit(a->batch) != 0) a->log_failed = true;
+        a->batch = NULL;
+    }
+    /* results only now: each of these commands is durable (or failed as a whole) */
+    for (size_t i = 0; i < a->n; i++) {
+        char *json;
+        if (tl_result_json(&a->items[i].res, &json) == 0) {
+            fputs(json, stdout);
+            fputc('\n', stdout);
+            tl_free(json);
+        }
+        tl_cmd_free(a->items[i].cmd);
+    }
+    fflush(stdout);
+    a->n = 0;
+    a->commands = 0;
+}
+
+static line_item *next_item(apply_state *a) {
+    if (a->n == a->cap) {
+        size_t cap = a->cap ? a->cap * 2 : 256;
+        line_item *p = realloc(a->items, cap * sizeof *p);
+        if (!p) return NULL;
+        /* results are referenced by the batch: moving them is only safe between groups */
+        if (p != a->items && a->batch) {
+            a->items = p;
+            a->cap = cap;
+            return NULL;
+        }
+        a->items = p;
+        a->cap = cap;
+    }
+    line_item *it = &a->items[a->n++];
+    memset(it, 0, sizeof *it);
+    return it;
+}
+
+static void handle_line(apply_state *a, const char *line, size_t len, bool too_long, size_t lineno) {
+    size_t i = 0;
+    while (i < len && (line[i] == ' ' || line[i] == '\t' || line[i] == '\r' || line[i] == '\f' || line[i] == '\v')) i++;
+    if (i == len && !too_long) return; /* blank lines get no result */
+    if (a->n == a->cap && a->batch) flush_group(a); /* keep result addresses stable inside a batch */
+    line_item *it = next_item(a);
+    if (!it) { a->log_failed = true; return; }
+    if (too_long) {
+        snprintf(it->res.message, sizeof it->res.message,
+                 "line %zu is longer than the limit (4/3 of the attachment limit + 1 MiB); not decoded", lineno);
+        it->res.code = TL_ETOOLARGE;
+        return;
+    }
+    if (tl_cmd_parse(&it->cmd, line, len, &it->res) != 0) return;
+    if (!a->batch && tl_batch_begin(a->log, &a->batch) != 0) {
+        snprintf(it->res.message, sizeof it->res.message, "%s", tl_errdetail());
+        it->res.code = TL_ESTORAGE;
+        a->log_failed = true;
+        return;
+    }
+    tl_batch_exec(a->batch, it->cmd, &it->res);
+    if (++a->commands >= a->sync_every) flush_group(a);
+}
+
+static int cmd_apply(cli_ctx *ctx) {
+    unsigned long long sync_every;
+    if (!cli_flag_u64(ctx, "sync-every", &sync_every, 1000)) return CLI_USAGE;
+    if (sync_every == 0) sync_every = 1;
+    int fd = STDIN_FILENO;
+    if (ctx->args.npos == 1 && strcmp(ctx->args.pos[0], "-") != 0) {
+        fd = open(ctx->args.pos[0], O_RDONLY | O_CLOEXEC);
+        if (fd < 0) return cli_error(ctx, TL_ENOTFOUND, "cannot open the input file");
+    } else if (ctx->args.npos > 1) {
+        return cli_usage(ctx, "apply takes at most one FILE");
+    }
+    apply_state a = {.ctx = ctx, .sync_every = sync_every};
+    int rc = cli_open(ctx, &a.log, cli_switch(ctx, "nosync") ? TL_OPEN_NOSYNC : 0);
+    if (rc) { if (fd != STDIN_FILENO) close(fd); return rc; }
+    tl_log_stats st;
+    tl_log_stats_get(a.log, &st);
+    size_t limit = (size_t)(st.max_attachment / 3 * 4 + (st.max_attachment % 3 ? 4 : 0)) + (1u << 20);
+
+    size_t cap = 1 << 16, len = 0, lineno = 0;
+    char *buf = malloc(cap);
+    bool discarding = false, eof = false;
+    while (buf && !eof) {
+        /* commit what we have when the input pauses, so a slow producer still gets answers */
+        if (a.n) {
+            struct pollfd pfd = {fd, POLLIN, 0};
+            if (poll(&pfd, 1, 0) == 0) flush_group(&a);
+        }
+        if (cap - len < 4096) {
+            size_t ncap = cap * 2 > limit + 65536 ? limit + 65536 : cap * 2;
+            if (ncap <= cap) ncap = cap + 65536;
+            char *p = realloc(buf, ncap);
+            if (!p) break;
+            buf = p;
+            cap = ncap;
+        }
+        ssize_t n = read(fd, buf + len, cap - len);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) eof = true;
+        else len += (size_t)n;
+        size_t start = 0;
+        for (;;) {
+            char *nl = memchr(buf + start, '\n', len - start);
+            if (!nl && !(eof && start < len)) break;
+            size_t end = nl ? (size_t)(nl - buf) : len;
+            lineno++;
+            if (discarding) discarding = false; /* the tail of an over-long line: already answered */
+            else handle_line(&a, buf + start, end - start, end - start > limit, lineno);
+            start = nl ? end + 1 : len;
+        }
+        memmove(buf, buf + start, len - start);
+        len -= start;
+        if (len > limit && !discarding) {
+            /* over the limit without a newline yet: answer now, drop the rest of the line */
+            lineno++;
+            handle_line(&a, buf, len, true, lineno);
+            discarding = true;
+            len = 0;
+        } else if (discarding && len > 0) {
+            char *nl = memchr(buf, '\n', len);
+            if (nl) {
+                size_t rest = len - (size_t)(nl - buf) - 1;
+                memmove(buf, nl + 1, rest);
+                len = rest;
+                discarding = false;
+            } else {
+                len = 0;
+            }
+        }
+    }
+    flush_group(&a);
+    free(buf);
+    free(a.items);
+    if (fd != STDIN_FILENO) close(fd);
+    tl_log_close(a.log);
+    return a.log_failed ? CLI_FAILED : CLI_OK;
+}
+
+const cli_command cli_domain_commands[] = {
+    {"apply", cmd_apply, "apply [FILE] [--sync-every N] [--nosync]",
+     "execute JSON-lines commands from FILE or stdin; one JSON result per line, written once durable;\n"
+     "  commits group up to N commands (default 1000) and at a pause in the input; --nosync: bulk\n"
+     "  load without syncing (a crash may lose a tail, never the chain)"},
+    {"account", cmd_account, "account --id ID --name NAME", "create an account (operator)"},
+    {"user", cmd_user, "user --id ID --role member|staff|ambassador|auditor --name NAME [--account A]",
+     "create a user (operator); members belong to one account"},
+    {"project", cmd_project,
+     "project --as U --id P --account A --type application|order|video --title T [--status S]\n"
+     "  [--ambassador U2 [--ambassador-message TEXT [--ambassador-message-id M]]]",
+     "create a project"},
+    {"status", cmd_status, "status --as U --project P --status S [--expect V]", "change a project's status"},
+    {"topic", cmd_topic, "topic --as U --project P --title T --body TEXT [--id T] [--message-id M] [--attachments a,b]",
+     "open a chat topic with its first message"},
+    {"send", cmd_send,
+     "send --as U --channel chat|ambassador|support --body TEXT [--project P] [--topic T] [--account A]\n"
+     "  [--id M] [--attachments a,b] [--expect V]",
+     "send a message"},
+    {"reply", cmd_reply, "reply --as U MESSAGE --body TEXT [--id M] [--attachments a,b]", "reply to a message"},
+    {"note", cmd_note, "note --as U --project P --body TEXT [--id M] [--attachments a,b]", "add an internal note"},
+    {"read", cmd_read, "read --as U MESSAGE", "mark a message read"},
+    {"mark-unread", cmd_unread_mark, "mark-unread --as U MESSAGE", "mark a message unread again"},
+    {"pin", cmd_pin, "pin --as U MESSAGE", "pin a message (for everyone in its channel)"},
+    {"unpin", cmd_unpin, "unpin --as U MESSAGE", "unpin a message"},
+    {"delete", cmd_delete, "delete --as U MESSAGE", "delete your own message (while it has no live reply)"},
+    {"attach", cmd_attach, "attach --as U (--project P | --account A) [--name N] [--mime M] [--id A] FILE",
+     "upload an attachment (then list it in --attachments of a message)"},
+    {"attachment get", cmd_attachment_get, "attachment get ID --as USER -o FILE",
+     "write an attachment's bytes, checked against their commitment, to FILE (- for stdout)"},
+    {"erase", cmd_erase, "erase MESSAGE|ATTACHMENT --reason TEXT",
+     "erase content (operator): chain and signatures stay valid, the content is gone everywhere"},
+    {NULL, NULL, NULL, NULL},
+};

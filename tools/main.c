@@ -140,6 +140,9 @@ static int parse_args(cli_ctx *ctx, int argc, char **argv, int start) {
             ctx->args.values[ctx->args.nflags++] = value;
         } else if (!only_pos && strcmp(a, "-d") == 0 && i + 1 < argc) {
             ctx->dir = argv[++i];
+        } else if (!only_pos && strcmp(a, "-o") == 0 && i + 1 < argc && ctx->args.nflags < CLI_MAX_FLAGS) {
+            ctx->args.names[ctx->args.nflags] = "o"; /* `attachment get -o FILE` */
+            ctx->args.values[ctx->args.nflags++] = argv[++i];
         } else {
             if (ctx->args.npos >= CLI_MAX_ARGS) return cli_usage(ctx, "too many arguments");
             ctx->args.pos[ctx->args.npos++] = a;

@@ -1,0 +1,132 @@
+/*
+ * command.c — building, parsing and printing commands and their results.
+ *
+ * JSON lines are parsed with jansson (Debian's libjansson): it validates UTF-8, refuses NUL
+ * characters (\u0000) and lone surrogate escapes, bounds nesting depth, and can refuse
+ * duplicate keys — every malformed line becomes `invalid_input` with jansson's own
+ * position-precise message. What a command means is checked later, in rules.c, for lines
+ * and builder-made commands alike.
+ */
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "command.h"
+#include "error.h"
+
+bool tl_id_valid(const char *s) {
+    size_t n = 0;
+    for (; s[n]; n++) {
+        char c = s[n];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+              c == ':' || c == '-'))
+            return false;
+        if (n >= TL_ID_MAX) return false;
+    }
+    return n >= 1;
+}
+
+int tl_result_fail(tl_result *res, int code, const char *fmt, ...) {
+    if (res) {
+        memset(res, 0, sizeof *res);
+        res->code = code;
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(res->message, sizeof res->message, fmt, ap);
+        va_end(ap);
+        tl_fail(code, "%s", res->message);
+    }
+    return code;
+}
+
+int tl_cmd_new(tl_cmd **out, const char *op) {
+    *out = NULL;
+    if (!op) return tl_fail(TL_EINVALID, "no op given");
+    tl_cmd *c = calloc(1, sizeof *c);
+    if (!c || !(c->obj = json_object())) { free(c); return tl_fail(TL_ENOMEM, "out of memory"); }
+    if (json_object_set_new(c->obj, "op", json_string(op)) != 0) {
+        tl_cmd_free(c);
+        return tl_fail(TL_EINVALID, "op is not valid UTF-8");
+    }
+    *out = c;
+    return 0;
+}
+
+int tl_cmd_parse(tl_cmd **out, const char *text, size_t len, tl_result *res) {
+    *out = NULL;
+    json_error_t err;
+    json_t *obj = json_loadb(text, len, JSON_REJECT_DUPLICATES, &err);
+    if (!obj) return tl_result_fail(res, TL_EINVALID, "not JSON: %s (column %d)", err.text, err.column);
+    if (!json_is_object(obj)) {
+        json_decref(obj);
+        return tl_result_fail(res, TL_EINVALID, "a command is a JSON object with an \"op\"");
+    }
+    tl_cmd *c = calloc(1, sizeof *c);
+    if (!c) { json_decref(obj); return tl_result_fail(res, TL_ENOMEM, "out of memory"); }
+    c->obj = obj;
+    *out = c;
+    return 0;
+}
+
+int tl_cmd_set_str(tl_cmd *cmd, const char *field, const char *value) {
+    if (!cmd || !field) return tl_fail(TL_EUSAGE, "no command or field");
+    json_t *v = value ? json_string(value) : json_null();
+    if (!v) return tl_fail(TL_EINVALID, "%s is not valid UTF-8", field);
+    return json_object_set_new(cmd->obj, field, v) ? tl_fail(TL_ENOMEM, "out of memory") : 0;
+}
+
+int tl_cmd_set_int(tl_cmd *cmd, const char *field, int64_t value) {
+    if (!cmd || !field) return tl_fail(TL_EUSAGE, "no command or field");
+    return json_object_set_new(cmd->obj, field, json_integer(value)) ? tl_fail(TL_ENOMEM, "out of memory") : 0;
+}
+
+int tl_cmd_add_str(tl_cmd *cmd, const char *field, const char *value) {
+    if (!cmd || !field || !value) return tl_fail(TL_EUSAGE, "no command, field or value");
+    json_t *list = json_object_get(cmd->obj, field);
+    if (!json_is_array(list)) {
+        list = json_array();
+        if (!list || json_object_set_new(cmd->obj, field, list)) return tl_fail(TL_ENOMEM, "out of memory");
+    }
+    json_t *v = json_string(value);
+    if (!v) return tl_fail(TL_EINVALID, "%s item is not valid UTF-8", field);
+    return json_array_append_new(list, v) ? tl_fail(TL_ENOMEM, "out of memory") : 0;
+}
+
+int tl_cmd_set_data(tl_cmd *cmd, const void *bytes, size_t len) {
+    if (!cmd || (!bytes && len)) return tl_fail(TL_EUSAGE, "no command or bytes");
+    size_t cap = sodium_base64_encoded_len(len, sodium_base64_VARIANT_ORIGINAL);
+    char *b64 = malloc(cap);
+    if (!b64) return tl_fail(TL_ENOMEM, "out of memory");
+    sodium_bin2base64(b64, cap, bytes, len, sodium_base64_VARIANT_ORIGINAL);
+    int rc = tl_cmd_set_str(cmd, "data", b64);
+    free(b64);
+    return rc;
+}
+
+void tl_cmd_free(tl_cmd *cmd) {
+    if (!cmd) return;
+    json_decref(cmd->obj);
+    free(cmd);
+}
+
+int tl_result_json(const tl_result *res, char **json) {
+    *json = NULL;
+    json_t *o;
+    if (res->code) {
+        o = json_pack("{s:b,s:s,s:s}", "ok", 0, "error", tl_strerror(res->code), "message",
+                      res->message[0] ? res->message : tl_strerror(res->code));
+    } else if (res->noop) {
+        o = json_pack("{s:b,s:b}", "ok", 1, "noop", 1);
+    } else {
+        o = json_pack("{s:b,s:I}", "ok", 1, "seq", (json_int_t)res->seq);
+        if (o && res->id[0]) json_object_set_new(o, "id", json_string(res->id));
+        if (o && res->message_id[0]) json_object_set_new(o, "message_id", json_string(res->message_id));
+        if (o && res->duplicate) json_object_set_new(o, "duplicate", json_true());
+    }
+    if (!o) return tl_fail(TL_ENOMEM, "out of memory");
+    *json = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(o);
+    return *json ? 0 : tl_fail(TL_ENOMEM, "out of memory");
+}

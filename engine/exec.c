@@ -1,0 +1,326 @@
+/*
+ * exec.c — running commands in commits: batches (group commit for `apply`), single commands
+ * whose concurrent callers share commits, erasure, and reading attachments back.
+ *
+ * Group commit, as databases do it: a caller of tl_cmd_exec queues its command; whoever
+ * finds no leader becomes one, takes everything queued, runs it as one write transaction and
+ * one synced commit, then wakes the callers it served. Each caller still returns only after
+ * its own command is durable, but N callers cost one fsync instead of N.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "command.h"
+#include "error.h"
+
+#define GROUP_MAX 1024
+
+/* ---------------------------------------------------------------- batches */
+
+typedef struct batch_item {
+    const tl_cmd *cmd;
+    tl_result *res;
+} batch_item;
+
+struct tl_batch {
+    tl_log *log;
+    tl_wtxn *w;
+    batch_item *items;
+    size_t n, cap;
+    int failed;
+};
+
+/* Run items [0, n) in w; a failure of the transaction itself (storage) is returned. */
+static int run_items(tl_wtxn *w, batch_item *items, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        tl_rules_exec(w, items[i].cmd, items[i].res);
+        if (w->failed) return w->failed;
+    }
+    return 0;
+}
+
+static void fail_all(batch_item *items, size_t n, int code, const char *why) {
+    for (size_t i = 0; i < n; i++) tl_result_fail(items[i].res, code, "the commit failed: %s", why);
+}
+
+/* Commit w; when the map is full, grow it and run the whole batch again. */
+static int commit_items(tl_log *log, tl_wtxn *w, batch_item *items, size_t n) {
+    for (;;) {
+        int rc = w ? tl_wtxn_commit(w) : TL_EMAPFULL;
+        w = NULL;
+        if (rc == 0) return 0;
+        if (rc != TL_EMAPFULL) {
+            char why[256];
+            snprintf(why, sizeof why, "%s", tl_errdetail());
+            fail_all(items, n, rc == TL_ENOMEM ? TL_ENOMEM : TL_ESTORAGE, why);
+            return rc;
+        }
+        if ((rc = tl_log_grow_map(log)) != 0 || (rc = tl_wtxn_begin(log, &w)) != 0) {
+            fail_all(items, n, TL_ESTORAGE, tl_errdetail());
+            return rc;
+        }
+        rc = run_items(w, items, n);
+        if (rc && rc != TL_EMAPFULL) {
+            tl_wtxn_abort(w);
+            fail_all(items, n, TL_ESTORAGE, tl_errdetail());
+            return rc;
+        }
+        if (rc == TL_EMAPFULL) { tl_wtxn_abort(w); w = NULL; }
+    }
+}
+
+int tl_batch_begin(tl_log *log, tl_batch **out) {
+    *out = NULL;
+    tl_batch *b = calloc(1, sizeof *b);
+    if (!b) return tl_fail(TL_ENOMEM, "out of memory");
+    b->log = log;
+    int rc = tl_wtxn_begin(log, &b->w);
+    if (rc) { free(b); return rc; }
+    *out = b;
+    return 0;
+}
+
+int tl_batch_exec(tl_batch *b, const tl_cmd *cmd, tl_result *res) {
+    if (!b || !cmd || !res) return tl_fail(TL_EUSAGE, "batch, command and result are required");
+    if (b->n == b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 64;
+        batch_item *p = realloc(b->items, cap * sizeof *p);
+        if (!p) return tl_result_fail(res, TL_ENOMEM, "out of memory");
+        b->items = p;
+        b->cap = cap;
+    }
+    b->items[b->n++] = (batch_item){cmd, res};
+    if (b->failed) return tl_result_fail(res, TL_ESTORAGE, "the batch already failed");
+    if (b->w) {
+        tl_rules_exec(b->w, cmd, res);
+        /* a full map is not a failure yet: commit grows it and runs the batch again */
+        if (b->w->failed && b->w->failed != TL_EMAPFULL) b->failed = b->w->failed;
+    }
+    return res->code;
+}
+
+int tl_batch_commit(tl_batch *b) {
+    if (!b) return 0;
+    int rc;
+    if (b->failed) {
+        tl_wtxn_abort(b->w);
+        fail_all(b->items, b->n, TL_ESTORAGE, "a command of the batch hit a storage failure");
+        rc = b->failed;
+    } else {
+        rc = commit_items(b->log, b->w, b->items, b->n);
+    }
+    free(b->items);
+    free(b);
+    return rc < 0 && rc != TL_EMAPFULL ? rc : (rc ? TL_ESTORAGE : 0);
+}
+
+void tl_batch_abort(tl_batch *b) {
+    if (!b) return;
+    tl_wtxn_abort(b->w);
+    free(b->items);
+    free(b);
+}
+
+/* ---------------------------------------------------------------- group commit */
+
+typedef struct gc_req {
+    batch_item item;
+    bool done;
+    struct gc_req *next;
+} gc_req;
+
+typedef struct gc_queue {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    gc_req *head, *tail;
+    bool leader;
+} gc_queue;
+
+static void gc_free(void *p) {
+    gc_queue *q = p;
+    if (!q) return;
+    pthread_mutex_destroy(&q->mu);
+    pthread_cond_destroy(&q->cv);
+    free(q);
+}
+
+int tl_commands_attach(tl_log *log) {
+    gc_queue *q = calloc(1, sizeof *q);
+    if (!q) return tl_fail(TL_ENOMEM, "out of memory");
+    pthread_mutex_init(&q->mu, NULL);
+    pthread_cond_init(&q->cv, NULL);
+    log->commands = q;
+    log->commands_free = gc_free;
+    return 0;
+}
+
+static void lead(tl_log *log, gc_req *group) {
+    batch_item items[GROUP_MAX];
+    size_t n = 0;
+    for (gc_req *r = group; r; r = r->next) items[n++] = r->item;
+    tl_wtxn *w = NULL;
+    int rc = tl_wtxn_begin(log, &w);
+    if (rc) {
+        fail_all(items, n, rc, tl_errdetail());
+        return;
+    }
+    rc = run_items(w, items, n);
+    if (rc && rc != TL_EMAPFULL) {
+        tl_wtxn_abort(w);
+        fail_all(items, n, TL_ESTORAGE, tl_errdetail());
+        return;
+    }
+    if (rc == TL_EMAPFULL) { tl_wtxn_abort(w); w = NULL; }
+    commit_items(log, w, items, n);
+}
+
+int tl_cmd_exec(tl_log *log, const tl_cmd *cmd, tl_result *res) {
+    if (!log || !cmd || !res) return tl_fail(TL_EUSAGE, "log, command and result are required");
+    gc_queue *q = log->commands;
+    gc_req me = {{cmd, res}, false, NULL};
+    pthread_mutex_lock(&q->mu);
+    if (q->tail) q->tail->next = &me;
+    else q->head = &me;
+    q->tail = &me;
+    while (!me.done) {
+        if (!q->leader) {
+            q->leader = true;
+            gc_req *group = q->head, *last = group;
+            size_t n = 1;
+            while (last->next && n < GROUP_MAX) { last = last->next; n++; }
+            q->head = last->next;
+            if (!q->head) q->tail = NULL;
+            last->next = NULL;
+            pthread_mutex_unlock(&q->mu);
+            lead(log, group);
+            pthread_mutex_lock(&q->mu);
+            for (gc_req *r = group; r;) {
+                gc_req *next = r->next;
+                r->done = true; /* r may be gone as soon as its owner sees this */
+                r = next;
+            }
+            q->leader = false;
+            pthread_cond_broadcast(&q->cv);
+        } else {
+            pthread_cond_wait(&q->cv, &q->mu);
+        }
+    }
+    pthread_mutex_unlock(&q->mu);
+    if (res->code) tl_fail(res->code, "%s", res->message);
+    return res->code;
+}
+
+/* ---------------------------------------------------------------- erasure */
+
+static int erase_in(tl_wtxn *w, const char *id, const char *reason, tl_result *res) {
+    tl_message_rec m;
+    tl_attachment_rec a;
+    const uint8_t *commit;
+    const char *project, *account, *kind;
+    int rc = tl_state_message(w->txn, w->log, id, &m);
+    if (rc == 0) {
+        commit = m.body_commit; project = m.project; account = m.account; kind = "message";
+    } else if (rc == TL_ENOTFOUND && (rc = tl_state_attachment(w->txn, w->log, id, &a)) == 0) {
+        commit = a.data_commit; project = a.project; account = a.account; kind = "attachment";
+    } else if (rc == TL_ENOTFOUND) {
+        return tl_result_fail(res, TL_ENOTFOUND, "no message or attachment %s", id);
+    } else {
+        return tl_result_fail(res, rc, "%s", tl_errdetail());
+    }
+    uint8_t salt[TL_SALT_BYTES];
+    if (tl_content_salt(w->txn, w->log, commit, salt) == TL_ENOTFOUND) {
+        res->noop = 1; /* already erased */
+        return 0;
+    }
+    uint8_t c[TL_HASH_BYTES];
+    memcpy(c, commit, sizeof c);
+    if ((rc = tl_content_erase(w, c)) != 0) return tl_result_fail(res, rc, "%s", tl_errdetail());
+    tl_payload p = {0};
+    tl_payload_str(&p, "target", id);
+    tl_payload_str(&p, "target_kind", kind);
+    tl_payload_bin(&p, "commitment", c, sizeof c);
+    tl_payload_str(&p, "reason", reason);
+    if (!project[0]) tl_payload_str(&p, "account", account);
+    tl_event ev;
+    rc = tl_wtxn_append(w, "@operator", "content.erased", project[0] ? project : NULL, &p, &ev);
+    if (rc) return tl_result_fail(res, rc, "%s", tl_errdetail());
+    res->seq = ev.seq;
+    snprintf(res->id, sizeof res->id, "%s", id);
+    return 0;
+}
+
+int tl_erase(tl_log *log, const char *id, const char *reason, tl_result *res) {
+    tl_result local;
+    if (!res) res = &local;
+    memset(res, 0, sizeof *res);
+    if (!id || !tl_id_valid(id)) return tl_result_fail(res, TL_EINVALID, "not a valid id");
+    if (!reason || !*reason || strlen(reason) > TL_TEXT_MAX || !tl_utf8_valid((const uint8_t *)reason, strlen(reason)))
+        return tl_result_fail(res, TL_EINVALID, "an erasure needs a reason (1-%d bytes of UTF-8)", TL_TEXT_MAX);
+    for (;;) {
+        tl_wtxn *w;
+        int rc = tl_wtxn_begin(log, &w);
+        if (rc) return tl_result_fail(res, rc, "%s", tl_errdetail());
+        rc = erase_in(w, id, reason, res);
+        if (rc || res->noop) {
+            tl_wtxn_abort(w);
+            return rc;
+        }
+        rc = tl_wtxn_commit(w);
+        if (rc == 0) return 0;
+        if (rc != TL_EMAPFULL || tl_log_grow_map(log) != 0) return tl_result_fail(res, TL_ESTORAGE, "%s", tl_errdetail());
+    }
+}
+
+/* ---------------------------------------------------------------- attachments back */
+
+int tl_attachment_get(tl_log *log, const char *id, const char *as, uint8_t **bytes, size_t *len, char **name,
+                      char **mime) {
+    *bytes = NULL;
+    *len = 0;
+    if (name) *name = NULL;
+    if (mime) *mime = NULL;
+    if (!id || !tl_id_valid(id) || !as || !tl_id_valid(as)) return tl_fail(TL_EINVALID, "not a valid id");
+    MDB_txn *txn;
+    int rc = tl_rtxn_begin(log, &txn);
+    if (rc) return rc;
+    tl_attachment_rec a;
+    tl_user_rec u;
+    if ((rc = tl_state_user(txn, log, as, &u)) != 0) {
+        rc = rc == TL_ENOTFOUND ? tl_fail(TL_ENOTFOUND, "unknown user %s", as) : rc;
+        goto out;
+    }
+    if ((rc = tl_state_attachment(txn, log, id, &a)) != 0) {
+        rc = rc == TL_ENOTFOUND ? tl_fail(TL_ENOTFOUND, "unknown attachment %s", id) : rc;
+        goto out;
+    }
+    tl_project_rec p;
+    bool hp = a.project[0] && tl_state_project(txn, log, a.project, &p) == 0;
+    bool may;
+    if (a.used_by[0]) {
+        tl_message_rec m;
+        may = tl_state_message(txn, log, a.used_by, &m) == 0 &&
+              tl_state_in_audience(as, &u, hp ? &p : NULL, m.account, m.channel);
+    } else {
+        /* not yet on a message: its uploader, auditors, and the account's members */
+        may = strcmp(a.uploader, as) == 0 || u.role == TL_ROLE_AUDITOR ||
+              (u.role == TL_ROLE_MEMBER && strcmp(u.account, a.account) == 0);
+    }
+    if (!may) { rc = tl_fail(TL_EFORBIDDEN, "%s may not see attachment %s", as, id); goto out; }
+    const uint8_t *content;
+    size_t n;
+    rc = tl_content_get(txn, log, a.data_commit, &content, &n);
+    if (rc == TL_ENOTFOUND) { rc = tl_fail(TL_ENOTFOUND, "the content of attachment %s was erased", id); goto out; }
+    if (rc) goto out;
+    if (n != a.size) { rc = tl_fail(TL_ECORRUPT, "attachment %s has the wrong size", id); goto out; }
+    *bytes = malloc(n ? n : 1);
+    if (!*bytes) { rc = tl_fail(TL_ENOMEM, "out of memory"); goto out; }
+    memcpy(*bytes, content, n);
+    *len = n;
+    if (name) *name = strdup(a.name);
+    if (mime) *mime = strdup(a.mime);
+out:
+    tl_rtxn_end(log, txn);
+    return rc;
+}

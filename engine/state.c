@@ -1,0 +1,482 @@
+/*
+ * state.c — the domain state applier: what the rules need to decide, kept in the named
+ * database "state" and rebuilt from the log by replay like any projection.
+ *
+ * Keys are a one-letter kind, '/', and the id (ids never contain '/'):
+ *   a/ACCOUNT  u/USER  p/PROJECT  t/TOPIC  m/MESSAGE  f/ATTACHMENT    records (state.h)
+ *   r/MESSAGE/USER      USER has read MESSAGE (kept only while it is read)
+ *   R/MESSAGE/REPLY     REPLY is a direct reply of MESSAGE that is not deleted
+ *   M/ACCOUNT/USER      USER is a member of ACCOUNT
+ *   S/USER, X/USER      USER is staff / an auditor
+ * The indexes give a channel's audience without scanning users.
+ */
+#include "state.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "error.h"
+
+/* The state database's handle, found in the applier list (registered first). */
+static MDB_dbi state_dbi(tl_log *log) {
+    for (unsigned i = 0; i < log->napplier; i++)
+        if (strcmp(log->appliers[i].name, "state") == 0) return log->appliers[i].dbs[0];
+    return 0;
+}
+
+static const char *const roles[] = {NULL, "member", "staff", "ambassador", "auditor"};
+static const char *const types[] = {NULL, "application", "order", "video"};
+static const char *const channels[] = {NULL, "notes", "chat", "ambassador", "support"};
+
+static int parse_name(const char *const *names, int n, const char *s) {
+    if (!s) return 0;
+    for (int i = 1; i < n; i++)
+        if (strcmp(names[i], s) == 0) return i;
+    return 0;
+}
+const char *tl_role_name(int r) { return r >= 1 && r <= 4 ? roles[r] : NULL; }
+int tl_role_parse(const char *s) { return parse_name(roles, 5, s); }
+const char *tl_ptype_name(int t) { return t >= 1 && t <= 3 ? types[t] : NULL; }
+int tl_ptype_parse(const char *s) { return parse_name(types, 4, s); }
+const char *tl_channel_name(int c) { return c >= 1 && c <= 4 ? channels[c] : NULL; }
+int tl_channel_parse(const char *s) { return parse_name(channels, 5, s); }
+
+/* ---------------------------------------------------------------- keys and records */
+
+static size_t make_key(char *buf, size_t cap, char kind, const char *a, const char *b) {
+    int n = b ? snprintf(buf, cap, "%c/%s/%s", kind, a, b) : snprintf(buf, cap, "%c/%s", kind, a);
+    return n > 0 && (size_t)n < cap ? (size_t)n : 0;
+}
+
+static int get_rec(MDB_txn *txn, tl_log *log, char kind, const char *id, void *out, size_t size) {
+    char key[2 * TL_IDBUF + 8];
+    size_t klen = make_key(key, sizeof key, kind, id, NULL);
+    if (!klen || !*id) return TL_ENOTFOUND;
+    MDB_val v;
+    int rc = tl_get(txn, state_dbi(log), key, klen, &v);
+    if (rc) return rc;
+    if (v.mv_size != size) return tl_fail(TL_ECORRUPT, "state record %s is damaged", key);
+    memcpy(out, v.mv_data, size);
+    return 0;
+}
+
+static int put_rec(tl_wtxn *w, MDB_dbi db, char kind, const char *id, const void *rec, size_t size) {
+    char key[2 * TL_IDBUF + 8];
+    size_t klen = make_key(key, sizeof key, kind, id, NULL);
+    return tl_put(w, db, key, klen, rec, size, 0);
+}
+
+static int put_mark(tl_wtxn *w, MDB_dbi db, char kind, const char *a, const char *b) {
+    char key[2 * TL_IDBUF + 8];
+    size_t klen = make_key(key, sizeof key, kind, a, b);
+    return tl_put(w, db, key, klen, "", 0, 0);
+}
+
+static int del_mark(tl_wtxn *w, MDB_dbi db, char kind, const char *a, const char *b) {
+    char key[2 * TL_IDBUF + 8];
+    size_t klen = make_key(key, sizeof key, kind, a, b);
+    return tl_del(w, db, key, klen);
+}
+
+int tl_state_account(MDB_txn *t, tl_log *l, const char *id, tl_account_rec *o) { return get_rec(t, l, 'a', id, o, sizeof *o); }
+int tl_state_user(MDB_txn *t, tl_log *l, const char *id, tl_user_rec *o) { return get_rec(t, l, 'u', id, o, sizeof *o); }
+int tl_state_project(MDB_txn *t, tl_log *l, const char *id, tl_project_rec *o) { return get_rec(t, l, 'p', id, o, sizeof *o); }
+int tl_state_topic(MDB_txn *t, tl_log *l, const char *id, tl_topic_rec *o) { return get_rec(t, l, 't', id, o, sizeof *o); }
+int tl_state_message(MDB_txn *t, tl_log *l, const char *id, tl_message_rec *o) { return get_rec(t, l, 'm', id, o, sizeof *o); }
+int tl_state_attachment(MDB_txn *t, tl_log *l, const char *id, tl_attachment_rec *o) { return get_rec(t, l, 'f', id, o, sizeof *o); }
+
+bool tl_state_has_read(MDB_txn *txn, tl_log *log, const char *user, const char *message) {
+    char key[2 * TL_IDBUF + 8];
+    size_t klen = make_key(key, sizeof key, 'r', message, user);
+    MDB_val v;
+    return klen && tl_get(txn, state_dbi(log), key, klen, &v) == 0;
+}
+
+static int first_id(const char *id, void *ctx) {
+    snprintf(ctx, TL_IDBUF, "%s", id);
+    return 1;
+}
+
+/* ---------------------------------------------------------------- audiences */
+
+bool tl_state_sees_project(const char *user, const tl_user_rec *u, const tl_project_rec *p) {
+    switch (u->role) {
+    case TL_ROLE_MEMBER: return strcmp(u->account, p->account) == 0;
+    case TL_ROLE_STAFF:
+    case TL_ROLE_AUDITOR: return true;
+    case TL_ROLE_AMBASSADOR: return strcmp(p->ambassador, user) == 0;
+    default: return false;
+    }
+}
+
+bool tl_state_in_audience(const char *user, const tl_user_rec *u, const tl_project_rec *p, const char *account, int ch) {
+    if (u->role == TL_ROLE_AUDITOR) return true; /* sees everything (acting is refused elsewhere) */
+    if (ch == TL_CH_SUPPORT)
+        return !p && ((u->role == TL_ROLE_MEMBER && strcmp(u->account, account) == 0) || u->role == TL_ROLE_STAFF);
+    if (!p) return false;
+    bool member = u->role == TL_ROLE_MEMBER && strcmp(u->account, p->account) == 0;
+    switch (ch) {
+    case TL_CH_NOTES: return member;
+    case TL_CH_CHAT: return member || u->role == TL_ROLE_STAFF;
+    case TL_CH_AMBASSADOR:
+        return member || (u->role == TL_ROLE_AMBASSADOR && strcmp(p->ambassador, user) == 0);
+    default: return false;
+    }
+}
+
+/* Which visibility classes (0 = project level, then channels) user sees in p. */
+static void visible_classes(const char *user, const tl_user_rec *u, const tl_project_rec *p, bool vis[4]) {
+    vis[0] = tl_state_sees_project(user, u, p);
+    for (int ch = TL_CH_NOTES; ch <= TL_CH_AMBASSADOR; ch++)
+        vis[ch] = vis[0] && tl_state_in_audience(user, u, p, p->account, ch);
+}
+
+uint64_t tl_state_version(const char *user, const tl_user_rec *u, const tl_project_rec *p) {
+    bool vis[4];
+    visible_classes(user, u, p, vis);
+    uint64_t v = 0;
+    for (int i = 0; i < 4; i++)
+        if (vis[i] && p->last_seq[i] > v) v = p->last_seq[i];
+    return v;
+}
+
+uint64_t tl_state_last_activity(const char *user, const tl_user_rec *u, const tl_project_rec *p) {
+    bool vis[4];
+    visible_classes(user, u, p, vis);
+    uint64_t v = 0;
+    for (int i = 0; i < 4; i++)
+        if (vis[i] && p->last_ts[i] > v) v = p->last_ts[i];
+    return v;
+}
+
+/* Call fn for every key with the given prefix, passing what follows the prefix. */
+static int each_with_prefix(MDB_txn *txn, MDB_dbi db, const char *prefix, tl_user_fn fn, void *ctx) {
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(txn, db, &cur);
+    if (rc) return tl_fail_mdb(rc, "state cursor");
+    size_t plen = strlen(prefix);
+    MDB_val k = {plen, (void *)prefix}, v;
+    int out = 0;
+    rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    while (rc == 0 && k.mv_size > plen && memcmp(k.mv_data, prefix, plen) == 0) {
+        char id[TL_IDBUF];
+        size_t n = k.mv_size - plen;
+        if (n >= sizeof id) { out = tl_fail(TL_ECORRUPT, "state index key too long"); break; }
+        memcpy(id, (const char *)k.mv_data + plen, n);
+        id[n] = 0;
+        if ((out = fn(id, ctx)) != 0) break;
+        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+    if (rc && rc != MDB_NOTFOUND && !out) out = tl_fail_mdb(rc, "state index");
+    mdb_cursor_close(cur);
+    return out;
+}
+
+int tl_state_live_reply(MDB_txn *txn, tl_log *log, const char *message, char reply[TL_IDBUF]) {
+    char prefix[TL_IDBUF + 4];
+    snprintf(prefix, sizeof prefix, "R/%s/", message);
+    reply[0] = 0;
+    int rc = each_with_prefix(txn, state_dbi(log), prefix, first_id, reply);
+    if (rc < 0) return rc;
+    return reply[0] ? 0 : TL_ENOTFOUND;
+}
+
+int tl_state_audience_each(MDB_txn *txn, tl_log *log, const tl_project_rec *p, const char *account, int ch,
+                           tl_user_fn fn, void *ctx) {
+    MDB_dbi db = state_dbi(log);
+    char prefix[TL_IDBUF + 4];
+    const char *acct = p ? p->account : account;
+    int rc = 0;
+    if (ch != TL_CH_SUPPORT && !p) return 0;
+    /* members are in every channel's audience */
+    snprintf(prefix, sizeof prefix, "M/%s/", acct);
+    if ((rc = each_with_prefix(txn, db, prefix, fn, ctx)) != 0) return rc;
+    if (ch == TL_CH_CHAT || ch == TL_CH_SUPPORT) rc = each_with_prefix(txn, db, "S/", fn, ctx);
+    else if (ch == TL_CH_AMBASSADOR && p->ambassador[0]) rc = fn(p->ambassador, ctx);
+    return rc;
+}
+
+int tl_state_viewers_each(MDB_txn *txn, tl_log *log, const tl_project_rec *p, tl_user_fn fn, void *ctx) {
+    MDB_dbi db = state_dbi(log);
+    char prefix[TL_IDBUF + 4];
+    snprintf(prefix, sizeof prefix, "M/%s/", p->account);
+    int rc = each_with_prefix(txn, db, prefix, fn, ctx);
+    if (!rc && p->ambassador[0]) rc = fn(p->ambassador, ctx);
+    if (!rc) rc = each_with_prefix(txn, db, "S/", fn, ctx);
+    if (!rc) rc = each_with_prefix(txn, db, "X/", fn, ctx);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- the applier */
+
+static void copy_str(char *dst, size_t cap, const tl_event *ev, const char *key) {
+    tl_bytes b;
+    dst[0] = 0;
+    if (tl_ev_str(ev, key, &b) == 0 && b.len < cap) tl_bytes_cstr(&b, dst, cap);
+}
+
+static void copy_request(uint8_t out[TL_HASH_BYTES], const tl_event *ev) {
+    tl_bytes b;
+    memset(out, 0, TL_HASH_BYTES);
+    if (tl_ev_bin(ev, "request", &b) == 0 && b.len == TL_HASH_BYTES) memcpy(out, b.ptr, TL_HASH_BYTES);
+}
+
+/* Mark each listed attachment as used by message `id`. */
+static int use_attachments(tl_wtxn *w, MDB_dbi db, const tl_event *ev, tl_message_rec *m, const char *id) {
+    tl_bytes list, item;
+    size_t n = 0, pos = 0;
+    if (tl_ev_list(ev, "attachments", &list, &n) != 0) return 0;
+    for (size_t i = 0; i < n && i < TL_ATTACH_MAX; i++) {
+        if (tl_ev_list_next(&list, &pos, &item) || tl_bytes_cstr(&item, m->attachments[i], TL_IDBUF))
+            return tl_fail(TL_ECORRUPT, "attachments list is malformed");
+        tl_attachment_rec a;
+        int rc = get_rec(w->txn, w->log, 'f', m->attachments[i], &a, sizeof a);
+        if (rc) return rc;
+        snprintf(a.used_by, sizeof a.used_by, "%s", id);
+        if ((rc = put_rec(w, db, 'f', m->attachments[i], &a, sizeof a)) != 0) return rc;
+        m->nattach++;
+    }
+    return 0;
+}
+
+/* message.sent, message.replied, note.added, topic.created, and the ambassador message */
+static int add_message(tl_wtxn *w, MDB_dbi db, const tl_event *ev, const char *id, int channel, const char *author) {
+    tl_message_rec m;
+    memset(&m, 0, sizeof m);
+    snprintf(m.author, sizeof m.author, "%s", author);
+    m.channel = (uint8_t)channel;
+    m.seq = ev->seq;
+    m.ts = ev->ts;
+    copy_request(m.request, ev);
+    if (ev->has_project) {
+        tl_project_rec p;
+        int rc = get_rec(w->txn, w->log, 'p', ev->project, &p, sizeof p);
+        if (rc) return rc;
+        snprintf(m.project, sizeof m.project, "%s", ev->project);
+        snprintf(m.account, sizeof m.account, "%s", p.account);
+    } else {
+        copy_str(m.account, sizeof m.account, ev, "account");
+    }
+    tl_bytes b;
+    if (tl_ev_bin(ev, "body_commit", &b) == 0 && b.len == TL_HASH_BYTES) memcpy(m.body_commit, b.ptr, TL_HASH_BYTES);
+    uint64_t size = 0;
+    tl_ev_uint(ev, "body_size", &size);
+    m.body_size = (uint32_t)size;
+    int rc;
+    if (strcmp(ev->kind, "message.replied") == 0) {
+        copy_str(m.parent, sizeof m.parent, ev, "parent");
+        tl_message_rec parent;
+        if ((rc = get_rec(w->txn, w->log, 'm', m.parent, &parent, sizeof parent)) != 0) return rc;
+        /* replies stay in their parent's channel and topic */
+        m.channel = parent.channel;
+        memcpy(m.topic, parent.topic, sizeof m.topic);
+        parent.replies++;
+        if ((rc = put_rec(w, db, 'm', m.parent, &parent, sizeof parent)) != 0) return rc;
+        if ((rc = put_mark(w, db, 'R', m.parent, id)) != 0) return rc;
+    } else if (strcmp(ev->kind, "topic.created") == 0) {
+        copy_str(m.topic, sizeof m.topic, ev, "id");
+    } else {
+        copy_str(m.topic, sizeof m.topic, ev, "topic");
+    }
+    if ((rc = use_attachments(w, db, ev, &m, id)) != 0) return rc;
+    return put_rec(w, db, 'm', id, &m, sizeof m);
+}
+
+static int apply_user(tl_wtxn *w, MDB_dbi db, const tl_event *ev) {
+    tl_user_rec u;
+    char id[TL_IDBUF], role[16];
+    memset(&u, 0, sizeof u);
+    copy_str(id, sizeof id, ev, "id");
+    copy_str(role, sizeof role, ev, "role");
+    copy_str(u.account, sizeof u.account, ev, "account");
+    u.role = (uint8_t)tl_role_parse(role);
+    u.seq = ev->seq;
+    copy_request(u.request, ev);
+    if (!u.role || !id[0]) return tl_fail(TL_ECORRUPT, "event %llu: malformed user", (unsigned long long)ev->seq);
+    int rc = put_rec(w, db, 'u', id, &u, sizeof u);
+    if (rc) return rc;
+    if (u.role == TL_ROLE_MEMBER) return put_mark(w, db, 'M', u.account, id);
+    if (u.role == TL_ROLE_STAFF) return put_mark(w, db, 'S', id, NULL);
+    if (u.role == TL_ROLE_AUDITOR) return put_mark(w, db, 'X', id, NULL);
+    return 0;
+}
+
+static int apply_project(tl_wtxn *w, MDB_dbi db, const tl_event *ev) {
+    tl_project_rec p;
+    char type[16], amb_msg[TL_IDBUF];
+    memset(&p, 0, sizeof p);
+    copy_str(p.account, sizeof p.account, ev, "account");
+    copy_str(type, sizeof type, ev, "type");
+    copy_str(p.status, sizeof p.status, ev, "status");
+    copy_str(p.ambassador, sizeof p.ambassador, ev, "ambassador");
+    copy_str(amb_msg, sizeof amb_msg, ev, "ambassador_message_id");
+    p.type = (uint8_t)tl_ptype_parse(type);
+    p.ambassador_channel = amb_msg[0] != 0;
+    memcpy(p.ambassador_message, amb_msg, sizeof p.ambassador_message);
+    p.seq = ev->seq;
+    copy_request(p.request, ev);
+    if (!ev->has_project || !p.type) return tl_fail(TL_ECORRUPT, "event %llu: malformed project", (unsigned long long)ev->seq);
+    int rc = put_rec(w, db, 'p', ev->project, &p, sizeof p);
+    if (!rc && amb_msg[0]) rc = add_message(w, db, ev, amb_msg, TL_CH_AMBASSADOR, p.ambassador);
+    return rc;
+}
+
+static int update_message(tl_wtxn *w, MDB_dbi db, const tl_event *ev, const char *kind) {
+    char id[TL_IDBUF];
+    copy_str(id, sizeof id, ev, "message");
+    tl_message_rec m;
+    int rc = get_rec(w->txn, w->log, 'm', id, &m, sizeof m);
+    if (rc) return rc == TL_ENOTFOUND ? tl_fail(TL_ECORRUPT, "event %llu names unknown message %s", (unsigned long long)ev->seq, id) : rc;
+    if (strcmp(kind, "message.read") == 0) return put_mark(w, db, 'r', id, ev->actor);
+    if (strcmp(kind, "message.unread") == 0) return del_mark(w, db, 'r', id, ev->actor);
+    if (strcmp(kind, "message.pinned") == 0) { m.pinned = true; m.pin_seq = ev->seq; }
+    else if (strcmp(kind, "message.unpinned") == 0) m.pinned = false;
+    else if (strcmp(kind, "message.deleted") == 0) {
+        m.deleted = true;
+        m.pinned = false;
+        if (m.parent[0]) {
+            tl_message_rec parent;
+            if ((rc = get_rec(w->txn, w->log, 'm', m.parent, &parent, sizeof parent)) != 0) return rc;
+            if (parent.replies) parent.replies--;
+            if ((rc = put_rec(w, db, 'm', m.parent, &parent, sizeof parent)) != 0) return rc;
+            if ((rc = del_mark(w, db, 'R', m.parent, id)) != 0) return rc;
+        }
+    }
+    return put_rec(w, db, 'm', id, &m, sizeof m);
+}
+
+/*
+ * Which visibility class an event of a project belongs to in its history, and whether it
+ * counts as activity (SPEC: last_activity kinds). Returns -1 for events that are not
+ * history entries (reads, unread marks, uploads) or have no project.
+ */
+static int history_class(tl_wtxn *w, const tl_event *ev, bool *activity) {
+    const char *k = ev->kind;
+    *activity = false;
+    if (!ev->has_project) return -1;
+    if (!strcmp(k, "project.created") || !strcmp(k, "project.status_changed")) { *activity = true; return 0; }
+    if (!strcmp(k, "topic.created")) { *activity = true; return TL_CH_CHAT; }
+    if (!strcmp(k, "note.added")) { *activity = true; return TL_CH_NOTES; }
+    char id[TL_IDBUF];
+    if (!strcmp(k, "message.sent") || !strcmp(k, "message.replied")) {
+        *activity = true;
+        copy_str(id, sizeof id, ev, "id");
+    } else if (!strcmp(k, "message.pinned") || !strcmp(k, "message.unpinned") || !strcmp(k, "message.deleted")) {
+        copy_str(id, sizeof id, ev, "message");
+    } else if (!strcmp(k, "content.erased")) {
+        char kind[16];
+        copy_str(id, sizeof id, ev, "target");
+        copy_str(kind, sizeof kind, ev, "target_kind");
+        if (!strcmp(kind, "attachment")) {
+            tl_attachment_rec a;
+            if (get_rec(w->txn, w->log, 'f', id, &a, sizeof a) || !a.used_by[0]) return -1;
+            memcpy(id, a.used_by, sizeof id);
+        }
+    } else {
+        return -1;
+    }
+    tl_message_rec m;
+    if (get_rec(w->txn, w->log, 'm', id, &m, sizeof m)) return -1;
+    return m.channel >= TL_CH_NOTES && m.channel <= TL_CH_AMBASSADOR ? m.channel : -1;
+}
+
+static int apply_kind(tl_wtxn *w, const tl_event *ev, MDB_dbi db);
+
+static int state_apply(tl_wtxn *w, const tl_event *ev, void *state) {
+    MDB_dbi db = *(const MDB_dbi *)state;
+    int rc = apply_kind(w, ev, db);
+    if (rc) return rc;
+    bool activity;
+    int cls = history_class(w, ev, &activity);
+    if (cls < 0) return 0;
+    tl_project_rec p;
+    if ((rc = get_rec(w->txn, w->log, 'p', ev->project, &p, sizeof p)) != 0) return rc;
+    p.last_seq[cls] = ev->seq;
+    if (activity) p.last_ts[cls] = ev->ts;
+    return put_rec(w, db, 'p', ev->project, &p, sizeof p);
+}
+
+static int apply_kind(tl_wtxn *w, const tl_event *ev, MDB_dbi db) {
+    const char *k = ev->kind;
+    char id[TL_IDBUF];
+    if (strcmp(k, "account.created") == 0) {
+        tl_account_rec a = {.seq = ev->seq};
+        copy_request(a.request, ev);
+        copy_str(id, sizeof id, ev, "id");
+        return put_rec(w, db, 'a', id, &a, sizeof a);
+    }
+    if (strcmp(k, "user.created") == 0) return apply_user(w, db, ev);
+    if (strcmp(k, "project.created") == 0) return apply_project(w, db, ev);
+    if (strcmp(k, "project.status_changed") == 0) {
+        tl_project_rec p;
+        int rc = get_rec(w->txn, w->log, 'p', ev->project, &p, sizeof p);
+        if (rc) return rc;
+        copy_str(p.status, sizeof p.status, ev, "status");
+        return put_rec(w, db, 'p', ev->project, &p, sizeof p);
+    }
+    if (strcmp(k, "topic.created") == 0) {
+        tl_topic_rec t;
+        memset(&t, 0, sizeof t);
+        copy_str(id, sizeof id, ev, "id");
+        snprintf(t.project, sizeof t.project, "%s", ev->project);
+        snprintf(t.author, sizeof t.author, "%s", ev->actor);
+        copy_str(t.message_id, sizeof t.message_id, ev, "message_id");
+        t.seq = ev->seq;
+        copy_request(t.request, ev);
+        int rc = put_rec(w, db, 't', id, &t, sizeof t);
+        return rc ? rc : add_message(w, db, ev, t.message_id, TL_CH_CHAT, ev->actor);
+    }
+    if (strcmp(k, "message.sent") == 0 || strcmp(k, "message.replied") == 0) {
+        char ch[16];
+        copy_str(id, sizeof id, ev, "id");
+        copy_str(ch, sizeof ch, ev, "channel");
+        return add_message(w, db, ev, id, tl_channel_parse(ch), ev->actor);
+    }
+    if (strcmp(k, "note.added") == 0) {
+        copy_str(id, sizeof id, ev, "id");
+        return add_message(w, db, ev, id, TL_CH_NOTES, ev->actor);
+    }
+    if (strncmp(k, "message.", 8) == 0) return update_message(w, db, ev, k);
+    if (strcmp(k, "attachment.uploaded") == 0) {
+        tl_attachment_rec a;
+        memset(&a, 0, sizeof a);
+        copy_str(id, sizeof id, ev, "id");
+        if (ev->has_project) {
+            tl_project_rec p;
+            int rc = get_rec(w->txn, w->log, 'p', ev->project, &p, sizeof p);
+            if (rc) return rc;
+            snprintf(a.project, sizeof a.project, "%s", ev->project);
+            snprintf(a.account, sizeof a.account, "%s", p.account);
+        } else {
+            copy_str(a.account, sizeof a.account, ev, "account");
+        }
+        snprintf(a.uploader, sizeof a.uploader, "%s", ev->actor);
+        copy_str(a.name, sizeof a.name, ev, "name");
+        copy_str(a.mime, sizeof a.mime, ev, "mime");
+        tl_ev_uint(ev, "data_size", &a.size);
+        tl_bytes b;
+        if (tl_ev_bin(ev, "data_commit", &b) == 0 && b.len == TL_HASH_BYTES) memcpy(a.data_commit, b.ptr, TL_HASH_BYTES);
+        a.seq = ev->seq;
+        copy_request(a.request, ev);
+        return put_rec(w, db, 'f', id, &a, sizeof a);
+    }
+    return 0; /* log.created, key.rotated, content.erased, extensions: nothing to keep */
+}
+
+int tl_state_register(tl_log *log) {
+    tl_applier a;
+    memset(&a, 0, sizeof a);
+    a.name = "state";
+    a.apply = state_apply;
+    int rc = tl_db_open(log, "state", 0, &a.dbs[0]);
+    if (rc) return rc;
+    a.db_names[0] = "state";
+    a.ndbs = 1;
+    a.in_digest = true;
+    /* the applier's state (its dbi) must outlive registration: point into the log's copy */
+    rc = tl_log_register(log, &a);
+    if (rc) return rc;
+    tl_applier *reg = &log->appliers[log->napplier - 1];
+    reg->state = &reg->dbs[0];
+    return 0;
+}
