@@ -111,12 +111,35 @@ void tl_cmd_free(tl_cmd *cmd) {
     free(cmd);
 }
 
+/* A message may quote input cut at a byte limit, possibly inside a UTF-8 sequence: replace
+ * every byte that is not part of valid UTF-8 so the result line is always valid JSON. */
+static void utf8_sanitize(char *dst, const char *src, size_t cap) {
+    size_t n = strlen(src), o = 0;
+    for (size_t i = 0; i < n && o + 1 < cap;) {
+        size_t k = 1;
+        unsigned char c = (unsigned char)src[i];
+        if (c >= 0x80) {
+            k = (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 : (c & 0xf8) == 0xf0 ? 4 : 0;
+            if (!k || i + k > n || !tl_utf8_valid((const uint8_t *)src + i, k) || o + k + 1 > cap) {
+                dst[o++] = '?';
+                i++;
+                continue;
+            }
+        }
+        memcpy(dst + o, src + i, k);
+        o += k;
+        i += k;
+    }
+    dst[o] = 0;
+}
+
 int tl_result_json(const tl_result *res, char **json) {
     *json = NULL;
     json_t *o;
     if (res->code) {
-        o = json_pack("{s:b,s:s,s:s}", "ok", 0, "error", tl_strerror(res->code), "message",
-                      res->message[0] ? res->message : tl_strerror(res->code));
+        char msg[sizeof res->message];
+        utf8_sanitize(msg, res->message[0] ? res->message : tl_strerror(res->code), sizeof msg);
+        o = json_pack("{s:b,s:s,s:s}", "ok", 0, "error", tl_strerror(res->code), "message", msg);
     } else if (res->noop) {
         o = json_pack("{s:b,s:b}", "ok", 1, "noop", 1);
     } else {
