@@ -1,0 +1,165 @@
+/*
+ * catalog.c — the "catalog" projection: the few lists the other projections fan out over
+ * and the display text the domain state does not keep.
+ *
+ *   A account\0                        every account (support counters of new staff)
+ *   gM account\0 user\0, gS user\0, gX user\0
+ *                                      members of an account, staff, auditors: the groups
+ *                                      that channel audiences and project viewers are made of
+ *   p project\0 -> title               project titles (tracking rows)
+ *   a account\0 project\0              the projects of an account (a new member's rows)
+ *   t topic\0 -> ts(8) title           topic titles and creation times
+ *   T project\0 seq(8) topic\0         a project's topics in creation order
+ *
+ * Everything here is set once by a creating event and never changes, so replay and live
+ * application trivially agree.
+ */
+#include "proj.h"
+
+static MDB_dbi cat_db(tl_log *log) { return tlp_dbi(log, "catalog", 0); }
+
+static int put_empty(tl_wtxn *w, const tlp_key *k) { return tl_put(w, cat_db(w->log), k->b, k->n, "", 0, 0); }
+
+static int apply_user(tl_wtxn *w, const tl_event *ev) {
+    char id[TL_IDBUF], role[16], account[TL_IDBUF];
+    tlp_ev_cstr(ev, "id", id, sizeof id);
+    tlp_ev_cstr(ev, "role", role, sizeof role);
+    tlp_ev_cstr(ev, "account", account, sizeof account);
+    if (!id[0]) return tl_fail(TL_ECORRUPT, "event %llu: user without id", (unsigned long long)ev->seq);
+    tlp_key k;
+    tlp_key_init(&k, 'g');
+    switch (tl_role_parse(role)) {
+    case TL_ROLE_MEMBER:
+        tlp_key_u8(&k, 'M');
+        tlp_key_str(&k, account);
+        break;
+    case TL_ROLE_STAFF: tlp_key_u8(&k, 'S'); break;
+    case TL_ROLE_AUDITOR: tlp_key_u8(&k, 'X'); break;
+    default: return 0; /* ambassadors are found through their projects */
+    }
+    tlp_key_str(&k, id);
+    return put_empty(w, &k);
+}
+
+static int apply_project(tl_wtxn *w, const tl_event *ev) {
+    char account[TL_IDBUF];
+    tl_bytes title = {(const uint8_t *)"", 0};
+    tlp_ev_cstr(ev, "account", account, sizeof account);
+    tl_ev_str(ev, "title", &title);
+    if (!ev->has_project) return tl_fail(TL_ECORRUPT, "event %llu: project without id", (unsigned long long)ev->seq);
+    tlp_key k;
+    tlp_key_init(&k, 'p');
+    tlp_key_str(&k, ev->project);
+    int rc = tl_put(w, cat_db(w->log), k.b, k.n, title.ptr, title.len, 0);
+    if (rc) return rc;
+    tlp_key_init(&k, 'a');
+    tlp_key_str(&k, account);
+    tlp_key_str(&k, ev->project);
+    return put_empty(w, &k);
+}
+
+static int apply_topic(tl_wtxn *w, const tl_event *ev) {
+    char id[TL_IDBUF];
+    tl_bytes title = {(const uint8_t *)"", 0};
+    tlp_ev_cstr(ev, "id", id, sizeof id);
+    tl_ev_str(ev, "title", &title);
+    if (!id[0] || !ev->has_project || title.len > TL_TEXT_MAX)
+        return tl_fail(TL_ECORRUPT, "event %llu: malformed topic", (unsigned long long)ev->seq);
+    uint8_t val[8 + TL_TEXT_MAX];
+    tl_seq_key(val, ev->ts);
+    memcpy(val + 8, title.ptr, title.len);
+    tlp_key k;
+    tlp_key_init(&k, 't');
+    tlp_key_str(&k, id);
+    int rc = tl_put(w, cat_db(w->log), k.b, k.n, val, 8 + title.len, 0);
+    if (rc) return rc;
+    tlp_key_init(&k, 'T');
+    tlp_key_str(&k, ev->project);
+    tlp_key_u64(&k, ev->seq);
+    tlp_key_str(&k, id);
+    return put_empty(w, &k);
+}
+
+static int catalog_apply(tl_wtxn *w, const tl_event *ev, void *state) {
+    (void)state;
+    const char *k = ev->kind;
+    if (!strcmp(k, "account.created")) {
+        char id[TL_IDBUF];
+        tlp_ev_cstr(ev, "id", id, sizeof id);
+        tlp_key key;
+        tlp_key_init(&key, 'A');
+        tlp_key_str(&key, id);
+        return put_empty(w, &key);
+    }
+    if (!strcmp(k, "user.created")) return apply_user(w, ev);
+    if (!strcmp(k, "project.created")) return apply_project(w, ev);
+    if (!strcmp(k, "topic.created")) return apply_topic(w, ev);
+    return 0;
+}
+
+int tlp_catalog_register(tl_log *log) { return tlp_register(log, "catalog", catalog_apply); }
+
+/* ---------------------------------------------------------------- lookups */
+
+int tlp_each_project(MDB_txn *txn, tl_log *log, const char *account, tlp_id_fn fn, void *ctx) {
+    tlp_key k;
+    tlp_key_init(&k, account ? 'a' : 'p');
+    if (account) tlp_key_str(&k, account);
+    return tlp_each_id(txn, cat_db(log), &k, fn, ctx);
+}
+
+int tlp_each_account(MDB_txn *txn, tl_log *log, tlp_id_fn fn, void *ctx) {
+    tlp_key k;
+    tlp_key_init(&k, 'A');
+    return tlp_each_id(txn, cat_db(log), &k, fn, ctx);
+}
+
+int tlp_each_topic(MDB_txn *txn, tl_log *log, const char *project, tlp_id_fn fn, void *ctx) {
+    tlp_key prefix;
+    tlp_key_init(&prefix, 'T');
+    tlp_key_str(&prefix, project);
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(txn, cat_db(log), &cur);
+    if (rc) return tl_fail_mdb(rc, "catalog cursor");
+    MDB_val k = {prefix.n, prefix.b}, v;
+    int out = 0;
+    rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    while (rc == 0 && k.mv_size > prefix.n + 8 && memcmp(k.mv_data, prefix.b, prefix.n) == 0) {
+        const char *id = (const char *)k.mv_data + prefix.n + 8;
+        size_t n = k.mv_size - prefix.n - 8;
+        char buf[TL_IDBUF];
+        if (n < 2 || n > sizeof buf || id[n - 1]) { out = tl_fail(TL_ECORRUPT, "catalog topic key is damaged"); break; }
+        memcpy(buf, id, n);
+        if ((out = fn(buf, ctx)) != 0) break;
+        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+    if (rc && rc != MDB_NOTFOUND && !out) out = tl_fail_mdb(rc, "catalog topics");
+    mdb_cursor_close(cur);
+    return out;
+}
+
+int tlp_project_title(MDB_txn *txn, tl_log *log, const char *project, tl_bytes *title) {
+    tlp_key k;
+    tlp_key_init(&k, 'p');
+    tlp_key_str(&k, project);
+    MDB_val v;
+    int rc = tl_get(txn, cat_db(log), k.b, k.n, &v);
+    if (rc) return rc;
+    title->ptr = v.mv_data;
+    title->len = v.mv_size;
+    return 0;
+}
+
+int tlp_topic_info(MDB_txn *txn, tl_log *log, const char *topic, tl_bytes *title, uint64_t *ts) {
+    tlp_key k;
+    tlp_key_init(&k, 't');
+    tlp_key_str(&k, topic);
+    MDB_val v;
+    int rc = tl_get(txn, cat_db(log), k.b, k.n, &v);
+    if (rc) return rc;
+    if (v.mv_size < 8) return tl_fail(TL_ECORRUPT, "catalog topic record is damaged");
+    *ts = tl_seq_from_key(v.mv_data);
+    title->ptr = (const uint8_t *)v.mv_data + 8;
+    title->len = v.mv_size - 8;
+    return 0;
+}

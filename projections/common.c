@@ -1,0 +1,326 @@
+/*
+ * common.c — the plumbing the projections share (see proj.h): registration, counters,
+ * audience and viewer lists for fan-out, merged range scans, and query helpers.
+ *
+ * Fan-out lists come from the catalog's user groups (catalog.c), which this file reads by
+ * key: "gM" account user (members), "gS" user (staff), "gX" user (auditors). The rule of who
+ * is in which audience is SPEC §1's table; state.h's tl_state_in_audience answers the same
+ * question for one user and the two must agree (the property test checks it).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "proj.h"
+
+MDB_dbi tlp_dbi(tl_log *log, const char *applier, unsigned i) {
+    for (unsigned a = 0; a < log->napplier; a++)
+        if (strcmp(log->appliers[a].name, applier) == 0) return log->appliers[a].dbs[i];
+    return 0;
+}
+
+int tlp_register(tl_log *log, const char *name, int (*apply)(tl_wtxn *, const tl_event *, void *)) {
+    tl_applier a;
+    memset(&a, 0, sizeof a);
+    a.name = name;
+    a.apply = apply;
+    int rc = tl_db_open(log, name, 0, &a.dbs[0]);
+    if (rc) return rc;
+    a.db_names[0] = name;
+    a.ndbs = 1;
+    a.in_digest = true;
+    return tl_log_register(log, &a);
+}
+
+/* ---------------------------------------------------------------- counters */
+
+int tlp_get_u64(MDB_txn *txn, MDB_dbi db, const tlp_key *k, uint64_t *out) {
+    MDB_val v;
+    *out = 0;
+    int rc = tl_get(txn, db, k->b, k->n, &v);
+    if (rc == TL_ENOTFOUND) return 0;
+    if (rc) return rc;
+    if (v.mv_size != 8) return tl_fail(TL_ECORRUPT, "projection counter is damaged");
+    *out = tl_seq_from_key(v.mv_data);
+    return 0;
+}
+
+int tlp_put_u64(tl_wtxn *w, MDB_dbi db, const tlp_key *k, uint64_t v) {
+    if (v == 0) return tl_del(w, db, k->b, k->n);
+    uint8_t b[8];
+    tl_seq_key(b, v);
+    return tl_put(w, db, k->b, k->n, b, 8, 0);
+}
+
+int tlp_add_u64(tl_wtxn *w, MDB_dbi db, const tlp_key *k, int64_t delta) {
+    uint64_t cur;
+    int rc = tlp_get_u64(w->txn, db, k, &cur);
+    if (rc) return rc;
+    uint64_t next = delta < 0 ? (cur > (uint64_t)-delta ? cur - (uint64_t)-delta : 0) : cur + (uint64_t)delta;
+    if (next == cur) return 0;
+    return tlp_put_u64(w, db, k, next);
+}
+
+/* ---------------------------------------------------------------- users */
+
+int tlp_users_add(tlp_users *l, const char *id, int role) {
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 32;
+        tlp_user *v = realloc(l->v, cap * sizeof *v);
+        if (!v) return tl_fail(TL_ENOMEM, "out of memory");
+        l->v = v;
+        l->cap = cap;
+    }
+    snprintf(l->v[l->n].id, sizeof l->v[l->n].id, "%s", id);
+    l->v[l->n].role = (uint8_t)role;
+    l->n++;
+    return 0;
+}
+
+void tlp_users_free(tlp_users *l) {
+    free(l->v);
+    l->v = NULL;
+    l->n = l->cap = 0;
+}
+
+void tlp_user_rec(tl_user_rec *u, int role, const char *account) {
+    memset(u, 0, sizeof *u);
+    u->role = (uint8_t)role;
+    if (account) snprintf(u->account, sizeof u->account, "%s", account);
+}
+
+int tlp_each_id(MDB_txn *txn, MDB_dbi db, const tlp_key *prefix, tlp_id_fn fn, void *ctx) {
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(txn, db, &cur);
+    if (rc) return tl_fail_mdb(rc, "projection cursor");
+    MDB_val k = {prefix->n, (void *)prefix->b}, v;
+    int out = 0;
+    rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    while (rc == 0 && k.mv_size > prefix->n && memcmp(k.mv_data, prefix->b, prefix->n) == 0) {
+        const char *id = (const char *)k.mv_data + prefix->n;
+        size_t n = strnlen(id, k.mv_size - prefix->n);
+        char buf[TL_IDBUF];
+        if (n == 0 || n >= sizeof buf) { out = tl_fail(TL_ECORRUPT, "projection index key is damaged"); break; }
+        memcpy(buf, id, n);
+        buf[n] = 0;
+        if ((out = fn(buf, ctx)) != 0) break;
+        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+    if (rc && rc != MDB_NOTFOUND && !out) out = tl_fail_mdb(rc, "projection index");
+    mdb_cursor_close(cur);
+    return out;
+}
+
+typedef struct group_ctx {
+    tlp_users *out;
+    int role;
+} group_ctx;
+
+static int group_add(const char *id, void *ctx) {
+    group_ctx *g = ctx;
+    return tlp_users_add(g->out, id, g->role);
+}
+
+static int group(MDB_txn *txn, tl_log *log, char which, const char *account, tlp_users *out) {
+    tlp_key k;
+    tlp_key_init(&k, 'g');
+    tlp_key_u8(&k, (unsigned char)which);
+    if (account) tlp_key_str(&k, account);
+    group_ctx g = {out, which == 'M' ? TL_ROLE_MEMBER : which == 'S' ? TL_ROLE_STAFF : TL_ROLE_AUDITOR};
+    return tlp_each_id(txn, tlp_dbi(log, "catalog", 0), &k, group_add, &g);
+}
+
+int tlp_audience(MDB_txn *txn, tl_log *log, const tl_project_rec *p, const char *account, int ch, tlp_users *out) {
+    if (!p && ch != TL_CH_SUPPORT) return 0;
+    int rc = group(txn, log, 'M', p ? p->account : account, out);
+    if (!rc && (ch == TL_CH_CHAT || ch == TL_CH_SUPPORT)) rc = group(txn, log, 'S', NULL, out);
+    if (!rc && ch == TL_CH_AMBASSADOR && p->ambassador[0]) rc = tlp_users_add(out, p->ambassador, TL_ROLE_AMBASSADOR);
+    return rc;
+}
+
+int tlp_class_viewers(MDB_txn *txn, tl_log *log, const tl_project_rec *p, int cls, tlp_users *out) {
+    int rc = group(txn, log, 'M', p->account, out);
+    if (!rc) rc = group(txn, log, 'X', NULL, out);
+    if (!rc && (cls == 0 || cls == TL_CH_CHAT)) rc = group(txn, log, 'S', NULL, out);
+    if (!rc && (cls == 0 || cls == TL_CH_AMBASSADOR) && p->ambassador[0])
+        rc = tlp_users_add(out, p->ambassador, TL_ROLE_AMBASSADOR);
+    return rc;
+}
+
+int tlp_event_class(const tl_project_rec *p, uint64_t seq) {
+    for (int c = 0; c < 4; c++)
+        if (p->last_seq[c] == seq) return c;
+    return -1;
+}
+
+/* ---------------------------------------------------------------- events */
+
+void tlp_ev_cstr(const tl_event *ev, const char *key, char *dst, size_t cap) {
+    tl_bytes b;
+    dst[0] = 0;
+    if (tl_ev_str(ev, key, &b) == 0 && b.len < cap) tl_bytes_cstr(&b, dst, cap);
+}
+
+bool tlp_created_message(const tl_event *ev, char id[TL_IDBUF]) {
+    const char *k = ev->kind;
+    if (!strcmp(k, "message.sent") || !strcmp(k, "message.replied") || !strcmp(k, "note.added"))
+        tlp_ev_cstr(ev, "id", id, TL_IDBUF);
+    else if (!strcmp(k, "topic.created"))
+        tlp_ev_cstr(ev, "message_id", id, TL_IDBUF);
+    else if (!strcmp(k, "project.created"))
+        tlp_ev_cstr(ev, "ambassador_message_id", id, TL_IDBUF);
+    else
+        return false;
+    return id[0] != 0;
+}
+
+int tlp_message_ctx(MDB_txn *txn, tl_log *log, const char *id, tl_message_rec *m, tl_project_rec *p) {
+    int rc = tl_state_message(txn, log, id, m);
+    if (rc) return rc == TL_ENOTFOUND ? tl_fail(TL_ECORRUPT, "an event names unknown message %s", id) : rc;
+    memset(p, 0, sizeof *p);
+    if (!m->project[0]) return 0;
+    rc = tl_state_project(txn, log, m->project, p);
+    return rc == TL_ENOTFOUND ? tl_fail(TL_ECORRUPT, "message %s names unknown project %s", id, m->project) : rc;
+}
+
+/* ---------------------------------------------------------------- merged range scans */
+
+static bool in_range(const tlp_merge *m, int i) {
+    return m->k[i].mv_size >= m->prefix[i].n && memcmp(m->k[i].mv_data, m->prefix[i].b, m->prefix[i].n) == 0;
+}
+
+static int advance(tlp_merge *m, int i, MDB_cursor_op op) {
+    int rc = mdb_cursor_get(m->cur[i], &m->k[i], &m->v[i], op);
+    if (rc == MDB_NOTFOUND) { m->live[i] = false; return 0; }
+    if (rc) return tl_fail_mdb(rc, "projection scan");
+    m->live[i] = in_range(m, i);
+    return 0;
+}
+
+int tlp_merge_open(tlp_merge *m, MDB_txn *txn, MDB_dbi db, const tlp_key *prefixes, int n, const uint8_t *after,
+                   size_t after_len) {
+    memset(m, 0, sizeof *m);
+    if (n > TLP_MERGE_MAX) n = TLP_MERGE_MAX;
+    for (int i = 0; i < n; i++) {
+        m->prefix[i] = prefixes[i];
+        int rc = mdb_cursor_open(txn, db, &m->cur[i]);
+        if (rc) { tlp_merge_close(m); return tl_fail_mdb(rc, "projection cursor"); }
+        m->n = i + 1;
+        tlp_key start = prefixes[i];
+        if (after) tlp_key_raw(&start, after, after_len);
+        m->k[i].mv_size = start.n;
+        m->k[i].mv_data = start.b;
+        if ((rc = advance(m, i, MDB_SET_RANGE)) != 0) { tlp_merge_close(m); return rc; }
+        /* strictly after: skip the cursor's own row */
+        if (after && m->live[i] && m->k[i].mv_size == start.n && memcmp(m->k[i].mv_data, start.b, start.n) == 0 &&
+            (rc = advance(m, i, MDB_NEXT)) != 0) {
+            tlp_merge_close(m);
+            return rc;
+        }
+    }
+    return 0;
+}
+
+static int suffix_cmp(const tlp_merge *m, int a, int b) {
+    const uint8_t *pa = (const uint8_t *)m->k[a].mv_data + m->prefix[a].n;
+    const uint8_t *pb = (const uint8_t *)m->k[b].mv_data + m->prefix[b].n;
+    size_t la = m->k[a].mv_size - m->prefix[a].n, lb = m->k[b].mv_size - m->prefix[b].n;
+    int c = memcmp(pa, pb, la < lb ? la : lb);
+    return c ? c : (la > lb) - (la < lb);
+}
+
+int tlp_merge_next(tlp_merge *m, const uint8_t **suffix, size_t *suffix_len, MDB_val *val, int *which) {
+    int best = -1;
+    for (int i = 0; i < m->n; i++)
+        if (m->live[i] && (best < 0 || suffix_cmp(m, i, best) < 0)) best = i;
+    if (best < 0) return TL_ENOTFOUND;
+    /* copy out before advancing: the suffix lives in the cursor's page */
+    uint8_t *buf = m->out;
+    size_t len = m->k[best].mv_size - m->prefix[best].n;
+    memcpy(buf, (const uint8_t *)m->k[best].mv_data + m->prefix[best].n, len);
+    if (val) *val = m->v[best];
+    if (which) *which = best;
+    *suffix = buf;
+    *suffix_len = len;
+    return advance(m, best, MDB_NEXT);
+}
+
+void tlp_merge_close(tlp_merge *m) {
+    for (int i = 0; i < m->n; i++)
+        if (m->cur[i]) mdb_cursor_close(m->cur[i]);
+    m->n = 0;
+}
+
+/* ---------------------------------------------------------------- queries */
+
+static bool id_ok(const char *s) {
+    size_t n = 0;
+    for (; s[n]; n++) {
+        char c = s[n];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+              c == ':' || c == '-') || n >= TL_ID_MAX)
+            return false;
+    }
+    return n > 0;
+}
+
+int tlp_viewer(MDB_txn *txn, tl_log *log, const tl_query *q, tl_user_rec *u) {
+    if (!q || !q->as) return tl_fail(TL_EINVALID, "a query needs the viewing user (--as USER)");
+    if (!id_ok(q->as)) return tl_fail(TL_EINVALID, "\"%.80s\" is not a valid user id", q->as);
+    int rc = tl_state_user(txn, log, q->as, u);
+    if (rc == TL_ENOTFOUND) return tl_fail(TL_ENOTFOUND, "unknown user %s", q->as);
+    return rc;
+}
+
+int tlp_query_project(MDB_txn *txn, tl_log *log, const char *id, tl_project_rec *p) {
+    if (!id) return tl_fail(TL_EINVALID, "this query needs a project (--project P)");
+    if (!id_ok(id)) return tl_fail(TL_EINVALID, "\"%.80s\" is not a valid project id", id);
+    int rc = tl_state_project(txn, log, id, p);
+    if (rc == TL_ENOTFOUND) return tl_fail(TL_ENOTFOUND, "unknown project %s", id);
+    return rc;
+}
+
+unsigned tlp_limit(const tl_query *q, unsigned dflt) {
+    if (!q->limit) return dflt;
+    return q->limit > TLP_PAGE_MAX ? TLP_PAGE_MAX : q->limit;
+}
+
+int tlp_cursor_decode(const char *cursor, uint8_t *out, size_t cap, size_t *len) {
+    size_t n = strlen(cursor);
+    if (n == 0 || n % 2 || n / 2 > cap) return tl_fail(TL_EINVALID, "malformed cursor");
+    for (size_t i = 0; i < n; i++) {
+        char c = cursor[i];
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return tl_fail(TL_EINVALID, "malformed cursor");
+    }
+    if (tl_unhex(out, n / 2, cursor)) return tl_fail(TL_EINVALID, "malformed cursor");
+    *len = n / 2;
+    return 0;
+}
+
+void tlp_cursor_json(tl_strbuf *sb, const uint8_t *p, size_t n) {
+    if (!p) { tl_sb_puts(sb, "\"next\":null"); return; }
+    tl_sb_puts(sb, "\"next\":\"");
+    tl_sb_hex(sb, p, n);
+    tl_sb_puts(sb, "\"");
+}
+
+void tlp_json_str_or_null(tl_strbuf *sb, const char *s) {
+    if (!s || !*s) tl_sb_puts(sb, "null");
+    else tl_sb_json_str(sb, s, strlen(s));
+}
+
+int tlp_run_query(tl_log *log, const tl_query *q, tlp_query_fn fn, char **json) {
+    if (!json) return tl_fail(TL_EUSAGE, "no output pointer");
+    *json = NULL;
+    if (!log || !q) return tl_fail(TL_EUSAGE, "no log or query");
+    if (q->version != TL_QUERY_VERSION) return tl_fail(TL_EUSAGE, "unknown tl_query version %u", q->version);
+    MDB_txn *txn;
+    int rc = tl_rtxn_begin(log, &txn);
+    if (rc) return rc;
+    tl_strbuf sb = {0};
+    rc = fn(txn, log, q, &sb);
+    tl_rtxn_end(log, txn);
+    if (rc) { free(sb.ptr); return rc; }
+    *json = tl_sb_take(&sb);
+    if (!*json) return tl_fail(TL_ENOMEM, "out of memory");
+    return 0;
+}

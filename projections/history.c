@@ -1,0 +1,209 @@
+/*
+ * history.c — the "history" projection: each project's timeline, oldest first, as each
+ * user may see it.
+ *
+ *   h project\0 class(1) seq(8) -> ""
+ * One stream per visibility class — 0 project level (created, status changes), then the
+ * notes, chat and ambassador channels — so that a viewer's page is a merge of the streams
+ * they may see (tlp_merge): O(log n + page) for staff however many notes the project has.
+ * The class of an event is the one state.c recorded for it (its per-class newest entry), so
+ * the timeline and the "version" of tracking/expect cannot disagree on what is an entry:
+ * every event of the project except reads, unread marks and uploads; topic.created is chat;
+ * pins, deletions and erasures belong to their message's channel.
+ *
+ * Entries are rendered from the log itself (the event at that seq) and the current state:
+ * a deleted message shows "deleted":true and its body only to auditors; erased content
+ * shows "body":null,"erased":true. Entry shapes (beyond "seq","ts","actor","kind"):
+ *   project.created         "type","title","status","ambassador", and for the ambassador
+ *                           channel's audience "ambassador_message":{"id","author","body",
+ *                           "attachments"[,"deleted"][,"erased"]}
+ *   project.status_changed  "status","previous"
+ *   topic.created, message.sent, message.replied, note.added
+ *                           "channel","topic","message","parent","author","body",
+ *                           "attachments"[,"deleted"][,"erased"]; topic.created adds "title"
+ *   message.pinned / unpinned / deleted   "channel","topic","message"
+ *   content.erased          "channel","topic","message","target","target_kind","reason"
+ * A cursor is the hex of the last entry's seq.
+ */
+#include "proj.h"
+
+static MDB_dbi hist_db(tl_log *log) { return tlp_dbi(log, "history", 0); }
+
+static tlp_key stream_prefix(const char *project, int cls) {
+    tlp_key k;
+    tlp_key_init(&k, 'h');
+    tlp_key_str(&k, project);
+    tlp_key_u8(&k, (unsigned)cls);
+    return k;
+}
+
+static int history_apply(tl_wtxn *w, const tl_event *ev, void *state) {
+    (void)state;
+    if (!ev->has_project || !strncmp(ev->kind, "x.", 2)) return 0;
+    tl_project_rec p;
+    int rc = tl_state_project(w->txn, w->log, ev->project, &p);
+    if (rc) return rc == TL_ENOTFOUND ? 0 : rc;
+    int cls = tlp_event_class(&p, ev->seq);
+    if (cls < 0) return 0;
+    tlp_key k = stream_prefix(ev->project, cls);
+    tlp_key_u64(&k, ev->seq);
+    return tl_put(w, hist_db(w->log), k.b, k.n, "", 0, 0);
+}
+
+int tlp_history_register(tl_log *log) { return tlp_register(log, "history", history_apply); }
+
+/* ---------------------------------------------------------------- rendering */
+
+typedef struct viewer {
+    const char *id;
+    const tl_user_rec *u;
+    const tl_project_rec *p;
+} viewer;
+
+static void str_field(tl_strbuf *sb, const char *name, const char *value) {
+    tl_sb_printf(sb, ",\"%s\":", name);
+    tlp_json_str_or_null(sb, value);
+}
+
+static void payload_str(tl_strbuf *sb, const tl_event *ev, const char *name) {
+    tl_bytes b;
+    tl_sb_printf(sb, ",\"%s\":", name);
+    if (tl_ev_str(ev, name, &b) == 0) tl_sb_json_str(sb, (const char *)b.ptr, b.len);
+    else tl_sb_puts(sb, "null");
+}
+
+/* "author","body","attachments" and the deleted/erased marks of a message */
+static int message_content(tl_strbuf *sb, MDB_txn *txn, tl_log *log, const viewer *v, const tl_message_rec *m) {
+    str_field(sb, "author", m->author);
+    tl_sb_puts(sb, ",");
+    int rc = 0;
+    if (m->deleted && v->u->role != TL_ROLE_AUDITOR) tl_sb_puts(sb, "\"body\":null");
+    else rc = tlp_body_json(sb, txn, log, m->body_commit);
+    if (m->deleted) tl_sb_puts(sb, ",\"deleted\":true");
+    tl_sb_puts(sb, ",\"attachments\":");
+    if (!rc) rc = tlp_attachments_json(sb, txn, log, m);
+    return rc;
+}
+
+static void message_place(tl_strbuf *sb, const char *id, const tl_message_rec *m) {
+    str_field(sb, "channel", tl_channel_name(m->channel));
+    str_field(sb, "topic", m->channel == TL_CH_CHAT ? m->topic : NULL);
+    str_field(sb, "message", id);
+}
+
+static int entry_body(tl_strbuf *sb, MDB_txn *txn, tl_log *log, const viewer *v, const tl_event *ev) {
+    const char *k = ev->kind;
+    char id[TL_IDBUF];
+    tl_message_rec m;
+    int rc;
+    if (!strcmp(k, "project.created")) {
+        payload_str(sb, ev, "type");
+        payload_str(sb, ev, "title");
+        payload_str(sb, ev, "status");
+        payload_str(sb, ev, "ambassador");
+        tlp_ev_cstr(ev, "ambassador_message_id", id, sizeof id);
+        /* the ambassador message only for the ambassador channel's audience */
+        if (!id[0] || !tl_state_in_audience(v->id, v->u, v->p, v->p->account, TL_CH_AMBASSADOR)) return 0;
+        if ((rc = tl_state_message(txn, log, id, &m)) != 0) return rc;
+        tl_sb_puts(sb, ",\"ambassador_message\":{\"id\":");
+        tl_sb_json_str(sb, id, strlen(id));
+        rc = message_content(sb, txn, log, v, &m);
+        tl_sb_puts(sb, "}");
+        return rc;
+    }
+    if (!strcmp(k, "project.status_changed")) {
+        payload_str(sb, ev, "status");
+        payload_str(sb, ev, "previous");
+        return 0;
+    }
+    if (tlp_created_message(ev, id)) {
+        if ((rc = tl_state_message(txn, log, id, &m)) != 0) return rc;
+        message_place(sb, id, &m);
+        str_field(sb, "parent", m.parent);
+        if (!strcmp(k, "topic.created")) payload_str(sb, ev, "title");
+        return message_content(sb, txn, log, v, &m);
+    }
+    if (!strcmp(k, "content.erased")) {
+        char kind[16];
+        tlp_ev_cstr(ev, "target", id, sizeof id);
+        tlp_ev_cstr(ev, "target_kind", kind, sizeof kind);
+        if (!strcmp(kind, "attachment")) {
+            tl_attachment_rec a;
+            if (tl_state_attachment(txn, log, id, &a) == 0 && tl_state_message(txn, log, a.used_by, &m) == 0)
+                message_place(sb, a.used_by, &m);
+        } else if (tl_state_message(txn, log, id, &m) == 0) {
+            message_place(sb, id, &m);
+        }
+        payload_str(sb, ev, "target");
+        payload_str(sb, ev, "target_kind");
+        payload_str(sb, ev, "reason");
+        return 0;
+    }
+    /* message.pinned, message.unpinned, message.deleted */
+    tlp_ev_cstr(ev, "message", id, sizeof id);
+    if ((rc = tl_state_message(txn, log, id, &m)) != 0) return rc;
+    message_place(sb, id, &m);
+    return 0;
+}
+
+static int entry_json(tl_strbuf *sb, MDB_txn *txn, tl_log *log, const viewer *v, uint64_t seq) {
+    uint8_t key[8];
+    tl_seq_key(key, seq);
+    MDB_val rec;
+    const uint8_t *bytes, *sig;
+    size_t len;
+    tl_event ev;
+    int rc = tl_get(txn, log->db_log, key, 8, &rec);
+    if (rc == TL_ENOTFOUND) return tl_fail(TL_ECORRUPT, "history names event %llu, which the log lacks", (unsigned long long)seq);
+    if (!rc) rc = tl_record_split(&rec, &bytes, &len, &sig);
+    if (!rc) rc = tl_event_decode(&ev, bytes, len);
+    if (rc) return rc;
+    tl_sb_printf(sb, "{\"seq\":%llu,\"ts\":%llu", (unsigned long long)ev.seq, (unsigned long long)ev.ts);
+    str_field(sb, "actor", ev.actor);
+    str_field(sb, "kind", ev.kind);
+    rc = entry_body(sb, txn, log, v, &ev);
+    tl_sb_puts(sb, "}");
+    return rc;
+}
+
+static int history_body(MDB_txn *txn, tl_log *log, const tl_query *q, tl_strbuf *sb) {
+    tl_user_rec u;
+    tl_project_rec p;
+    int rc = tlp_viewer(txn, log, q, &u);
+    if (!rc) rc = tlp_query_project(txn, log, q->project, &p);
+    if (rc) return rc;
+    if (!tl_state_sees_project(q->as, &u, &p))
+        return tl_fail(TL_EFORBIDDEN, "%s may not see project %s", q->as, q->project);
+    uint8_t cur[8];
+    size_t clen = 0;
+    if (q->cursor && ((rc = tlp_cursor_decode(q->cursor, cur, sizeof cur, &clen)) != 0 || clen != 8))
+        return rc ? rc : tl_fail(TL_EINVALID, "malformed cursor");
+    tlp_key pre[4];
+    int npre = 0;
+    for (int cls = 0; cls < 4; cls++)
+        if (cls == 0 || tl_state_in_audience(q->as, &u, &p, p.account, cls)) pre[npre++] = stream_prefix(q->project, cls);
+    tlp_merge mg;
+    if ((rc = tlp_merge_open(&mg, txn, hist_db(log), pre, npre, clen ? cur : NULL, 8)) != 0) return rc;
+    viewer v = {q->as, &u, &p};
+    unsigned limit = tlp_limit(q, TLP_PAGE_DEFAULT), shown = 0;
+    uint8_t last[8];
+    bool more = false;
+    const uint8_t *suf;
+    size_t slen;
+    tl_sb_puts(sb, "{\"entries\":[");
+    while ((rc = tlp_merge_next(&mg, &suf, &slen, NULL, NULL)) == 0) {
+        if (shown == limit) { more = true; break; }
+        if (slen != 8) { rc = tl_fail(TL_ECORRUPT, "history key is damaged"); break; }
+        memcpy(last, suf, 8);
+        if (shown++) tl_sb_puts(sb, ",");
+        if ((rc = entry_json(sb, txn, log, &v, tl_seq_from_key(last))) != 0) break;
+    }
+    tlp_merge_close(&mg);
+    if (rc && rc != TL_ENOTFOUND) return rc;
+    tl_sb_puts(sb, "],");
+    tlp_cursor_json(sb, more ? last : NULL, 8);
+    tl_sb_puts(sb, "}");
+    return 0;
+}
+
+int tl_history_query(tl_log *log, const tl_query *q, char **json) { return tlp_run_query(log, q, history_body, json); }
