@@ -241,7 +241,7 @@ int tl_engine_open(tl_log **out, const char *dir, unsigned flags) {
         tl_engine_close(log);
         return rc;
     }
-    if (!(flags & TL_OPEN_READONLY) && (rc = load_writer_key(log)) != 0) {
+    if (!(flags & (TL_OPEN_READONLY | TL_OPEN_NOKEY)) && (rc = load_writer_key(log)) != 0) {
         tl_engine_close(log);
         return rc;
     }
@@ -535,6 +535,69 @@ int tl_wtxn_commit(tl_wtxn *w) {
         tl_keypair_wipe(&log->next_key);
     }
     return 0;
+}
+
+
+/* ================================================================ replay */
+
+int tl_wtxn_begin_replay(tl_log *log, tl_wtxn **out) {
+    *out = NULL;
+    if (log->flags & TL_OPEN_READONLY) return tl_fail(TL_EREADONLY, "replay rewrites projections: open the log writable");
+    tl_wtxn *w = calloc(1, sizeof *w);
+    if (!w) return tl_fail(TL_ENOMEM, "out of memory");
+    w->log = log;
+    w->replaying = true;
+    msgpack_sbuffer_init(&w->buf);
+    pthread_mutex_lock(&log->write_mu);
+    int rc = txn_begin(log, 0, &w->txn);
+    if (!rc && (rc = tl_head_read(w->txn, log, &w->head)) != 0) {
+        mdb_txn_abort(w->txn);
+        pthread_rwlock_unlock(&log->map_lock);
+    }
+    if (rc) {
+        pthread_mutex_unlock(&log->write_mu);
+        msgpack_sbuffer_destroy(&w->buf);
+        free(w);
+        return rc;
+    }
+    *out = w;
+    return 0;
+}
+
+int tl_wtxn_reapply(tl_wtxn *w, const tl_event *ev) {
+    if (w->failed) return w->failed == TL_MAPFULL ? TL_ESTORAGE : w->failed;
+    w->replaying = true;
+    tl_hash(w->head.hash, ev->bytes, ev->len);
+    w->head.seq = ev->seq;
+    w->head.ts = ev->ts;
+    bool genesis = strcmp(ev->kind, "log.created") == 0;
+    tl_bytes pk;
+    if ((genesis || strcmp(ev->kind, "key.rotated") == 0) && tl_ev_bin(ev, "public_key", &pk) == 0 &&
+        pk.len == TL_PUBKEY_BYTES)
+        memcpy(w->head.pk, pk.ptr, TL_PUBKEY_BYTES);
+    if (genesis) return 0;
+    for (unsigned i = 0; i < w->log->napplier; i++) {
+        const tl_applier *a = &w->log->appliers[i];
+        int rc = a->apply(w, ev, a->state);
+        if (rc) {
+            if (!w->failed) w->failed = rc;
+            return rc == TL_MAPFULL ? TL_ESTORAGE : rc;
+        }
+    }
+    return 0;
+}
+
+int tl_wtxn_mark_applied(tl_wtxn *w) {
+    if (w->failed) return w->failed == TL_MAPFULL ? TL_ESTORAGE : w->failed;
+    int rc = head_write(w);
+    for (unsigned i = 0; i < w->log->napplier && !rc; i++) {
+        char name[80];
+        uint8_t seq[8];
+        snprintf(name, sizeof name, "applied/%s", w->log->appliers[i].name);
+        tl_seq_key(seq, w->head.seq);
+        rc = tl_put(w, w->log->db_meta, name, strlen(name), seq, 8, 0);
+    }
+    return rc;
 }
 
 

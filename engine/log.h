@@ -121,6 +121,24 @@ void tl_wtxn_abort(tl_wtxn *w); /* frees w */
 /** Double the map (no transaction of this process may be active). */
 int tl_log_grow_map(tl_log *log);
 
+/* ---- replay (engine/replay.c): rebuilding appliers' databases from stored events ---- */
+/** Internal open flag (passed through tl_log_open): writable, but no writer key is loaded.
+ * Such a log can rebuild its projections (replay targets built by `replay --into`) and can
+ * never append, so a copy of a log can never fork it. */
+#define TL_OPEN_NOKEY (1u << 16)
+/** Begin a write transaction that appends nothing: no writer key needed, w->replaying set.
+ * Only tl_wtxn_reapply / tl_wtxn_mark_applied and plain puts belong in it. */
+int tl_wtxn_begin_replay(tl_log *log, tl_wtxn **out);
+/**
+ * Run the appliers for a stored event, as the append that stored it did: the head's seq,
+ * hash, time (and key, on log.created / key.rotated) follow the event, no record is written.
+ * The genesis event only moves the head: init writes it before any applier exists, so live
+ * appliers never saw it either.
+ */
+int tl_wtxn_reapply(tl_wtxn *w, const tl_event *ev);
+/** Write w->head as the log's head and every applier's "applied/<name>" = head seq. */
+int tl_wtxn_mark_applied(tl_wtxn *w);
+
 /* Convenience LMDB wrappers that mark the wtxn failed on error. */
 int tl_put(tl_wtxn *w, MDB_dbi dbi, const void *k, size_t klen, const void *v, size_t vlen, unsigned flags);
 int tl_del(tl_wtxn *w, MDB_dbi dbi, const void *k, size_t klen);
