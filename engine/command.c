@@ -28,6 +28,28 @@ bool tl_id_valid(const char *s) {
     return n >= 1;
 }
 
+void tl_utf8_trim(char *s) {
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0;
+    while (p[i]) {
+        unsigned char c = p[i];
+        size_t n = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 : (c & 0xf8) == 0xf0 ? 4 : 0;
+        if (n == 0 || (n == 2 && c < 0xc2) || (n == 4 && c > 0xf4)) break;
+        size_t k = 1;
+        while (k < n && (p[i + k] & 0xc0) == 0x80) k++;
+        if (k < n) break;
+        if (n == 3) {
+            unsigned cp = (c & 0x0fu) << 12 | (p[i + 1] & 0x3fu) << 6 | (p[i + 2] & 0x3fu);
+            if (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff)) break;
+        } else if (n == 4) {
+            unsigned cp = (c & 0x07u) << 18 | (p[i + 1] & 0x3fu) << 12 | (p[i + 2] & 0x3fu) << 6 | (p[i + 3] & 0x3fu);
+            if (cp < 0x10000 || cp > 0x10ffff) break;
+        }
+        i += n;
+    }
+    s[i] = '\0';
+}
+
 int tl_result_fail(tl_result *res, int code, const char *fmt, ...) {
     if (res) {
         memset(res, 0, sizeof *res);
@@ -36,6 +58,9 @@ int tl_result_fail(tl_result *res, int code, const char *fmt, ...) {
         va_start(ap, fmt);
         vsnprintf(res->message, sizeof res->message, fmt, ap);
         va_end(ap);
+        /* a message quoting the caller's text may have been cut inside a UTF-8 sequence;
+         * it must stay printable as JSON, or its result line would be lost */
+        tl_utf8_trim(res->message);
         tl_fail(code, "%s", res->message);
     }
     return code;
@@ -58,7 +83,18 @@ int tl_cmd_parse(tl_cmd **out, const char *text, size_t len, tl_result *res) {
     *out = NULL;
     json_error_t err;
     json_t *obj = json_loadb(text, len, JSON_REJECT_DUPLICATES, &err);
-    if (!obj) return tl_result_fail(res, TL_EINVALID, "not JSON: %s (column %d)", err.text, err.column);
+    if (!obj) {
+        /* jansson's own words, except where they name its flags rather than the input */
+        const char *why = err.text;
+        switch (json_error_code(&err)) {
+        case json_error_null_character: why = "a NUL character (\\u0000) in a string"; break;
+        case json_error_null_byte_in_key: why = "a NUL character (\\u0000) in a key"; break;
+        case json_error_duplicate_key: why = "a key given twice in one object"; break;
+        case json_error_stack_overflow: why = "nested too deeply"; break;
+        default: break;
+        }
+        return tl_result_fail(res, TL_EINVALID, "not JSON: %s (at byte %d of the line)", why, err.position);
+    }
     if (!json_is_object(obj)) {
         json_decref(obj);
         return tl_result_fail(res, TL_EINVALID, "a command is a JSON object with an \"op\"");

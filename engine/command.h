@@ -25,6 +25,9 @@ bool tl_id_valid(const char *s);
 /** Set res to a failure (code + one-line message); returns code. */
 int tl_result_fail(tl_result *res, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/** Cut s at its first byte that does not continue valid UTF-8 (a truncated sequence). */
+void tl_utf8_trim(char *s);
+
 /** Set up the group-commit queue of a freshly opened log. */
 int tl_commands_attach(tl_log *log);
 

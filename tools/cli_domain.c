@@ -222,6 +222,10 @@ static void flush_group(apply_state *a) {
             fputs(json, stdout);
             fputc('\n', stdout);
             tl_free(json);
+        } else {
+            /* every answered line gets its result line, even when rendering it failed */
+            fprintf(stdout, "{\"ok\":false,\"error\":\"%s\",\"message\":\"the result could not be rendered\"}\n",
+                    tl_strerror(a->items[i].res.code ? a->items[i].res.code : TL_ENOMEM));
         }
         tl_cmd_free(a->items[i].cmd);
     }
@@ -230,17 +234,13 @@ static void flush_group(apply_state *a) {
     a->commands = 0;
 }
 
+/* The batch keeps pointers to the results: the array only grows between groups. */
 static line_item *next_item(apply_state *a) {
     if (a->n == a->cap) {
+        if (a->batch) return NULL; /* handle_line flushes first; never reached */
         size_t cap = a->cap ? a->cap * 2 : 256;
         line_item *p = realloc(a->items, cap * sizeof *p);
         if (!p) return NULL;
-        /* results are referenced by the batch: moving them is only safe between groups */
-        if (p != a->items && a->batch) {
-            a->items = p;
-            a->cap = cap;
-            return NULL;
-        }
         a->items = p;
         a->cap = cap;
     }
@@ -289,7 +289,14 @@ static int cmd_apply(cli_ctx *ctx) {
     if (rc) { if (fd != STDIN_FILENO) close(fd); return rc; }
     tl_log_stats st;
     tl_log_stats_get(a.log, &st);
-    size_t limit = (size_t)(st.max_attachment / 3 * 4 + (st.max_attachment % 3 ? 4 : 0)) + (1u << 20);
+    /* SPEC "Odd input": a line is too_large when longer than 4/3 x the attachment limit +
+     * 1 MiB bytes (newline not counted). Lengths are integers, so "longer than x" is
+     * "longer than floor(x)"; computed without overflowing 4 x limit. */
+    uint64_t m = st.max_attachment;
+    size_t limit = (size_t)(m / 3 * 4 + (m % 3) * 4 / 3) + (1u << 20);
+    /* room for a whole group's results, so a group is not cut short by the array */
+    a.items = malloc((sync_every < 65536 ? sync_every : 65536) * sizeof *a.items);
+    if (a.items) a.cap = sync_every < 65536 ? sync_every : 65536;
 
     size_t cap = 1 << 16, len = 0, lineno = 0;
     char *buf = malloc(cap);
@@ -317,17 +324,15 @@ static int cmd_apply(cli_ctx *ctx) {
             char *nl = memchr(buf + start, '\n', len - start);
             if (!nl && !(eof && start < len)) break;
             size_t end = nl ? (size_t)(nl - buf) : len;
-            lineno++;
             if (discarding) discarding = false; /* the tail of an over-long line: already answered */
-            else handle_line(&a, buf + start, end - start, end - start > limit, lineno);
+            else handle_line(&a, buf + start, end - start, end - start > limit, ++lineno);
             start = nl ? end + 1 : len;
         }
         memmove(buf, buf + start, len - start);
         len -= start;
         if (len > limit && !discarding) {
             /* over the limit without a newline yet: answer now, drop the rest of the line */
-            lineno++;
-            handle_line(&a, buf, len, true, lineno);
+            handle_line(&a, buf, len, true, ++lineno);
             discarding = true;
             len = 0;
         } else if (discarding && len > 0) {
