@@ -1,0 +1,275 @@
+/*
+ * test_projections_tracking.c — the tracking table: which projects each role sees, both
+ * orders with every tie-break (time ties made with a frozen clock), per-viewer
+ * last_activity and version, the unread column, type filters, and paging with cursors
+ * across page boundaries.
+ */
+#include "test_projections_fixture.h"
+
+static json_t *track(tl_log *log, const char *user, const char *sort, const char *type, unsigned limit, const char *cursor) {
+    tl_query q = pf_q(user);
+    q.sort = sort;
+    q.type = type;
+    q.limit = limit;
+    q.cursor = cursor;
+    return pf_query(log, tl_tracking_query, &q);
+}
+
+/* The whole table, read page by page with `limit` rows a page: "p1,p2,..." */
+static const char *order_of(tl_log *log, const char *user, const char *sort, const char *type, unsigned limit,
+                            char *buf, size_t cap) {
+    char cursor[512] = "";
+    size_t n = 0;
+    int pages = 0;
+    buf[0] = 0;
+    for (;;) {
+        json_t *r = track(log, user, sort, type, limit, cursor[0] ? cursor : NULL);
+        json_t *rows = json_object_get(r, "rows"), *row;
+        size_t i;
+        ck_assert_msg(json_array_size(rows) <= limit, "page larger than the limit");
+        json_array_foreach(rows, i, row) n += (size_t)snprintf(buf + n, cap - n, "%s%s", n ? "," : "", pf_str(row, "project"));
+        const char *next = pf_str(r, "next");
+        ck_assert_msg(next || json_is_null(json_object_get(r, "next")), "next is neither a cursor nor null");
+        if (next) {
+            ck_assert_msg(json_array_size(rows) == limit, "a short page with a next cursor");
+            snprintf(cursor, sizeof cursor, "%s", next);
+        }
+        json_decref(r);
+        ck_assert(++pages < 100);
+        if (!next) break;
+    }
+    return buf;
+}
+
+/* One row of user's table (the caller decrefs the returned root through *root). */
+static json_t *row_of(tl_log *log, const char *user, const char *project, json_t **root) {
+    *root = track(log, user, NULL, NULL, 100, NULL);
+    json_t *rows = json_object_get(*root, "rows"), *row;
+    size_t i;
+    json_array_foreach(rows, i, row) if (!strcmp(pf_str(row, "project"), project)) return row;
+    return NULL;
+}
+
+static void project(tl_log *log, const char *as, const char *id, const char *account, const char *type) {
+    PF_OK(log, "{\"op\":\"project.create\",\"as\":\"%s\",\"id\":\"%s\",\"account\":\"%s\",\"type\":\"%s\",\"title\":\"T %s\"}",
+          as, id, account, type, id);
+}
+
+START_TEST(rows_per_role) {
+    char *dir;
+    tl_log *log = tu_new_log(&dir);
+    pf_cast(log);
+    char buf[512];
+    pf_freeze();
+    pf_order(log, "o-1", "alice");
+    PF_OK(log, "{\"op\":\"project.create\",\"as\":\"alice\",\"id\":\"o-2\",\"account\":\"acme\",\"type\":\"order\",\"title\":\"O\",\"ambassador\":\"zoe\"}");
+    project(log, "bob", "v-1", "acme", "video");
+    project(log, "carl", "b-1", "beta", "application");
+    ck_assert_str_eq(order_of(log, "alice", NULL, NULL, 50, buf, sizeof buf), "o-1,o-2,v-1");
+    ck_assert_str_eq(order_of(log, "carl", NULL, NULL, 50, buf, sizeof buf), "b-1");
+    /* an ambassador sees her projects, with or without an ambassador channel */
+    ck_assert_str_eq(order_of(log, "zoe", NULL, NULL, 50, buf, sizeof buf), "o-1,o-2");
+    ck_assert_str_eq(order_of(log, "yan", NULL, NULL, 50, buf, sizeof buf), "");
+    ck_assert_str_eq(order_of(log, "sam", NULL, NULL, 50, buf, sizeof buf), "b-1,o-1,o-2,v-1");
+    ck_assert_str_eq(order_of(log, "aud", NULL, NULL, 50, buf, sizeof buf), "b-1,o-1,o-2,v-1");
+    ck_assert_str_eq(order_of(log, "sam", NULL, "order", 50, buf, sizeof buf), "o-1,o-2");
+    ck_assert_str_eq(order_of(log, "sam", "unread", "video", 50, buf, sizeof buf), "v-1");
+    /* a user created later gets rows for what they may see */
+    PF_OK(log, "{\"op\":\"user.create\",\"id\":\"dan\",\"role\":\"member\",\"account\":\"beta\",\"name\":\"Dan\"}");
+    PF_OK(log, "{\"op\":\"user.create\",\"id\":\"sol\",\"role\":\"staff\",\"name\":\"Sol\"}");
+    ck_assert_str_eq(order_of(log, "dan", NULL, NULL, 50, buf, sizeof buf), "b-1");
+    ck_assert_str_eq(order_of(log, "sol", NULL, NULL, 50, buf, sizeof buf), "b-1,o-1,o-2,v-1");
+    json_t *root, *row = row_of(log, "alice", "o-1", &root);
+    ck_assert_ptr_nonnull(row);
+    ck_assert_str_eq(pf_str(row, "type"), "order");
+    ck_assert_str_eq(pf_str(row, "title"), "Order o-1");
+    ck_assert_str_eq(pf_str(row, "status"), "new");
+    ck_assert_int_eq(pf_int(row, "unread"), 1);
+    ck_assert_int_eq(pf_int(row, "last_activity"), (long long)pf_frozen_at.tv_sec * 1000000 + pf_frozen_at.tv_nsec / 1000);
+    json_decref(root);
+    pf_thaw();
+    pf_done(log, dir);
+}
+END_TEST
+
+START_TEST(orders_and_tie_breaks) {
+    char *dir;
+    tl_log *log = tu_new_log(&dir);
+    pf_cast(log);
+    char buf[512];
+    /* five projects created in the same microsecond: ties broken by project id */
+    pf_freeze();
+    project(log, "alice", "p-3", "acme", "video");
+    project(log, "alice", "p-1", "acme", "order");
+    project(log, "alice", "p-5", "acme", "video");
+    project(log, "alice", "p-2", "acme", "application");
+    project(log, "alice", "p-4", "acme", "order");
+    ck_assert_str_eq(order_of(log, "bob", NULL, NULL, 50, buf, sizeof buf), "p-1,p-2,p-3,p-4,p-5");
+    ck_assert_str_eq(order_of(log, "bob", "unread", NULL, 50, buf, sizeof buf), "p-1,p-2,p-3,p-4,p-5");
+    /* activity moves a project up: newest first */
+    pf_frozen_at.tv_sec += 1;
+    PF_OK(log, "{\"op\":\"project.status\",\"as\":\"alice\",\"project\":\"p-4\",\"status\":\"shipped\"}");
+    pf_frozen_at.tv_sec += 1;
+    PF_OK(log, "{\"op\":\"project.status\",\"as\":\"alice\",\"project\":\"p-2\",\"status\":\"shipped\"}");
+    ck_assert_str_eq(order_of(log, "bob", NULL, NULL, 50, buf, sizeof buf), "p-2,p-4,p-1,p-3,p-5");
+    /* unread first: p-5 gets 2 unread, p-3 and p-1 one each (same time: id order) */
+    pf_frozen_at.tv_sec += 1;
+    PF_OK(log, "{\"op\":\"note.add\",\"as\":\"alice\",\"id\":\"n-1\",\"project\":\"p-5\",\"body\":\"a\"}");
+    PF_OK(log, "{\"op\":\"note.add\",\"as\":\"alice\",\"id\":\"n-2\",\"project\":\"p-5\",\"body\":\"b\"}");
+    PF_OK(log, "{\"op\":\"note.add\",\"as\":\"alice\",\"id\":\"n-3\",\"project\":\"p-3\",\"body\":\"c\"}");
+    PF_OK(log, "{\"op\":\"note.add\",\"as\":\"alice\",\"id\":\"n-4\",\"project\":\"p-1\",\"body\":\"d\"}");
+    ck_assert_str_eq(order_of(log, "bob", "unread", NULL, 50, buf, sizeof buf), "p-5,p-1,p-3,p-2,p-4");
+    ck_assert_str_eq(order_of(log, "bob", NULL, NULL, 50, buf, sizeof buf), "p-1,p-3,p-5,p-2,p-4");
+    /* equal unread, different times: newest first */
+    pf_frozen_at.tv_sec += 1;
+    PF_OK(log, "{\"op\":\"project.status\",\"as\":\"alice\",\"project\":\"p-3\",\"status\":\"late\"}");
+    ck_assert_str_eq(order_of(log, "bob", "unread", NULL, 50, buf, sizeof buf), "p-5,p-3,p-1,p-2,p-4");
+    /* the author has nothing unread: her unread-first order is the activity order */
+    ck_assert_str_eq(order_of(log, "alice", "unread", NULL, 50, buf, sizeof buf), "p-3,p-1,p-5,p-2,p-4");
+    /* a read moves a row down the unread order */
+    PF_OK(log, "{\"op\":\"message.read\",\"as\":\"bob\",\"message\":\"n-1\"}");
+    PF_OK(log, "{\"op\":\"message.read\",\"as\":\"bob\",\"message\":\"n-2\"}");
+    ck_assert_str_eq(order_of(log, "bob", "unread", NULL, 50, buf, sizeof buf), "p-3,p-1,p-5,p-2,p-4");
+    PF_OK(log, "{\"op\":\"message.unread\",\"as\":\"bob\",\"message\":\"n-2\"}");
+    ck_assert_str_eq(order_of(log, "bob", "unread", NULL, 50, buf, sizeof buf), "p-3,p-1,p-5,p-2,p-4");
+    PF_OK(log, "{\"op\":\"message.unread\",\"as\":\"bob\",\"message\":\"n-1\"}");
+    ck_assert_str_eq(order_of(log, "bob", "unread", NULL, 50, buf, sizeof buf), "p-5,p-3,p-1,p-2,p-4");
+    /* deleting a note takes it out of everyone's count */
+    PF_OK(log, "{\"op\":\"message.delete\",\"as\":\"alice\",\"message\":\"n-3\"}");
+    ck_assert_str_eq(order_of(log, "bob", "unread", NULL, 50, buf, sizeof buf), "p-5,p-1,p-3,p-2,p-4");
+    /* type filters keep the order */
+    ck_assert_str_eq(order_of(log, "bob", "unread", "video", 50, buf, sizeof buf), "p-5,p-3");
+    ck_assert_str_eq(order_of(log, "bob", NULL, "order", 50, buf, sizeof buf), "p-1,p-4");
+    ck_assert_str_eq(order_of(log, "bob", NULL, "application", 50, buf, sizeof buf), "p-2");
+    pf_thaw();
+    pf_done(log, dir);
+}
+END_TEST
+
+START_TEST(per_viewer_activity_and_version) {
+    char *dir;
+    tl_log *log = tu_new_log(&dir);
+    pf_cast(log);
+    pf_order(log, "o-1", "alice");
+    project(log, "alice", "v-1", "acme", "video");
+    char buf[512];
+    ck_assert_str_eq(order_of(log, "sam", NULL, NULL, 50, buf, sizeof buf), "v-1,o-1");
+    /* a note on o-1: moves it for members and auditors, never for staff or the ambassador */
+    tl_result r = pf_exec(log, "{\"op\":\"note.add\",\"as\":\"alice\",\"id\":\"n-1\",\"project\":\"o-1\",\"body\":\"x\"}");
+    ck_assert_int_eq(r.code, 0);
+    ck_assert_str_eq(order_of(log, "bob", NULL, NULL, 50, buf, sizeof buf), "o-1,v-1");
+    ck_assert_str_eq(order_of(log, "aud", NULL, NULL, 50, buf, sizeof buf), "o-1,v-1");
+    ck_assert_str_eq(order_of(log, "sam", NULL, NULL, 50, buf, sizeof buf), "v-1,o-1");
+    json_t *root, *row = row_of(log, "bob", "o-1", &root);
+    ck_assert_int_eq(pf_int(row, "version"), (long long)r.seq);
+    json_decref(root);
+    row = row_of(log, "sam", "o-1", &root);
+    ck_assert_int_lt(pf_int(row, "version"), (long long)r.seq);
+    long long sam_version = pf_int(row, "version"), sam_la = pf_int(row, "last_activity");
+    json_decref(root);
+    row = row_of(log, "zoe", "o-1", &root);
+    ck_assert_int_eq(pf_int(row, "version"), sam_version);
+    json_decref(root);
+    /* a chat message moves it for staff; an ambassador message only for members and zoe */
+    PF_OK(log, "{\"op\":\"topic.create\",\"as\":\"alice\",\"id\":\"t-1\",\"project\":\"o-1\",\"title\":\"T\",\"body\":\"b\",\"message_id\":\"m-1\"}");
+    row = row_of(log, "sam", "o-1", &root);
+    ck_assert_int_gt(pf_int(row, "last_activity"), sam_la);
+    ck_assert_int_eq(pf_int(row, "unread"), 1);
+    json_decref(root);
+    r = pf_exec(log, "{\"op\":\"message.send\",\"as\":\"zoe\",\"id\":\"z-1\",\"project\":\"o-1\",\"channel\":\"ambassador\",\"body\":\"hi\"}");
+    ck_assert_int_eq(r.code, 0);
+    row = row_of(log, "zoe", "o-1", &root);
+    ck_assert_int_eq(pf_int(row, "version"), (long long)r.seq);
+    json_decref(root);
+    row = row_of(log, "sam", "o-1", &root);
+    ck_assert_int_lt(pf_int(row, "version"), (long long)r.seq);
+    json_decref(root);
+    /* a pin changes the version (a history entry) but not last_activity */
+    row = row_of(log, "bob", "o-1", &root);
+    long long la = pf_int(row, "last_activity");
+    json_decref(root);
+    r = pf_exec(log, "{\"op\":\"message.pin\",\"as\":\"bob\",\"message\":\"z-1\"}");
+    row = row_of(log, "bob", "o-1", &root);
+    ck_assert_int_eq(pf_int(row, "version"), (long long)r.seq);
+    ck_assert_int_eq(pf_int(row, "last_activity"), la);
+    ck_assert_int_eq(pf_int(row, "unread"), 4); /* am-o-1, n-1, m-1, z-1 */
+    json_decref(root);
+    /* the version is what `expect` compares with */
+    r = pf_exec(log, "{\"op\":\"project.status\",\"as\":\"sam\",\"project\":\"o-1\",\"status\":\"x\",\"expect\":%lld}", sam_version);
+    ck_assert_int_eq(r.code, TL_ECONFLICT);
+    row = row_of(log, "sam", "o-1", &root);
+    r = pf_exec(log, "{\"op\":\"project.status\",\"as\":\"sam\",\"project\":\"o-1\",\"status\":\"x\",\"expect\":%lld}",
+                pf_int(row, "version"));
+    json_decref(root);
+    ck_assert_int_eq(r.code, 0);
+    pf_done(log, dir);
+}
+END_TEST
+
+START_TEST(paging_across_boundaries) {
+    char *dir;
+    tl_log *log = tu_new_log(&dir);
+    pf_cast(log);
+    static const char *const types[] = {"order", "video", "application"};
+    char id[16], full[1024], paged[1024];
+    pf_freeze();
+    for (int i = 0; i < 11; i++) {
+        snprintf(id, sizeof id, "p-%02d", i);
+        if (i % 4 == 0) pf_frozen_at.tv_sec += 1; /* groups of equal times */
+        project(log, "alice", id, "acme", types[i % 3]);
+        if (i % 3 == 1) PF_OK(log, "{\"op\":\"note.add\",\"as\":\"alice\",\"project\":\"%s\",\"body\":\"n\"}", id);
+    }
+    const char *sorts[] = {NULL, "unread"};
+    const char *filters[] = {NULL, "order", "video"};
+    for (int s = 0; s < 2; s++)
+        for (int f = 0; f < 3; f++) {
+            order_of(log, "bob", sorts[s], filters[f], 1000, full, sizeof full);
+            for (unsigned limit = 1; limit <= 6; limit++) {
+                order_of(log, "bob", sorts[s], filters[f], limit, paged, sizeof paged);
+                ck_assert_msg(!strcmp(full, paged), "sort %s type %s limit %u: %s != %s", sorts[s] ? sorts[s] : "activity",
+                              filters[f] ? filters[f] : "all", limit, paged, full);
+            }
+        }
+    /* the default page is 50 rows */
+    json_t *r = track(log, "bob", NULL, NULL, 0, NULL);
+    ck_assert_int_eq(json_array_size(json_object_get(r, "rows")), 11);
+    ck_assert(json_is_null(json_object_get(r, "next")));
+    json_decref(r);
+    pf_thaw();
+    pf_done(log, dir);
+}
+END_TEST
+
+START_TEST(refusals) {
+    char *dir;
+    tl_log *log = tu_new_log(&dir);
+    pf_cast(log);
+    tl_query q = pf_q("ghost");
+    ck_assert_int_eq(pf_query_code(log, tl_tracking_query, &q), TL_ENOTFOUND);
+    q = pf_q("alice");
+    q.sort = "name";
+    ck_assert_int_eq(pf_query_code(log, tl_tracking_query, &q), TL_EINVALID);
+    q = pf_q("alice");
+    q.type = "support";
+    ck_assert_int_eq(pf_query_code(log, tl_tracking_query, &q), TL_EINVALID);
+    q = pf_q("alice");
+    q.cursor = "zz";
+    ck_assert_int_eq(pf_query_code(log, tl_tracking_query, &q), TL_EINVALID);
+    q.cursor = "00";
+    ck_assert_int_eq(pf_query_code(log, tl_tracking_query, &q), TL_EINVALID);
+    pf_done(log, dir);
+}
+END_TEST
+
+int main(void) {
+    Suite *s = suite_create("projections_tracking");
+    TCase *tc = tcase_create("tracking");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, rows_per_role);
+    tcase_add_test(tc, orders_and_tie_breaks);
+    tcase_add_test(tc, per_viewer_activity_and_version);
+    tcase_add_test(tc, paging_across_boundaries);
+    tcase_add_test(tc, refusals);
+    suite_add_tcase(s, tc);
+    return tu_main(s);
+}
