@@ -367,6 +367,38 @@ typedef struct tl_replay_report {
 
 int tl_replay(tl_log *log, const tl_replay_options *opts, tl_replay_report *report);
 
+/* ---------------------------------------------------------------------------------------
+ * Export (docs/EXPORT.md): the history of one project, one account or the whole log, with
+ * everything an auditor needs to check each event without trusting threadlog.
+ */
+typedef enum tl_export_format {
+    TL_EXPORT_JSONL = 0, /* header (scope, head, key chain), one line per event, trailer */
+    TL_EXPORT_CSV = 1    /* a readable timeline: time, seq, who, channel, what */
+} tl_export_format;
+
+typedef struct tl_export_options {
+    unsigned version;    /* TL_EXPORT_OPTIONS_VERSION */
+    const char *project; /* only this project's events; NULL: no project filter */
+    const char *account; /* only this account's events (its projects, its support
+                            conversation, its creation and its members); not with project */
+    int format;          /* tl_export_format */
+} tl_export_options;
+#define TL_EXPORT_OPTIONS_VERSION 1
+#define TL_EXPORT_OPTIONS_INIT {TL_EXPORT_OPTIONS_VERSION, NULL, NULL, TL_EXPORT_JSONL}
+
+/**
+ * Receives one line of the export, without its newline, NUL-terminated, borrowed until fn
+ * returns. Returning non-zero stops the export, and tl_export returns that value.
+ */
+typedef int (*tl_export_fn)(const char *line, size_t len, void *payload);
+
+/**
+ * Export from one read snapshot of the log (writers are not blocked). An unknown project or
+ * account is TL_ENOTFOUND; a record that does not decode is TL_ECORRUPT. Stored content is
+ * exported as stored, unchecked: the export's verifier checks it. Thread-safe.
+ */
+int tl_export(tl_log *log, const tl_export_options *opts, tl_export_fn fn, void *payload);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,450 @@
+/*
+ * replay.c — rebuilding every applier's databases (the domain state and the projections)
+ * from the log alone (SPEC §4 `replay`).
+ *
+ * In place: ONE write transaction clears every registered applier's databases, walks the
+ * records in order, runs every applier for each event exactly as the append that stored it
+ * did (tl_wtxn_reapply), rewrites "applied/<name>" and commits. Readers keep the old
+ * projections until the commit swaps the new ones in; writers wait for the commit (LMDB has
+ * one writer at a time, across processes). The head is never rewritten in place: a log whose
+ * records do not end at the recorded head is refused, so replay can never hide a removed tail.
+ *
+ * Into a directory: a compacted copy of a read snapshot of the environment is written to the
+ * new directory (the source keeps serving readers and writers meanwhile), opened without a
+ * writer key (TL_OPEN_NOKEY: the copy can never be appended to, so it can never fork the
+ * log), optionally cut after sequence N — records after N and the content they committed to
+ * deleted, the head moved to N with N's hash, time and the key current then — and replayed
+ * in place there. Queries on the copy then answer as of N. Content erased after N stays
+ * erased in the copy: an erasure is a legal obligation, not part of the history to restore.
+ *
+ * With verification, the walk checks sequence, chain, time order, the genesis and the key
+ * chain in order, gathers events in chunks, checks the chunk's signatures on several threads
+ * (tl_parallel_for) and only then applies the chunk; the first bad event aborts the
+ * transaction, so nothing of a log that fails verification is swapped in.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "error.h"
+#include "log.h"
+
+#define CHUNK 8192
+
+typedef struct chunk_item {
+    tl_event ev;
+    const uint8_t *sig;
+    unsigned key; /* index into keys: the key that must have signed the event */
+    bool bad;
+} chunk_item;
+
+typedef struct replay_state {
+    tl_wtxn *w;
+    const tl_replay_options *o;
+    unsigned threads;
+    uint64_t until;       /* last sequence to apply */
+    uint64_t total;       /* for progress */
+    chunk_item *items;
+    size_t nitems;
+    uint8_t (*keys)[TL_PUBKEY_BYTES];
+    size_t nkeys, capkeys;
+    uint8_t prev_hash[TL_HASH_BYTES];
+    uint64_t prev_ts;
+    uint64_t done;
+    tl_verify_report *vr;
+} replay_state;
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void report_bad(tl_verify_report *r, uint64_t seq, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void report_bad(tl_verify_report *r, uint64_t seq, const char *fmt, ...) {
+    if (r->first_bad_seq && r->first_bad_seq <= seq) return;
+    r->first_bad_seq = seq;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->reason, sizeof r->reason, fmt, ap);
+    va_end(ap);
+}
+
+static int add_key(replay_state *rs, const uint8_t *pk) {
+    if (rs->nkeys == rs->capkeys) {
+        size_t cap = rs->capkeys ? rs->capkeys * 2 : 4;
+        void *p = realloc(rs->keys, cap * TL_PUBKEY_BYTES);
+        if (!p) return tl_fail(TL_ENOMEM, "out of memory");
+        rs->keys = p;
+        rs->capkeys = cap;
+    }
+    memcpy(rs->keys[rs->nkeys++], pk, TL_PUBKEY_BYTES);
+    return 0;
+}
+
+static void check_sig(size_t i, void *ctx) {
+    replay_state *rs = ctx;
+    chunk_item *it = &rs->items[i];
+    it->bad = tl_verify_sig(it->sig, it->ev.bytes, it->ev.len, rs->keys[it->key]) != 0;
+}
+
+/* Check the chunk's signatures (when verifying), then apply its events in order. */
+static int flush_chunk(replay_state *rs) {
+    if (!rs->nitems) return 0;
+    if (rs->o->verify) {
+        tl_parallel_for(rs->nitems, rs->threads, check_sig, rs);
+        for (size_t i = 0; i < rs->nitems; i++)
+            if (rs->items[i].bad) {
+                report_bad(rs->vr, rs->items[i].ev.seq, "event %llu: bad signature",
+                           (unsigned long long)rs->items[i].ev.seq);
+                rs->nitems = 0;
+                return tl_fail(TL_ECORRUPT, "%s", rs->vr->reason);
+            }
+        rs->vr->events += rs->nitems;
+    }
+    for (size_t i = 0; i < rs->nitems; i++) {
+        int rc = tl_wtxn_reapply(rs->w, &rs->items[i].ev);
+        if (rc) {
+            if (rs->w->map_full) return rc;
+            char why[200];
+            snprintf(why, sizeof why, "%s", tl_errdetail());
+            rs->nitems = 0;
+            return tl_fail(rc, "event %llu: %s", (unsigned long long)rs->items[i].ev.seq, why);
+        }
+    }
+    rs->done += rs->nitems;
+    rs->nitems = 0;
+    if (rs->o->progress) rs->o->progress(rs->done, rs->total, rs->o->progress_payload);
+    return 0;
+}
+
+/* The sequence-order checks verification makes before an event joins a chunk. */
+static int check_order(replay_state *rs, uint64_t seq, const tl_event *ev) {
+    tl_verify_report *r = rs->vr;
+    if (memcmp(ev->prev, rs->prev_hash, TL_HASH_BYTES) != 0) {
+        report_bad(r, seq, "event %llu does not chain to the previous event", (unsigned long long)seq);
+        return TL_ECORRUPT;
+    }
+    if (ev->ts < rs->prev_ts) {
+        report_bad(r, seq, "event %llu goes back in time", (unsigned long long)seq);
+        return TL_ECORRUPT;
+    }
+    bool genesis = strcmp(ev->kind, "log.created") == 0;
+    if (genesis != (seq == 1)) {
+        report_bad(r, seq, "event %llu: the genesis event must be first and only first", (unsigned long long)seq);
+        return TL_ECORRUPT;
+    }
+    tl_bytes pk;
+    if ((genesis || strcmp(ev->kind, "key.rotated") == 0) &&
+        (tl_ev_bin(ev, "public_key", &pk) != 0 || pk.len != TL_PUBKEY_BYTES)) {
+        report_bad(r, seq, "event %llu: %s without a public key", (unsigned long long)seq, ev->kind);
+        return TL_ECORRUPT;
+    }
+    if (genesis) return add_key(rs, pk.ptr);
+    return 0;
+}
+
+/*
+ * Walk records 1..rs->until in w and apply them. Returns 0, TL_ECORRUPT (the log is damaged;
+ * rs->vr says where when verifying), or the failure of an applier or of storage.
+ */
+static int walk(replay_state *rs) {
+    tl_wtxn *w = rs->w;
+    MDB_cursor *cur;
+    int mrc = mdb_cursor_open(w->txn, w->log->db_log, &cur);
+    if (mrc) return tl_wtxn_fail_mdb(w, mrc, "open the log");
+    MDB_val k, v;
+    uint64_t expect = 1;
+    int rc = 0;
+    while (expect <= rs->until && (mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
+        uint64_t seq = k.mv_size == 8 ? tl_seq_from_key(k.mv_data) : 0;
+        if (seq != expect) {
+            report_bad(rs->vr, expect, seq > expect ? "event %llu is missing" : "event %llu is out of order",
+                       (unsigned long long)expect);
+            rc = tl_fail(TL_ECORRUPT, "%s", rs->vr->reason);
+            break;
+        }
+        chunk_item *it = &rs->items[rs->nitems];
+        const uint8_t *bytes;
+        size_t len;
+        if ((rc = tl_record_split(&v, &bytes, &len, &it->sig)) != 0 || (rc = tl_event_decode(&it->ev, bytes, len)) != 0) {
+            report_bad(rs->vr, seq, "event %llu does not decode: %s", (unsigned long long)seq, tl_errdetail());
+            rc = tl_fail(TL_ECORRUPT, "%s", rs->vr->reason);
+            break;
+        }
+        if (it->ev.seq != seq) {
+            report_bad(rs->vr, seq, "event %llu carries another sequence number", (unsigned long long)seq);
+            rc = tl_fail(TL_ECORRUPT, "%s", rs->vr->reason);
+            break;
+        }
+        if (rs->o->verify) {
+            if ((rc = check_order(rs, seq, &it->ev)) != 0) {
+                if (rc == TL_ECORRUPT) rc = tl_fail(TL_ECORRUPT, "%s", rs->vr->reason);
+                break;
+            }
+            it->key = (unsigned)rs->nkeys - 1;
+            tl_hash(rs->prev_hash, bytes, len);
+            rs->prev_ts = it->ev.ts;
+            /* key.rotated is signed by the old key; the next events by the new one */
+            tl_bytes pk;
+            if (strcmp(it->ev.kind, "key.rotated") == 0 && tl_ev_bin(&it->ev, "public_key", &pk) == 0 &&
+                (rc = add_key(rs, pk.ptr)) != 0)
+                break;
+        }
+        rs->nitems++;
+        expect++;
+        if (rs->nitems == CHUNK && (rc = flush_chunk(rs)) != 0) break;
+    }
+    if (!rc && mrc && mrc != MDB_NOTFOUND) rc = tl_wtxn_fail_mdb(w, mrc, "read the log");
+    if (!rc) rc = flush_chunk(rs);
+    if (!rc && expect <= rs->until) {
+        report_bad(rs->vr, expect, "event %llu is missing (the log's head is further on)", (unsigned long long)expect);
+        rc = tl_fail(TL_ECORRUPT, "%s", rs->vr->reason);
+    }
+    mdb_cursor_close(cur);
+    return rc;
+}
+
+/* Payload fields that hold content commitments (docs/FORMAT.md). */
+static const char *const commit_fields[] = {"body_commit", "data_commit"};
+
+/*
+ * Cut the log after `until` (a copy being built): delete later records and the content
+ * they committed to. The head is set by the walk and written by tl_wtxn_mark_applied.
+ */
+static int truncate_after(tl_wtxn *w, uint64_t until) {
+    MDB_cursor *cur;
+    int mrc = mdb_cursor_open(w->txn, w->log->db_log, &cur);
+    if (mrc) return tl_wtxn_fail_mdb(w, mrc, "open the log");
+    uint8_t key[8];
+    tl_seq_key(key, until + 1);
+    MDB_val k = {8, key}, v;
+    int rc = 0;
+    for (mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); mrc == 0; mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        const uint8_t *bytes, *sig;
+        size_t len;
+        tl_event ev;
+        if (tl_record_split(&v, &bytes, &len, &sig) == 0 && tl_event_decode(&ev, bytes, len) == 0) {
+            for (size_t f = 0; f < sizeof commit_fields / sizeof commit_fields[0] && !rc; f++) {
+                tl_bytes c;
+                uint8_t commit[TL_HASH_BYTES];
+                if (tl_ev_bin(&ev, commit_fields[f], &c) != 0 || c.len != TL_HASH_BYTES) continue;
+                memcpy(commit, c.ptr, TL_HASH_BYTES);
+                rc = tl_content_erase(w, commit);
+            }
+        }
+        if (rc) break;
+        if ((mrc = mdb_cursor_del(cur, 0)) != 0) break;
+    }
+    mdb_cursor_close(cur);
+    if (!rc && mrc && mrc != MDB_NOTFOUND) rc = tl_wtxn_fail_mdb(w, mrc, "cut the log");
+    return rc;
+}
+
+/* The last sequence whose time is <= ts (times never decrease along the log); 0 if none. */
+static int seq_at_time(tl_wtxn *w, uint64_t ts, uint64_t *out) {
+    *out = 0;
+    MDB_cursor *cur;
+    int mrc = mdb_cursor_open(w->txn, w->log->db_log, &cur);
+    if (mrc) return tl_wtxn_fail_mdb(w, mrc, "open the log");
+    MDB_val k, v;
+    int rc = 0;
+    while ((mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
+        const uint8_t *bytes, *sig;
+        size_t len;
+        tl_event ev;
+        if (tl_record_split(&v, &bytes, &len, &sig) || tl_event_decode(&ev, bytes, len)) {
+            rc = tl_fail(TL_ECORRUPT, "event %llu does not decode", (unsigned long long)tl_seq_from_key(k.mv_data));
+            break;
+        }
+        if (ev.ts > ts) break;
+        *out = ev.seq;
+    }
+    mdb_cursor_close(cur);
+    if (!rc && mrc && mrc != MDB_NOTFOUND) rc = tl_wtxn_fail_mdb(w, mrc, "read the log");
+    return rc;
+}
+
+static int drop_appliers(tl_wtxn *w) {
+    tl_log *log = w->log;
+    for (unsigned a = 0; a < log->napplier; a++)
+        for (unsigned d = 0; d < log->appliers[a].ndbs; d++) {
+            int mrc = mdb_drop(w->txn, log->appliers[a].dbs[d], 0);
+            if (mrc) return tl_wtxn_fail_mdb(w, mrc, "clear a projection");
+        }
+    return 0;
+}
+
+/* One attempt at the whole rebuild in one write transaction of target. */
+static int rebuild_once(tl_log *target, const tl_replay_options *o, bool copy, replay_state *rs) {
+    int rc = tl_wtxn_begin_replay(target, &rs->w);
+    if (rc) return rc;
+    tl_wtxn *w = rs->w;
+    tl_head head = w->head;
+    rs->until = head.seq;
+    if (copy && (o->until_seq || o->until_ts)) {
+        uint64_t n = head.seq;
+        if (o->until_seq) {
+            if (o->until_seq > head.seq) {
+                rc = tl_fail(TL_EUSAGE, "--until-seq %llu: the log ends at %llu", (unsigned long long)o->until_seq,
+                             (unsigned long long)head.seq);
+                goto out;
+            }
+            n = o->until_seq;
+        }
+        if (o->until_ts) {
+            uint64_t at;
+            if ((rc = seq_at_time(w, o->until_ts, &at)) != 0) goto out;
+            if (!at) {
+                rc = tl_fail(TL_EUSAGE, "--until-time is before the log was created");
+                goto out;
+            }
+            if (at < n) n = at;
+        }
+        rs->until = n;
+        if (n < head.seq && (rc = truncate_after(w, n)) != 0) goto out;
+    }
+    rs->total = rs->until;
+    rs->done = 0;
+    rs->nitems = 0;
+    rs->nkeys = 0;
+    rs->prev_ts = 0;
+    memset(rs->prev_hash, 0, sizeof rs->prev_hash);
+    memset(rs->vr, 0, sizeof *rs->vr);
+    memset(w->head.hash, 0, TL_HASH_BYTES);
+    w->head.seq = 0;
+    w->head.ts = 0;
+    if ((rc = drop_appliers(w)) != 0 || (rc = walk(rs)) != 0) goto out;
+    if (rs->until == head.seq && memcmp(w->head.hash, head.hash, TL_HASH_BYTES) != 0) {
+        report_bad(rs->vr, head.seq, "event %llu is not the head the log recorded", (unsigned long long)head.seq);
+        rc = tl_fail(TL_ECORRUPT, "%s", rs->vr->reason);
+        goto out;
+    }
+    if ((rc = tl_wtxn_mark_applied(w)) != 0) goto out;
+    rs->w = NULL;
+    return tl_wtxn_commit(w);
+out:
+    if (w->map_full) rc = TL_EMAPFULL;
+    tl_wtxn_abort(w);
+    rs->w = NULL;
+    return rc;
+}
+
+/* Make dir for a copy: created (0700) or empty; a log already there is refused. */
+static int prepare_dir(const char *dir, bool *created) {
+    *created = false;
+    if (mkdir(dir, 0700) == 0) {
+        *created = true;
+        return 0;
+    }
+    if (errno != EEXIST) return tl_fail(TL_ESTORAGE, "cannot create %s: %s", dir, strerror(errno));
+    DIR *d = opendir(dir);
+    if (!d) return tl_fail(TL_ESTORAGE, "cannot open %s: %s", dir, strerror(errno));
+    struct dirent *e;
+    bool empty = true;
+    while ((e = readdir(d)) != NULL)
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) empty = false;
+    closedir(d);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, TL_DATA_FILE);
+    struct stat st;
+    if (stat(path, &st) == 0) return tl_fail(TL_EEXISTS, "%s already holds a log", dir);
+    if (!empty) return tl_fail(TL_EINVALID, "%s is not empty", dir);
+    return 0;
+}
+
+static void remove_copy(const char *dir, bool created) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, TL_DATA_FILE);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/lock.mdb", dir);
+    unlink(path);
+    if (created) rmdir(dir);
+}
+
+/* A compacted copy of a read snapshot of log's environment, written to dir/data.mdb (0600). */
+static int copy_env(tl_log *log, const char *dir) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, TL_DATA_FILE);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) return tl_fail(TL_ESTORAGE, "cannot create %s: %s", path, strerror(errno));
+    pthread_rwlock_rdlock(&log->map_lock); /* as any transaction of this process: the map may not move */
+    int mrc = mdb_env_copyfd2(log->env, fd, MDB_CP_COMPACT);
+    pthread_rwlock_unlock(&log->map_lock);
+    int rc = mrc ? tl_fail_mdb(mrc, "copy the log") : 0;
+    if (!rc && fsync(fd) != 0) rc = tl_fail(TL_ESTORAGE, "cannot sync %s: %s", path, strerror(errno));
+    close(fd);
+    return rc;
+}
+
+int tl_replay(tl_log *log, const tl_replay_options *opts, tl_replay_report *report) {
+    tl_replay_options defaults = TL_REPLAY_OPTIONS_INIT;
+    tl_replay_report local;
+    if (!report) report = &local;
+    memset(report, 0, sizeof *report);
+    if (!log) return tl_fail(TL_EUSAGE, "tl_replay needs a log");
+    if (!opts) opts = &defaults;
+    if (opts->version != TL_REPLAY_OPTIONS_VERSION)
+        return tl_fail(TL_EUSAGE, "unknown tl_replay_options version %u", opts->version);
+    bool copy = opts->into_dir != NULL;
+    if (!copy && (opts->until_seq || opts->until_ts))
+        return tl_fail(TL_EUSAGE, "a replay up to a sequence or a time builds a separate copy: give a directory "
+                                  "(--into DIR); in place, the projections must match the whole log");
+    double t0 = now_s();
+
+    tl_log *target = log;
+    bool created = false;
+    int rc = 0;
+    if (copy) {
+        if ((rc = prepare_dir(opts->into_dir, &created)) != 0) return rc;
+        if ((rc = copy_env(log, opts->into_dir)) != 0) {
+            remove_copy(opts->into_dir, created);
+            return rc;
+        }
+        tl_open_options oo = TL_OPEN_OPTIONS_INIT;
+        oo.flags = TL_OPEN_NOKEY;
+        if ((rc = tl_log_open(&target, opts->into_dir, &oo)) != 0) {
+            remove_copy(opts->into_dir, created);
+            return rc;
+        }
+    }
+
+    replay_state rs;
+    memset(&rs, 0, sizeof rs);
+    rs.o = opts;
+    rs.threads = opts->threads ? opts->threads : 2;
+    rs.vr = &report->verify;
+    rs.items = malloc(CHUNK * sizeof *rs.items);
+    if (!rs.items) rc = tl_fail(TL_ENOMEM, "out of memory");
+    /* a full map is not a failure: grow it and run the whole rebuild again */
+    while (!rc) {
+        rc = rebuild_once(target, opts, copy, &rs);
+        if (rc != TL_EMAPFULL) break;
+        rc = tl_log_grow_map(target);
+    }
+    free(rs.items);
+    free(rs.keys);
+    if (!rc) {
+        report->events = rs.done;
+        report->seconds = now_s() - t0;
+        /* the digest is the projections engineer's: when it fails, the report's stays empty */
+        if (tl_digest(target, report->digest) != 0) report->digest[0] = 0;
+    }
+    if (copy) {
+        char why[256];
+        snprintf(why, sizeof why, "%s", tl_errdetail());
+        tl_log_close(target);
+        if (rc) {
+            remove_copy(opts->into_dir, created);
+            tl_fail(rc, "%s", why);
+        }
+    }
+    return rc;
+}
