@@ -1,0 +1,264 @@
+/*
+ * test_projections_messages.c — channel lists and topics: pinned first (most recently
+ * pinned first) then oldest first, unpinning, deletions (left out; auditors see them in
+ * place), per-viewer unread flags, replies and parents, attachments, erased bodies, the
+ * support conversation, paging across the pinned/unpinned boundary, and every refusal.
+ */
+#include "test_projections_fixture.h"
+
+static json_t *list(tl_log *log, const char *as, const char *project, const char *channel, const char *topic,
+                    unsigned limit, const char *cursor) {
+    tl_query q = pf_q(as);
+    q.project = project;
+    q.channel = channel;
+    q.topic = topic;
+    q.limit = limit;
+    q.cursor = cursor;
+    return pf_query(log, tl_messages_query, &q);
+}
+
+/* Every page of a list with `limit` per page, ids joined. */
+static const char *ids_paged(tl_log *log, const char *as, const char *project, const char *channel, const char *topic,
+                             unsigned limit, char *buf, size_t cap) {
+    char cursor[128] = "", part[512];
+    size_t n = 0;
+    buf[0] = 0;
+    for (int pages = 0; pages < 100; pages++) {
+        json_t *r = list(log, as, project, channel, topic, limit, cursor[0] ? cursor : NULL);
+        pf_ids(json_object_get(r, "messages"), "id", part, sizeof part);
+        if (part[0]) n += (size_t)snprintf(buf + n, cap - n, "%s%s", n ? "," : "", part);
+        const char *next = pf_str(r, "next");
+        if (next) snprintf(cursor, sizeof cursor, "%s", next);
+        json_decref(r);
+        if (!next) break;
+    }
+    return buf;
+}
+
+static json_t *find(json_t *root, const char *id) {
+    json_t *m;
+    size_t i;
+    json_array_foreach(json_object_get(root, "messages"), i, m) if (!strcmp(pf_str(m, "id"), id)) return m;
+    return NULL;
+}
+
+static void chat(tl_log *log, const char *as, const char *id, const char *topic, const char *body) {
+    PF_OK(log, "{\"op\":\"message.send\",\"as\":\"%s\",\"id\":\"%s\",\"project\":\"o-1\",\"channel\":\"chat\",\"topic\":\"%s\",\"body\":\"%s\"}",
+          as, id, topic, body);
+}
+
+static void setup(tl_log *log) {
+    pf_cast(log);
+    pf_order(log, "o-1", "alice");
+    PF_OK(log, "{\"op\":\"topic.create\",\"as\":\"alice\",\"id\":\"t-1\",\"project\":\"o-1\",\"title\":\"Ship\",\"body\":\"when?\",\"message_id\":\"m-1\"}");
+    chat(log, "sam", "m-2", "t-1", "tomorrow");
+    PF_OK(log, "{\"op\":\"topic.create\",\"as\":\"sam\",\"id\":\"t-2\",\"project\":\"o-1\",\"title\":\"Size\",\"body\":\"M?\",\"message_id\":\"m-3\"}");
+    chat(log, "bob", "m-4", "t-1", "thanks");
+    chat(log, "alice", "m-5", "t-2", "yes M");
+}
+
+START_TEST(pinned_first_then_oldest_first) {
+    char *dir, buf[512];
+    tl_log *log = tu_new_log(&dir);
+    setup(log);
+    ck_assert_str_eq(ids_paged(log, "bob", "o-1", "chat", NULL, 50, buf, sizeof buf), "m-1,m-2,m-3,m-4,m-5");
+    ck_assert_str_eq(ids_paged(log, "bob", "o-1", "chat", "t-1", 50, buf, sizeof buf), "m-1,m-2,m-4");
+    ck_assert_str_eq(ids_paged(log, "bob", "o-1", "chat", "t-2", 50, buf, sizeof buf), "m-3,m-5");
+    PF_OK(log, "{\"op\":\"message.pin\",\"as\":\"bob\",\"message\":\"m-4\"}");
+    PF_OK(log, "{\"op\":\"message.pin\",\"as\":\"sam\",\"message\":\"m-2\"}");
+    PF_OK(log, "{\"op\":\"message.pin\",\"as\":\"alice\",\"message\":\"m-5\"}");
+    ck_assert_str_eq(ids_paged(log, "bob", "o-1", "chat", NULL, 50, buf, sizeof buf), "m-5,m-2,m-4,m-1,m-3");
+    ck_assert_str_eq(ids_paged(log, "sam", "o-1", "chat", "t-1", 50, buf, sizeof buf), "m-2,m-4,m-1");
+    /* paging across the pinned / unpinned boundary, every page size */
+    for (unsigned limit = 1; limit <= 5; limit++)
+        ck_assert_str_eq(ids_paged(log, "bob", "o-1", "chat", NULL, limit, buf, sizeof buf), "m-5,m-2,m-4,m-1,m-3");
+    /* unpinning puts a message back in its chronological place */
+    PF_OK(log, "{\"op\":\"message.unpin\",\"as\":\"bob\",\"message\":\"m-2\"}");
+    ck_assert_str_eq(ids_paged(log, "bob", "o-1", "chat", NULL, 50, buf, sizeof buf), "m-5,m-4,m-1,m-2,m-3");
+    /* pinned again: the most recently pinned comes first */
+    PF_OK(log, "{\"op\":\"message.pin\",\"as\":\"bob\",\"message\":\"m-2\"}");
+    ck_assert_str_eq(ids_paged(log, "bob", "o-1", "chat", NULL, 50, buf, sizeof buf), "m-2,m-5,m-4,m-1,m-3");
+    json_t *r = list(log, "bob", "o-1", "chat", NULL, 50, NULL);
+    ck_assert(json_is_true(json_object_get(find(r, "m-2"), "pinned")));
+    ck_assert(json_is_false(json_object_get(find(r, "m-1"), "pinned")));
+    json_decref(r);
+    pf_done(log, dir);
+}
+END_TEST
+
+START_TEST(message_fields_and_unread_flags) {
+    char *dir;
+    tl_log *log = tu_new_log(&dir);
+    setup(log);
+    PF_OK(log, "{\"op\":\"attachment.upload\",\"as\":\"bob\",\"id\":\"a-1\",\"project\":\"o-1\",\"name\":\"label.pdf\",\"mime\":\"application/pdf\",\"data\":\"JVBERi0xLjQK\"}");
+    PF_OK(log, "{\"op\":\"attachment.upload\",\"as\":\"bob\",\"id\":\"a-2\",\"project\":\"o-1\",\"name\":\"raw.bin\",\"data\":\"\"}");
+    PF_OK(log, "{\"op\":\"message.reply\",\"as\":\"bob\",\"id\":\"r-1\",\"message\":\"m-2\",\"body\":\"ok\",\"attachments\":[\"a-1\",\"a-2\"]}");
+    PF_OK(log, "{\"op\":\"message.read\",\"as\":\"alice\",\"message\":\"m-2\"}");
+    json_t *r = list(log, "alice", "o-1", "chat", "t-1", 50, NULL);
+    json_t *m2 = find(r, "m-2"), *r1 = find(r, "r-1"), *m1 = find(r, "m-1");
+    ck_assert_str_eq(pf_str(m2, "project"), "o-1");
+    ck_assert_str_eq(pf_str(m2, "channel"), "chat");
+    ck_assert_str_eq(pf_str(m2, "topic"), "t-1");
+    ck_assert_str_eq(pf_str(m2, "author"), "sam");
+    ck_assert_str_eq(pf_str(m2, "body"), "tomorrow");
+    ck_assert(json_is_null(json_object_get(m2, "parent")));
+    ck_assert_int_eq(pf_int(m2, "replies"), 1);
+    ck_assert(json_is_false(json_object_get(m2, "unread"))); /* read */
+    ck_assert(json_is_false(json_object_get(m1, "unread"))); /* her own */
+    ck_assert(json_is_true(json_object_get(r1, "unread")));
+    ck_assert_str_eq(pf_str(r1, "parent"), "m-2");
+    ck_assert_int_gt(pf_int(r1, "ts"), 0);
+    json_t *att = json_object_get(r1, "attachments");
+    ck_assert_int_eq(json_array_size(att), 2);
+    ck_assert_str_eq(pf_str(json_array_get(att, 0), "id"), "a-1");
+    ck_assert_str_eq(pf_str(json_array_get(att, 0), "name"), "label.pdf");
+    ck_assert_int_eq(pf_int(json_array_get(att, 0), "size"), 9);
+    ck_assert_str_eq(pf_str(json_array_get(att, 0), "mime"), "application/pdf");
+    ck_assert_str_eq(pf_str(json_array_get(att, 1), "mime"), "application/octet-stream");
+    ck_assert_int_eq(pf_int(json_array_get(att, 1), "size"), 0);
+    ck_assert_ptr_null(json_object_get(m2, "deleted"));
+    json_decref(r);
+    /* auditors never have unread messages */
+    r = list(log, "aud", "o-1", "chat", "t-1", 50, NULL);
+    ck_assert(json_is_false(json_object_get(find(r, "r-1"), "unread")));
+    json_decref(r);
+    /* notes, the ambassador channel, support: topic and project null where they do not apply */
+    PF_OK(log, "{\"op\":\"note.add\",\"as\":\"bob\",\"id\":\"n-1\",\"project\":\"o-1\",\"body\":\"n\"}");
+    r = list(log, "alice", "o-1", "notes", NULL, 50, NULL);
+    ck_assert(json_is_null(json_object_get(find(r, "n-1"), "topic")));
+    ck_assert_str_eq(pf_str(find(r, "n-1"), "channel"), "notes");
+    json_decref(r);
+    r = list(log, "zoe", "o-1", "ambassador", NULL, 50, NULL);
+    ck_assert_str_eq(pf_str(find(r, "am-o-1"), "body"), "Size M");
+    ck_assert(json_is_false(json_object_get(find(r, "am-o-1"), "unread")));
+    json_decref(r);
+    PF_OK(log, "{\"op\":\"message.send\",\"as\":\"alice\",\"id\":\"s-1\",\"account\":\"acme\",\"channel\":\"support\",\"body\":\"help\"}");
+    tl_query q = pf_q("sue");
+    q.account = "acme";
+    q.channel = "support";
+    r = pf_query(log, tl_messages_query, &q);
+    json_t *s1 = find(r, "s-1");
+    ck_assert(json_is_null(json_object_get(s1, "project")));
+    ck_assert(json_is_null(json_object_get(s1, "topic")));
+    ck_assert_str_eq(pf_str(s1, "channel"), "support");
+    ck_assert(json_is_true(json_object_get(s1, "unread")));
+    json_decref(r);
+    /* erased content shows as erased */
+    tl_result res;
+    ck_assert_int_eq(tl_erase(log, "m-2", "GDPR request", &res), 0);
+    r = list(log, "bob", "o-1", "chat", "t-1", 50, NULL);
+    m2 = find(r, "m-2");
+    ck_assert(json_is_null(json_object_get(m2, "body")));
+    ck_assert(json_is_true(json_object_get(m2, "erased")));
+    json_decref(r);
+    pf_done(log, dir);
+}
+END_TEST
+
+START_TEST(deleted_messages) {
+    char *dir, buf[512];
+    tl_log *log = tu_new_log(&dir);
+    setup(log);
+    PF_OK(log, "{\"op\":\"message.reply\",\"as\":\"bob\",\"id\":\"r-1\",\"message\":\"m-2\",\"body\":\"ok\"}");
+    PF_OK(log, "{\"op\":\"message.pin\",\"as\":\"bob\",\"message\":\"r-1\"}");
+    PF_OK(log, "{\"op\":\"message.pin\",\"as\":\"bob\",\"message\":\"m-1\"}");
+    ck_assert_str_eq(ids_paged(log, "bob", "o-1", "chat", NULL, 50, buf, sizeof buf), "m-1,r-1,m-2,m-3,m-4,m-5");
+    PF_OK(log, "{\"op\":\"message.delete\",\"as\":\"bob\",\"message\":\"r-1\"}");
+    PF_OK(log, "{\"op\":\"message.delete\",\"as\":\"bob\",\"message\":\"m-4\"}");
+    ck_assert_str_eq(ids_paged(log, "bob", "o-1", "chat", NULL, 50, buf, sizeof buf), "m-1,m-2,m-3,m-5");
+    ck_assert_str_eq(ids_paged(log, "sam", "o-1", "chat", "t-1", 50, buf, sizeof buf), "m-1,m-2");
+    /* auditors: in place, deleted, not pinned, with the body */
+    for (unsigned limit = 1; limit <= 7; limit++)
+        ck_assert_str_eq(ids_paged(log, "aud", "o-1", "chat", NULL, limit, buf, sizeof buf), "m-1,m-2,m-3,m-4,m-5,r-1");
+    json_t *r = list(log, "aud", "o-1", "chat", NULL, 50, NULL);
+    json_t *r1 = find(r, "r-1");
+    ck_assert(json_is_true(json_object_get(r1, "deleted")));
+    ck_assert(json_is_false(json_object_get(r1, "pinned")));
+    ck_assert_str_eq(pf_str(r1, "body"), "ok");
+    ck_assert_int_eq(pf_int(find(r, "m-2"), "replies"), 0);
+    json_decref(r);
+    /* topics count messages that are not deleted */
+    tl_query q = pf_q("sam");
+    q.project = "o-1";
+    r = pf_query(log, tl_topics_query, &q);
+    json_t *topics = json_object_get(r, "topics");
+    ck_assert_str_eq(pf_ids(topics, "id", buf, sizeof buf), "t-1,t-2");
+    json_t *t1 = json_array_get(topics, 0);
+    ck_assert_str_eq(pf_str(t1, "title"), "Ship");
+    ck_assert_str_eq(pf_str(t1, "author"), "alice");
+    ck_assert_int_eq(pf_int(t1, "messages"), 2);
+    ck_assert_int_eq(pf_int(t1, "unread"), 1); /* m-1 (m-2 is his own) */
+    ck_assert_int_eq(pf_int(json_array_get(topics, 1), "messages"), 2);
+    json_decref(r);
+    pf_done(log, dir);
+}
+END_TEST
+
+START_TEST(refusals) {
+    char *dir;
+    tl_log *log = tu_new_log(&dir);
+    setup(log);
+    PF_OK(log, "{\"op\":\"project.create\",\"as\":\"alice\",\"id\":\"o-2\",\"account\":\"acme\",\"type\":\"order\",\"title\":\"O\",\"ambassador\":\"zoe\"}");
+    PF_OK(log, "{\"op\":\"project.create\",\"as\":\"carl\",\"id\":\"b-1\",\"account\":\"beta\",\"type\":\"video\",\"title\":\"B\"}");
+    PF_OK(log, "{\"op\":\"topic.create\",\"as\":\"carl\",\"id\":\"t-9\",\"project\":\"b-1\",\"title\":\"X\",\"body\":\"x\"}");
+    struct { const char *as, *project, *account, *channel, *topic; int code; } cases[] = {
+        {"ghost", "o-1", NULL, "chat", NULL, TL_ENOTFOUND},
+        {"bob", "nope", NULL, "chat", NULL, TL_ENOTFOUND},
+        {"bob", "o-1", NULL, "chatter", NULL, TL_EINVALID},
+        {"bob", "o-1", NULL, NULL, NULL, TL_EINVALID},
+        {"bob", NULL, NULL, "chat", NULL, TL_EINVALID},
+        {"bob", "o-1", NULL, "notes", "t-1", TL_EINVALID},
+        {"bob", "o-1", NULL, "chat", "t-404", TL_ENOTFOUND},
+        {"bob", "o-1", NULL, "chat", "t-9", TL_EINVALID},
+        {"sam", "o-1", NULL, "notes", NULL, TL_EFORBIDDEN},
+        {"sam", "o-1", NULL, "ambassador", NULL, TL_EFORBIDDEN},
+        {"carl", "o-1", NULL, "chat", NULL, TL_EFORBIDDEN},
+        {"zoe", "o-1", NULL, "chat", NULL, TL_EFORBIDDEN},
+        {"yan", "o-1", NULL, "ambassador", NULL, TL_EFORBIDDEN},
+        {"bob", "o-2", NULL, "ambassador", NULL, TL_ECHANNEL},
+        {"zoe", "o-2", NULL, "ambassador", NULL, TL_ECHANNEL},
+        {"carl", NULL, "acme", "support", NULL, TL_EFORBIDDEN},
+        {"zoe", NULL, "acme", "support", NULL, TL_EFORBIDDEN},
+        {"bob", NULL, "nope", "support", NULL, TL_ENOTFOUND},
+        {"bob", NULL, NULL, "support", NULL, TL_EINVALID},
+        {"sam", NULL, "acme", "support", NULL, 0},
+        {"aud", "o-1", NULL, "notes", NULL, 0},
+        {"aud", "o-2", NULL, "ambassador", NULL, TL_ECHANNEL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        tl_query q = pf_q(cases[i].as);
+        q.project = cases[i].project;
+        q.account = cases[i].account;
+        q.channel = cases[i].channel;
+        q.topic = cases[i].topic;
+        int rc = pf_query_code(log, tl_messages_query, &q);
+        ck_assert_msg(rc == cases[i].code, "case %zu: %s, expected %s", i, tl_strerror(rc), tl_strerror(cases[i].code));
+    }
+    tl_query q = pf_q("bob");
+    q.project = "o-1";
+    q.channel = "chat";
+    q.cursor = "0200000000000000ff";
+    ck_assert_int_eq(pf_query_code(log, tl_messages_query, &q), TL_EINVALID);
+    q = pf_q("zoe");
+    q.project = "o-1";
+    ck_assert_int_eq(pf_query_code(log, tl_topics_query, &q), TL_EFORBIDDEN);
+    q = pf_q("carl");
+    q.project = "o-1";
+    ck_assert_int_eq(pf_query_code(log, tl_topics_query, &q), TL_EFORBIDDEN);
+    q = pf_q("aud");
+    q.project = "o-1";
+    ck_assert_int_eq(pf_query_code(log, tl_topics_query, &q), 0);
+    pf_done(log, dir);
+}
+END_TEST
+
+int main(void) {
+    Suite *s = suite_create("projections_messages");
+    TCase *tc = tcase_create("messages");
+    tcase_add_test(tc, pinned_first_then_oldest_first);
+    tcase_add_test(tc, message_fields_and_unread_flags);
+    tcase_add_test(tc, deleted_messages);
+    tcase_add_test(tc, refusals);
+    suite_add_tcase(s, tc);
+    return tu_main(s);
+}
