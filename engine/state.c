@@ -303,7 +303,7 @@ static int apply_user(tl_wtxn *w, MDB_dbi db, const tl_event *ev) {
 
 static int apply_project(tl_wtxn *w, MDB_dbi db, const tl_event *ev) {
     tl_project_rec p;
-    char type[16], amb_msg[TL_IDBUF];
+    char type[16], amb_msg[TL_IDBUF] = {0}; /* copied whole into the record: no stack bytes may reach the digest */
     memset(&p, 0, sizeof p);
     copy_str(p.account, sizeof p.account, ev, "account");
     copy_str(type, sizeof type, ev, "type");
