@@ -1,0 +1,202 @@
+/*
+ * test_projections_history.c — the project timeline: which entries each role sees
+ * (project-level to all, channel entries to the channel's audience, the ambassador message
+ * of project.created only to the ambassador channel's audience), what is never an entry
+ * (reads, unread marks, uploads), deleted and erased messages, paging oldest first, and the
+ * agreement of a user's tracking version with their newest visible entry.
+ */
+#include "test_projections_fixture.h"
+
+static json_t *history(tl_log *log, const char *as, const char *project, unsigned limit, const char *cursor) {
+    tl_query q = pf_q(as);
+    q.project = project;
+    q.limit = limit;
+    q.cursor = cursor;
+    return pf_query(log, tl_history_query, &q);
+}
+
+/* "kind:message" of every entry (message or "-"), read with `limit` per page. */
+static const char *timeline(tl_log *log, const char *as, const char *project, unsigned limit, char *buf, size_t cap,
+                            long long *last_seq) {
+    char cursor[64] = "";
+    size_t n = 0;
+    long long prev = 0;
+    buf[0] = 0;
+    for (int pages = 0; pages < 200; pages++) {
+        json_t *r = history(log, as, project, limit, cursor[0] ? cursor : NULL);
+        json_t *e;
+        size_t i;
+        json_array_foreach(json_object_get(r, "entries"), i, e) {
+            ck_assert_int_gt(pf_int(e, "seq"), prev); /* oldest first */
+            prev = pf_int(e, "seq");
+            ck_assert_int_gt(pf_int(e, "ts"), 0);
+            ck_assert_ptr_nonnull(pf_str(e, "actor"));
+            const char *kind = pf_str(e, "kind") + (strncmp(pf_str(e, "kind"), "message.", 8) ? 0 : 8);
+            const char *msg = pf_str(e, "message");
+            n += (size_t)snprintf(buf + n, cap - n, "%s%s:%s", n ? "," : "", kind, msg ? msg : "-");
+        }
+        const char *next = pf_str(r, "next");
+        if (next) snprintf(cursor, sizeof cursor, "%s", next);
+        json_decref(r);
+        if (!next) break;
+    }
+    if (last_seq) *last_seq = prev;
+    return buf;
+}
+
+static json_t *entry(json_t *root, const char *kind, const char *message) {
+    json_t *e;
+    size_t i;
+    json_array_foreach(json_object_get(root, "entries"), i, e) {
+        const char *m = pf_str(e, "message");
+        if (!strcmp(pf_str(e, "kind"), kind) && (!message || (m && !strcmp(m, message)))) return e;
+    }
+    return NULL;
+}
+
+static void scenario(tl_log *log) {
+    pf_cast(log);
+    pf_order(log, "o-1", "alice");
+    PF_OK(log, "{\"op\":\"project.status\",\"as\":\"sam\",\"project\":\"o-1\",\"status\":\"accepted\"}");
+    PF_OK(log, "{\"op\":\"topic.create\",\"as\":\"alice\",\"id\":\"t-1\",\"project\":\"o-1\",\"title\":\"Ship\",\"body\":\"when?\",\"message_id\":\"m-1\"}");
+    PF_OK(log, "{\"op\":\"note.add\",\"as\":\"bob\",\"id\":\"n-1\",\"project\":\"o-1\",\"body\":\"secret\"}");
+    PF_OK(log, "{\"op\":\"message.send\",\"as\":\"zoe\",\"id\":\"z-1\",\"project\":\"o-1\",\"channel\":\"ambassador\",\"body\":\"hello\"}");
+    PF_OK(log, "{\"op\":\"attachment.upload\",\"as\":\"sam\",\"id\":\"a-1\",\"project\":\"o-1\",\"name\":\"f.txt\",\"data\":\"aGk=\"}");
+    PF_OK(log, "{\"op\":\"message.reply\",\"as\":\"sam\",\"id\":\"m-2\",\"message\":\"m-1\",\"body\":\"soon\",\"attachments\":[\"a-1\"]}");
+    PF_OK(log, "{\"op\":\"message.read\",\"as\":\"alice\",\"message\":\"m-2\"}");
+    PF_OK(log, "{\"op\":\"message.unread\",\"as\":\"alice\",\"message\":\"m-2\"}");
+    PF_OK(log, "{\"op\":\"message.pin\",\"as\":\"bob\",\"message\":\"n-1\"}");
+    PF_OK(log, "{\"op\":\"message.pin\",\"as\":\"sue\",\"message\":\"m-2\"}");
+    PF_OK(log, "{\"op\":\"message.unpin\",\"as\":\"sue\",\"message\":\"m-2\"}");
+    PF_OK(log, "{\"op\":\"message.delete\",\"as\":\"zoe\",\"message\":\"z-1\"}");
+}
+
+START_TEST(visibility_per_role) {
+    char *dir, buf[2048];
+    tl_log *log = tu_new_log(&dir);
+    scenario(log);
+    const char *all = "project.created:-,project.status_changed:-,topic.created:m-1,note.added:n-1,sent:z-1,replied:m-2,"
+                      "pinned:n-1,pinned:m-2,unpinned:m-2,deleted:z-1";
+    ck_assert_str_eq(timeline(log, "bob", "o-1", 50, buf, sizeof buf, NULL), all);
+    ck_assert_str_eq(timeline(log, "aud", "o-1", 50, buf, sizeof buf, NULL), all);
+    ck_assert_str_eq(timeline(log, "sam", "o-1", 50, buf, sizeof buf, NULL),
+                     "project.created:-,project.status_changed:-,topic.created:m-1,replied:m-2,pinned:m-2,unpinned:m-2");
+    ck_assert_str_eq(timeline(log, "zoe", "o-1", 50, buf, sizeof buf, NULL),
+                     "project.created:-,project.status_changed:-,sent:z-1,deleted:z-1");
+    /* paging: the same timeline whatever the page size */
+    for (unsigned limit = 1; limit <= 11; limit++) {
+        ck_assert_str_eq(timeline(log, "bob", "o-1", limit, buf, sizeof buf, NULL), all);
+        ck_assert_str_eq(timeline(log, "sam", "o-1", limit, buf, sizeof buf, NULL),
+                         "project.created:-,project.status_changed:-,topic.created:m-1,replied:m-2,pinned:m-2,unpinned:m-2");
+    }
+    /* each user's tracking version is the seq of their newest visible entry */
+    const char *users[] = {"alice", "bob", "sam", "sue", "zoe", "aud"};
+    for (size_t i = 0; i < sizeof users / sizeof users[0]; i++) {
+        long long last;
+        timeline(log, users[i], "o-1", 50, buf, sizeof buf, &last);
+        tl_query q = pf_q(users[i]);
+        json_t *t = pf_query(log, tl_tracking_query, &q);
+        ck_assert_int_eq(pf_int(json_array_get(json_object_get(t, "rows"), 0), "version"), last);
+        json_decref(t);
+    }
+    pf_done(log, dir);
+}
+END_TEST
+
+START_TEST(entry_contents) {
+    char *dir;
+    tl_log *log = tu_new_log(&dir);
+    scenario(log);
+    /* project.created: the ambassador message only for its channel's audience */
+    json_t *r = history(log, "sam", "o-1", 50, NULL);
+    json_t *created = entry(r, "project.created", NULL);
+    ck_assert_str_eq(pf_str(created, "type"), "order");
+    ck_assert_str_eq(pf_str(created, "title"), "Order o-1");
+    ck_assert_str_eq(pf_str(created, "ambassador"), "zoe");
+    ck_assert_str_eq(pf_str(created, "actor"), "alice");
+    ck_assert_ptr_null(json_object_get(created, "ambassador_message"));
+    ck_assert_str_eq(pf_str(entry(r, "project.status_changed", NULL), "status"), "accepted");
+    ck_assert_str_eq(pf_str(entry(r, "project.status_changed", NULL), "previous"), "new");
+    json_t *reply = entry(r, "message.replied", "m-2");
+    ck_assert_str_eq(pf_str(reply, "channel"), "chat");
+    ck_assert_str_eq(pf_str(reply, "topic"), "t-1");
+    ck_assert_str_eq(pf_str(reply, "parent"), "m-1");
+    ck_assert_str_eq(pf_str(reply, "body"), "soon");
+    ck_assert_str_eq(pf_str(json_array_get(json_object_get(reply, "attachments"), 0), "name"), "f.txt");
+    ck_assert_str_eq(pf_str(entry(r, "topic.created", "m-1"), "title"), "Ship");
+    json_decref(r);
+    const char *amb_audience[] = {"alice", "zoe", "aud"};
+    for (int i = 0; i < 3; i++) {
+        r = history(log, amb_audience[i], "o-1", 50, NULL);
+        json_t *am = json_object_get(entry(r, "project.created", NULL), "ambassador_message");
+        ck_assert_msg(am != NULL, "%s should see the ambassador message", amb_audience[i]);
+        ck_assert_str_eq(pf_str(am, "body"), "Size M");
+        ck_assert_str_eq(pf_str(am, "author"), "zoe");
+        json_decref(r);
+    }
+    /* a deleted message: marked deleted, its body only for auditors */
+    r = history(log, "bob", "o-1", 50, NULL);
+    json_t *z = entry(r, "message.sent", "z-1");
+    ck_assert(json_is_true(json_object_get(z, "deleted")));
+    ck_assert(json_is_null(json_object_get(z, "body")));
+    json_decref(r);
+    r = history(log, "aud", "o-1", 50, NULL);
+    z = entry(r, "message.sent", "z-1");
+    ck_assert(json_is_true(json_object_get(z, "deleted")));
+    ck_assert_str_eq(pf_str(z, "body"), "hello");
+    json_decref(r);
+    /* erased content: shown as erased; the erasure is an entry of the message's channel */
+    tl_result res;
+    ck_assert_int_eq(tl_erase(log, "n-1", "request", &res), 0);
+    r = history(log, "alice", "o-1", 50, NULL);
+    json_t *n1 = entry(r, "note.added", "n-1");
+    ck_assert(json_is_null(json_object_get(n1, "body")));
+    ck_assert(json_is_true(json_object_get(n1, "erased")));
+    json_t *er = entry(r, "content.erased", "n-1");
+    ck_assert_ptr_nonnull(er);
+    ck_assert_str_eq(pf_str(er, "reason"), "request");
+    ck_assert_str_eq(pf_str(er, "actor"), "@operator");
+    json_decref(r);
+    r = history(log, "sam", "o-1", 50, NULL);
+    ck_assert_ptr_null(entry(r, "content.erased", NULL));
+    json_decref(r);
+    pf_done(log, dir);
+}
+END_TEST
+
+START_TEST(refusals) {
+    char *dir;
+    tl_log *log = tu_new_log(&dir);
+    scenario(log);
+    PF_OK(log, "{\"op\":\"project.create\",\"as\":\"alice\",\"id\":\"o-2\",\"account\":\"acme\",\"type\":\"order\",\"title\":\"O\",\"ambassador\":\"zoe\"}");
+    tl_query q = pf_q("carl");
+    q.project = "o-1";
+    ck_assert_int_eq(pf_query_code(log, tl_history_query, &q), TL_EFORBIDDEN);
+    q.as = "yan";
+    ck_assert_int_eq(pf_query_code(log, tl_history_query, &q), TL_EFORBIDDEN);
+    q.as = "ghost";
+    ck_assert_int_eq(pf_query_code(log, tl_history_query, &q), TL_ENOTFOUND);
+    q.as = "bob";
+    q.project = "o-404";
+    ck_assert_int_eq(pf_query_code(log, tl_history_query, &q), TL_ENOTFOUND);
+    q.project = NULL;
+    ck_assert_int_eq(pf_query_code(log, tl_history_query, &q), TL_EINVALID);
+    q.project = "o-1";
+    q.cursor = "01";
+    ck_assert_int_eq(pf_query_code(log, tl_history_query, &q), TL_EINVALID);
+    /* an ambassador sees a project without ambassador channel: its project-level entries */
+    char buf[256];
+    ck_assert_str_eq(timeline(log, "zoe", "o-2", 50, buf, sizeof buf, NULL), "project.created:-");
+    pf_done(log, dir);
+}
+END_TEST
+
+int main(void) {
+    Suite *s = suite_create("projections_history");
+    TCase *tc = tcase_create("history");
+    tcase_add_test(tc, visibility_per_role);
+    tcase_add_test(tc, entry_contents);
+    tcase_add_test(tc, refusals);
+    suite_add_tcase(s, tc);
+    return tu_main(s);
+}
