@@ -21,7 +21,7 @@ int tl_log_append(tl_log *log, const tl_draft *drafts, size_t n, uint64_t *first
     for (size_t i = 0; i < n && !rc; i++) {
         msgpack_unpacked_init(&objs[i]);
         size_t off = 0;
-        if (drafts[i].payload_len > TL_EVENT_MAX ||
+        if (tl_msgpack_check_input(drafts[i].payload_msgpack, drafts[i].payload_len) != 0 ||
             msgpack_unpack_next(&objs[i], (const char *)drafts[i].payload_msgpack, drafts[i].payload_len, &off) !=
                 MSGPACK_UNPACK_SUCCESS ||
             off != drafts[i].payload_len)
@@ -51,7 +51,12 @@ int tl_log_append_records(tl_log *log, const uint8_t *const *records, const size
         if (rc) return rc;
         for (size_t i = 0; i < n && !rc; i++) {
             rc = tl_wtxn_append_record(w, records[i], lens[i]);
-            if (rc) rc = tl_fail(rc, "record %zu: %s", i, tl_errdetail());
+            if (rc) {
+                /* tl_fail formats into the buffer tl_errdetail() points at: copy it first */
+                char why[256];
+                snprintf(why, sizeof why, "%s", tl_errdetail());
+                rc = tl_fail(rc, "record %zu: %s", i, why);
+            }
         }
         if (rc) { tl_wtxn_abort(w); return rc; }
         rc = tl_wtxn_commit(w);

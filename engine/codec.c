@@ -214,9 +214,14 @@ int tl_event_encode_object(msgpack_sbuffer *buf, const tl_envelope *env,
     msgpack_packer pk;
     msgpack_packer_init(&pk, buf, msgpack_sbuffer_write);
     int rc = pack_envelope_head(&pk, env);
-    if (!rc) rc = pack_object_canonical(&pk, payload, 1);
+    /* the payload map sits at depth 2 of the event (the envelope array is depth 1), the
+     * depth the decoder counts from: a payload the packer accepts is never refused later */
+    if (!rc) rc = pack_object_canonical(&pk, payload, 2);
     if (!rc && buf->size > TL_EVENT_MAX) rc = tl_fail(TL_ETOOLARGE, "event over %u bytes", TL_EVENT_MAX);
-    if (!rc) rc = tl_msgpack_check_canonical((const uint8_t *)buf->data, buf->size);
+    /* what is left to refuse here (a string that is not UTF-8) is the caller's input, not a
+     * damaged log: invalid_input, not corrupt */
+    if (!rc && tl_msgpack_check_canonical((const uint8_t *)buf->data, buf->size) != 0)
+        rc = tl_fail(TL_EINVALID, "payload is not valid: strings must be UTF-8");
     return rc;
 }
 
@@ -395,6 +400,29 @@ int tl_msgpack_check_canonical(const uint8_t *bytes, size_t len) {
     return 0;
 }
 
+/* Walk one value of any encoding: lengths and counts bounded by the bytes left, depth by
+ * TL_DEPTH_MAX. rd_head already refuses floats, extension types and unused bytes. */
+static int check_input_value(reader *r, int depth) {
+    int type;
+    uint64_t val;
+    if (depth > TL_DEPTH_MAX || rd_head(r, &type, &val, false)) return -1;
+    if (type == MT_STR || type == MT_BIN) r->p += val;
+    else if (type == MT_ARR || type == MT_MAP)
+        for (uint64_t i = 0; i < (type == MT_MAP ? 2 * val : val); i++)
+            if (check_input_value(r, depth + 1)) return -1;
+    return 0;
+}
+
+int tl_msgpack_check_input(const uint8_t *bytes, size_t len) {
+    if (!bytes || len == 0 || len > TL_EVENT_MAX) return tl_fail(TL_EINVALID, "payload of %zu bytes", len);
+    reader r = {bytes, bytes + len};
+    /* a payload map is at depth 2 of its event */
+    if (check_input_value(&r, 2) || r.p != r.end)
+        return tl_fail(TL_EINVALID, "payload is not one well-formed msgpack value (no float or ext, "
+                                    "nesting within %d levels)", TL_DEPTH_MAX);
+    return 0;
+}
+
 /* Skip one value already known to be well formed. */
 static void skip_value(reader *r) {
     int type;
@@ -426,12 +454,17 @@ int tl_event_decode(tl_event *ev, const uint8_t *bytes, size_t len) {
     reader r = {bytes, bytes + len};
     int type;
     uint64_t val;
-    if (rd_head(&r, &type, &val, true) || type != MT_ARR || val != 9)
+    /* The format version is the first item whatever the version: it is read before the
+     * item count, so that an event of a later format (which may have other items) is
+     * "unsupported_version", not "corrupt". */
+    if (rd_head(&r, &type, &val, true) || type != MT_ARR || val == 0)
         return tl_fail(TL_ECORRUPT, "event is not an array of 9 items");
+    uint64_t items = val;
     if (rd_head(&r, &type, &ev->format, true) || type != MT_UINT)
         return tl_fail(TL_ECORRUPT, "event format is not an integer");
     if (ev->format != TL_FORMAT_VERSION)
         return tl_fail(TL_EVERSION, "event format version %llu is unknown", (unsigned long long)ev->format);
+    if (items != 9) return tl_fail(TL_ECORRUPT, "event is not an array of 9 items");
     if (rd_head(&r, &type, &ev->seq, true) || type != MT_UINT || ev->seq == 0)
         return tl_fail(TL_ECORRUPT, "event sequence is not a positive integer");
     if (rd_head(&r, &type, &ev->ts, true) || type != MT_UINT)

@@ -88,14 +88,22 @@ typedef struct tl_event {
     size_t len;
 } tl_event;
 
+/** Strict UTF-8 (no overlongs, no surrogates). */
+bool tl_utf8_valid(const uint8_t *s, size_t n);
+
 /**
  * Check that bytes[0..len) is exactly one canonical value with every length, count and
  * depth in bounds (no trailing bytes). Returns 0 or TL_ECORRUPT with a detail.
  */
-/** Strict UTF-8 (no overlongs, no surrogates). */
-bool tl_utf8_valid(const uint8_t *s, size_t n);
-
 int tl_msgpack_check_canonical(const uint8_t *bytes, size_t len);
+
+/**
+ * Check a caller's payload before a general-purpose unpacker sees it (msgpack-c allocates
+ * what the counts it reads announce): exactly one value in any encoding, every length and
+ * count within the bytes present, nesting within TL_DEPTH_MAX counted as in an event (the
+ * payload map is depth 2), no float or extension type. 0 or TL_EINVALID.
+ */
+int tl_msgpack_check_input(const uint8_t *bytes, size_t len);
 
 /**
  * Decode an event strictly: canonical form, nine items, known format version, sane fields.

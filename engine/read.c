@@ -43,7 +43,12 @@ static int view_from(tl_event *ev, tl_event_view *view, const MDB_val *k, const 
     if (k->mv_size != 8) return tl_fail(TL_ECORRUPT, "log key of %zu bytes", k->mv_size);
     uint64_t seq = tl_seq_from_key(k->mv_data);
     rc = tl_event_decode(ev, bytes, len);
-    if (rc) return tl_fail(rc, "event %llu: %s", (unsigned long long)seq, tl_errdetail());
+    if (rc) {
+        /* tl_fail formats into the buffer tl_errdetail() points at: copy it first */
+        char why[256];
+        snprintf(why, sizeof why, "%s", tl_errdetail());
+        return tl_fail(rc, "event %llu: %s", (unsigned long long)seq, why);
+    }
     if (ev->seq != seq)
         return tl_fail(TL_ECORRUPT, "event stored at %llu says it is %llu", (unsigned long long)seq,
                        (unsigned long long)ev->seq);
