@@ -598,11 +598,15 @@ static int do_send(rctx *c, tl_result *res) {
         check_attachments(c, NULL, account);
     } else if (ch) {
         have = load_project(c, project, &p);
+        /* "a topic of another project" needs a project: with an unknown one, the
+         * answer is its not_found (and the topic's, if unknown too) */
         if (have && ch == TL_CH_CHAT && topic && tl_id_valid(topic)) {
             tl_topic_rec t;
             int rc = tl_state_topic(c->txn, c->log, topic, &t);
             if (rc == TL_ENOTFOUND) violate(c, TL_ENOTFOUND, "unknown topic %s", topic);
-            else if (!rc && strcmp(t.project, project) != 0) violate(c, TL_EINVALID, "topic %s belongs to another project", topic);
+            else if (rc) violate(c, rc, "%s", tl_errdetail());
+            else if (strcmp(t.project, project) != 0)
+                violate(c, TL_EINVALID, "topic %s belongs to another project (%s)", topic, t.project);
         }
         if (have) {
             check_audience(c, &p, NULL, ch);
