@@ -199,6 +199,31 @@ static int load_writer_key(tl_log *log) {
     return rc;
 }
 
+/*
+ * LMDB follows the page numbers its meta page records without checking them against the
+ * file, so a data file cut short (a truncated copy, a disk that filled during a copy) makes
+ * the first read past its end a SIGBUS. Refuse such a file before anything reads it. Also
+ * clear the reader slots of processes that died inside a read transaction: they would pin
+ * old pages (the file grows instead of reusing them) and, enough of them, fill the reader
+ * table for every process (MDB_READERS_FULL) while any process keeps the log open.
+ */
+static int check_data_file(tl_log *log) {
+    MDB_envinfo info;
+    MDB_stat st;
+    struct stat sb;
+    int fd = -1;
+    if (mdb_env_info(log->env, &info) || mdb_env_stat(log->env, &st) || mdb_env_get_fd(log->env, &fd) ||
+        fstat(fd, &sb) != 0)
+        return tl_fail(TL_ESTORAGE, "cannot inspect the data file of %s", log->dir);
+    uint64_t need = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
+    if ((uint64_t)sb.st_size < need)
+        return tl_fail(TL_ECORRUPT, "%s/%s is %llu bytes but its pages need %llu: the file was truncated", log->dir,
+                       TL_DATA_FILE, (unsigned long long)sb.st_size, (unsigned long long)need);
+    int dead = 0;
+    mdb_reader_check(log->env, &dead);
+    return 0;
+}
+
 int tl_engine_open(tl_log **out, const char *dir, unsigned flags) {
     *out = NULL;
     int rc = tl_crypto_init();
@@ -230,6 +255,10 @@ int tl_engine_open(tl_log **out, const char *dir, unsigned flags) {
         tl_engine_close(log);
         return rc == EACCES && !(flags & TL_OPEN_READONLY) ? tl_fail(TL_EREADONLY, "cannot open %s for writing", dir)
                                                           : tl_fail_mdb(rc, "open log");
+    }
+    if ((rc = check_data_file(log)) != 0) {
+        tl_engine_close(log);
+        return rc;
     }
     /* another process may have grown the map: adopt the size recorded in the file */
     MDB_envinfo info;
