@@ -95,18 +95,25 @@ static void check_sig(size_t i, void *ctx) {
     it->bad = tl_verify_sig(it->sig, it->ev.bytes, it->ev.len, rs->keys[it->key]) != 0;
 }
 
+/* Check the gathered signatures on several threads; report the first bad one. */
+static bool chunk_sigs_ok(replay_state *rs) {
+    tl_parallel_for(rs->nitems, rs->threads, check_sig, rs);
+    for (size_t i = 0; i < rs->nitems; i++)
+        if (rs->items[i].bad) {
+            report_bad(rs->vr, rs->items[i].ev.seq, "event %llu: bad signature", (unsigned long long)rs->items[i].ev.seq);
+            return false;
+        }
+    return true;
+}
+
 /* Check the chunk's signatures (when verifying), then apply its events in order. */
 static int flush_chunk(replay_state *rs) {
     if (!rs->nitems) return 0;
     if (rs->o->verify) {
-        tl_parallel_for(rs->nitems, rs->threads, check_sig, rs);
-        for (size_t i = 0; i < rs->nitems; i++)
-            if (rs->items[i].bad) {
-                report_bad(rs->vr, rs->items[i].ev.seq, "event %llu: bad signature",
-                           (unsigned long long)rs->items[i].ev.seq);
-                rs->nitems = 0;
-                return tl_fail(TL_ECORRUPT, "%s", rs->vr->reason);
-            }
+        if (!chunk_sigs_ok(rs)) {
+            rs->nitems = 0;
+            return tl_fail(TL_ECORRUPT, "%s", rs->vr->reason);
+        }
         rs->vr->events += rs->nitems;
     }
     for (size_t i = 0; i < rs->nitems; i++) {
@@ -186,7 +193,13 @@ static int walk(replay_state *rs) {
         }
         if (rs->o->verify) {
             if ((rc = check_order(rs, seq, &it->ev)) != 0) {
-                if (rc == TL_ECORRUPT) rc = tl_fail(TL_ECORRUPT, "%s", rs->vr->reason);
+                /* a broken chain is often the next event's view of a forged one: an earlier
+                 * bad signature in the chunk is the first bad event */
+                if (rc == TL_ECORRUPT) {
+                    chunk_sigs_ok(rs);
+                    rs->nitems = 0;
+                    rc = tl_fail(TL_ECORRUPT, "%s", rs->vr->reason);
+                }
                 break;
             }
             it->key = (unsigned)rs->nkeys - 1;
