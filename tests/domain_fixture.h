@@ -31,9 +31,11 @@
 #define TL_DOMAIN_FIXTURE_H
 
 #include <sodium.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "testutil.h"
 #include "threadlog.h"
@@ -249,10 +251,67 @@ static FX_UNUSED void fx_run(fx *f, const fx_line *lines, size_t n) {
     free(res);
 }
 
-/* A fresh log holding the whole cast. */
+/*
+ * A template of the scenario, built once by main() before the (forking) runner starts, so
+ * each test copies two small files instead of creating a key and replaying the cast.
+ */
+static fx fx_tmpl;
+static bool fx_tmpl_ready;
+
+static FX_UNUSED int fx_copy_file(const char *from, const char *to) {
+    size_t len;
+    char *data = tu_read_file(from, &len);
+    if (!data) return -1;
+    FILE *f = fopen(to, "wb");
+    int rc = f && fwrite(data, 1, len, f) == len ? 0 : -1;
+    if (f && fclose(f) != 0) rc = -1;
+    free(data);
+    return rc;
+}
+
+/* Build the template: the cast, then `more` lines (may be NULL). Call from main(). */
+static FX_UNUSED void fx_template(const fx_line *more, size_t n) {
+    fx_open(&fx_tmpl, FX_MAX_ATTACHMENT);
+    fx_run(&fx_tmpl, fx_cast, sizeof fx_cast / sizeof fx_cast[0]);
+    if (more) fx_run(&fx_tmpl, more, n);
+    tl_log_close(fx_tmpl.log);
+    fx_tmpl.log = NULL;
+    fx_tmpl_ready = true;
+}
+
+static FX_UNUSED void fx_template_remove(void) {
+    if (!fx_tmpl_ready) return;
+    tu_rmdir(fx_tmpl.base);
+    free(fx_tmpl.base);
+    free(fx_tmpl.dir);
+    fx_tmpl_ready = false;
+}
+
+/* A fresh log holding the whole cast (a copy of the template when there is one). */
 static FX_UNUSED void fx_scenario(fx *f) {
-    fx_open(f, FX_MAX_ATTACHMENT);
-    fx_run(f, fx_cast, sizeof fx_cast / sizeof fx_cast[0]);
+    if (!fx_tmpl_ready) {
+        fx_open(f, FX_MAX_ATTACHMENT);
+        fx_run(f, fx_cast, sizeof fx_cast / sizeof fx_cast[0]);
+        return;
+    }
+    *f = fx_tmpl;
+    f->base = tu_tmpdir();
+    ck_assert_ptr_nonnull(f->base);
+    f->dir = malloc(strlen(f->base) + 8);
+    sprintf(f->dir, "%s/log", f->base);
+    char from[4200], to[4200];
+    ck_assert_int_eq(mkdir(f->dir, 0700), 0);
+    static const char *const files[] = {"data.mdb", "writer.key"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(from, sizeof from, "%s/%s", fx_tmpl.dir, files[i]);
+        snprintf(to, sizeof to, "%s/%s", f->dir, files[i]);
+        ck_assert_msg(fx_copy_file(from, to) == 0, "copying %s", from);
+        chmod(to, 0600);
+    }
+    tl_open_options oo = TL_OPEN_OPTIONS_INIT;
+    oo.flags = TL_OPEN_NOSYNC;
+    int rc = tl_log_open(&f->log, f->dir, &oo);
+    ck_assert_msg(rc == 0, "open copy: %s %s", tl_strerror(rc), tl_errdetail());
 }
 
 #endif

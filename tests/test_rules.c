@@ -553,14 +553,18 @@ START_TEST(generated_ids) {
 }
 END_TEST
 
+static void template_up(void) { fx_template(NULL, 0); }
+
 int main(void) {
     Suite *s = suite_create("rules");
     TCase *tc = tcase_create("rows");
     tcase_set_timeout(tc, 600);
+    tcase_add_unchecked_fixture(tc, template_up, fx_template_remove);
     tcase_add_loop_test(tc, rule_row, 0, (int)NROWS);
     suite_add_tcase(s, tc);
     TCase *tb = tcase_create("more");
     tcase_set_timeout(tb, 120);
+    tcase_add_unchecked_fixture(tb, template_up, fx_template_remove);
     tcase_add_test(tb, refusals_in_one_batch);
     tcase_add_test(tb, retry_after_erasure);
     tcase_add_test(tb, builder_path);
