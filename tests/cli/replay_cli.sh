@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# replay_cli.sh — `threadlog replay` as an operator runs it: in place and into a copy, as of
+# a sequence or an ISO 8601 time, with verification; the digest it prints is the live one;
+# usage errors (a past state in place, a sequence past the head, a time before the log, a
+# target that holds a log) exit 2 or 1 and change nothing; progress only on a terminal.
+#
+# usage: replay_cli.sh THREADLOG_BINARY SOURCE_DIR
+set -euo pipefail
+TL="$1"
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+D=$T/log
+"$TL" init "$D" > /dev/null
+"$TL" -d "$D" apply > /dev/null <<'JSON'
+{"op":"account.create","id":"acme","name":"Acme"}
+{"op":"user.create","id":"alice","role":"member","account":"acme","name":"Alice"}
+{"op":"user.create","id":"sam","role":"staff","name":"Sam"}
+{"op":"project.create","as":"alice","id":"o-1","account":"acme","type":"order","title":"Order"}
+{"op":"topic.create","as":"alice","id":"t-1","project":"o-1","title":"Shipping","body":"When?","message_id":"m-1"}
+JSON
+N=$("$TL" -d "$D" --json stats | sed -E 's/.*"events":([0-9]+).*/\1/')
+TRACK_THEN=$("$TL" -d "$D" --json tracking --as sam)
+sleep 0.01
+"$TL" -d "$D" apply > /dev/null <<'JSON'
+{"op":"message.send","as":"sam","id":"m-2","project":"o-1","channel":"chat","topic":"t-1","body":"Tomorrow"}
+{"op":"project.status","as":"alice","project":"o-1","status":"shipped"}
+JSON
+LIVE=$("$TL" -d "$D" digest)
+
+# in place: the printed digest is the live one, and the state did not move
+"$TL" -d "$D" --json replay --verify > "$T/out" 2> "$T/err"
+grep -q "\"digest\":\"$LIVE\"" "$T/out" || fail "replay --json: $(cat "$T/out")"
+grep -q '"verified":true' "$T/out" || fail "replay --json does not say verified"
+[ ! -s "$T/err" ] || fail "progress printed although stderr is not a terminal: $(cat "$T/err")"
+[ "$("$TL" -d "$D" digest)" = "$LIVE" ] || fail "live digest moved"
+"$TL" -d "$D" replay > "$T/out"
+grep -q "^replayed [0-9]* events in place .* events/s" "$T/out" && grep -q "^digest $LIVE\$" "$T/out" || fail "replay: $(cat "$T/out")"
+
+# as of a sequence: tracking answers as it did then
+"$TL" -d "$D" replay --into "$T/at-seq" --until-seq "$N" > /dev/null
+[ "$("$TL" -d "$T/at-seq" --json tracking --as sam)" = "$TRACK_THEN" ] || fail "tracking as of $N differs"
+"$TL" -d "$T/at-seq" verify > /dev/null || fail "the copy does not verify"
+LAST=$("$TL" -d "$T/at-seq" --json log | tail -1 | sed -E 's/^\{"seq":([0-9]+),"ts":([0-9]+).*/\1 \2/')
+[ "${LAST% *}" = "$N" ] || fail "the copy ends at ${LAST% *}, not $N"
+TS=${LAST#* }
+# as of a time, given in ISO 8601 UTC with microseconds
+ISO=$(date -u -d "@$((TS / 1000000))" +%Y-%m-%dT%H:%M:%S).$(printf '%06d' $((TS % 1000000)))Z
+"$TL" -d "$D" replay --into "$T/at-time" --until-time "$ISO" > /dev/null
+[ "$("$TL" -d "$T/at-time" --json tracking --as sam)" = "$TRACK_THEN" ] || fail "tracking as of $ISO differs"
+# and in microseconds
+"$TL" -d "$D" replay --into "$T/at-us" --until-time "$TS" > /dev/null
+[ "$("$TL" -d "$T/at-us" digest)" = "$("$TL" -d "$T/at-seq" digest)" ] || fail "--until-time in microseconds"
+# the copy is read-only: no writer key in it, so it can never fork the log
+if "$TL" -d "$T/at-seq" apply <<< '{"op":"account.create","id":"x","name":"X"}' > /dev/null 2>&1; then fail "appended to a copy"; fi
+[ ! -e "$T/at-seq/writer.key" ] || fail "the writer key was copied"
+
+# usage errors change nothing
+set +e
+"$TL" -d "$D" replay --until-seq 3 2> "$T/err"; rc=$?
+[ $rc -eq 2 ] && grep -q -- "--into" "$T/err" || fail "in-place --until-seq: rc $rc $(cat "$T/err")"
+"$TL" -d "$D" replay --into "$T/past" --until-seq 999999 2> "$T/err"; rc=$?
+[ $rc -eq 2 ] && grep -q "ends at" "$T/err" || fail "--until-seq past the head: rc $rc $(cat "$T/err")"
+[ ! -e "$T/past" ] || fail "a failed replay left its directory"
+"$TL" -d "$D" replay --into "$T/past" --until-time 2001-01-01T00:00:00Z 2> "$T/err"; rc=$?
+[ $rc -eq 2 ] || fail "--until-time before the log: rc $rc $(cat "$T/err")"
+"$TL" -d "$D" replay --into "$T/past" --until-time yesterday 2> "$T/err"; rc=$?
+[ $rc -eq 2 ] || fail "--until-time yesterday: rc $rc"
+"$TL" -d "$D" replay --into "$T/at-seq" 2> "$T/err"; rc=$?
+[ $rc -eq 1 ] && grep -q "exists" "$T/err" || fail "replay into a log: rc $rc $(cat "$T/err")"
+mkdir "$T/busy" && touch "$T/busy/file"
+"$TL" -d "$D" replay --into "$T/busy" 2> "$T/err"; rc=$?
+[ $rc -ne 0 ] && [ -e "$T/busy/file" ] && [ ! -e "$T/busy/data.mdb" ] || fail "replay into a non-empty directory: rc $rc"
+set -e
+[ "$("$TL" -d "$D" digest)" = "$LIVE" ] || fail "live digest moved after refused replays"
+
+# progress on a terminal: events/s and the time left
+if command -v script > /dev/null; then
+  script -qec "$TL -d $D replay" /dev/null > "$T/tty" 2>&1 || fail "replay under a terminal"
+  grep -q "events/s  about" "$T/tty" || fail "no progress on a terminal: $(cat "$T/tty")"
+fi
+echo "replay_cli: ok"
