@@ -185,9 +185,12 @@ int tl_log_verify(tl_log *log, const tl_verify_options *opts, tl_verify_report *
     }
     if (mrc && mrc != MDB_NOTFOUND && !r->first_bad_seq) report_bad(r, expect, "event %llu cannot be read: %s", mdb_strerror(mrc));
     if (!rc && !r->first_bad_seq) {
-        /* a removed tail leaves the head record pointing past the last event */
-        if (expect - 1 != head.seq)
+        /* a removed tail leaves the head record pointing past the last event; an event
+         * added behind the writer's back lies beyond it */
+        if (expect - 1 < head.seq)
             report_bad(r, expect, "event %llu is missing (the log's head is further on)%s", "");
+        else if (expect - 1 > head.seq)
+            report_bad(r, head.seq + 1, "event %llu lies beyond the head the log recorded%s", "");
         else if (head.seq && memcmp(head.hash, prev_hash, TL_HASH_BYTES) != 0)
             report_bad(r, head.seq, "event %llu is not the head the log recorded%s", "");
         else if (expect == 1)

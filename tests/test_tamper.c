@@ -1,0 +1,717 @@
+/*
+ * test_tamper.c — SPEC §5: flipping any byte of any stored event, removing or reordering
+ * events, or rewriting a suffix after a checkpoint is detected by verify, which names the
+ * first bad event.
+ *
+ * The log under attack has 1,000 events: the genesis, 498 extension events, a key rotation
+ * at 500 and 500 more events signed by the new key. The attacker edits the LMDB file
+ * directly (raw LMDB, with the tl_log closed: LMDB forbids opening one environment twice
+ * in a process) and, for the rewrites, holds the writer key.
+ */
+#include <lmdb.h>
+#include <msgpack.h>
+#include <sodium.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "codec.h"
+#include "crypto.h"
+#include "testutil.h"
+
+/* The log's shape: EVENTS events, the key rotated at ROTATION. The per-byte tests also use
+ * a 100-event log of the same shape (see flip_every_byte). */
+static uint64_t EVENTS = 1000, ROTATION = 500;
+
+/* ================================================================ fixture */
+
+static char *g_dir;
+
+static void be64(uint8_t *p, uint64_t v) {
+    for (int i = 7; i >= 0; i--) { p[i] = (uint8_t)v; v >>= 8; }
+}
+
+static uint64_t rd64(const uint8_t *p) {
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++) v = v << 8 | p[i];
+    return v;
+}
+
+static void append_batch(tl_log *log, uint64_t i0, size_t n) {
+    msgpack_sbuffer *bufs = calloc(n, sizeof *bufs);
+    tl_draft *d = calloc(n, sizeof *d);
+    for (size_t i = 0; i < n; i++) {
+        msgpack_sbuffer_init(&bufs[i]);
+        msgpack_packer pk;
+        msgpack_packer_init(&pk, &bufs[i], msgpack_sbuffer_write);
+        msgpack_pack_map(&pk, 2);
+        msgpack_pack_str_with_body(&pk, "i", 1);
+        msgpack_pack_uint64(&pk, i0 + i);
+        msgpack_pack_str_with_body(&pk, "note", 4);
+        msgpack_pack_str_with_body(&pk, "an event worth keeping as it was", 32);
+        d[i] = (tl_draft){"x.tamper", (i % 2) ? "bob" : "alice", (i % 3) ? "p-1" : NULL,
+                          (const uint8_t *)bufs[i].data, bufs[i].size};
+    }
+    int rc = tl_log_append(log, d, n, NULL);
+    ck_assert_msg(rc == 0, "append: %s", tl_errdetail());
+    for (size_t i = 0; i < n; i++) msgpack_sbuffer_destroy(&bufs[i]);
+    free(bufs);
+    free(d);
+}
+
+/* A fresh log for each test (the tests run in forked processes). */
+static void setup(void) {
+    char *base = tu_tmpdir();
+    ck_assert_ptr_nonnull(base);
+    g_dir = malloc(strlen(base) + 8);
+    sprintf(g_dir, "%s/log", base);
+    free(base);
+    tl_open_options o = {TL_OPEN_OPTIONS_VERSION, TL_OPEN_NOSYNC};
+    ck_assert_int_eq(tl_log_init(g_dir, NULL, NULL), 0);
+    tl_log *log;
+    ck_assert_int_eq(tl_log_open(&log, g_dir, &o), 0);
+    uint64_t next = 2;
+    while (next < ROTATION) {
+        size_t n = ROTATION - next < 200 ? ROTATION - next : 200;
+        append_batch(log, next, n);
+        next += n;
+    }
+    ck_assert_int_eq(tl_log_rotate_key(log, NULL), 0);
+    next++;
+    while (next <= EVENTS) {
+        size_t n = EVENTS + 1 - next < 200 ? EVENTS + 1 - next : 200;
+        append_batch(log, next, n);
+        next += n;
+    }
+    tl_log_stats st;
+    ck_assert_int_eq(tl_log_stats_get(log, &st), 0);
+    ck_assert_uint_eq(st.events, EVENTS);
+    tl_log_close(log);
+}
+
+static void setup_small(void) {
+    EVENTS = 100;
+    ROTATION = 50;
+    setup();
+}
+
+static void teardown(void) {
+    char *slash = strrchr(g_dir, '/');
+    *slash = 0;
+    tu_rmdir(g_dir);
+    free(g_dir);
+}
+
+/* Verify the log (opened read-only for the occasion); returns the code, fills r. */
+static int verify(const char *checkpoint, tl_verify_report *r) {
+    tl_log *log;
+    tl_open_options o = {TL_OPEN_OPTIONS_VERSION, TL_OPEN_READONLY};
+    int rc = tl_log_open(&log, g_dir, &o);
+    ck_assert_msg(rc == 0, "open: %s", tl_errdetail());
+    tl_verify_options vo = TL_VERIFY_OPTIONS_INIT;
+    vo.threads = 2;
+    vo.checkpoint_json = checkpoint;
+    rc = tl_log_verify(log, &vo, r);
+    tl_log_close(log);
+    return rc;
+}
+
+static void expect_bad(const char *checkpoint, uint64_t seq, const char *what) {
+    tl_verify_report r;
+    int rc = verify(checkpoint, &r);
+    ck_assert_msg(rc == TL_ECORRUPT, "%s: verify said %s", what, tl_strerror(rc));
+    ck_assert_msg(r.first_bad_seq == seq, "%s: first bad %llu, want %llu (%s)", what,
+                  (unsigned long long)r.first_bad_seq, (unsigned long long)seq, r.reason);
+}
+
+static void expect_good(const char *checkpoint, const char *what) {
+    tl_verify_report r;
+    int rc = verify(checkpoint, &r);
+    ck_assert_msg(rc == 0, "%s: %s at %llu: %s", what, tl_strerror(rc), (unsigned long long)r.first_bad_seq,
+                  r.reason);
+}
+
+static char *checkpoint_now(void) {
+    tl_log *log;
+    ck_assert_int_eq(tl_log_open(&log, g_dir, NULL), 0);
+    char *cp;
+    ck_assert_int_eq(tl_log_checkpoint(log, &cp), 0);
+    tl_log_close(log);
+    return cp;
+}
+
+/* ---- raw LMDB, as an attacker with the file would edit it ---- */
+
+typedef struct raw {
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi log, meta, content;
+} raw;
+
+static void raw_begin(raw *r) {
+    ck_assert_int_eq(mdb_env_create(&r->env), 0);
+    mdb_env_set_maxdbs(r->env, 64);
+    ck_assert_int_eq(mdb_env_open(r->env, g_dir, MDB_NOSYNC, 0600), 0);
+    ck_assert_int_eq(mdb_txn_begin(r->env, NULL, 0, &r->txn), 0);
+    ck_assert_int_eq(mdb_dbi_open(r->txn, "log", 0, &r->log), 0);
+    ck_assert_int_eq(mdb_dbi_open(r->txn, "meta", 0, &r->meta), 0);
+    ck_assert_int_eq(mdb_dbi_open(r->txn, "content", 0, &r->content), 0);
+}
+
+static void raw_end(raw *r) {
+    ck_assert_int_eq(mdb_txn_commit(r->txn), 0);
+    mdb_env_close(r->env);
+}
+
+/* A malloc'd copy of the stored record of seq. */
+static uint8_t *raw_get(raw *r, uint64_t seq, size_t *len) {
+    uint8_t k8[8];
+    be64(k8, seq);
+    MDB_val k = {8, k8}, v;
+    ck_assert_int_eq(mdb_get(r->txn, r->log, &k, &v), 0);
+    uint8_t *copy = malloc(v.mv_size);
+    memcpy(copy, v.mv_data, v.mv_size);
+    *len = v.mv_size;
+    return copy;
+}
+
+static void raw_set(raw *r, uint64_t seq, const uint8_t *rec, size_t len) {
+    uint8_t k8[8];
+    be64(k8, seq);
+    MDB_val k = {8, k8}, v = {len, (void *)rec};
+    ck_assert_int_eq(mdb_put(r->txn, r->log, &k, &v, 0), 0);
+}
+
+static void raw_del(raw *r, uint64_t seq) {
+    uint8_t k8[8];
+    be64(k8, seq);
+    MDB_val k = {8, k8};
+    ck_assert_int_eq(mdb_del(r->txn, r->log, &k, NULL), 0);
+}
+
+/* Point the meta head at seq (hash and time of its event), keeping the current key. */
+static void raw_set_head(raw *r, uint64_t seq) {
+    size_t len;
+    uint8_t *rec = raw_get(r, seq, &len);
+    tl_event ev;
+    ck_assert_int_eq(tl_event_decode(&ev, rec, len - 64), 0);
+    MDB_val k = {4, "head"}, v;
+    ck_assert_int_eq(mdb_get(r->txn, r->meta, &k, &v), 0);
+    uint8_t head[80];
+    memcpy(head, v.mv_data, 80);
+    be64(head, seq);
+    crypto_generichash(head + 8, 32, rec, len - 64, NULL, 0);
+    be64(head + 40, ev.ts);
+    v = (MDB_val){80, head};
+    ck_assert_int_eq(mdb_put(r->txn, r->meta, &k, &v, 0), 0);
+    free(rec);
+}
+
+/* An event chained to prev, signed by kp, as a record. */
+static uint8_t *forge(size_t *len, uint64_t seq, uint64_t ts, const uint8_t prev[32], const char *kind,
+                      const char *note, const uint8_t *new_key, const tl_keypair *kp) {
+    msgpack_sbuffer buf;
+    msgpack_sbuffer_init(&buf);
+    tl_envelope env = {.seq = seq, .ts = ts, .actor = "mallory", .kind = kind, .schema = 1};
+    memcpy(env.prev, prev, 32);
+    tl_payload p = {0};
+    tl_payload_str(&p, "note", note);
+    if (new_key) tl_payload_bin(&p, "public_key", new_key, 32);
+    ck_assert_int_eq(tl_event_encode(&buf, &env, &p), 0);
+    *len = buf.size + 64;
+    uint8_t *rec = malloc(*len);
+    memcpy(rec, buf.data, buf.size);
+    tl_sign(rec + buf.size, rec, buf.size, kp);
+    msgpack_sbuffer_destroy(&buf);
+    return rec;
+}
+
+static void record_hash_ts(const uint8_t *rec, size_t len, uint8_t hash[32], uint64_t *ts) {
+    crypto_generichash(hash, 32, rec, len - 64, NULL, 0);
+    tl_event ev;
+    ck_assert_int_eq(tl_event_decode(&ev, rec, len - 64), 0);
+    *ts = ev.ts;
+}
+
+static void writer_key(tl_keypair *kp) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/writer.key", g_dir);
+    ck_assert_int_eq(tl_keyfile_read(path, kp), 0);
+}
+
+/* ================================================================ every byte */
+
+/*
+ * Every byte of a stored record (event bytes and signature) is flipped, one at a time, and
+ * verify must name that event: six events spread over the 1,000-event log, ~1,100 flips,
+ * each a verify of the whole log (up to 1,000 ed25519 checks on two threads). That is
+ * ~40 s of this suite's ~50 s on a two-core machine with a load of 4 (~70 s at a load of 6).
+ * THREADLOG_TAMPER_QUICK=1, for busy machines, flips every byte of the two ends of the
+ * 1,000-event log (the genesis: no predecessor, carries the first key; the last: no
+ * successor to break the chain, only its signature and the head record) and of the six
+ * spread events of a 100-event log of the same shape (~15 s).
+ */
+static bool quick_run(void) {
+    const char *v = getenv("THREADLOG_TAMPER_QUICK");
+    return v && *v && strcmp(v, "0") != 0;
+}
+
+/* genesis, an early event, the rotation, the first event by the new key, a late one, the last */
+static uint64_t sample_at(int i) {
+    uint64_t spread[] = {1, EVENTS / 5, ROTATION, ROTATION + 1, EVENTS * 4 / 5, EVENTS};
+    uint64_t ends[] = {1, EVENTS};
+    return (EVENTS == 1000 && quick_run()) ? ends[i] : spread[i];
+}
+
+START_TEST(flip_every_byte) {
+    uint64_t seq = sample_at(_i);
+    expect_good(NULL, "the untouched log");
+    raw r;
+    raw_begin(&r);
+    size_t len;
+    uint8_t *orig = raw_get(&r, seq, &len);
+    raw_end(&r);
+    uint8_t *bad = malloc(len);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (size_t pos = 0; pos < len; pos++) {
+        memcpy(bad, orig, len);
+        /* the lowest bit of even bytes, the highest of odd ones */
+        bad[pos] ^= (pos % 2) ? 0x80 : 0x01;
+        raw_begin(&r);
+        raw_set(&r, seq, bad, len);
+        raw_end(&r);
+        tl_verify_report rep;
+        int rc = verify(NULL, &rep);
+        ck_assert_msg(rc == TL_ECORRUPT && rep.first_bad_seq == seq,
+                      "event %llu, byte %zu of %zu (%s): verify said %s, first bad %llu (%s)",
+                      (unsigned long long)seq, pos, len, pos < len - 64 ? "event" : "signature", tl_strerror(rc),
+                      (unsigned long long)rep.first_bad_seq, rep.reason);
+    }
+    raw_begin(&r);
+    raw_set(&r, seq, orig, len);
+    raw_end(&r);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    fprintf(stderr, "event %llu of %llu: %zu bytes flipped one at a time, each detected (%.1f s)\n",
+            (unsigned long long)seq, (unsigned long long)EVENTS, len,
+            (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+    expect_good(NULL, "the restored log");
+    free(orig);
+    free(bad);
+}
+END_TEST
+
+/* The stored head record (meta) agrees with the last event. */
+START_TEST(flip_head_record) {
+    raw r;
+    raw_begin(&r);
+    MDB_val k = {4, "head"}, v;
+    ck_assert_int_eq(mdb_get(r.txn, r.meta, &k, &v), 0);
+    uint8_t head[80];
+    memcpy(head, v.mv_data, 80);
+    raw_end(&r);
+    /* the sequence and the hash: a flip names the head's event or the one after */
+    for (size_t pos = 0; pos < 40; pos++) {
+        uint8_t bad[80];
+        memcpy(bad, head, 80);
+        bad[pos] ^= 0x01;
+        raw_begin(&r);
+        v = (MDB_val){80, bad};
+        ck_assert_int_eq(mdb_put(r.txn, r.meta, &k, &v, 0), 0);
+        raw_end(&r);
+        tl_verify_report rep;
+        ck_assert_int_eq(verify(NULL, &rep), TL_ECORRUPT);
+        uint64_t said = rd64(bad);
+        ck_assert_uint_eq(rep.first_bad_seq, said < EVENTS ? said + 1 : said > EVENTS ? EVENTS + 1 : EVENTS);
+    }
+    raw_begin(&r);
+    v = (MDB_val){80, head};
+    ck_assert_int_eq(mdb_put(r.txn, r.meta, &k, &v, 0), 0);
+    raw_end(&r);
+    expect_good(NULL, "the restored head");
+}
+END_TEST
+
+/* ================================================================ removing and reordering */
+
+START_TEST(delete_events) {
+    raw r;
+    size_t len;
+    /* the middle */
+    raw_begin(&r);
+    uint8_t *mid = raw_get(&r, 500, &len);
+    raw_del(&r, 500);
+    raw_end(&r);
+    expect_bad(NULL, 500, "event 500 deleted");
+    raw_begin(&r);
+    raw_set(&r, 500, mid, len);
+    raw_end(&r);
+    expect_good(NULL, "event 500 put back");
+    /* the genesis */
+    size_t glen;
+    raw_begin(&r);
+    uint8_t *genesis = raw_get(&r, 1, &glen);
+    raw_del(&r, 1);
+    raw_end(&r);
+    expect_bad(NULL, 1, "the genesis deleted");
+    raw_begin(&r);
+    raw_set(&r, 1, genesis, glen);
+    raw_end(&r);
+    /* a run in the middle */
+    raw_begin(&r);
+    for (uint64_t s = 300; s < 310; s++) raw_del(&r, s);
+    raw_end(&r);
+    expect_bad(NULL, 300, "events 300-309 deleted");
+    free(mid);
+    free(genesis);
+}
+END_TEST
+
+START_TEST(delete_last) {
+    raw r;
+    raw_begin(&r);
+    raw_del(&r, EVENTS);
+    raw_end(&r);
+    /* the head record still names event 1,000 */
+    expect_bad(NULL, EVENTS, "the last event deleted");
+}
+END_TEST
+
+START_TEST(swap_events) {
+    const uint64_t pairs[][2] = {{400, 401}, {300, 700}, {1, 2}, {999, 1000}, {ROTATION, ROTATION + 1}};
+    for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++) {
+        uint64_t a = pairs[i][0], b = pairs[i][1];
+        raw r;
+        size_t la, lb;
+        raw_begin(&r);
+        uint8_t *ra = raw_get(&r, a, &la), *rb = raw_get(&r, b, &lb);
+        raw_set(&r, a, rb, lb);
+        raw_set(&r, b, ra, la);
+        raw_end(&r);
+        char what[64];
+        snprintf(what, sizeof what, "events %llu and %llu swapped", (unsigned long long)a, (unsigned long long)b);
+        expect_bad(NULL, a, what);
+        raw_begin(&r);
+        raw_set(&r, a, ra, la);
+        raw_set(&r, b, rb, lb);
+        raw_end(&r);
+        free(ra);
+        free(rb);
+    }
+    expect_good(NULL, "swapped back");
+}
+END_TEST
+
+/* The value of one event stored under another's key: the event says another sequence. */
+START_TEST(record_with_other_seq) {
+    raw r;
+    size_t len, l2;
+    raw_begin(&r);
+    uint8_t *r600 = raw_get(&r, 600, &len), *r601 = raw_get(&r, 601, &l2);
+    raw_set(&r, 601, r600, len);
+    raw_end(&r);
+    expect_bad(NULL, 601, "event 600 duplicated at 601");
+    /* a well-signed, well-chained event that claims to be 777, stored at 601 */
+    tl_keypair kp;
+    writer_key(&kp);
+    uint8_t h[32];
+    uint64_t ts;
+    record_hash_ts(r600, len, h, &ts);
+    size_t fl;
+    uint8_t *f = forge(&fl, 777, ts, h, "x.tamper", "I am 777", NULL, &kp);
+    raw_begin(&r);
+    raw_set(&r, 601, f, fl);
+    raw_end(&r);
+    expect_bad(NULL, 601, "an event saying 777 at 601");
+    raw_begin(&r);
+    raw_set(&r, 601, r601, l2);
+    raw_end(&r);
+    expect_good(NULL, "restored");
+    tl_keypair_wipe(&kp);
+    free(f), free(r600), free(r601);
+}
+END_TEST
+
+/* ================================================================ inserted events */
+
+START_TEST(insert_foreign_signed) {
+    tl_keypair foreign;
+    tl_keypair_generate(&foreign);
+    raw r;
+    size_t len;
+    uint8_t h[32];
+    uint64_t ts;
+
+    /* at the tail, chained to the last event, with the head moved onto it */
+    raw_begin(&r);
+    uint8_t *last = raw_get(&r, EVENTS, &len);
+    record_hash_ts(last, len, h, &ts);
+    size_t fl;
+    uint8_t *f = forge(&fl, EVENTS + 1, ts + 1, h, "x.tamper", "appended by mallory", NULL, &foreign);
+    raw_set(&r, EVENTS + 1, f, fl);
+    raw_end(&r);
+    expect_bad(NULL, EVENTS + 1, "a foreign event at the tail (head not moved)");
+    raw_begin(&r);
+    raw_set_head(&r, EVENTS + 1);
+    raw_end(&r);
+    expect_bad(NULL, EVENTS + 1, "a foreign event at the tail (head moved)");
+
+    /* a key.rotated forged with the foreign key, handing over to it, and an event by it */
+    uint8_t h2[32];
+    uint64_t ts2;
+    size_t fl2, fl3;
+    uint8_t *rot = forge(&fl2, EVENTS + 1, ts + 1, h, "key.rotated", "take over", foreign.pk, &foreign);
+    record_hash_ts(rot, fl2, h2, &ts2);
+    uint8_t *after = forge(&fl3, EVENTS + 2, ts2, h2, "x.tamper", "mallory was here", NULL, &foreign);
+    raw_begin(&r);
+    raw_set(&r, EVENTS + 1, rot, fl2);
+    raw_set(&r, EVENTS + 2, after, fl3);
+    raw_set_head(&r, EVENTS + 2);
+    raw_end(&r);
+    expect_bad(NULL, EVENTS + 1, "a forged key.rotated");
+    raw_begin(&r);
+    raw_del(&r, EVENTS + 1);
+    raw_del(&r, EVENTS + 2);
+    raw_set_head(&r, EVENTS);
+    raw_end(&r);
+    expect_good(NULL, "the tail removed again");
+
+    /* in the middle: events 501.. move up by one, the foreign one chains onto 500 */
+    raw_begin(&r);
+    for (uint64_t s = EVENTS; s > ROTATION; s--) {
+        size_t l;
+        uint8_t *rec = raw_get(&r, s, &l);
+        raw_set(&r, s + 1, rec, l);
+        free(rec);
+    }
+    size_t l500;
+    uint8_t *r500 = raw_get(&r, ROTATION, &l500);
+    record_hash_ts(r500, l500, h, &ts);
+    size_t fm;
+    uint8_t *mid = forge(&fm, ROTATION + 1, ts, h, "x.tamper", "inserted by mallory", NULL, &foreign);
+    raw_set(&r, ROTATION + 1, mid, fm);
+    raw_set_head(&r, EVENTS + 1);
+    raw_end(&r);
+    expect_bad(NULL, ROTATION + 1, "a foreign event inserted at 501");
+    tl_keypair_wipe(&foreign);
+    free(last), free(f), free(rot), free(after), free(r500), free(mid);
+}
+END_TEST
+
+/* ================================================================ rewrites by the key holder */
+
+/* Re-sign events from..to with new content, chained, with the real (current) key, drop any
+ * event after `to` and move the head: a consistent log that is not the one the writer wrote. */
+static void rewrite_tail(uint64_t from, uint64_t to) {
+    tl_keypair kp;
+    writer_key(&kp);
+    raw r;
+    raw_begin(&r);
+    size_t len;
+    uint8_t *prev = raw_get(&r, from - 1, &len);
+    uint8_t h[32];
+    uint64_t ts;
+    record_hash_ts(prev, len, h, &ts);
+    free(prev);
+    for (uint64_t s = from; s <= to; s++) {
+        size_t fl;
+        uint8_t *f = forge(&fl, s, ts, h, "x.tamper", "history as mallory tells it", NULL, &kp);
+        raw_set(&r, s, f, fl);
+        record_hash_ts(f, fl, h, &ts);
+        free(f);
+    }
+    MDB_cursor *cur;
+    ck_assert_int_eq(mdb_cursor_open(r.txn, r.log, &cur), 0);
+    uint8_t k8[8];
+    be64(k8, to + 1);
+    MDB_val k = {8, k8}, v;
+    for (int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
+        ck_assert_int_eq(mdb_cursor_del(cur, 0), 0);
+    mdb_cursor_close(cur);
+    raw_set_head(&r, to);
+    raw_end(&r);
+    tl_keypair_wipe(&kp);
+}
+
+START_TEST(checkpoint_detects_rewritten_tail) {
+    char *cp = checkpoint_now(); /* at 1,000 */
+    expect_good(cp, "the log extends its checkpoint");
+    rewrite_tail(700, EVENTS);
+    /* signed by the writer key and chained: on its own the log looks fine */
+    expect_good(NULL, "a tail rewritten with the writer key, without a checkpoint");
+    expect_bad(cp, EVENTS, "a tail rewritten with the writer key, against the checkpoint");
+    tl_free(cp);
+}
+END_TEST
+
+START_TEST(checkpoint_detects_rewrite_before_it) {
+    /* checkpoint at 1,000; the rewrite starts before it and ends before it too */
+    char *cp = checkpoint_now();
+    rewrite_tail(ROTATION + 10, EVENTS);
+    expect_bad(cp, EVENTS, "rewritten from 510");
+    tl_free(cp);
+}
+END_TEST
+
+START_TEST(checkpoint_detects_truncated_tail) {
+    char *cp = checkpoint_now(); /* at 1,000 */
+    raw r;
+    raw_begin(&r);
+    for (uint64_t s = 901; s <= EVENTS; s++) raw_del(&r, s);
+    raw_set_head(&r, 900);
+    raw_end(&r);
+    /* a clean cut with a consistent head: only the checkpoint can tell */
+    expect_good(NULL, "a truncated log with a consistent head, without a checkpoint");
+    expect_bad(cp, 901, "a truncated log, against the checkpoint");
+    tl_free(cp);
+}
+END_TEST
+
+/* A checkpoint of event seq made by hand, as docs/FORMAT.md describes it. */
+static char *checkpoint_at(uint64_t seq) {
+    tl_keypair kp;
+    writer_key(&kp);
+    raw r;
+    raw_begin(&r);
+    size_t len;
+    uint8_t *rec = raw_get(&r, seq, &len);
+    raw_end(&r);
+    uint8_t msg[23 + 8 + 32 + 8], sig[64];
+    uint64_t ts;
+    memcpy(msg, "threadlog-checkpoint-v1", 23);
+    be64(msg + 23, seq);
+    record_hash_ts(rec, len, msg + 31, &ts);
+    be64(msg + 63, ts);
+    tl_sign(sig, msg, sizeof msg, &kp);
+    char hash[65], key[65], sighex[129];
+    tl_hex(hash, msg + 31, 32);
+    tl_hex(key, kp.pk, 32);
+    tl_hex(sighex, sig, 64);
+    char *json = malloc(512);
+    snprintf(json, 512, "{\"seq\":%llu,\"hash\":\"%s\",\"ts\":%llu,\"key\":\"%s\",\"signature\":\"%s\"}",
+             (unsigned long long)seq, hash, (unsigned long long)ts, key, sighex);
+    tl_keypair_wipe(&kp);
+    free(rec);
+    return json;
+}
+
+START_TEST(checkpoint_covers_what_it_names) {
+    /* a checkpoint covers the events up to its own, not what came after: a log that grew
+     * since, or whose later events were rewritten, still extends it */
+    char *cp800 = checkpoint_at(800);
+    expect_good(cp800, "a checkpoint at 800");
+    tl_log *log;
+    ck_assert_int_eq(tl_log_open(&log, g_dir, NULL), 0);
+    append_batch(log, EVENTS + 1, 10);
+    tl_log_close(log);
+    expect_good(cp800, "a log that grew after its checkpoint");
+    rewrite_tail(900, EVENTS + 10);
+    expect_good(cp800, "rewritten after the checkpoint (beyond what it covers)");
+    rewrite_tail(700, EVENTS);
+    expect_bad(cp800, 800, "rewritten from 700, before the checkpoint at 800");
+    free(cp800);
+}
+END_TEST
+
+/* ================================================================ content */
+
+/* Verify checks content still stored against its commitment; erasure leaves it valid. */
+START_TEST(content_commitment) {
+    uint8_t salt[32], commit[32];
+    for (int i = 0; i < 32; i++) salt[i] = (uint8_t)(0x80 + i);
+    const char *body = "Tomorrow";
+    tl_commit(commit, salt, body, 8);
+    msgpack_sbuffer buf;
+    msgpack_sbuffer_init(&buf);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &buf, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 2);
+    msgpack_pack_str_with_body(&pk, "body_commit", 11);
+    msgpack_pack_bin_with_body(&pk, commit, 32);
+    msgpack_pack_str_with_body(&pk, "body_size", 9);
+    msgpack_pack_uint64(&pk, 8);
+    tl_log *log;
+    ck_assert_int_eq(tl_log_open(&log, g_dir, NULL), 0);
+    tl_draft d = {"x.body", "alice", NULL, (const uint8_t *)buf.data, buf.size};
+    ck_assert_int_eq(tl_log_append(log, &d, 1, NULL), 0);
+    tl_log_close(log);
+    msgpack_sbuffer_destroy(&buf);
+
+    uint8_t value[40];
+    memcpy(value, salt, 32);
+    memcpy(value + 32, body, 8);
+    raw r;
+    MDB_val k = {32, commit}, v = {40, value};
+    raw_begin(&r);
+    ck_assert_int_eq(mdb_put(r.txn, r.content, &k, &v, 0), 0);
+    raw_end(&r);
+    tl_verify_report rep;
+    ck_assert_int_eq(verify(NULL, &rep), 0);
+    ck_assert_uint_eq(rep.contents, 1);
+    /* a byte of the salt or of the content changed (each one is a verify of the log) */
+    static const size_t positions[] = {0, 1, 17, 31, 32, 35, 39};
+    for (size_t i = 0; i < sizeof positions / sizeof positions[0]; i++) {
+        size_t pos = positions[i];
+        uint8_t bad[40];
+        memcpy(bad, value, 40);
+        bad[pos] ^= 0x01;
+        v = (MDB_val){40, bad};
+        raw_begin(&r);
+        ck_assert_int_eq(mdb_put(r.txn, r.content, &k, &v, 0), 0);
+        raw_end(&r);
+        expect_bad(NULL, EVENTS + 1, "content changed");
+    }
+    /* content of another size */
+    v = (MDB_val){39, value};
+    raw_begin(&r);
+    ck_assert_int_eq(mdb_put(r.txn, r.content, &k, &v, 0), 0);
+    raw_end(&r);
+    expect_bad(NULL, EVENTS + 1, "content cut");
+    /* erased: the commitment stays, nothing to check, the log verifies */
+    raw_begin(&r);
+    ck_assert_int_eq(mdb_del(r.txn, r.content, &k, NULL), 0);
+    raw_end(&r);
+    ck_assert_int_eq(verify(NULL, &rep), 0);
+    ck_assert_uint_eq(rep.contents, 0);
+}
+END_TEST
+
+int main(void) {
+    Suite *s = suite_create("tamper");
+    TCase *tc = tcase_create("bytes");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_loop_test(tc, flip_every_byte, 0, quick_run() ? 2 : 6);
+    tcase_add_test(tc, flip_head_record);
+    tcase_set_timeout(tc, 300);
+    suite_add_tcase(s, tc);
+    if (quick_run()) {
+        tc = tcase_create("bytes-100");
+        tcase_add_checked_fixture(tc, setup_small, teardown);
+        tcase_add_loop_test(tc, flip_every_byte, 0, 6);
+        tcase_set_timeout(tc, 300);
+        suite_add_tcase(s, tc);
+    }
+
+    tc = tcase_create("order");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, delete_events);
+    tcase_add_test(tc, delete_last);
+    tcase_add_test(tc, swap_events);
+    tcase_add_test(tc, record_with_other_seq);
+    tcase_add_test(tc, insert_foreign_signed);
+    tcase_set_timeout(tc, 120);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("checkpoint");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, checkpoint_detects_rewritten_tail);
+    tcase_add_test(tc, checkpoint_detects_rewrite_before_it);
+    tcase_add_test(tc, checkpoint_detects_truncated_tail);
+    tcase_add_test(tc, checkpoint_covers_what_it_names);
+    tcase_add_test(tc, content_commitment);
+    tcase_set_timeout(tc, 120);
+    suite_add_tcase(s, tc);
+    return tu_main(s);
+}
