@@ -39,7 +39,10 @@ static bool cli_own_flag(const char *name) {
     return !strcmp(name, "json") || !strcmp(name, "help") || !strcmp(name, "nosync");
 }
 
-static int build_cmd(cli_ctx *ctx, const char *op, const char *positional_field, tl_cmd **out) {
+/* Turn the flags into fields. positional_field names the field of the one positional
+ * argument a command may take (reply/read/... MESSAGE); a command that consumes its
+ * positional itself (attach FILE) passes own_positional. */
+static int build_cmd(cli_ctx *ctx, const char *op, const char *positional_field, bool own_positional, tl_cmd **out) {
     tl_cmd *cmd;
     int rc = tl_cmd_new(&cmd, op);
     if (rc) return cli_error(ctx, rc, tl_errdetail());
@@ -66,7 +69,10 @@ static int build_cmd(cli_ctx *ctx, const char *op, const char *positional_field,
         }
         if (rc) { tl_cmd_free(cmd); return cli_error(ctx, rc, tl_errdetail()); }
     }
-    if (ctx->args.npos > (positional_field ? 1 : 0)) { tl_cmd_free(cmd); return cli_usage(ctx, "unexpected argument %s", ctx->args.pos[ctx->args.npos - 1]); }
+    if (ctx->args.npos > (positional_field || own_positional ? 1 : 0)) {
+        tl_cmd_free(cmd);
+        return cli_usage(ctx, "unexpected argument %s", ctx->args.pos[ctx->args.npos - 1]);
+    }
     if (positional_field && ctx->args.npos == 1 && (rc = tl_cmd_set_str(cmd, positional_field, ctx->args.pos[0])) != 0) {
         tl_cmd_free(cmd);
         return cli_error(ctx, rc, tl_errdetail());
@@ -77,7 +83,7 @@ static int build_cmd(cli_ctx *ctx, const char *op, const char *positional_field,
 
 static int run_op(cli_ctx *ctx, const char *op, const char *positional_field) {
     tl_cmd *cmd;
-    int rc = build_cmd(ctx, op, positional_field, &cmd);
+    int rc = build_cmd(ctx, op, positional_field, false, &cmd);
     if (rc) return rc;
     tl_log *log;
     if ((rc = cli_open(ctx, &log, 0)) != 0) { tl_cmd_free(cmd); return rc; }
@@ -136,7 +142,7 @@ static int cmd_attach(cli_ctx *ctx) {
     }
     close(fd);
     tl_cmd *cmd = NULL;
-    if (!buf || got != size || (rc = build_cmd(ctx, "attachment.upload", NULL, &cmd)) != 0) {
+    if (!buf || got != size || (rc = build_cmd(ctx, "attachment.upload", NULL, true, &cmd)) != 0) {
         free(buf);
         tl_log_close(log);
         return rc ? rc : cli_error(ctx, TL_EINVALID, "could not read the whole file");

@@ -1,0 +1,160 @@
+#!/usr/bin/env bash
+# domain_oneshot.sh — the one-shot domain commands of the CLI (account, user, project,
+# status, topic, send, reply, note, read, mark-unread, pin, unpin, delete, attach,
+# attachment get, erase): same semantics as `apply` (the same events, in the same order),
+# human output by default and the spec's JSON with --json (before or after the command),
+# exit status 0 done / 1 refused (error object on stdout with --json, a line on stderr
+# without) / 2 usage; init refusing an existing log; attach refusing an over-limit file
+# before reading it; attachment bytes coming back only to the channel's audience.
+#
+# usage: domain_oneshot.sh THREADLOG_BINARY SOURCE_DIR
+set -euo pipefail
+TL="$1"
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+D=$T/log
+
+# expect STATUS WANT_STDOUT -- COMMAND...   (stdout compared exactly)
+expect() {
+  local want_status=$1 want_out=$2 status=0 out
+  shift 3
+  out=$("$@" 2> "$T/stderr") || status=$?
+  [ "$status" = "$want_status" ] || fail "$* exited $status, want $want_status (stdout: $out; stderr: $(cat "$T/stderr"))"
+  [ "$out" = "$want_out" ] || fail "$*: stdout $out, want $want_out"
+}
+# refused COMMAND... : exit 1, {"ok":false,"error":CODE,...} on stdout with --json
+refused() {
+  local code=$1 status=0 out
+  shift
+  out=$("$@" 2> /dev/null) || status=$?
+  [ "$status" = 1 ] || fail "$* exited $status, want 1 ($out)"
+  python3 -c 'import json,sys; o=json.loads(sys.argv[1]); assert o["ok"] is False and o["error"]==sys.argv[2] and o["message"], o' \
+    "$out" "$code" || fail "$*: want $code, got $out"
+}
+
+"$TL" init "$D" > "$T/pubkey"
+grep -Eq '^[0-9a-f]{64}$' "$T/pubkey" || fail "init did not print a public key"
+expect 1 "" -- "$TL" init "$D"
+refused exists "$TL" --json init "$D"
+
+expect 0 "ok seq 2 id acme" -- "$TL" -d "$D" account --id acme --name Acme
+expect 0 '{"ok":true,"seq":3,"id":"alice"}' -- "$TL" -d "$D" --json user --id alice --role member --account acme --name Alice
+expect 0 '{"ok":true,"seq":4,"id":"sam"}' -- "$TL" -d "$D" user --id sam --role staff --name Sam --json
+expect 0 '{"ok":true,"seq":5,"id":"zoe"}' -- "$TL" --json -d "$D" user --id zoe --role ambassador --name "Zoé"
+expect 0 '{"ok":true,"seq":6,"id":"carl"}' -- "$TL" -d "$D" user --json --id carl --role member --account acme --name Carl
+expect 0 '{"ok":true,"seq":7,"id":"o-1"}' -- "$TL" -d "$D" --json project --as zoe --id o-1 --account acme --type order \
+  --title "Order #1" --ambassador zoe --ambassador-message "Size M please"
+expect 0 '{"ok":true,"seq":8}' -- "$TL" -d "$D" --json status --as alice --project o-1 --status shipped
+expect 0 '{"ok":true,"seq":9,"id":"t-1","message_id":"m-1"}' -- "$TL" -d "$D" --json topic --as alice --project o-1 --id t-1 \
+  --title Shipping --body "When?" --message-id m-1
+expect 0 '{"ok":true,"seq":10,"id":"m-2"}' -- "$TL" -d "$D" --json send --as sam --id m-2 --project o-1 --channel chat \
+  --topic t-1 --body Tomorrow
+expect 0 '{"ok":true,"seq":11,"id":"s-1"}' -- "$TL" -d "$D" --json send --as alice --id s-1 --account acme --channel support \
+  --body "Help with export"
+expect 0 '{"ok":true,"seq":12,"id":"n-1"}' -- "$TL" -d "$D" --json note --as alice --project o-1 --id n-1 --body "Check stock"
+printf '%%PDF-1.4\n' > "$T/label.pdf"
+expect 0 '{"ok":true,"seq":13,"id":"a-1"}' -- "$TL" -d "$D" --json attach --as alice --project o-1 --id a-1 \
+  --mime application/pdf "$T/label.pdf"
+expect 0 '{"ok":true,"seq":14,"id":"m-3"}' -- "$TL" -d "$D" --json reply --as alice m-2 --id m-3 --body Thanks --attachments a-1
+expect 0 '{"ok":true,"seq":15}' -- "$TL" -d "$D" --json read --as alice m-2
+expect 0 '{"ok":true,"noop":true}' -- "$TL" -d "$D" --json read --as alice m-2
+expect 0 "ok (nothing to do)" -- "$TL" -d "$D" read --as alice m-3
+expect 0 '{"ok":true,"seq":16}' -- "$TL" -d "$D" --json mark-unread --as alice m-2
+expect 0 '{"ok":true,"seq":17}' -- "$TL" -d "$D" --json pin --as alice m-3
+refused already_pinned "$TL" -d "$D" --json pin --as sam m-3
+expect 0 '{"ok":true,"seq":18}' -- "$TL" -d "$D" --json unpin --as sam m-3
+refused not_pinned "$TL" -d "$D" --json unpin --as sam m-3
+refused has_replies "$TL" -d "$D" --json delete --as sam m-2
+refused forbidden "$TL" -d "$D" --json delete --as carl m-3
+refused forbidden "$TL" -d "$D" --json note --as sam --project o-1 --body x
+expect 0 '{"ok":true,"seq":19,"id":"m-4"}' -- "$TL" -d "$D" --json send --as zoe --id m-4 --project o-1 --channel ambassador --body hi
+refused conflict "$TL" -d "$D" --json status --as alice --project o-1 --status delivered --expect 3
+expect 0 '{"ok":true,"seq":20}' -- "$TL" -d "$D" --json status --as alice --project o-1 --status delivered --expect 19
+refused not_found "$TL" -d "$D" --json read --as nobody m-2
+refused invalid_input "$TL" -d "$D" --json send --as alice --project o-1 --channel chat --body "no topic"
+refused invalid_input "$TL" -d "$D" --json note --as alice --project o-1 --body x --colour red
+refused invalid_input "$TL" -d "$D" --json account --as alice --id beta --name Beta
+refused exists "$TL" -d "$D" --json account --id acme --name Other
+expect 0 '{"ok":true,"seq":2,"id":"acme","duplicate":true}' -- "$TL" -d "$D" --json account --id acme --name Acme
+expect 0 '{"ok":true,"seq":21}' -- "$TL" -d "$D" --json delete --as alice m-3
+refused deleted "$TL" -d "$D" --json read --as sam m-3
+
+# without --json: refusals go to stderr as one line, nothing on stdout, exit 1
+status=0
+out=$("$TL" -d "$D" delete --as carl m-2 2> "$T/stderr") || status=$?
+[ "$status" = 1 ] && [ -z "$out" ] || fail "human refusal: status $status, stdout $out"
+grep -q 'forbidden' "$T/stderr" || fail "human refusal: stderr $(cat "$T/stderr")"
+
+# usage errors: exit 2
+for args in "read --as alice m-2 extra" "status --as alice --project o-1 --status x --expect soon" \
+            "attach --as alice --project o-1" "frobnicate"; do
+  status=0
+  # shellcheck disable=SC2086
+  "$TL" -d "$D" $args > /dev/null 2>&1 || status=$?
+  [ "$status" = 2 ] || fail "usage error '$args' exited $status, want 2"
+done
+
+# attachments: over the limit refused before reading; the bytes back to the audience only
+D2=$T/small
+"$TL" init --max-attachment 10 "$D2" > /dev/null
+"$TL" -d "$D2" apply > /dev/null <<'JSON'
+{"op":"account.create","id":"acme","name":"Acme"}
+{"op":"user.create","id":"alice","role":"member","account":"acme","name":"Alice"}
+{"op":"project.create","as":"alice","id":"p","account":"acme","type":"video","title":"V"}
+JSON
+head -c 10 /dev/zero > "$T/ten"
+head -c 11 /dev/zero > "$T/eleven"
+: > "$T/empty"
+expect 0 '{"ok":true,"seq":5,"id":"f10"}' -- "$TL" -d "$D2" --json attach --as alice --project p --id f10 "$T/ten"
+expect 0 '{"ok":true,"seq":6,"id":"f0"}' -- "$TL" -d "$D2" --json attach --as alice --project p --id f0 "$T/empty"
+refused too_large "$TL" -d "$D2" --json attach --as alice --project p --id f11 "$T/eleven"
+refused invalid_input "$TL" -d "$D2" --json attach --as alice --project p --id fd "$T"
+
+"$TL" -d "$D" attachment get a-1 --as sam -o "$T/back.pdf" 2> /dev/null
+cmp -s "$T/label.pdf" "$T/back.pdf" || fail "attachment get returned other bytes"
+"$TL" -d "$D" attachment get a-1 --as zoe -o "$T/no.pdf" > /dev/null 2>&1 && fail "zoe (not in chat) fetched a chat attachment"
+
+# erase: the body is gone, the chain still verifies, a retry of that note is now `exists`
+expect 0 '{"ok":true,"seq":22,"id":"n-1"}' -- "$TL" -d "$D" --json erase n-1 --reason "GDPR request"
+refused exists "$TL" -d "$D" --json note --as alice --project o-1 --id n-1 --body "Check stock"
+"$TL" -d "$D" verify > /dev/null || fail "verify after erase"
+
+# one-shots and apply record the same events: replay the same actions through apply
+D3=$T/apply
+"$TL" init "$D3" > /dev/null
+"$TL" -d "$D3" apply > /dev/null <<'JSON'
+{"op":"account.create","id":"acme","name":"Acme"}
+{"op":"user.create","id":"alice","role":"member","account":"acme","name":"Alice"}
+{"op":"user.create","id":"sam","role":"staff","name":"Sam"}
+{"op":"user.create","id":"zoe","role":"ambassador","name":"Zoé"}
+{"op":"user.create","id":"carl","role":"member","account":"acme","name":"Carl"}
+{"op":"project.create","as":"zoe","id":"o-1","account":"acme","type":"order","title":"Order #1","ambassador":"zoe","ambassador_message":"Size M please"}
+{"op":"project.status","as":"alice","project":"o-1","status":"shipped"}
+{"op":"topic.create","as":"alice","id":"t-1","project":"o-1","title":"Shipping","body":"When?","message_id":"m-1"}
+{"op":"message.send","as":"sam","id":"m-2","project":"o-1","channel":"chat","topic":"t-1","body":"Tomorrow"}
+{"op":"message.send","as":"alice","id":"s-1","account":"acme","channel":"support","body":"Help with export"}
+{"op":"note.add","as":"alice","id":"n-1","project":"o-1","body":"Check stock"}
+{"op":"attachment.upload","as":"alice","id":"a-1","project":"o-1","name":"label.pdf","mime":"application/pdf","data":"JVBERi0xLjQK"}
+{"op":"message.reply","as":"alice","id":"m-3","message":"m-2","body":"Thanks","attachments":["a-1"]}
+{"op":"message.read","as":"alice","message":"m-2"}
+{"op":"message.unread","as":"alice","message":"m-2"}
+{"op":"message.pin","as":"alice","message":"m-3"}
+{"op":"message.unpin","as":"sam","message":"m-3"}
+{"op":"message.send","as":"zoe","id":"m-4","project":"o-1","channel":"ambassador","body":"hi"}
+{"op":"project.status","as":"alice","project":"o-1","status":"delivered","expect":19}
+{"op":"message.delete","as":"alice","message":"m-3"}
+JSON
+"$TL" -d "$D3" erase n-1 --reason "GDPR request" > /dev/null
+shape() { "$TL" -d "$1" --json log | python3 -c '
+import json, sys
+for line in sys.stdin:
+    o = json.loads(line)
+    p = {k: v for k, v in o["payload"].items() if k not in ("body_commit", "data_commit", "request", "commitment", "key", "public_key", "pubkey")}
+    print(o["seq"], o["actor"], o["kind"], o.get("project"), json.dumps(p, sort_keys=True) if o["seq"] > 1 else "")
+'; }
+shape "$D" > "$T/oneshot.shape"
+shape "$D3" > "$T/apply.shape"
+diff -u "$T/apply.shape" "$T/oneshot.shape" || fail "one-shot commands and apply recorded different events"
+
+echo "domain_oneshot: ok"
