@@ -2,6 +2,7 @@
  * cli_log.c — the log's own commands: init, log (and --follow), verify, checkpoint,
  * key rotate, stats.
  */
+#include <ctype.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +10,18 @@
 #include <unistd.h>
 
 #include "cli.h"
+
+/* A JSON string: paths and reasons may hold quotes, backslashes or control characters. */
+static void put_json_str(const char *s) {
+    putchar('"');
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') printf("\\%c", c);
+        else if (c < 0x20) printf("\\u%04x", c);
+        else putchar(c);
+    }
+    putchar('"');
+}
 
 static int cmd_init(cli_ctx *ctx) {
     const char *dir = ctx->args.npos ? ctx->args.pos[0] : ctx->dir;
@@ -20,8 +33,14 @@ static int cmd_init(cli_ctx *ctx) {
     char pk[TL_PUBKEY_HEX_SIZE];
     int rc = tl_log_init(dir, &o, pk);
     if (rc) return cli_error(ctx, rc, tl_errdetail());
-    if (ctx->json) printf("{\"ok\":true,\"dir\":\"%s\",\"public_key\":\"%s\",\"max_attachment\":%llu}\n", dir, pk, max);
-    else printf("%s\n", pk);
+    if (ctx->json) {
+        printf("{\"ok\":true,\"dir\":");
+        put_json_str(dir);
+        /* the limit in force: --max-attachment 0 means the default */
+        printf(",\"public_key\":\"%s\",\"max_attachment\":%llu}\n", pk, (unsigned long long)o.max_attachment);
+    } else {
+        printf("%s\n", pk);
+    }
     return CLI_OK;
 }
 
@@ -119,6 +138,9 @@ static int cmd_verify(cli_ctx *ctx) {
     if (key) {
         size_t n = strlen(key);
         if (n != 2 * TL_PUBKEY_BYTES) return cli_usage(ctx, "--key takes a 64-digit hex public key");
+        /* sscanf("%2x") alone would take signs and blanks ("+f", " f") as digits */
+        for (size_t i = 0; i < n; i++)
+            if (!isxdigit((unsigned char)key[i])) return cli_usage(ctx, "--key takes a 64-digit hex public key");
         for (size_t i = 0; i < TL_PUBKEY_BYTES; i++) {
             unsigned v;
             if (sscanf(key + 2 * i, "%2x", &v) != 1) return cli_usage(ctx, "--key takes a 64-digit hex public key");
@@ -142,11 +164,14 @@ static int cmd_verify(cli_ctx *ctx) {
     if (isatty(STDERR_FILENO)) fprintf(stderr, "\n");
     int out = CLI_OK;
     if (rc == TL_ECORRUPT && r.first_bad_seq) {
-        if (ctx->json)
-            printf("{\"ok\":false,\"error\":\"corrupt\",\"first_bad_seq\":%llu,\"events\":%llu,\"message\":\"%s\"}\n",
-                   (unsigned long long)r.first_bad_seq, (unsigned long long)r.events, r.reason);
-        else
+        if (ctx->json) {
+            printf("{\"ok\":false,\"error\":\"corrupt\",\"first_bad_seq\":%llu,\"events\":%llu,\"message\":",
+                   (unsigned long long)r.first_bad_seq, (unsigned long long)r.events);
+            put_json_str(r.reason);
+            printf("}\n");
+        } else {
             fprintf(stderr, "FAILED at event %llu: %s\n", (unsigned long long)r.first_bad_seq, r.reason);
+        }
         out = CLI_FAILED;
     } else if (rc) {
         out = cli_error(ctx, rc, tl_errdetail());

@@ -1,0 +1,203 @@
+#!/usr/bin/env bash
+# log_basics.sh — the log's own commands on the real binary: init (public key, key file
+# mode 600, refusing an existing log or a non-empty directory), log (genesis first) and
+# log --follow seeing another process's appends, verify (exit 0 on a good log, 1 naming
+# the first bad event after bytes of data.mdb are flipped in place), checkpoint and
+# verify --checkpoint, key rotate, pinned keys, stats, and --help for each command.
+#
+# usage: log_basics.sh THREADLOG_BINARY SOURCE_DIR
+set -euo pipefail
+TL="$1"
+T=$(mktemp -d)
+FOLLOWER=
+cleanup() {
+  [ -n "$FOLLOWER" ] && kill "$FOLLOWER" 2> /dev/null || true
+  rm -rf "$T"
+}
+trap cleanup EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+D=$T/log
+
+# status WANT COMMAND... : run, check the exit status, keep stdout in $OUT
+status() {
+  local want=$1 got=0
+  shift
+  OUT=$("$@" 2> "$T/stderr") || got=$?
+  [ "$got" = "$want" ] || fail "$* exited $got, want $want (stdout: $OUT; stderr: $(cat "$T/stderr"))"
+}
+# jcheck JSON PYTHON-EXPRESSION : the expression (over o) holds for the JSON text
+jcheck() {
+  python3 -c 'import json,sys; o=json.loads(sys.argv[1]); sys.exit(0 if eval(sys.argv[2]) else 1)' "$1" "$2" \
+    || fail "JSON $1 does not satisfy $2"
+}
+mode() { stat -c %a "$1"; }
+
+# ---- init
+status 0 "$TL" init "$D"
+PK1=$OUT
+[[ "$PK1" =~ ^[0-9a-f]{64}$ ]] || fail "init printed '$PK1', not a public key"
+[ "$(mode "$D/writer.key")" = 600 ] || fail "key file mode $(mode "$D/writer.key")"
+[ "$(stat -c %s "$D/writer.key")" = 64 ] || fail "key file size"
+[ "$(mode "$D")" = 700 ] || fail "log directory mode $(mode "$D")"
+cp "$D/writer.key" "$T/key.before"
+
+# an existing log: refused, exit 1, nothing changed
+status 1 "$TL" init "$D"
+grep -q exists "$T/stderr" || fail "init on a log: $(cat "$T/stderr")"
+status 1 "$TL" --json init "$D"
+jcheck "$OUT" 'o["ok"] is False and o["error"] == "exists" and o["message"]'
+status 1 "$TL" init --json "$D"
+jcheck "$OUT" 'o["error"] == "exists"'
+cmp -s "$D/writer.key" "$T/key.before" || fail "init on an existing log changed the key"
+
+# a non-empty directory that is not a log: refused, nothing written
+mkdir "$T/other" && echo mine > "$T/other/notes.txt"
+status 1 "$TL" --json init "$T/other"
+jcheck "$OUT" 'o["error"] == "invalid_input"'
+[ ! -e "$T/other/writer.key" ] && [ ! -e "$T/other/data.mdb" ] || fail "init wrote into a foreign directory"
+
+# --json init, with the limit in force
+status 0 "$TL" --json init --max-attachment 1000 "$T/j"
+jcheck "$OUT" 'o["ok"] is True and len(o["public_key"]) == 64 and o["max_attachment"] == 1000 and o["dir"].endswith("/j")'
+status 0 "$TL" --json init --max-attachment 0 "$T/j0"
+jcheck "$OUT" 'o["max_attachment"] == 25 * 1024 * 1024'
+
+# ---- log: the genesis first
+status 0 "$TL" -d "$D" log --json
+[ "$(printf '%s\n' "$OUT" | wc -l)" = 1 ] || fail "a new log holds one event: $OUT"
+jcheck "$OUT" 'o["seq"] == 1 and o["actor"] == "@operator" and o["kind"] == "log.created" and "project" not in o'
+jcheck "$OUT" "o['payload']['public_key'] == '$PK1' and o['payload']['format'] == 1 and o['ts'] > 0"
+status 0 "$TL" -d "$D" --json log
+jcheck "$OUT" 'o["seq"] == 1'
+THREADLOG_DIR="$D" status 0 "$TL" log
+grep -q 'log.created' <<< "$OUT" || fail "human log: $OUT"
+
+# ---- verify and checkpoint
+status 0 "$TL" -d "$D" verify
+grep -q '^ok: 1 events' <<< "$OUT" || fail "verify: $OUT"
+status 0 "$TL" -d "$D" verify --json
+jcheck "$OUT" 'o["ok"] is True and o["events"] == 1 and o["checkpoint"] is False'
+status 0 "$TL" -d "$D" checkpoint
+CP1=$OUT
+echo "$CP1" > "$T/cp1.json"
+jcheck "$CP1" "sorted(o) == ['hash', 'key', 'seq', 'signature', 'ts'] and o['seq'] == 1 and o['key'] == '$PK1'"
+status 0 "$TL" -d "$D" verify --checkpoint "$T/cp1.json"
+grep -q 'extends the checkpoint' <<< "$OUT" || fail "verify --checkpoint: $OUT"
+status 1 "$TL" -d "$D" --json verify --checkpoint "$T/missing.json"
+jcheck "$OUT" 'o["ok"] is False'
+
+# ---- key rotate
+status 0 "$TL" -d "$D" key rotate
+PK2=$OUT
+[[ "$PK2" =~ ^[0-9a-f]{64}$ ]] && [ "$PK2" != "$PK1" ] || fail "key rotate printed '$PK2'"
+[ "$(mode "$D/writer.key")" = 600 ] || fail "rotated key file mode $(mode "$D/writer.key")"
+[ ! -e "$D/writer.key.new" ] || fail "a writer.key.new was left behind"
+status 0 "$TL" -d "$D" --json key rotate
+jcheck "$OUT" 'o["ok"] is True and len(o["public_key"]) == 64'
+PK3=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["public_key"])' "$OUT")
+status 0 "$TL" -d "$D" log --json --from 2
+jcheck "$(sed -n 1p <<< "$OUT")" "o['seq'] == 2 and o['kind'] == 'key.rotated' and o['actor'] == '@operator' and o['payload']['public_key'] == '$PK2'"
+jcheck "$(sed -n 2p <<< "$OUT")" "o['seq'] == 3 and o['payload']['public_key'] == '$PK3'"
+status 0 "$TL" -d "$D" log --json --from 2 --limit 1
+[ "$(printf '%s\n' "$OUT" | wc -l)" = 1 ] || fail "log --limit 1: $OUT"
+status 0 "$TL" -d "$D" verify --checkpoint "$T/cp1.json"
+status 0 "$TL" -d "$D" checkpoint
+echo "$OUT" > "$T/cp3.json"
+jcheck "$OUT" "o['seq'] == 3 and o['key'] == '$PK3'"
+status 0 "$TL" -d "$D" verify --checkpoint "$T/cp3.json"
+
+# pinned keys: each key of the chain; a stranger's key fails at 1; a malformed one is usage
+for k in "$PK1" "$PK2" "$PK3"; do status 0 "$TL" -d "$D" verify --key "$k"; done
+status 1 "$TL" -d "$D" --json verify --key "$(printf '42%.0s' {1..32})"
+jcheck "$OUT" 'o["ok"] is False and o["error"] == "corrupt" and o["first_bad_seq"] == 1'
+status 2 "$TL" -d "$D" verify --key "$(printf '+f%.0s' {1..32})"
+status 2 "$TL" -d "$D" verify --key abc
+
+# a checkpoint of another log is refused
+status 0 "$TL" -d "$T/j" checkpoint
+echo "$OUT" > "$T/cpj.json"
+status 1 "$TL" -d "$D" --json verify --checkpoint "$T/cpj.json"
+jcheck "$OUT" 'o["error"] == "corrupt" and o["first_bad_seq"] == 1'
+
+# a key file others may read: writing refused (error "key"), reading still works
+chmod 644 "$D/writer.key"
+status 1 "$TL" -d "$D" --json key rotate
+jcheck "$OUT" 'o["error"] == "key" and "chmod" in o["message"]'
+status 1 "$TL" -d "$D" --json checkpoint
+status 0 "$TL" -d "$D" verify
+status 0 "$TL" -d "$D" log
+chmod 600 "$D/writer.key"
+
+# ---- stats
+status 0 "$TL" -d "$D" stats --json
+jcheck "$OUT" 'o["events"] == 3 and o["log_bytes"] > 3 * 64 and o["map_bytes"] > 0'
+
+# ---- log --follow sees what another process appends
+"$TL" -d "$D" log --follow --json > "$T/follow.out" 2> "$T/follow.err" &
+FOLLOWER=$!
+"$TL" -d "$D" key rotate > /dev/null
+for _ in $(seq 100); do
+  [ "$(wc -l < "$T/follow.out")" -ge 4 ] && break
+  sleep 0.1
+done
+[ "$(wc -l < "$T/follow.out")" = 4 ] || fail "log --follow printed $(wc -l < "$T/follow.out") lines: $(cat "$T/follow.out" "$T/follow.err")"
+jcheck "$(sed -n 4p "$T/follow.out")" 'o["seq"] == 4 and o["kind"] == "key.rotated"'
+kill "$FOLLOWER"
+wait "$FOLLOWER" 2> /dev/null || true
+FOLLOWER=
+
+# ---- damage data.mdb in place: verify exits 1 and names the event
+# The genesis record ends with its payload's last field, public_key (bin 32), and is
+# followed by its 64-byte signature; LMDB may hold stale copies of a page, so every
+# occurrence is changed.
+status 0 "$TL" -d "$D" verify
+cp "$D/data.mdb" "$T/data.good"
+flip() { # flip OFFSET-FROM-THE-END-OF-THE-MARKER HEX-PUBKEY
+  python3 - "$D/data.mdb" "$1" "$2" <<'PY'
+import sys
+path, off, pk = sys.argv[1], int(sys.argv[2]), bytes.fromhex(sys.argv[3])
+data = bytearray(open(path, "rb").read())
+marker = b"\xaapublic_key\xc4\x20" + pk
+n, at = 0, data.find(marker)
+while at >= 0:
+    data[at + len(marker) + off] ^= 0x01
+    n += 1
+    at = data.find(marker, at + 1)
+assert n > 0, "marker not found"
+open(path, "wb").write(bytes(data))
+PY
+}
+flip -1 "$PK1"          # the last byte of the genesis public key
+status 1 "$TL" -d "$D" --json verify
+jcheck "$OUT" 'o["ok"] is False and o["error"] == "corrupt" and o["first_bad_seq"] == 1 and o["message"]'
+status 1 "$TL" -d "$D" verify
+grep -q 'FAILED at event 1' "$T/stderr" || fail "verify did not name event 1: $(cat "$T/stderr")"
+cp "$T/data.good" "$D/data.mdb"
+flip 10 "$PK1"          # a byte of the genesis signature
+status 1 "$TL" -d "$D" --json verify
+jcheck "$OUT" 'o["first_bad_seq"] == 1'
+cp "$T/data.good" "$D/data.mdb"
+flip 0 "$PK2"           # the first byte of key.rotated's signature (event 2)
+status 1 "$TL" -d "$D" --json verify
+jcheck "$OUT" 'o["first_bad_seq"] == 2'
+cp "$T/data.good" "$D/data.mdb"
+flip -32 "$PK3"         # the first byte of the key that event 3 hands over to
+status 1 "$TL" -d "$D" --json verify
+jcheck "$OUT" 'o["first_bad_seq"] == 3'
+cp "$T/data.good" "$D/data.mdb"
+status 0 "$TL" -d "$D" verify
+
+# ---- --help for every command of this group
+for c in init log verify checkpoint "key rotate" stats; do
+  # shellcheck disable=SC2086
+  status 0 "$TL" $c --help
+  grep -q "^usage: threadlog" <<< "$OUT" || fail "$c --help: $OUT"
+done
+status 0 "$TL" --help
+for c in init log verify checkpoint "key rotate" stats; do
+  grep -q "^  $c " <<< "$OUT" || fail "threadlog --help does not list $c"
+done
+status 2 "$TL"
+status 2 "$TL" no-such-command
+
+echo "log_basics: ok"
