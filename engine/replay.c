@@ -25,7 +25,9 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,12 +40,38 @@
 
 #define CHUNK 8192
 
+/* Events per chunk. THREADLOG_TEST_REPLAY_CHUNK (a test-only knob, 16..8192) makes small
+ * logs cross many chunk boundaries, so tests reach every state of the pipeline. */
+static size_t chunk_size(void) {
+    const char *s = getenv("THREADLOG_TEST_REPLAY_CHUNK");
+    if (s && *s) {
+        char *end;
+        unsigned long v = strtoul(s, &end, 10);
+        if (!*end && v >= 16 && v <= CHUNK) return v;
+    }
+    return CHUNK;
+}
+
 typedef struct chunk_item {
     tl_event ev;
     const uint8_t *sig;
-    unsigned key; /* index into keys: the key that must have signed the event */
+    unsigned key; /* index into the keys: the key that must have signed the event */
     bool bad;
 } chunk_item;
+
+/*
+ * Signature checks of one chunk, shared between helper threads started when the chunk is
+ * full and the main thread, which joins in once it has applied the chunk before. Keys are
+ * copied: the main thread may meet a rotation (and grow its list) meanwhile.
+ */
+typedef struct sig_job {
+    chunk_item *items; /* NULL: no job */
+    size_t n;
+    uint8_t (*keys)[TL_PUBKEY_BYTES];
+    atomic_size_t next;
+    pthread_t tids[15];
+    unsigned nthreads;
+} sig_job;
 
 typedef struct replay_state {
     tl_wtxn *w;
@@ -51,8 +79,12 @@ typedef struct replay_state {
     unsigned threads;
     uint64_t until;       /* last sequence to apply */
     uint64_t total;       /* for progress */
-    chunk_item *items;
-    size_t nitems;
+    size_t chunk;         /* events per chunk */
+    chunk_item *bufs[2];  /* bufs[fill] is being gathered; bufs[1 - fill] is verified by job */
+    size_t nbuf[2];
+    int fill;
+    bool pending;         /* bufs[1 - fill] holds a gathered chunk not applied yet */
+    sig_job job;
     uint8_t (*keys)[TL_PUBKEY_BYTES];
     size_t nkeys, capkeys;
     uint8_t prev_hash[TL_HASH_BYTES];
@@ -89,47 +121,114 @@ static int add_key(replay_state *rs, const uint8_t *pk) {
     return 0;
 }
 
-static void check_sig(size_t i, void *ctx) {
-    replay_state *rs = ctx;
-    chunk_item *it = &rs->items[i];
-    it->bad = tl_verify_sig(it->sig, it->ev.bytes, it->ev.len, rs->keys[it->key]) != 0;
-}
-
-/* Check the gathered signatures on several threads; report the first bad one. */
-static bool chunk_sigs_ok(replay_state *rs) {
-    tl_parallel_for(rs->nitems, rs->threads, check_sig, rs);
-    for (size_t i = 0; i < rs->nitems; i++)
-        if (rs->items[i].bad) {
-            report_bad(rs->vr, rs->items[i].ev.seq, "event %llu: bad signature", (unsigned long long)rs->items[i].ev.seq);
-            return false;
+static void *sig_worker(void *arg) {
+    sig_job *j = arg;
+    for (;;) {
+        size_t start = atomic_fetch_add(&j->next, 32);
+        if (start >= j->n) break;
+        size_t end = start + 32 < j->n ? start + 32 : j->n;
+        for (size_t i = start; i < end; i++) {
+            chunk_item *it = &j->items[i];
+            it->bad = tl_verify_sig(it->sig, it->ev.bytes, it->ev.len, j->keys[it->key]) != 0;
         }
-    return true;
-}
-
-/* Check the chunk's signatures (when verifying), then apply its events in order. */
-static int flush_chunk(replay_state *rs) {
-    if (!rs->nitems) return 0;
-    if (rs->o->verify) {
-        if (!chunk_sigs_ok(rs)) {
-            rs->nitems = 0;
-            return tl_fail(TL_ECORRUPT, "%s", rs->vr->reason);
-        }
-        rs->vr->events += rs->nitems;
     }
-    for (size_t i = 0; i < rs->nitems; i++) {
-        int rc = tl_wtxn_reapply(rs->w, &rs->items[i].ev);
+    return NULL;
+}
+
+/* Start checking items[0, n) on `helpers` threads besides the caller's. */
+static int sig_start(replay_state *rs, chunk_item *items, size_t n, unsigned helpers) {
+    sig_job *j = &rs->job;
+    j->keys = malloc(rs->nkeys * TL_PUBKEY_BYTES + 1);
+    if (!j->keys) return tl_fail(TL_ENOMEM, "out of memory");
+    if (rs->nkeys) memcpy(j->keys, rs->keys, rs->nkeys * TL_PUBKEY_BYTES);
+    j->items = items;
+    j->n = n;
+    atomic_init(&j->next, 0);
+    j->nthreads = 0;
+    if (helpers > 15) helpers = 15;
+    for (unsigned t = 0; t < helpers && n >= 16; t++)
+        if (pthread_create(&j->tids[j->nthreads], NULL, sig_worker, j) == 0) j->nthreads++;
+    return 0;
+}
+
+/* Join in until every signature of the job is checked; false (reported) if one is bad. */
+static bool sig_finish(replay_state *rs) {
+    sig_job *j = &rs->job;
+    if (!j->items) return true;
+    sig_worker(j);
+    for (unsigned t = 0; t < j->nthreads; t++) pthread_join(j->tids[t], NULL);
+    bool ok = true;
+    for (size_t i = 0; i < j->n; i++)
+        if (j->items[i].bad) {
+            report_bad(rs->vr, j->items[i].ev.seq, "event %llu: bad signature", (unsigned long long)j->items[i].ev.seq);
+            ok = false;
+            break;
+        }
+    free(j->keys);
+    memset(j, 0, sizeof *j);
+    return ok;
+}
+
+/* Run every applier for items[0, n), in order. */
+static int apply_items(replay_state *rs, chunk_item *items, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        int rc = tl_wtxn_reapply(rs->w, &items[i].ev);
         if (rc) {
             if (rs->w->map_full) return rc;
             char why[200];
             snprintf(why, sizeof why, "%s", tl_errdetail());
-            rs->nitems = 0;
-            return tl_fail(rc, "event %llu: %s", (unsigned long long)rs->items[i].ev.seq, why);
+            return tl_fail(rc, "event %llu: %s", (unsigned long long)items[i].ev.seq, why);
         }
     }
-    rs->done += rs->nitems;
-    rs->nitems = 0;
+    rs->done += n;
+    if (rs->o->verify) rs->vr->events += n;
     if (rs->o->progress) rs->o->progress(rs->done, rs->total, rs->o->progress_payload);
     return 0;
+}
+
+/*
+ * The gathered chunk is complete. Without verification: apply it. With: a pipeline of two
+ * chunks -- finish checking the previous chunk's signatures, start checking this one's on
+ * helper threads, apply the previous one meanwhile (so an event is never applied before its
+ * signature holds, and both cores stay busy), then gather the next into the freed buffer.
+ */
+static int advance(replay_state *rs) {
+    int f = rs->fill, prev = 1 - f;
+    if (!rs->o->verify) {
+        int rc = apply_items(rs, rs->bufs[f], rs->nbuf[f]);
+        rs->nbuf[f] = 0;
+        return rc;
+    }
+    if (rs->pending && !sig_finish(rs)) return tl_fail(TL_ECORRUPT, "%s", rs->vr->reason);
+    int rc = sig_start(rs, rs->bufs[f], rs->nbuf[f], rs->threads - 1);
+    if (!rc && rs->pending) rc = apply_items(rs, rs->bufs[prev], rs->nbuf[prev]);
+    if (rc) {
+        sig_finish(rs);
+        return rc;
+    }
+    rs->pending = rs->nbuf[f] > 0;
+    rs->fill = prev;
+    rs->nbuf[prev] = 0;
+    return 0;
+}
+
+/* The end of the walk: the partial chunk and the pending one. */
+static int drain(replay_state *rs) {
+    int rc = rs->nbuf[rs->fill] ? advance(rs) : 0;
+    if (!rc && rs->pending) {
+        if (!sig_finish(rs)) return tl_fail(TL_ECORRUPT, "%s", rs->vr->reason);
+        rc = apply_items(rs, rs->bufs[1 - rs->fill], rs->nbuf[1 - rs->fill]);
+        rs->pending = false;
+    }
+    return rc;
+}
+
+/* A walk stopped by a damaged event: an earlier forged event shows first as the next one's
+ * broken chain, so check every signature gathered so far; the earliest bad event wins. */
+static void check_gathered(replay_state *rs) {
+    sig_finish(rs);
+    if (rs->nbuf[rs->fill] && sig_start(rs, rs->bufs[rs->fill], rs->nbuf[rs->fill], rs->threads - 1) == 0)
+        sig_finish(rs);
 }
 
 /* The sequence-order checks verification makes before an event joins a chunk. */
@@ -178,7 +277,7 @@ static int walk(replay_state *rs) {
             rc = tl_fail(TL_ECORRUPT, "%s", rs->vr->reason);
             break;
         }
-        chunk_item *it = &rs->items[rs->nitems];
+        chunk_item *it = &rs->bufs[rs->fill][rs->nbuf[rs->fill]];
         const uint8_t *bytes;
         size_t len;
         if ((rc = tl_record_split(&v, &bytes, &len, &it->sig)) != 0 || (rc = tl_event_decode(&it->ev, bytes, len)) != 0) {
@@ -193,13 +292,7 @@ static int walk(replay_state *rs) {
         }
         if (rs->o->verify) {
             if ((rc = check_order(rs, seq, &it->ev)) != 0) {
-                /* a broken chain is often the next event's view of a forged one: an earlier
-                 * bad signature in the chunk is the first bad event */
-                if (rc == TL_ECORRUPT) {
-                    chunk_sigs_ok(rs);
-                    rs->nitems = 0;
-                    rc = tl_fail(TL_ECORRUPT, "%s", rs->vr->reason);
-                }
+                if (rc == TL_ECORRUPT) rc = tl_fail(TL_ECORRUPT, "%s", rs->vr->reason);
                 break;
             }
             it->key = (unsigned)rs->nkeys - 1;
@@ -211,12 +304,17 @@ static int walk(replay_state *rs) {
                 (rc = add_key(rs, pk.ptr)) != 0)
                 break;
         }
-        rs->nitems++;
         expect++;
-        if (rs->nitems == CHUNK && (rc = flush_chunk(rs)) != 0) break;
+        if (++rs->nbuf[rs->fill] == rs->chunk && (rc = advance(rs)) != 0) break;
     }
     if (!rc && mrc && mrc != MDB_NOTFOUND) rc = tl_wtxn_fail_mdb(w, mrc, "read the log");
-    if (!rc) rc = flush_chunk(rs);
+    if (!rc) rc = drain(rs);
+    if (rc == TL_ECORRUPT && rs->o->verify) {
+        uint64_t before = rs->vr->first_bad_seq;
+        check_gathered(rs);
+        if (rs->vr->first_bad_seq != before) rc = tl_fail(TL_ECORRUPT, "%s", rs->vr->reason);
+    }
+    sig_finish(rs); /* no helper thread outlives the walk */
     if (!rc && expect <= rs->until) {
         report_bad(rs->vr, expect, "event %llu is missing (the log's head is further on)", (unsigned long long)expect);
         rc = tl_fail(TL_ECORRUPT, "%s", rs->vr->reason);
@@ -326,7 +424,9 @@ static int rebuild_once(tl_log *target, const tl_replay_options *o, bool copy, r
     }
     rs->total = rs->until;
     rs->done = 0;
-    rs->nitems = 0;
+    rs->nbuf[0] = rs->nbuf[1] = 0;
+    rs->fill = 0;
+    rs->pending = false;
     rs->nkeys = 0;
     rs->prev_ts = 0;
     memset(rs->prev_hash, 0, sizeof rs->prev_hash);
@@ -433,16 +533,19 @@ int tl_replay(tl_log *log, const tl_replay_options *opts, tl_replay_report *repo
     memset(&rs, 0, sizeof rs);
     rs.o = opts;
     rs.threads = opts->threads ? opts->threads : 2;
+    rs.chunk = chunk_size();
     rs.vr = &report->verify;
-    rs.items = malloc(CHUNK * sizeof *rs.items);
-    if (!rs.items) rc = tl_fail(TL_ENOMEM, "out of memory");
+    rs.bufs[0] = malloc(CHUNK * sizeof *rs.bufs[0]);
+    rs.bufs[1] = malloc(CHUNK * sizeof *rs.bufs[1]);
+    if (!rs.bufs[0] || !rs.bufs[1]) rc = tl_fail(TL_ENOMEM, "out of memory");
     /* a full map is not a failure: grow it and run the whole rebuild again */
     while (!rc) {
         rc = rebuild_once(target, opts, copy, &rs);
         if (rc != TL_EMAPFULL) break;
         rc = tl_log_grow_map(target);
     }
-    free(rs.items);
+    free(rs.bufs[0]);
+    free(rs.bufs[1]);
     free(rs.keys);
     if (!rc) {
         report->events = rs.done;

@@ -407,6 +407,18 @@ START_TEST(replay_digest_equals_live) {
     ck_assert_uint_eq(r.verify.events, head_of(log));
     ck_assert_uint_eq(r.verify.first_bad_seq, 0);
     ck_assert_str_eq(r.digest, live_digest);
+    /* small chunks: the verify/apply pipeline crosses many chunk boundaries, on 1 to 3 threads */
+    setenv("THREADLOG_TEST_REPLAY_CHUNK", "97", 1);
+    for (unsigned t = 1; t <= 3; t++) {
+        o.threads = t;
+        ck_assert_msg(tl_replay(log, &o, &r) == 0, "replay --verify --threads %u: %s", t, tl_errdetail());
+        ck_assert_uint_eq(r.verify.events, head_of(log));
+        ck_assert_str_eq(r.digest, live_digest);
+    }
+    o.verify = 0;
+    ck_assert_int_eq(tl_replay(log, &o, &r), 0);
+    ck_assert_str_eq(r.digest, live_digest);
+    unsetenv("THREADLOG_TEST_REPLAY_CHUNK");
 
     /* into a copy: the same state, and the copy verifies */
     char *copy = sibling(dir, "copy");
@@ -677,6 +689,7 @@ static int verify_with(tl_log *log, const char *checkpoint, tl_verify_report *r)
 }
 
 START_TEST(tampering_after_checkpoint_detected) {
+    setenv("THREADLOG_TEST_REPLAY_CHUNK", "64", 1); /* the damage falls in a middle chunk */
     char *dir;
     tl_log *log = tu_new_log(&dir);
     gen g = {.s = test_seed() + 5};
@@ -742,6 +755,18 @@ START_TEST(tampering_after_checkpoint_detected) {
     ck_assert_msg(strstr(r.verify.reason, "signature") != NULL, "%s", r.verify.reason);
     tl_log_close(log);
     tamper(dir, c + 1, -1, 0);
+
+    /* 3b. an early event (first chunk) forged: its signature, not the next event's chain */
+    tamper(dir, 3, 30, 0);
+    ck_assert_int_eq(tl_log_open(&log, dir, &oo), 0);
+    o.threads = 1;
+    ck_assert_int_eq(tl_replay(log, &o, &r), TL_ECORRUPT);
+    ck_assert_uint_eq(r.verify.first_bad_seq, 3);
+    o.threads = 2;
+    ck_assert_int_eq(tl_replay(log, &o, &r), TL_ECORRUPT);
+    ck_assert_uint_eq(r.verify.first_bad_seq, 3);
+    tl_log_close(log);
+    tamper(dir, 3, 30, 0);
 
     /* 4. the last event removed: verify sees the head further on; replay refuses even
      * without verification rather than rewrite the head and hide the removal */

@@ -1,0 +1,291 @@
+/*
+ * bench_replay.c - replay throughput against the machine's ed25519 verify rate (SPEC §6).
+ *
+ * Builds a log of 1,000,000 events (--quick: 100,000) through the public command API in
+ * unsynced bulk mode (TL_OPEN_NOSYNC, batches of 2,000 commands): accounts, members and
+ * staff, then projects each with a topic and a stream of chat messages, internal notes,
+ * replies, reads and pins -- the mix the back office produces. Then, on that log:
+ *
+ *   - replay in place without verification (decode + every applier, one transaction);
+ *   - replay with verification (sequence, chain, key chain, signatures) on 1 and 2 threads;
+ *   - raw ed25519 verification of real records of this log on 1 and 2 threads, measured in
+ *     the same run, so that the verifying replays are reported as a ratio to it.
+ *
+ * Every replay must print the live digest (checked: a replay that changed the state would
+ * make the figures meaningless). Replays are run once each (the build dominates the time);
+ * --runs N repeats them and reports medians. Output: one JSON object per measurement on
+ * stdout, a human line on stderr (bench_util).
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include "bench_util.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "threadlog.h"
+
+#define BATCH 2000
+#define ACCOUNTS 20
+#define MEMBERS 4 /* per account */
+#define STAFF 4
+#define RAW_SET 256
+
+static void check(int rc, const char *what) {
+    if (rc) bench_die("%s: %s (%s)", what, tl_strerror(rc), tl_errdetail());
+}
+
+/* ---------------------------------------------------------------- building the log */
+
+typedef struct builder {
+    tl_log *log;
+    tl_batch *b;
+    tl_cmd *cmds[BATCH];
+    tl_result res[BATCH];
+    int n;
+    unsigned long refused;
+} builder;
+
+static void flush(builder *bd) {
+    if (!bd->b) return;
+    check(tl_batch_commit(bd->b), "commit");
+    for (int i = 0; i < bd->n; i++) {
+        if (bd->res[i].code) bd->refused++;
+        tl_cmd_free(bd->cmds[i]);
+    }
+    bd->b = NULL;
+    bd->n = 0;
+}
+
+/* Queue one command (fields as name/value pairs, NULL-terminated). */
+static void cmd(builder *bd, const char *op, ...) {
+    if (!bd->b) check(tl_batch_begin(bd->log, &bd->b), "batch");
+    tl_cmd *c;
+    check(tl_cmd_new(&c, op), "command");
+    va_list ap;
+    va_start(ap, op);
+    for (;;) {
+        const char *k = va_arg(ap, const char *);
+        if (!k) break;
+        const char *v = va_arg(ap, const char *);
+        check(tl_cmd_set_str(c, k, v), k);
+    }
+    va_end(ap);
+    bd->cmds[bd->n] = c;
+    tl_batch_exec(bd->b, c, &bd->res[bd->n]);
+    if (++bd->n == BATCH) flush(bd);
+}
+
+static uint64_t head_of(tl_log *log) {
+    tl_log_stats st;
+    check(tl_log_stats_get(log, &st), "stats");
+    return st.events;
+}
+
+static void build(tl_log *log, uint64_t target) {
+    static builder bd;
+    bd.log = log;
+    char id[64], id2[64], as[32], other[32], body[160], acct[16];
+    for (int a = 0; a < ACCOUNTS; a++) {
+        snprintf(acct, sizeof acct, "acc%d", a);
+        cmd(&bd, "account.create", "id", acct, "name", "An account", NULL);
+        for (int m = 0; m < MEMBERS; m++) {
+            snprintf(id, sizeof id, "u%d.%d", a, m);
+            cmd(&bd, "user.create", "id", id, "role", "member", "account", acct, "name", "A member", NULL);
+        }
+    }
+    for (int s = 0; s < STAFF; s++) {
+        snprintf(id, sizeof id, "staff%d", s);
+        cmd(&bd, "user.create", "id", id, "role", "staff", "name", "Platform staff", NULL);
+    }
+    static const char *const types[] = {"application", "order", "video"};
+    uint64_t p = 0, msg = 0, events = head_of(log);
+    while (events < target) {
+        int a = (int)(p % ACCOUNTS);
+        snprintf(acct, sizeof acct, "acc%d", a);
+        char project[32], topic[32];
+        snprintf(project, sizeof project, "p%llu", (unsigned long long)p);
+        snprintf(topic, sizeof topic, "t%llu", (unsigned long long)p);
+        snprintf(as, sizeof as, "u%d.%d", a, (int)(p % MEMBERS));
+        cmd(&bd, "project.create", "as", as, "id", project, "account", acct, "type", types[p % 3], "title",
+            "Summer campaign, creator brief", NULL);
+        snprintf(id, sizeof id, "m%llu", (unsigned long long)msg++);
+        cmd(&bd, "topic.create", "as", as, "id", topic, "project", project, "title", "Shipping", "body",
+            "When will the parcel leave the warehouse?", "message_id", id, NULL);
+        /* ~100 events per project */
+        for (int k = 0; k < 40; k++) {
+            int author = (k + (int)p) % (MEMBERS + 1); /* MEMBERS: a staff member */
+            if (author == MEMBERS) snprintf(as, sizeof as, "staff%d", (int)((p + (uint64_t)k) % STAFF));
+            else snprintf(as, sizeof as, "u%d.%d", a, author);
+            snprintf(other, sizeof other, "u%d.%d", a, (author + 1) % MEMBERS);
+            snprintf(body, sizeof body, "Message %d of project %llu: the tracking number is 1Z%08llu, delivery expected on Friday.",
+                     k, (unsigned long long)p, (unsigned long long)msg);
+            snprintf(id, sizeof id, "m%llu", (unsigned long long)msg++);
+            if (k % 5 == 4) {
+                snprintf(as, sizeof as, "u%d.%d", a, k % MEMBERS);
+                cmd(&bd, "note.add", "as", as, "id", id, "project", project, "body", body, NULL);
+            } else if (k % 5 == 3 && msg > 2) {
+                snprintf(id2, sizeof id2, "m%llu", (unsigned long long)(msg - 2));
+                cmd(&bd, "message.reply", "as", as, "id", id, "message", id2, "body", body, NULL);
+            } else {
+                cmd(&bd, "message.send", "as", as, "id", id, "project", project, "channel", "chat", "topic", topic, "body",
+                    body, NULL);
+            }
+            cmd(&bd, "message.read", "as", other, "message", id, NULL);
+            if (k % 10 == 0) cmd(&bd, "message.pin", "as", other, "message", id, NULL);
+            if (k % 20 == 0) cmd(&bd, "project.status", "as", other, "project", project, "status", k ? "shipped" : "accepted", NULL);
+        }
+        p++;
+        if (bd.n == 0 || p % 16 == 0) {
+            flush(&bd);
+            events = head_of(log);
+        }
+    }
+    flush(&bd);
+    if (bd.refused) bench_die("%lu commands of the build were refused", bd.refused);
+}
+
+/* ---------------------------------------------------------------- raw ed25519 */
+
+typedef struct raw_set {
+    uint8_t *bytes[RAW_SET];
+    size_t len[RAW_SET];
+    uint8_t sig[RAW_SET][64];
+    uint8_t pk[32];
+    double seconds;
+    unsigned long done;
+} raw_set;
+
+static void *raw_worker(void *arg) {
+    raw_set *rs = arg;
+    uint64_t t0 = bench_now_ns();
+    unsigned long n = 0;
+    while (bench_since_s(t0) < rs->seconds) {
+        for (int i = 0; i < RAW_SET; i++)
+            if (crypto_sign_verify_detached(rs->sig[i], rs->bytes[i], rs->len[i], rs->pk) != 0) bench_die("a record does not verify");
+        n += RAW_SET;
+    }
+    rs->done = n;
+    return NULL;
+}
+
+/* Verifications per second over `threads` threads (each on its own copy of the set). */
+static double raw_verify_rate(const raw_set *proto, int threads, double seconds) {
+    raw_set sets[2];
+    pthread_t tid[2];
+    uint64_t t0 = bench_now_ns();
+    for (int t = 0; t < threads; t++) {
+        sets[t] = *proto;
+        sets[t].seconds = seconds;
+        if (pthread_create(&tid[t], NULL, raw_worker, &sets[t]) != 0) bench_die("pthread_create");
+    }
+    unsigned long total = 0;
+    for (int t = 0; t < threads; t++) {
+        pthread_join(tid[t], NULL);
+        total += sets[t].done;
+    }
+    return (double)total / bench_since_s(t0);
+}
+
+static void load_raw_set(tl_log *log, raw_set *rs, uint64_t events) {
+    char pk_hex[TL_PUBKEY_HEX_SIZE];
+    check(tl_log_pubkey(log, pk_hex), "public key");
+    if (sodium_hex2bin(rs->pk, 32, pk_hex, 64, NULL, NULL, NULL) != 0) bench_die("public key");
+    for (int i = 0; i < RAW_SET; i++) {
+        uint64_t seq = 2 + (events - 2) * (uint64_t)i / RAW_SET;
+        uint8_t *rec;
+        size_t len;
+        check(tl_log_record(log, seq, &rec, &len), "record");
+        rs->len[i] = len - 64;
+        rs->bytes[i] = rec;
+        memcpy(rs->sig[i], rec + len - 64, 64);
+    }
+}
+
+/* ---------------------------------------------------------------- main */
+
+static double replay_rate(tl_log *log, int verify, unsigned threads, const char *live, uint64_t *events) {
+    tl_replay_options o = TL_REPLAY_OPTIONS_INIT;
+    o.verify = verify;
+    o.threads = threads;
+    tl_replay_report r;
+    check(tl_replay(log, &o, &r), "replay");
+    if (strcmp(r.digest, live) != 0) bench_die("replay digest %s differs from the live %s", r.digest, live);
+    if (verify && r.verify.events != r.events) bench_die("verification checked %llu of %llu events",
+                                                         (unsigned long long)r.verify.events, (unsigned long long)r.events);
+    *events = r.events;
+    return (double)r.events / r.seconds;
+}
+
+int main(int argc, char **argv) {
+    bench_opts opts;
+    bench_parse_args(&opts, argc, argv,
+                     "  Builds a log of 1,000,000 events (--quick: 100,000) in unsynced bulk mode, then\n"
+                     "  replays it without and with verification (1 and 2 threads) beside the raw\n"
+                     "  ed25519 verify rate. Replays run once unless --runs is given.\n",
+                     0);
+    int runs = 1;
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--runs") == 0) runs = opts.runs;
+    if (sodium_init() < 0) bench_die("sodium_init failed");
+    uint64_t target = opts.quick ? 100000 : 1000000;
+
+    char *tmp = bench_tmpdir_make("tl_bench_replay");
+    char dir[4200];
+    snprintf(dir, sizeof dir, "%s/log", tmp);
+    char pk[TL_PUBKEY_HEX_SIZE];
+    check(tl_log_init(dir, NULL, pk), "init");
+    tl_open_options oo = TL_OPEN_OPTIONS_INIT;
+    oo.flags = TL_OPEN_NOSYNC;
+    tl_log *log;
+    check(tl_log_open(&log, dir, &oo), "open");
+
+    uint64_t t0 = bench_now_ns();
+    build(log, target);
+    double build_s = bench_since_s(t0);
+    uint64_t events = head_of(log);
+    tl_log_stats st;
+    check(tl_log_stats_get(log, &st), "stats");
+    fprintf(stderr, "log: %llu events, %.1f MB of records, data file %.1f MB, built in %.1f s\n",
+            (unsigned long long)events, (double)st.log_bytes / 1e6, (double)st.file_bytes / 1e6, build_s);
+    bench_report("build_unsynced_events_per_s", (double)events / build_s, "events/s");
+
+    char live[TL_PUBKEY_HEX_SIZE];
+    check(tl_digest(log, live), "digest");
+
+    raw_set rs;
+    load_raw_set(log, &rs, events);
+    double raw1 = raw_verify_rate(&rs, 1, opts.quick ? 0.5 : 1.5);
+    double raw2 = raw_verify_rate(&rs, 2, opts.quick ? 0.5 : 1.5);
+    bench_report("raw_ed25519_verify_1t", raw1, "verifies/s");
+    bench_report("raw_ed25519_verify_2t", raw2, "verifies/s");
+
+    double *plain = calloc((size_t)runs, sizeof *plain), *v1 = calloc((size_t)runs, sizeof *v1),
+           *v2 = calloc((size_t)runs, sizeof *v2);
+    if (!plain || !v1 || !v2) bench_die("out of memory");
+    for (int r = 0; r < runs; r++) {
+        uint64_t n;
+        plain[r] = replay_rate(log, 0, 2, live, &n);
+        v1[r] = replay_rate(log, 1, 1, live, &n);
+        v2[r] = replay_rate(log, 1, 2, live, &n);
+    }
+    double p = bench_median(plain, (size_t)runs), a = bench_median(v1, (size_t)runs), b = bench_median(v2, (size_t)runs);
+    bench_report("replay_events_per_s", p, "events/s");
+    bench_report("replay_verify_1t_events_per_s", a, "events/s");
+    bench_report("replay_verify_2t_events_per_s", b, "events/s");
+    bench_report("replay_verify_1t_over_raw_verify_1t", a / raw1, "ratio");
+    bench_report("replay_verify_2t_over_raw_verify_2t", b / raw2, "ratio");
+    bench_report("replay_verify_2t_over_1t", b / a, "ratio");
+
+    for (int i = 0; i < RAW_SET; i++) tl_free(rs.bytes[i]);
+    free(plain);
+    free(v1);
+    free(v2);
+    tl_log_close(log);
+    bench_tmpdir_remove(tmp);
+    return 0;
+}
