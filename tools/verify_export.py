@@ -153,7 +153,19 @@ class Decoder:
         return out
 
 
+MAX_EVENT = 1 << 20
+
+
+def name_ok(s, nil_ok=False):
+    """actor, kind, project: 1-64 bytes of UTF-8 without NUL (project may be nil)."""
+    if s is None:
+        return nil_ok
+    return isinstance(s, str) and 1 <= len(s.encode("utf-8")) <= 64 and "\x00" not in s
+
+
 def decode_event(data):
+    if len(data) > MAX_EVENT:
+        raise ValueError("event longer than 1 MiB")
     d = Decoder(data)
     ev = d.value()
     if d.i != len(data):
@@ -169,12 +181,12 @@ def decode_event(data):
         raise ValueError("time is not an integer")
     if not (isinstance(prev, bytes) and len(prev) == 32):
         raise ValueError("prev is not 32 bytes")
-    if not isinstance(actor, str) or not isinstance(kind, str):
-        raise ValueError("actor or kind is not a string")
+    if not name_ok(actor) or not name_ok(kind):
+        raise ValueError("actor or kind is not 1-64 bytes without NUL")
     if not (isinstance(schema, int) and not isinstance(schema, bool) and schema >= 1):
         raise ValueError("schema is not a positive integer")
-    if project is not None and not isinstance(project, str):
-        raise ValueError("project is neither nil nor a string")
+    if not name_ok(project, nil_ok=True):
+        raise ValueError("project is neither nil nor 1-64 bytes without NUL")
     if not isinstance(payload, dict):
         raise ValueError("payload is not a map")
     return {"seq": seq, "ts": ts, "prev": prev, "actor": actor, "kind": kind,

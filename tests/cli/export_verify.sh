@@ -194,6 +194,79 @@ n1 = [r for r in rows[1:] if r[4].startswith("note.added n-1")][0]
 assert n1[3] == "notes" and n1[4].endswith("[erased]"), n1
 PY
 
+# ---- an export threadlog never wrote: docs/FORMAT.md's golden vectors (two keys, a rotation,
+# a content commitment) assembled by hand; the verifier must accept it, and the fields it
+# decodes must be the ones the document states
+"$PY" - "$VERIFY" "$T/golden.jsonl" <<'PY' || fail "golden vectors"
+import base64, hashlib, json, sys
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, sys.argv[1].rsplit("/", 1)[0])
+import verify_export as v
+H = lambda b: hashlib.blake2b(b, digest_size=32).digest()
+ev = [bytes.fromhex(x) for x in (
+  "990101cf00060a24181e4000c420000000000000000000000000000000000000"
+  "0000000000000000000000000000a9406f70657261746f72ab6c6f672e637265"
+  "6174656401c084a6666f726d617401ae6d61785f6174746163686d656e74ce01"
+  "900000a86d61785f626f6479ce00010000aa7075626c69635f6b6579c42003a1"
+  "07bff3ce10be1d70dd18e74bc09967e4d6309ba50d5f1ddc8664125531b8",
+  "990102cf00060a2418202240c4205bfcbb25021a8765849305f1cbf8d77120ef"
+  "281ebe91f24d465f816636b18a9fa373616dac6d6573736167652e73656e7401"
+  "a36f2d3187ab6174746163686d656e747391a3612d31ab626f64795f636f6d6d"
+  "6974c42085ad2f1436df4ded08c2d8a0e0af1e63abf85c4784d6cc36c17eba40"
+  "02857372a9626f64795f73697a6508a76368616e6e656ca463686174a26964a3"
+  "6d2d32a772657175657374c42052525252525252525252525252525252525252"
+  "52525252525252525252525252a5746f706963a3742d31",
+  "990103cf00060a2418214d40c420779befb6a8d5059ceb04fe878483031c3247"
+  "31dd567b6e9d877129426b1db9eaa9406f70657261746f72ab6b65792e726f74"
+  "6174656401c081aa7075626c69635f6b6579c42029acbae141bccaf0b22e1a94"
+  "d34d0bc7361e526d0bfe12c89794bc9322966dd7",
+  "990104cf00060a241822d3e0c42019e416fcaee6e92667d09c9e419aa72e233e"
+  "6ea920ff0b6f090e227dcf702a0ca5616c696365ac6d6573736167652e726561"
+  "6401a36f2d3181a76d657373616765a36d2d32")]
+sig = [bytes.fromhex(x) for x in (
+  "6ef15b54bbb0a51418d69074545d6013c0040d37f1301087c455cf998bc29d89c9db15b539125cfe55d018509de2a0d0515d3e752ea2cb482369a204e719300b",
+  "708a4c08f9e57477e2cdfe881e0ed506e8bf029287385be26c9f56eea3979bcec50aa442ac3eb897ecc885db09cbab0cb76fd8df7e71d91409e9bdc327b45804",
+  "1c57116b6cf44556c5a888261249b8393589ca7b6cb37cea5fe7a1db0788d506e643a4bc341cfd0548bb54a68e5f47f29c5835a0abf3b50632bc0eb398c6510a",
+  "8b202efbb5ca6d5e5088838d78a810b2f73d176b7b7567b7438fc80e388ea29a8183d53d039cfdf9491ca39030cecdfc775a818b6c3d4157db7b13271af44b02")]
+k1 = "03a107bff3ce10be1d70dd18e74bc09967e4d6309ba50d5f1ddc8664125531b8"
+k2 = "29acbae141bccaf0b22e1a94d34d0bc7361e526d0bfe12c89794bc9322966dd7"
+commit = "85ad2f1436df4ded08c2d8a0e0af1e63abf85c4784d6cc36c17eba4002857372"
+# the fields, as FORMAT.md states them (not as the verifier decodes them)
+fields = [
+  dict(seq=1, ts=1700000000000000, actor="@operator", kind="log.created", project=None,
+       payload={"format": 1, "max_attachment": 26214400, "max_body": 65536, "public_key": k1}),
+  dict(seq=2, ts=1700000000123456, actor="sam", kind="message.sent", project="o-1",
+       payload={"attachments": ["a-1"], "body_commit": commit, "body_size": 8, "channel": "chat",
+                "id": "m-2", "request": "52" * 32, "topic": "t-1"}),
+  dict(seq=3, ts=1700000000200000, actor="@operator", kind="key.rotated", project=None,
+       payload={"public_key": k2}),
+  dict(seq=4, ts=1700000000300000, actor="alice", kind="message.read", project="o-1",
+       payload={"message": "m-2"})]
+lines = []
+prev = bytes(32)
+for i, f in enumerate(fields):
+    o = dict(type="event", schema=1, prev=prev.hex(), hash=H(ev[i]).hex(),
+             bytes=base64.b64encode(ev[i]).decode(), signature=sig[i].hex(), key=k1 if i < 3 else k2, **f)
+    prev = H(ev[i])
+    lines.append(o)
+lines[1]["content"] = {"body_commit": {"salt": bytes(range(0x80, 0xa0)).hex(),
+                                      "data": base64.b64encode(b"Tomorrow").decode()}}
+header = dict(type="header", threadlog_export=1, format=1, scope={"log": True}, chain="complete",
+              head=dict(seq=4, hash=H(ev[3]).hex(), ts=1700000000300000), genesis_key=k1,
+              keys=[dict(public_key=k1, from_seq=1, introduced_by=1), dict(public_key=k2, from_seq=4, introduced_by=3)],
+              key_events=[{k: x for k, x in lines[0].items()}, {k: x for k, x in lines[2].items()}])
+trailer = dict(type="end", events=4, last_seq=4)
+with open(sys.argv[2], "w") as out:
+    for o in [header] + lines + [trailer]:
+        out.write(json.dumps(o) + "\n")
+cp = {"seq": 4, "hash": "6b7722cdb603b29938a7d0c3ccdfaba3381c8ed67dcf595c402805228ef32371", "ts": 1700000000300000,
+      "key": k2, "signature": "d6802089095d518081c34793451a8449e6c3729bfc04322bbf9d82a1442642d1ab4174dd48cbdc8589059c5c33ff3709db9fc66bc2a9983732d221b738f0b80e"}
+json.dump(cp, open(sys.argv[2] + ".cp", "w"))
+r = v.verify(open(sys.argv[2]), bytes.fromhex(k1), cp)
+assert r.events == 4 and r.contents == 1, (r.events, r.contents)
+PY
+accept "$T/golden.jsonl" --key 03a107bff3ce10be1d70dd18e74bc09967e4d6309ba50d5f1ddc8664125531b8 --checkpoint "$T/golden.jsonl.cp"
+
 # ---- usage
 if "$TL" -d "$D" export --project o-1 --account acme > /dev/null 2>&1; then fail "--project with --account accepted"; fi
 if "$TL" -d "$D" export --format xml > /dev/null 2>&1; then fail "--format xml accepted"; fi
