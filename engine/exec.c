@@ -302,6 +302,11 @@ int tl_attachment_get(tl_log *log, const char *id, const char *as, uint8_t **byt
         tl_message_rec m;
         may = tl_state_message(txn, log, a.used_by, &m) == 0 &&
               tl_state_in_audience(as, &u, hp ? &p : NULL, m.account, m.channel);
+        /* the content of a deleted message is the auditors' alone (SPEC §1, §3) */
+        if (may && m.deleted && u.role != TL_ROLE_AUDITOR) {
+            rc = tl_fail(TL_EDELETED, "attachment %s belongs to message %s, which is deleted", id, a.used_by);
+            goto out;
+        }
     } else {
         /* not yet on a message: its uploader, auditors, and the account's members */
         may = strcmp(a.uploader, as) == 0 || u.role == TL_ROLE_AUDITOR ||

@@ -243,6 +243,24 @@ START_TEST(project_actions) {
 }
 END_TEST
 
+/* The content of a deleted message is the auditors' alone: fetching an attachment it carried
+ * is `deleted` for its audience (the author included), still `forbidden` outside it. */
+START_TEST(see_attachment_of_deleted_message) {
+    enum role r = (enum role)_i;
+    fx f;
+    fx_scenario(&f);
+    fx_ok(&f, "{\"op\":\"message.delete\",\"as\":\"bob\",\"message\":\"mb-3\"}");
+    int want = r == AUDITOR ? 0 : in_audience(r, CHAT) ? TL_EDELETED : TL_EFORBIDDEN;
+    uint8_t *bytes = NULL;
+    size_t len;
+    int rc = tl_attachment_get(f.log, "fb-c", actor[r], &bytes, &len, NULL, NULL);
+    ck_assert_msg(rc == want, "%s: want %s, got %s (%s)", role_name[r], tl_strerror(want), tl_strerror(rc), tl_errdetail());
+    tl_free(bytes);
+    ck_assert_int_eq(tl_attachment_get(f.log, "fb-c", "bob", &bytes, &len, NULL, NULL), TL_EDELETED);
+    fx_close(&f);
+}
+END_TEST
+
 /* The model's own sanity, so a typo in it cannot hide an engine bug: the spec's sentences. */
 START_TEST(model_matches_the_spec_sentences) {
     for (int c = 0; c < NCOLS; c++) {
@@ -271,6 +289,7 @@ int main(void) {
     tcase_add_test(tc, model_matches_the_spec_sentences);
     tcase_add_loop_test(tc, matrix_cell, 0, NROLES * NCOLS * NACTIONS);
     tcase_add_loop_test(tc, project_actions, 0, NROLES);
+    tcase_add_loop_test(tc, see_attachment_of_deleted_message, 0, NROLES);
     tcase_add_unchecked_fixture(tc, template_up, fx_template_remove);
     suite_add_tcase(s, tc);
     return tu_main(s);
