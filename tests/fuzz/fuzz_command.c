@@ -73,6 +73,8 @@ static void cleanup(void) {
     if (work_log) tl_log_close(work_log);
     if (work_dir) fz_clear(work_dir, 1);
     if (tmpl_dir) fz_clear(tmpl_dir, 1);
+    free(work_dir);
+    free(tmpl_dir);
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {

@@ -42,6 +42,8 @@ static const char *const setup[] = {
 static void cleanup(void) {
     if (work_dir) fz_clear(work_dir, 1);
     if (tmpl_dir) fz_clear(tmpl_dir, 1);
+    free(work_dir);
+    free(tmpl_dir);
     free(tmpl_data);
     free(tmpl_key);
 }
@@ -55,11 +57,60 @@ static void exec_line(tl_log *log, const char *line) {
     }
 }
 
+/*
+ * The committed template (tests/fuzz/open-template/) makes a crash reproducible: a log built
+ * here differs from run to run (keys, salts and times are random, and content is keyed by
+ * its commitment, so even the trees' shapes differ). It is used when it still opens and
+ * verifies with this build; otherwise (the format moved on) a fresh one is built, and
+ * TL_FUZZ_SAVE_TEMPLATE=DIR saves that one for committing.
+ */
+static int load_committed_template(void) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/data.mdb", TL_FUZZ_TEMPLATE_DIR);
+    size_t n = 0, k = 0;
+    uint8_t *data = fz_read(path, &n);
+    snprintf(path, sizeof path, "%s/writer.key", TL_FUZZ_TEMPLATE_DIR);
+    uint8_t *key = fz_read(path, &k);
+    int ok = 0;
+    if (data && key) {
+        char *dir = fz_tmpdir("open-check");
+        char p2[4096];
+        snprintf(p2, sizeof p2, "%s/data.mdb", dir);
+        fz_write(p2, data, n, 0600);
+        snprintf(p2, sizeof p2, "%s/writer.key", dir);
+        fz_write(p2, key, k, 0600);
+        tl_log *log;
+        tl_open_options o = TL_OPEN_OPTIONS_INIT;
+        o.flags = TL_OPEN_READONLY;
+        tl_verify_report r;
+        if (tl_log_open(&log, dir, &o) == 0) {
+            ok = tl_log_verify(log, NULL, &r) == 0;
+            tl_log_close(log);
+        }
+        fz_clear(dir, 1);
+        free(dir);
+    }
+    if (ok) {
+        tmpl_data = data;
+        tmpl_len = n;
+        tmpl_key = key;
+        key_len = k;
+        return 1;
+    }
+    fprintf(stderr, "fuzz_open: the committed template does not open with this build; building a fresh one "
+                    "(crashes found will be harder to reproduce: save it with TL_FUZZ_SAVE_TEMPLATE=DIR)\n");
+    free(data);
+    free(key);
+    return 0;
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc;
     (void)argv;
-    tmpl_dir = fz_tmpdir("open-template");
     work_dir = fz_tmpdir("open-work");
+    atexit(cleanup);
+    if (!getenv("TL_FUZZ_SAVE_TEMPLATE") && load_committed_template()) return 0;
+    tmpl_dir = fz_tmpdir("open-template");
     char pk[TL_PUBKEY_HEX_SIZE];
     if (tl_log_init(tmpl_dir, NULL, pk) != 0) abort();
     tl_log *log;
@@ -95,7 +146,15 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     snprintf(path, sizeof path, "%s/writer.key", tmpl_dir);
     tmpl_key = fz_read(path, &key_len);
     if (!tmpl_data || !tmpl_key || tmpl_len < 2 * PAGE) abort();
-    atexit(cleanup);
+    const char *save = getenv("TL_FUZZ_SAVE_TEMPLATE");
+    if (save) {
+        mkdir(save, 0700);
+        snprintf(path, sizeof path, "%s/data.mdb", save);
+        if (fz_write(path, tmpl_data, tmpl_len, 0600) != 0) abort();
+        snprintf(path, sizeof path, "%s/writer.key", save);
+        if (fz_write(path, tmpl_key, key_len, 0600) != 0) abort();
+        fprintf(stderr, "fuzz_open: template saved in %s\n", save);
+    }
     return 0;
 }
 
@@ -119,6 +178,8 @@ static void use_log(tl_log *log, int writable) {
     }
     tl_log_stats st;
     (void)tl_log_stats_get(log, &st);
+    char digest[TL_PUBKEY_HEX_SIZE];
+    (void)tl_digest(log, digest);
     if (writable) {
         exec_line(log, "{\"op\":\"message.send\",\"as\":\"alice\",\"id\":\"m-new\",\"project\":\"o-1\","
                        "\"channel\":\"chat\",\"topic\":\"t-1\",\"body\":\"after the damage\"}");

@@ -19,7 +19,11 @@
 
 /* A fresh directory under /dev/shm (or $TMPDIR, /tmp); a malloc'd path, or abort. */
 static inline char *fz_tmpdir(const char *tag) {
-    const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : (getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    /* run.sh names a directory of its own, removed after the run even when a crash skipped
+     * the targets' atexit() clean-up */
+    const char *base = getenv("TL_FUZZ_TMP");
+    if (!base || !*base)
+        base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : (getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     char *p = malloc(strlen(base) + strlen(tag) + 32);
     if (!p) abort();
     sprintf(p, "%s/tlfuzz-%s-XXXXXX", base, tag);
@@ -27,8 +31,10 @@ static inline char *fz_tmpdir(const char *tag) {
     return p;
 }
 
-/* Remove the plain files of dir (one level) and, when rmself, dir itself. */
+/* Remove the plain files of dir (one level) and, when rmself, dir itself (unless
+ * TL_FUZZ_KEEP is set, to look at a template). */
 static inline void fz_clear(const char *dir, int rmself) {
+    if (rmself && getenv("TL_FUZZ_KEEP")) return;
     DIR *d = opendir(dir);
     if (!d) return;
     struct dirent *e;

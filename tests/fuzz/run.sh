@@ -20,20 +20,58 @@ target=$1 seconds=$2
 shift 2
 bin=${TL_FUZZ_BIN:-$src/build-fuzz/tests/fuzz/$target}
 [ -x "$bin" ] || { echo "no fuzz binary $bin (configure with -DCMAKE_C_COMPILER=clang-14 -DTL_FUZZ=ON)" >&2; exit 2; }
+bin=$(realpath "$bin")
 work=${TL_FUZZ_WORK:-$(mktemp -d "${TMPDIR:-/tmp}/tlfuzz-run.XXXXXX")}
 mkdir -p "$work/corpus" "$work/artifacts"
 cp -n "$here/corpus/$target/"* "$work/corpus/" 2>/dev/null || true
 cp -n "$here/regressions/$target/"* "$work/corpus/" 2>/dev/null || true
 rm -f "$work/corpus/README"*
-flags=(-max_total_time="$seconds" -artifact_prefix="$work/artifacts/" -print_final_stats=1 -timeout=25 -rss_limit_mb=2048
+flags=(-max_total_time="$seconds" -artifact_prefix="$work/artifacts/" -print_final_stats=1 -timeout=10 -rss_limit_mb=2048
        -max_len=4096)
 [ -f "$here/$target.dict" ] && flags+=(-dict="$here/$target.dict")
-[ "${TL_FUZZ_JOBS:-1}" -gt 1 ] && flags+=(-fork="$TL_FUZZ_JOBS")
+# LMDB follows page numbers and node flags of a damaged file without checks, so fuzz_open
+# meets crashes inside liblmdb itself, and SIGBUS wherever a value LMDB handed out points
+# past the end of the file (tests/fuzz/README.md). Those are counted and kept, not failures:
+# the run goes on (-fork, -ignore_crashes) and each crash is replayed to see where it
+# happened; any other crash, and any hang, fails the run.
+known_lmdb=${TL_FUZZ_KNOWN_LMDB:-$([ "$target" = fuzz_open ] && echo 1 || echo 0)}
+jobs=${TL_FUZZ_JOBS:-1}
+if [ "$jobs" -gt 1 ] || [ "$known_lmdb" = 1 ]; then flags+=(-fork="$jobs"); fi
+[ "$known_lmdb" = 1 ] && flags+=(-ignore_crashes=1)
+shm=$(mktemp -d "$( [ -w /dev/shm ] && echo /dev/shm || echo "${TMPDIR:-/tmp}")/tlfuzz-tmp.XXXXXX")
+export TL_FUZZ_TMP=$shm
 status=0
 ( cd "$work" && "$bin" "${flags[@]}" "$@" "$work/corpus" ) > "$work/fuzz.log" 2>&1 || status=$?
-grep -E '^(#[0-9]+.*DONE|stat::|Done [0-9]+ runs)' "$work/fuzz.log" | tail -8 || true
+grep -E '^(#[0-9]+.*DONE|stat::|Done [0-9]+ runs)|^#[0-9]+: cov' "$work/fuzz.log" | tail -8 || true
+if [ "$known_lmdb" = 1 ]; then
+  lmdb=0 ours=0
+  for a in "$work/artifacts/"crash-* "$work/artifacts/"leak-* "$work/artifacts/"timeout-* "$work/artifacts/"oom-*; do
+    [ -e "$a" ] || continue
+    # the first frame that is not the sanitizer's, libFuzzer's or libc's (abort, raise)
+    frame='^ +#[0-9]+ '
+    skip='__sanitizer|fuzzer::|__asan|__ubsan|libc\.so|nptl/|sysdeps/|stdlib/|signal/'
+    top=$("$bin" -runs=3 -timeout=10 "$a" 2>&1 | grep -E "$frame" | grep -vE "$skip" | head -1 || true)
+    if [ "${a##*/timeout-}" != "$a" ]; then
+      # a hang is ours whatever frame it was caught in: some loop did not bound its walk
+      top=$("$bin" -runs=1 -timeout=10 "$a" 2>&1 | grep -E "$frame" | grep -vE "$skip" | grep -m1 ' in tl_' || true)
+      top="hang: ${top:-not reproduced}"
+    fi
+    if [ "${top#hang:}" = "$top" ] && "$bin" -runs=1 -timeout=10 "$a" 2>&1 | grep -q 'AddressSanitizer: BUS'; then
+      top="sigbus: $top"
+    fi
+    case "$top" in
+      hang:*) ours=$((ours + 1)); echo "$a: $top" >&2 ;;
+      sigbus:*) lmdb=$((lmdb + 1)); mkdir -p "$work/known-lmdb"; mv "$a" "$work/known-lmdb/sigbus-${a##*/}" ;;
+      *liblmdb.so*) lmdb=$((lmdb + 1)); mkdir -p "$work/known-lmdb"; mv "$a" "$work/known-lmdb/" ;;
+      *) ours=$((ours + 1)); echo "crash outside liblmdb: $a: ${top:-not reproduced}" >&2 ;;
+    esac
+  done
+  echo "crashes inside liblmdb (known limitation, kept in $work/known-lmdb): $lmdb; elsewhere: $ours"
+  [ "$ours" = 0 ] && status=0
+fi
+rm -rf "$shm"
 if [ $status -ne 0 ] || ls "$work/artifacts/"* >/dev/null 2>&1; then
-  echo "CRASH in $target (status $status); last lines of the log:" >&2
+  echo "FAILED: $target found a crash, a leak or a timeout (status $status); last lines of the log:" >&2
   tail -40 "$work/fuzz.log" >&2
   ls -l "$work/artifacts/" >&2 || true
   echo "work directory kept: $work" >&2
@@ -45,5 +83,5 @@ if [ "${TL_FUZZ_MERGE:-0}" = 1 ]; then
   cp -n "$work/merged/"* "$here/corpus/$target/" 2>/dev/null || true
   echo "merged: $(ls "$here/corpus/$target" | wc -l) inputs in tests/fuzz/corpus/$target"
 fi
-[ -n "${TL_FUZZ_WORK:-}" ] || rm -rf "$work"
+[ -n "${TL_FUZZ_WORK:-}" ] || [ -d "$work/known-lmdb" ] || rm -rf "$work"
 exit 0
