@@ -365,6 +365,18 @@ typedef struct tl_replay_report {
     tl_verify_report verify;
 } tl_replay_report;
 
+/**
+ * Rebuild every projection (and the rules' state) from the log alone (docs/OPERATIONS.md).
+ * In place (into_dir NULL; the log open writable): one write transaction, so readers keep the
+ * old projections until the new ones commit and writers wait; until_seq/until_ts are refused
+ * (TL_EUSAGE). Into into_dir (missing or empty; a log there is TL_EEXISTS): a compacted copy of
+ * a read snapshot without the writer key (it can never be appended to), cut after until_seq /
+ * the last event at or before until_ts when given (TL_EUSAGE past the head or before the
+ * genesis), replayed there; log may be open read-only. With verify, chain and signatures are
+ * checked as events are applied: the first bad event gives TL_ECORRUPT with report->verify
+ * filled, and nothing is replaced. report->digest is tl_digest() of the result ("" if that
+ * failed). progress (may be NULL) is called from the calling thread. opts may be NULL.
+ */
 int tl_replay(tl_log *log, const tl_replay_options *opts, tl_replay_report *report);
 
 /* ---------------------------------------------------------------------------------------
