@@ -57,6 +57,9 @@ printf '%%PDF-1.4\n' > "$T/label.pdf"
 expect 0 '{"ok":true,"seq":13,"id":"a-1"}' -- "$TL" -d "$D" --json attach --as alice --project o-1 --id a-1 \
   --mime application/pdf "$T/label.pdf"
 expect 0 '{"ok":true,"seq":14,"id":"m-3"}' -- "$TL" -d "$D" --json reply --as alice m-2 --id m-3 --body Thanks --attachments a-1
+"$TL" -d "$D" attachment get a-1 --as sam -o "$T/back.pdf" 2> /dev/null
+cmp -s "$T/label.pdf" "$T/back.pdf" || fail "attachment get returned other bytes"
+refused forbidden "$TL" -d "$D" --json attachment get a-1 --as zoe -o "$T/no.pdf"
 expect 0 '{"ok":true,"seq":15}' -- "$TL" -d "$D" --json read --as alice m-2
 expect 0 '{"ok":true,"noop":true}' -- "$TL" -d "$D" --json read --as alice m-2
 expect 0 "ok (nothing to do)" -- "$TL" -d "$D" read --as alice m-3
@@ -111,9 +114,9 @@ expect 0 '{"ok":true,"seq":6,"id":"f0"}' -- "$TL" -d "$D2" --json attach --as al
 refused too_large "$TL" -d "$D2" --json attach --as alice --project p --id f11 "$T/eleven"
 refused invalid_input "$TL" -d "$D2" --json attach --as alice --project p --id fd "$T"
 
-"$TL" -d "$D" attachment get a-1 --as sam -o "$T/back.pdf" 2> /dev/null
-cmp -s "$T/label.pdf" "$T/back.pdf" || fail "attachment get returned other bytes"
-"$TL" -d "$D" attachment get a-1 --as zoe -o "$T/no.pdf" > /dev/null 2>&1 && fail "zoe (not in chat) fetched a chat attachment"
+# (a-1 rides on m-3, deleted above: its bytes are now the auditors' alone)
+refused deleted "$TL" -d "$D" --json attachment get a-1 --as sam -o "$T/gone.pdf"
+refused forbidden "$TL" -d "$D" --json attachment get a-1 --as zoe -o "$T/no.pdf"
 
 # erase: the body is gone, the chain still verifies, a retry of that note is now `exists`
 expect 0 '{"ok":true,"seq":22,"id":"n-1"}' -- "$TL" -d "$D" --json erase n-1 --reason "GDPR request"
