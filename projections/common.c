@@ -252,7 +252,7 @@ void tlp_merge_close(tlp_merge *m) {
 
 /* ---------------------------------------------------------------- queries */
 
-static bool id_ok(const char *s) {
+bool tlp_id_valid(const char *s) {
     size_t n = 0;
     for (; s[n]; n++) {
         char c = s[n];
@@ -265,7 +265,7 @@ static bool id_ok(const char *s) {
 
 int tlp_viewer(MDB_txn *txn, tl_log *log, const tl_query *q, tl_user_rec *u) {
     if (!q || !q->as) return tl_fail(TL_EINVALID, "a query needs the viewing user (--as USER)");
-    if (!id_ok(q->as)) return tl_fail(TL_EINVALID, "\"%.80s\" is not a valid user id", q->as);
+    if (!tlp_id_valid(q->as)) return tl_fail(TL_EINVALID, "\"%.80s\" is not a valid user id", q->as);
     int rc = tl_state_user(txn, log, q->as, u);
     if (rc == TL_ENOTFOUND) return tl_fail(TL_ENOTFOUND, "unknown user %s", q->as);
     return rc;
@@ -273,7 +273,7 @@ int tlp_viewer(MDB_txn *txn, tl_log *log, const tl_query *q, tl_user_rec *u) {
 
 int tlp_query_project(MDB_txn *txn, tl_log *log, const char *id, tl_project_rec *p) {
     if (!id) return tl_fail(TL_EINVALID, "this query needs a project (--project P)");
-    if (!id_ok(id)) return tl_fail(TL_EINVALID, "\"%.80s\" is not a valid project id", id);
+    if (!tlp_id_valid(id)) return tl_fail(TL_EINVALID, "\"%.80s\" is not a valid project id", id);
     int rc = tl_state_project(txn, log, id, p);
     if (rc == TL_ENOTFOUND) return tl_fail(TL_ENOTFOUND, "unknown project %s", id);
     return rc;
@@ -313,9 +313,24 @@ int tlp_run_query(tl_log *log, const tl_query *q, tlp_query_fn fn, char **json) 
     *json = NULL;
     if (!log || !q) return tl_fail(TL_EUSAGE, "no log or query");
     if (q->version != TL_QUERY_VERSION) return tl_fail(TL_EUSAGE, "unknown tl_query version %u", q->version);
-    MDB_txn *txn;
-    int rc = tl_rtxn_begin(log, &txn);
+    /* malformed input first: invalid_input precedes not_found and forbidden (SPEC) */
+    if (!q->as) return tl_fail(TL_EINVALID, "a query needs the viewing user (--as USER)");
+    const char *ids[][2] = {{"user", q->as}, {"project", q->project}, {"account", q->account}, {"topic", q->topic}};
+    for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++)
+        if (ids[i][1] && !tlp_id_valid(ids[i][1]))
+            return tl_fail(TL_EINVALID, "\"%.80s\" is not a valid %s id", ids[i][1], ids[i][0]);
+    if (q->type && !tl_ptype_parse(q->type))
+        return tl_fail(TL_EINVALID, "unknown type \"%.40s\" (application, order or video)", q->type);
+    if (q->channel && !tl_channel_parse(q->channel))
+        return tl_fail(TL_EINVALID, "unknown channel \"%.40s\" (notes, chat, ambassador or support)", q->channel);
+    if (q->sort && strcmp(q->sort, "activity") && strcmp(q->sort, "unread"))
+        return tl_fail(TL_EINVALID, "unknown sort \"%.40s\" (activity or unread)", q->sort);
+    uint8_t cur[TLP_KEY_MAX];
+    size_t clen;
+    int rc = q->cursor ? tlp_cursor_decode(q->cursor, cur, sizeof cur, &clen) : 0;
     if (rc) return rc;
+    MDB_txn *txn;
+    if ((rc = tl_rtxn_begin(log, &txn)) != 0) return rc;
     tl_strbuf sb = {0};
     rc = fn(txn, log, q, &sb);
     tl_rtxn_end(log, txn);

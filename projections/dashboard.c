@@ -151,12 +151,12 @@ static int panel(MDB_txn *txn, tl_log *log, const char *viewer, const tl_user_re
 
 static int dashboard_body(MDB_txn *txn, tl_log *log, const tl_query *q, tl_strbuf *sb) {
     tl_user_rec u;
-    int rc = tlp_viewer(txn, log, q, &u);
-    if (rc) return rc;
+    int rc = 0;
     uint8_t last[8];
     bool more;
     uint64_t n;
     if (!q->more) {
+        if ((rc = tlp_viewer(txn, log, q, &u)) != 0) return rc;
         unsigned limit = tlp_limit(q, TLP_PANEL_DEFAULT);
         tl_sb_puts(sb, "{\"panels\":[");
         for (int t = 1; t <= 3 && !rc; t++) {
@@ -175,6 +175,7 @@ static int dashboard_body(MDB_txn *txn, tl_log *log, const tl_query *q, tl_strbu
     size_t clen = 0;
     if (q->cursor && ((rc = tlp_cursor_decode(q->cursor, cur, sizeof cur, &clen)) != 0 || clen != 8))
         return rc ? rc : tl_fail(TL_EINVALID, "malformed cursor");
+    if ((rc = tlp_viewer(txn, log, q, &u)) != 0) return rc;
     if ((rc = tlp_unread_bucket(txn, log, q->as, type, &n)) != 0) return rc;
     tl_sb_printf(sb, "{\"type\":\"%s\",\"unread\":%llu,", tl_ptype_name(type), (unsigned long long)n);
     rc = panel(txn, log, q->as, &u, type, clen ? cur : NULL, tlp_limit(q, TLP_PAGE_DEFAULT), sb, last, &more);

@@ -169,15 +169,17 @@ static int entry_json(tl_strbuf *sb, MDB_txn *txn, tl_log *log, const viewer *v,
 static int history_body(MDB_txn *txn, tl_log *log, const tl_query *q, tl_strbuf *sb) {
     tl_user_rec u;
     tl_project_rec p;
-    int rc = tlp_viewer(txn, log, q, &u);
+    uint8_t cur[8];
+    size_t clen = 0;
+    int rc = 0;
+    if (!q->project) return tl_fail(TL_EINVALID, "history needs a project (--project P)");
+    if (q->cursor && ((rc = tlp_cursor_decode(q->cursor, cur, sizeof cur, &clen)) != 0 || clen != 8))
+        return rc ? rc : tl_fail(TL_EINVALID, "malformed cursor");
+    if (!rc) rc = tlp_viewer(txn, log, q, &u);
     if (!rc) rc = tlp_query_project(txn, log, q->project, &p);
     if (rc) return rc;
     if (!tl_state_sees_project(q->as, &u, &p))
         return tl_fail(TL_EFORBIDDEN, "%s may not see project %s", q->as, q->project);
-    uint8_t cur[8];
-    size_t clen = 0;
-    if (q->cursor && ((rc = tlp_cursor_decode(q->cursor, cur, sizeof cur, &clen)) != 0 || clen != 8))
-        return rc ? rc : tl_fail(TL_EINVALID, "malformed cursor");
     tlp_key pre[4];
     int npre = 0;
     for (int cls = 0; cls < 4; cls++)

@@ -245,17 +245,24 @@ int tlp_message_json(tl_strbuf *sb, MDB_txn *txn, tl_log *log, const char *id, c
 
 /* ---------------------------------------------------------------- queries */
 
-/* Which list to show: check the spec's refusals in their precedence order. */
-static int resolve_scope(MDB_txn *txn, tl_log *log, const tl_query *q, const tl_user_rec *u, tlp_key *scope) {
-    int ch = q->channel ? tl_channel_parse(q->channel) : 0;
+/* The shape of a list request, checked before any lookup (invalid_input comes first). */
+static int scope_shape(const tl_query *q, int *ch) {
+    *ch = q->channel ? tl_channel_parse(q->channel) : 0;
     if (!q->channel) return tl_fail(TL_EINVALID, "messages needs a channel (--channel notes|chat|ambassador|support)");
-    if (!ch) return tl_fail(TL_EINVALID, "unknown channel \"%.40s\"", q->channel);
-    if (q->topic && ch != TL_CH_CHAT) return tl_fail(TL_EINVALID, "topics exist in the chat channel only");
+    if (!*ch) return tl_fail(TL_EINVALID, "unknown channel \"%.40s\"", q->channel);
+    if (q->topic && *ch != TL_CH_CHAT) return tl_fail(TL_EINVALID, "topics exist in the chat channel only");
+    if (*ch == TL_CH_SUPPORT && q->project)
+        return tl_fail(TL_EINVALID, "the support conversation belongs to an account, not a project");
+    if (*ch == TL_CH_SUPPORT && !q->account) return tl_fail(TL_EINVALID, "the support conversation needs --account A");
+    if (*ch != TL_CH_SUPPORT && !q->project) return tl_fail(TL_EINVALID, "this channel needs a project (--project P)");
+    return 0;
+}
+
+/* Which list to show: the lookups and refusals in the spec's precedence order. */
+static int resolve_scope(MDB_txn *txn, tl_log *log, const tl_query *q, const tl_user_rec *u, int ch, tlp_key *scope) {
     if (ch == TL_CH_SUPPORT) {
-        if (q->project) return tl_fail(TL_EINVALID, "the support conversation belongs to an account, not a project");
-        if (!q->account) return tl_fail(TL_EINVALID, "the support conversation needs --account A");
         tl_account_rec a;
-        int rc = strlen(q->account) > TL_ID_MAX ? TL_ENOTFOUND : tl_state_account(txn, log, q->account, &a);
+        int rc = tl_state_account(txn, log, q->account, &a);
         if (rc == TL_ENOTFOUND) return tl_fail(TL_ENOTFOUND, "unknown account %.80s", q->account);
         if (rc) return rc;
         if (!tl_state_in_audience(q->as, u, NULL, q->account, TL_CH_SUPPORT))
@@ -268,7 +275,7 @@ static int resolve_scope(MDB_txn *txn, tl_log *log, const tl_query *q, const tl_
     if (rc) return rc;
     if (q->topic) {
         tl_topic_rec t;
-        rc = strlen(q->topic) > TL_ID_MAX ? TL_ENOTFOUND : tl_state_topic(txn, log, q->topic, &t);
+        rc = tl_state_topic(txn, log, q->topic, &t);
         if (rc == TL_ENOTFOUND) return tl_fail(TL_ENOTFOUND, "unknown topic %.80s", q->topic);
         if (rc) return rc;
         if (strcmp(t.project, q->project) != 0)
@@ -285,8 +292,10 @@ static int resolve_scope(MDB_txn *txn, tl_log *log, const tl_query *q, const tl_
 static int messages_body(MDB_txn *txn, tl_log *log, const tl_query *q, tl_strbuf *sb) {
     tl_user_rec u;
     tlp_key scope;
-    int rc = tlp_viewer(txn, log, q, &u);
-    if (!rc) rc = resolve_scope(txn, log, q, &u, &scope);
+    int ch;
+    int rc = scope_shape(q, &ch);
+    if (!rc) rc = tlp_viewer(txn, log, q, &u);
+    if (!rc) rc = resolve_scope(txn, log, q, &u, ch, &scope);
     if (rc) return rc;
     /* cursor: section (0 pinned, 1 the rest) and the 8-byte order of the last message */
     uint8_t cur[9];
@@ -360,6 +369,7 @@ static int topic_row(const char *id, void *ctxp) {
 static int topics_body(MDB_txn *txn, tl_log *log, const tl_query *q, tl_strbuf *sb) {
     tl_user_rec u;
     tl_project_rec p;
+    if (!q->project) return tl_fail(TL_EINVALID, "topics needs a project (--project P)");
     int rc = tlp_viewer(txn, log, q, &u);
     if (!rc) rc = tlp_query_project(txn, log, q->project, &p);
     if (rc) return rc;

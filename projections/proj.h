@@ -197,6 +197,8 @@ void tlp_merge_close(tlp_merge *m);
 #define TLP_PANEL_DEFAULT 5
 #define TLP_PAGE_MAX 10000
 
+/** ids: 1..64 bytes of A-Z a-z 0-9 . _ : - (SPEC "Ids") */
+bool tlp_id_valid(const char *s);
 /** Check q->as and read the viewing user (TL_EINVALID when missing, TL_ENOTFOUND). */
 int tlp_viewer(MDB_txn *txn, tl_log *log, const tl_query *q, tl_user_rec *u);
 /** Read a project for a query (TL_EINVALID when missing or malformed, TL_ENOTFOUND). */

@@ -169,9 +169,7 @@ int tlp_tracking_register(tl_log *log) { return tlp_register(log, "tracking", tr
 
 static int tracking_body(MDB_txn *txn, tl_log *log, const tl_query *q, tl_strbuf *sb) {
     tl_user_rec u;
-    int rc = tlp_viewer(txn, log, q, &u);
-    if (rc) return rc;
-    int type = 0;
+    int rc = 0, type = 0;
     if (q->type && !(type = tl_ptype_parse(q->type)))
         return tl_fail(TL_EINVALID, "unknown type \"%.40s\" (application, order or video)", q->type);
     char tag;
@@ -184,6 +182,7 @@ static int tracking_body(MDB_txn *txn, tl_log *log, const tl_query *q, tl_strbuf
     if (q->cursor && ((rc = tlp_cursor_decode(q->cursor, cur, sizeof cur, &clen)) != 0 || clen < fixed + 2 ||
                       clen > fixed + TL_IDBUF || cur[clen - 1] != 0))
         return rc ? rc : tl_fail(TL_EINVALID, "malformed cursor");
+    if ((rc = tlp_viewer(txn, log, q, &u)) != 0) return rc;
     tlp_key pre[3];
     int npre = 0;
     for (int t = 1; t <= 3; t++) {

@@ -224,6 +224,14 @@ START_TEST(refusals) {
         {"sam", NULL, "acme", "support", NULL, 0},
         {"aud", "o-1", NULL, "notes", NULL, 0},
         {"aud", "o-2", NULL, "ambassador", NULL, TL_ECHANNEL},
+        /* precedence: invalid_input before not_found before forbidden */
+        {"ghost", "o-1", NULL, "notes", "t-1", TL_EINVALID},
+        {"ghost", "nope", NULL, "chatter", NULL, TL_EINVALID},
+        {"bad id", "o-1", NULL, "chat", NULL, TL_EINVALID},
+        {"bob", "o 1", NULL, "chat", NULL, TL_EINVALID},
+        {"ghost", "nope", NULL, "chat", NULL, TL_ENOTFOUND},
+        {"carl", "nope", NULL, "notes", NULL, TL_ENOTFOUND},
+        {"sam", "o-2", NULL, "ambassador", NULL, TL_EFORBIDDEN},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         tl_query q = pf_q(cases[i].as);

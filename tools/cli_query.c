@@ -45,8 +45,7 @@ static bool build_query(cli_ctx *ctx, tl_query *q) {
     if (!cli_flag_u64(ctx, "limit", &limit, 0)) return false;
     if (limit > 100000) limit = 100000;
     q->limit = (unsigned)limit;
-    if (!q->as) { cli_usage(ctx, "%s needs --as USER", ctx->command); return false; }
-    return true;
+    return true; /* a missing --as is the library's refusal (invalid_input), printed as such */
 }
 
 /* ---------------------------------------------------------------- human rendering */
@@ -161,6 +160,11 @@ static void human_history(json_t *root) {
         if (json_object_get(e, "channel")) printf(" [%s] %s ", s_of(e, "channel"), s_of(e, "message"));
         if (json_object_get(e, "body") || json_object_get(e, "erased")) print_body(e, 50);
         if (json_object_get(e, "reason")) printf(" erased %s: %s", s_of(e, "target"), s_of(e, "reason"));
+        json_t *am = json_object_get(e, "ambassador_message");
+        if (am) {
+            printf(" [ambassador] %s %s: ", s_of(am, "id"), s_of(am, "author"));
+            print_body(am, 50);
+        }
         printf("\n");
     }
     if (!json_array_size(entries)) printf("(no entries)\n");

@@ -1,0 +1,196 @@
+/*
+ * test_projections_cli.c — the query commands of the real `threadlog` binary on a real log:
+ * the spec's example lines applied, then each query's --json shape (SPEC §4 "Query results
+ * with --json"), flags before and after the command, refusals printed as
+ * {"ok":false,"error","message"} with exit status 1, usage errors with status 2, and the
+ * human renderings (the tracking table marks unread rows).
+ */
+#include "test_projections_fixture.h"
+
+static char *logdir;
+
+/* Run `threadlog -d LOG ARGS`; *out is parsed when it is one JSON object. */
+static int cli(json_t **out, const char *fmt, ...) {
+    char args[2048], *text = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    int st = tu_run(&text, "%s -d %s %s 2>/dev/null", TL_CLI, logdir, args);
+    if (out) {
+        json_error_t err;
+        *out = json_loads(text, JSON_DISABLE_EOF_CHECK, &err);
+        ck_assert_msg(*out != NULL, "`%s` printed no JSON: %s", args, text);
+    }
+    free(text);
+    return st;
+}
+
+static void teardown(void) {
+    if (!logdir) return;
+    char *slash = strrchr(logdir, '/');
+    if (slash) *slash = 0;
+    tu_rmdir(logdir);
+    free(logdir);
+    logdir = NULL;
+}
+
+static void has_keys(json_t *o, const char *const *keys) {
+    for (int i = 0; keys[i]; i++) ck_assert_msg(json_object_get(o, keys[i]) != NULL, "missing \"%s\"", keys[i]);
+}
+
+static const char *const message_keys[] = {"id", "project", "channel", "topic", "author", "body", "ts", "parent",
+                                           "replies", "pinned", "unread", "attachments", NULL};
+
+static void setup(void) {
+    char *base = tu_tmpdir();
+    logdir = malloc(strlen(base) + 8);
+    sprintf(logdir, "%s/log", base);
+    free(base);
+    ck_assert_int_eq(tu_run(NULL, "%s init %s >/dev/null", TL_CLI, logdir), 0);
+    const char *lines =
+        "{\"op\":\"account.create\",\"id\":\"acme\",\"name\":\"Acme\"}\n"
+        "{\"op\":\"user.create\",\"id\":\"alice\",\"role\":\"member\",\"account\":\"acme\",\"name\":\"Alice\"}\n"
+        "{\"op\":\"user.create\",\"id\":\"sam\",\"role\":\"staff\",\"name\":\"Sam\"}\n"
+        "{\"op\":\"user.create\",\"id\":\"zoe\",\"role\":\"ambassador\",\"name\":\"Zoe\"}\n"
+        "{\"op\":\"project.create\",\"as\":\"zoe\",\"id\":\"o-1\",\"account\":\"acme\",\"type\":\"order\",\"title\":\"Order #1\",\"ambassador\":\"zoe\",\"ambassador_message\":\"Size M please\"}\n"
+        "{\"op\":\"project.status\",\"as\":\"alice\",\"project\":\"o-1\",\"status\":\"shipped\"}\n"
+        "{\"op\":\"topic.create\",\"as\":\"alice\",\"id\":\"t-1\",\"project\":\"o-1\",\"title\":\"Shipping\",\"body\":\"When?\",\"message_id\":\"m-1\"}\n"
+        "{\"op\":\"message.send\",\"as\":\"sam\",\"id\":\"m-2\",\"project\":\"o-1\",\"channel\":\"chat\",\"topic\":\"t-1\",\"body\":\"Tomorrow\"}\n"
+        "{\"op\":\"message.send\",\"as\":\"alice\",\"account\":\"acme\",\"channel\":\"support\",\"body\":\"Help with export\"}\n"
+        "{\"op\":\"note.add\",\"as\":\"alice\",\"id\":\"n-1\",\"project\":\"o-1\",\"body\":\"Check stock\"}\n"
+        "{\"op\":\"attachment.upload\",\"as\":\"alice\",\"id\":\"a-1\",\"project\":\"o-1\",\"name\":\"label.pdf\",\"mime\":\"application/pdf\",\"data\":\"JVBERi0xLjQK\"}\n"
+        "{\"op\":\"message.reply\",\"as\":\"alice\",\"id\":\"m-3\",\"message\":\"m-2\",\"body\":\"Thanks\",\"attachments\":[\"a-1\"]}\n"
+        "{\"op\":\"message.pin\",\"as\":\"alice\",\"message\":\"m-3\"}\n";
+    char path[4200];
+    snprintf(path, sizeof path, "%s.jsonl", logdir);
+    ck_assert_int_eq(tu_write_file(path, lines, strlen(lines)), 0);
+    char *out;
+    ck_assert_int_eq(tu_run(&out, "%s -d %s apply %s", TL_CLI, logdir, path), 0);
+    ck_assert_msg(!strstr(out, "\"ok\":false"), "a setup line failed: %s", out);
+    free(out);
+}
+
+START_TEST(json_shapes) {
+    setup();
+    json_t *r;
+    ck_assert_int_eq(cli(&r, "tracking --as alice --json"), 0);
+    json_t *row = json_array_get(json_object_get(r, "rows"), 0);
+    static const char *const row_keys[] = {"project", "type", "title", "status", "last_activity", "unread", "version", NULL};
+    has_keys(row, row_keys);
+    ck_assert_str_eq(pf_str(row, "status"), "shipped");
+    ck_assert_int_eq(pf_int(row, "unread"), 2); /* the ambassador message and m-2 */
+    ck_assert(json_is_null(json_object_get(r, "next")));
+    json_decref(r);
+    /* --json and -d before the command */
+    int st = tu_run(NULL, "%s --json -d %s tracking --as sam --sort unread --type order --limit 1 >/dev/null", TL_CLI, logdir);
+    ck_assert_int_eq(st, 0);
+
+    ck_assert_int_eq(cli(&r, "dashboard --as sam --json"), 0);
+    json_t *panels = json_object_get(r, "panels");
+    ck_assert_int_eq(json_array_size(panels), 3);
+    ck_assert_str_eq(pf_str(json_array_get(panels, 1), "type"), "order");
+    json_t *m = json_array_get(json_object_get(json_array_get(panels, 1), "messages"), 0);
+    has_keys(m, message_keys);
+    ck_assert_str_eq(pf_str(m, "id"), "m-3");
+    json_decref(r);
+    ck_assert_int_eq(cli(&r, "dashboard --as sam --type order --more --limit 1 --json"), 0);
+    ck_assert_str_eq(pf_str(r, "type"), "order");
+    ck_assert_int_eq(pf_int(r, "unread"), 2);
+    const char *next = pf_str(r, "next");
+    ck_assert_ptr_nonnull(next);
+    json_t *r2;
+    ck_assert_int_eq(cli(&r2, "dashboard --as sam --type order --more --limit 1 --cursor %s --json", next), 0);
+    ck_assert_str_eq(pf_str(json_array_get(json_object_get(r2, "messages"), 0), "id"), "m-1");
+    json_decref(r2);
+    json_decref(r);
+
+    ck_assert_int_eq(cli(&r, "unread --as sam --json"), 0);
+    ck_assert_int_eq(pf_int(r, "total"), 3);
+    static const char *const types[] = {"application", "order", "video", "support", NULL};
+    has_keys(json_object_get(r, "by_type"), types);
+    json_decref(r);
+    ck_assert_int_eq(cli(&r, "unread --as alice --project o-1 --json"), 0);
+    ck_assert_str_eq(pf_str(r, "project"), "o-1");
+    ck_assert_int_eq(json_object_size(json_object_get(r, "by_channel")), 3);
+    json_decref(r);
+
+    ck_assert_int_eq(cli(&r, "messages --as sam --project o-1 --channel chat --topic t-1 --json"), 0);
+    json_t *msgs = json_object_get(r, "messages");
+    ck_assert_int_eq(json_array_size(msgs), 3);
+    m = json_array_get(msgs, 0);
+    ck_assert_str_eq(pf_str(m, "id"), "m-3");
+    ck_assert(json_is_true(json_object_get(m, "pinned")));
+    static const char *const att_keys[] = {"id", "name", "size", "mime", NULL};
+    has_keys(json_array_get(json_object_get(m, "attachments"), 0), att_keys);
+    json_decref(r);
+    ck_assert_int_eq(cli(&r, "messages --as sam --account acme --channel support --json"), 0);
+    m = json_array_get(json_object_get(r, "messages"), 0);
+    has_keys(m, message_keys);
+    ck_assert(json_is_null(json_object_get(m, "project")));
+    json_decref(r);
+
+    ck_assert_int_eq(cli(&r, "history --as sam --project o-1 --limit 2 --json"), 0);
+    json_t *e = json_array_get(json_object_get(r, "entries"), 0);
+    static const char *const entry_keys[] = {"seq", "ts", "actor", "kind", NULL};
+    has_keys(e, entry_keys);
+    ck_assert_ptr_nonnull(pf_str(r, "next"));
+    json_decref(r);
+
+    ck_assert_int_eq(cli(&r, "topics --as alice --project o-1 --json"), 0);
+    json_t *t = json_array_get(json_object_get(r, "topics"), 0);
+    static const char *const topic_keys[] = {"id", "title", "author", "ts", "messages", "unread", NULL};
+    has_keys(t, topic_keys);
+    ck_assert_int_eq(pf_int(t, "messages"), 3);
+    json_decref(r);
+
+    ck_assert_int_eq(cli(&r, "digest --json"), 0);
+    ck_assert_int_eq(strlen(pf_str(r, "digest")), 64);
+    json_decref(r);
+}
+END_TEST
+
+START_TEST(refusals_and_human_output) {
+    setup();
+    struct { const char *args, *error; } cases[] = {
+        {"tracking --as ghost --json", "not_found"},
+        {"tracking --json", "invalid_input"},
+        {"tracking --as alice --sort name --json", "invalid_input"},
+        {"messages --as sam --project o-1 --channel notes --json", "forbidden"},
+        {"messages --as alice --project o-404 --channel chat --json", "not_found"},
+        {"history --as zoe --project o-404 --json", "not_found"},
+        {"topics --as zoe --project o-1 --json", "forbidden"},
+        {"unread --as alice --project nope --json", "not_found"},
+        {"dashboard --as alice --more --json", "invalid_input"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        json_t *r;
+        int st = cli(&r, "%s", cases[i].args);
+        ck_assert_msg(st == 1, "`%s` exited %d", cases[i].args, st);
+        ck_assert(json_is_false(json_object_get(r, "ok")));
+        ck_assert_msg(!strcmp(pf_str(r, "error"), cases[i].error), "`%s`: %s", cases[i].args, pf_str(r, "error"));
+        ck_assert_ptr_nonnull(pf_str(r, "message"));
+        json_decref(r);
+    }
+    ck_assert_int_eq(cli(NULL, "tracking --as alice --colour red"), 2);
+    char *out;
+    ck_assert_int_eq(tu_run(&out, "%s -d %s tracking --as alice", TL_CLI, logdir), 0);
+    ck_assert_ptr_nonnull(strstr(out, "● o-1"));
+    ck_assert_ptr_nonnull(strstr(out, "Order #1"));
+    free(out);
+    ck_assert_int_eq(tu_run(&out, "%s -d %s messages --as sam --project o-1 --channel chat", TL_CLI, logdir), 0);
+    ck_assert_ptr_nonnull(strstr(out, "Tomorrow"));
+    free(out);
+}
+END_TEST
+
+int main(void) {
+    Suite *s = suite_create("projections_cli");
+    TCase *tc = tcase_create("cli");
+    tcase_set_timeout(tc, 120);
+    tcase_add_checked_fixture(tc, NULL, teardown);
+    tcase_add_test(tc, json_shapes);
+    tcase_add_test(tc, refusals_and_human_output);
+    suite_add_tcase(s, tc);
+    return tu_main(s);
+}
