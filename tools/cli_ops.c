@@ -63,6 +63,18 @@ static bool parse_time(const char *s, uint64_t *out) {
     return true;
 }
 
+/* A JSON string (paths and reasons may hold quotes or control characters). */
+static void json_str(const char *s) {
+    putchar('"');
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') printf("\\%c", c);
+        else if (c < 0x20) printf("\\u%04x", c);
+        else putchar(c);
+    }
+    putchar('"');
+}
+
 static void print_digest_failure(cli_ctx *ctx, const char *dir) {
     /* the report has no digest: ask again to show why (honestly, not a made-up value) */
     tl_open_options o = TL_OPEN_OPTIONS_INIT;
@@ -111,10 +123,12 @@ static int cmd_replay(cli_ctx *ctx) {
     if (prog.shown) fprintf(stderr, "\n");
     int out = CLI_OK;
     if (rc == TL_ECORRUPT && r.verify.first_bad_seq) {
-        if (ctx->json)
-            printf("{\"ok\":false,\"error\":\"corrupt\",\"first_bad_seq\":%llu,\"message\":\"%s\"}\n",
-                   (unsigned long long)r.verify.first_bad_seq, r.verify.reason);
-        else
+        if (ctx->json) {
+            printf("{\"ok\":false,\"error\":\"corrupt\",\"first_bad_seq\":%llu,\"message\":",
+                   (unsigned long long)r.verify.first_bad_seq);
+            json_str(r.verify.reason);
+            printf("}\n");
+        } else
             fprintf(stderr, "FAILED at event %llu: %s (nothing was replaced)\n",
                     (unsigned long long)r.verify.first_bad_seq, r.verify.reason);
         out = CLI_FAILED;
@@ -126,9 +140,11 @@ static int cmd_replay(cli_ctx *ctx) {
         double rate = r.seconds > 0 ? (double)r.events / r.seconds : 0;
         if (ctx->json) {
             printf("{\"ok\":true,\"events\":%llu,\"seconds\":%.3f,\"events_per_second\":%.0f,\"verified\":%s,"
-                   "\"into\":%s%s%s,\"digest\":",
-                   (unsigned long long)r.events, r.seconds, rate, o.verify ? "true" : "false",
-                   o.into_dir ? "\"" : "", o.into_dir ? o.into_dir : "null", o.into_dir ? "\"" : "");
+                   "\"into\":",
+                   (unsigned long long)r.events, r.seconds, rate, o.verify ? "true" : "false");
+            if (o.into_dir) json_str(o.into_dir);
+            else printf("null");
+            printf(",\"digest\":");
             if (r.digest[0]) printf("\"%s\"}\n", r.digest);
             else printf("null}\n");
         } else {
