@@ -234,6 +234,9 @@ int tl_engine_open(tl_log **out, const char *dir, unsigned flags) {
     int exists = stat(data, &st) == 0;
     free(data);
     if (!exists) return tl_fail(TL_ENOTFOUND, "%s holds no threadlog log", dir);
+    /* LMDB would take an empty file for a new environment (writable: format it; read-only:
+     * fail with EBADF): either way not what an emptied log deserves */
+    if (st.st_size == 0) return tl_fail(TL_ECORRUPT, "%s/%s is empty: the log's data is gone", dir, TL_DATA_FILE);
 
     tl_log *log = calloc(1, sizeof *log);
     if (!log) return tl_fail(TL_ENOMEM, "out of memory");
@@ -309,6 +312,11 @@ static int txn_begin(tl_log *log, unsigned flags, MDB_txn **txn) {
         int rc = mdb_txn_begin(log->env, NULL, flags, txn);
         if (rc == 0) return 0;
         pthread_rwlock_unlock(&log->map_lock);
+        if (rc == MDB_READERS_FULL && attempt == 0) {
+            /* slots of readers that died since this process opened the log: free them, retry */
+            int dead = 0;
+            if (mdb_reader_check(log->env, &dead) == 0 && dead > 0) continue;
+        }
         if (rc != MDB_MAP_RESIZED) return tl_fail_mdb(rc, "begin transaction");
         pthread_rwlock_wrlock(&log->map_lock);
         mdb_env_set_mapsize(log->env, 0);

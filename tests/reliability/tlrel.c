@@ -21,7 +21,16 @@
  *       --lost-ok         acknowledged events missing from the log are counted, not fatal
  *       prints one JSON summary line; exits 1 on any violation (each named on stderr)
  *   tlrel snapshot FILE   a `log --json` output is the gap-free prefix 1..h; prints h
+ *   tlrel reader --cli CLI --dir DIR --as U --project P --account A --seconds S [--stop-file F]
+ *       a reader process beside writers: loops `log --json`, the tracking table and the
+ *       project's chat as U sees them, then `log --json` again, and checks that what the
+ *       queries show lies between the two snapshots (nothing shown that the log lacks,
+ *       nothing missing that the log had); every snapshot is a gap-free prefix that only grows
  *   tlrel hold-read DIR   open DIR read-only, start reading, print "ready", sleep forever
+ *   tlrel hold-write DIR  open DIR, begin a write transaction, print "ready", sleep forever
+ *   tlrel locate DIR SEQ  "OFFSET LENGTH" of event SEQ's record (event bytes + signature)
+ *                         in DIR/data.mdb, for damaging exactly one event
+ *   tlrel offset FILE NEEDLE   the offset of NEEDLE's bytes (a file) in FILE
  *   tlrel diskfull DIR --project P --as U --account A [--ballast FILE] [--bytes B]
  *       in one process: upload B-byte attachments until the disk is full (storage), then
  *       prove reads still work, delete the ballast, and prove writes resume
@@ -35,6 +44,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "threadlog.h"
@@ -992,6 +1003,226 @@ static int cmd_snapshot(int argc, char **argv) {
     return expect > 1 ? 0 : 1;
 }
 
+
+/* ================================================================ reader */
+
+/* Run a command, its whole stdout as a NUL-terminated string; *status its exit status. */
+static char *run_capture(const char *cmd, int *status) {
+    FILE *p = popen(cmd, "r");
+    if (!p) die("popen %s: %s", cmd, strerror(errno));
+    size_t cap = 1 << 16, n = 0, got;
+    char *buf = xmalloc(cap);
+    while ((got = fread(buf + n, 1, cap - n - 1, p)) > 0) {
+        n += got;
+        if (cap - n < 2) buf = xrealloc(buf, cap *= 2);
+    }
+    buf[n] = 0;
+    int st = pclose(p);
+    *status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+    return buf;
+}
+
+typedef struct snapshot {
+    json_t **ev;
+    char **text;
+    uint64_t head;
+} snapshot;
+
+static void snapshot_free(snapshot *s) {
+    for (uint64_t i = 1; i <= s->head; i++) { json_decref(s->ev[i]); free(s->text[i]); }
+    free(s->ev);
+    free(s->text);
+    memset(s, 0, sizeof *s);
+}
+
+/* `log --json` as a gap-free prefix 1..head; 0 or a violation message in why. */
+static int snapshot_take(snapshot *s, const char *cli, const char *dir, char *why, size_t cap) {
+    char cmd[4096];
+    int status;
+    snprintf(cmd, sizeof cmd, "'%s' -d '%s' log --json", cli, dir);
+    char *out = run_capture(cmd, &status);
+    if (status) { snprintf(why, cap, "log --json exited %d", status); free(out); return -1; }
+    lines l;
+    lines_split(&l, out, strlen(out));
+    memset(s, 0, sizeof *s);
+    s->ev = xmalloc((l.n + 2) * sizeof *s->ev);
+    s->text = xmalloc((l.n + 2) * sizeof *s->text);
+    for (size_t i = 0; i < l.n; i++) {
+        json_t *ev = json_loads(l.v[i], 0, NULL);
+        json_t *seq = json_object_get(ev, "seq");
+        if (!l.complete[i] || !json_is_integer(seq) || (uint64_t)json_integer_value(seq) != i + 1) {
+            snprintf(why, cap, "log --json line %zu is not event %zu: %.200s", i + 1, i + 1, l.v[i]);
+            json_decref(ev);
+            lines_free(&l);
+            return -1;
+        }
+        s->ev[i + 1] = ev;
+        s->text[i + 1] = xstrdup(l.v[i]);
+        s->head = i + 1;
+    }
+    lines_free(&l);
+    return 0;
+}
+
+/* Does the snapshot hold an event of this kind creating this id? */
+static bool snapshot_has(const snapshot *s, const char *kind, const char *id) {
+    for (uint64_t i = 1; i <= s->head; i++) {
+        const char *k = jstr(s->ev[i], "kind"), *pid = jstr(json_object_get(s->ev[i], "payload"), "id");
+        if (k && pid && !strcmp(k, kind) && !strcmp(pid, id)) return true;
+    }
+    return false;
+}
+
+/* Projects of account A (what a member of A sees) and chat messages of project P, live or all. */
+static void snapshot_sets(const snapshot *s, const char *account, const char *project, sset *projects, sset *chat,
+                          sset *deleted) {
+    for (uint64_t i = 1; i <= s->head; i++) {
+        json_t *ev = s->ev[i], *p = json_object_get(ev, "payload");
+        const char *kind = jstr(ev, "kind"), *evp = jstr(ev, "project");
+        if (!kind) continue;
+        if (!strcmp(kind, "project.created") && jstr(p, "account") && !strcmp(jstr(p, "account"), account) && jstr(p, "id"))
+            sset_slot(projects, jstr(p, "id"), true);
+        if (!evp || strcmp(evp, project)) continue;
+        if (!strcmp(kind, "topic.created") && jstr(p, "message_id")) sset_slot(chat, jstr(p, "message_id"), true);
+        if ((!strcmp(kind, "message.sent") || !strcmp(kind, "message.replied")) && jstr(p, "channel") &&
+            !strcmp(jstr(p, "channel"), "chat") && jstr(p, "id"))
+            sset_slot(chat, jstr(p, "id"), true);
+        if (!strcmp(kind, "message.deleted") && jstr(p, "message")) sset_slot(deleted, jstr(p, "message"), true);
+    }
+}
+
+/* ids of a query's list ("rows"/"project" or "messages"/"id"), into out; -1 when refused. */
+static int query_ids(const char *cmd, const char *list, const char *field, sset *out, char *why, size_t cap) {
+    int status;
+    char *text = run_capture(cmd, &status);
+    json_t *o = json_loads(text, 0, NULL);
+    json_t *arr = json_object_get(o, list);
+    int rc = 0;
+    if (status || !json_is_array(arr)) {
+        snprintf(why, cap, "%s -> exit %d: %.300s", cmd, status, text);
+        rc = -1;
+    } else {
+        if (!json_is_null(json_object_get(o, "next"))) {
+            snprintf(why, cap, "%s: a second page although the limit is larger than the log", cmd);
+            rc = -1;
+        }
+        size_t i;
+        json_t *item;
+        json_array_foreach(arr, i, item) {
+            const char *id = jstr(item, field);
+            if (id) sset_slot(out, id, true);
+        }
+    }
+    json_decref(o);
+    free(text);
+    return rc;
+}
+
+static int cmd_reader(int argc, char **argv) {
+    const char *cli = NULL, *dir = NULL, *as = NULL, *project = NULL, *account = NULL, *stop = NULL;
+    double seconds = 10;
+    unsigned verify_every = 5;
+    for (int i = 2; i + 1 < argc; i += 2) {
+        if (!strcmp(argv[i], "--cli")) cli = argv[i + 1];
+        else if (!strcmp(argv[i], "--dir")) dir = argv[i + 1];
+        else if (!strcmp(argv[i], "--as")) as = argv[i + 1];
+        else if (!strcmp(argv[i], "--project")) project = argv[i + 1];
+        else if (!strcmp(argv[i], "--account")) account = argv[i + 1];
+        else if (!strcmp(argv[i], "--seconds")) seconds = strtod(argv[i + 1], NULL);
+        else if (!strcmp(argv[i], "--stop-file")) stop = argv[i + 1];
+        else if (!strcmp(argv[i], "--verify-every")) verify_every = (unsigned)strtoul(argv[i + 1], NULL, 10);
+        else die("reader: unknown option %s", argv[i]);
+    }
+    if (!cli || !dir || !as || !project || !account) die("reader --cli CLI --dir DIR --as U --project P --account A");
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    unsigned long iterations = 0, queries = 0, verifies = 0, shown = 0;
+    uint64_t last_head = 0;
+    char why[1024], cmd[4096];
+    int bad = 0;
+    for (;;) {
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        double el = (double)(t.tv_sec - t0.tv_sec) + (double)(t.tv_nsec - t0.tv_nsec) / 1e9;
+        if (el > seconds || (stop && access(stop, F_OK) == 0 && iterations > 0)) break;
+        iterations++;
+        snapshot a, b;
+        if (snapshot_take(&a, cli, dir, why, sizeof why)) { fprintf(stderr, "tlrel reader: VIOLATION: %s\n", why); bad = 1; break; }
+        if (a.head < last_head) {
+            fprintf(stderr, "tlrel reader: VIOLATION: the log went back from %" PRIu64 " to %" PRIu64 " events\n", last_head, a.head);
+            bad = 1;
+        }
+        sset q_projects = {0}, q_chat = {0};
+        snprintf(cmd, sizeof cmd, "'%s' -d '%s' --json tracking --as '%s' --limit 1000000 2>&1", cli, dir, as);
+        int have_tracking = query_ids(cmd, "rows", "project", &q_projects, why, sizeof why) == 0;
+        /* refused is right only while the user does not exist yet */
+        if (!have_tracking && snapshot_has(&a, "user.created", as)) { fprintf(stderr, "tlrel reader: VIOLATION: %s\n", why); bad = 1; }
+        snprintf(cmd, sizeof cmd, "'%s' -d '%s' --json messages --as '%s' --project '%s' --channel chat --limit 1000000 2>&1",
+                 cli, dir, as, project);
+        int have_chat = query_ids(cmd, "messages", "id", &q_chat, why, sizeof why) == 0;
+        if (!have_chat && snapshot_has(&a, "project.created", project)) { fprintf(stderr, "tlrel reader: VIOLATION: %s\n", why); bad = 1; }
+        if (snapshot_take(&b, cli, dir, why, sizeof why)) { fprintf(stderr, "tlrel reader: VIOLATION: %s\n", why); bad = 1; snapshot_free(&a); break; }
+        if (b.head < a.head) {
+            fprintf(stderr, "tlrel reader: VIOLATION: the log went back from %" PRIu64 " to %" PRIu64 " events\n", a.head, b.head);
+            bad = 1;
+        }
+        for (uint64_t i = 1; i <= a.head && i <= b.head; i++)
+            if (strcmp(a.text[i], b.text[i])) {
+                fprintf(stderr, "tlrel reader: VIOLATION: event %" PRIu64 " changed between two reads\n", i);
+                bad = 1;
+                break;
+            }
+        sset pa = {0}, ca = {0}, da = {0}, pb = {0}, cb = {0}, db = {0};
+        snapshot_sets(&a, account, project, &pa, &ca, &da);
+        snapshot_sets(&b, account, project, &pb, &cb, &db);
+        /* lower bound: what the first snapshot had (and the second did not delete) is shown */
+        for (size_t i = 0; have_tracking && i < pa.cap; i++)
+            if (pa.k && pa.k[i] && !sset_slot(&q_projects, pa.k[i], false)) {
+                fprintf(stderr, "tlrel reader: VIOLATION: project %s is in the log (seq <= %" PRIu64 ") but not in %s's tracking\n",
+                        pa.k[i], a.head, as);
+                bad = 1;
+            }
+        for (size_t i = 0; have_chat && i < ca.cap; i++)
+            if (ca.k && ca.k[i] && !sset_slot(&db, ca.k[i], false) && !sset_slot(&q_chat, ca.k[i], false)) {
+                fprintf(stderr, "tlrel reader: VIOLATION: chat message %s is in the log (seq <= %" PRIu64 ") but not in the messages query\n",
+                        ca.k[i], a.head);
+                bad = 1;
+            }
+        /* upper bound: nothing shown that the second snapshot lacks */
+        for (size_t i = 0; have_tracking && i < q_projects.cap; i++)
+            if (q_projects.k && q_projects.k[i] && !sset_slot(&pb, q_projects.k[i], false)) {
+                fprintf(stderr, "tlrel reader: VIOLATION: tracking shows %s, which the log (seq <= %" PRIu64 ") lacks\n", q_projects.k[i], b.head);
+                bad = 1;
+            }
+        for (size_t i = 0; have_chat && i < q_chat.cap; i++)
+            if (q_chat.k && q_chat.k[i] && !sset_slot(&cb, q_chat.k[i], false)) {
+                fprintf(stderr, "tlrel reader: VIOLATION: messages shows %s, which the log (seq <= %" PRIu64 ") lacks\n", q_chat.k[i], b.head);
+                bad = 1;
+            }
+        queries += (unsigned long)have_tracking + (unsigned long)have_chat;
+        shown += q_projects.n + q_chat.n;
+        last_head = b.head;
+        sset_free(&pa); sset_free(&ca); sset_free(&da); sset_free(&pb); sset_free(&cb); sset_free(&db);
+        sset_free(&q_projects); sset_free(&q_chat);
+        snapshot_free(&a);
+        snapshot_free(&b);
+        if (verify_every && iterations % verify_every == 0) {
+            int status;
+            snprintf(cmd, sizeof cmd, "'%s' -d '%s' --json verify 2>&1", cli, dir);
+            char *out = run_capture(cmd, &status);
+            if (status || !strstr(out, "\"ok\":true")) {
+                fprintf(stderr, "tlrel reader: VIOLATION: verify while writers run: %.300s\n", out);
+                bad = 1;
+            }
+            free(out);
+            verifies++;
+        }
+        if (bad) break;
+    }
+    printf("{\"iterations\":%lu,\"queries_checked\":%lu,\"items_checked\":%lu,\"verifies\":%lu,\"last_head\":%" PRIu64
+           ",\"violations\":%d}\n", iterations, queries, shown, verifies, last_head, bad);
+    return bad;
+}
+
 /* ================================================================ hold-read */
 
 static int cmd_hold_read(int argc, char **argv) {
@@ -1008,6 +1239,67 @@ static int cmd_hold_read(int argc, char **argv) {
     printf("ready %" PRIu64 "\n", ev.seq);
     fflush(stdout);
     for (;;) pause(); /* the read transaction stays open until the process is killed */
+}
+
+
+/* ================================================================ hold-write, locate, offset */
+
+static int cmd_hold_write(int argc, char **argv) {
+    if (argc != 3) die("hold-write DIR");
+    tl_log *log;
+    int rc = tl_log_open(&log, argv[2], NULL);
+    if (rc) die("open: %s: %s", tl_strerror(rc), tl_errdetail());
+    tl_batch *b;
+    if ((rc = tl_batch_begin(log, &b)) != 0) die("batch: %s: %s", tl_strerror(rc), tl_errdetail());
+    tl_cmd *cmd;
+    tl_result res;
+    const char *line = "{\"op\":\"account.create\",\"id\":\"never-committed\",\"name\":\"X\"}";
+    if (tl_cmd_parse(&cmd, line, strlen(line), &res) == 0) tl_batch_exec(b, cmd, &res);
+    printf("ready\n");
+    fflush(stdout);
+    for (;;) pause(); /* the write transaction (and LMDB's writer lock) stays held until killed */
+}
+
+static const uint8_t *find_bytes(const uint8_t *hay, size_t n, const uint8_t *needle, size_t m) {
+    if (!m || m > n) return NULL;
+    for (const uint8_t *p = hay; (p = memchr(p, needle[0], n - (size_t)(p - hay) - m + 1)) != NULL; p++)
+        if (!memcmp(p, needle, m)) return p;
+    return NULL;
+}
+
+static int cmd_locate(int argc, char **argv) {
+    if (argc != 4) die("locate DIR SEQ");
+    tl_open_options o = TL_OPEN_OPTIONS_INIT;
+    o.flags = TL_OPEN_READONLY;
+    tl_log *log;
+    int rc = tl_log_open(&log, argv[2], &o);
+    if (rc) die("open: %s: %s", tl_strerror(rc), tl_errdetail());
+    uint8_t *rec;
+    size_t len;
+    if ((rc = tl_log_record(log, strtoull(argv[3], NULL, 10), &rec, &len)) != 0) die("record: %s", tl_errdetail());
+    tl_log_close(log);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/data.mdb", argv[2]);
+    size_t n;
+    uint8_t *file = (uint8_t *)slurp(path, &n);
+    const uint8_t *at = find_bytes(file, n, rec, len);
+    if (!at) die("record %s not found whole in %s (split across pages?)", argv[3], path);
+    printf("%zu %zu\n", (size_t)(at - file), len);
+    free(file);
+    tl_free(rec);
+    return 0;
+}
+
+static int cmd_offset(int argc, char **argv) {
+    if (argc != 4) die("offset FILE NEEDLE");
+    size_t n, m;
+    uint8_t *file = (uint8_t *)slurp(argv[2], &n), *needle = (uint8_t *)slurp(argv[3], &m);
+    const uint8_t *at = find_bytes(file, n, needle, m);
+    if (!at) die("not found");
+    printf("%zu\n", (size_t)(at - file));
+    free(file);
+    free(needle);
+    return 0;
 }
 
 /* ================================================================ diskfull */
@@ -1107,6 +1399,10 @@ int main(int argc, char **argv) {
     if (!strcmp(c, "check")) return cmd_check(argc, argv);
     if (!strcmp(c, "snapshot")) return cmd_snapshot(argc, argv);
     if (!strcmp(c, "hold-read")) return cmd_hold_read(argc, argv);
+    if (!strcmp(c, "reader")) return cmd_reader(argc, argv);
+    if (!strcmp(c, "hold-write")) return cmd_hold_write(argc, argv);
+    if (!strcmp(c, "locate")) return cmd_locate(argc, argv);
+    if (!strcmp(c, "offset")) return cmd_offset(argc, argv);
     if (!strcmp(c, "diskfull")) return cmd_diskfull(argc, argv);
     die("unknown command %s", c);
 }
