@@ -34,9 +34,9 @@ static int print_result(const cli_ctx *ctx, const tl_result *res) {
     return res->code ? CLI_FAILED : CLI_OK;
 }
 
-/* Flags that are the CLI's own, not command fields. */
+/* Flags that are the CLI's own, not command fields (`attach --file F` names the file). */
 static bool cli_own_flag(const char *name) {
-    return !strcmp(name, "json") || !strcmp(name, "help") || !strcmp(name, "nosync");
+    return !strcmp(name, "json") || !strcmp(name, "help") || !strcmp(name, "nosync") || !strcmp(name, "file");
 }
 
 /* Turn the flags into fields. positional_field names the field of the one positional
@@ -108,10 +108,14 @@ static int cmd_pin(cli_ctx *c) { return run_op(c, "message.pin", "message"); }
 static int cmd_unpin(cli_ctx *c) { return run_op(c, "message.unpin", "message"); }
 static int cmd_delete(cli_ctx *c) { return run_op(c, "message.delete", "message"); }
 
-/* attach FILE: the bytes of a file, refused as too_large before reading when over the limit. */
+/* attach FILE (or --file FILE): the bytes of a file, refused as too_large before reading when
+ * over the limit. `--data BASE64` instead of a file is the apply field as it is. */
 static int cmd_attach(cli_ctx *ctx) {
-    if (ctx->args.npos != 1) return cli_usage(ctx, "attach takes one FILE");
-    const char *path = ctx->args.pos[0];
+    const char *path = cli_flag(ctx, "file");
+    if (!path && ctx->args.npos == 0 && cli_flag(ctx, "data")) return run_op(ctx, "attachment.upload", NULL);
+    if (path ? ctx->args.npos != 0 : ctx->args.npos != 1) return cli_usage(ctx, "attach takes one FILE");
+    if (cli_flag(ctx, "data")) return cli_usage(ctx, "attach takes a FILE or --data, not both");
+    if (!path) path = ctx->args.pos[0];
     tl_log *log;
     int rc = cli_open(ctx, &log, 0);
     if (rc) return rc;
@@ -142,7 +146,7 @@ static int cmd_attach(cli_ctx *ctx) {
     }
     close(fd);
     tl_cmd *cmd = NULL;
-    if (!buf || got != size || (rc = build_cmd(ctx, "attachment.upload", NULL, true, &cmd)) != 0) {
+    if (!buf || got != size || (rc = build_cmd(ctx, "attachment.upload", NULL, ctx->args.npos == 1, &cmd)) != 0) {
         free(buf);
         tl_log_close(log);
         return rc ? rc : cli_error(ctx, TL_EINVALID, "could not read the whole file");
@@ -387,7 +391,7 @@ const cli_command cli_domain_commands[] = {
     {"pin", cmd_pin, "pin --as U MESSAGE", "pin a message (for everyone in its channel)"},
     {"unpin", cmd_unpin, "unpin --as U MESSAGE", "unpin a message"},
     {"delete", cmd_delete, "delete --as U MESSAGE", "delete your own message (while it has no live reply)"},
-    {"attach", cmd_attach, "attach --as U (--project P | --account A) [--name N] [--mime M] [--id A] FILE",
+    {"attach", cmd_attach, "attach --as U (--project P | --account A) [--name N] [--mime M] [--id A] (FILE | --file FILE | --data BASE64)",
      "upload an attachment (then list it in --attachments of a message)"},
     {"attachment get", cmd_attachment_get, "attachment get ID --as USER -o FILE",
      "write an attachment's bytes, checked against their commitment, to FILE (- for stdout)"},

@@ -113,6 +113,9 @@ expect 0 '{"ok":true,"seq":5,"id":"f10"}' -- "$TL" -d "$D2" --json attach --as a
 expect 0 '{"ok":true,"seq":6,"id":"f0"}' -- "$TL" -d "$D2" --json attach --as alice --project p --id f0 "$T/empty"
 refused too_large "$TL" -d "$D2" --json attach --as alice --project p --id f11 "$T/eleven"
 refused invalid_input "$TL" -d "$D2" --json attach --as alice --project p --id fd "$T"
+expect 0 '{"ok":true,"seq":7,"id":"ff"}' -- "$TL" -d "$D2" --json attach --as alice --project p --id ff --file "$T/ten"
+expect 0 '{"ok":true,"seq":8,"id":"fb"}' -- "$TL" -d "$D2" --json attach --as alice --project p --id fb --name b.bin --data aGk=
+refused too_large "$TL" -d "$D2" --json attach --as alice --project p --id fe --name e.bin --data AAAAAAAAAAAAAAAA
 
 # (a-1 rides on m-3, deleted above: its bytes are now the auditors' alone)
 refused deleted "$TL" -d "$D" --json attachment get a-1 --as sam -o "$T/gone.pdf"
