@@ -106,20 +106,31 @@ int tl_cmd_parse(tl_cmd **out, const char *text, size_t len, tl_result *res) {
     return 0;
 }
 
-int tl_cmd_set_str(tl_cmd *cmd, const char *field, const char *value) {
+/* A field name must be UTF-8 to be a JSON key (jansson refuses it otherwise). */
+static int field_ok(const tl_cmd *cmd, const char *field) {
     if (!cmd || !field) return tl_fail(TL_EUSAGE, "no command or field");
+    if (!tl_utf8_valid((const uint8_t *)field, strlen(field))) return tl_fail(TL_EINVALID, "a field name is not valid UTF-8");
+    return 0;
+}
+
+int tl_cmd_set_str(tl_cmd *cmd, const char *field, const char *value) {
+    int rc = field_ok(cmd, field);
+    if (rc) return rc;
     json_t *v = value ? json_string(value) : json_null();
     if (!v) return tl_fail(TL_EINVALID, "%s is not valid UTF-8", field);
     return json_object_set_new(cmd->obj, field, v) ? tl_fail(TL_ENOMEM, "out of memory") : 0;
 }
 
 int tl_cmd_set_int(tl_cmd *cmd, const char *field, int64_t value) {
-    if (!cmd || !field) return tl_fail(TL_EUSAGE, "no command or field");
+    int rc = field_ok(cmd, field);
+    if (rc) return rc;
     return json_object_set_new(cmd->obj, field, json_integer(value)) ? tl_fail(TL_ENOMEM, "out of memory") : 0;
 }
 
 int tl_cmd_add_str(tl_cmd *cmd, const char *field, const char *value) {
-    if (!cmd || !field || !value) return tl_fail(TL_EUSAGE, "no command, field or value");
+    if (!value) return tl_fail(TL_EUSAGE, "no value");
+    int rc = field_ok(cmd, field);
+    if (rc) return rc;
     json_t *list = json_object_get(cmd->obj, field);
     if (!json_is_array(list)) {
         list = json_array();

@@ -493,6 +493,9 @@ START_TEST(builder_path) {
     /* invalid UTF-8 cannot even be set */
     ck_assert_int_eq(tl_cmd_new(&c, "note.add"), 0);
     ck_assert_int_eq(tl_cmd_set_str(c, "body", "a\xff"), TL_EINVALID);
+    ck_assert_int_eq(tl_cmd_set_str(c, "bo\xff" "dy", "a"), TL_EINVALID);
+    ck_assert_int_eq(tl_cmd_set_int(c, "\xc0", 1), TL_EINVALID);
+    ck_assert_int_eq(tl_cmd_add_str(c, "attachments", "\xff"), TL_EINVALID);
     tl_cmd_free(c);
     /* an unknown op, a missing field, a bad id, an int where a string belongs */
     ck_assert_int_eq(tl_cmd_new(&c, "message.edit"), 0);
