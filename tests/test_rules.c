@@ -16,6 +16,7 @@
  * at @SEQ(m-8) — the later note is invisible to staff —, zoe (its ambassador) at @SEQ(am-2).
  */
 #include <jansson.h>
+#include <pthread.h>
 
 #include "domain_fixture.h"
 
@@ -558,6 +559,73 @@ END_TEST
 
 static void template_up(void) { fx_template(NULL, 0); }
 
+/* Concurrent callers of tl_cmd_exec share commits (group commit): every command is decided
+ * once, each caller gets its own answer, and the log holds exactly the accepted ones. */
+typedef struct worker {
+    fx *f;
+    int id;
+    uint64_t seqs[50];
+    int failures;
+} worker;
+
+static void *work(void *arg) {
+    worker *w = arg;
+    for (int i = 0; i < 50; i++) {
+        char line[256];
+        tl_result res;
+        /* every 10th is refused (an unknown topic); reads of one message race between workers */
+        if (i % 10 == 9)
+            snprintf(line, sizeof line, "{\"op\":\"message.send\",\"as\":\"alice\",\"project\":\"o-1\",\"channel\":\"chat\",\"topic\":\"nope\",\"body\":\"x\"}");
+        else
+            snprintf(line, sizeof line, "{\"op\":\"message.send\",\"as\":\"%s\",\"id\":\"w%d-%d\",\"project\":\"o-1\",\"channel\":\"chat\",\"topic\":\"t-1\",\"body\":\"n%d\"}",
+                     w->id % 2 ? "sam" : "bob", w->id, i, i);
+        tl_cmd *cmd;
+        if (tl_cmd_parse(&cmd, line, strlen(line), &res) != 0) { w->failures++; continue; }
+        int rc = tl_cmd_exec(w->f->log, cmd, &res);
+        tl_cmd_free(cmd);
+        if (i % 10 == 9) {
+            if (rc != TL_ENOTFOUND || res.seq) w->failures++;
+            w->seqs[i] = 0;
+        } else {
+            if (rc != 0 || !res.seq) w->failures++;
+            w->seqs[i] = res.seq;
+        }
+    }
+    return NULL;
+}
+
+START_TEST(concurrent_exec) {
+    fx f;
+    fx_scenario(&f);
+    uint64_t before = fx_events(&f);
+    enum { N = 8 };
+    pthread_t t[N];
+    worker w[N];
+    for (int i = 0; i < N; i++) {
+        w[i] = (worker){.f = &f, .id = i};
+        ck_assert_int_eq(pthread_create(&t[i], NULL, work, &w[i]), 0);
+    }
+    for (int i = 0; i < N; i++) pthread_join(t[i], NULL);
+    uint64_t after = fx_events(&f);
+    ck_assert_uint_eq(after, before + N * 45);
+    /* every accepted command has its own seq, all within the new range */
+    static uint8_t seen[N * 50 + 1];
+    memset(seen, 0, sizeof seen);
+    for (int i = 0; i < N; i++) {
+        ck_assert_int_eq(w[i].failures, 0);
+        for (int k = 0; k < 50; k++) {
+            if (!w[i].seqs[k]) continue;
+            ck_assert(w[i].seqs[k] > before && w[i].seqs[k] <= after);
+            ck_assert(!seen[w[i].seqs[k] - before]);
+            seen[w[i].seqs[k] - before] = 1;
+        }
+    }
+    tl_verify_report rep;
+    ck_assert_int_eq(tl_log_verify(f.log, NULL, &rep), 0);
+    fx_close(&f);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("rules");
     TCase *tc = tcase_create("rows");
@@ -572,6 +640,7 @@ int main(void) {
     tcase_add_test(tb, retry_after_erasure);
     tcase_add_test(tb, builder_path);
     tcase_add_test(tb, generated_ids);
+    tcase_add_test(tb, concurrent_exec);
     suite_add_tcase(s, tb);
     fprintf(stderr, "test_rules: %zu rows\n", NROWS);
     return tu_main(s);
