@@ -51,19 +51,20 @@ void tl_utf8_trim(char *s) {
 }
 
 int tl_result_fail(tl_result *res, int code, const char *fmt, ...) {
+    char message[sizeof res->message];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(message, sizeof message, fmt, ap);
+    va_end(ap);
+    /* a message quoting the caller's text may have been cut inside a UTF-8 sequence; it
+     * must stay printable as JSON, or its result line would be lost */
+    tl_utf8_trim(message);
     if (res) {
         memset(res, 0, sizeof *res);
         res->code = code;
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(res->message, sizeof res->message, fmt, ap);
-        va_end(ap);
-        /* a message quoting the caller's text may have been cut inside a UTF-8 sequence;
-         * it must stay printable as JSON, or its result line would be lost */
-        tl_utf8_trim(res->message);
-        tl_fail(code, "%s", res->message);
+        memcpy(res->message, message, sizeof message);
     }
-    return code;
+    return tl_fail(code, "%s", message); /* tl_errdetail() tells it too, res or not */
 }
 
 int tl_cmd_new(tl_cmd **out, const char *op) {
