@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -804,6 +805,7 @@ START_TEST(follow_cli_sees_other_process) {
     pid_t pid = fork();
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGTERM); /* a failed (killed) test leaves no follower behind */
         dup2(fds[1], STDOUT_FILENO);
         close(fds[0]);
         close(fds[1]);
