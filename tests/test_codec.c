@@ -823,6 +823,9 @@ START_TEST(encoder_object_refuses) {
         ck_assert_msg(rc == TL_EINVALID, "payload %s: %s (%s), want invalid_input", bad[i], tl_strerror(rc),
                       tl_errdetail());
     }
+    /* the encoder counts depth as the decoder does: too deep is said as such */
+    ck_assert_int_eq(encode_object_hex(&buf, "81 a161 91 91 91 91 91 91 90"), TL_EINVALID);
+    ck_assert_msg(strstr(tl_errdetail(), "deep") != NULL, "detail: %s", tl_errdetail());
     msgpack_sbuffer_destroy(&buf);
 }
 END_TEST

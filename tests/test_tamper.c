@@ -219,6 +219,7 @@ static uint8_t *forge(size_t *len, uint64_t seq, uint64_t ts, const uint8_t prev
     tl_payload p = {0};
     tl_payload_str(&p, "note", note);
     if (new_key) tl_payload_bin(&p, "public_key", new_key, 32);
+    if (strcmp(kind, "log.created") == 0) tl_payload_uint(&p, "format", 1);
     ck_assert_int_eq(tl_event_encode(&buf, &env, &p), 0);
     *len = buf.size + 64;
     uint8_t *rec = malloc(*len);
@@ -535,6 +536,79 @@ static void rewrite_tail(uint64_t from, uint64_t to) {
     tl_keypair_wipe(&kp);
 }
 
+/* The genesis is first and only first: a second one cannot bring in a key. */
+START_TEST(genesis_only_first) {
+    tl_keypair kp, foreign;
+    writer_key(&kp);
+    tl_keypair_generate(&foreign);
+    raw r;
+    size_t len;
+    uint8_t h[32], h2[32];
+    uint64_t ts, ts2;
+    raw_begin(&r);
+    uint8_t *last = raw_get(&r, EVENTS, &len);
+    record_hash_ts(last, len, h, &ts);
+    size_t fl, fl2;
+    /* signed by the writer key, naming a stranger's key, and an event signed by that key */
+    uint8_t *g2 = forge(&fl, EVENTS + 1, ts, h, "log.created", "a new beginning", foreign.pk, &kp);
+    record_hash_ts(g2, fl, h2, &ts2);
+    uint8_t *after = forge(&fl2, EVENTS + 2, ts2, h2, "x.tamper", "signed by the stranger", NULL, &foreign);
+    raw_set(&r, EVENTS + 1, g2, fl);
+    raw_set(&r, EVENTS + 2, after, fl2);
+    raw_set_head(&r, EVENTS + 2);
+    raw_end(&r);
+    expect_bad(NULL, EVENTS + 1, "a second genesis");
+    /* and the first event must be one */
+    raw_begin(&r);
+    raw_del(&r, EVENTS + 1);
+    raw_del(&r, EVENTS + 2);
+    raw_set_head(&r, EVENTS);
+    size_t l1;
+    uint8_t *g = raw_get(&r, 1, &l1), zero[32] = {0};
+    tl_event ev;
+    ck_assert_int_eq(tl_event_decode(&ev, g, l1 - 64), 0);
+    size_t fl3;
+    uint8_t *not_genesis = forge(&fl3, 1, ev.ts, zero, "x.tamper", "I am first", NULL, &kp);
+    raw_set(&r, 1, not_genesis, fl3);
+    raw_end(&r);
+    expect_bad(NULL, 1, "a first event that is not log.created");
+    tl_keypair_wipe(&kp);
+    tl_keypair_wipe(&foreign);
+    free(last), free(g2), free(after), free(g), free(not_genesis);
+}
+END_TEST
+
+/* One event rewritten and re-signed by the key holder: its own signature holds, so only the
+ * chain (the next event's prev) or, for the last event, the head record can tell. */
+START_TEST(resigned_event) {
+    tl_keypair kp;
+    writer_key(&kp);
+    raw r;
+    size_t len, l700;
+    uint8_t h[32];
+    uint64_t ts;
+    raw_begin(&r);
+    uint8_t *r699 = raw_get(&r, 699, &len), *r700 = raw_get(&r, 700, &l700);
+    record_hash_ts(r699, len, h, &ts);
+    size_t fl;
+    uint8_t *f = forge(&fl, 700, ts, h, "x.tamper", "a quiet edit", NULL, &kp);
+    raw_set(&r, 700, f, fl);
+    raw_end(&r);
+    expect_bad(NULL, 701, "event 700 re-signed with the writer key");
+    raw_begin(&r);
+    raw_set(&r, 700, r700, l700);
+    uint8_t *r999 = raw_get(&r, EVENTS - 1, &len);
+    record_hash_ts(r999, len, h, &ts);
+    free(f);
+    f = forge(&fl, EVENTS, ts, h, "x.tamper", "a quiet edit", NULL, &kp);
+    raw_set(&r, EVENTS, f, fl);
+    raw_end(&r);
+    expect_bad(NULL, EVENTS, "the last event re-signed with the writer key");
+    tl_keypair_wipe(&kp);
+    free(f), free(r699), free(r700), free(r999);
+}
+END_TEST
+
 START_TEST(checkpoint_detects_rewritten_tail) {
     char *cp = checkpoint_now(); /* at 1,000 */
     expect_good(cp, "the log extends its checkpoint");
@@ -701,6 +775,8 @@ int main(void) {
     tcase_add_test(tc, swap_events);
     tcase_add_test(tc, record_with_other_seq);
     tcase_add_test(tc, insert_foreign_signed);
+    tcase_add_test(tc, resigned_event);
+    tcase_add_test(tc, genesis_only_first);
     tcase_set_timeout(tc, 120);
     suite_add_tcase(s, tc);
 
