@@ -234,6 +234,9 @@ START_TEST(corpus_through_the_library) {
     tl_log_stats_get(log, &st1);
     ck_assert_uint_eq(st0.events, st1.events);
     tl_log_close(log);
+    *strrchr(dir, '/') = 0; /* the temp dir holding the log */
+    tu_rmdir(dir);
+    free(dir);
     fprintf(stderr, "test_malformed: %zu corpus files + %zu generated cases\n", nfiles, ncases - nfiles);
 }
 END_TEST
