@@ -2,24 +2,30 @@
  * tracking.c — the "tracking" projection: the Tracking tab, one row per project a user can
  * see, in two orders kept as sorted indexes so that a page costs O(log n + page).
  *
- *   R user\0 project\0                          -> unread(8) last_activity(8) type(1)
- *   A user\0 type(1) ~last_activity(8) project\0            default order
- *   B user\0 type(1) ~unread(8) ~last_activity(8) project\0  "unread first"
- * The type sits before the order so that a type filter is one range; the unfiltered table
- * merges the three type ranges (tlp_merge), which keeps one index entry per row and order.
- * A cursor is the hex of the last row's suffix (what follows the type).
+ * Visibility groups. last_activity is per viewer but depends only on which classes of the
+ * project the viewer sees (SPEC "Settled details"; state.c keeps each class's newest
+ * activity), and the set of projects a viewer sees is shared too. So the default order is
+ * kept once per group of viewers who share both, not once per user:
+ *   'M' account   the account's members (every class of the account's projects)
+ *   'S'           all staff (project level + chat of every project)
+ *   'X'           all auditors (everything; they never have unread messages)
+ *   'Z' user      one ambassador (project level + ambassador channel of their projects)
+ * The unread-first order depends on each user's unread counts, so it is per user:
  *
- * last_activity and version are per viewer (SPEC "Settled details"): state.c keeps, per
- * project, the newest entry and activity of each visibility class (project level, notes,
- * chat, ambassador), and tl_state_last_activity / tl_state_version take the max over the
- * classes a user sees, so a note never moves a project for staff. The row keeps the
- * last_activity its index keys were written with, so they can be found and replaced.
+ *   G kind name\0 project\0                     -> last_activity(8) type(1)   group rows
+ *   A kind name\0 type ~last_activity project\0                default order, per group
+ *   R project\0 user\0                          -> unread(8) last_activity(8) type(1)
+ *   B user\0 type ~unread ~last_activity project\0             unread first, per user
+ * Auditors have no R or B rows: their unread-first table is their default one. The type sits
+ * before the order so a type filter is one range; the unfiltered table merges the three type
+ * ranges (tlp_merge). A cursor is the hex of the last row's suffix (what follows the type).
  *
- * Fan-out: an activity event re-keys the rows of exactly the viewers of its class (members
- * and auditors for notes; plus staff for chat; plus the ambassador for the ambassador
- * channel; everyone for project-level events); a read or unread mark, the reader's row; a
- * deletion, the rows of its channel's audience (their unread counts may drop). Pins and
- * erasures change only versions, which are read from the state at query time.
+ * Fan-out of an activity event: one A re-key per group of its class (members, auditors; +
+ * staff for chat; + the ambassador for the ambassador channel; all four for project-level
+ * events) and one B re-key per viewer who can have unread messages; a read or unread mark:
+ * the reader's B row; a deletion: the B rows of its channel's audience. Pins and erasures
+ * change only versions, which are read from the state (tl_state_version, the same function
+ * `expect` compares with) at query time.
  */
 #include "proj.h"
 
@@ -30,20 +36,89 @@ typedef struct row {
     uint8_t type;
 } row;
 
-static tlp_key row_key(const char *user, const char *project) {
+/* ---------------------------------------------------------------- group rows (default order) */
+
+static tlp_key group_key(char tag, char kind, const char *name) {
     tlp_key k;
-    tlp_key_init(&k, 'R');
-    tlp_key_str(&k, user);
-    tlp_key_str(&k, project);
+    tlp_key_init(&k, tag);
+    tlp_key_u8(&k, (unsigned char)kind);
+    tlp_key_str(&k, name);
     return k;
 }
 
-static tlp_key order_key(char tag, const char *user, const char *project, const row *r) {
+/* The group a viewer's default order lives in. */
+static tlp_key viewer_group(const char *user, const tl_user_rec *u) {
+    switch (u->role) {
+    case TL_ROLE_MEMBER: return group_key('A', 'M', u->account);
+    case TL_ROLE_STAFF: return group_key('A', 'S', "");
+    case TL_ROLE_AUDITOR: return group_key('A', 'X', "");
+    default: return group_key('A', 'Z', user);
+    }
+}
+
+/* A representative viewer of group kind (the audience helpers of state.h take one). */
+static void group_viewer(char kind, const tl_project_rec *p, tl_user_rec *u) {
+    int role = kind == 'M' ? TL_ROLE_MEMBER : kind == 'S' ? TL_ROLE_STAFF : kind == 'X' ? TL_ROLE_AUDITOR : TL_ROLE_AMBASSADOR;
+    tlp_user_rec(u, role, kind == 'M' ? p->account : NULL);
+}
+
+static int group_refresh(tl_wtxn *w, char kind, const char *name, const char *project, const tl_project_rec *p) {
+    tl_user_rec u;
+    group_viewer(kind, p, &u);
+    uint64_t la = tl_state_last_activity(name, &u, p);
+    MDB_dbi db = trk_db(w->log);
+    tlp_key gk = group_key('G', kind, name);
+    tlp_key_str(&gk, project);
+    MDB_val v;
+    int rc = tl_get(w->txn, db, gk.b, gk.n, &v);
+    if (rc && rc != TL_ENOTFOUND) return rc;
+    if (!rc && v.mv_size != 9) return tl_fail(TL_ECORRUPT, "tracking group row is damaged");
+    uint64_t old = rc ? 0 : tl_seq_from_key(v.mv_data);
+    if (!rc && old == la) return 0;
+    tlp_key ak;
+    if (!rc) {
+        ak = group_key('A', kind, name);
+        tlp_key_u8(&ak, p->type);
+        tlp_key_u64(&ak, ~old);
+        tlp_key_str(&ak, project);
+        if ((rc = tl_del(w, db, ak.b, ak.n)) != 0) return rc;
+    }
+    ak = group_key('A', kind, name);
+    tlp_key_u8(&ak, p->type);
+    tlp_key_u64(&ak, ~la);
+    tlp_key_str(&ak, project);
+    if ((rc = tl_put(w, db, ak.b, ak.n, "", 0, 0)) != 0) return rc;
+    uint8_t val[9];
+    tl_seq_key(val, la);
+    val[8] = p->type;
+    return tl_put(w, db, gk.b, gk.n, val, sizeof val, 0);
+}
+
+/* The groups that see history class cls of p (0 = project level, then the channels). */
+static int groups_refresh(tl_wtxn *w, int cls, const char *project, const tl_project_rec *p) {
+    int rc = group_refresh(w, 'M', p->account, project, p);
+    if (!rc) rc = group_refresh(w, 'X', "", project, p);
+    if (!rc && (cls == 0 || cls == TL_CH_CHAT)) rc = group_refresh(w, 'S', "", project, p);
+    if (!rc && (cls == 0 || cls == TL_CH_AMBASSADOR) && p->ambassador[0]) rc = group_refresh(w, 'Z', p->ambassador, project, p);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- user rows (unread first) */
+
+static tlp_key row_key(const char *user, const char *project) {
     tlp_key k;
-    tlp_key_init(&k, tag);
+    tlp_key_init(&k, 'R');
+    tlp_key_str(&k, project); /* project first: an event's rows share pages (point gets only) */
+    tlp_key_str(&k, user);
+    return k;
+}
+
+static tlp_key order_key(const char *user, const char *project, const row *r) {
+    tlp_key k;
+    tlp_key_init(&k, 'B');
     tlp_key_str(&k, user);
     tlp_key_u8(&k, r->type);
-    if (tag == 'B') tlp_key_u64(&k, ~r->unread);
+    tlp_key_u64(&k, ~r->unread);
     tlp_key_u64(&k, ~r->la);
     tlp_key_str(&k, project);
     return k;
@@ -61,15 +136,16 @@ static int row_get(MDB_txn *txn, tl_log *log, const char *user, const char *proj
     return 0;
 }
 
-/* Bring user's row of project p up to date: its unread count and last_activity as the
- * projections before this one and the state now say; re-key the indexes when they moved. */
+/* Bring user's row of project p up to date: its unread count (from unread.c, applied before
+ * this) and last_activity (from the state); re-key the B index when either moved. */
 static int refresh(tl_wtxn *w, const char *user, int role, const char *project, const tl_project_rec *p) {
+    if (role == TL_ROLE_AUDITOR) return 0; /* the 'X' group holds everything auditors need */
     tl_user_rec ur;
     tlp_user_rec(&ur, role, role == TL_ROLE_MEMBER ? p->account : NULL);
     if (!tl_state_sees_project(user, &ur, p)) return 0;
     row now = {0, tl_state_last_activity(user, &ur, p), p->type}, old;
     int rc = 0;
-    for (int ch = TL_CH_NOTES; ch <= TL_CH_AMBASSADOR && !rc && role != TL_ROLE_AUDITOR; ch++) {
+    for (int ch = TL_CH_NOTES; ch <= TL_CH_AMBASSADOR && !rc; ch++) {
         uint64_t n;
         rc = tlp_unread_channel(w->txn, w->log, user, project, ch, &n);
         now.unread += n;
@@ -82,14 +158,10 @@ static int refresh(tl_wtxn *w, const char *user, int role, const char *project, 
     if (had && old.unread == now.unread && old.la == now.la && old.type == now.type) return 0;
     tlp_key k;
     if (had) {
-        k = order_key('A', user, project, &old);
-        if ((rc = tl_del(w, db, k.b, k.n)) != 0) return rc;
-        k = order_key('B', user, project, &old);
+        k = order_key(user, project, &old);
         if ((rc = tl_del(w, db, k.b, k.n)) != 0) return rc;
     }
-    k = order_key('A', user, project, &now);
-    if ((rc = tl_put(w, db, k.b, k.n, "", 0, 0)) != 0) return rc;
-    k = order_key('B', user, project, &now);
+    k = order_key(user, project, &now);
     if ((rc = tl_put(w, db, k.b, k.n, "", 0, 0)) != 0) return rc;
     uint8_t v[17];
     tl_seq_key(v, now.unread);
@@ -124,9 +196,10 @@ static int on_user(tl_wtxn *w, const tl_event *ev) {
     tlp_ev_cstr(ev, "role", role, sizeof role);
     tlp_ev_cstr(ev, "account", account, sizeof account);
     new_user n = {w, id, tl_role_parse(role)};
+    /* the group indexes exist already; only the per-user unread-first rows are new */
     if (n.role == TL_ROLE_MEMBER) return tlp_each_project(w->txn, w->log, account, new_user_row, &n);
-    if (n.role == TL_ROLE_STAFF || n.role == TL_ROLE_AUDITOR) return tlp_each_project(w->txn, w->log, NULL, new_user_row, &n);
-    return 0; /* an ambassador gets rows with the projects that name them */
+    if (n.role == TL_ROLE_STAFF) return tlp_each_project(w->txn, w->log, NULL, new_user_row, &n);
+    return 0; /* auditors share the 'X' group; an ambassador gets rows with the projects naming them */
 }
 
 static bool is_activity(const char *k) {
@@ -145,7 +218,8 @@ static int tracking_apply(tl_wtxn *w, const tl_event *ev, void *state) {
     tlp_users l = {0};
     int cls = tlp_event_class(&p, ev->seq);
     if (cls >= 0 && is_activity(k)) {
-        rc = tlp_class_viewers(w->txn, w->log, &p, cls, &l);
+        rc = groups_refresh(w, cls, ev->project, &p);
+        if (!rc) rc = tlp_class_viewers(w->txn, w->log, &p, cls, &l);
     } else if (!strcmp(k, "message.read") || !strcmp(k, "message.unread")) {
         tl_user_rec u;
         rc = tl_state_user(w->txn, w->log, ev->actor, &u);
@@ -172,23 +246,29 @@ static int tracking_body(MDB_txn *txn, tl_log *log, const tl_query *q, tl_strbuf
     int rc = 0, type = 0;
     if (q->type && !(type = tl_ptype_parse(q->type)))
         return tl_fail(TL_EINVALID, "unknown type \"%.40s\" (application, order or video)", q->type);
-    char tag;
-    if (!q->sort || !strcmp(q->sort, "activity")) tag = 'A';
-    else if (!strcmp(q->sort, "unread")) tag = 'B';
+    bool by_unread;
+    if (!q->sort || !strcmp(q->sort, "activity")) by_unread = false;
+    else if (!strcmp(q->sort, "unread")) by_unread = true;
     else return tl_fail(TL_EINVALID, "unknown sort \"%.40s\" (activity or unread)", q->sort);
-    size_t fixed = tag == 'B' ? 16 : 8;
+    if ((rc = tlp_viewer(txn, log, q, &u)) != 0) return rc;
+    /* auditors never have unread messages: their unread-first table is the default one */
+    if (u.role == TL_ROLE_AUDITOR) by_unread = false;
+    size_t fixed = by_unread ? 16 : 8;
     uint8_t cur[TLP_KEY_MAX];
     size_t clen = 0;
     if (q->cursor && ((rc = tlp_cursor_decode(q->cursor, cur, sizeof cur, &clen)) != 0 || clen < fixed + 2 ||
                       clen > fixed + TL_IDBUF || cur[clen - 1] != 0))
         return rc ? rc : tl_fail(TL_EINVALID, "malformed cursor");
-    if ((rc = tlp_viewer(txn, log, q, &u)) != 0) return rc;
     tlp_key pre[3];
     int npre = 0;
     for (int t = 1; t <= 3; t++) {
         if (type && t != type) continue;
-        tlp_key_init(&pre[npre], tag);
-        tlp_key_str(&pre[npre], q->as);
+        if (by_unread) {
+            tlp_key_init(&pre[npre], 'B');
+            tlp_key_str(&pre[npre], q->as);
+        } else {
+            pre[npre] = viewer_group(q->as, &u);
+        }
         tlp_key_u8(&pre[npre], (unsigned)t);
         npre++;
     }
@@ -207,11 +287,13 @@ static int tracking_body(MDB_txn *txn, tl_log *log, const tl_query *q, tl_strbuf
         memcpy(last, suf, slen);
         last_len = slen;
         const char *project = (const char *)last + fixed;
-        row r;
+        row r = {0, ~tl_seq_from_key(last + fixed - 8), 0};
         tl_project_rec p;
         tl_bytes title;
-        if ((rc = row_get(txn, log, q->as, project, &r)) != 0 || (rc = tl_state_project(txn, log, project, &p)) != 0 ||
-            (rc = tlp_project_title(txn, log, project, &title)) != 0) {
+        if (by_unread) r.unread = ~tl_seq_from_key(last);
+        else if (u.role != TL_ROLE_AUDITOR && (rc = row_get(txn, log, q->as, project, &r)) != 0 && rc != TL_ENOTFOUND)
+            break;
+        if ((rc = tl_state_project(txn, log, project, &p)) != 0 || (rc = tlp_project_title(txn, log, project, &title)) != 0) {
             if (rc == TL_ENOTFOUND) rc = tl_fail(TL_ECORRUPT, "tracking row of %s has no project", project);
             break;
         }
@@ -221,8 +303,10 @@ static int tracking_body(MDB_txn *txn, tl_log *log, const tl_query *q, tl_strbuf
         tl_sb_json_str(sb, (const char *)title.ptr, title.len);
         tl_sb_puts(sb, ",\"status\":");
         tl_sb_json_str(sb, p.status, strlen(p.status));
-        tl_sb_printf(sb, ",\"last_activity\":%llu,\"unread\":%llu,\"version\":%llu}", (unsigned long long)r.la,
-                     (unsigned long long)r.unread, (unsigned long long)tl_state_version(q->as, &u, &p));
+        /* last_activity from the index key: the group's value, which is this viewer's */
+        tl_sb_printf(sb, ",\"last_activity\":%llu,\"unread\":%llu,\"version\":%llu}",
+                     (unsigned long long)~tl_seq_from_key(last + fixed - 8), (unsigned long long)r.unread,
+                     (unsigned long long)tl_state_version(q->as, &u, &p));
     }
     tlp_merge_close(&mg);
     if (rc && rc != TL_ENOTFOUND) return rc;

@@ -3,9 +3,9 @@
  *
  * unread(U, m) holds when U is in m's audience, U is not its author, m is not deleted and U
  * has not read it (SPEC §3). The counts are kept incrementally, never recounted:
- *   c user\0 project\0 channel(1)   per user × project × channel
+ *   c project\0 user\0 channel(1)   per user × project × channel
  *   t user\0 bucket(1)              per user × project type (1..3), 4 = support
- *   k user\0 topic\0                per user × chat topic (the topics list)
+ *   k topic\0 user\0                per user × chat topic (the topics list)
  * A user's total is the sum of its four buckets. Zero counters are deleted.
  *
  * The state applier has already applied the current event when this one runs, so each
@@ -23,11 +23,13 @@
 
 static MDB_dbi unread_db(tl_log *log) { return tlp_dbi(log, "unread", 0); }
 
+/* project (topic) first: one event's fan-out to its audience writes neighbouring keys,
+ * a few pages instead of one page per user (the counters are only ever read by point gets) */
 static tlp_key channel_key(const char *user, const char *project, int ch) {
     tlp_key k;
     tlp_key_init(&k, 'c');
-    tlp_key_str(&k, user);
     tlp_key_str(&k, project);
+    tlp_key_str(&k, user);
     tlp_key_u8(&k, (unsigned)ch);
     return k;
 }
@@ -43,8 +45,8 @@ static tlp_key bucket_key(const char *user, int bucket) {
 static tlp_key topic_key(const char *user, const char *topic) {
     tlp_key k;
     tlp_key_init(&k, 'k');
-    tlp_key_str(&k, user);
     tlp_key_str(&k, topic);
+    tlp_key_str(&k, user);
     return k;
 }
 
