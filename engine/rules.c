@@ -206,12 +206,16 @@ static int fingerprint(const rctx *c, const uint8_t *salt, uint8_t out[TL_HASH_B
     return 0;
 }
 
-/* Choose an id for what the caller did not name: PREFIX-SEQ, made unique if taken. */
+/*
+ * Choose an id for what the caller did not name: PREFIX:SEQ (m:10), made unique if taken.
+ * The colon keeps generated ids apart from the ids callers write by hand (m-10, msg10), so a
+ * script that omits one id does not later collide with its own numbering.
+ */
 void rules_generate_id(rctx *c, char out[TL_IDBUF], const char *prefix, char kind) {
     uint64_t seq = c->w->head.seq + 1;
     for (unsigned n = 0;; n++) {
-        if (n == 0) snprintf(out, TL_IDBUF, "%s-%llu", prefix, (unsigned long long)seq);
-        else snprintf(out, TL_IDBUF, "%s-%llu.%u", prefix, (unsigned long long)seq, n);
+        if (n == 0) snprintf(out, TL_IDBUF, "%s:%llu", prefix, (unsigned long long)seq);
+        else snprintf(out, TL_IDBUF, "%s:%llu.%u", prefix, (unsigned long long)seq, n);
         tl_message_rec m;
         tl_topic_rec t;
         tl_attachment_rec a;
