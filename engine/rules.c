@@ -20,6 +20,17 @@
  * original result with "duplicate". The fingerprint is BLAKE2b-256 of the command's
  * canonical JSON (keys sorted, nulls dropped), keyed with the salt of the content it created
  * when there is one — so once that content is erased, the fingerprint reveals nothing.
+ *
+ * Choices where the spec is silent (each pinned by a row of tests/test_rules.c):
+ *  - a retry of a command whose content was erased since cannot be recognised: `exists`;
+ *  - a retry is "equal as parsed JSON, null = absent" for unknown fields too, so a retry
+ *    carrying an extra `"x":null` is still the duplicate (retries come before the shape);
+ *  - `expect` on project.create is accepted: a new project is at version 0;
+ *  - "a topic of another project" needs a project: with an unknown project the answer is
+ *    not_found (the project's), whatever the topic;
+ *  - titles and display names are 1-1024 bytes, attachment names 1-255, mime 1-127 bytes
+ *    of type/subtype; generated ids are PREFIX:SEQ (m:10, t:10, a:10);
+ *  - duplicate keys in a JSON line are `invalid_input` (command.c).
  */
 #include <sodium.h>
 #include <stdarg.h>
