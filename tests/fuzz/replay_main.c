@@ -54,7 +54,7 @@ int main(int argc, char **argv) {
             sprintf(names[n++], "%s/%s", argv[i], e->d_name);
         }
         closedir(d);
-        qsort(names, n, sizeof *names, cmp);
+        if (n) qsort(names, n, sizeof *names, cmp);
         for (size_t k = 0; k < n; k++) {
             failed |= run_file(names[k]) != 0;
             ran++;

@@ -70,6 +70,9 @@ if [ "$known_lmdb" = 1 ]; then
   [ "$ours" = 0 ] && status=0
 fi
 rm -rf "$shm"
+# a slow unit (over -report_slow_units seconds) is worth a look, not a failure
+for a in "$work/artifacts/"slow-unit-*; do [ -e "$a" ] && mkdir -p "$work/slow" && mv "$a" "$work/slow/"; done
+[ -d "$work/slow" ] && echo "slow inputs (not failures) kept in $work/slow: $(ls "$work/slow" | wc -l)"
 if [ $status -ne 0 ] || ls "$work/artifacts/"* >/dev/null 2>&1; then
   echo "FAILED: $target found a crash, a leak or a timeout (status $status); last lines of the log:" >&2
   tail -40 "$work/fuzz.log" >&2
@@ -83,5 +86,5 @@ if [ "${TL_FUZZ_MERGE:-0}" = 1 ]; then
   cp -n "$work/merged/"* "$here/corpus/$target/" 2>/dev/null || true
   echo "merged: $(ls "$here/corpus/$target" | wc -l) inputs in tests/fuzz/corpus/$target"
 fi
-[ -n "${TL_FUZZ_WORK:-}" ] || [ -d "$work/known-lmdb" ] || rm -rf "$work"
+[ -n "${TL_FUZZ_WORK:-}" ] || [ -d "$work/known-lmdb" ] || [ -d "$work/slow" ] || rm -rf "$work"
 exit 0
