@@ -47,7 +47,7 @@ int tl_log_append(tl_log *log, const tl_draft *drafts, size_t n, uint64_t *first
 int tl_log_append_records(tl_log *log, const uint8_t *const *records, const size_t *lens, size_t n) {
     for (;;) {
         tl_wtxn *w;
-        int rc = tl_wtxn_begin(log, &w);
+        int rc = tl_wtxn_begin_records(log, &w);
         if (rc) return rc;
         for (size_t i = 0; i < n && !rc; i++) {
             rc = tl_wtxn_append_record(w, records[i], lens[i]);

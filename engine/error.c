@@ -39,10 +39,13 @@ void tl_free(void *ptr) { free(ptr); }
 void tl_clear_detail(void) { detail[0] = '\0'; }
 
 int tl_fail(int code, const char *fmt, ...) {
+    /* format aside first: an argument may be tl_errdetail() itself ("record 3: %s") */
+    char buf[sizeof detail];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(detail, sizeof detail, fmt, ap);
+    vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
+    memcpy(detail, buf, sizeof detail);
     return code;
 }
 

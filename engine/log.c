@@ -273,7 +273,7 @@ int tl_engine_open(tl_log **out, const char *dir, unsigned flags) {
         tl_engine_close(log);
         return rc;
     }
-    if (!(flags & (TL_OPEN_READONLY | TL_OPEN_NOKEY)) && (rc = load_writer_key(log)) != 0) {
+    if (!(flags & (TL_OPEN_READONLY | TL_OPEN_NOKEY | TL_OPEN_REPLICA)) && (rc = load_writer_key(log)) != 0) {
         tl_engine_close(log);
         return rc;
     }
@@ -335,10 +335,14 @@ void tl_rtxn_end(tl_log *log, MDB_txn *txn) {
 
 /* ================================================================ writing */
 
-int tl_wtxn_begin(tl_log *log, tl_wtxn **out) {
+/* need_key: events will be signed here (commands); records from another log bring their own
+ * signatures and are checked against the head's key instead. */
+static int wtxn_begin(tl_log *log, tl_wtxn **out, bool need_key) {
     *out = NULL;
     if (log->flags & TL_OPEN_READONLY) return tl_fail(TL_EREADONLY, "the log is open read-only");
-    if (!log->have_key) return tl_fail(TL_EKEY, "no writer key loaded");
+    if (need_key && !log->have_key)
+        return tl_fail(TL_EKEY, log->flags & TL_OPEN_REPLICA ? "a replica takes records only (tl_log_append_records)"
+                                                             : "no writer key loaded");
     tl_wtxn *w = calloc(1, sizeof *w);
     if (!w) return tl_fail(TL_ENOMEM, "out of memory");
     w->log = log;
@@ -346,7 +350,7 @@ int tl_wtxn_begin(tl_log *log, tl_wtxn **out) {
     pthread_mutex_lock(&log->write_mu);
     int rc = txn_begin(log, 0, &w->txn);
     if (!rc) rc = tl_head_read(w->txn, log, &w->head);
-    if (!rc && memcmp(w->head.pk, log->key.pk, TL_PUBKEY_BYTES) != 0)
+    if (!rc && need_key && memcmp(w->head.pk, log->key.pk, TL_PUBKEY_BYTES) != 0)
         rc = tl_fail(TL_EKEY, "the log's key was rotated by another process; reopen the log");
     if (rc) {
         if (w->txn) { mdb_txn_abort(w->txn); pthread_rwlock_unlock(&log->map_lock); }
@@ -358,6 +362,10 @@ int tl_wtxn_begin(tl_log *log, tl_wtxn **out) {
     *out = w;
     return 0;
 }
+
+int tl_wtxn_begin(tl_log *log, tl_wtxn **out) { return wtxn_begin(log, out, true); }
+
+int tl_wtxn_begin_records(tl_log *log, tl_wtxn **out) { return wtxn_begin(log, out, false); }
 
 int tl_wtxn_fail_mdb(tl_wtxn *w, int rc, const char *what) {
     if (rc == MDB_MAP_FULL) {
@@ -702,13 +710,27 @@ static int dir_state(const char *dir) {
     return empty;
 }
 
+/* mkdir -p: `init a/b/log` creates what is missing (the last level mode 0700). */
+static int mkdir_parents(const char *dir) {
+    char path[4096];
+    if (snprintf(path, sizeof path, "%s", dir) >= (int)sizeof path) { errno = ENAMETOOLONG; return -1; }
+    for (char *p = path + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        if (mkdir(path, 0755) != 0 && errno != EEXIST) return -1;
+        *p = '/';
+    }
+    if (mkdir(path, 0700) != 0 && errno != EEXIST) return -1;
+    return 0;
+}
+
 int tl_engine_init(const char *dir, uint64_t max_attachment, char pubkey_hex[TL_PUBKEY_HEX_SIZE]) {
     int rc = tl_crypto_init();
     if (rc) return rc;
     int state = dir_state(dir);
     if (state < 0) return state;
     if (state == 0) return tl_fail(TL_EINVALID, "%s is not empty and holds no log", dir);
-    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+    if (mkdir_parents(dir) != 0)
         return tl_fail(TL_ESTORAGE, "cannot create %s: %s", dir, strerror(errno));
 
     tl_keypair kp;

@@ -104,6 +104,8 @@ void tl_rtxn_end(tl_log *log, MDB_txn *txn);
 
 /* ---- writing ---- */
 int tl_wtxn_begin(tl_log *log, tl_wtxn **out);
+/** Begin for records of another log: no writer key needed (they carry their signatures). */
+int tl_wtxn_begin_records(tl_log *log, tl_wtxn **out);
 /**
  * Append one event: encode, chain, run appliers. ev_out (may be NULL) receives the decoded
  * event (borrowing from the transaction's pending buffer until commit).

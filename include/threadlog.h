@@ -112,6 +112,7 @@ int tl_log_init(const char *dir, const tl_init_options *opts, char pubkey_hex[TL
 enum tl_open_flags {
     TL_OPEN_READONLY = 1u << 0, /* no writes; the writer key is not needed */
     TL_OPEN_NOSYNC = 1u << 1,   /* bulk loads: commits are not synced (a crash may lose a tail) */
+    TL_OPEN_REPLICA = 1u << 2,  /* a replica: no writer key; written only by tl_log_append_records */
 };
 
 typedef struct tl_open_options {
@@ -143,7 +144,7 @@ typedef struct tl_log_stats {
 int tl_log_stats_get(tl_log *log, tl_log_stats *out);
 
 /**
- * Statistics of every named database as JSON ({"dbs":[{"name","entries","pages"}...]}).
+ * Statistics of every named database as a JSON array ([{"name","entries","pages","bytes"}...]).
  * *json is the caller's, freed with tl_free().
  */
 int tl_log_db_stats_json(tl_log *log, char **json);
@@ -212,7 +213,8 @@ int tl_log_append(tl_log *log, const tl_draft *drafts, size_t n, uint64_t *first
 /**
  * Take records from another log as stored bytes (event bytes followed by the signature):
  * each is checked (decoding, sequence, chain, signature by the current key) and appended
- * unchanged. Appliers run as for local events. All or nothing.
+ * unchanged. Appliers run as for local events. All or nothing. No writer key is needed: a
+ * replica (TL_OPEN_REPLICA) follows its source across key rotations.
  */
 int tl_log_append_records(tl_log *log, const uint8_t *const *records, const size_t *lens,
                           size_t n);

@@ -1,0 +1,95 @@
+/*
+ * test_replica.c — a replica follows its source across key rotations: records are taken
+ * as stored bytes, one call at a time, with no writer key on the replica's side.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "testutil.h"
+
+static void append_x(tl_log *log, int n) {
+    static const uint8_t payload[] = {0x81, 0xa1, 'n', 0x01}; /* {"n":1} */
+    for (int i = 0; i < n; i++) {
+        tl_draft d = {"x.tick", "@operator", NULL, payload, sizeof payload};
+        ck_assert_int_eq(tl_log_append(log, &d, 1, NULL), 0);
+    }
+}
+
+/* Copy records [from, to] of src into the replica at dir, in one call; reopen each time. */
+static int ship(tl_log *src, const char *dir, uint64_t from, uint64_t to) {
+    tl_open_options o = TL_OPEN_OPTIONS_INIT;
+    o.flags = TL_OPEN_REPLICA;
+    tl_log *rep;
+    int rc = tl_log_open(&rep, dir, &o);
+    ck_assert_msg(rc == 0, "open replica: %s", tl_errdetail());
+    size_t n = (size_t)(to - from + 1);
+    uint8_t **recs = calloc(n, sizeof *recs);
+    size_t *lens = calloc(n, sizeof *lens);
+    for (size_t i = 0; i < n; i++) ck_assert_int_eq(tl_log_record(src, from + i, &recs[i], &lens[i]), 0);
+    rc = tl_log_append_records(rep, (const uint8_t *const *)recs, lens, n);
+    for (size_t i = 0; i < n; i++) tl_free(recs[i]);
+    free(recs);
+    free(lens);
+    tl_log_close(rep);
+    return rc;
+}
+
+START_TEST(replica_across_rotations) {
+    char *dir;
+    tl_log *src = tu_new_log(&dir);
+    append_x(src, 3); /* seqs 2..4 */
+    char *rdir = tu_tmpdir();
+    char cmd[8400];
+    /* the replica starts as a copy of the source without its writer key */
+    snprintf(cmd, sizeof cmd, "cp -a '%s' '%s/r' && rm '%s/r/writer.key'", dir, rdir, rdir);
+    tl_log_close(src);
+    ck_assert_int_eq(system(cmd), 0);
+    ck_assert_int_eq(tl_log_open(&src, dir, NULL), 0);
+    char rep[4200];
+    snprintf(rep, sizeof rep, "%s/r", rdir);
+
+    append_x(src, 2);                              /* 5, 6 */
+    ck_assert_int_eq(tl_log_rotate_key(src, NULL), 0); /* 7: key.rotated */
+    append_x(src, 2);                              /* 8, 9 */
+    ck_assert_int_eq(ship(src, rep, 5, 7), 0);     /* up to and including the rotation */
+    ck_assert_int_eq(ship(src, rep, 8, 9), 0);     /* next call: signed by the new key */
+    ck_assert_int_eq(tl_log_rotate_key(src, NULL), 0); /* 10 */
+    append_x(src, 1);                              /* 11 */
+    ck_assert_int_eq(ship(src, rep, 10, 11), 0);
+
+    /* a record out of order or forged is still refused */
+    ck_assert_int_ne(ship(src, rep, 11, 11), 0);
+
+    tl_open_options o = TL_OPEN_OPTIONS_INIT;
+    o.flags = TL_OPEN_READONLY;
+    tl_log *r;
+    ck_assert_int_eq(tl_log_open(&r, rep, &o), 0);
+    tl_verify_report vr;
+    ck_assert_msg(tl_log_verify(r, NULL, &vr) == 0, "replica verify: %s", vr.reason);
+    ck_assert_uint_eq(vr.events, 11);
+    /* a replica never signs: commands are refused without touching the log */
+    tl_log_close(r);
+    o.flags = TL_OPEN_REPLICA;
+    ck_assert_int_eq(tl_log_open(&r, rep, &o), 0);
+    ck_assert_int_eq(tl_log_rotate_key(r, NULL), TL_EKEY);
+    tl_log_close(r);
+    tl_log_close(src);
+    tu_rmdir(rdir);
+    free(rdir);
+    char *base = strdup(dir);
+    *strrchr(base, '/') = 0;
+    tu_rmdir(base);
+    free(base);
+    free(dir);
+}
+END_TEST
+
+int main(void) {
+    Suite *s = suite_create("replica");
+    TCase *tc = tcase_create("records");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, replica_across_rotations);
+    suite_add_tcase(s, tc);
+    return tu_main(s);
+}
