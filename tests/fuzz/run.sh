@@ -49,14 +49,14 @@ if [ "$known_lmdb" = 1 ]; then
     [ -e "$a" ] || continue
     # the first frame that is not the sanitizer's, libFuzzer's or libc's (abort, raise)
     frame='^ +#[0-9]+ '
-    skip='__sanitizer|fuzzer::|__asan|__ubsan|libc\.so|nptl/|sysdeps/|stdlib/|signal/'
-    top=$("$bin" -runs=3 -timeout=10 "$a" 2>&1 | grep -E "$frame" | grep -vE "$skip" | head -1 || true)
+    skip='__sanitizer|fuzzer::|__asan|__ubsan|__interceptor|libc\.so|nptl/|sysdeps/|stdlib/|signal/'
+    report=$("$bin" -runs=1 -timeout=10 "$a" 2>&1 || true)
+    top=$(grep -E "$frame" <<<"$report" | grep -vE "$skip" | head -1 || true)
     if [ "${a##*/timeout-}" != "$a" ]; then
       # a hang is ours whatever frame it was caught in: some loop did not bound its walk
-      top=$("$bin" -runs=1 -timeout=10 "$a" 2>&1 | grep -E "$frame" | grep -vE "$skip" | grep -m1 ' in tl_' || true)
+      top=$(grep -E "$frame" <<<"$report" | grep -vE "$skip" | grep -m1 ' in tl_' || true)
       top="hang: ${top:-not reproduced}"
-    fi
-    if [ "${top#hang:}" = "$top" ] && "$bin" -runs=1 -timeout=10 "$a" 2>&1 | grep -q 'AddressSanitizer: BUS'; then
+    elif grep -q 'AddressSanitizer: BUS' <<<"$report"; then
       top="sigbus: $top"
     fi
     case "$top" in
