@@ -122,9 +122,17 @@ int tlp_each_topic(MDB_txn *txn, tl_log *log, const char *project, tlp_id_fn fn,
     int rc = mdb_cursor_open(txn, cat_db(log), &cur);
     if (rc) return tl_fail_mdb(rc, "catalog cursor");
     MDB_val k = {prefix.n, prefix.b}, v;
+    uint8_t prev[TLP_KEY_MAX * 2];
+    MDB_val pk = {0, prev};
     int out = 0;
     rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
     while (rc == 0 && k.mv_size > prefix.n + 8 && memcmp(k.mv_data, prefix.b, prefix.n) == 0) {
+        if ((pk.mv_size && mdb_cmp(txn, cat_db(log), &k, &pk) <= 0) || k.mv_size > sizeof prev) {
+            out = tl_fail(TL_ECORRUPT, "the catalog database is damaged (its keys do not increase)");
+            break;
+        }
+        memcpy(prev, k.mv_data, k.mv_size);
+        pk.mv_size = k.mv_size;
         const char *id = (const char *)k.mv_data + prefix.n + 8;
         size_t n = k.mv_size - prefix.n - 8;
         char buf[TL_IDBUF];

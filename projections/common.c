@@ -93,9 +93,18 @@ int tlp_each_id(MDB_txn *txn, MDB_dbi db, const tlp_key *prefix, tlp_id_fn fn, v
     int rc = mdb_cursor_open(txn, db, &cur);
     if (rc) return tl_fail_mdb(rc, "projection cursor");
     MDB_val k = {prefix->n, (void *)prefix->b}, v;
+    uint8_t prev[TLP_KEY_MAX * 2];
+    MDB_val pk = {0, prev};
     int out = 0;
     rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
     while (rc == 0 && k.mv_size > prefix->n && memcmp(k.mv_data, prefix->b, prefix->n) == 0) {
+        /* a damaged page can make a cursor walk in a cycle: keys must keep increasing */
+        if ((pk.mv_size && mdb_cmp(txn, db, &k, &pk) <= 0) || k.mv_size > sizeof prev) {
+            out = tl_fail(TL_ECORRUPT, "a projection database is damaged (its keys do not increase)");
+            break;
+        }
+        memcpy(prev, k.mv_data, k.mv_size);
+        pk.mv_size = k.mv_size;
         const char *id = (const char *)k.mv_data + prefix->n;
         size_t n = strnlen(id, k.mv_size - prefix->n);
         char buf[TL_IDBUF];

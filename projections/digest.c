@@ -26,7 +26,18 @@ static int hash_db(crypto_generichash_state *h, MDB_txn *txn, MDB_dbi db, const 
     int rc = mdb_cursor_open(txn, db, &cur);
     if (rc) return tl_fail_mdb(rc, "digest cursor");
     MDB_val k, v;
+    uint8_t prev[TLP_KEY_MAX * 2];
+    MDB_val pk = {0, prev};
+    bool first = true;
     for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        /* a damaged page can make a cursor walk in a cycle: keys must keep increasing */
+        if ((!first && mdb_cmp(txn, db, &k, &pk) <= 0) || k.mv_size > sizeof prev) {
+            mdb_cursor_close(cur);
+            return tl_fail(TL_ECORRUPT, "database %s is damaged (its keys do not increase)", name);
+        }
+        first = false;
+        memcpy(prev, k.mv_data, k.mv_size);
+        pk.mv_size = k.mv_size;
         hash_item(h, k.mv_data, k.mv_size);
         hash_item(h, v.mv_data, v.mv_size);
     }
