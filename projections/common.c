@@ -60,6 +60,76 @@ int tlp_add_u64(tl_wtxn *w, MDB_dbi db, const tlp_key *k, int64_t delta) {
     return tlp_put_u64(w, db, k, next);
 }
 
+/* ---------------------------------------------------------------- write cursors */
+
+int tlp_cur_open(tlp_cur *c, tl_wtxn *w, MDB_dbi db) {
+    c->w = w;
+    c->c = NULL;
+    if (w->failed) return w->failed == TL_EMAPFULL ? TL_ESTORAGE : w->failed;
+    int rc = mdb_cursor_open(w->txn, db, &c->c);
+    if (rc) { c->c = NULL; return tl_wtxn_fail_mdb(w, rc, "projection cursor"); }
+    return 0;
+}
+
+void tlp_cur_close(tlp_cur *c) {
+    if (c->c) mdb_cursor_close(c->c);
+    c->c = NULL;
+}
+
+int tlp_cur_get(tlp_cur *c, const tlp_key *k, MDB_val *v) {
+    MDB_val key = {k->n, (void *)k->b};
+    int rc = mdb_cursor_get(c->c, &key, v, MDB_SET_KEY);
+    if (rc == MDB_NOTFOUND) return TL_ENOTFOUND;
+    if (rc) return tl_wtxn_fail_mdb(c->w, rc, "read");
+    return 0;
+}
+
+int tlp_cur_put(tlp_cur *c, const tlp_key *k, const void *v, size_t n) {
+    tl_wtxn *w = c->w;
+    if (w->failed) return w->failed == TL_EMAPFULL ? TL_ESTORAGE : w->failed;
+    MDB_val key = {k->n, (void *)k->b}, val = {n, (void *)v};
+    int rc = mdb_cursor_put(c->c, &key, &val, 0);
+    if (rc) return tl_wtxn_fail_mdb(w, rc, "write");
+    return 0;
+}
+
+int tlp_cur_del(tlp_cur *c, const tlp_key *k) {
+    tl_wtxn *w = c->w;
+    if (w->failed) return w->failed == TL_EMAPFULL ? TL_ESTORAGE : w->failed;
+    MDB_val key = {k->n, (void *)k->b}, v;
+    int rc = mdb_cursor_get(c->c, &key, &v, MDB_SET);
+    if (rc == MDB_NOTFOUND) return 0;
+    if (!rc) rc = mdb_cursor_del(c->c, 0);
+    if (rc) return tl_wtxn_fail_mdb(w, rc, "delete");
+    return 0;
+}
+
+int tlp_cur_add_u64(tlp_cur *c, const tlp_key *k, int64_t delta) {
+    MDB_val v;
+    uint64_t cur = 0;
+    int rc = tlp_cur_get(c, k, &v);
+    if (rc && rc != TL_ENOTFOUND) return rc;
+    bool had = rc == 0;
+    if (had) {
+        if (v.mv_size != 8) return tl_fail(TL_ECORRUPT, "projection counter is damaged");
+        cur = tl_seq_from_key(v.mv_data);
+    }
+    uint64_t next = delta < 0 ? (cur > (uint64_t)-delta ? cur - (uint64_t)-delta : 0) : cur + (uint64_t)delta;
+    if (next == cur) return 0;
+    tl_wtxn *w = c->w;
+    if (w->failed) return w->failed == TL_EMAPFULL ? TL_ESTORAGE : w->failed;
+    if (next == 0) {
+        /* the cursor sits on k */
+        rc = mdb_cursor_del(c->c, 0);
+        return rc ? tl_wtxn_fail_mdb(w, rc, "delete") : 0;
+    }
+    uint8_t b[8];
+    tl_seq_key(b, next);
+    MDB_val key = {k->n, (void *)k->b}, val = {8, b};
+    rc = mdb_cursor_put(c->c, &key, &val, had ? MDB_CURRENT : 0);
+    return rc ? tl_wtxn_fail_mdb(w, rc, "write") : 0;
+}
+
 /* ---------------------------------------------------------------- users */
 
 int tlp_users_add(tlp_users *l, const char *id, int role) {

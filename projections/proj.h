@@ -70,6 +70,30 @@ int tlp_get_u64(MDB_txn *txn, MDB_dbi db, const tlp_key *k, uint64_t *out);
 int tlp_add_u64(tl_wtxn *w, MDB_dbi db, const tlp_key *k, int64_t delta);
 int tlp_put_u64(tl_wtxn *w, MDB_dbi db, const tlp_key *k, uint64_t v);
 
+/* ---------------------------------------------------------------- write cursors */
+
+/*
+ * A cursor on one database of the append's write transaction, for an applier's fan-out:
+ * successive keys that fall on the page the cursor already holds are found without a descent
+ * from the root (LMDB's MDB_SET shortcut), so an event's neighbouring keys cost a page search
+ * each instead of a tree search plus a dirty-list lookup per level. Open per event, close
+ * before the applier returns. A failure marks the transaction failed, as tl_put does.
+ */
+typedef struct tlp_cur {
+    tl_wtxn *w;
+    MDB_cursor *c;
+} tlp_cur;
+
+int tlp_cur_open(tlp_cur *c, tl_wtxn *w, MDB_dbi db);
+void tlp_cur_close(tlp_cur *c);
+/** 0 (v set, borrowed until the next write), TL_ENOTFOUND, or a failure. */
+int tlp_cur_get(tlp_cur *c, const tlp_key *k, MDB_val *v);
+int tlp_cur_put(tlp_cur *c, const tlp_key *k, const void *v, size_t n);
+/** Delete k when present (absent is not an error). */
+int tlp_cur_del(tlp_cur *c, const tlp_key *k);
+/** tlp_add_u64 through a cursor. */
+int tlp_cur_add_u64(tlp_cur *c, const tlp_key *k, int64_t delta);
+
 /* ---------------------------------------------------------------- users and audiences */
 
 typedef struct tlp_user {

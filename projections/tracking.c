@@ -136,49 +136,96 @@ static int row_get(MDB_txn *txn, tl_log *log, const char *user, const char *proj
     return 0;
 }
 
+/* The cursors of one event's refreshes: R rows and the unread counters of one project are
+ * neighbours for successive viewers, so each cursor mostly stays on its page. */
+typedef struct refresher {
+    tlp_cur unread, r, b;
+} refresher;
+
+static int refresher_open(refresher *f, tl_wtxn *w) {
+    memset(f, 0, sizeof *f);
+    int rc = tlp_cur_open(&f->unread, w, tlp_dbi(w->log, "unread", 0));
+    if (!rc) rc = tlp_cur_open(&f->r, w, trk_db(w->log));
+    if (!rc) rc = tlp_cur_open(&f->b, w, trk_db(w->log));
+    return rc;
+}
+
+static void refresher_close(refresher *f) {
+    tlp_cur_close(&f->unread);
+    tlp_cur_close(&f->r);
+    tlp_cur_close(&f->b);
+}
+
+/* user's unread count in project: the sum of unread.c's per-channel counters
+ * (c project\0 user\0 channel), read as one short range */
+static int unread_sum(refresher *f, const char *user, const char *project, uint64_t *out) {
+    tlp_key pre;
+    tlp_key_init(&pre, 'c');
+    tlp_key_str(&pre, project);
+    tlp_key_str(&pre, user);
+    *out = 0;
+    MDB_val k = {pre.n, pre.b}, v;
+    int rc = mdb_cursor_get(f->unread.c, &k, &v, MDB_SET_RANGE);
+    while (rc == 0 && k.mv_size == pre.n + 1 && memcmp(k.mv_data, pre.b, pre.n) == 0) {
+        int ch = ((const uint8_t *)k.mv_data)[pre.n];
+        if (ch >= TL_CH_NOTES && ch <= TL_CH_AMBASSADOR) {
+            if (v.mv_size != 8) return tl_fail(TL_ECORRUPT, "projection counter is damaged");
+            *out += tl_seq_from_key(v.mv_data);
+        }
+        rc = mdb_cursor_get(f->unread.c, &k, &v, MDB_NEXT);
+    }
+    if (rc && rc != MDB_NOTFOUND) return tl_wtxn_fail_mdb(f->unread.w, rc, "read");
+    return 0;
+}
+
 /* Bring user's row of project p up to date: its unread count (from unread.c, applied before
  * this) and last_activity (from the state); re-key the B index when either moved. */
-static int refresh(tl_wtxn *w, const char *user, int role, const char *project, const tl_project_rec *p) {
+static int refresh(refresher *f, const char *user, int role, const char *project, const tl_project_rec *p) {
     if (role == TL_ROLE_AUDITOR) return 0; /* the 'X' group holds everything auditors need */
     tl_user_rec ur;
     tlp_user_rec(&ur, role, role == TL_ROLE_MEMBER ? p->account : NULL);
     if (!tl_state_sees_project(user, &ur, p)) return 0;
     row now = {0, tl_state_last_activity(user, &ur, p), p->type}, old;
-    int rc = 0;
-    for (int ch = TL_CH_NOTES; ch <= TL_CH_AMBASSADOR && !rc; ch++) {
-        uint64_t n;
-        rc = tlp_unread_channel(w->txn, w->log, user, project, ch, &n);
-        now.unread += n;
-    }
+    int rc = unread_sum(f, user, project, &now.unread);
     if (rc) return rc;
-    MDB_dbi db = trk_db(w->log);
-    rc = row_get(w->txn, w->log, user, project, &old);
+    tlp_key rk = row_key(user, project);
+    MDB_val v;
+    rc = tlp_cur_get(&f->r, &rk, &v);
     if (rc && rc != TL_ENOTFOUND) return rc;
     bool had = rc == 0;
-    if (had && old.unread == now.unread && old.la == now.la && old.type == now.type) return 0;
+    if (had) {
+        if (v.mv_size != 17) return tl_fail(TL_ECORRUPT, "tracking row is damaged");
+        old.unread = tl_seq_from_key(v.mv_data);
+        old.la = tl_seq_from_key((const uint8_t *)v.mv_data + 8);
+        old.type = ((const uint8_t *)v.mv_data)[16];
+        if (old.unread == now.unread && old.la == now.la && old.type == now.type) return 0;
+    }
     tlp_key k;
     if (had) {
         k = order_key(user, project, &old);
-        if ((rc = tl_del(w, db, k.b, k.n)) != 0) return rc;
+        if ((rc = tlp_cur_del(&f->b, &k)) != 0) return rc;
     }
     k = order_key(user, project, &now);
-    if ((rc = tl_put(w, db, k.b, k.n, "", 0, 0)) != 0) return rc;
-    uint8_t v[17];
-    tl_seq_key(v, now.unread);
-    tl_seq_key(v + 8, now.la);
-    v[16] = now.type;
-    k = row_key(user, project);
-    return tl_put(w, db, k.b, k.n, v, sizeof v, 0);
+    if ((rc = tlp_cur_put(&f->b, &k, "", 0)) != 0) return rc;
+    uint8_t val[17];
+    tl_seq_key(val, now.unread);
+    tl_seq_key(val + 8, now.la);
+    val[16] = now.type;
+    return tlp_cur_put(&f->r, &rk, val, sizeof val);
 }
 
 static int refresh_all(tl_wtxn *w, const tlp_users *l, const char *project, const tl_project_rec *p) {
-    int rc = 0;
-    for (size_t i = 0; i < l->n && !rc; i++) rc = refresh(w, l->v[i].id, l->v[i].role, project, p);
+    if (!l->n) return 0;
+    refresher f;
+    int rc = refresher_open(&f, w);
+    for (size_t i = 0; i < l->n && !rc; i++) rc = refresh(&f, l->v[i].id, l->v[i].role, project, p);
+    refresher_close(&f);
     return rc;
 }
 
 typedef struct new_user {
     tl_wtxn *w;
+    refresher *f;
     const char *user;
     int role;
 } new_user;
@@ -187,7 +234,7 @@ static int new_user_row(const char *project, void *ctxp) {
     new_user *n = ctxp;
     tl_project_rec p;
     int rc = tl_state_project(n->w->txn, n->w->log, project, &p);
-    return rc ? rc : refresh(n->w, n->user, n->role, project, &p);
+    return rc ? rc : refresh(n->f, n->user, n->role, project, &p);
 }
 
 static int on_user(tl_wtxn *w, const tl_event *ev) {
@@ -195,11 +242,15 @@ static int on_user(tl_wtxn *w, const tl_event *ev) {
     tlp_ev_cstr(ev, "id", id, sizeof id);
     tlp_ev_cstr(ev, "role", role, sizeof role);
     tlp_ev_cstr(ev, "account", account, sizeof account);
-    new_user n = {w, id, tl_role_parse(role)};
-    /* the group indexes exist already; only the per-user unread-first rows are new */
-    if (n.role == TL_ROLE_MEMBER) return tlp_each_project(w->txn, w->log, account, new_user_row, &n);
-    if (n.role == TL_ROLE_STAFF) return tlp_each_project(w->txn, w->log, NULL, new_user_row, &n);
-    return 0; /* auditors share the 'X' group; an ambassador gets rows with the projects naming them */
+    refresher f;
+    new_user n = {w, &f, id, tl_role_parse(role)};
+    /* the group indexes exist already; only the per-user unread-first rows are new;
+     * auditors share the 'X' group; an ambassador gets rows with the projects naming them */
+    if (n.role != TL_ROLE_MEMBER && n.role != TL_ROLE_STAFF) return 0;
+    int rc = refresher_open(&f, w);
+    if (!rc) rc = tlp_each_project(w->txn, w->log, n.role == TL_ROLE_MEMBER ? account : NULL, new_user_row, &n);
+    refresher_close(&f);
+    return rc;
 }
 
 static bool is_activity(const char *k) {

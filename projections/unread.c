@@ -50,20 +50,41 @@ static tlp_key topic_key(const char *user, const char *topic) {
     return k;
 }
 
-/* Move every counter of message m by delta for user. */
-static int bump(tl_wtxn *w, const char *user, const tl_message_rec *m, const tl_project_rec *p, int delta) {
+/* One cursor per key family: an event's channel (topic) counters of successive users are
+ * neighbours, so each cursor mostly stays on its page; the per-user type counters have
+ * their own cursor so they do not move the others away. */
+typedef struct bumper {
+    tlp_cur c, t, k;
+} bumper;
+
+static int bumper_open(bumper *b, tl_wtxn *w) {
     MDB_dbi db = unread_db(w->log);
+    memset(b, 0, sizeof *b);
+    int rc = tlp_cur_open(&b->c, w, db);
+    if (!rc) rc = tlp_cur_open(&b->t, w, db);
+    if (!rc) rc = tlp_cur_open(&b->k, w, db);
+    return rc;
+}
+
+static void bumper_close(bumper *b) {
+    tlp_cur_close(&b->c);
+    tlp_cur_close(&b->t);
+    tlp_cur_close(&b->k);
+}
+
+/* Move every counter of message m by delta for user. */
+static int bump(bumper *b, const char *user, const tl_message_rec *m, const tl_project_rec *p, int delta) {
     tlp_key k;
     int rc = 0;
     if (m->project[0]) {
         k = channel_key(user, m->project, m->channel);
-        rc = tlp_add_u64(w, db, &k, delta);
+        rc = tlp_cur_add_u64(&b->c, &k, delta);
     }
     k = bucket_key(user, tlp_bucket(m, p));
-    if (!rc) rc = tlp_add_u64(w, db, &k, delta);
+    if (!rc) rc = tlp_cur_add_u64(&b->t, &k, delta);
     if (!rc && m->channel == TL_CH_CHAT && m->topic[0]) {
         k = topic_key(user, m->topic);
-        rc = tlp_add_u64(w, db, &k, delta);
+        rc = tlp_cur_add_u64(&b->k, &k, delta);
     }
     return rc;
 }
@@ -74,8 +95,12 @@ static int on_created(tl_wtxn *w, const char *id) {
     tlp_users aud = {0};
     int rc = tlp_message_ctx(w->txn, w->log, id, &m, &p);
     if (!rc) rc = tlp_audience(w->txn, w->log, m.project[0] ? &p : NULL, m.account, m.channel, &aud);
+    bumper b;
+    memset(&b, 0, sizeof b);
+    if (!rc) rc = bumper_open(&b, w);
     for (size_t i = 0; i < aud.n && !rc; i++)
-        if (strcmp(aud.v[i].id, m.author) != 0) rc = bump(w, aud.v[i].id, &m, &p, 1);
+        if (strcmp(aud.v[i].id, m.author) != 0) rc = bump(&b, aud.v[i].id, &m, &p, 1);
+    bumper_close(&b);
     tlp_users_free(&aud);
     return rc;
 }
@@ -94,7 +119,10 @@ static int on_mark(tl_wtxn *w, const tl_event *ev, int delta) {
     if (u.role == TL_ROLE_AUDITOR || m.deleted || !strcmp(m.author, ev->actor) ||
         !tl_state_in_audience(ev->actor, &u, m.project[0] ? &p : NULL, m.account, m.channel))
         return 0;
-    return bump(w, ev->actor, &m, &p, delta);
+    bumper b;
+    if ((rc = bumper_open(&b, w)) == 0) rc = bump(&b, ev->actor, &m, &p, delta);
+    bumper_close(&b);
+    return rc;
 }
 
 static int on_deleted(tl_wtxn *w, const tl_event *ev) {
@@ -105,9 +133,13 @@ static int on_deleted(tl_wtxn *w, const tl_event *ev) {
     tlp_ev_cstr(ev, "message", id, sizeof id);
     int rc = tlp_message_ctx(w->txn, w->log, id, &m, &p);
     if (!rc) rc = tlp_audience(w->txn, w->log, m.project[0] ? &p : NULL, m.account, m.channel, &aud);
+    bumper b;
+    memset(&b, 0, sizeof b);
+    if (!rc) rc = bumper_open(&b, w);
     for (size_t i = 0; i < aud.n && !rc; i++)
         if (strcmp(aud.v[i].id, m.author) != 0 && !tl_state_has_read(w->txn, w->log, aud.v[i].id, id))
-            rc = bump(w, aud.v[i].id, &m, &p, -1);
+            rc = bump(&b, aud.v[i].id, &m, &p, -1);
+    bumper_close(&b);
     tlp_users_free(&aud);
     return rc;
 }
