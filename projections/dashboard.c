@@ -40,10 +40,15 @@ static int fan_out(tl_wtxn *w, const char *id, bool add) {
     int rc = tlp_message_ctx(w->txn, w->log, id, &m, &p);
     if (rc || !m.project[0]) return rc;
     rc = tlp_audience(w->txn, w->log, &p, p.account, m.channel, &aud);
+    tlp_cur c = {0};
+    if (!rc && aud.n) rc = tlp_cur_open(&c, w, dash_db(w->log));
+    size_t idlen = strlen(id);
     for (size_t i = 0; i < aud.n && !rc; i++) {
         if (!strcmp(aud.v[i].id, m.author)) continue;
-        rc = add ? put_entry(w, aud.v[i].id, p.type, m.seq, id) : del_entry(w, aud.v[i].id, p.type, m.seq);
+        tlp_key k = entry_key(aud.v[i].id, p.type, m.seq);
+        rc = add ? tlp_cur_put(&c, &k, id, idlen) : tlp_cur_del(&c, &k);
     }
+    tlp_cur_close(&c);
     tlp_users_free(&aud);
     return rc;
 }
