@@ -87,7 +87,11 @@ static int group_refresh(tl_wtxn *w, char kind, const char *name, const char *pr
     tlp_key_u8(&ak, p->type);
     tlp_key_u64(&ak, ~la);
     tlp_key_str(&ak, project);
-    if ((rc = tl_put(w, db, ak.b, ak.n, "", 0, 0)) != 0) return rc;
+    /* the value is the project's title (set once, at creation): a default-order page reads it
+     * from the index instead of the catalog */
+    tl_bytes title = {(const uint8_t *)"", 0};
+    if ((rc = tlp_project_title(w->txn, w->log, project, &title)) != 0 && rc != TL_ENOTFOUND) return rc;
+    if ((rc = tl_put(w, db, ak.b, ak.n, title.ptr, title.len, 0)) != 0) return rc;
     uint8_t val[9];
     tl_seq_key(val, la);
     val[8] = p->type;
@@ -332,7 +336,8 @@ static int tracking_body(MDB_txn *txn, tl_log *log, const tl_query *q, tl_strbuf
     const uint8_t *suf;
     size_t slen;
     tl_sb_puts(sb, "{\"rows\":[");
-    while ((rc = tlp_merge_next(&mg, &suf, &slen, NULL, NULL)) == 0) {
+    MDB_val iv;
+    while ((rc = tlp_merge_next(&mg, &suf, &slen, &iv, NULL)) == 0) {
         if (shown == limit) { more = true; break; }
         if (slen < fixed + 2 || slen > sizeof last) { rc = tl_fail(TL_ECORRUPT, "tracking index key is damaged"); break; }
         memcpy(last, suf, slen);
@@ -344,7 +349,14 @@ static int tracking_body(MDB_txn *txn, tl_log *log, const tl_query *q, tl_strbuf
         if (by_unread) r.unread = ~tl_seq_from_key(last);
         else if (u.role != TL_ROLE_AUDITOR && (rc = row_get(txn, log, q->as, project, &r)) != 0 && rc != TL_ENOTFOUND)
             break;
-        if ((rc = tl_state_project(txn, log, project, &p)) != 0 || (rc = tlp_project_title(txn, log, project, &title)) != 0) {
+        /* default order: the title is the index value (empty in logs built before it was) */
+        bool have_title = !by_unread && iv.mv_size > 0;
+        if (have_title) {
+            title.ptr = iv.mv_data;
+            title.len = iv.mv_size;
+        }
+        if ((rc = tl_state_project(txn, log, project, &p)) != 0 ||
+            (!have_title && (rc = tlp_project_title(txn, log, project, &title)) != 0)) {
             if (rc == TL_ENOTFOUND) rc = tl_fail(TL_ECORRUPT, "tracking row of %s has no project", project);
             break;
         }
