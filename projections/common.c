@@ -140,7 +140,9 @@ int tlp_users_add(tlp_users *l, const char *id, int role) {
         l->v = v;
         l->cap = cap;
     }
-    snprintf(l->v[l->n].id, sizeof l->v[l->n].id, "%s", id);
+    size_t n = strnlen(id, sizeof l->v[l->n].id - 1);
+    memcpy(l->v[l->n].id, id, n);
+    l->v[l->n].id[n] = 0;
     l->v[l->n].role = (uint8_t)role;
     l->n++;
     return 0;
