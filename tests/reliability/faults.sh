@@ -14,6 +14,8 @@ source "$(dirname "$0")/lib.sh"
 FULL=${TL_REL_FULL:-0}
 FAULTFS=${TL_FAULTFS:-$(dirname "$TLREL")/libfaultfs.so}
 [ -f "$FAULTFS" ] || rel_fail "no fault shim at $FAULTFS (build the target faultfs or set TL_FAULTFS)"
+# an ASan-built CLI insists that its runtime comes first among preloaded libraries
+export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0"
 cd "$REL_TMP"
 
 "$TLREL" gen --prefix f --lines 120 --seed 5 --attach-bytes 6000 --big-every 3 > stream.jsonl
