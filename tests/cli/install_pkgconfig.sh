@@ -4,6 +4,12 @@
 set -euo pipefail
 cli="$1"; src="$2"
 build="$(cd "$(dirname "$cli")" && pwd)"
+# an ASan+UBSan library needs the sanitizer runtime in whatever links it: the outside program
+# built here with plain cc would not have it, so this check belongs to the normal build only
+if grep -q '^TL_SANITIZE:BOOL=ON' "$build/CMakeCache.txt" 2>/dev/null; then
+  echo "install + pkg-config: skipped in the sanitizer build (checked in the normal build)"
+  exit 0
+fi
 prefix="$(mktemp -d /tmp/tlinstall.XXXXXX)"
 trap 'rm -rf "$prefix"' EXIT
 cmake --install "$build" --prefix "$prefix" >/dev/null
