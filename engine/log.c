@@ -284,6 +284,8 @@ int tl_engine_open(tl_log **out, const char *dir, unsigned flags) {
 void tl_engine_close(tl_log *log) {
     if (!log) return;
     if (log->commands_free) log->commands_free(log->commands);
+    for (unsigned i = 0; i < log->napplier; i++)
+        if (log->appliers[i].release) log->appliers[i].release(log->appliers[i].state);
     if (log->env) mdb_env_close(log->env);
     tl_keypair_wipe(&log->key);
     tl_keypair_wipe(&log->next_key);
@@ -526,6 +528,8 @@ static void wtxn_free(tl_wtxn *w) {
 
 void tl_wtxn_abort(tl_wtxn *w) {
     if (!w) return;
+    for (unsigned i = 0; i < w->log->napplier; i++)
+        if (w->log->appliers[i].discard) w->log->appliers[i].discard(w->log->appliers[i].state);
     mdb_txn_abort(w->txn);
     pthread_rwlock_unlock(&w->log->map_lock);
     pthread_mutex_unlock(&w->log->write_mu);
@@ -535,6 +539,9 @@ void tl_wtxn_abort(tl_wtxn *w) {
 int tl_wtxn_commit(tl_wtxn *w) {
     tl_log *log = w->log;
     int rc = w->failed;
+    /* appliers' buffered writes first: a full map here re-runs the batch like any other */
+    for (unsigned i = 0; i < log->napplier && !rc; i++)
+        if (log->appliers[i].flush && log->appliers[i].flush(w, log->appliers[i].state)) rc = w->failed ? w->failed : TL_ESTORAGE;
     if (!rc && w->npending) {
         sign_ctx ctx = {w->pending};
         tl_parallel_for(w->npending, w->npending >= 128 ? log->sign_threads : 1, sign_one, &ctx);

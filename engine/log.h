@@ -41,6 +41,13 @@ typedef struct tl_applier {
     const char *db_names[8];
     unsigned ndbs;
     bool in_digest; /* projections yes; engine bookkeeping no */
+    /* Optional, for an applier that buffers its writes during a transaction (projections'
+     * write-back overlay): flush() writes the buffer into w before the commit (a failure
+     * fails w, as tl_put does), discard() forgets it when w is aborted, release() frees it
+     * when the log is closed. */
+    int (*flush)(tl_wtxn *w, void *state);
+    void (*discard)(void *state);
+    void (*release)(void *state);
 } tl_applier;
 
 typedef struct tl_pending {
