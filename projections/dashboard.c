@@ -22,38 +22,33 @@ static tlp_key entry_key(const char *user, int type, uint64_t seq) {
     return k;
 }
 
-static int put_entry(tl_wtxn *w, const char *user, int type, uint64_t seq, const char *id) {
+static int put_entry(tl_wtxn *w, tlp_ovl *o, const char *user, int type, uint64_t seq, const char *id) {
     tlp_key k = entry_key(user, type, seq);
-    return tl_put(w, dash_db(w->log), k.b, k.n, id, strlen(id), 0);
+    return tlp_ovl_put(w, o, &k, id, strlen(id));
 }
 
-static int del_entry(tl_wtxn *w, const char *user, int type, uint64_t seq) {
+static int del_entry(tl_wtxn *w, tlp_ovl *o, const char *user, int type, uint64_t seq) {
     tlp_key k = entry_key(user, type, seq);
-    return tl_del(w, dash_db(w->log), k.b, k.n);
+    return tlp_ovl_del(w, o, &k);
 }
 
 /* created (+1) and deleted (-1): the whole audience of the message's channel */
-static int fan_out(tl_wtxn *w, const char *id, bool add) {
+static int fan_out(tl_wtxn *w, tlp_ovl *o, const char *id, bool add) {
     tl_message_rec m;
     tl_project_rec p;
     tlp_users aud = {0};
     int rc = tlp_message_ctx(w->txn, w->log, id, &m, &p);
     if (rc || !m.project[0]) return rc;
     rc = tlp_audience(w->txn, w->log, &p, p.account, m.channel, &aud);
-    tlp_cur c = {0};
-    if (!rc && aud.n) rc = tlp_cur_open(&c, w, dash_db(w->log));
-    size_t idlen = strlen(id);
     for (size_t i = 0; i < aud.n && !rc; i++) {
-        if (!strcmp(aud.v[i].id, m.author)) continue;
-        tlp_key k = entry_key(aud.v[i].id, p.type, m.seq);
-        rc = add ? tlp_cur_put(&c, &k, id, idlen) : tlp_cur_del(&c, &k);
+        if (strcmp(aud.v[i].id, m.author) == 0) continue;
+        rc = add ? put_entry(w, o, aud.v[i].id, p.type, m.seq, id) : del_entry(w, o, aud.v[i].id, p.type, m.seq);
     }
-    tlp_cur_close(&c);
     tlp_users_free(&aud);
     return rc;
 }
 
-static int on_mark(tl_wtxn *w, const tl_event *ev, bool unread) {
+static int on_mark(tl_wtxn *w, tlp_ovl *o, const tl_event *ev, bool unread) {
     char id[TL_IDBUF];
     tl_message_rec m;
     tl_project_rec p;
@@ -61,23 +56,24 @@ static int on_mark(tl_wtxn *w, const tl_event *ev, bool unread) {
     tlp_ev_cstr(ev, "message", id, sizeof id);
     int rc = tlp_message_ctx(w->txn, w->log, id, &m, &p);
     if (rc || !m.project[0]) return rc;
-    if (!unread) return del_entry(w, ev->actor, p.type, m.seq);
+    if (!unread) return del_entry(w, o, ev->actor, p.type, m.seq);
     if ((rc = tl_state_user(w->txn, w->log, ev->actor, &u)) != 0) return rc == TL_ENOTFOUND ? 0 : rc;
     if (u.role == TL_ROLE_AUDITOR || m.deleted || !strcmp(m.author, ev->actor) ||
         !tl_state_in_audience(ev->actor, &u, &p, p.account, m.channel))
         return 0;
-    return put_entry(w, ev->actor, p.type, m.seq, id);
+    return put_entry(w, o, ev->actor, p.type, m.seq, id);
 }
 
 typedef struct seed_ctx {
     tl_wtxn *w;
+    tlp_ovl *o;
     const char *user;
     int role, type;
 } seed_ctx;
 
 static int seed_message(const char *id, uint64_t seq, void *ctxp) {
     seed_ctx *s = ctxp;
-    return put_entry(s->w, s->user, s->type, seq, id);
+    return put_entry(s->w, s->o, s->user, s->type, seq, id);
 }
 
 static int seed_project(const char *project, void *ctxp) {
@@ -92,32 +88,34 @@ static int seed_project(const char *project, void *ctxp) {
     return rc;
 }
 
-static int on_user(tl_wtxn *w, const tl_event *ev) {
+static int on_user(tl_wtxn *w, tlp_ovl *o, const tl_event *ev) {
     char id[TL_IDBUF], role[16], account[TL_IDBUF];
     tlp_ev_cstr(ev, "id", id, sizeof id);
     tlp_ev_cstr(ev, "role", role, sizeof role);
     tlp_ev_cstr(ev, "account", account, sizeof account);
-    seed_ctx s = {w, id, tl_role_parse(role), 0};
+    seed_ctx s = {w, o, id, tl_role_parse(role), 0};
     if (s.role == TL_ROLE_MEMBER) return tlp_each_project(w->txn, w->log, account, seed_project, &s);
     if (s.role == TL_ROLE_STAFF) return tlp_each_project(w->txn, w->log, NULL, seed_project, &s);
     return 0;
 }
 
 static int dashboard_apply(tl_wtxn *w, const tl_event *ev, void *state) {
-    (void)state;
+    tlp_ovl *o = state;
     char id[TL_IDBUF];
-    if (tlp_created_message(ev, id)) return fan_out(w, id, true);
-    if (!strcmp(ev->kind, "message.read")) return on_mark(w, ev, false);
-    if (!strcmp(ev->kind, "message.unread")) return on_mark(w, ev, true);
+    int rc = tlp_ovl_bound(w, o);
+    if (rc) return rc;
+    if (tlp_created_message(ev, id)) return fan_out(w, o, id, true);
+    if (!strcmp(ev->kind, "message.read")) return on_mark(w, o, ev, false);
+    if (!strcmp(ev->kind, "message.unread")) return on_mark(w, o, ev, true);
     if (!strcmp(ev->kind, "message.deleted")) {
         tlp_ev_cstr(ev, "message", id, sizeof id);
-        return fan_out(w, id, false);
+        return fan_out(w, o, id, false);
     }
-    if (!strcmp(ev->kind, "user.created")) return on_user(w, ev);
+    if (!strcmp(ev->kind, "user.created")) return on_user(w, o, ev);
     return 0;
 }
 
-int tlp_dashboard_register(tl_log *log) { return tlp_register(log, "dashboard", dashboard_apply); }
+int tlp_dashboard_register(tl_log *log) { return tlp_register_buffered(log, "dashboard", dashboard_apply); }
 
 /* ---------------------------------------------------------------- the query */
 

@@ -70,29 +70,33 @@ int tlp_get_u64(MDB_txn *txn, MDB_dbi db, const tlp_key *k, uint64_t *out);
 int tlp_add_u64(tl_wtxn *w, MDB_dbi db, const tlp_key *k, int64_t delta);
 int tlp_put_u64(tl_wtxn *w, MDB_dbi db, const tlp_key *k, uint64_t v);
 
-/* ---------------------------------------------------------------- write cursors */
+/* ---------------------------------------------------------------- write-back buffers (overlay.c) */
 
 /*
- * A cursor on one database of the append's write transaction, for an applier's fan-out:
- * successive keys that fall on the page the cursor already holds are found without a descent
- * from the root (LMDB's MDB_SET shortcut), so an event's neighbouring keys cost a page search
- * each instead of a tree search plus a dirty-list lookup per level. Open per event, close
- * before the applier returns. A failure marks the transaction failed, as tl_put does.
+ * The fan-out projections (unread, tracking, dashboard) write through a per-transaction
+ * buffer of their database, written out in key order at commit. Point operations only;
+ * values are borrowed until the next write to the same buffer.
  */
-typedef struct tlp_cur {
-    tl_wtxn *w;
-    MDB_cursor *c;
-} tlp_cur;
+typedef struct tlp_ovl tlp_ovl;
 
-int tlp_cur_open(tlp_cur *c, tl_wtxn *w, MDB_dbi db);
-void tlp_cur_close(tlp_cur *c);
-/** 0 (v set, borrowed until the next write), TL_ENOTFOUND, or a failure. */
-int tlp_cur_get(tlp_cur *c, const tlp_key *k, MDB_val *v);
-int tlp_cur_put(tlp_cur *c, const tlp_key *k, const void *v, size_t n);
-/** Delete k when present (absent is not an error). */
-int tlp_cur_del(tlp_cur *c, const tlp_key *k);
-/** tlp_add_u64 through a cursor. */
-int tlp_cur_add_u64(tlp_cur *c, const tlp_key *k, int64_t delta);
+/** Register an applier with one database of the same name, in the digest, whose writes go
+ * through a buffer; apply() receives the buffer as its state. */
+int tlp_register_buffered(tl_log *log, const char *name, int (*apply)(tl_wtxn *, const tl_event *, void *));
+/** The buffer of applier name (NULL when it has none). */
+tlp_ovl *tlp_ovl_of(tl_log *log, const char *applier);
+/** 0 (v set), TL_ENOTFOUND, or a failure. */
+int tlp_ovl_get(tl_wtxn *w, tlp_ovl *o, const tlp_key *k, MDB_val *v);
+int tlp_ovl_put(tl_wtxn *w, tlp_ovl *o, const tlp_key *k, const void *v, size_t n);
+/** Delete k (absent is not an error). */
+int tlp_ovl_del(tl_wtxn *w, tlp_ovl *o, const tlp_key *k);
+/** tlp_add_u64 through the buffer. */
+int tlp_ovl_add_u64(tl_wtxn *w, tlp_ovl *o, const tlp_key *k, int64_t delta);
+/** Call at the start of an event: writes the buffer out early when it has grown large. */
+int tlp_ovl_bound(tl_wtxn *w, tlp_ovl *o);
+/* the applier hooks */
+int tlp_ovl_flush(tl_wtxn *w, void *state);
+void tlp_ovl_discard(void *state);
+void tlp_ovl_release(void *state);
 
 /* ---------------------------------------------------------------- users and audiences */
 
@@ -189,6 +193,8 @@ int tlp_unread_channel(MDB_txn *txn, tl_log *log, const char *user, const char *
 /** Unread count of user in one type bucket (1..3 project types, 4 support). */
 int tlp_unread_bucket(MDB_txn *txn, tl_log *log, const char *user, int bucket, uint64_t *n);
 int tlp_unread_topic(MDB_txn *txn, tl_log *log, const char *user, const char *topic, uint64_t *n);
+/** While applying: user's unread count in project (all channels), through unread's buffer. */
+int tlp_unread_project_sum(tl_wtxn *w, const char *user, const char *project, uint64_t *out);
 
 /* ---------------------------------------------------------------- merged range scans */
 

@@ -62,15 +62,15 @@ static void group_viewer(char kind, const tl_project_rec *p, tl_user_rec *u) {
     tlp_user_rec(u, role, kind == 'M' ? p->account : NULL);
 }
 
-static int group_refresh(tl_wtxn *w, char kind, const char *name, const char *project, const tl_project_rec *p) {
+static int group_refresh(tl_wtxn *w, tlp_ovl *o, char kind, const char *name, const char *project,
+                         const tl_project_rec *p) {
     tl_user_rec u;
     group_viewer(kind, p, &u);
     uint64_t la = tl_state_last_activity(name, &u, p);
-    MDB_dbi db = trk_db(w->log);
     tlp_key gk = group_key('G', kind, name);
     tlp_key_str(&gk, project);
     MDB_val v;
-    int rc = tl_get(w->txn, db, gk.b, gk.n, &v);
+    int rc = tlp_ovl_get(w, o, &gk, &v);
     if (rc && rc != TL_ENOTFOUND) return rc;
     if (!rc && v.mv_size != 9) return tl_fail(TL_ECORRUPT, "tracking group row is damaged");
     uint64_t old = rc ? 0 : tl_seq_from_key(v.mv_data);
@@ -81,7 +81,7 @@ static int group_refresh(tl_wtxn *w, char kind, const char *name, const char *pr
         tlp_key_u8(&ak, p->type);
         tlp_key_u64(&ak, ~old);
         tlp_key_str(&ak, project);
-        if ((rc = tl_del(w, db, ak.b, ak.n)) != 0) return rc;
+        if ((rc = tlp_ovl_del(w, o, &ak)) != 0) return rc;
     }
     ak = group_key('A', kind, name);
     tlp_key_u8(&ak, p->type);
@@ -91,19 +91,20 @@ static int group_refresh(tl_wtxn *w, char kind, const char *name, const char *pr
      * from the index instead of the catalog */
     tl_bytes title = {(const uint8_t *)"", 0};
     if ((rc = tlp_project_title(w->txn, w->log, project, &title)) != 0 && rc != TL_ENOTFOUND) return rc;
-    if ((rc = tl_put(w, db, ak.b, ak.n, title.ptr, title.len, 0)) != 0) return rc;
+    if ((rc = tlp_ovl_put(w, o, &ak, title.ptr, title.len)) != 0) return rc;
     uint8_t val[9];
     tl_seq_key(val, la);
     val[8] = p->type;
-    return tl_put(w, db, gk.b, gk.n, val, sizeof val, 0);
+    return tlp_ovl_put(w, o, &gk, val, sizeof val);
 }
 
 /* The groups that see history class cls of p (0 = project level, then the channels). */
-static int groups_refresh(tl_wtxn *w, int cls, const char *project, const tl_project_rec *p) {
-    int rc = group_refresh(w, 'M', p->account, project, p);
-    if (!rc) rc = group_refresh(w, 'X', "", project, p);
-    if (!rc && (cls == 0 || cls == TL_CH_CHAT)) rc = group_refresh(w, 'S', "", project, p);
-    if (!rc && (cls == 0 || cls == TL_CH_AMBASSADOR) && p->ambassador[0]) rc = group_refresh(w, 'Z', p->ambassador, project, p);
+static int groups_refresh(tl_wtxn *w, tlp_ovl *o, int cls, const char *project, const tl_project_rec *p) {
+    int rc = group_refresh(w, o, 'M', p->account, project, p);
+    if (!rc) rc = group_refresh(w, o, 'X', "", project, p);
+    if (!rc && (cls == 0 || cls == TL_CH_CHAT)) rc = group_refresh(w, o, 'S', "", project, p);
+    if (!rc && (cls == 0 || cls == TL_CH_AMBASSADOR) && p->ambassador[0])
+        rc = group_refresh(w, o, 'Z', p->ambassador, project, p);
     return rc;
 }
 
@@ -140,61 +141,19 @@ static int row_get(MDB_txn *txn, tl_log *log, const char *user, const char *proj
     return 0;
 }
 
-/* The cursors of one event's refreshes: R rows and the unread counters of one project are
- * neighbours for successive viewers, so each cursor mostly stays on its page. */
-typedef struct refresher {
-    tlp_cur unread, r, b;
-} refresher;
-
-static int refresher_open(refresher *f, tl_wtxn *w) {
-    memset(f, 0, sizeof *f);
-    int rc = tlp_cur_open(&f->unread, w, tlp_dbi(w->log, "unread", 0));
-    if (!rc) rc = tlp_cur_open(&f->r, w, trk_db(w->log));
-    if (!rc) rc = tlp_cur_open(&f->b, w, trk_db(w->log));
-    return rc;
-}
-
-static void refresher_close(refresher *f) {
-    tlp_cur_close(&f->unread);
-    tlp_cur_close(&f->r);
-    tlp_cur_close(&f->b);
-}
-
-/* user's unread count in project: the sum of unread.c's per-channel counters
- * (c project\0 user\0 channel), read as one short range */
-static int unread_sum(refresher *f, const char *user, const char *project, uint64_t *out) {
-    tlp_key pre;
-    tlp_key_init(&pre, 'c');
-    tlp_key_str(&pre, project);
-    tlp_key_str(&pre, user);
-    *out = 0;
-    MDB_val k = {pre.n, pre.b}, v;
-    int rc = mdb_cursor_get(f->unread.c, &k, &v, MDB_SET_RANGE);
-    while (rc == 0 && k.mv_size == pre.n + 1 && memcmp(k.mv_data, pre.b, pre.n) == 0) {
-        int ch = ((const uint8_t *)k.mv_data)[pre.n];
-        if (ch >= TL_CH_NOTES && ch <= TL_CH_AMBASSADOR) {
-            if (v.mv_size != 8) return tl_fail(TL_ECORRUPT, "projection counter is damaged");
-            *out += tl_seq_from_key(v.mv_data);
-        }
-        rc = mdb_cursor_get(f->unread.c, &k, &v, MDB_NEXT);
-    }
-    if (rc && rc != MDB_NOTFOUND) return tl_wtxn_fail_mdb(f->unread.w, rc, "read");
-    return 0;
-}
-
 /* Bring user's row of project p up to date: its unread count (from unread.c, applied before
  * this) and last_activity (from the state); re-key the B index when either moved. */
-static int refresh(refresher *f, const char *user, int role, const char *project, const tl_project_rec *p) {
+static int refresh(tl_wtxn *w, tlp_ovl *o, const char *user, int role, const char *project, const tl_project_rec *p) {
     if (role == TL_ROLE_AUDITOR) return 0; /* the 'X' group holds everything auditors need */
     tl_user_rec ur;
     tlp_user_rec(&ur, role, role == TL_ROLE_MEMBER ? p->account : NULL);
     if (!tl_state_sees_project(user, &ur, p)) return 0;
     row now = {0, tl_state_last_activity(user, &ur, p), p->type}, old;
-    int rc = unread_sum(f, user, project, &now.unread);
+    int rc = tlp_unread_project_sum(w, user, project, &now.unread);
     if (rc) return rc;
     tlp_key rk = row_key(user, project);
     MDB_val v;
-    rc = tlp_cur_get(&f->r, &rk, &v);
+    rc = tlp_ovl_get(w, o, &rk, &v);
     if (rc && rc != TL_ENOTFOUND) return rc;
     bool had = rc == 0;
     if (had) {
@@ -207,29 +166,26 @@ static int refresh(refresher *f, const char *user, int role, const char *project
     tlp_key k;
     if (had) {
         k = order_key(user, project, &old);
-        if ((rc = tlp_cur_del(&f->b, &k)) != 0) return rc;
+        if ((rc = tlp_ovl_del(w, o, &k)) != 0) return rc;
     }
     k = order_key(user, project, &now);
-    if ((rc = tlp_cur_put(&f->b, &k, "", 0)) != 0) return rc;
+    if ((rc = tlp_ovl_put(w, o, &k, "", 0)) != 0) return rc;
     uint8_t val[17];
     tl_seq_key(val, now.unread);
     tl_seq_key(val + 8, now.la);
     val[16] = now.type;
-    return tlp_cur_put(&f->r, &rk, val, sizeof val);
+    return tlp_ovl_put(w, o, &rk, val, sizeof val);
 }
 
-static int refresh_all(tl_wtxn *w, const tlp_users *l, const char *project, const tl_project_rec *p) {
-    if (!l->n) return 0;
-    refresher f;
-    int rc = refresher_open(&f, w);
-    for (size_t i = 0; i < l->n && !rc; i++) rc = refresh(&f, l->v[i].id, l->v[i].role, project, p);
-    refresher_close(&f);
+static int refresh_all(tl_wtxn *w, tlp_ovl *o, const tlp_users *l, const char *project, const tl_project_rec *p) {
+    int rc = 0;
+    for (size_t i = 0; i < l->n && !rc; i++) rc = refresh(w, o, l->v[i].id, l->v[i].role, project, p);
     return rc;
 }
 
 typedef struct new_user {
     tl_wtxn *w;
-    refresher *f;
+    tlp_ovl *o;
     const char *user;
     int role;
 } new_user;
@@ -238,23 +194,19 @@ static int new_user_row(const char *project, void *ctxp) {
     new_user *n = ctxp;
     tl_project_rec p;
     int rc = tl_state_project(n->w->txn, n->w->log, project, &p);
-    return rc ? rc : refresh(n->f, n->user, n->role, project, &p);
+    return rc ? rc : refresh(n->w, n->o, n->user, n->role, project, &p);
 }
 
-static int on_user(tl_wtxn *w, const tl_event *ev) {
+static int on_user(tl_wtxn *w, tlp_ovl *o, const tl_event *ev) {
     char id[TL_IDBUF], role[16], account[TL_IDBUF];
     tlp_ev_cstr(ev, "id", id, sizeof id);
     tlp_ev_cstr(ev, "role", role, sizeof role);
     tlp_ev_cstr(ev, "account", account, sizeof account);
-    refresher f;
-    new_user n = {w, &f, id, tl_role_parse(role)};
+    new_user n = {w, o, id, tl_role_parse(role)};
     /* the group indexes exist already; only the per-user unread-first rows are new;
      * auditors share the 'X' group; an ambassador gets rows with the projects naming them */
     if (n.role != TL_ROLE_MEMBER && n.role != TL_ROLE_STAFF) return 0;
-    int rc = refresher_open(&f, w);
-    if (!rc) rc = tlp_each_project(w->txn, w->log, n.role == TL_ROLE_MEMBER ? account : NULL, new_user_row, &n);
-    refresher_close(&f);
-    return rc;
+    return tlp_each_project(w->txn, w->log, n.role == TL_ROLE_MEMBER ? account : NULL, new_user_row, &n);
 }
 
 static bool is_activity(const char *k) {
@@ -263,17 +215,19 @@ static bool is_activity(const char *k) {
 }
 
 static int tracking_apply(tl_wtxn *w, const tl_event *ev, void *state) {
-    (void)state;
+    tlp_ovl *o = state;
     const char *k = ev->kind;
-    if (!strcmp(k, "user.created")) return on_user(w, ev);
+    int rc = tlp_ovl_bound(w, o);
+    if (rc) return rc;
+    if (!strcmp(k, "user.created")) return on_user(w, o, ev);
     if (!ev->has_project || !strncmp(k, "x.", 2)) return 0;
     tl_project_rec p;
-    int rc = tl_state_project(w->txn, w->log, ev->project, &p);
+    rc = tl_state_project(w->txn, w->log, ev->project, &p);
     if (rc) return rc == TL_ENOTFOUND ? 0 : rc;
     tlp_users l = {0};
     int cls = tlp_event_class(&p, ev->seq);
     if (cls >= 0 && is_activity(k)) {
-        rc = groups_refresh(w, cls, ev->project, &p);
+        rc = groups_refresh(w, o, cls, ev->project, &p);
         if (!rc) rc = tlp_class_viewers(w->txn, w->log, &p, cls, &l);
     } else if (!strcmp(k, "message.read") || !strcmp(k, "message.unread")) {
         tl_user_rec u;
@@ -287,12 +241,12 @@ static int tracking_apply(tl_wtxn *w, const tl_event *ev, void *state) {
         rc = tl_state_message(w->txn, w->log, id, &m);
         if (!rc) rc = tlp_audience(w->txn, w->log, &p, p.account, m.channel, &l);
     }
-    if (!rc) rc = refresh_all(w, &l, ev->project, &p);
+    if (!rc) rc = refresh_all(w, o, &l, ev->project, &p);
     tlp_users_free(&l);
     return rc;
 }
 
-int tlp_tracking_register(tl_log *log) { return tlp_register(log, "tracking", tracking_apply); }
+int tlp_tracking_register(tl_log *log) { return tlp_register_buffered(log, "tracking", tracking_apply); }
 
 /* ---------------------------------------------------------------- the query */
 

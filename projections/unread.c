@@ -50,64 +50,38 @@ static tlp_key topic_key(const char *user, const char *topic) {
     return k;
 }
 
-/* One cursor per key family: an event's channel (topic) counters of successive users are
- * neighbours, so each cursor mostly stays on its page; the per-user type counters have
- * their own cursor so they do not move the others away. */
-typedef struct bumper {
-    tlp_cur c, t, k;
-} bumper;
-
-static int bumper_open(bumper *b, tl_wtxn *w) {
-    MDB_dbi db = unread_db(w->log);
-    memset(b, 0, sizeof *b);
-    int rc = tlp_cur_open(&b->c, w, db);
-    if (!rc) rc = tlp_cur_open(&b->t, w, db);
-    if (!rc) rc = tlp_cur_open(&b->k, w, db);
-    return rc;
-}
-
-static void bumper_close(bumper *b) {
-    tlp_cur_close(&b->c);
-    tlp_cur_close(&b->t);
-    tlp_cur_close(&b->k);
-}
-
 /* Move every counter of message m by delta for user. */
-static int bump(bumper *b, const char *user, const tl_message_rec *m, const tl_project_rec *p, int delta) {
+static int bump(tl_wtxn *w, tlp_ovl *o, const char *user, const tl_message_rec *m, const tl_project_rec *p, int delta) {
     tlp_key k;
     int rc = 0;
     if (m->project[0]) {
         k = channel_key(user, m->project, m->channel);
-        rc = tlp_cur_add_u64(&b->c, &k, delta);
+        rc = tlp_ovl_add_u64(w, o, &k, delta);
     }
     k = bucket_key(user, tlp_bucket(m, p));
-    if (!rc) rc = tlp_cur_add_u64(&b->t, &k, delta);
+    if (!rc) rc = tlp_ovl_add_u64(w, o, &k, delta);
     if (!rc && m->channel == TL_CH_CHAT && m->topic[0]) {
         k = topic_key(user, m->topic);
-        rc = tlp_cur_add_u64(&b->k, &k, delta);
+        rc = tlp_ovl_add_u64(w, o, &k, delta);
     }
     return rc;
 }
 
-static int on_created(tl_wtxn *w, const char *id) {
+static int on_created(tl_wtxn *w, tlp_ovl *o, const char *id) {
     tl_message_rec m;
     tl_project_rec p;
     tlp_users aud = {0};
     int rc = tlp_message_ctx(w->txn, w->log, id, &m, &p);
     if (!rc) rc = tlp_audience(w->txn, w->log, m.project[0] ? &p : NULL, m.account, m.channel, &aud);
-    bumper b;
-    memset(&b, 0, sizeof b);
-    if (!rc) rc = bumper_open(&b, w);
     for (size_t i = 0; i < aud.n && !rc; i++)
-        if (strcmp(aud.v[i].id, m.author) != 0) rc = bump(&b, aud.v[i].id, &m, &p, 1);
-    bumper_close(&b);
+        if (strcmp(aud.v[i].id, m.author) != 0) rc = bump(w, o, aud.v[i].id, &m, &p, 1);
     tlp_users_free(&aud);
     return rc;
 }
 
 /* message.read / message.unread by the actor: only an audience member who is not the author
  * (and not an auditor) has the message counted at all. */
-static int on_mark(tl_wtxn *w, const tl_event *ev, int delta) {
+static int on_mark(tl_wtxn *w, tlp_ovl *o, const tl_event *ev, int delta) {
     char id[TL_IDBUF];
     tl_message_rec m;
     tl_project_rec p;
@@ -119,13 +93,10 @@ static int on_mark(tl_wtxn *w, const tl_event *ev, int delta) {
     if (u.role == TL_ROLE_AUDITOR || m.deleted || !strcmp(m.author, ev->actor) ||
         !tl_state_in_audience(ev->actor, &u, m.project[0] ? &p : NULL, m.account, m.channel))
         return 0;
-    bumper b;
-    if ((rc = bumper_open(&b, w)) == 0) rc = bump(&b, ev->actor, &m, &p, delta);
-    bumper_close(&b);
-    return rc;
+    return bump(w, o, ev->actor, &m, &p, delta);
 }
 
-static int on_deleted(tl_wtxn *w, const tl_event *ev) {
+static int on_deleted(tl_wtxn *w, tlp_ovl *o, const tl_event *ev) {
     char id[TL_IDBUF];
     tl_message_rec m;
     tl_project_rec p;
@@ -133,21 +104,26 @@ static int on_deleted(tl_wtxn *w, const tl_event *ev) {
     tlp_ev_cstr(ev, "message", id, sizeof id);
     int rc = tlp_message_ctx(w->txn, w->log, id, &m, &p);
     if (!rc) rc = tlp_audience(w->txn, w->log, m.project[0] ? &p : NULL, m.account, m.channel, &aud);
-    bumper b;
-    memset(&b, 0, sizeof b);
-    if (!rc) rc = bumper_open(&b, w);
     for (size_t i = 0; i < aud.n && !rc; i++)
         if (strcmp(aud.v[i].id, m.author) != 0 && !tl_state_has_read(w->txn, w->log, aud.v[i].id, id))
-            rc = bump(&b, aud.v[i].id, &m, &p, -1);
-    bumper_close(&b);
+            rc = bump(w, o, aud.v[i].id, &m, &p, -1);
     tlp_users_free(&aud);
     return rc;
 }
 
 /* ---------------------------------------------------------------- a new user */
 
+/* A seeded counter: zero counters are absent, as tlp_add_u64 keeps them. */
+static int put_count(tl_wtxn *w, tlp_ovl *o, const tlp_key *k, uint64_t n) {
+    if (!n) return tlp_ovl_del(w, o, k);
+    uint8_t b[8];
+    tl_seq_key(b, n);
+    return tlp_ovl_put(w, o, k, b, 8);
+}
+
 typedef struct seed_ctx {
     tl_wtxn *w;
+    tlp_ovl *o;
     const char *user;
     int role;
     uint64_t bucket[5];
@@ -158,7 +134,7 @@ static int seed_topic(const char *topic, void *ctxp) {
     uint64_t n;
     int rc = tlp_count_topic(s->w->txn, s->w->log, topic, &n);
     tlp_key k = topic_key(s->user, topic);
-    return rc ? rc : tlp_put_u64(s->w, unread_db(s->w->log), &k, n);
+    return rc ? rc : put_count(s->w, s->o, &k, n);
 }
 
 static int seed_project(const char *project, void *ctxp) {
@@ -172,7 +148,7 @@ static int seed_project(const char *project, void *ctxp) {
         uint64_t n;
         if ((rc = tlp_count_channel(s->w->txn, s->w->log, project, ch, &n)) != 0) break;
         tlp_key k = channel_key(s->user, project, ch);
-        rc = tlp_put_u64(s->w, unread_db(s->w->log), &k, n);
+        rc = put_count(s->w, s->o, &k, n);
         if (p.type >= 1 && p.type <= 3) s->bucket[p.type] += n;
     }
     return rc ? rc : tlp_each_topic(s->w->txn, s->w->log, project, seed_topic, s);
@@ -186,12 +162,12 @@ static int seed_support(const char *account, void *ctxp) {
     return rc;
 }
 
-static int on_user(tl_wtxn *w, const tl_event *ev) {
+static int on_user(tl_wtxn *w, tlp_ovl *o, const tl_event *ev) {
     char id[TL_IDBUF], role[16], account[TL_IDBUF];
     tlp_ev_cstr(ev, "id", id, sizeof id);
     tlp_ev_cstr(ev, "role", role, sizeof role);
     tlp_ev_cstr(ev, "account", account, sizeof account);
-    seed_ctx s = {w, id, tl_role_parse(role), {0}};
+    seed_ctx s = {w, o, id, tl_role_parse(role), {0}};
     int rc = 0;
     if (s.role == TL_ROLE_MEMBER) {
         rc = tlp_each_project(w->txn, w->log, account, seed_project, &s);
@@ -204,23 +180,40 @@ static int on_user(tl_wtxn *w, const tl_event *ev) {
     }
     for (int b = 1; b <= 4 && !rc; b++) {
         tlp_key k = bucket_key(id, b);
-        rc = tlp_put_u64(w, unread_db(w->log), &k, s.bucket[b]);
+        rc = put_count(w, o, &k, s.bucket[b]);
     }
     return rc;
 }
 
 static int unread_apply(tl_wtxn *w, const tl_event *ev, void *state) {
-    (void)state;
+    tlp_ovl *o = state;
     char id[TL_IDBUF];
-    if (tlp_created_message(ev, id)) return on_created(w, id);
-    if (!strcmp(ev->kind, "message.read")) return on_mark(w, ev, -1);
-    if (!strcmp(ev->kind, "message.unread")) return on_mark(w, ev, 1);
-    if (!strcmp(ev->kind, "message.deleted")) return on_deleted(w, ev);
-    if (!strcmp(ev->kind, "user.created")) return on_user(w, ev);
+    int rc = tlp_ovl_bound(w, o);
+    if (rc) return rc;
+    if (tlp_created_message(ev, id)) return on_created(w, o, id);
+    if (!strcmp(ev->kind, "message.read")) return on_mark(w, o, ev, -1);
+    if (!strcmp(ev->kind, "message.unread")) return on_mark(w, o, ev, 1);
+    if (!strcmp(ev->kind, "message.deleted")) return on_deleted(w, o, ev);
+    if (!strcmp(ev->kind, "user.created")) return on_user(w, o, ev);
     return 0;
 }
 
-int tlp_unread_register(tl_log *log) { return tlp_register(log, "unread", unread_apply); }
+int tlp_unread_register(tl_log *log) { return tlp_register_buffered(log, "unread", unread_apply); }
+
+int tlp_unread_project_sum(tl_wtxn *w, const char *user, const char *project, uint64_t *out) {
+    tlp_ovl *o = tlp_ovl_of(w->log, "unread");
+    *out = 0;
+    for (int ch = TL_CH_NOTES; ch <= TL_CH_AMBASSADOR; ch++) {
+        tlp_key k = channel_key(user, project, ch);
+        MDB_val v;
+        int rc = tlp_ovl_get(w, o, &k, &v);
+        if (rc == TL_ENOTFOUND) continue;
+        if (rc) return rc;
+        if (v.mv_size != 8) return tl_fail(TL_ECORRUPT, "projection counter is damaged");
+        *out += tl_seq_from_key(v.mv_data);
+    }
+    return 0;
+}
 
 /* ---------------------------------------------------------------- reading */
 

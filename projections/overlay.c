@@ -1,0 +1,307 @@
+/*
+ * overlay.c — a write-back buffer in front of one projection database, for the duration of
+ * one write transaction.
+ *
+ * Why: the fan-out projections (unread, tracking, dashboard) write a few keys per viewer of
+ * every event, scattered over their B-trees. Written straight into LMDB, each of those is a
+ * descent through a large transaction's dirty pages, a copy-on-write of pages it has not
+ * touched yet and a page search; the profile showed most of `apply` inside those writes.
+ * Within a batch many writes hit the same keys (a user's per-type counter, a row's re-keys),
+ * and the rest can be written far more cheaply in key order. So the appliers write here: a
+ * hash table of the keys the transaction changed (value, or deleted), read through to LMDB
+ * for keys it has not seen; at commit (the applier's flush hook) the entries are sorted and
+ * written with one cursor walking the tree left to right; on abort they are dropped.
+ *
+ * Only point operations exist: no applier scans these databases while applying (queries
+ * read them in their own read transactions, after the commit). A transaction that buffers
+ * more than OVL_MAX_ENTRIES (an in-place replay runs in one transaction) flushes early, at
+ * the start of an event, so memory stays bounded and no borrowed value is ever invalidated
+ * inside an applier's call.
+ */
+#include <stdlib.h>
+
+#include "proj.h"
+
+#define OVL_MAX_ENTRIES (1u << 19)
+
+typedef struct ovl_entry {
+    size_t koff, voff; /* into the arena */
+    uint32_t vlen;
+    uint16_t klen;
+    uint8_t deleted;
+} ovl_entry;
+
+struct tlp_ovl {
+    MDB_dbi db;
+    MDB_cursor *cur; /* on the current write transaction; closed at flush and discard */
+    ovl_entry *e;
+    size_t n, cap;
+    uint64_t *slot; /* open addressing: 0 empty, else (hash's top 32 bits << 32) | (entry index + 1) */
+    size_t nslot;   /* a power of two, at least twice n */
+    uint8_t *arena;
+    size_t used, acap;
+};
+
+static uint64_t mix(uint64_t h) { /* splitmix64's finaliser */
+    h ^= h >> 30;
+    h *= 0xbf58476d1ce4e5b9ull;
+    h ^= h >> 27;
+    h *= 0x94d049bb133111ebull;
+    return h ^ (h >> 31);
+}
+
+static uint64_t hash_key(const uint8_t *p, size_t n) { /* eight bytes at a time */
+    uint64_t h = n;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t x;
+        memcpy(&x, p + i, 8);
+        h = mix(h ^ x);
+    }
+    uint64_t x = 0;
+    memcpy(&x, p + i, n - i);
+    return mix(h ^ x);
+}
+
+static int arena_add(tlp_ovl *o, const void *p, size_t n, size_t *off) {
+    if (o->used + n > o->acap) {
+        size_t cap = o->acap ? o->acap : 1u << 20;
+        while (cap < o->used + n) cap *= 2;
+        uint8_t *a = realloc(o->arena, cap);
+        if (!a) return tl_fail(TL_ENOMEM, "out of memory (projection buffer)");
+        o->arena = a;
+        o->acap = cap;
+    }
+    if (n) memcpy(o->arena + o->used, p, n);
+    *off = o->used;
+    o->used += n;
+    return 0;
+}
+
+static int grow_slots(tlp_ovl *o) {
+    size_t nslot = o->nslot ? o->nslot * 2 : 1u << 12;
+    uint64_t *s = calloc(nslot, sizeof *s);
+    if (!s) return tl_fail(TL_ENOMEM, "out of memory (projection buffer)");
+    for (size_t i = 0; i < o->n; i++) {
+        uint64_t h = hash_key(o->arena + o->e[i].koff, o->e[i].klen);
+        size_t j = h & (nslot - 1);
+        while (s[j]) j = (j + 1) & (nslot - 1);
+        s[j] = (h & 0xffffffff00000000ull) | (i + 1);
+    }
+    free(o->slot);
+    o->slot = s;
+    o->nslot = nslot;
+    return 0;
+}
+
+/* The entry of key k (hash h), or NULL; *slot_out receives the slot where it is or would go. */
+static ovl_entry *find(tlp_ovl *o, const tlp_key *k, uint64_t h, size_t *slot_out) {
+    if (!o->nslot) return NULL;
+    size_t j = h & (o->nslot - 1);
+    uint64_t tag = h & 0xffffffff00000000ull;
+    for (; o->slot[j]; j = (j + 1) & (o->nslot - 1)) {
+        if ((o->slot[j] & 0xffffffff00000000ull) != tag) continue;
+        ovl_entry *e = &o->e[(o->slot[j] & 0xffffffffu) - 1];
+        if (e->klen == k->n && memcmp(o->arena + e->koff, k->b, k->n) == 0) {
+            *slot_out = j;
+            return e;
+        }
+    }
+    *slot_out = j;
+    return NULL;
+}
+
+static int cursor(tl_wtxn *w, tlp_ovl *o) {
+    if (o->cur) return 0;
+    int rc = mdb_cursor_open(w->txn, o->db, &o->cur);
+    if (rc) {
+        o->cur = NULL;
+        return tl_wtxn_fail_mdb(w, rc, "projection cursor");
+    }
+    return 0;
+}
+
+/* Set k's entry: value v (n bytes), or deleted. */
+static int set(tl_wtxn *w, tlp_ovl *o, const tlp_key *k, const void *v, size_t n, bool deleted) {
+    size_t j = 0;
+    uint64_t h = hash_key(k->b, k->n);
+    ovl_entry *e = find(o, k, h, &j);
+    if (!e) {
+        if ((o->n + 1) * 2 > o->nslot) {
+            if (grow_slots(o)) return w->failed = TL_ENOMEM;
+            find(o, k, h, &j);
+        }
+        if (o->n == o->cap) {
+            size_t cap = o->cap ? o->cap * 2 : 4096;
+            ovl_entry *ne = realloc(o->e, cap * sizeof *ne);
+            if (!ne) return w->failed = tl_fail(TL_ENOMEM, "out of memory (projection buffer)");
+            o->e = ne;
+            o->cap = cap;
+        }
+        e = &o->e[o->n];
+        memset(e, 0, sizeof *e);
+        if (arena_add(o, k->b, k->n, &e->koff)) return w->failed = TL_ENOMEM;
+        e->klen = (uint16_t)k->n;
+        o->slot[j] = (h & 0xffffffff00000000ull) | ++o->n;
+    }
+    e->deleted = deleted;
+    if (deleted) {
+        e->vlen = 0;
+        return 0;
+    }
+    if (n <= e->vlen) { /* overwrite in place: a counter or a row keeps its size */
+        memcpy(o->arena + e->voff, v, n);
+        e->vlen = (uint32_t)n;
+        return 0;
+    }
+    if (arena_add(o, v, n, &e->voff)) return w->failed = TL_ENOMEM;
+    e->vlen = (uint32_t)n;
+    return 0;
+}
+
+int tlp_ovl_get(tl_wtxn *w, tlp_ovl *o, const tlp_key *k, MDB_val *v) {
+    size_t j = 0;
+    ovl_entry *e = find(o, k, hash_key(k->b, k->n), &j);
+    if (e) {
+        if (e->deleted) return TL_ENOTFOUND;
+        v->mv_size = e->vlen;
+        v->mv_data = o->arena + e->voff;
+        return 0;
+    }
+    int rc = cursor(w, o);
+    if (rc) return rc;
+    MDB_val key = {k->n, (void *)k->b};
+    rc = mdb_cursor_get(o->cur, &key, v, MDB_SET_KEY);
+    if (rc == MDB_NOTFOUND) return TL_ENOTFOUND;
+    if (rc) return tl_wtxn_fail_mdb(w, rc, "read");
+    return 0;
+}
+
+int tlp_ovl_put(tl_wtxn *w, tlp_ovl *o, const tlp_key *k, const void *v, size_t n) {
+    if (w->failed) return w->failed == TL_EMAPFULL ? TL_ESTORAGE : w->failed;
+    return set(w, o, k, v, n, false);
+}
+
+int tlp_ovl_del(tl_wtxn *w, tlp_ovl *o, const tlp_key *k) {
+    if (w->failed) return w->failed == TL_EMAPFULL ? TL_ESTORAGE : w->failed;
+    return set(w, o, k, NULL, 0, true);
+}
+
+int tlp_ovl_add_u64(tl_wtxn *w, tlp_ovl *o, const tlp_key *k, int64_t delta) {
+    MDB_val v;
+    uint64_t cur = 0;
+    int rc = tlp_ovl_get(w, o, k, &v);
+    if (rc && rc != TL_ENOTFOUND) return rc;
+    if (!rc) {
+        if (v.mv_size != 8) return tl_fail(TL_ECORRUPT, "projection counter is damaged");
+        cur = tl_seq_from_key(v.mv_data);
+    }
+    uint64_t next = delta < 0 ? (cur > (uint64_t)-delta ? cur - (uint64_t)-delta : 0) : cur + (uint64_t)delta;
+    if (next == cur) return 0;
+    if (next == 0) return tlp_ovl_del(w, o, k); /* zero counters are absent (live == replayed) */
+    uint8_t b[8];
+    tl_seq_key(b, next);
+    return tlp_ovl_put(w, o, k, b, 8);
+}
+
+/* ---------------------------------------------------------------- flush, discard */
+
+static _Thread_local const uint8_t *sort_arena; /* qsort has no context argument in C11 */
+
+static int cmp_entries(const void *a, const void *b) { /* LMDB's default order (mdb_cmp_memn) */
+    const ovl_entry *x = a, *y = b;
+    size_t n = x->klen < y->klen ? x->klen : y->klen;
+    int c = memcmp(sort_arena + x->koff, sort_arena + y->koff, n);
+    return c ? c : (int)x->klen - (int)y->klen;
+}
+
+static void clear(tlp_ovl *o) {
+    if (o->n) memset(o->slot, 0, o->nslot * sizeof *o->slot);
+    o->n = 0;
+    o->used = 0;
+}
+
+static void forget_cursor(tlp_ovl *o) {
+    if (o->cur) mdb_cursor_close(o->cur);
+    o->cur = NULL;
+}
+
+/* Write every entry into the transaction, in key order, and empty the buffer. */
+static int write_out(tl_wtxn *w, tlp_ovl *o) {
+    int rc = w->failed;
+    if (!rc && o->n) {
+        /* entries are sorted in place (the hash slots are rebuilt by clear) */
+        sort_arena = o->arena;
+        qsort(o->e, o->n, sizeof *o->e, cmp_entries);
+        rc = cursor(w, o);
+        for (size_t i = 0; i < o->n && !rc; i++) {
+            const ovl_entry *e = &o->e[i];
+            MDB_val key = {e->klen, o->arena + e->koff}, val = {e->vlen, o->arena + e->voff};
+            int mrc = 0;
+            if (!e->deleted) {
+                mrc = mdb_cursor_put(o->cur, &key, &val, 0);
+            } else { /* deleted: it may or may not be in the database below */
+                MDB_val old;
+                mrc = mdb_cursor_get(o->cur, &key, &old, MDB_SET);
+                if (mrc == 0) mrc = mdb_cursor_del(o->cur, 0);
+                else if (mrc == MDB_NOTFOUND) mrc = 0;
+            }
+            if (mrc) rc = tl_wtxn_fail_mdb(w, mrc, "write a projection");
+        }
+    }
+    clear(o);
+    forget_cursor(o);
+    return rc;
+}
+
+int tlp_ovl_flush(tl_wtxn *w, void *state) { return write_out(w, state); }
+
+void tlp_ovl_discard(void *state) {
+    tlp_ovl *o = state;
+    clear(o);
+    forget_cursor(o);
+}
+
+void tlp_ovl_release(void *state) {
+    tlp_ovl *o = state;
+    if (!o) return;
+    free(o->e);
+    free(o->slot);
+    free(o->arena);
+    free(o);
+}
+
+int tlp_ovl_bound(tl_wtxn *w, tlp_ovl *o) { return o->n >= OVL_MAX_ENTRIES ? write_out(w, o) : 0; }
+
+/* ---------------------------------------------------------------- registration */
+
+int tlp_register_buffered(tl_log *log, const char *name, int (*apply)(tl_wtxn *, const tl_event *, void *)) {
+    tlp_ovl *o = calloc(1, sizeof *o);
+    if (!o) return tl_fail(TL_ENOMEM, "out of memory");
+    tl_applier a;
+    memset(&a, 0, sizeof a);
+    a.name = name;
+    a.apply = apply;
+    int rc = tl_db_open(log, name, 0, &a.dbs[0]);
+    if (rc) {
+        free(o);
+        return rc;
+    }
+    o->db = a.dbs[0];
+    a.db_names[0] = name;
+    a.ndbs = 1;
+    a.in_digest = true;
+    a.state = o;
+    a.flush = tlp_ovl_flush;
+    a.discard = tlp_ovl_discard;
+    a.release = tlp_ovl_release;
+    if ((rc = tl_log_register(log, &a)) != 0) free(o);
+    return rc;
+}
+
+tlp_ovl *tlp_ovl_of(tl_log *log, const char *applier) {
+    for (unsigned i = 0; i < log->napplier; i++)
+        if (log->appliers[i].flush == tlp_ovl_flush && strcmp(log->appliers[i].name, applier) == 0)
+            return log->appliers[i].state;
+    return NULL;
+}
