@@ -13,19 +13,25 @@
  * The unread-first order depends on each user's unread counts, so it is per user:
  *
  *   G kind name\0 project\0                     -> last_activity(8) type(1)   group rows
- *   A kind name\0 type ~last_activity project\0                default order, per group
+ *   A kind name\0 type ~last_activity project\0 -> version(8) len(1) status title
+ *                                                            default order, per group
  *   R project\0 user\0                          -> unread(8) last_activity(8) type(1)
  *   B user\0 type ~unread ~last_activity project\0             unread first, per user
  * Auditors have no R or B rows: their unread-first table is their default one. The type sits
  * before the order so a type filter is one range; the unfiltered table merges the three type
  * ranges (tlp_merge). A cursor is the hex of the last row's suffix (what follows the type).
  *
- * Fan-out of an activity event: one A re-key per group of its class (members, auditors; +
+ * An A row's value holds what a page shows of the row besides the viewer's unread count:
+ * the group's version of the project (tl_state_version, the same function `expect` compares
+ * with), its status and title, so a page reads one index range plus, per row, the viewer's
+ * R row (default order) or the group's A row (unread-first order, whose key the B row
+ * gives) — one point read per row instead of the state and the catalog.
+ *
+ * Fan-out of a history entry: one A rewrite per group of its class (members, auditors; +
  * staff for chat; + the ambassador for the ambassador channel; all four for project-level
- * events) and one B re-key per viewer who can have unread messages; a read or unread mark:
- * the reader's B row; a deletion: the B rows of its channel's audience. Pins and erasures
- * change only versions, which are read from the state (tl_state_version, the same function
- * `expect` compares with) at query time.
+ * events), a re-key when last_activity moved; of an activity event besides: one B re-key per
+ * viewer who can have unread messages; a read or unread mark: the reader's B row; a
+ * deletion: the B rows of its channel's audience.
  */
 #include "proj.h"
 
@@ -73,10 +79,10 @@ static int group_refresh(tl_wtxn *w, tlp_ovl *o, char kind, const char *name, co
     int rc = tlp_ovl_get(w, o, &gk, &v);
     if (rc && rc != TL_ENOTFOUND) return rc;
     if (!rc && v.mv_size != 9) return tl_fail(TL_ECORRUPT, "tracking group row is damaged");
-    uint64_t old = rc ? 0 : tl_seq_from_key(v.mv_data);
-    if (!rc && old == la) return 0;
+    bool had = rc == 0;
+    uint64_t old = had ? tl_seq_from_key(v.mv_data) : 0;
     tlp_key ak;
-    if (!rc) {
+    if (had && old != la) {
         ak = group_key('A', kind, name);
         tlp_key_u8(&ak, p->type);
         tlp_key_u64(&ak, ~old);
@@ -87,11 +93,19 @@ static int group_refresh(tl_wtxn *w, tlp_ovl *o, char kind, const char *name, co
     tlp_key_u8(&ak, p->type);
     tlp_key_u64(&ak, ~la);
     tlp_key_str(&ak, project);
-    /* the value is the project's title (set once, at creation): a default-order page reads it
-     * from the index instead of the catalog */
+    /* the value: what a page shows besides unread (see the top of the file) */
     tl_bytes title = {(const uint8_t *)"", 0};
     if ((rc = tlp_project_title(w->txn, w->log, project, &title)) != 0 && rc != TL_ENOTFOUND) return rc;
-    if ((rc = tlp_ovl_put(w, o, &ak, title.ptr, title.len)) != 0) return rc;
+    size_t slen = strnlen(p->status, sizeof p->status);
+    if (slen > TL_STATUS_MAX || title.len > TL_TEXT_MAX)
+        return tl_fail(TL_ECORRUPT, "project %s: status or title too long", project);
+    uint8_t av[9 + TL_STATUS_MAX + TL_TEXT_MAX];
+    tl_seq_key(av, tl_state_version(name, &u, p));
+    av[8] = (uint8_t)slen;
+    memcpy(av + 9, p->status, slen);
+    memcpy(av + 9 + slen, title.ptr, title.len);
+    if ((rc = tlp_ovl_put(w, o, &ak, av, 9 + slen + title.len)) != 0) return rc;
+    if (had && old == la) return 0; /* the G row is unchanged */
     uint8_t val[9];
     tl_seq_key(val, la);
     val[8] = p->type;
@@ -226,9 +240,10 @@ static int tracking_apply(tl_wtxn *w, const tl_event *ev, void *state) {
     if (rc) return rc == TL_ENOTFOUND ? 0 : rc;
     tlp_users l = {0};
     int cls = tlp_event_class(&p, ev->seq);
+    /* every history entry moves the groups' versions; activity also their last_activity */
+    if (cls >= 0 && (rc = groups_refresh(w, o, cls, ev->project, &p)) != 0) return rc;
     if (cls >= 0 && is_activity(k)) {
-        rc = groups_refresh(w, o, cls, ev->project, &p);
-        if (!rc) rc = tlp_class_viewers(w->txn, w->log, &p, cls, &l);
+        rc = tlp_class_viewers(w->txn, w->log, &p, cls, &l);
     } else if (!strcmp(k, "message.read") || !strcmp(k, "message.unread")) {
         tl_user_rec u;
         rc = tl_state_user(w->txn, w->log, ev->actor, &u);
@@ -289,41 +304,49 @@ static int tracking_body(MDB_txn *txn, tl_log *log, const tl_query *q, tl_strbuf
     bool more = false;
     const uint8_t *suf;
     size_t slen;
+    int which = 0;
     tl_sb_puts(sb, "{\"rows\":[");
     MDB_val iv;
-    while ((rc = tlp_merge_next(&mg, &suf, &slen, &iv, NULL)) == 0) {
+    while ((rc = tlp_merge_next(&mg, &suf, &slen, &iv, &which)) == 0) {
         if (shown == limit) { more = true; break; }
         if (slen < fixed + 2 || slen > sizeof last) { rc = tl_fail(TL_ECORRUPT, "tracking index key is damaged"); break; }
         memcpy(last, suf, slen);
         last_len = slen;
         const char *project = (const char *)last + fixed;
-        row r = {0, ~tl_seq_from_key(last + fixed - 8), 0};
-        tl_project_rec p;
-        tl_bytes title;
-        if (by_unread) r.unread = ~tl_seq_from_key(last);
-        else if (u.role != TL_ROLE_AUDITOR && (rc = row_get(txn, log, q->as, project, &r)) != 0 && rc != TL_ENOTFOUND)
-            break;
-        /* default order: the title is the index value (empty in logs built before it was) */
-        bool have_title = !by_unread && iv.mv_size > 0;
-        if (have_title) {
-            title.ptr = iv.mv_data;
-            title.len = iv.mv_size;
+        uint64_t la = ~tl_seq_from_key(last + fixed - 8), unread = 0;
+        int t = pre[which].b[pre[which].n - 1];
+        MDB_val av = iv;
+        if (by_unread) {
+            /* the B key gives the group's A key: the viewer's last_activity is the group's */
+            unread = ~tl_seq_from_key(last);
+            tlp_key ak = viewer_group(q->as, &u);
+            tlp_key_u8(&ak, (unsigned)t);
+            tlp_key_u64(&ak, ~la);
+            tlp_key_str(&ak, project);
+            if ((rc = tl_get(txn, trk_db(log), ak.b, ak.n, &av)) != 0) {
+                if (rc == TL_ENOTFOUND) rc = tl_fail(TL_ECORRUPT, "tracking row of %s has no group row", project);
+                break;
+            }
+        } else if (u.role != TL_ROLE_AUDITOR) {
+            row r = {0, 0, 0};
+            if ((rc = row_get(txn, log, q->as, project, &r)) == 0) unread = r.unread;
+            else if (rc != TL_ENOTFOUND) break;
+            rc = 0;
         }
-        if ((rc = tl_state_project(txn, log, project, &p)) != 0 ||
-            (!have_title && (rc = tlp_project_title(txn, log, project, &title)) != 0)) {
-            if (rc == TL_ENOTFOUND) rc = tl_fail(TL_ECORRUPT, "tracking row of %s has no project", project);
+        const uint8_t *a = av.mv_data;
+        if (av.mv_size < 9 || av.mv_size < 9 + (size_t)a[8]) {
+            rc = tl_fail(TL_ECORRUPT, "tracking group row of %s is damaged (replay rebuilds it)", project);
             break;
         }
+        size_t stlen = a[8];
         tl_sb_puts(sb, shown++ ? ",{\"project\":" : "{\"project\":");
         tl_sb_json_str(sb, project, strlen(project));
-        tl_sb_printf(sb, ",\"type\":\"%s\",\"title\":", tl_ptype_name(p.type) ? tl_ptype_name(p.type) : "");
-        tl_sb_json_str(sb, (const char *)title.ptr, title.len);
+        tl_sb_printf(sb, ",\"type\":\"%s\",\"title\":", tl_ptype_name(t) ? tl_ptype_name(t) : "");
+        tl_sb_json_str(sb, (const char *)a + 9 + stlen, av.mv_size - 9 - stlen);
         tl_sb_puts(sb, ",\"status\":");
-        tl_sb_json_str(sb, p.status, strlen(p.status));
-        /* last_activity from the index key: the group's value, which is this viewer's */
-        tl_sb_printf(sb, ",\"last_activity\":%llu,\"unread\":%llu,\"version\":%llu}",
-                     (unsigned long long)~tl_seq_from_key(last + fixed - 8), (unsigned long long)r.unread,
-                     (unsigned long long)tl_state_version(q->as, &u, &p));
+        tl_sb_json_str(sb, (const char *)a + 9, stlen);
+        tl_sb_printf(sb, ",\"last_activity\":%llu,\"unread\":%llu,\"version\":%llu}", (unsigned long long)la,
+                     (unsigned long long)unread, (unsigned long long)tl_seq_from_key(a));
     }
     tlp_merge_close(&mg);
     if (rc && rc != TL_ENOTFOUND) return rc;
