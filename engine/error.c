@@ -49,6 +49,29 @@ int tl_fail(int code, const char *fmt, ...) {
     return code;
 }
 
+/* The errno codes a storage call can meet, by name: an operator searches for "ENOSPC", and
+ * "Input/output error" alone does not say which call or what to do. */
+static const char *errno_name(int rc) {
+    switch (rc) {
+    case ENOSPC: return "ENOSPC";
+    case EDQUOT: return "EDQUOT";
+    case EIO: return "EIO";
+    case EFBIG: return "EFBIG";
+    case EROFS: return "EROFS";
+    case EBADF: return "EBADF";
+    case EACCES: return "EACCES";
+    case EPERM: return "EPERM";
+    case EAGAIN: return "EAGAIN";
+    case EINVAL: return "EINVAL";
+    case ENOENT: return "ENOENT";
+    case EMFILE: return "EMFILE";
+    case ENFILE: return "ENFILE";
+    case ENOMEM: return "ENOMEM";
+    case ENXIO: return "ENXIO";
+    default: return NULL;
+    }
+}
+
 int tl_fail_mdb(int rc, const char *what) {
     switch (rc) {
     case MDB_NOTFOUND:
@@ -62,7 +85,17 @@ int tl_fail_mdb(int rc, const char *what) {
         return tl_fail(TL_ENOMEM, "%s: out of memory", what);
     case EACCES:
         return tl_fail(TL_EREADONLY, "%s: %s", what, mdb_strerror(rc));
+    case ENOSPC:
+        return tl_fail(TL_ESTORAGE, "%s: no space left on device (ENOSPC)", what);
+    case EDQUOT:
+        return tl_fail(TL_ESTORAGE, "%s: disk quota exceeded (EDQUOT)", what);
+    case EIO:
+        return tl_fail(TL_ESTORAGE, "%s: input/output error (EIO)", what);
+    case MDB_PANIC:
+        return tl_fail(TL_ESTORAGE, "%s: a write of the data file failed earlier (MDB_PANIC)", what);
     default:
+        if (rc > 0 && errno_name(rc))
+            return tl_fail(TL_ESTORAGE, "%s: %s (%s)", what, strerror(rc), errno_name(rc));
         return tl_fail(TL_ESTORAGE, "%s: %s", what, mdb_strerror(rc));
     }
 }

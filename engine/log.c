@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -72,6 +73,40 @@ int tl_record_split(const MDB_val *v, const uint8_t **bytes, size_t *len, const 
     return 0;
 }
 
+/* ================================================================ bounded walks */
+
+int tl_walk_init(tl_walk *walk, MDB_txn *txn, MDB_dbi dbi, const char *name) {
+    memset(walk, 0, sizeof *walk);
+    walk->txn = txn;
+    walk->dbi = dbi;
+    walk->name = name;
+    MDB_stat st;
+    int rc = mdb_stat(txn, dbi, &st);
+    if (rc) return tl_fail_mdb(rc, name);
+    walk->limit = st.ms_entries + 1;
+    return 0;
+}
+
+int tl_walk_step(tl_walk *walk, const MDB_val *key) {
+    if (key->mv_size > sizeof walk->prev)
+        return tl_fail(TL_ECORRUPT, "the %s database is damaged: a key of %zu bytes (LMDB's keys have at most %zu)",
+                       walk->name, key->mv_size, sizeof walk->prev - 1);
+    if (walk->have_prev) {
+        MDB_val prev = {walk->prev_len, walk->prev};
+        if (mdb_cmp(walk->txn, walk->dbi, key, &prev) <= 0)
+            return tl_fail(TL_ECORRUPT, "the %s database is damaged: after %zu keys a key does not follow the one before "
+                                        "(a damaged page sends the walk back); run verify",
+                           walk->name, walk->seen);
+    }
+    if (++walk->seen > walk->limit)
+        return tl_fail(TL_ECORRUPT, "the %s database is damaged: a walk meets more keys than the %zu it holds; run verify",
+                       walk->name, walk->limit - 1);
+    memcpy(walk->prev, key->mv_data, key->mv_size);
+    walk->prev_len = key->mv_size;
+    walk->have_prev = true;
+    return 0;
+}
+
 /* ================================================================ environment */
 
 static char *path_join(const char *dir, const char *name) {
@@ -116,20 +151,30 @@ static int head_write(tl_wtxn *w) {
     return tl_put(w, w->log->db_meta, META_HEAD, sizeof META_HEAD - 1, buf, sizeof buf, 0);
 }
 
+static int txn_begin(tl_log *log, unsigned flags, MDB_txn **txn, bool holding_write_mu);
+
 int tl_db_open(tl_log *log, const char *name, unsigned flags, MDB_dbi *dbi) {
     MDB_txn *txn;
     bool ro = log->flags & TL_OPEN_READONLY;
-    int rc = mdb_txn_begin(log->env, NULL, ro ? MDB_RDONLY : 0, &txn);
-    if (rc) return tl_fail_mdb(rc, "open database");
+    int rc = txn_begin(log, ro ? MDB_RDONLY : 0, &txn, false);
+    if (rc) return rc;
     rc = mdb_dbi_open(txn, name, ro ? flags : flags | MDB_CREATE, dbi);
     if (rc) {
-        mdb_txn_abort(txn);
+        tl_rtxn_end(log, txn);
         if (rc == MDB_NOTFOUND)
             return tl_fail(TL_ECORRUPT, "database %s is missing (open the log writable once to create it)", name);
         return tl_fail_mdb(rc, name);
     }
     rc = mdb_txn_commit(txn);
+    pthread_rwlock_unlock(&log->map_lock);
     if (rc) return tl_fail_mdb(rc, "open database");
+    /* remembered for a reopen (env_reopen), each name once, in the order first opened */
+    for (unsigned i = 0; i < log->ndbs; i++)
+        if (strcmp(log->dbs[i].name, name) == 0) return 0;
+    if (log->ndbs == TL_MAX_DBS) return tl_fail(TL_EUSAGE, "too many databases (%d)", TL_MAX_DBS);
+    char *copy = strdup(name);
+    if (!copy) return tl_fail(TL_ENOMEM, "out of memory");
+    log->dbs[log->ndbs++] = (tl_db_entry){copy, flags, *dbi};
     return 0;
 }
 
@@ -224,6 +269,24 @@ static int check_data_file(tl_log *log) {
     return 0;
 }
 
+/* Create and open an environment the way every open of a log does (map_bytes 0: the size
+ * recorded in the file). */
+static int env_create_open(MDB_env **out, const char *dir, unsigned env_flags, size_t map_bytes) {
+    MDB_env *env;
+    int rc = mdb_env_create(&env);
+    if (rc) return rc;
+    mdb_env_set_maxdbs(env, TL_MAX_DBS);
+    mdb_env_set_maxreaders(env, 254);
+    if (map_bytes) mdb_env_set_mapsize(env, map_bytes);
+    rc = mdb_env_open(env, dir, env_flags, 0600);
+    if (rc) {
+        mdb_env_close(env);
+        return rc;
+    }
+    *out = env;
+    return 0;
+}
+
 int tl_engine_open(tl_log **out, const char *dir, unsigned flags) {
     *out = NULL;
     int rc = tl_crypto_init();
@@ -247,13 +310,10 @@ int tl_engine_open(tl_log **out, const char *dir, unsigned flags) {
     pthread_mutex_init(&log->write_mu, NULL);
     if (!log->dir) { tl_engine_close(log); return tl_fail(TL_ENOMEM, "out of memory"); }
 
-    if ((rc = mdb_env_create(&log->env)) != 0) { tl_engine_close(log); return tl_fail_mdb(rc, "create environment"); }
-    mdb_env_set_maxdbs(log->env, TL_MAX_DBS);
-    mdb_env_set_maxreaders(log->env, 254);
-    unsigned env_flags = MDB_NOTLS;
-    if (flags & TL_OPEN_READONLY) env_flags |= MDB_RDONLY;
-    if (flags & TL_OPEN_NOSYNC) env_flags |= MDB_NOSYNC;
-    rc = mdb_env_open(log->env, dir, env_flags, 0600);
+    log->env_flags = MDB_NOTLS;
+    if (flags & TL_OPEN_READONLY) log->env_flags |= MDB_RDONLY;
+    if (flags & TL_OPEN_NOSYNC) log->env_flags |= MDB_NOSYNC;
+    rc = env_create_open(&log->env, dir, log->env_flags, 0);
     if (rc) {
         tl_engine_close(log);
         return rc == EACCES && !(flags & TL_OPEN_READONLY) ? tl_fail(TL_EREADONLY, "cannot open %s for writing", dir)
@@ -287,6 +347,7 @@ void tl_engine_close(tl_log *log) {
     for (unsigned i = 0; i < log->napplier; i++)
         if (log->appliers[i].release) log->appliers[i].release(log->appliers[i].state);
     if (log->env) mdb_env_close(log->env);
+    for (unsigned i = 0; i < log->ndbs; i++) free(log->dbs[i].name);
     tl_keypair_wipe(&log->key);
     tl_keypair_wipe(&log->next_key);
     pthread_rwlock_destroy(&log->map_lock);
@@ -297,37 +358,154 @@ void tl_engine_close(tl_log *log) {
 
 int tl_log_grow_map(tl_log *log) {
     pthread_rwlock_wrlock(&log->map_lock);
+    int rc = 0;
+    if (!log->env) {
+        /* a reopen after MDB_PANIC failed: the next transaction tries it again */
+        pthread_rwlock_unlock(&log->map_lock);
+        return tl_fail(TL_ESTORAGE, "the log's environment is closed after a storage failure");
+    }
     MDB_envinfo info;
     mdb_env_info(log->env, &info);
     size_t want = info.me_mapsize * 2;
-    int rc = 0;
     if (want > TL_MAP_LIMIT) rc = tl_fail(TL_ESTORAGE, "log map would exceed %llu bytes", (unsigned long long)TL_MAP_LIMIT);
     else if ((rc = mdb_env_set_mapsize(log->env, want)) != 0) rc = tl_fail_mdb(rc, "grow map");
     pthread_rwlock_unlock(&log->map_lock);
     return rc;
 }
 
-/* Begin a transaction; adopt a map grown by another process (MDB_MAP_RESIZED). */
-static int txn_begin(tl_log *log, unsigned flags, MDB_txn **txn) {
+/*
+ * Recovering from MDB_PANIC, in place.
+ *
+ * When LMDB fails to write a meta page (a full or failing disk at the end of a commit) it
+ * marks the environment fatal (MDB_FATAL_ERROR): the commit fails (`storage`), and every
+ * later mdb_txn_begin of this process answers MDB_PANIC, reads included, until the
+ * environment is closed. The file itself is fine: the failed commit never became the current
+ * meta page, so it holds the last good commit, as any other process (or this one, restarted)
+ * sees it. So the environment is closed and opened again in place: the same directory, flags
+ * and map size (the size in use, which is at least what the open policy chose), and every
+ * named database opened again, in a read-only transaction (a reader never waits for another
+ * process's writer), in the order tl_db_open first opened them. LMDB numbers handles in
+ * opening order, so it hands out the same MDB_dbi values, and the handles stored in the log
+ * and in every applier stay valid; a different value fails the reopen rather than let a
+ * handle name another database.
+ *
+ * Concurrency, the simplest design that is correct: every transaction of this process holds
+ * map_lock shared from begin to end (and nothing else touches the environment outside a
+ * transaction except under map_lock), so holding it exclusively means no transaction, read
+ * or write, is live: the only moment an environment may be closed. The thread that meets
+ * MDB_PANIC notes env_gen (read under the shared lock), releases the lock, and calls
+ * env_reopen, which takes the lock exclusively and reopens only if env_gen has not moved: when
+ * several threads meet the panic, the first reopens and the others just begin again. A writer
+ * lets go of write_mu before waiting (a reader holding a transaction may be waiting for
+ * write_mu; write_mu -> map_lock is the only order). The wait is bounded: a thread that itself
+ * holds a transaction while beginning another one (or whose live transaction waits for this
+ * thread) would otherwise wait forever; after REOPEN_WAIT_S the caller gets `storage` and a
+ * later transaction tries again. A failed reopen leaves env NULL: every begin tries again.
+ */
+#define REOPEN_WAIT_S 10
+
+static int env_reopen(tl_log *log, unsigned seen_gen) {
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += REOPEN_WAIT_S;
+    if (pthread_rwlock_timedwrlock(&log->map_lock, &deadline) != 0)
+        return tl_fail(TL_ESTORAGE, "the storage failed during a commit (MDB_PANIC) and the log could not be reopened: "
+                                    "a transaction of this process stayed open for %d s; retry",
+                       REOPEN_WAIT_S);
+    if (log->env && log->env_gen != seen_gen) { /* another thread reopened it meanwhile */
+        pthread_rwlock_unlock(&log->map_lock);
+        return 0;
+    }
+    log->env_gen++;
+    if (log->env) {
+        MDB_envinfo info;
+        if (mdb_env_info(log->env, &info) == 0) log->map_bytes = info.me_mapsize;
+        mdb_env_close(log->env);
+        log->env = NULL;
+    }
+    MDB_env *env;
+    int rc = env_create_open(&env, log->dir, log->env_flags, log->map_bytes);
+    if (rc) {
+        pthread_rwlock_unlock(&log->map_lock);
+        return tl_fail_mdb(rc, "reopen the log after a storage failure");
+    }
+    MDB_txn *txn = NULL;
+    rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn);
+    for (unsigned i = 0; i < log->ndbs && !rc; i++) {
+        MDB_dbi dbi;
+        rc = mdb_dbi_open(txn, log->dbs[i].name, log->dbs[i].flags & ~(unsigned)MDB_CREATE, &dbi);
+        if (!rc && dbi != log->dbs[i].dbi) {
+            mdb_txn_abort(txn);
+            mdb_env_close(env);
+            pthread_rwlock_unlock(&log->map_lock);
+            return tl_fail(TL_ESTORAGE, "reopening the log after a storage failure: database %s came back as handle %u, "
+                                        "not %u; reopen the log",
+                           log->dbs[i].name, (unsigned)dbi, (unsigned)log->dbs[i].dbi);
+        }
+    }
+    if (rc) {
+        if (txn) mdb_txn_abort(txn);
+    } else {
+        rc = mdb_txn_commit(txn); /* a read-only commit keeps the handles for the environment */
+    }
+    if (rc) {
+        mdb_env_close(env);
+        pthread_rwlock_unlock(&log->map_lock);
+        return tl_fail_mdb(rc, "reopen the log's databases after a storage failure");
+    }
+    log->env = env;
+    pthread_rwlock_unlock(&log->map_lock);
+    return 0;
+}
+
+#define TXN_PANIC 1 /* internal to txn_begin: the environment is fatal (or closed): reopen it */
+
+/* Begin a transaction; adopt a map grown by another process (MDB_MAP_RESIZED). On success the
+ * map lock is held shared. *gen: the environment generation the attempt saw. */
+static int txn_begin_once(tl_log *log, unsigned flags, MDB_txn **txn, unsigned *gen) {
+    *txn = NULL;
     for (int attempt = 0; attempt < 3; attempt++) {
         pthread_rwlock_rdlock(&log->map_lock);
-        int rc = mdb_txn_begin(log->env, NULL, flags, txn);
+        *gen = log->env_gen;
+        int rc = log->env ? mdb_txn_begin(log->env, NULL, flags, txn) : MDB_PANIC;
         if (rc == 0) return 0;
+        *txn = NULL;
         pthread_rwlock_unlock(&log->map_lock);
+        if (rc == MDB_PANIC) return TXN_PANIC;
         if (rc == MDB_READERS_FULL && attempt == 0) {
-            /* slots of readers that died since this process opened the log: free them, retry */
+            /* slots of readers that died since this process opened the log: free them, retry
+             * (under the map lock: the environment may not be reopened meanwhile) */
             int dead = 0;
-            if (mdb_reader_check(log->env, &dead) == 0 && dead > 0) continue;
+            pthread_rwlock_rdlock(&log->map_lock);
+            if (log->env) mdb_reader_check(log->env, &dead);
+            pthread_rwlock_unlock(&log->map_lock);
+            if (dead > 0) continue;
         }
         if (rc != MDB_MAP_RESIZED) return tl_fail_mdb(rc, "begin transaction");
         pthread_rwlock_wrlock(&log->map_lock);
-        mdb_env_set_mapsize(log->env, 0);
+        if (log->env) mdb_env_set_mapsize(log->env, 0);
         pthread_rwlock_unlock(&log->map_lock);
     }
     return tl_fail(TL_ESTORAGE, "the map keeps being resized by another process");
 }
 
-int tl_rtxn_begin(tl_log *log, MDB_txn **txn) { return txn_begin(log, MDB_RDONLY, txn); }
+/* Begin, reopening the environment once when LMDB has marked it fatal (see env_reopen). A
+ * caller holding write_mu says so: it is let go while the reopen waits, and taken again. */
+static int txn_begin(tl_log *log, unsigned flags, MDB_txn **txn, bool holding_write_mu) {
+    unsigned gen;
+    int rc = txn_begin_once(log, flags, txn, &gen);
+    if (rc != TXN_PANIC) return rc;
+    if (holding_write_mu) pthread_mutex_unlock(&log->write_mu);
+    rc = env_reopen(log, gen);
+    if (holding_write_mu) pthread_mutex_lock(&log->write_mu);
+    if (rc) return rc;
+    rc = txn_begin_once(log, flags, txn, &gen);
+    if (rc == TXN_PANIC)
+        rc = tl_fail(TL_ESTORAGE, "begin transaction: the log failed again right after it was reopened (MDB_PANIC)");
+    return rc;
+}
+
+int tl_rtxn_begin(tl_log *log, MDB_txn **txn) { return txn_begin(log, MDB_RDONLY, txn, false); }
 
 void tl_rtxn_end(tl_log *log, MDB_txn *txn) {
     if (!txn) return;
@@ -350,7 +528,7 @@ static int wtxn_begin(tl_log *log, tl_wtxn **out, bool need_key) {
     w->log = log;
     msgpack_sbuffer_init(&w->buf);
     pthread_mutex_lock(&log->write_mu);
-    int rc = txn_begin(log, 0, &w->txn);
+    int rc = txn_begin(log, 0, &w->txn, true);
     if (!rc) rc = tl_head_read(w->txn, log, &w->head);
     if (!rc && need_key && memcmp(w->head.pk, log->key.pk, TL_PUBKEY_BYTES) != 0)
         rc = tl_fail(TL_EKEY, "the log's key was rotated by another process; reopen the log");
@@ -369,6 +547,34 @@ int tl_wtxn_begin(tl_log *log, tl_wtxn **out) { return wtxn_begin(log, out, true
 
 int tl_wtxn_begin_records(tl_log *log, tl_wtxn **out) { return wtxn_begin(log, out, false); }
 
+/*
+ * A failed write of the data file, said so that an operator knows what to do: the errno by
+ * name, and whether the disk is full. LMDB reports a write that a full disk cut short as EIO
+ * ("short write, filesystem full?"), not ENOSPC, so for EIO the room left on the file system
+ * decides which it was. Other codes go through tl_fail_mdb unchanged.
+ */
+#define DISK_FULL_BELOW (1u << 20) /* less room than this after a failed write: the disk is full */
+
+static int storage_fail(tl_log *log, int rc, const char *what) {
+    int code = tl_fail_mdb(rc, what);
+    if (code != TL_ESTORAGE || (rc != ENOSPC && rc != EDQUOT && rc != EIO)) return code;
+    char why[200];
+    snprintf(why, sizeof why, "%s", tl_errdetail());
+    struct statvfs vfs;
+    bool known = statvfs(log->dir, &vfs) == 0;
+    /* root may use the blocks reserved for it, others only the available ones */
+    uint64_t room = known ? (uint64_t)(geteuid() == 0 ? vfs.f_bfree : vfs.f_bavail) * vfs.f_frsize : 0;
+    if (rc == EDQUOT)
+        return tl_fail(TL_ESTORAGE, "%s: the disk quota is used up; free space, then retry", why);
+    if (rc == ENOSPC || (known && room < DISK_FULL_BELOW))
+        return tl_fail(TL_ESTORAGE, "%s: the disk is full (%s%llu KiB free for %s); free space, then retry", why,
+                       rc == ENOSPC ? "" : "no space left on device, ", (unsigned long long)(room >> 10), log->dir);
+    if (known)
+        return tl_fail(TL_ESTORAGE, "%s: the write failed with %llu MiB free for %s: the device failed it; check the device",
+                       why, (unsigned long long)(room >> 20), log->dir);
+    return tl_fail(TL_ESTORAGE, "%s: the write failed; check the disk holding %s", why, log->dir);
+}
+
 int tl_wtxn_fail_mdb(tl_wtxn *w, int rc, const char *what) {
     if (rc == MDB_MAP_FULL) {
         w->map_full = true;
@@ -376,7 +582,7 @@ int tl_wtxn_fail_mdb(tl_wtxn *w, int rc, const char *what) {
         tl_fail(TL_ESTORAGE, "%s: the map is full", what);
         return TL_ESTORAGE;
     }
-    int code = tl_fail_mdb(rc, what);
+    int code = storage_fail(w->log, rc, what);
     if (!w->failed) w->failed = code;
     return code;
 }
@@ -581,7 +787,9 @@ int tl_wtxn_commit(tl_wtxn *w) {
         tl_fail(TL_ESTORAGE, "commit: the map is full");
         return TL_MAPFULL;
     }
-    if (mrc) return tl_fail_mdb(mrc, "commit");
+    /* MDB_PANIC here, or a failed meta page write that makes the next begin answer it: the
+     * commit is lost (never acknowledged) and the next transaction reopens (env_reopen) */
+    if (mrc) return storage_fail(log, mrc, "commit");
     if (rotated) {
         log->key = log->next_key;
         tl_keypair_wipe(&log->next_key);
@@ -601,7 +809,7 @@ int tl_wtxn_begin_replay(tl_log *log, tl_wtxn **out) {
     w->replaying = true;
     msgpack_sbuffer_init(&w->buf);
     pthread_mutex_lock(&log->write_mu);
-    int rc = txn_begin(log, 0, &w->txn);
+    int rc = txn_begin(log, 0, &w->txn, true);
     if (!rc && (rc = tl_head_read(w->txn, log, &w->head)) != 0) {
         mdb_txn_abort(w->txn);
         pthread_rwlock_unlock(&log->map_lock);

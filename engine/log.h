@@ -58,10 +58,23 @@ typedef struct tl_pending {
     uint8_t sig[TL_SIGNATURE_BYTES];
 } tl_pending;
 
+/* A named database as tl_db_open first opened it: an environment reopened after MDB_PANIC
+ * opens them all again in this order, so LMDB hands out the same MDB_dbi numbers. */
+typedef struct tl_db_entry {
+    char *name;
+    unsigned flags;
+    MDB_dbi dbi;
+} tl_db_entry;
+
 struct tl_log {
-    MDB_env *env;
+    MDB_env *env;              /* NULL only after a reopen failed (the next transaction retries) */
     char *dir;
     unsigned flags;
+    unsigned env_flags;        /* what mdb_env_open was given: a reopen gives the same */
+    size_t map_bytes;          /* the map size last seen, kept for a reopen */
+    unsigned env_gen;          /* bumped by every reopen; read under map_lock shared */
+    tl_db_entry dbs[TL_MAX_DBS];
+    unsigned ndbs;
     MDB_dbi db_log, db_meta, db_content;
     tl_keypair key;       /* current writer key (when writable) */
     tl_keypair next_key;  /* set during a rotation */
@@ -70,7 +83,8 @@ struct tl_log {
     uint8_t genesis_pk[TL_PUBKEY_BYTES];
     tl_applier appliers[TL_MAX_APPLIERS];
     unsigned napplier;
-    pthread_rwlock_t map_lock; /* txns hold it shared; growing the map holds it exclusively */
+    pthread_rwlock_t map_lock; /* txns hold it shared; growing the map or reopening the
+                                  environment holds it exclusively */
     pthread_mutex_t write_mu;  /* one write transaction per process at a time */
     void *commands;            /* the command layer's group-commit queue */
     void (*commands_free)(void *);
@@ -129,6 +143,31 @@ int tl_wtxn_commit(tl_wtxn *w); /* frees w */
 void tl_wtxn_abort(tl_wtxn *w); /* frees w */
 /** Double the map (no transaction of this process may be active). */
 int tl_log_grow_map(tl_log *log);
+
+/*
+ * Bounded walks. LMDB trusts the pages it follows: on a damaged file MDB_NEXT can lead back to
+ * keys already seen, every call returns, and a walk that stops only at MDB_NOTFOUND never
+ * ends. A walk of our own over a whole database (or from a key on) calls tl_walk_step for
+ * each key: keys must increase strictly (in the database's order) and there can be no more
+ * of them than mdb_stat counts (+1, for a count the damage made one short); otherwise
+ * TL_ECORRUPT with a detail naming the database. Keys are copied, so the walk does not rely
+ * on LMDB's pointers staying valid.
+ */
+typedef struct tl_walk {
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    const char *name;  /* for the detail: "log", "content", ... */
+    size_t limit;      /* entries + 1 */
+    size_t seen;
+    size_t prev_len;
+    bool have_prev;
+    uint8_t prev[512]; /* LMDB's largest key is 511 bytes */
+} tl_walk;
+
+/** Start a walk over dbi (reads its entry count). */
+int tl_walk_init(tl_walk *walk, MDB_txn *txn, MDB_dbi dbi, const char *name);
+/** Account for the next key of the walk: 0, or TL_ECORRUPT when the walk cannot be right. */
+int tl_walk_step(tl_walk *walk, const MDB_val *key);
 
 /* ---- replay (engine/replay.c): rebuilding appliers' databases from stored events ---- */
 /** Internal open flag (passed through tl_log_open): writable, but no writer key is loaded.

@@ -1,6 +1,9 @@
 /*
  * read.c — reading the log: iterators over a read snapshot, one record, the `log --json`
  * rendering of an event, following new appends, and statistics.
+ *
+ * Every walk here is bounded (tl_walk, log.h): on a damaged file LMDB's MDB_NEXT can lead
+ * back to keys already seen, and a walk that stops only at MDB_NOTFOUND would never end.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +20,7 @@ struct tl_iter {
     MDB_cursor *cur;
     uint64_t from;
     bool started;
+    tl_walk walk; /* keys must increase, no more of them than the log holds */
     tl_event ev;
 };
 
@@ -28,6 +32,11 @@ int tl_iter_open(tl_log *log, uint64_t from, tl_iter **out) {
     it->from = from ? from : 1;
     int rc = tl_rtxn_begin(log, &it->txn);
     if (rc) { free(it); return rc; }
+    if ((rc = tl_walk_init(&it->walk, it->txn, log->db_log, "log")) != 0) {
+        tl_rtxn_end(log, it->txn);
+        free(it);
+        return rc;
+    }
     int mrc = mdb_cursor_open(it->txn, log->db_log, &it->cur);
     if (mrc) { tl_rtxn_end(log, it->txn); free(it); return tl_fail_mdb(mrc, "open cursor"); }
     *out = it;
@@ -78,6 +87,8 @@ int tl_iter_next(tl_iter *it, tl_event_view *view) {
     }
     if (mrc == MDB_NOTFOUND) return TL_ENOTFOUND;
     if (mrc) return tl_fail_mdb(mrc, "read log");
+    int rc = tl_walk_step(&it->walk, &k);
+    if (rc) return rc;
     return view_from(&it->ev, view, &k, &v);
 }
 
@@ -153,6 +164,24 @@ int tl_log_follow(tl_log *log, uint64_t from, unsigned poll_ms, volatile int *st
     return 0;
 }
 
+/* Sum the value sizes of a whole database, walking it boundedly. */
+static int db_value_bytes(MDB_txn *txn, MDB_dbi dbi, const char *name, uint64_t *bytes) {
+    tl_walk walk;
+    int rc = tl_walk_init(&walk, txn, dbi, name);
+    if (rc) return rc;
+    MDB_cursor *cur;
+    int mrc = mdb_cursor_open(txn, dbi, &cur);
+    if (mrc) return tl_fail_mdb(mrc, name);
+    MDB_val k, v;
+    while ((mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
+        if ((rc = tl_walk_step(&walk, &k)) != 0) break;
+        *bytes += v.mv_size;
+    }
+    mdb_cursor_close(cur);
+    if (!rc && mrc != MDB_NOTFOUND) rc = tl_fail_mdb(mrc, name);
+    return rc;
+}
+
 int tl_log_stats_get(tl_log *log, tl_log_stats *out) {
     memset(out, 0, sizeof *out);
     MDB_txn *txn;
@@ -161,16 +190,8 @@ int tl_log_stats_get(tl_log *log, tl_log_stats *out) {
     tl_head head;
     rc = tl_head_read(txn, log, &head);
     out->events = head.seq;
-    MDB_cursor *cur;
-    MDB_val k, v;
-    if (!rc && !mdb_cursor_open(txn, log->db_log, &cur)) {
-        while (mdb_cursor_get(cur, &k, &v, MDB_NEXT) == 0) out->log_bytes += v.mv_size;
-        mdb_cursor_close(cur);
-    }
-    if (!rc && !mdb_cursor_open(txn, log->db_content, &cur)) {
-        while (mdb_cursor_get(cur, &k, &v, MDB_NEXT) == 0) out->content_bytes += v.mv_size;
-        mdb_cursor_close(cur);
-    }
+    if (!rc) rc = db_value_bytes(txn, log->db_log, "log", &out->log_bytes);
+    if (!rc) rc = db_value_bytes(txn, log->db_content, "content", &out->content_bytes);
     MDB_envinfo info;
     mdb_env_info(log->env, &info);
     out->map_bytes = info.me_mapsize;

@@ -2,14 +2,17 @@
  * test_log.c — the log itself: init and open (key file, versions), raw appends and
  * iteration, the on-disk layout of docs/FORMAT.md read back with raw LMDB, map growth,
  * record exchange between logs, key rotation, checkpoints, following from another process
- * and two processes writing at once.
+ * and two processes writing at once; a failed meta page write (MDB_PANIC) recovered in place
+ * while other threads read; walks over a damaged file that stop with `corrupt`.
  *
  * Each test makes its own log in a fresh temporary directory. Whenever a test edits the
  * LMDB file directly it closes its tl_log first: LMDB forbids opening one environment twice
  * in a process.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <jansson.h>
 #include <lmdb.h>
 #include <msgpack.h>
@@ -1224,6 +1227,243 @@ START_TEST(two_writer_processes) {
 }
 END_TEST
 
+/* ================================================================ storage failures */
+
+/*
+ * The descriptor LMDB writes meta pages through. A synced environment opens data.mdb twice:
+ * once for data pages, once with O_DSYNC for the meta pages (the write that makes a commit
+ * current). -1 when there is no such descriptor.
+ */
+static int meta_fd(const char *dir) {
+    char *data = path_in(dir, "data.mdb");
+    char want[PATH_MAX];
+    ck_assert_ptr_nonnull(realpath(data, want));
+    free(data);
+    DIR *d = opendir("/proc/self/fd");
+    ck_assert_ptr_nonnull(d);
+    int found = -1;
+    struct dirent *e;
+    while (found < 0 && (e = readdir(d)) != NULL) {
+        char link[300], target[PATH_MAX];
+        snprintf(link, sizeof link, "/proc/self/fd/%s", e->d_name);
+        ssize_t n = readlink(link, target, sizeof target - 1);
+        if (n <= 0) continue;
+        target[n] = 0;
+        if (strcmp(target, want) != 0) continue;
+        char info[300];
+        snprintf(info, sizeof info, "/proc/self/fdinfo/%s", e->d_name);
+        FILE *f = fopen(info, "r");
+        unsigned flags = 0;
+        char line[128];
+        while (f && fgets(line, sizeof line, f))
+            if (sscanf(line, "flags: %o", &flags) == 1) break;
+        if (f) fclose(f);
+        if (flags & O_DSYNC) found = atoi(e->d_name);
+    }
+    closedir(d);
+    return found;
+}
+
+/* Make the next meta page write fail (EBADF): a read-only descriptor of the same file takes
+ * the meta descriptor's number. The reopen closes it with the old environment. */
+static void break_meta_writes(const char *dir) {
+    int fd = meta_fd(dir);
+    ck_assert_msg(fd >= 0, "no O_DSYNC descriptor of %s/data.mdb", dir);
+    char *data = path_in(dir, "data.mdb");
+    int ro = open(data, O_RDONLY);
+    free(data);
+    ck_assert_int_ge(ro, 0);
+    ck_assert_int_eq(dup2(ro, fd), fd);
+    close(ro);
+}
+
+typedef struct panic_reader {
+    tl_log *log;
+    volatile int *stop;
+    uint64_t *acked; /* events acknowledged so far (__atomic) */
+    unsigned reads;
+    int failed;
+    char why[300];
+} panic_reader;
+
+/* Read the whole log, the statistics and the digest until told to stop; every read must
+ * work and hold at least every event acknowledged before it began. */
+static void *panic_read(void *arg) {
+    panic_reader *r = arg;
+    while (!*r->stop && !r->failed) {
+        uint64_t floor = __atomic_load_n(r->acked, __ATOMIC_SEQ_CST);
+        tl_iter *it;
+        int rc = tl_iter_open(r->log, 1, &it);
+        uint64_t n = 0;
+        tl_event_view ev;
+        if (!rc) {
+            while ((rc = tl_iter_next(it, &ev)) == 0) n++;
+            tl_iter_close(it);
+            if (rc == TL_ENOTFOUND) rc = 0;
+        }
+        tl_log_stats st;
+        char digest[TL_PUBKEY_HEX_SIZE];
+        if (!rc) rc = tl_log_stats_get(r->log, &st);
+        if (!rc) rc = tl_digest(r->log, digest);
+        if (rc) {
+            r->failed = rc;
+            snprintf(r->why, sizeof r->why, "%s: %s", tl_strerror(rc), tl_errdetail());
+        } else if (n < floor || st.events < floor) {
+            r->failed = TL_ECORRUPT;
+            snprintf(r->why, sizeof r->why, "read %llu events (head %llu), %llu were acknowledged", (unsigned long long)n,
+                     (unsigned long long)st.events, (unsigned long long)floor);
+        }
+        r->reads++;
+    }
+    return NULL;
+}
+
+START_TEST(panic_reopens_in_place) {
+    char *dir;
+    tl_log *log = tu_new_log(&dir);
+    append_n(log, 20, 0, 100);
+    uint64_t acked = head_seq(log);
+    volatile int stop = 0;
+    panic_reader readers[2];
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++) {
+        readers[i] = (panic_reader){.log = log, .stop = &stop, .acked = &acked};
+        pthread_create(&t[i], NULL, panic_read, &readers[i]);
+    }
+    for (int round = 0; round < 4; round++) {
+        usleep(20000);
+        break_meta_writes(dir);
+        uint8_t empty = 0x80;
+        tl_draft d = {"x.lost", "alice", NULL, &empty, 1};
+        int rc = tl_log_append(log, &d, 1, NULL);
+        ck_assert_msg(rc == TL_ESTORAGE, "round %d: a failed meta write answered %s: %s", round, tl_strerror(rc),
+                      tl_errdetail());
+        ck_assert_msg(tl_errdetail()[0], "a storage failure without a detail");
+        /* the environment is fatal now: in odd rounds the readers meet it first and reopen */
+        if (round % 2) usleep(50000);
+        uint64_t first = 0;
+        tl_draft d2 = {"x.after", "bob", NULL, &empty, 1};
+        rc = tl_log_append(log, &d2, 1, &first);
+        ck_assert_msg(rc == 0, "round %d: writing after the failure: %s: %s", round, tl_strerror(rc), tl_errdetail());
+        ck_assert_uint_eq(first, acked + 1); /* the failed event is not there */
+        __atomic_store_n(&acked, first, __ATOMIC_SEQ_CST);
+        ck_assert_uint_eq(head_seq(log), acked);
+        verify_ok(log, acked);
+    }
+    /* a command through group commit (the projections' databases: handles kept) */
+    tl_cmd *cmd;
+    tl_result res;
+    ck_assert_int_eq(tl_cmd_new(&cmd, "account.create"), 0);
+    tl_cmd_set_str(cmd, "id", "acme");
+    tl_cmd_set_str(cmd, "name", "Acme");
+    break_meta_writes(dir);
+    ck_assert_int_eq(tl_cmd_exec(log, cmd, &res), TL_ESTORAGE);
+    ck_assert_int_eq(tl_cmd_exec(log, cmd, &res), 0);
+    tl_cmd_free(cmd);
+    __atomic_store_n(&acked, res.seq, __ATOMIC_SEQ_CST);
+    usleep(50000);
+    stop = 1;
+    for (int i = 0; i < 2; i++) {
+        pthread_join(t[i], NULL);
+        ck_assert_msg(!readers[i].failed, "reader %d: %s", i, readers[i].why);
+        ck_assert_uint_gt(readers[i].reads, 0);
+    }
+    char live[TL_PUBKEY_HEX_SIZE];
+    ck_assert_int_eq(tl_digest(log, live), 0);
+    tl_log_close(log);
+    /* a fresh process's view: the same events, verified */
+    log = open_log(dir, TL_OPEN_READONLY);
+    verify_ok(log, acked);
+    char again[TL_PUBKEY_HEX_SIZE];
+    ck_assert_int_eq(tl_digest(log, again), 0);
+    ck_assert_str_eq(live, again);
+    remove_log(log, dir);
+}
+END_TEST
+
+/* ================================================================ damaged files */
+
+/* The offset of needle in hay, or -1. */
+static long find_in(const uint8_t *hay, size_t n, const uint8_t *needle, size_t m) {
+    for (size_t i = 0; i + m <= n; i++)
+        if (memcmp(hay + i, needle, m) == 0) return (long)i;
+    return -1;
+}
+
+START_TEST(damaged_walks_stop) {
+    enum { PAGE = 4096 };
+    /* 1. the fuzzer's input that made `stats` loop forever (tests/fuzz/regressions/fuzz_open/
+     * hang-stats-cursor-cycle): 6 bytes written at offset 8 of page 2056 mod the page count of
+     * the committed template, the header of a page the walk passes */
+    char *base = tu_tmpdir();
+    char *dir = path_in(base, "log");
+    free(base);
+    ck_assert_int_eq(mkdir(dir, 0700), 0);
+    char *to = path_in(dir, "writer.key");
+    copy_file(TL_SOURCE_DIR "/tests/fuzz/open-template/writer.key", to, 0600);
+    free(to);
+    size_t len;
+    uint8_t *file = (uint8_t *)tu_read_file(TL_SOURCE_DIR "/tests/fuzz/open-template/data.mdb", &len);
+    ck_assert_ptr_nonnull(file);
+    static const uint8_t patch[] = {0x00, 0x00, 0x30, 0x00, 0x00, 0x00};
+    memcpy(file + (2056 % (len / PAGE)) * PAGE + 8, patch, sizeof patch);
+    to = path_in(dir, "data.mdb");
+    ck_assert_int_eq(tu_write_file(to, file, len), 0);
+    free(to);
+    free(file);
+    tl_log *log = open_log(dir, TL_OPEN_READONLY);
+    tl_log_stats st;
+    int rc = tl_log_stats_get(log, &st);
+    ck_assert_msg(rc == TL_ECORRUPT, "stats on a damaged file: %s: %s", tl_strerror(rc), tl_errdetail());
+    ck_assert_msg(strstr(tl_errdetail(), "damaged"), "detail: %s", tl_errdetail());
+    remove_log(log, dir);
+
+    /* 2. a log leaf page overwritten by an earlier one (all but its page number): a walk of the
+     * log meets sequence numbers it has passed */
+    log = tu_new_log(&dir);
+    append_n(log, 300, 0, 200);
+    size_t rlen[2];
+    uint8_t *rec[2];
+    ck_assert_int_eq(tl_log_record(log, 10, &rec[0], &rlen[0]), 0);
+    ck_assert_int_eq(tl_log_record(log, 250, &rec[1], &rlen[1]), 0);
+    tl_log_close(log);
+    char *data = path_in(dir, "data.mdb");
+    file = (uint8_t *)tu_read_file(data, &len);
+    long at[2];
+    for (int i = 0; i < 2; i++) {
+        at[i] = find_in(file, len, rec[i], rlen[i]);
+        ck_assert_int_ge(at[i], 0);
+        free(rec[i]);
+    }
+    long early = at[0] / PAGE, late = at[1] / PAGE;
+    ck_assert_int_ne(early, late);
+    memcpy(file + late * PAGE + 8, file + early * PAGE + 8, PAGE - 8);
+    ck_assert_int_eq(tu_write_file(data, file, len), 0);
+    free(file);
+    free(data);
+    log = open_log(dir, TL_OPEN_READONLY);
+    rc = tl_log_stats_get(log, &st);
+    ck_assert_msg(rc == TL_ECORRUPT, "stats: %s: %s", tl_strerror(rc), tl_errdetail());
+    ck_assert_msg(strstr(tl_errdetail(), "log database is damaged"), "detail: %s", tl_errdetail());
+    tl_iter *it;
+    ck_assert_int_eq(tl_iter_open(log, 1, &it), 0);
+    tl_event_view ev;
+    uint64_t last = 0, n = 0;
+    while ((rc = tl_iter_next(it, &ev)) == 0) {
+        ck_assert_uint_gt(ev.seq, last); /* never handed out backwards */
+        last = ev.seq;
+        n++;
+    }
+    tl_iter_close(it);
+    ck_assert_msg(rc == TL_ECORRUPT, "iterating: %s: %s after %llu events", tl_strerror(rc), tl_errdetail(),
+                  (unsigned long long)n);
+    ck_assert_uint_lt(n, 301);
+    tl_verify_report r;
+    ck_assert_int_eq(tl_log_verify(log, NULL, &r), TL_ECORRUPT);
+    remove_log(log, dir);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("log");
     TCase *tc = tcase_create("init");
@@ -1256,6 +1496,12 @@ int main(void) {
     tc = tcase_create("processes");
     tcase_add_test(tc, follow_sees_other_process);
     tcase_add_test(tc, two_writer_processes);
+    tcase_set_timeout(tc, 120);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("failures");
+    tcase_add_test(tc, panic_reopens_in_place);
+    tcase_add_test(tc, damaged_walks_stop);
     tcase_set_timeout(tc, 120);
     suite_add_tcase(s, tc);
     return tu_main(s);

@@ -10,6 +10,15 @@
 # the writer must answer every line and not crash; a fresh process must find a log that
 # verifies and holds every acknowledged command (tlrel check); the lines that got `storage`
 # are then sent again without the fault and must succeed; verify, and digest = replay.
+# A transient fault (failing once) must cost one commit group and no more: the same `apply`
+# process goes on writing the lines after it (no `storage` beyond that group, no MDB_PANIC).
+#
+# Then the meta sweep: the Nth write of one of LMDB's meta pages (the write that makes a
+# commit current; when it fails LMDB marks the environment fatal and every later transaction
+# of the process answers MDB_PANIC until it reopens) fails, once or for good, while `tlrel
+# faultprobe` plays apply in one process. After every failed commit the same process must
+# read (the whole log, verify, the digest, a query); at the end it sends the failed lines
+# again and, the fault being over, they must succeed; then the same checks from outside.
 source "$(dirname "$0")/lib.sh"
 FULL=${TL_REL_FULL:-0}
 FAULTFS=${TL_FAULTFS:-$(dirname "$TLREL")/libfaultfs.so}
@@ -49,7 +58,7 @@ else
   plan+=("sync ENOSPC -1 0 $((syncs / 2)) $((syncs - 1))")
 fi
 
-runs=0 injected=0 storage_total=0 acked_total=0 panics=0
+runs=0 injected=0 storage_total=0 acked_total=0 panics=0 meta_faults=0 transient_resumed=0
 for p in "${plan[@]}"; do
   read -r ops err count afters <<<"$p"
   for after in $afters; do
@@ -68,6 +77,14 @@ for p in "${plan[@]}"; do
     storage=$(grep -c '"error":"storage"' "$w/ack" || true)
     [ "$storage" -gt 0 ] || [ "$st" = 0 ] || rel_fail "$what: apply failed but no line says storage"
     grep -q 'MDB_PANIC\|fatal' "$w/ack" && panics=$((panics + 1))
+    off=$(sed -n 's/^faultfs: .* at offset \([0-9]*\)).*/\1/p' "$w/err" | head -1)
+    [ -n "$off" ] && [ "$off" -lt 8192 ] && meta_faults=$((meta_faults + 1))
+    if [ "$count" = 1 ]; then
+      # a transient fault fails the commit group it hits, and the same process goes on writing
+      ! grep -q 'MDB_PANIC' "$w/ack" || rel_fail "$what: the writer stayed broken after a transient fault: $(grep -m1 MDB_PANIC "$w/ack")"
+      [ "$storage" -le 7 ] || rel_fail "$what: a transient fault failed $storage lines (more than its commit group of 7)"
+      transient_resumed=$((transient_resumed + 1))
+    fi
     storage_total=$((storage_total + storage))
     acked_total=$((acked_total + $(grep -c '"ok":true' "$w/ack" || true)))
     out=$("$CLI" -d "$w/log" --json verify 2>&1) || rel_fail "$what: the log does not verify: $out"
@@ -87,5 +104,58 @@ for p in "${plan[@]}"; do
     rm -rf "$w"
   done
 done
-rel_say "faults: $runs runs, $injected with a fault injected, $storage_total storage answers, $acked_total acknowledged, all verified and recovered"
-echo "RESULT faults runs=$runs injected=$injected panicked_writers=$panics storage_answers=$storage_total acknowledged=$acked_total lost=0 verify=ok digest=$(rel_digest_check base)"
+rel_say "faults: $runs runs, $injected with a fault injected ($meta_faults on a meta page), $storage_total storage answers, $acked_total acknowledged, all verified and recovered"
+
+# ---------------------------------------------------------------- the meta sweep (one process)
+metas=$(rm -rf probe && cp -a base probe &&
+  LD_PRELOAD=$FAULTFS TL_FAULT_STATS=1 TL_FAULT_OPS=meta TL_FAULT_AFTER=100000000 \
+    "$TLREL" faultprobe probe stream.jsonl --ack probe.ack --retry probe.retry --retry-ack probe.ack2 2>&1 >/dev/null |
+  sed -n 's/^faultfs: \([0-9]*\) matching.*/\1/p')
+[ "${metas:-0}" -gt 0 ] || rel_fail "the shim saw no meta page writes"
+mplan=()
+if [ "$FULL" = 1 ]; then
+  for e in ENOSPC EIO; do for c in 1 -1; do mplan+=("$e $c $(seq -s' ' 0 $((metas - 1)))"); done; done
+else
+  mplan+=("ENOSPC 1 $(seq -s' ' 0 $((metas - 1)))")
+  mplan+=("EIO 1 0 $((metas / 2))")
+  mplan+=("EIO -1 $((metas / 3))")
+fi
+mruns=0 mfailed_groups=0 mreads=0 mresumed=0
+for p in "${mplan[@]}"; do
+  read -r err count afters <<<"$p"
+  for after in $afters; do
+    mruns=$((mruns + 1))
+    w=meta.$mruns
+    rm -rf "$w" && mkdir "$w" && cp -a base "$w/log"
+    what="meta write #$after $err x$count"
+    st=0
+    { LD_PRELOAD=$FAULTFS TL_FAULT_OPS=meta TL_FAULT_ERRNO=$err TL_FAULT_COUNT=$count TL_FAULT_AFTER=$after \
+        "$TLREL" faultprobe "$w/log" stream.jsonl --ack "$w/ack" --retry "$w/retry" --retry-ack "$w/ack2" \
+        > "$w/summary" 2> "$w/err" || st=$?; } 2>/dev/null
+    [ "$st" = 0 ] || rel_fail "$what: the process could not go on reading after the failed commit (exit $st): $(tail -c 400 "$w/err")"
+    grep -q '^faultfs:' "$w/err" || rel_fail "$what: no fault was injected (the clean run made $metas meta writes)"
+    answered=$("$TLREL" count "$w/ack")
+    [ "$answered" = "$total" ] || rel_fail "$what: $answered of $total lines answered"
+    ! grep -q 'MDB_PANIC' "$w/ack" "$w/ack2" || rel_fail "$what: MDB_PANIC reached a client: $(grep -m1 -h MDB_PANIC "$w/ack" "$w/ack2")"
+    fg=$(sed -n 's/.*"failed_groups":\([0-9]*\).*/\1/p' "$w/summary")
+    rd=$(sed -n 's/.*"reads_after_failure":\([0-9]*\).*/\1/p' "$w/summary")
+    [ "${fg:-0}" -gt 0 ] || rel_fail "$what: no commit failed: $(cat "$w/summary")"
+    mfailed_groups=$((mfailed_groups + fg))
+    mreads=$((mreads + rd))
+    if [ "$count" = 1 ]; then
+      # the fault is over: the same process must write again (the retried lines all succeed)
+      [ "$fg" = 1 ] || rel_fail "$what: a transient fault failed $fg commit groups"
+      ! grep -q '"error":"storage"' "$w/ack2" || rel_fail "$what: the same process could not write after the fault cleared: $(grep -m1 storage "$w/ack2")"
+      mresumed=$((mresumed + 1))
+    fi
+    out=$("$CLI" -d "$w/log" --json verify 2>&1) || rel_fail "$what: the log does not verify: $out"
+    "$CLI" -d "$w/log" log --json > "$w/events"
+    "$TLREL" check --events "$w/events" --allow "$ALLOW" --stream stream.jsonl --run "0:$w/ack" --stream "$w/retry" --run "0:$w/ack2" > "$w/check" ||
+      rel_fail "$what: $(cat "$w/check")"
+    d=$(rel_digest_check "$w/log")
+    [ "$d" = equal ] || [ "$d" = unavailable ] || rel_fail "$what: digest $d"
+    rm -rf "$w"
+  done
+done
+rel_say "faults: meta sweep: $mruns runs ($metas meta writes in a clean run), $mfailed_groups failed commits, the same process read after each ($mreads), $mresumed transient runs wrote again"
+echo "RESULT faults runs=$runs injected=$injected meta_faults=$meta_faults panicked_writers=$panics transient_resumed=$transient_resumed storage_answers=$storage_total acknowledged=$acked_total meta_runs=$mruns meta_failed_commits=$mfailed_groups reads_after_failure=$mreads meta_resumed=$mresumed lost=0 verify=ok digest=$(rel_digest_check base)"

@@ -6,7 +6,8 @@
 #
 # LMDB's map is sparse, so the disk is filled with real bytes: attachments of 1 MiB each
 # (attachment.upload lines), beside a ballast file on the same file system.
-#   A. `apply` over a stream with 1 MiB uploads: commits that do not fit answer `storage`,
+#   A. `apply` over a stream with 1 MiB uploads: commits that do not fit answer `storage`
+#      (with a message that says the disk is full),
 #      every line is still answered, apply exits non-zero (the log failed) but leaves a log
 #      that verifies; `log`, `verify` and a query work on the full disk; every acknowledged
 #      command is in the log; after the file system is made bigger (remount), the lines that
@@ -43,6 +44,9 @@ rel_say "A: $answered of $total lines answered, $ok ok, $storage storage failure
 [ "$storage" -gt 0 ] || rel_fail "the disk never filled (no storage answer): raise the stream or lower TL_REL_FS_MB"
 [ "$status" != 0 ] || rel_fail "apply exited 0 although commits failed (the spec: non-zero when the log itself failed)"
 grep -q . err.1 || rel_say "A: note: apply exited $status with nothing on stderr (the reason is only in the result lines)"
+# the operator must learn that the disk is full (LMDB reports a write cut short as EIO)
+grep '"error":"storage"' ack.1 | grep -q 'the disk is full' ||
+  rel_fail "the storage answers on a full disk do not say so: $(grep -m1 '"error":"storage"' ack.1)"
 
 # reads on the full disk
 events_full=$(rel_verify "$L")

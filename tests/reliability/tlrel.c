@@ -35,6 +35,14 @@
  *   tlrel diskfull DIR --project P --as U --account A [--ballast FILE] [--bytes B]
  *       in one process: upload B-byte attachments until the disk is full (storage), then
  *       prove reads still work, delete the ballast, and prove writes resume
+ *   tlrel faultprobe DIR STREAM --ack FILE --retry FILE --retry-ack FILE [--sync-every K] [--as U]
+ *       `apply` played in one process (groups of K commands, K = 7 by default, one result
+ *       line per non-blank line in --ack), meant to run under the fault shim. After every
+ *       group whose commit failed, the same process must still read: the whole log (a
+ *       gap-free prefix holding every acknowledged event), verify, the projection digest and
+ *       U's tracking table. At the end the lines answered `storage` are written to --retry
+ *       and sent again by the same process (answers in --retry-ack), then read once more.
+ *       Prints one JSON summary line; exits 3 when a read failed after a failed commit.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -1403,8 +1411,175 @@ static int cmd_diskfull(int argc, char **argv) {
     return 0;
 }
 
+/* ================================================================ faultprobe */
+
+typedef struct probe_item {
+    const char *line;
+    tl_cmd *cmd; /* NULL: answered at parse time */
+    tl_result res;
+} probe_item;
+
+typedef struct probe {
+    tl_log *log;
+    const char *as;
+    uint64_t last_acked;   /* the highest seq acknowledged so far */
+    unsigned groups, failed_groups, reads_after_failure, groups_after_failure;
+} probe;
+
+/* Run one group as `apply` does (one batch, one commit); 1 when its commit failed. */
+static int probe_group(probe *p, probe_item *items, size_t n, FILE *ack) {
+    tl_batch *b = NULL;
+    int failed = 0;
+    char why[256] = "";
+    bool any = false;
+    for (size_t i = 0; i < n; i++) any |= items[i].cmd != NULL;
+    if (any && tl_batch_begin(p->log, &b) != 0) {
+        snprintf(why, sizeof why, "%s", tl_errdetail());
+        failed = 1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!items[i].cmd) continue;
+        if (b) tl_batch_exec(b, items[i].cmd, &items[i].res);
+        else {
+            items[i].res.code = TL_ESTORAGE;
+            snprintf(items[i].res.message, sizeof items[i].res.message, "%s", why);
+        }
+    }
+    if (b && tl_batch_commit(b) != 0) failed = 1;
+    for (size_t i = 0; i < n; i++) {
+        char *json;
+        if (tl_result_json(&items[i].res, &json) != 0) die("faultprobe: a result does not render");
+        fprintf(ack, "%s\n", json);
+        tl_free(json);
+        if (items[i].res.code == 0 && items[i].res.seq > p->last_acked) p->last_acked = items[i].res.seq;
+    }
+    fflush(ack);
+    if (any) p->groups++;
+    return failed;
+}
+
+/* The reads a client makes right after a failed commit, in the same process. */
+static void probe_reads(probe *p, const char *when) {
+    tl_log_stats st;
+    int rc = tl_log_stats_get(p->log, &st);
+    if (rc) { fprintf(stderr, "faultprobe: %s: stats: %s: %s\n", when, tl_strerror(rc), tl_errdetail()); exit(3); }
+    tl_iter *it;
+    rc = tl_iter_open(p->log, 1, &it);
+    if (rc) { fprintf(stderr, "faultprobe: %s: reading the log: %s: %s\n", when, tl_strerror(rc), tl_errdetail()); exit(3); }
+    tl_event_view ev;
+    uint64_t n = 0;
+    while ((rc = tl_iter_next(it, &ev)) == 0) {
+        if (ev.seq != n + 1) { fprintf(stderr, "faultprobe: %s: event %" PRIu64 " after %" PRIu64 "\n", when, ev.seq, n); exit(3); }
+        n++;
+    }
+    tl_iter_close(it);
+    if (rc != TL_ENOTFOUND) { fprintf(stderr, "faultprobe: %s: reading the log: %s: %s\n", when, tl_strerror(rc), tl_errdetail()); exit(3); }
+    if (n != st.events || n < p->last_acked) {
+        fprintf(stderr, "faultprobe: %s: the log reads %" PRIu64 " events, its head says %" PRIu64 ", %" PRIu64 " were acknowledged\n",
+                when, n, st.events, p->last_acked);
+        exit(3);
+    }
+    tl_verify_report vr;
+    if ((rc = tl_log_verify(p->log, NULL, &vr)) != 0) { fprintf(stderr, "faultprobe: %s: verify: %s: %s\n", when, tl_strerror(rc), vr.reason); exit(3); }
+    char digest[TL_PUBKEY_HEX_SIZE];
+    if ((rc = tl_digest(p->log, digest)) != 0) { fprintf(stderr, "faultprobe: %s: digest: %s: %s\n", when, tl_strerror(rc), tl_errdetail()); exit(3); }
+    tl_query q = TL_QUERY_INIT;
+    q.as = p->as;
+    char *json = NULL;
+    rc = tl_tracking_query(p->log, &q, &json);
+    tl_free(json);
+    /* an unknown user (its line failed) is an answer; a storage failure is not */
+    if (rc == TL_ESTORAGE || rc == TL_ECORRUPT) {
+        fprintf(stderr, "faultprobe: %s: tracking as %s: %s: %s\n", when, p->as, tl_strerror(rc), tl_errdetail());
+        exit(3);
+    }
+}
+
+/* Run lines in groups of k; failed lines' text goes to retry (when not NULL). */
+static void probe_run(probe *p, lines *l, size_t k, FILE *ack, FILE *retry, bool count_failures) {
+    probe_item *items = xmalloc(l->n * sizeof *items);
+    size_t n = 0, cmds = 0, start = 0;
+    bool seen_failure = false;
+    for (size_t i = 0; i <= l->n; i++) {
+        if (i < l->n) {
+            if (blank(l->v[i])) continue;
+            probe_item *it = &items[n++];
+            memset(it, 0, sizeof *it);
+            it->line = l->v[i];
+            if (tl_cmd_parse(&it->cmd, it->line, strlen(it->line), &it->res) == 0) cmds++;
+            else it->cmd = NULL;
+            if (cmds < k) continue;
+        }
+        if (n == start) break;
+        bool failed = probe_group(p, items + start, n - start, ack);
+        if (count_failures && failed) {
+            p->failed_groups++;
+            char when[64];
+            snprintf(when, sizeof when, "after the failed commit of group %u", p->groups);
+            probe_reads(p, when);
+            p->reads_after_failure++;
+            seen_failure = true;
+        } else if (count_failures && seen_failure && !failed) {
+            p->groups_after_failure++;
+        }
+        for (size_t j = start; j < n; j++) {
+            if (retry && items[j].res.code == TL_ESTORAGE) fprintf(retry, "%s\n", items[j].line);
+            tl_cmd_free(items[j].cmd);
+        }
+        start = n;
+        cmds = 0;
+    }
+    free(items);
+}
+
+static int cmd_faultprobe(int argc, char **argv) {
+    const char *dir = NULL, *stream = NULL, *ack_path = NULL, *retry_path = NULL, *retry_ack_path = NULL, *as = "f-u1";
+    size_t k = 7;
+    for (int i = 2; i < argc; i++) {
+        if (!strcmp(argv[i], "--ack") && i + 1 < argc) ack_path = argv[++i];
+        else if (!strcmp(argv[i], "--retry") && i + 1 < argc) retry_path = argv[++i];
+        else if (!strcmp(argv[i], "--retry-ack") && i + 1 < argc) retry_ack_path = argv[++i];
+        else if (!strcmp(argv[i], "--sync-every") && i + 1 < argc) k = strtoul(argv[++i], NULL, 10);
+        else if (!strcmp(argv[i], "--as") && i + 1 < argc) as = argv[++i];
+        else if (!dir) dir = argv[i];
+        else if (!stream) stream = argv[i];
+        else die("faultprobe: unexpected %s", argv[i]);
+    }
+    if (!dir || !stream || !ack_path || !retry_path || !retry_ack_path || !k)
+        die("faultprobe DIR STREAM --ack FILE --retry FILE --retry-ack FILE [--sync-every K] [--as U]");
+    probe p = {.as = as};
+    int rc = tl_log_open(&p.log, dir, NULL);
+    if (rc) die("faultprobe: open: %s: %s", tl_strerror(rc), tl_errdetail());
+    lines l;
+    lines_load(&l, stream);
+    FILE *ack = fopen(ack_path, "w"), *retry = fopen(retry_path, "w");
+    if (!ack || !retry) die("faultprobe: cannot write %s or %s", ack_path, retry_path);
+    probe_run(&p, &l, k, ack, retry, true);
+    fclose(ack);
+    fclose(retry);
+    lines_free(&l);
+    /* the client sends again what failed, from the same process */
+    lines r;
+    lines_load(&r, retry_path);
+    FILE *ack2 = fopen(retry_ack_path, "w");
+    if (!ack2) die("faultprobe: cannot write %s", retry_ack_path);
+    unsigned before = p.groups;
+    probe p2 = p;
+    probe_run(&p2, &r, k, ack2, NULL, false);
+    fclose(ack2);
+    size_t retried = 0;
+    for (size_t i = 0; i < r.n; i++) retried += !blank(r.v[i]);
+    lines_free(&r);
+    probe_reads(&p2, "after the retry");
+    printf("{\"groups\":%u,\"failed_groups\":%u,\"reads_after_failure\":%u,\"groups_after_failure\":%u,"
+           "\"retried\":%zu,\"retry_groups\":%u}\n",
+           p.groups, p.failed_groups, p.reads_after_failure, p.groups_after_failure, retried, p2.groups - before);
+    tl_log_close(p.log);
+    return 0;
+}
+
 int main(int argc, char **argv) {
-    if (argc < 2) die("usage: tlrel gen|count|rest|check|snapshot|hold-read|diskfull ...");
+    if (argc < 2) die("usage: tlrel gen|count|rest|check|snapshot|hold-read|diskfull|faultprobe ...");
     const char *c = argv[1];
     if (!strcmp(c, "gen")) return cmd_gen(argc, argv);
     if (!strcmp(c, "count")) return cmd_count(argc, argv);
@@ -1417,5 +1592,6 @@ int main(int argc, char **argv) {
     if (!strcmp(c, "locate")) return cmd_locate(argc, argv);
     if (!strcmp(c, "offset")) return cmd_offset(argc, argv);
     if (!strcmp(c, "diskfull")) return cmd_diskfull(argc, argv);
+    if (!strcmp(c, "faultprobe")) return cmd_faultprobe(argc, argv);
     die("unknown command %s", c);
 }
