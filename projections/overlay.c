@@ -206,13 +206,28 @@ int tlp_ovl_add_u64(tl_wtxn *w, tlp_ovl *o, const tlp_key *k, int64_t delta) {
 
 /* ---------------------------------------------------------------- flush, discard */
 
+/* Sorting: the first 16 key bytes as two big-endian numbers decide most comparisons without
+ * touching the arena (keys share a one-byte tag and often an id's first bytes). */
+typedef struct sort_item {
+    uint64_t hi, lo;
+    const ovl_entry *e;
+} sort_item;
+
 static _Thread_local const uint8_t *sort_arena; /* qsort has no context argument in C11 */
 
-static int cmp_entries(const void *a, const void *b) { /* LMDB's default order (mdb_cmp_memn) */
-    const ovl_entry *x = a, *y = b;
-    size_t n = x->klen < y->klen ? x->klen : y->klen;
-    int c = memcmp(sort_arena + x->koff, sort_arena + y->koff, n);
-    return c ? c : (int)x->klen - (int)y->klen;
+static uint64_t load_be(const uint8_t *p, size_t n) {
+    uint64_t v = 0;
+    for (size_t i = 0; i < 8; i++) v = v << 8 | (i < n ? p[i] : 0);
+    return v;
+}
+
+static int cmp_items(const void *a, const void *b) { /* LMDB's default order (mdb_cmp_memn) */
+    const sort_item *x = a, *y = b;
+    if (x->hi != y->hi) return x->hi < y->hi ? -1 : 1;
+    if (x->lo != y->lo) return x->lo < y->lo ? -1 : 1;
+    size_t n = x->e->klen < y->e->klen ? x->e->klen : y->e->klen;
+    int c = n > 16 ? memcmp(sort_arena + x->e->koff + 16, sort_arena + y->e->koff + 16, n - 16) : 0;
+    return c ? c : (int)x->e->klen - (int)y->e->klen;
 }
 
 static void clear(tlp_ovl *o) {
@@ -230,12 +245,21 @@ static void forget_cursor(tlp_ovl *o) {
 static int write_out(tl_wtxn *w, tlp_ovl *o) {
     int rc = w->failed;
     if (!rc && o->n) {
-        /* entries are sorted in place (the hash slots are rebuilt by clear) */
+        sort_item *items = malloc(o->n * sizeof *items);
+        if (!items) {
+            rc = w->failed = tl_fail(TL_ENOMEM, "out of memory (projection buffer)");
+            goto out;
+        }
+        for (size_t i = 0; i < o->n; i++) {
+            const ovl_entry *e = &o->e[i];
+            const uint8_t *k = o->arena + e->koff;
+            items[i] = (sort_item){load_be(k, e->klen), e->klen > 8 ? load_be(k + 8, e->klen - 8) : 0, e};
+        }
         sort_arena = o->arena;
-        qsort(o->e, o->n, sizeof *o->e, cmp_entries);
+        qsort(items, o->n, sizeof *items, cmp_items);
         rc = cursor(w, o);
         for (size_t i = 0; i < o->n && !rc; i++) {
-            const ovl_entry *e = &o->e[i];
+            const ovl_entry *e = items[i].e;
             MDB_val key = {e->klen, o->arena + e->koff}, val = {e->vlen, o->arena + e->voff};
             int mrc = 0;
             if (!e->deleted) {
@@ -248,7 +272,9 @@ static int write_out(tl_wtxn *w, tlp_ovl *o) {
             }
             if (mrc) rc = tl_wtxn_fail_mdb(w, mrc, "write a projection");
         }
+        free(items);
     }
+out:
     clear(o);
     forget_cursor(o);
     return rc;
