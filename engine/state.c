@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "zeropack.h"
 
 /* The state database's handle, found in the applier list (registered first). */
 static MDB_dbi state_dbi(tl_log *log) {
@@ -55,15 +56,17 @@ static int get_rec(MDB_txn *txn, tl_log *log, char kind, const char *id, void *o
     MDB_val v;
     int rc = tl_get(txn, state_dbi(log), key, klen, &v);
     if (rc) return rc;
-    if (v.mv_size != size) return tl_fail(TL_ECORRUPT, "state record %s is damaged", key);
-    memcpy(out, v.mv_data, size);
+    if (tl_zerounpack(out, size, v.mv_data, v.mv_size)) return tl_fail(TL_ECORRUPT, "state record %s is damaged", key);
     return 0;
 }
 
+/* Records are stored zero-packed (zeropack.c): their id fields are mostly empty. */
 static int put_rec(tl_wtxn *w, MDB_dbi db, char kind, const char *id, const void *rec, size_t size) {
     char key[2 * TL_IDBUF + 8];
     size_t klen = make_key(key, sizeof key, kind, id, NULL);
-    return tl_put(w, db, key, klen, rec, size, 0);
+    uint8_t packed[TL_ZEROPACK_BOUND(sizeof(tl_attachment_rec) + sizeof(tl_message_rec))];
+    if (size > sizeof(tl_attachment_rec) + sizeof(tl_message_rec)) return w->failed = tl_fail(TL_EUSAGE, "state record too large");
+    return tl_put(w, db, key, klen, packed, tl_zeropack(packed, rec, size), 0);
 }
 
 static int put_mark(tl_wtxn *w, MDB_dbi db, char kind, const char *a, const char *b) {

@@ -3,8 +3,9 @@
  * and rebuilt from the log like any projection: accounts, users, projects, topics,
  * messages, attachments, read marks, and the indexes that give a channel's audience.
  *
- * Records are fixed-size C structs stored as they are (the state is derived data, rebuilt
- * by replay, never exchanged), so reading one is a single mdb_get and a memcpy.
+ * Records are fixed-size C structs (the state is derived data, rebuilt by replay, never
+ * exchanged), stored with their zero runs squeezed out (zeropack.c), so reading one is a
+ * single mdb_get and an unpacking copy.
  *
  * Event payloads (docs/FORMAT.md, "Event kinds") — project ids travel in the envelope:
  *   account.created   {id, name, request}
