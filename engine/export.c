@@ -124,15 +124,17 @@ static int decode_record(const MDB_val *k, const MDB_val *v, tl_event *ev, const
 
 /* First pass: the key chain (genesis key, then every rotation). */
 static int read_key_chain(exporter *x) {
+    tl_walk walk;
+    int rc = tl_walk_init(&walk, x->txn, x->log->db_log, "log");
+    if (rc) return rc;
     MDB_cursor *cur;
     int mrc = mdb_cursor_open(x->txn, x->log->db_log, &cur);
     if (mrc) return tl_fail_mdb(mrc, "open the log");
     MDB_val k, v;
-    int rc = 0;
     while (!rc && (mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
         tl_event ev;
         const uint8_t *sig;
-        if ((rc = decode_record(&k, &v, &ev, &sig)) != 0) break;
+        if ((rc = tl_walk_step(&walk, &k)) != 0 || (rc = decode_record(&k, &v, &ev, &sig)) != 0) break;
         bool genesis = strcmp(ev.kind, "log.created") == 0, rotated = strcmp(ev.kind, "key.rotated") == 0;
         if (!genesis && !rotated) continue;
         tl_bytes pk;
@@ -464,6 +466,8 @@ int tl_export(tl_log *log, const tl_export_options *opts, tl_export_fn fn, void 
         rc = emit(&x);
     }
     if (rc) goto out;
+    tl_walk walk; /* a damaged page must not send the export round in circles */
+    if ((rc = tl_walk_init(&walk, x.txn, log->db_log, "log")) != 0) goto out;
     int mrc = mdb_cursor_open(x.txn, log->db_log, &cur);
     if (mrc) { rc = tl_fail_mdb(mrc, "open the log"); goto out; }
     MDB_val k, v;
@@ -471,7 +475,7 @@ int tl_export(tl_log *log, const tl_export_options *opts, tl_export_fn fn, void 
     while ((mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
         tl_event ev;
         const uint8_t *sig;
-        if ((rc = decode_record(&k, &v, &ev, &sig)) != 0) goto out;
+        if ((rc = tl_walk_step(&walk, &k)) != 0 || (rc = decode_record(&k, &v, &ev, &sig)) != 0) goto out;
         if (!in_scope(&x, &ev)) continue;
         if (opts->format == TL_EXPORT_JSONL) {
             if ((rc = put_event(&x, &ev, sig, true)) != 0 || (rc = emit(&x)) != 0) goto out;

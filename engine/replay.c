@@ -331,14 +331,18 @@ static const char *const commit_fields[] = {"body_commit", "data_commit"};
  * they committed to. The head is set by the walk and written by tl_wtxn_mark_applied.
  */
 static int truncate_after(tl_wtxn *w, uint64_t until) {
+    /* bounded (tl_walk): deleting never brings a key back, so keys still increase strictly */
+    tl_walk walk;
+    int rc = tl_walk_init(&walk, w->txn, w->log->db_log, "log");
+    if (rc) return rc;
     MDB_cursor *cur;
     int mrc = mdb_cursor_open(w->txn, w->log->db_log, &cur);
     if (mrc) return tl_wtxn_fail_mdb(w, mrc, "open the log");
     uint8_t key[8];
     tl_seq_key(key, until + 1);
     MDB_val k = {8, key}, v;
-    int rc = 0;
     for (mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); mrc == 0; mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if ((rc = tl_walk_step(&walk, &k)) != 0) break;
         const uint8_t *bytes, *sig;
         size_t len;
         tl_event ev;
@@ -362,15 +366,22 @@ static int truncate_after(tl_wtxn *w, uint64_t until) {
 /* The last sequence whose time is <= ts (times never decrease along the log); 0 if none. */
 static int seq_at_time(tl_wtxn *w, uint64_t ts, uint64_t *out) {
     *out = 0;
+    tl_walk walk; /* bounded: a damaged page must not send the search round in circles */
+    int rc = tl_walk_init(&walk, w->txn, w->log->db_log, "log");
+    if (rc) return rc;
     MDB_cursor *cur;
     int mrc = mdb_cursor_open(w->txn, w->log->db_log, &cur);
     if (mrc) return tl_wtxn_fail_mdb(w, mrc, "open the log");
     MDB_val k, v;
-    int rc = 0;
     while ((mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
+        if ((rc = tl_walk_step(&walk, &k)) != 0) break;
         const uint8_t *bytes, *sig;
         size_t len;
         tl_event ev;
+        if (k.mv_size != 8) {
+            rc = tl_fail(TL_ECORRUPT, "the log database is damaged: a key of %zu bytes", k.mv_size);
+            break;
+        }
         if (tl_record_split(&v, &bytes, &len, &sig) || tl_event_decode(&ev, bytes, len)) {
             rc = tl_fail(TL_ECORRUPT, "event %llu does not decode", (unsigned long long)tl_seq_from_key(k.mv_data));
             break;

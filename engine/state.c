@@ -152,16 +152,23 @@ uint64_t tl_state_last_activity(const char *user, const tl_user_rec *u, const tl
     return v;
 }
 
-/* Call fn for every key with the given prefix, passing what follows the prefix. */
+/*
+ * Call fn for every key with the given prefix, passing what follows the prefix. The walk is
+ * bounded (tl_walk): on a damaged page that leads back to keys already seen, a rule or an
+ * applier gets `corrupt` instead of an endless audience.
+ */
 static int each_with_prefix(MDB_txn *txn, MDB_dbi db, const char *prefix, tl_user_fn fn, void *ctx) {
+    tl_walk walk;
+    int out = tl_walk_init(&walk, txn, db, "state");
+    if (out) return out;
     MDB_cursor *cur;
     int rc = mdb_cursor_open(txn, db, &cur);
     if (rc) return tl_fail_mdb(rc, "state cursor");
     size_t plen = strlen(prefix);
     MDB_val k = {plen, (void *)prefix}, v;
-    int out = 0;
     rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
     while (rc == 0 && k.mv_size > plen && memcmp(k.mv_data, prefix, plen) == 0) {
+        if ((out = tl_walk_step(&walk, &k)) != 0) break;
         char id[TL_IDBUF];
         size_t n = k.mv_size - plen;
         if (n >= sizeof id) { out = tl_fail(TL_ECORRUPT, "state index key too long"); break; }

@@ -1390,6 +1390,12 @@ static long find_in(const uint8_t *hay, size_t n, const uint8_t *needle, size_t 
     return -1;
 }
 
+static int count_line(const char *line, size_t len, void *payload) {
+    (void)line, (void)len;
+    ++*(size_t *)payload;
+    return 0;
+}
+
 START_TEST(damaged_walks_stop) {
     enum { PAGE = 4096 };
     /* 1. the fuzzer's input that made `stats` loop forever (tests/fuzz/regressions/fuzz_open/
@@ -1458,6 +1464,24 @@ START_TEST(damaged_walks_stop) {
     ck_assert_msg(rc == TL_ECORRUPT, "iterating: %s: %s after %llu events", tl_strerror(rc), tl_errdetail(),
                   (unsigned long long)n);
     ck_assert_uint_lt(n, 301);
+    /* the export's walks (engine/export.c) stop the same way, before a line goes out twice */
+    tl_export_options xo = TL_EXPORT_OPTIONS_INIT;
+    size_t lines = 0;
+    rc = tl_export(log, &xo, count_line, &lines);
+    ck_assert_msg(rc == TL_ECORRUPT && strstr(tl_errdetail(), "log database is damaged"), "export: %s: %s",
+                  tl_strerror(rc), tl_errdetail());
+    /* so does replay's search for the last event before a time (engine/replay.c) */
+    base = tu_tmpdir();
+    char *into = path_in(base, "copy");
+    free(base);
+    tl_replay_options ro = TL_REPLAY_OPTIONS_INIT;
+    ro.into_dir = into;
+    ro.until_ts = UINT64_C(1) << 62;
+    tl_replay_report rr;
+    rc = tl_replay(log, &ro, &rr);
+    ck_assert_msg(rc == TL_ECORRUPT && strstr(tl_errdetail(), "log database is damaged"), "replay --until-time: %s: %s",
+                  tl_strerror(rc), tl_errdetail());
+    free(into);
     tl_verify_report r;
     ck_assert_int_eq(tl_log_verify(log, NULL, &r), TL_ECORRUPT);
     remove_log(log, dir);
