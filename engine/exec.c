@@ -30,6 +30,7 @@ struct tl_batch {
     batch_item *items;
     size_t n, cap;
     int failed;
+    char failure[256]; /* the first failure's detail, told to every command of the batch */
 };
 
 /* Run items [0, n) in w; a failure of the transaction itself (storage) is returned. */
@@ -92,11 +93,16 @@ int tl_batch_exec(tl_batch *b, const tl_cmd *cmd, tl_result *res) {
         b->cap = cap;
     }
     b->items[b->n++] = (batch_item){cmd, res};
-    if (b->failed) return tl_result_fail(res, TL_ESTORAGE, "the batch already failed");
+    if (b->failed) return tl_result_fail(res, TL_ESTORAGE, "the batch already failed: %s",
+                                      b->failure[0] ? b->failure : "a storage failure");
     if (b->w) {
         tl_rules_exec(b->w, cmd, res);
         /* a full map is not a failure yet: commit grows it and runs the batch again */
-        if (b->w->failed && b->w->failed != TL_EMAPFULL) b->failed = b->w->failed;
+        if (b->w->failed && b->w->failed != TL_EMAPFULL) {
+            b->failed = b->w->failed;
+            /* the detail now ("... the disk is full ...") is gone by commit: keep it */
+            snprintf(b->failure, sizeof b->failure, "%s", tl_errdetail());
+        }
     }
     return res->code;
 }
@@ -106,7 +112,7 @@ int tl_batch_commit(tl_batch *b) {
     int rc;
     if (b->failed) {
         tl_wtxn_abort(b->w);
-        fail_all(b->items, b->n, TL_ESTORAGE, "a command of the batch hit a storage failure");
+        fail_all(b->items, b->n, TL_ESTORAGE, b->failure[0] ? b->failure : "a command of the batch hit a storage failure");
         rc = b->failed;
     } else {
         rc = commit_items(b->log, b->w, b->items, b->n);

@@ -30,6 +30,7 @@
 
 #include "codec.h"
 #include "crypto.h"
+#include "log.h"
 #include "testutil.h"
 
 /* ================================================================ helpers */
@@ -1381,6 +1382,51 @@ START_TEST(panic_reopens_in_place) {
 }
 END_TEST
 
+/*
+ * A storage failure while a command of a batch is written (not at commit: LMDB spilling dirty
+ * pages of a very large batch onto a full disk) fails every command of the batch; each answer
+ * must say why, with the first failure's detail, not a fixed sentence. An applier registered
+ * by the test plays the failing write (the detail is storage_fail's own, for ENOSPC).
+ */
+static uint64_t fail_at_seq;
+
+static int failing_apply(tl_wtxn *w, const tl_event *ev, void *state) {
+    (void)state;
+    return ev->seq == fail_at_seq ? tl_wtxn_fail_mdb(w, ENOSPC, "write") : 0;
+}
+
+START_TEST(batch_failure_says_why) {
+    char *dir;
+    tl_log *log = tu_new_log(&dir);
+    tl_applier a = {.name = "test-fails", .apply = failing_apply};
+    ck_assert_int_eq(tl_log_register(log, &a), 0);
+    fail_at_seq = 3; /* 1 is the genesis event: the batch's second command fails */
+    tl_batch *b;
+    ck_assert_int_eq(tl_batch_begin(log, &b), 0);
+    enum { N = 4 };
+    tl_cmd *cmd[N];
+    tl_result res[N];
+    for (int i = 0; i < N; i++) {
+        char line[128];
+        snprintf(line, sizeof line, "{\"op\":\"account.create\",\"id\":\"a%d\",\"name\":\"A\"}", i);
+        ck_assert_int_eq(tl_cmd_parse(&cmd[i], line, strlen(line), &res[i]), 0);
+        tl_batch_exec(b, cmd[i], &res[i]);
+    }
+    ck_assert_int_eq(res[0].code, 0);
+    ck_assert_int_ne(tl_batch_commit(b), 0);
+    for (int i = 0; i < N; i++) {
+        ck_assert_int_eq(res[i].code, TL_ESTORAGE);
+        ck_assert_msg(strstr(res[i].message, "the disk is full") && strstr(res[i].message, "ENOSPC"),
+                      "command %d: %s", i, res[i].message);
+        tl_cmd_free(cmd[i]);
+    }
+    tl_log_stats st;
+    ck_assert_int_eq(tl_log_stats_get(log, &st), 0);
+    ck_assert_uint_eq(st.events, 1); /* nothing of the batch was stored */
+    remove_log(log, dir);
+}
+END_TEST
+
 /* ================================================================ damaged files */
 
 /* The offset of needle in hay, or -1. */
@@ -1525,6 +1571,7 @@ int main(void) {
 
     tc = tcase_create("failures");
     tcase_add_test(tc, panic_reopens_in_place);
+    tcase_add_test(tc, batch_failure_says_why);
     tcase_add_test(tc, damaged_walks_stop);
     tcase_set_timeout(tc, 120);
     suite_add_tcase(s, tc);

@@ -47,6 +47,10 @@ grep -q . err.1 || rel_say "A: note: apply exited $status with nothing on stderr
 # the operator must learn that the disk is full (LMDB reports a write cut short as EIO)
 grep '"error":"storage"' ack.1 | grep -q 'the disk is full' ||
   rel_fail "the storage answers on a full disk do not say so: $(grep -m1 '"error":"storage"' ack.1)"
+# ... every one of them, also the commands of a commit group that failed while a command was
+# written (not at commit): each answer carries the first failure's detail
+! grep '"error":"storage"' ack.1 | grep -v -q 'the disk is full' ||
+  rel_fail "a storage answer on a full disk does not say why: $(grep '"error":"storage"' ack.1 | grep -v -m1 'the disk is full')"
 
 # reads on the full disk
 events_full=$(rel_verify "$L")
