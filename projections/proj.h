@@ -194,7 +194,8 @@ int tlp_unread_channel(MDB_txn *txn, tl_log *log, const char *user, const char *
 int tlp_unread_bucket(MDB_txn *txn, tl_log *log, const char *user, int bucket, uint64_t *n);
 int tlp_unread_topic(MDB_txn *txn, tl_log *log, const char *user, const char *topic, uint64_t *n);
 /** While applying: user's unread count in project (all channels), through unread's buffer. */
-int tlp_unread_project_sum(tl_wtxn *w, const char *user, const char *project, uint64_t *out);
+int tlp_unread_project_sum(tl_wtxn *w, const char *user, const tl_user_rec *u, const char *project,
+                           const tl_project_rec *p, uint64_t *out);
 
 /* ---------------------------------------------------------------- merged range scans */
 

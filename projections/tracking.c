@@ -163,7 +163,7 @@ static int refresh(tl_wtxn *w, tlp_ovl *o, const char *user, int role, const cha
     tlp_user_rec(&ur, role, role == TL_ROLE_MEMBER ? p->account : NULL);
     if (!tl_state_sees_project(user, &ur, p)) return 0;
     row now = {0, tl_state_last_activity(user, &ur, p), p->type}, old;
-    int rc = tlp_unread_project_sum(w, user, project, &now.unread);
+    int rc = tlp_unread_project_sum(w, user, &ur, project, p, &now.unread);
     if (rc) return rc;
     tlp_key rk = row_key(user, project);
     MDB_val v;

@@ -200,10 +200,13 @@ static int unread_apply(tl_wtxn *w, const tl_event *ev, void *state) {
 
 int tlp_unread_register(tl_log *log) { return tlp_register_buffered(log, "unread", unread_apply); }
 
-int tlp_unread_project_sum(tl_wtxn *w, const char *user, const char *project, uint64_t *out) {
+int tlp_unread_project_sum(tl_wtxn *w, const char *user, const tl_user_rec *u, const char *project,
+                           const tl_project_rec *p, uint64_t *out) {
     tlp_ovl *o = tlp_ovl_of(w->log, "unread");
     *out = 0;
     for (int ch = TL_CH_NOTES; ch <= TL_CH_AMBASSADOR; ch++) {
+        /* counters exist only where the user is in the audience: skip the other lookups */
+        if (!tl_state_in_audience(user, u, p, p->account, ch)) continue;
         tlp_key k = channel_key(user, project, ch);
         MDB_val v;
         int rc = tlp_ovl_get(w, o, &k, &v);
