@@ -415,9 +415,10 @@ int main(int argc, char **argv) {
         fprintf(stderr, "  run %d: %.0f commands/s (%.2f s: parse %.2f, rules and appliers %.2f, sign+write+sync %.2f), sign %.0f/s\n",
                 r + 1, rates[r], last.seconds, last.parse_s, last.exec_s - last.parse_s, last.commit_s, signs[r]);
     }
-    double rate = bench_median(rates, (size_t)runs), sign = bench_median(signs, (size_t)runs);
-    bench_report("threadlog.apply.mix", rate, "commands/s");
-    bench_report("threadlog.apply.sign_1t", sign, "signatures/s");
+    bench_spread rate_sp, sign_sp;
+    double rate = bench_median_spread(rates, (size_t)runs, &rate_sp), sign = bench_median_spread(signs, (size_t)runs, &sign_sp);
+    bench_report_spread("threadlog.apply.mix", rate, "commands/s", &rate_sp);
+    bench_report_spread("threadlog.apply.sign_1t", sign, "signatures/s", &sign_sp);
     bench_report("threadlog.apply.pct_of_sign_1t", 100.0 * rate / sign, "%"); /* bench_report prints 1 decimal */
     bench_report("threadlog.apply.refused", (double)last.refused, "commands");
     bench_report("threadlog.apply.noops", (double)last.noops, "commands");

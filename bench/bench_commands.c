@@ -109,8 +109,9 @@ static void measure(tl_log *log, const char *what, int threads, int per, int run
     double rates[32];
     bench_lat lat = BENCH_LAT_INIT;
     for (int r = 0; r < runs && r < 32; r++) rates[r] = run_clients(log, threads, per, &lat);
-    double med = bench_median(rates, (size_t)(runs < 32 ? runs : 32));
-    bench_report_lat(what, med, "commands/s", bench_lat_pct_us(&lat, 50), bench_lat_pct_us(&lat, 99));
+    bench_spread sp;
+    double med = bench_median_spread(rates, (size_t)(runs < 32 ? runs : 32), &sp);
+    bench_report_lat_spread(what, med, "commands/s", bench_lat_pct_us(&lat, 50), bench_lat_pct_us(&lat, 99), &sp);
     bench_lat_free(&lat);
 }
 

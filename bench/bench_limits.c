@@ -364,9 +364,11 @@ static void run_once(state *st, int r)
             st->opts.runs, count);
 }
 
+static bench_spread last_spread; /* of the latest median_of */
+
 static double median_of(state *st, int m)
 {
-    return bench_median(st->results[m], (size_t)st->opts.runs);
+    return bench_median_spread(st->results[m], (size_t)st->opts.runs, &last_spread);
 }
 
 int main(int argc, char **argv)
@@ -414,26 +416,16 @@ int main(int argc, char **argv)
     for (int r = 0; r < st.opts.runs; r++)
         run_once(&st, r);
 
-    bench_report("limits.ed25519_sign.1t", median_of(&st, M_SIGN1), "ops/s");
-    bench_report("limits.ed25519_sign.2t", median_of(&st, M_SIGN2), "ops/s");
-    bench_report("limits.ed25519_verify.1t", median_of(&st, M_VERIFY1),
-                 "ops/s");
-    bench_report("limits.ed25519_verify.2t", median_of(&st, M_VERIFY2),
-                 "ops/s");
-    bench_report("limits.blake2b256", median_of(&st, M_HASH), "ops/s");
-    bench_report_lat("limits.lmdb_append.batch1.sync",
-                     median_of(&st, M_APPEND1), "records/s",
-                     bench_lat_pct_us(&st.lat_append1, 50),
-                     bench_lat_pct_us(&st.lat_append1, 99));
-    bench_report_lat("limits.lmdb_append.batch1000.sync",
-                     median_of(&st, M_APPEND1K), "records/s",
-                     bench_lat_pct_us(&st.lat_append1k, 50),
-                     bench_lat_pct_us(&st.lat_append1k, 99));
-    bench_report("limits.lmdb_append.batch1000.nosync",
-                 median_of(&st, M_APPEND_NOSYNC), "records/s");
-    bench_report("limits.lmdb_scan", median_of(&st, M_SCAN), "records/s");
-    bench_report("limits.lmdb_scan_hash", median_of(&st, M_SCAN_HASH),
-                 "records/s");
+    bench_report_spread("limits.ed25519_sign.1t", median_of(&st, M_SIGN1), "ops/s", &last_spread);
+    bench_report_spread("limits.ed25519_sign.2t", median_of(&st, M_SIGN2), "ops/s", &last_spread);
+    bench_report_spread("limits.ed25519_verify.1t", median_of(&st, M_VERIFY1), "ops/s", &last_spread);
+    bench_report_spread("limits.ed25519_verify.2t", median_of(&st, M_VERIFY2), "ops/s", &last_spread);
+    bench_report_spread("limits.blake2b256", median_of(&st, M_HASH), "ops/s", &last_spread);
+    bench_report_lat_spread("limits.lmdb_append.batch1.sync", median_of(&st, M_APPEND1), "records/s", bench_lat_pct_us(&st.lat_append1, 50), bench_lat_pct_us(&st.lat_append1, 99), &last_spread);
+    bench_report_lat_spread("limits.lmdb_append.batch1000.sync", median_of(&st, M_APPEND1K), "records/s", bench_lat_pct_us(&st.lat_append1k, 50), bench_lat_pct_us(&st.lat_append1k, 99), &last_spread);
+    bench_report_spread("limits.lmdb_append.batch1000.nosync", median_of(&st, M_APPEND_NOSYNC), "records/s", &last_spread);
+    bench_report_spread("limits.lmdb_scan", median_of(&st, M_SCAN), "records/s", &last_spread);
+    bench_report_spread("limits.lmdb_scan_hash", median_of(&st, M_SCAN_HASH), "records/s", &last_spread);
     /* The same samples as batch1.sync, stated as what one synced commit
      * costs, since that is the floor under any single-client append. */
     bench_report_lat("limits.lmdb_commit.sync",

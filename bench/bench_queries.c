@@ -307,10 +307,25 @@ int main(int argc, char **argv) {
     bench_lat warm[Q_N], lat[Q_N];
     for (int k = 0; k < Q_N; k++) { warm[k] = (bench_lat)BENCH_LAT_INIT; lat[k] = (bench_lat)BENCH_LAT_INIT; }
     measure(log, &w, 200, warm);
-    for (int r = 0; r < o.runs; r++) measure(log, &w, o.quick ? 400 : 1000, lat);
+    /* each run's own rate (1 / its p50) gives the spread; the latencies are pooled */
+    int runs = o.runs < 1 ? 1 : o.runs > 32 ? 32 : o.runs;
+    double rates[Q_N][32];
+    for (int r = 0; r < runs; r++) {
+        bench_lat one[Q_N];
+        for (int k = 0; k < Q_N; k++) one[k] = (bench_lat)BENCH_LAT_INIT;
+        measure(log, &w, o.quick ? 400 : 1000, one);
+        for (int k = 0; k < Q_N; k++) {
+            for (size_t i = 0; i < one[k].n; i++) bench_lat_add(&lat[k], one[k].ns[i]);
+            double p50 = bench_lat_pct_us(&one[k], 50);
+            rates[k][r] = p50 > 0 ? 1e6 / p50 : 0;
+            bench_lat_free(&one[k]);
+        }
+    }
     for (int k = 0; k < Q_N; k++) {
         double p50 = bench_lat_pct_us(&lat[k], 50);
-        bench_report_lat(qnames[k], p50 > 0 ? 1e6 / p50 : 0, "queries/s", p50, bench_lat_pct_us(&lat[k], 99));
+        bench_spread sp;
+        bench_median_spread(rates[k], (size_t)runs, &sp);
+        bench_report_lat_spread(qnames[k], p50 > 0 ? 1e6 / p50 : 0, "queries/s", p50, bench_lat_pct_us(&lat[k], 99), &sp);
         bench_lat_free(&lat[k]);
         bench_lat_free(&warm[k]);
     }

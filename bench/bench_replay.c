@@ -273,10 +273,12 @@ int main(int argc, char **argv) {
         v1[r] = replay_rate(log, 1, 1, live, &n);
         v2[r] = replay_rate(log, 1, 2, live, &n);
     }
-    double p = bench_median(plain, (size_t)runs), a = bench_median(v1, (size_t)runs), b = bench_median(v2, (size_t)runs);
-    bench_report("replay_events_per_s", p, "events/s");
-    bench_report("replay_verify_1t_events_per_s", a, "events/s");
-    bench_report("replay_verify_2t_events_per_s", b, "events/s");
+    bench_spread ps, as, bs;
+    double p = bench_median_spread(plain, (size_t)runs, &ps), a = bench_median_spread(v1, (size_t)runs, &as),
+           b = bench_median_spread(v2, (size_t)runs, &bs);
+    bench_report_spread("replay_events_per_s", p, "events/s", &ps);
+    bench_report_spread("replay_verify_1t_events_per_s", a, "events/s", &as);
+    bench_report_spread("replay_verify_2t_events_per_s", b, "events/s", &bs);
     bench_report("replay_verify_1t_over_raw_verify_1t", a / raw1, "ratio");
     bench_report("replay_verify_2t_over_raw_verify_2t", b / raw2, "ratio");
     bench_report("replay_verify_2t_over_1t", b / a, "ratio");

@@ -370,20 +370,22 @@ int main(int argc, char **argv)
         char what[64];
         snprintf(what, sizeof what, "sqlite.insert.concurrent.%dt",
                  opts.threads);
-        bench_report_lat(what, bench_median(r1, (size_t)opts.runs), "rows/s",
-                         bench_lat_pct_us(&lat1, 50),
-                         bench_lat_pct_us(&lat1, 99));
+        bench_spread sp;
+        double med = bench_median_spread(r1, (size_t)opts.runs, &sp);
+        bench_report_lat_spread(what, med, "rows/s", bench_lat_pct_us(&lat1, 50),
+                                bench_lat_pct_us(&lat1, 99), &sp);
     } else {
-        bench_report_lat("sqlite.insert.batch1",
-                         bench_median(r1, (size_t)opts.runs), "rows/s",
-                         bench_lat_pct_us(&lat1, 50),
-                         bench_lat_pct_us(&lat1, 99));
-        bench_report_lat("sqlite.insert.batch1000",
-                         bench_median(r1k, (size_t)opts.runs), "rows/s",
-                         bench_lat_pct_us(&lat1k, 50),
-                         bench_lat_pct_us(&lat1k, 99));
-        bench_report("sqlite.read_seq", bench_median(rread, (size_t)opts.runs),
-                     "rows/s");
+        bench_spread sp;
+        double med = bench_median_spread(r1, (size_t)opts.runs, &sp);
+        bench_report_lat_spread("sqlite.insert.batch1", med, "rows/s",
+                                bench_lat_pct_us(&lat1, 50),
+                                bench_lat_pct_us(&lat1, 99), &sp);
+        med = bench_median_spread(r1k, (size_t)opts.runs, &sp);
+        bench_report_lat_spread("sqlite.insert.batch1000", med, "rows/s",
+                                bench_lat_pct_us(&lat1k, 50),
+                                bench_lat_pct_us(&lat1k, 99), &sp);
+        med = bench_median_spread(rread, (size_t)opts.runs, &sp);
+        bench_report_spread("sqlite.read_seq", med, "rows/s", &sp);
     }
     fprintf(stderr, "bench_sqlite: %.1f s\n", bench_since_s(t0));
 

@@ -110,6 +110,17 @@ double bench_median(double *v, size_t n)
     return (v[n / 2 - 1] + v[n / 2]) / 2.0;
 }
 
+double bench_median_spread(double *v, size_t n, bench_spread *s)
+{
+    double m = bench_median(v, n);
+    if (s) {
+        s->lo = v[0];
+        s->hi = v[n - 1];
+        s->runs = n;
+    }
+    return m;
+}
+
 /* ---- temp dirs ----------------------------------------------------------- */
 
 #define MAX_TMPDIRS 64
@@ -278,7 +289,8 @@ static void put_json_string(const char *s)
 }
 
 static void report(const char *what, double value, const char *unit,
-                   int with_lat, double p50_us, double p99_us)
+                   int with_lat, double p50_us, double p99_us,
+                   const bench_spread *s)
 {
     fputs("{\"what\":", stdout);
     put_json_string(what);
@@ -286,25 +298,42 @@ static void report(const char *what, double value, const char *unit,
     put_json_string(unit);
     if (with_lat)
         printf(",\"p50_us\":%.1f,\"p99_us\":%.1f", p50_us, p99_us);
+    if (s)
+        printf(",\"min\":%.1f,\"max\":%.1f,\"runs\":%zu", s->lo, s->hi, s->runs);
     fputs("}\n", stdout);
     /* Flushed per line so a driver reading a pipe sees each figure as soon
      * as it exists, and a crash later does not lose the earlier ones. */
     fflush(stdout);
 
     if (with_lat)
-        fprintf(stderr, "  %-40s %14.1f %-10s p50 %9.1f us  p99 %9.1f us\n",
+        fprintf(stderr, "  %-40s %14.1f %-10s p50 %9.1f us  p99 %9.1f us",
                 what, value, unit, p50_us, p99_us);
     else
-        fprintf(stderr, "  %-40s %14.1f %s\n", what, value, unit);
+        fprintf(stderr, "  %-40s %14.1f %s", what, value, unit);
+    if (s)
+        fprintf(stderr, "  (runs %zu: %.1f .. %.1f)", s->runs, s->lo, s->hi);
+    fputc('\n', stderr);
 }
 
 void bench_report(const char *what, double value, const char *unit)
 {
-    report(what, value, unit, 0, 0.0, 0.0);
+    report(what, value, unit, 0, 0.0, 0.0, NULL);
 }
 
 void bench_report_lat(const char *what, double value, const char *unit,
                       double p50_us, double p99_us)
 {
-    report(what, value, unit, 1, p50_us, p99_us);
+    report(what, value, unit, 1, p50_us, p99_us, NULL);
+}
+
+void bench_report_spread(const char *what, double value, const char *unit,
+                         const bench_spread *s)
+{
+    report(what, value, unit, 0, 0.0, 0.0, s);
+}
+
+void bench_report_lat_spread(const char *what, double value, const char *unit,
+                             double p50_us, double p99_us, const bench_spread *s)
+{
+    report(what, value, unit, 1, p50_us, p99_us, s);
 }

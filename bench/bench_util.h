@@ -49,6 +49,15 @@ void bench_lat_free(bench_lat *lat);
 /* Median of n doubles (n >= 1); sorts v in place. */
 double bench_median(double *v, size_t n);
 
+/* The spread of a median: the lowest and highest of the runs it was taken from. */
+typedef struct bench_spread {
+    double lo, hi;
+    size_t runs;
+} bench_spread;
+
+/* bench_median, also filling *s (which may be NULL). */
+double bench_median_spread(double *v, size_t n, bench_spread *s);
+
 /*
  * Creates a fresh directory "<$TMPDIR or /tmp>/<prefix>XXXXXX" and returns its
  * path (owned by the caller, free with bench_tmpdir_remove).  Every directory
@@ -82,6 +91,11 @@ void bench_parse_args(bench_opts *opts, int argc, char **argv,
 void bench_report(const char *what, double value, const char *unit);
 void bench_report_lat(const char *what, double value, const char *unit,
                       double p50_us, double p99_us);
+/* The same with the runs' spread: adds "min", "max" and "runs" (s may be NULL). */
+void bench_report_spread(const char *what, double value, const char *unit,
+                         const bench_spread *s);
+void bench_report_lat_spread(const char *what, double value, const char *unit,
+                             double p50_us, double p99_us, const bench_spread *s);
 
 /* Prints "fatal: <msg>" to stderr and exits (temp dirs are still removed). */
 void bench_die(const char *fmt, ...)
