@@ -29,6 +29,7 @@ typedef struct ovl_entry {
     uint32_t vlen;
     uint16_t klen;
     uint8_t deleted;
+    uint32_t slot; /* where the hash table points at it */
 } ovl_entry;
 
 struct tlp_ovl {
@@ -87,6 +88,7 @@ static int grow_slots(tlp_ovl *o) {
         size_t j = h & (nslot - 1);
         while (s[j]) j = (j + 1) & (nslot - 1);
         s[j] = (h & 0xffffffff00000000ull) | (i + 1);
+        o->e[i].slot = (uint32_t)j;
     }
     free(o->slot);
     o->slot = s;
@@ -142,6 +144,7 @@ static int set(tl_wtxn *w, tlp_ovl *o, const tlp_key *k, const void *v, size_t n
         memset(e, 0, sizeof *e);
         if (arena_add(o, k->b, k->n, &e->koff)) return w->failed = TL_ENOMEM;
         e->klen = (uint16_t)k->n;
+        e->slot = (uint32_t)j;
         o->slot[j] = (h & 0xffffffff00000000ull) | ++o->n;
     }
     e->deleted = deleted;
@@ -230,8 +233,13 @@ static int cmp_items(const void *a, const void *b) { /* LMDB's default order (md
     return c ? c : (int)x->e->klen - (int)y->e->klen;
 }
 
+/* Empty the buffer. The table keeps its size (a replay's or a big batch's), so a small commit
+ * clears only the slots its entries used instead of the whole table. */
 static void clear(tlp_ovl *o) {
-    if (o->n) memset(o->slot, 0, o->nslot * sizeof *o->slot);
+    if (o->n * 8 < o->nslot)
+        for (size_t i = 0; i < o->n; i++) o->slot[o->e[i].slot] = 0;
+    else if (o->n)
+        memset(o->slot, 0, o->nslot * sizeof *o->slot);
     o->n = 0;
     o->used = 0;
 }
