@@ -4,11 +4,56 @@
  * `-d DIR` and `--json` may come before the command; the command's flags (and --json) after
  * it. Flags take a value (`--limit 5` or `--limit=5`) except the switches listed below.
  */
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
+
+/*
+ * The last guard against a damaged data file. LMDB trusts the page numbers and node offsets
+ * it reads: where a damaged page sends it off the map (SIGSEGV) or past the end of a
+ * truncated file (SIGBUS), it faults inside liblmdb, before any check of ours can run (the
+ * engine catches what it can see first: a short file, bad meta pages, keys that stop
+ * increasing). The CLI turns such a fault into the `corrupt` answer an operator can act on,
+ * with the usual exit status, instead of a core dump. Sanitizer builds leave the signals to
+ * the sanitizer, so a fault in threadlog's own code still shows up as the bug it would be.
+ */
+#if defined(__SANITIZE_ADDRESS__)
+#define TL_CLI_FAULT_GUARD 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TL_CLI_FAULT_GUARD 0
+#endif
+#endif
+#ifndef TL_CLI_FAULT_GUARD
+#define TL_CLI_FAULT_GUARD 1
+#endif
+
+static volatile sig_atomic_t fault_json;
+
+static void on_fault(int sig) {
+    static const char text[] = "threadlog: corrupt: reading the log's data file faulted inside LMDB: the file is "
+                               "damaged; run `threadlog verify` on a copy, or restore the log from a backup\n";
+    static const char json[] = "{\"ok\":false,\"error\":\"corrupt\",\"message\":\"reading the log's data file "
+                               "faulted inside LMDB: the file is damaged\"}\n";
+    (void)sig;
+    if (fault_json) (void)!write(STDOUT_FILENO, json, sizeof json - 1);
+    (void)!write(STDERR_FILENO, text, sizeof text - 1);
+    _exit(CLI_FAILED);
+}
+
+static void install_fault_guard(void) {
+    if (!TL_CLI_FAULT_GUARD) return;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_fault;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGSEGV, &sa, NULL);
+    sigaction(SIGBUS, &sa, NULL);
+}
 
 static const char *const switches[] = {"json", "follow", "verify", "more", "help", "nosync", "quiet", NULL};
 
@@ -180,6 +225,8 @@ int main(int argc, char **argv) {
     }
     int rc = parse_args(&ctx, argc, argv, i);
     if (rc) return rc;
+    fault_json = ctx.json;
+    install_fault_guard();
     if (cli_switch(&ctx, "help")) {
         printf("usage: threadlog [-d DIR] %s\n\n%s\n", cmd->usage, cmd->help);
         return 0;
