@@ -123,30 +123,39 @@ static int cursor(tl_wtxn *w, tlp_ovl *o) {
     return 0;
 }
 
-/* Set k's entry: value v (n bytes), or deleted. */
-static int set(tl_wtxn *w, tlp_ovl *o, const tlp_key *k, const void *v, size_t n, bool deleted) {
-    size_t j = 0;
-    uint64_t h = hash_key(k->b, k->n);
-    ovl_entry *e = find(o, k, h, &j);
-    if (!e) {
-        if ((o->n + 1) * 2 > o->nslot) {
-            if (grow_slots(o)) return w->failed = TL_ENOMEM;
-            find(o, k, h, &j);
+/* A new entry for k (hash h, found absent at slot j). NULL when memory ran out (w failed). */
+static ovl_entry *insert(tl_wtxn *w, tlp_ovl *o, const tlp_key *k, uint64_t h, size_t j) {
+    if ((o->n + 1) * 2 > o->nslot) {
+        if (grow_slots(o)) {
+            w->failed = TL_ENOMEM;
+            return NULL;
         }
-        if (o->n == o->cap) {
-            size_t cap = o->cap ? o->cap * 2 : 4096;
-            ovl_entry *ne = realloc(o->e, cap * sizeof *ne);
-            if (!ne) return w->failed = tl_fail(TL_ENOMEM, "out of memory (projection buffer)");
-            o->e = ne;
-            o->cap = cap;
-        }
-        e = &o->e[o->n];
-        memset(e, 0, sizeof *e);
-        if (arena_add(o, k->b, k->n, &e->koff)) return w->failed = TL_ENOMEM;
-        e->klen = (uint16_t)k->n;
-        e->slot = (uint32_t)j;
-        o->slot[j] = (h & 0xffffffff00000000ull) | ++o->n;
+        find(o, k, h, &j);
     }
+    if (o->n == o->cap) {
+        size_t cap = o->cap ? o->cap * 2 : 4096;
+        ovl_entry *ne = realloc(o->e, cap * sizeof *ne);
+        if (!ne) {
+            w->failed = tl_fail(TL_ENOMEM, "out of memory (projection buffer)");
+            return NULL;
+        }
+        o->e = ne;
+        o->cap = cap;
+    }
+    ovl_entry *e = &o->e[o->n];
+    memset(e, 0, sizeof *e);
+    if (arena_add(o, k->b, k->n, &e->koff)) {
+        w->failed = TL_ENOMEM;
+        return NULL;
+    }
+    e->klen = (uint16_t)k->n;
+    e->slot = (uint32_t)j;
+    o->slot[j] = (h & 0xffffffff00000000ull) | ++o->n;
+    return e;
+}
+
+/* Give e the value v (n bytes), or mark it deleted. */
+static int assign(tl_wtxn *w, tlp_ovl *o, ovl_entry *e, const void *v, size_t n, bool deleted) {
     e->deleted = deleted;
     if (deleted) {
         e->vlen = 0;
@@ -160,6 +169,15 @@ static int set(tl_wtxn *w, tlp_ovl *o, const tlp_key *k, const void *v, size_t n
     if (arena_add(o, v, n, &e->voff)) return w->failed = TL_ENOMEM;
     e->vlen = (uint32_t)n;
     return 0;
+}
+
+/* Set k's entry: value v (n bytes), or deleted. */
+static int set(tl_wtxn *w, tlp_ovl *o, const tlp_key *k, const void *v, size_t n, bool deleted) {
+    size_t j = 0;
+    uint64_t h = hash_key(k->b, k->n);
+    ovl_entry *e = find(o, k, h, &j);
+    if (!e && !(e = insert(w, o, k, h, j))) return w->failed;
+    return assign(w, o, e, v, n, deleted);
 }
 
 int tlp_ovl_get(tl_wtxn *w, tlp_ovl *o, const tlp_key *k, MDB_val *v) {
@@ -190,21 +208,32 @@ int tlp_ovl_del(tl_wtxn *w, tlp_ovl *o, const tlp_key *k) {
     return set(w, o, k, NULL, 0, true);
 }
 
+/* One hash lookup for the read and the write: counters are the buffer's hottest keys. */
 int tlp_ovl_add_u64(tl_wtxn *w, tlp_ovl *o, const tlp_key *k, int64_t delta) {
-    MDB_val v;
-    uint64_t cur = 0;
-    int rc = tlp_ovl_get(w, o, k, &v);
-    if (rc && rc != TL_ENOTFOUND) return rc;
-    if (!rc) {
-        if (v.mv_size != 8) return tl_fail(TL_ECORRUPT, "projection counter is damaged");
-        cur = tl_seq_from_key(v.mv_data);
+    if (w->failed) return w->failed == TL_EMAPFULL ? TL_ESTORAGE : w->failed;
+    size_t j = 0;
+    uint64_t h = hash_key(k->b, k->n), cur = 0;
+    ovl_entry *e = find(o, k, h, &j);
+    if (e && !e->deleted) {
+        if (e->vlen != 8) return tl_fail(TL_ECORRUPT, "projection counter is damaged");
+        cur = tl_seq_from_key(o->arena + e->voff);
+    } else if (!e) {
+        int rc = cursor(w, o);
+        if (rc) return rc;
+        MDB_val key = {k->n, (void *)k->b}, v;
+        rc = mdb_cursor_get(o->cur, &key, &v, MDB_SET_KEY);
+        if (rc && rc != MDB_NOTFOUND) return tl_wtxn_fail_mdb(w, rc, "read");
+        if (!rc) {
+            if (v.mv_size != 8) return tl_fail(TL_ECORRUPT, "projection counter is damaged");
+            cur = tl_seq_from_key(v.mv_data);
+        }
     }
     uint64_t next = delta < 0 ? (cur > (uint64_t)-delta ? cur - (uint64_t)-delta : 0) : cur + (uint64_t)delta;
     if (next == cur) return 0;
-    if (next == 0) return tlp_ovl_del(w, o, k); /* zero counters are absent (live == replayed) */
+    if (!e && !(e = insert(w, o, k, h, j))) return w->failed;
     uint8_t b[8];
     tl_seq_key(b, next);
-    return tlp_ovl_put(w, o, k, b, 8);
+    return assign(w, o, e, b, 8, next == 0); /* zero counters are absent (live == replayed) */
 }
 
 /* ---------------------------------------------------------------- flush, discard */
