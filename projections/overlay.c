@@ -317,12 +317,32 @@ out:
     return rc;
 }
 
-int tlp_ovl_flush(tl_wtxn *w, void *state) { return write_out(w, state); }
+/* After a transaction that buffered far more than a batch does (an in-place replay), give
+ * the memory back instead of holding it for the rest of the log handle's life. */
+#define OVL_KEEP_ENTRIES (1u << 16)
+
+static void shrink(tlp_ovl *o) {
+    if (o->cap <= OVL_KEEP_ENTRIES) return;
+    free(o->e);
+    free(o->slot);
+    free(o->arena);
+    o->e = NULL;
+    o->slot = NULL;
+    o->arena = NULL;
+    o->cap = o->nslot = o->acap = 0;
+}
+
+int tlp_ovl_flush(tl_wtxn *w, void *state) {
+    int rc = write_out(w, state);
+    shrink(state);
+    return rc;
+}
 
 void tlp_ovl_discard(void *state) {
     tlp_ovl *o = state;
     clear(o);
     forget_cursor(o);
+    shrink(o);
 }
 
 void tlp_ovl_release(void *state) {
