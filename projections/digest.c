@@ -11,6 +11,8 @@
  * zeroed structs in the state), so a live log and its replay give the same digest.
  */
 #include <sodium.h>
+#include <stdint.h>
+#include <stdio.h>
 
 #include "proj.h"
 
@@ -20,7 +22,45 @@ static void hash_item(crypto_generichash_state *h, const void *p, size_t n) {
     if (n) crypto_generichash_update(h, p, n);
 }
 
-static int hash_db(crypto_generichash_state *h, MDB_txn *txn, MDB_dbi db, const char *name) {
+/* Where the data file is mapped: a damaged node can claim a size that runs past the end of
+ * the file, and LMDB hands such a value out unchecked; hashing it would fault. */
+typedef struct file_span {
+    const uint8_t *lo, *hi;
+} file_span;
+
+/* LMDB does not say where its map starts; the kernel does: the mapping that holds a value
+ * LMDB handed out of this transaction (anchor), cut to the pages the data file has. An empty
+ * span (nothing found) disables the check. */
+static file_span data_span(tl_log *log, const void *anchor) {
+    file_span f = {NULL, NULL};
+    MDB_envinfo info;
+    MDB_stat st;
+    mdb_env_info(log->env, &info);
+    mdb_env_stat(log->env, &st);
+    FILE *maps = fopen("/proc/self/maps", "r");
+    if (!maps) return f;
+    char line[512];
+    uintptr_t a = (uintptr_t)anchor;
+    while (fgets(line, sizeof line, maps)) {
+        unsigned long lo, hi;
+        if (sscanf(line, "%lx-%lx", &lo, &hi) == 2 && a >= lo && a < hi) {
+            size_t file = ((size_t)info.me_last_pgno + 1) * st.ms_psize;
+            f.lo = (const uint8_t *)lo;
+            f.hi = f.lo + (file < hi - lo ? file : hi - lo);
+            break;
+        }
+    }
+    fclose(maps);
+    return f;
+}
+
+static bool in_file(const file_span *f, const MDB_val *v) {
+    const uint8_t *p = v->mv_data;
+    if (!f->lo || v->mv_size == 0) return true;
+    return p >= f->lo && p <= f->hi && v->mv_size <= (size_t)(f->hi - p);
+}
+
+static int hash_db(crypto_generichash_state *h, MDB_txn *txn, MDB_dbi db, const char *name, const file_span *f) {
     hash_item(h, name, strlen(name));
     MDB_cursor *cur;
     int rc = mdb_cursor_open(txn, db, &cur);
@@ -34,6 +74,10 @@ static int hash_db(crypto_generichash_state *h, MDB_txn *txn, MDB_dbi db, const 
         if ((!first && mdb_cmp(txn, db, &k, &pk) <= 0) || k.mv_size > sizeof prev) {
             mdb_cursor_close(cur);
             return tl_fail(TL_ECORRUPT, "database %s is damaged (its keys do not increase)", name);
+        }
+        if (!in_file(f, &k) || !in_file(f, &v)) {
+            mdb_cursor_close(cur);
+            return tl_fail(TL_ECORRUPT, "database %s is damaged (an entry points past the end of the data file)", name);
         }
         first = false;
         memcpy(prev, k.mv_data, k.mv_size);
@@ -53,10 +97,14 @@ int tl_digest(tl_log *log, char digest_hex[TL_PUBKEY_HEX_SIZE]) {
     if (rc) return rc;
     crypto_generichash_state h;
     crypto_generichash_init(&h, NULL, 0, TL_HASH_BYTES);
+    /* the anchor: the head record in meta, read in this transaction */
+    MDB_val hk = {4, (void *)"head"}, hv;
+    file_span f = {NULL, NULL};
+    if (mdb_get(txn, log->db_meta, &hk, &hv) == 0) f = data_span(log, hv.mv_data);
     for (unsigned a = 0; a < log->napplier && !rc; a++) {
         const tl_applier *ap = &log->appliers[a];
         if (!ap->in_digest) continue;
-        for (unsigned i = 0; i < ap->ndbs && !rc; i++) rc = hash_db(&h, txn, ap->dbs[i], ap->db_names[i]);
+        for (unsigned i = 0; i < ap->ndbs && !rc; i++) rc = hash_db(&h, txn, ap->dbs[i], ap->db_names[i], &f);
     }
     tl_rtxn_end(log, txn);
     uint8_t out[TL_HASH_BYTES];
