@@ -123,13 +123,16 @@ diff -u "$T/want" "$T/got" || fail "apply with THREADLOG_DIR: answers differ"
 D=$T/log-pause
 "$TL" init "$D" > /dev/null
 coproc APPLY { "$TL" -d "$D" apply; }
-echo '{"op":"account.create","id":"early","name":"E"}' >&"${APPLY[1]}"
-IFS= read -r -t 20 line <&"${APPLY[0]}" || fail "no result while the input stays open"
+# bash unsets APPLY and APPLY_PID as soon as it reaps the coprocess, which can happen at any
+# moment after its input closes: keep copies
+apply_pid=$APPLY_PID apply_in=${APPLY[1]} apply_out=${APPLY[0]}
+echo '{"op":"account.create","id":"early","name":"E"}' >&"$apply_in"
+IFS= read -r -t 20 line <&"$apply_out" || fail "no result while the input stays open"
 [ "$line" = '{"ok":true,"seq":2,"id":"early"}' ] || fail "paused input answered $line"
 # acknowledged means durable: another process sees it now
 "$TL" -d "$D" --json log --from 2 | grep -q '"kind":"account.created"' || fail "acknowledged event not visible to another process"
-exec {APPLY[1]}>&-
-wait "$APPLY_PID" || fail "apply exited non-zero at the end of input"
+exec {apply_in}>&-
+wait "$apply_pid" || fail "apply exited non-zero at the end of input"
 
 # an apply on a directory that is not a log fails with a non-zero status
 status=0
