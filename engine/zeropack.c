@@ -15,20 +15,46 @@
  */
 #include "zeropack.h"
 
+#include <stdbool.h>
 #include <string.h>
+
+/* Eight bytes at a time where possible: records are mostly zeros (id fields sized for the
+ * longest id), and packing runs for every state write of every event. */
+static uint64_t load64(const uint8_t *p) {
+    uint64_t x;
+    memcpy(&x, p, 8);
+    return x;
+}
+
+static bool has_zero_byte(uint64_t x) { return ((x - 0x0101010101010101ull) & ~x & 0x8080808080808080ull) != 0; }
+
+/* How many zero bytes start p, at most max. */
+static size_t zero_run(const uint8_t *p, size_t max) {
+    size_t r = 0;
+    while (r + 8 <= max && load64(p + r) == 0) r += 8;
+    while (r < max && p[r] == 0) r++;
+    return r;
+}
 
 size_t tl_zeropack(uint8_t *dst, const uint8_t *src, size_t n) {
     size_t o = 0, i = 0;
     while (i < n) {
-        size_t run = 0;
-        while (i + run < n && run < 128 && src[i + run] == 0) run++;
+        size_t max = n - i < 128 ? n - i : 128;
+        size_t run = zero_run(src + i, max);
         if (run >= 2 || (run == 1 && i + 1 == n)) { /* a lone zero inside data stays literal */
             dst[o++] = (uint8_t)(0x7f + run);
             i += run;
             continue;
         }
-        size_t lit = 0; /* up to the next run of two zeros */
-        while (i + lit < n && lit < 128 && !(src[i + lit] == 0 && (i + lit + 1 == n || src[i + lit + 1] == 0))) lit++;
+        size_t lit = 0; /* up to the next run of two zeros (or a zero that ends the record) */
+        while (lit < max) {
+            if (lit + 8 <= max && !has_zero_byte(load64(src + i + lit))) { /* no zero: no run starts here */
+                lit += 8;
+                continue;
+            }
+            if (src[i + lit] == 0 && (i + lit + 1 == n || src[i + lit + 1] == 0)) break;
+            lit++;
+        }
         if (!lit) lit = 1;
         dst[o++] = (uint8_t)(lit - 1);
         memcpy(dst + o, src + i, lit);
