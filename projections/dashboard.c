@@ -40,6 +40,10 @@ static int fan_out(tl_wtxn *w, tlp_ovl *o, const char *id, bool add) {
     int rc = tlp_message_ctx(w->txn, w->log, id, &m, &p);
     if (rc || !m.project[0]) return rc;
     rc = tlp_audience(w->txn, w->log, &p, p.account, m.channel, &aud);
+    for (size_t i = 0; i < aud.n && !rc; i++) { /* announce the keys (tlp_ovl_prefetch) */
+        tlp_key k = entry_key(aud.v[i].id, p.type, m.seq);
+        tlp_ovl_prefetch(o, &k);
+    }
     for (size_t i = 0; i < aud.n && !rc; i++) {
         if (strcmp(aud.v[i].id, m.author) == 0) continue;
         rc = add ? put_entry(w, o, aud.v[i].id, p.type, m.seq, id) : del_entry(w, o, aud.v[i].id, p.type, m.seq);

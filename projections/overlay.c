@@ -174,6 +174,12 @@ static int assign(tl_wtxn *w, tlp_ovl *o, ovl_entry *e, const void *v, size_t n,
     return 0;
 }
 
+void tlp_ovl_prefetch(const tlp_ovl *o, const tlp_key *k) {
+    if (!o->nslot) return;
+    uint64_t h = hash_key(k->b, k->n);
+    __builtin_prefetch(&o->slot[h & (o->nslot - 1)]);
+}
+
 /* Set k's entry: value v (n bytes), or deleted. */
 static int set(tl_wtxn *w, tlp_ovl *o, const tlp_key *k, const void *v, size_t n, bool deleted) {
     size_t j = 0;

@@ -177,12 +177,13 @@ static int refresh(tl_wtxn *w, tlp_ovl *o, const char *user, int role, const cha
         old.type = ((const uint8_t *)v.mv_data)[16];
         if (old.unread == now.unread && old.la == now.la && old.type == now.type) return 0;
     }
-    tlp_key k;
+    tlp_key k = order_key(user, project, &now), ok;
+    tlp_ovl_prefetch(o, &k);
     if (had) {
-        k = order_key(user, project, &old);
-        if ((rc = tlp_ovl_del(w, o, &k)) != 0) return rc;
+        ok = order_key(user, project, &old);
+        tlp_ovl_prefetch(o, &ok);
+        if ((rc = tlp_ovl_del(w, o, &ok)) != 0) return rc;
     }
-    k = order_key(user, project, &now);
     if ((rc = tlp_ovl_put(w, o, &k, "", 0)) != 0) return rc;
     uint8_t val[17];
     tl_seq_key(val, now.unread);
@@ -193,6 +194,10 @@ static int refresh(tl_wtxn *w, tlp_ovl *o, const char *user, int role, const cha
 
 static int refresh_all(tl_wtxn *w, tlp_ovl *o, const tlp_users *l, const char *project, const tl_project_rec *p) {
     int rc = 0;
+    for (size_t i = 0; i < l->n; i++) { /* announce the rows (tlp_ovl_prefetch) */
+        tlp_key rk = row_key(l->v[i].id, project);
+        tlp_ovl_prefetch(o, &rk);
+    }
     for (size_t i = 0; i < l->n && !rc; i++) rc = refresh(w, o, l->v[i].id, l->v[i].role, project, p);
     return rc;
 }

@@ -67,12 +67,28 @@ static int bump(tl_wtxn *w, tlp_ovl *o, const char *user, const tl_message_rec *
     return rc;
 }
 
+/* The keys bump() will touch, announced (tlp_ovl_prefetch). */
+static void prefetch_bump(const tlp_ovl *o, const char *user, const tl_message_rec *m, const tl_project_rec *p) {
+    tlp_key k;
+    if (m->project[0]) {
+        k = channel_key(user, m->project, m->channel);
+        tlp_ovl_prefetch(o, &k);
+    }
+    k = bucket_key(user, tlp_bucket(m, p));
+    tlp_ovl_prefetch(o, &k);
+    if (m->channel == TL_CH_CHAT && m->topic[0]) {
+        k = topic_key(user, m->topic);
+        tlp_ovl_prefetch(o, &k);
+    }
+}
+
 static int on_created(tl_wtxn *w, tlp_ovl *o, const char *id) {
     tl_message_rec m;
     tl_project_rec p;
     tlp_users aud = {0};
     int rc = tlp_message_ctx(w->txn, w->log, id, &m, &p);
     if (!rc) rc = tlp_audience(w->txn, w->log, m.project[0] ? &p : NULL, m.account, m.channel, &aud);
+    for (size_t i = 0; i < aud.n && !rc; i++) prefetch_bump(o, aud.v[i].id, &m, &p);
     for (size_t i = 0; i < aud.n && !rc; i++)
         if (strcmp(aud.v[i].id, m.author) != 0) rc = bump(w, o, aud.v[i].id, &m, &p, 1);
     tlp_users_free(&aud);
