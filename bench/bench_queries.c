@@ -306,7 +306,7 @@ int main(int argc, char **argv) {
     /* warm the page cache a little, then pool every run's samples */
     bench_lat warm[Q_N], lat[Q_N];
     for (int k = 0; k < Q_N; k++) { warm[k] = (bench_lat)BENCH_LAT_INIT; lat[k] = (bench_lat)BENCH_LAT_INIT; }
-    measure(log, &w, 200, warm);
+    measure(log, &w, getenv("TL_WARM") ? atoi(getenv("TL_WARM")) : 200, warm);
     /* each run's own rate (1 / its p50) gives the spread; the latencies are pooled */
     int runs = o.runs < 1 ? 1 : o.runs > 32 ? 32 : o.runs;
     double rates[Q_N][32];

@@ -597,7 +597,7 @@ static void sb_grow(tl_strbuf *sb, size_t extra) {
     sb->cap = cap;
 }
 
-void tl_sb_put(tl_strbuf *sb, const char *s, size_t n) {
+void tl_sb_put_grow(tl_strbuf *sb, const char *s, size_t n) {
     sb_grow(sb, n);
     if (sb->oom) return;
     memcpy(sb->ptr + sb->len, s, n);
@@ -606,6 +606,16 @@ void tl_sb_put(tl_strbuf *sb, const char *s, size_t n) {
 }
 
 void tl_sb_puts(tl_strbuf *sb, const char *s) { tl_sb_put(sb, s, strlen(s)); }
+
+void tl_sb_u64(tl_strbuf *sb, uint64_t v) {
+    char tmp[20];
+    size_t i = sizeof tmp;
+    do {
+        tmp[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    tl_sb_put(sb, tmp + i, sizeof tmp - i);
+}
 
 void tl_sb_printf(tl_strbuf *sb, const char *fmt, ...) {
     char tmp[256];
@@ -667,7 +677,7 @@ static int json_value(tl_strbuf *sb, reader *r, int depth) {
     switch (type) {
     case MT_NIL: tl_sb_puts(sb, "null"); break;
     case MT_BOOL: tl_sb_puts(sb, val ? "true" : "false"); break;
-    case MT_UINT: tl_sb_printf(sb, "%llu", (unsigned long long)val); break;
+    case MT_UINT: tl_sb_u64(sb, val); break;
     case MT_INT: tl_sb_printf(sb, "%lld", (long long)(int64_t)val); break;
     case MT_STR: tl_sb_json_str(sb, (const char *)r->p, (size_t)val); r->p += val; break;
     case MT_BIN: tl_sb_put(sb, "\"", 1); tl_sb_hex(sb, r->p, (size_t)val); tl_sb_put(sb, "\"", 1); r->p += val; break;

@@ -13,6 +13,10 @@
 #include "proj.h"
 
 MDB_dbi tlp_dbi(tl_log *log, const char *applier, unsigned i) {
+    /* called per row by queries: the same literal usually registered the applier, so the
+     * pointers are compared before the strings */
+    for (unsigned a = 0; a < log->napplier; a++)
+        if (log->appliers[a].name == applier) return log->appliers[a].dbs[i];
     for (unsigned a = 0; a < log->napplier; a++)
         if (strcmp(log->appliers[a].name, applier) == 0) return log->appliers[a].dbs[i];
     return 0;

@@ -60,14 +60,21 @@ typedef struct viewer {
     const tl_project_rec *p;
 } viewer;
 
+/* ,"name": (names are ours: no escaping needed) */
+static void field_name(tl_strbuf *sb, const char *name) {
+    tl_sb_puts(sb, ",\"");
+    tl_sb_puts(sb, name);
+    tl_sb_puts(sb, "\":");
+}
+
 static void str_field(tl_strbuf *sb, const char *name, const char *value) {
-    tl_sb_printf(sb, ",\"%s\":", name);
+    field_name(sb, name);
     tlp_json_str_or_null(sb, value);
 }
 
 static void payload_str(tl_strbuf *sb, const tl_event *ev, const char *name) {
     tl_bytes b;
-    tl_sb_printf(sb, ",\"%s\":", name);
+    field_name(sb, name);
     if (tl_ev_str(ev, name, &b) == 0) tl_sb_json_str(sb, (const char *)b.ptr, b.len);
     else tl_sb_puts(sb, "null");
 }
@@ -158,7 +165,10 @@ static int entry_json(tl_strbuf *sb, MDB_txn *txn, tl_log *log, const viewer *v,
     if (!rc) rc = tl_record_split(&rec, &bytes, &len, &sig);
     if (!rc) rc = tl_event_decode(&ev, bytes, len);
     if (rc) return rc;
-    tl_sb_printf(sb, "{\"seq\":%llu,\"ts\":%llu", (unsigned long long)ev.seq, (unsigned long long)ev.ts);
+    tl_sb_puts(sb, "{\"seq\":");
+    tl_sb_u64(sb, ev.seq);
+    tl_sb_puts(sb, ",\"ts\":");
+    tl_sb_u64(sb, ev.ts);
     str_field(sb, "actor", ev.actor);
     str_field(sb, "kind", ev.kind);
     rc = entry_body(sb, txn, log, v, &ev);

@@ -232,10 +232,14 @@ int tlp_message_json(tl_strbuf *sb, MDB_txn *txn, tl_log *log, const char *id, c
     if (m->deleted && !auditor) tl_sb_puts(sb, "\"body\":null"); /* never reached by lists; a guard */
     else rc = tlp_body_json(sb, txn, log, m->body_commit);
     if (rc) return rc;
-    tl_sb_printf(sb, ",\"ts\":%llu,\"parent\":", (unsigned long long)m->ts);
+    tl_sb_puts(sb, ",\"ts\":");
+    tl_sb_u64(sb, m->ts);
+    tl_sb_puts(sb, ",\"parent\":");
     tlp_json_str_or_null(sb, m->parent);
-    tl_sb_printf(sb, ",\"replies\":%u,\"pinned\":%s,\"unread\":%s", m->replies,
-                 m->pinned && !m->deleted ? "true" : "false", unread ? "true" : "false");
+    tl_sb_puts(sb, ",\"replies\":");
+    tl_sb_u64(sb, m->replies);
+    tl_sb_puts(sb, m->pinned && !m->deleted ? ",\"pinned\":true" : ",\"pinned\":false");
+    tl_sb_puts(sb, unread ? ",\"unread\":true" : ",\"unread\":false");
     if (m->deleted) tl_sb_puts(sb, ",\"deleted\":true");
     tl_sb_puts(sb, ",\"attachments\":");
     rc = tlp_attachments_json(sb, txn, log, m);

@@ -240,6 +240,53 @@ START_TEST(paging_across_boundaries) {
 }
 END_TEST
 
+/* The unread column of the default order, on pages small enough that the viewer's unread
+ * projects are looked up row by row, and on pages large enough that they are read in one walk
+ * of the unread-first index first (tracking.c, unread_set): the same counts either way. */
+START_TEST(unread_column_on_every_page_size) {
+    char *dir;
+    tl_log *log = tu_new_log(&dir);
+    pf_cast(log);
+    static const char *const types[] = {"order", "video", "application"};
+    char id[16];
+    long long want[12];
+    for (int i = 0; i < 12; i++) {
+        snprintf(id, sizeof id, "p-%02d", i);
+        project(log, "alice", id, "acme", types[i % 3]);
+        want[i] = 0;
+        for (int k = 0; k < i % 4; k++) { /* 0..3 notes by alice: bob's unread count */
+            PF_OK(log, "{\"op\":\"note.add\",\"as\":\"alice\",\"id\":\"n-%d-%d\",\"project\":\"%s\",\"body\":\"n\"}", i, k, id);
+            want[i]++;
+        }
+    }
+    PF_OK(log, "{\"op\":\"message.read\",\"as\":\"bob\",\"message\":\"n-7-1\"}");
+    want[7]--;
+    const char *filters[] = {NULL, "order"};
+    for (int f = 0; f < 2; f++)
+        for (unsigned limit = 1; limit <= 13; limit++) {
+            char cursor[512] = "";
+            int seen = 0;
+            for (int pages = 0; pages < 20; pages++) {
+                json_t *r = track(log, "bob", NULL, filters[f], limit, cursor[0] ? cursor : NULL);
+                json_t *rows = json_object_get(r, "rows"), *row;
+                size_t i;
+                json_array_foreach(rows, i, row) {
+                    int p = atoi(pf_str(row, "project") + 2);
+                    ck_assert_msg(pf_int(row, "unread") == want[p], "limit %u: %s shows %lld unread, want %lld", limit,
+                                  pf_str(row, "project"), pf_int(row, "unread"), want[p]);
+                    seen++;
+                }
+                const char *next = pf_str(r, "next");
+                if (next) snprintf(cursor, sizeof cursor, "%s", next);
+                json_decref(r);
+                if (!next) break;
+            }
+            ck_assert_int_eq(seen, filters[f] ? 4 : 12);
+        }
+    pf_done(log, dir);
+}
+END_TEST
+
 START_TEST(refusals) {
     char *dir;
     tl_log *log = tu_new_log(&dir);
@@ -269,6 +316,7 @@ int main(void) {
     tcase_add_test(tc, orders_and_tie_breaks);
     tcase_add_test(tc, per_viewer_activity_and_version);
     tcase_add_test(tc, paging_across_boundaries);
+    tcase_add_test(tc, unread_column_on_every_page_size);
     tcase_add_test(tc, refusals);
     suite_add_tcase(s, tc);
     return tu_main(s);
