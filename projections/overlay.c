@@ -14,7 +14,8 @@
  *
  * Only point operations exist: no applier scans these databases while applying (queries
  * read them in their own read transactions, after the commit). A transaction that buffers
- * more than OVL_MAX_ENTRIES (an in-place replay runs in one transaction) flushes early, at
+ * more than OVL_MAX_ENTRIES (OVL_REPLAY_MAX_ENTRIES in a replay, one transaction over the
+ * whole log) flushes early, at
  * the start of an event, so memory stays bounded and no borrowed value is ever invalidated
  * inside an applier's call.
  */
@@ -22,10 +23,14 @@
 
 #include "proj.h"
 
-/* Small on purpose: the table's random probes are its cost, and at 32k keys the table stays
- * in the caches; with 512k an in-place replay ran ~30% slower for all its fewer write-outs
+/* How many keys a transaction buffers before writing them out early. Measured, not derived:
+ * an in-place replay (one transaction over the whole log) ran ~30% faster with 32k than with
+ * 512k — its table's random probes stay in the caches — while the query bench's build
+ * (batches of 1,000 commands with wide audiences) ran ~20% slower with 32k or 128k, its hot
+ * keys (staff counters, group rows) being written out several times a batch
  * (docs/PROJECTIONS.md). */
-#define OVL_MAX_ENTRIES (1u << 15)
+#define OVL_MAX_ENTRIES (1u << 19)
+#define OVL_REPLAY_MAX_ENTRIES (1u << 15)
 
 typedef struct ovl_entry {
     size_t koff, voff; /* into the arena */
@@ -363,7 +368,9 @@ void tlp_ovl_release(void *state) {
     free(o);
 }
 
-int tlp_ovl_bound(tl_wtxn *w, tlp_ovl *o) { return o->n >= OVL_MAX_ENTRIES ? write_out(w, o) : 0; }
+int tlp_ovl_bound(tl_wtxn *w, tlp_ovl *o) {
+    return o->n >= (w->replaying ? OVL_REPLAY_MAX_ENTRIES : OVL_MAX_ENTRIES) ? write_out(w, o) : 0;
+}
 
 /* ---------------------------------------------------------------- registration */
 
