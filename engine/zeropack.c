@@ -65,7 +65,6 @@ size_t tl_zeropack(uint8_t *dst, const uint8_t *src, size_t n) {
 }
 
 int tl_zerounpack(uint8_t *dst, size_t n, const uint8_t *src, size_t len) {
-    memset(dst, 0, n); /* one wide clear; zero runs are then only skipped */
     size_t o = 0, i = 0;
     while (i < len) {
         uint8_t t = src[i++];
@@ -78,6 +77,7 @@ int tl_zerounpack(uint8_t *dst, size_t n, const uint8_t *src, size_t len) {
         } else {
             size_t run = (size_t)t - 0x7f;
             if (run > n - o) return -1;
+            memset(dst + o, 0, run); /* only what the input proves: nothing past a refused end */
             o += run;
         }
     }
