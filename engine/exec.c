@@ -225,7 +225,7 @@ static int erase_in(tl_wtxn *w, const char *id, const char *reason, tl_result *r
     tl_attachment_rec a;
     const uint8_t *commit;
     const char *project, *account, *kind;
-    int rc = tl_state_message(w->txn, w->log, id, &m);
+    int rc = tl_wstate_message(w, id, &m);
     if (rc == 0) {
         commit = m.body_commit; project = m.project; account = m.account; kind = "message";
     } else if (rc == TL_ENOTFOUND && (rc = tl_state_attachment(w->txn, w->log, id, &a)) == 0) {

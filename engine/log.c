@@ -726,6 +726,7 @@ static void sign_one(size_t i, void *ctx) {
 }
 
 static void wtxn_free(tl_wtxn *w) {
+    tl_rec_cache_free(w->recs);
     for (size_t i = 0; i < w->npending; i++) free(w->pending[i].bytes);
     free(w->pending);
     msgpack_sbuffer_destroy(&w->buf);

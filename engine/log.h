@@ -110,7 +110,13 @@ struct tl_wtxn {
     bool map_full;  /* the failure was MDB_MAP_FULL: grow and re-run */
     bool replaying; /* appliers run for stored events (no new records) */
     bool key_rotated;
+    struct tl_rec_cache *recs; /* state.c's cache of project and message records, or NULL */
 };
+
+/** Free a transaction's record cache (state.c); NULL is fine. */
+void tl_rec_cache_free(struct tl_rec_cache *c);
+/** Forget every cached record (the state database was cleared). */
+void tl_rec_cache_clear(tl_wtxn *w);
 
 /* ---- environment ---- */
 int tl_engine_open(tl_log **out, const char *dir, unsigned flags);

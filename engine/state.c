@@ -13,6 +13,7 @@
 #include "state.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "error.h"
@@ -44,9 +45,20 @@ int tl_channel_parse(const char *s) { return parse_name(channels, 5, s); }
 
 /* ---------------------------------------------------------------- keys and records */
 
+/* "kind/a" or "kind/a/b"; 0 when it does not fit. Without printf: a key is built for every
+ * record read, several per event. */
 static size_t make_key(char *buf, size_t cap, char kind, const char *a, const char *b) {
-    int n = b ? snprintf(buf, cap, "%c/%s/%s", kind, a, b) : snprintf(buf, cap, "%c/%s", kind, a);
-    return n > 0 && (size_t)n < cap ? (size_t)n : 0;
+    size_t na = strlen(a), nb = b ? strlen(b) : 0, n = 2 + na + (b ? 1 + nb : 0);
+    if (n >= cap) return 0;
+    buf[0] = kind;
+    buf[1] = '/';
+    memcpy(buf + 2, a, na);
+    if (b) {
+        buf[2 + na] = '/';
+        memcpy(buf + 3 + na, b, nb);
+    }
+    buf[n] = 0;
+    return n;
 }
 
 static int get_rec(MDB_txn *txn, tl_log *log, char kind, const char *id, void *out, size_t size) {
@@ -60,13 +72,79 @@ static int get_rec(MDB_txn *txn, tl_log *log, char kind, const char *id, void *o
     return 0;
 }
 
+/* ---------------------------------------------------------------- a write transaction's record cache */
+
+#define REC_CACHE_WAYS 4 /* a reply touches its parent too; a few more for neighbouring events */
+
+struct tl_rec_cache {
+    char pid[REC_CACHE_WAYS][TL_IDBUF], mid[REC_CACHE_WAYS][TL_IDBUF]; /* "" = empty way */
+    tl_project_rec p[REC_CACHE_WAYS];
+    tl_message_rec m[REC_CACHE_WAYS];
+    unsigned pnext, mnext; /* the way replaced next (round robin) */
+};
+
+void tl_rec_cache_free(struct tl_rec_cache *c) { free(c); }
+
+void tl_rec_cache_clear(tl_wtxn *w) {
+    if (w->recs) memset(w->recs, 0, sizeof *w->recs);
+}
+
+/* The way of (kind, id) in w's cache, or -1; ids/recs/next of that kind through the pointers. */
+static int cache_find(struct tl_rec_cache *c, char kind, const char *id, char (**ids)[TL_IDBUF], unsigned **next) {
+    *ids = kind == 'p' ? c->pid : c->mid;
+    *next = kind == 'p' ? &c->pnext : &c->mnext;
+    for (int i = 0; i < REC_CACHE_WAYS; i++)
+        if ((*ids)[i][0] && strcmp((*ids)[i], id) == 0) return i;
+    return -1;
+}
+
+static void *cache_rec(struct tl_rec_cache *c, char kind, int way) {
+    return kind == 'p' ? (void *)&c->p[way] : (void *)&c->m[way];
+}
+
+/* Remember rec as (kind, id)'s current record. Only projects and messages are cached; a
+ * cache that cannot be allocated is simply not used. */
+static void cache_store(tl_wtxn *w, char kind, const char *id, const void *rec, size_t size) {
+    if ((kind != 'p' && kind != 'm') || strlen(id) >= TL_IDBUF) return;
+    if (!w->recs && !(w->recs = calloc(1, sizeof *w->recs))) return;
+    char(*ids)[TL_IDBUF];
+    unsigned *next;
+    int way = cache_find(w->recs, kind, id, &ids, &next);
+    if (way < 0) {
+        way = (int)(*next % REC_CACHE_WAYS);
+        *next += 1;
+        strcpy(ids[way], id);
+    }
+    memcpy(cache_rec(w->recs, kind, way), rec, size);
+}
+
+static int wget_rec(tl_wtxn *w, char kind, const char *id, void *out, size_t size) {
+    if (w->recs) {
+        char(*ids)[TL_IDBUF];
+        unsigned *next;
+        int way = cache_find(w->recs, kind, id, &ids, &next);
+        if (way >= 0) {
+            memcpy(out, cache_rec(w->recs, kind, way), size);
+            return 0;
+        }
+    }
+    int rc = get_rec(w->txn, w->log, kind, id, out, size);
+    if (!rc) cache_store(w, kind, id, out, size);
+    return rc;
+}
+
+int tl_wstate_project(tl_wtxn *w, const char *id, tl_project_rec *o) { return wget_rec(w, 'p', id, o, sizeof *o); }
+int tl_wstate_message(tl_wtxn *w, const char *id, tl_message_rec *o) { return wget_rec(w, 'm', id, o, sizeof *o); }
+
 /* Records are stored zero-packed (zeropack.c): their id fields are mostly empty. */
 static int put_rec(tl_wtxn *w, MDB_dbi db, char kind, const char *id, const void *rec, size_t size) {
     char key[2 * TL_IDBUF + 8];
     size_t klen = make_key(key, sizeof key, kind, id, NULL);
     uint8_t packed[TL_ZEROPACK_BOUND(sizeof(tl_attachment_rec) + sizeof(tl_message_rec))];
     if (size > sizeof(tl_attachment_rec) + sizeof(tl_message_rec)) return w->failed = tl_fail(TL_EUSAGE, "state record too large");
-    return tl_put(w, db, key, klen, packed, tl_zeropack(packed, rec, size), 0);
+    int rc = tl_put(w, db, key, klen, packed, tl_zeropack(packed, rec, size), 0);
+    if (!rc) cache_store(w, kind, id, rec, size);
+    return rc;
 }
 
 static int put_mark(tl_wtxn *w, MDB_dbi db, char kind, const char *a, const char *b) {

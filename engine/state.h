@@ -129,6 +129,14 @@ int tl_state_project(MDB_txn *txn, tl_log *log, const char *id, tl_project_rec *
 int tl_state_topic(MDB_txn *txn, tl_log *log, const char *id, tl_topic_rec *out);
 int tl_state_message(MDB_txn *txn, tl_log *log, const char *id, tl_message_rec *out);
 int tl_state_attachment(MDB_txn *txn, tl_log *log, const char *id, tl_attachment_rec *out);
+/*
+ * The same lookups inside a write transaction, through its record cache: every applier of an
+ * event reads the event's message and project, which the state applier has just written, so
+ * the transaction keeps the last few it wrote or read (written through by every record write
+ * of state.c; records change nowhere else).
+ */
+int tl_wstate_project(tl_wtxn *w, const char *id, tl_project_rec *out);
+int tl_wstate_message(tl_wtxn *w, const char *id, tl_message_rec *out);
 /** One reply of message that is not deleted (for has_replies); TL_ENOTFOUND when none. */
 int tl_state_live_reply(MDB_txn *txn, tl_log *log, const char *message, char reply[TL_IDBUF]);
 /** Has user read message? (read marks are kept for audience members only) */

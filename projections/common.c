@@ -188,12 +188,12 @@ bool tlp_created_message(const tl_event *ev, char id[TL_IDBUF]) {
     return id[0] != 0;
 }
 
-int tlp_message_ctx(MDB_txn *txn, tl_log *log, const char *id, tl_message_rec *m, tl_project_rec *p) {
-    int rc = tl_state_message(txn, log, id, m);
+int tlp_message_ctx(tl_wtxn *w, const char *id, tl_message_rec *m, tl_project_rec *p) {
+    int rc = tl_wstate_message(w, id, m);
     if (rc) return rc == TL_ENOTFOUND ? tl_fail(TL_ECORRUPT, "an event names unknown message %s", id) : rc;
     memset(p, 0, sizeof *p);
     if (!m->project[0]) return 0;
-    rc = tl_state_project(txn, log, m->project, p);
+    rc = tl_wstate_project(w, m->project, p);
     return rc == TL_ENOTFOUND ? tl_fail(TL_ECORRUPT, "message %s names unknown project %s", id, m->project) : rc;
 }
 

@@ -37,7 +37,7 @@ static int fan_out(tl_wtxn *w, tlp_ovl *o, const char *id, bool add) {
     tl_message_rec m;
     tl_project_rec p;
     tlp_users aud = {0};
-    int rc = tlp_message_ctx(w->txn, w->log, id, &m, &p);
+    int rc = tlp_message_ctx(w, id, &m, &p);
     if (rc || !m.project[0]) return rc;
     rc = tlp_audience(w->txn, w->log, &p, p.account, m.channel, &aud);
     for (size_t i = 0; i < aud.n && !rc; i++) { /* announce the keys (tlp_ovl_prefetch) */
@@ -58,7 +58,7 @@ static int on_mark(tl_wtxn *w, tlp_ovl *o, const tl_event *ev, bool unread) {
     tl_project_rec p;
     tl_user_rec u;
     tlp_ev_cstr(ev, "message", id, sizeof id);
-    int rc = tlp_message_ctx(w->txn, w->log, id, &m, &p);
+    int rc = tlp_message_ctx(w, id, &m, &p);
     if (rc || !m.project[0]) return rc;
     if (!unread) return del_entry(w, o, ev->actor, p.type, m.seq);
     if ((rc = tl_state_user(w->txn, w->log, ev->actor, &u)) != 0) return rc == TL_ENOTFOUND ? 0 : rc;
@@ -83,7 +83,7 @@ static int seed_message(const char *id, uint64_t seq, void *ctxp) {
 static int seed_project(const char *project, void *ctxp) {
     seed_ctx *s = ctxp;
     tl_project_rec p;
-    int rc = tl_state_project(s->w->txn, s->w->log, project, &p);
+    int rc = tl_wstate_project(s->w, project, &p);
     s->type = p.type;
     for (int ch = TL_CH_NOTES; ch <= TL_CH_AMBASSADOR && !rc; ch++) {
         if ((s->role == TL_ROLE_STAFF && ch != TL_CH_CHAT) || (ch == TL_CH_AMBASSADOR && !p.ambassador_channel)) continue;

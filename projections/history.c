@@ -41,7 +41,7 @@ static int history_apply(tl_wtxn *w, const tl_event *ev, void *state) {
     (void)state;
     if (!ev->has_project || !strncmp(ev->kind, "x.", 2)) return 0;
     tl_project_rec p;
-    int rc = tl_state_project(w->txn, w->log, ev->project, &p);
+    int rc = tl_wstate_project(w, ev->project, &p);
     if (rc) return rc == TL_ENOTFOUND ? 0 : rc;
     int cls = tlp_event_class(&p, ev->seq);
     if (cls < 0) return 0;

@@ -66,7 +66,7 @@ static tlp_key pin_key(const char *id) {
 
 static int apply_message(tl_wtxn *w, const tl_event *ev, const char *id, bool created) {
     tl_message_rec m;
-    int rc = tl_state_message(w->txn, w->log, id, &m);
+    int rc = tl_wstate_message(w, id, &m);
     if (rc) return rc == TL_ENOTFOUND ? tl_fail(TL_ECORRUPT, "event %llu names unknown message %s", (unsigned long long)ev->seq, id) : rc;
     MDB_dbi db = msg_db(w->log);
     tlp_key sc[2];

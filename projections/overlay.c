@@ -38,6 +38,7 @@ typedef struct ovl_entry {
     uint16_t klen;
     uint8_t deleted;
     uint32_t slot; /* where the hash table points at it */
+    uint32_t hlo;  /* the hash's low 32 bits (the slot holds the high ones): growing needs no rehash */
 } ovl_entry;
 
 struct tlp_ovl {
@@ -92,7 +93,7 @@ static int grow_slots(tlp_ovl *o) {
     uint64_t *s = calloc(nslot, sizeof *s);
     if (!s) return tl_fail(TL_ENOMEM, "out of memory (projection buffer)");
     for (size_t i = 0; i < o->n; i++) {
-        uint64_t h = hash_key(o->arena + o->e[i].koff, o->e[i].klen);
+        uint64_t h = (o->slot[o->e[i].slot] & 0xffffffff00000000ull) | o->e[i].hlo;
         size_t j = h & (nslot - 1);
         while (s[j]) j = (j + 1) & (nslot - 1);
         s[j] = (h & 0xffffffff00000000ull) | (i + 1);
@@ -158,6 +159,7 @@ static ovl_entry *insert(tl_wtxn *w, tlp_ovl *o, const tlp_key *k, uint64_t h, s
     }
     e->klen = (uint16_t)k->n;
     e->slot = (uint32_t)j;
+    e->hlo = (uint32_t)h;
     o->slot[j] = (h & 0xffffffff00000000ull) | ++o->n;
     return e;
 }
@@ -259,21 +261,73 @@ typedef struct sort_item {
     const ovl_entry *e;
 } sort_item;
 
-static _Thread_local const uint8_t *sort_arena; /* qsort has no context argument in C11 */
-
 static uint64_t load_be(const uint8_t *p, size_t n) {
     uint64_t v = 0;
     for (size_t i = 0; i < 8; i++) v = v << 8 | (i < n ? p[i] : 0);
     return v;
 }
 
-static int cmp_items(const void *a, const void *b) { /* LMDB's default order (mdb_cmp_memn) */
-    const sort_item *x = a, *y = b;
-    if (x->hi != y->hi) return x->hi < y->hi ? -1 : 1;
-    if (x->lo != y->lo) return x->lo < y->lo ? -1 : 1;
+/* x < y in LMDB's default order (mdb_cmp_memn: bytes, then length). */
+static inline bool item_less(const uint8_t *arena, const sort_item *x, const sort_item *y) {
+    if (x->hi != y->hi) return x->hi < y->hi;
+    if (x->lo != y->lo) return x->lo < y->lo;
     size_t n = x->e->klen < y->e->klen ? x->e->klen : y->e->klen;
-    int c = n > 16 ? memcmp(sort_arena + x->e->koff + 16, sort_arena + y->e->koff + 16, n - 16) : 0;
-    return c ? c : (int)x->e->klen - (int)y->e->klen;
+    int c = n > 16 ? memcmp(arena + x->e->koff + 16, arena + y->e->koff + 16, n - 16) : 0;
+    return c ? c < 0 : x->e->klen < y->e->klen;
+}
+
+static inline void item_swap(sort_item *a, sort_item *b) {
+    sort_item t = *a;
+    *a = *b;
+    *b = t;
+}
+
+static void sift_down(const uint8_t *arena, sort_item *a, size_t root, size_t n) {
+    for (size_t child; (child = 2 * root + 1) < n; root = child) {
+        if (child + 1 < n && item_less(arena, &a[child], &a[child + 1])) child++;
+        if (!item_less(arena, &a[root], &a[child])) return;
+        item_swap(&a[root], &a[child]);
+    }
+}
+
+/* Introsort with the comparison inlined: qsort's call per comparison through a pointer was
+ * ~10% of a replay. Keys are unique, so no three-way partition is needed; past a depth of
+ * 2 log2 n (an unlucky order) a range is heapsorted, which bounds the time at n log n. */
+static void sort_items(const uint8_t *arena, sort_item *a, size_t n, unsigned depth) {
+    while (n > 16) {
+        if (depth-- == 0) {
+            for (size_t i = n / 2; i-- > 0;) sift_down(arena, a, i, n);
+            for (size_t i = n - 1; i > 0; i--) {
+                item_swap(&a[0], &a[i]);
+                sift_down(arena, a, 0, i);
+            }
+            return;
+        }
+        size_t mid = n / 2; /* median of three to a[0] */
+        if (item_less(arena, &a[mid], &a[0])) item_swap(&a[mid], &a[0]);
+        if (item_less(arena, &a[n - 1], &a[0])) item_swap(&a[n - 1], &a[0]);
+        if (item_less(arena, &a[n - 1], &a[mid])) item_swap(&a[n - 1], &a[mid]);
+        item_swap(&a[0], &a[mid]); /* pivot in a[0], a[n-1] >= pivot as a sentinel */
+        size_t i = 0, j = n;
+        for (;;) {
+            do i++; while (item_less(arena, &a[i], &a[0]));
+            do j--; while (item_less(arena, &a[0], &a[j]));
+            if (i >= j) break;
+            item_swap(&a[i], &a[j]);
+        }
+        item_swap(&a[0], &a[j]);
+        /* recurse into the smaller side, loop on the larger: the stack stays O(log n) */
+        if (j < n - j - 1) {
+            sort_items(arena, a, j, depth);
+            a += j + 1;
+            n -= j + 1;
+        } else {
+            sort_items(arena, a + j + 1, n - j - 1, depth);
+            n = j;
+        }
+    }
+    for (size_t i = 1; i < n; i++) /* insertion sort of the short ranges */
+        for (size_t k = i; k > 0 && item_less(arena, &a[k], &a[k - 1]); k--) item_swap(&a[k], &a[k - 1]);
 }
 
 /* Empty the buffer. The table keeps its size (a replay's or a big batch's), so a small commit
@@ -306,14 +360,36 @@ static int write_out(tl_wtxn *w, tlp_ovl *o) {
             const uint8_t *k = o->arena + e->koff;
             items[i] = (sort_item){load_be(k, e->klen), e->klen > 8 ? load_be(k + 8, e->klen - 8) : 0, e};
         }
-        sort_arena = o->arena;
-        qsort(items, o->n, sizeof *items, cmp_items);
+        unsigned depth = 0;
+        for (size_t m = o->n; m; m >>= 1) depth += 2;
+        sort_items(o->arena, items, o->n, depth);
         rc = cursor(w, o);
+        /* Keys past the database's last one are appended: LMDB then fills its rightmost page
+         * instead of searching the tree and splitting pages half full. A replay writes into
+         * emptied databases, so its first write-out is all appends. */
+        MDB_val last_key = {0, NULL}, last_val;
+        int lrc = rc ? 0 : mdb_cursor_get(o->cur, &last_key, &last_val, MDB_LAST);
+        if (lrc && lrc != MDB_NOTFOUND) rc = tl_wtxn_fail_mdb(w, lrc, "read a projection");
+        size_t first_append = lrc == MDB_NOTFOUND ? 0 : o->n; /* the first key past the last one */
+        if (!rc && !lrc) { /* binary search: the sorted keys are compared with the last one */
+            size_t lo = 0, hi = o->n;
+            while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                const ovl_entry *e = items[mid].e;
+                size_t m = last_key.mv_size < e->klen ? last_key.mv_size : e->klen;
+                int c = memcmp(o->arena + e->koff, last_key.mv_data, m);
+                if (c > 0 || (c == 0 && e->klen > last_key.mv_size)) hi = mid;
+                else lo = mid + 1;
+            }
+            first_append = lo;
+        }
         for (size_t i = 0; i < o->n && !rc; i++) {
             const ovl_entry *e = items[i].e;
             MDB_val key = {e->klen, o->arena + e->koff}, val = {e->vlen, o->arena + e->voff};
             int mrc = 0;
-            if (!e->deleted) {
+            if (i >= first_append) {
+                if (!e->deleted) mrc = mdb_cursor_put(o->cur, &key, &val, MDB_APPEND);
+            } else if (!e->deleted) {
                 mrc = mdb_cursor_put(o->cur, &key, &val, 0);
             } else { /* deleted: it may or may not be in the database below */
                 MDB_val old;

@@ -162,7 +162,7 @@ bool tlp_created_message(const tl_event *ev, char id[TL_IDBUF]);
 /** A payload string into a NUL-terminated buffer ("" when absent or too long). */
 void tlp_ev_cstr(const tl_event *ev, const char *key, char *dst, size_t cap);
 /** The message and project records of message id (project zeroed for support). */
-int tlp_message_ctx(MDB_txn *txn, tl_log *log, const char *id, tl_message_rec *m, tl_project_rec *p);
+int tlp_message_ctx(tl_wtxn *w, const char *id, tl_message_rec *m, tl_project_rec *p);
 /** The type bucket of a message for unread counts: the project type, or 4 for support. */
 static inline int tlp_bucket(const tl_message_rec *m, const tl_project_rec *p) { return m->project[0] ? p->type : 4; }
 

@@ -212,7 +212,7 @@ typedef struct new_user {
 static int new_user_row(const char *project, void *ctxp) {
     new_user *n = ctxp;
     tl_project_rec p;
-    int rc = tl_state_project(n->w->txn, n->w->log, project, &p);
+    int rc = tl_wstate_project(n->w, project, &p);
     return rc ? rc : refresh(n->w, n->o, n->user, n->role, project, &p);
 }
 
@@ -241,7 +241,7 @@ static int tracking_apply(tl_wtxn *w, const tl_event *ev, void *state) {
     if (!strcmp(k, "user.created")) return on_user(w, o, ev);
     if (!ev->has_project || !strncmp(k, "x.", 2)) return 0;
     tl_project_rec p;
-    rc = tl_state_project(w->txn, w->log, ev->project, &p);
+    rc = tl_wstate_project(w, ev->project, &p);
     if (rc) return rc == TL_ENOTFOUND ? 0 : rc;
     tlp_users l = {0};
     int cls = tlp_event_class(&p, ev->seq);
@@ -258,7 +258,7 @@ static int tracking_apply(tl_wtxn *w, const tl_event *ev, void *state) {
         char id[TL_IDBUF];
         tl_message_rec m;
         tlp_ev_cstr(ev, "message", id, sizeof id);
-        rc = tl_state_message(w->txn, w->log, id, &m);
+        rc = tl_wstate_message(w, id, &m);
         if (!rc) rc = tlp_audience(w->txn, w->log, &p, p.account, m.channel, &l);
     }
     if (!rc) rc = refresh_all(w, o, &l, ev->project, &p);

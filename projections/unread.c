@@ -86,7 +86,7 @@ static int on_created(tl_wtxn *w, tlp_ovl *o, const char *id) {
     tl_message_rec m;
     tl_project_rec p;
     tlp_users aud = {0};
-    int rc = tlp_message_ctx(w->txn, w->log, id, &m, &p);
+    int rc = tlp_message_ctx(w, id, &m, &p);
     if (!rc) rc = tlp_audience(w->txn, w->log, m.project[0] ? &p : NULL, m.account, m.channel, &aud);
     for (size_t i = 0; i < aud.n && !rc; i++) prefetch_bump(o, aud.v[i].id, &m, &p);
     for (size_t i = 0; i < aud.n && !rc; i++)
@@ -103,7 +103,7 @@ static int on_mark(tl_wtxn *w, tlp_ovl *o, const tl_event *ev, int delta) {
     tl_project_rec p;
     tl_user_rec u;
     tlp_ev_cstr(ev, "message", id, sizeof id);
-    int rc = tlp_message_ctx(w->txn, w->log, id, &m, &p);
+    int rc = tlp_message_ctx(w, id, &m, &p);
     if (rc) return rc;
     if ((rc = tl_state_user(w->txn, w->log, ev->actor, &u)) != 0) return rc == TL_ENOTFOUND ? 0 : rc;
     if (u.role == TL_ROLE_AUDITOR || m.deleted || !strcmp(m.author, ev->actor) ||
@@ -118,7 +118,7 @@ static int on_deleted(tl_wtxn *w, tlp_ovl *o, const tl_event *ev) {
     tl_project_rec p;
     tlp_users aud = {0};
     tlp_ev_cstr(ev, "message", id, sizeof id);
-    int rc = tlp_message_ctx(w->txn, w->log, id, &m, &p);
+    int rc = tlp_message_ctx(w, id, &m, &p);
     if (!rc) rc = tlp_audience(w->txn, w->log, m.project[0] ? &p : NULL, m.account, m.channel, &aud);
     for (size_t i = 0; i < aud.n && !rc; i++)
         if (strcmp(aud.v[i].id, m.author) != 0 && !tl_state_has_read(w->txn, w->log, aud.v[i].id, id))
@@ -156,7 +156,7 @@ static int seed_topic(const char *topic, void *ctxp) {
 static int seed_project(const char *project, void *ctxp) {
     seed_ctx *s = ctxp;
     tl_project_rec p;
-    int rc = tl_state_project(s->w->txn, s->w->log, project, &p);
+    int rc = tl_wstate_project(s->w, project, &p);
     if (rc) return rc;
     for (int ch = TL_CH_NOTES; ch <= TL_CH_AMBASSADOR && !rc; ch++) {
         if (s->role == TL_ROLE_STAFF && ch != TL_CH_CHAT) continue;
