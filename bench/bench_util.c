@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <ftw.h>
 #include <stdarg.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -288,18 +289,39 @@ static void put_json_string(const char *s)
     putchar('"');
 }
 
+/* A JSON number, or null for a figure that is not finite (a run of zero length). */
+static void put_json_number(double v)
+{
+    if (isfinite(v))
+        printf("%.10g", v);
+    else
+        fputs("null", stdout);
+}
+
 static void report(const char *what, double value, const char *unit,
                    int with_lat, double p50_us, double p99_us,
                    const bench_spread *s)
 {
+    /* ten significant digits: one decimal place lost most of a ratio (0.764 became 0.8) */
     fputs("{\"what\":", stdout);
     put_json_string(what);
-    printf(",\"value\":%.1f,\"unit\":", value);
+    fputs(",\"value\":", stdout);
+    put_json_number(value);
+    fputs(",\"unit\":", stdout);
     put_json_string(unit);
-    if (with_lat)
-        printf(",\"p50_us\":%.1f,\"p99_us\":%.1f", p50_us, p99_us);
-    if (s)
-        printf(",\"min\":%.1f,\"max\":%.1f,\"runs\":%zu", s->lo, s->hi, s->runs);
+    if (with_lat) {
+        fputs(",\"p50_us\":", stdout);
+        put_json_number(p50_us);
+        fputs(",\"p99_us\":", stdout);
+        put_json_number(p99_us);
+    }
+    if (s) {
+        fputs(",\"min\":", stdout);
+        put_json_number(s->lo);
+        fputs(",\"max\":", stdout);
+        put_json_number(s->hi);
+        printf(",\"runs\":%zu", s->runs);
+    }
     fputs("}\n", stdout);
     /* Flushed per line so a driver reading a pipe sees each figure as soon
      * as it exists, and a crash later does not lose the earlier ones. */
@@ -309,9 +331,9 @@ static void report(const char *what, double value, const char *unit,
         fprintf(stderr, "  %-40s %14.1f %-10s p50 %9.1f us  p99 %9.1f us",
                 what, value, unit, p50_us, p99_us);
     else
-        fprintf(stderr, "  %-40s %14.1f %s", what, value, unit);
+        fprintf(stderr, value < 10 ? "  %-40s %14.3f %s" : "  %-40s %14.1f %s", what, value, unit);
     if (s)
-        fprintf(stderr, "  (runs %zu: %.1f .. %.1f)", s->runs, s->lo, s->hi);
+        fprintf(stderr, value < 10 ? "  (runs %zu: %.3f .. %.3f)" : "  (runs %zu: %.1f .. %.1f)", s->runs, s->lo, s->hi);
     fputc('\n', stderr);
 }
 

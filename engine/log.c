@@ -1,5 +1,7 @@
 /*
- * log.c — the LMDB environment and the append path.
+ * log.c — the LMDB environment: opening and checking a log, its named databases, the map
+ * that grows, reopening after MDB_PANIC, transactions' beginning, bounded walks, `init`.
+ * Write transactions (appending, commit, replay's transaction, content) are in wtxn.c.
  *
  * Layout (docs/FORMAT.md): one environment per directory; the named database "log" maps an
  * 8-byte big-endian sequence number to a record (canonical event bytes followed by the
@@ -7,10 +9,6 @@
  * head (sequence, hash, time, current key) and each applier's last applied sequence;
  * "content" holds erasable content by commitment. Appliers' own databases live beside them.
  *
- * Why signatures are computed at commit: the chain hashes event bytes only, so the events of
- * a batch can be encoded, chained and applied one after another (rules see the effects of
- * earlier commands of the same batch) while the expensive signatures wait until commit,
- * where they are spread over both cores.
  */
 #include "log.h"
 
@@ -142,7 +140,7 @@ int tl_head_read(MDB_txn *txn, tl_log *log, tl_head *head) {
     return 0;
 }
 
-static int head_write(tl_wtxn *w) {
+int tl_head_write(tl_wtxn *w) {
     uint8_t buf[8 + TL_HASH_BYTES + 8 + TL_PUBKEY_BYTES];
     tl_seq_key(buf, w->head.seq);
     memcpy(buf + 8, w->head.hash, TL_HASH_BYTES);
@@ -151,12 +149,10 @@ static int head_write(tl_wtxn *w) {
     return tl_put(w, w->log->db_meta, META_HEAD, sizeof META_HEAD - 1, buf, sizeof buf, 0);
 }
 
-static int txn_begin(tl_log *log, unsigned flags, MDB_txn **txn, bool holding_write_mu);
-
 int tl_db_open(tl_log *log, const char *name, unsigned flags, MDB_dbi *dbi) {
     MDB_txn *txn;
     bool ro = log->flags & TL_OPEN_READONLY;
-    int rc = txn_begin(log, ro ? MDB_RDONLY : 0, &txn, false);
+    int rc = tl_txn_begin(log, ro ? MDB_RDONLY : 0, &txn, false);
     if (rc) return rc;
     rc = mdb_dbi_open(txn, name, ro ? flags : flags | MDB_CREATE, dbi);
     if (rc) {
@@ -491,7 +487,7 @@ static int txn_begin_once(tl_log *log, unsigned flags, MDB_txn **txn, unsigned *
 
 /* Begin, reopening the environment once when LMDB has marked it fatal (see env_reopen). A
  * caller holding write_mu says so: it is let go while the reopen waits, and taken again. */
-static int txn_begin(tl_log *log, unsigned flags, MDB_txn **txn, bool holding_write_mu) {
+int tl_txn_begin(tl_log *log, unsigned flags, MDB_txn **txn, bool holding_write_mu) {
     unsigned gen;
     int rc = txn_begin_once(log, flags, txn, &gen);
     if (rc != TXN_PANIC) return rc;
@@ -505,406 +501,12 @@ static int txn_begin(tl_log *log, unsigned flags, MDB_txn **txn, bool holding_wr
     return rc;
 }
 
-int tl_rtxn_begin(tl_log *log, MDB_txn **txn) { return txn_begin(log, MDB_RDONLY, txn, false); }
+int tl_rtxn_begin(tl_log *log, MDB_txn **txn) { return tl_txn_begin(log, MDB_RDONLY, txn, false); }
 
 void tl_rtxn_end(tl_log *log, MDB_txn *txn) {
     if (!txn) return;
     mdb_txn_abort(txn);
     pthread_rwlock_unlock(&log->map_lock);
-}
-
-/* ================================================================ writing */
-
-/* need_key: events will be signed here (commands); records from another log bring their own
- * signatures and are checked against the head's key instead. */
-static int wtxn_begin(tl_log *log, tl_wtxn **out, bool need_key) {
-    *out = NULL;
-    if (log->flags & TL_OPEN_READONLY) return tl_fail(TL_EREADONLY, "the log is open read-only");
-    if (need_key && !log->have_key)
-        return tl_fail(TL_EKEY, log->flags & TL_OPEN_REPLICA ? "a replica takes records only (tl_log_append_records)"
-                                                             : "no writer key loaded");
-    tl_wtxn *w = calloc(1, sizeof *w);
-    if (!w) return tl_fail(TL_ENOMEM, "out of memory");
-    w->log = log;
-    msgpack_sbuffer_init(&w->buf);
-    pthread_mutex_lock(&log->write_mu);
-    int rc = txn_begin(log, 0, &w->txn, true);
-    if (!rc) rc = tl_head_read(w->txn, log, &w->head);
-    if (!rc && need_key && memcmp(w->head.pk, log->key.pk, TL_PUBKEY_BYTES) != 0)
-        rc = tl_fail(TL_EKEY, "the log's key was rotated by another process; reopen the log");
-    if (rc) {
-        if (w->txn) { mdb_txn_abort(w->txn); pthread_rwlock_unlock(&log->map_lock); }
-        pthread_mutex_unlock(&log->write_mu);
-        msgpack_sbuffer_destroy(&w->buf);
-        free(w);
-        return rc;
-    }
-    *out = w;
-    return 0;
-}
-
-int tl_wtxn_begin(tl_log *log, tl_wtxn **out) { return wtxn_begin(log, out, true); }
-
-int tl_wtxn_begin_records(tl_log *log, tl_wtxn **out) { return wtxn_begin(log, out, false); }
-
-/*
- * A failed write of the data file, said so that an operator knows what to do: the errno by
- * name, and whether the disk is full. LMDB reports a write that a full disk cut short as EIO
- * ("short write, filesystem full?"), not ENOSPC, so for EIO the room left on the file system
- * decides which it was. Other codes go through tl_fail_mdb unchanged.
- */
-#define DISK_FULL_BELOW (1u << 20) /* less room than this after a failed write: the disk is full */
-
-static int storage_fail(tl_log *log, int rc, const char *what) {
-    int code = tl_fail_mdb(rc, what);
-    if (code != TL_ESTORAGE || (rc != ENOSPC && rc != EDQUOT && rc != EIO)) return code;
-    char why[200];
-    snprintf(why, sizeof why, "%s", tl_errdetail());
-    struct statvfs vfs;
-    bool known = statvfs(log->dir, &vfs) == 0;
-    /* root may use the blocks reserved for it, others only the available ones */
-    uint64_t room = known ? (uint64_t)(geteuid() == 0 ? vfs.f_bfree : vfs.f_bavail) * vfs.f_frsize : 0;
-    if (rc == EDQUOT)
-        return tl_fail(TL_ESTORAGE, "%s: the disk quota is used up; free space, then retry", why);
-    if (rc == ENOSPC || (known && room < DISK_FULL_BELOW))
-        return tl_fail(TL_ESTORAGE, "%s: the disk is full (%s%llu KiB free for %s); free space, then retry", why,
-                       rc == ENOSPC ? "" : "no space left on device, ", (unsigned long long)(room >> 10), log->dir);
-    if (known)
-        return tl_fail(TL_ESTORAGE, "%s: the write failed with %llu MiB free for %s: the device failed it; check the device",
-                       why, (unsigned long long)(room >> 20), log->dir);
-    return tl_fail(TL_ESTORAGE, "%s: the write failed; check the disk holding %s", why, log->dir);
-}
-
-int tl_wtxn_fail_mdb(tl_wtxn *w, int rc, const char *what) {
-    if (rc == MDB_MAP_FULL) {
-        w->map_full = true;
-        w->failed = TL_MAPFULL;
-        tl_fail(TL_ESTORAGE, "%s: the map is full", what);
-        return TL_ESTORAGE;
-    }
-    int code = storage_fail(w->log, rc, what);
-    if (!w->failed) w->failed = code;
-    return code;
-}
-
-int tl_put(tl_wtxn *w, MDB_dbi dbi, const void *k, size_t klen, const void *v, size_t vlen, unsigned flags) {
-    if (w->failed) return w->failed == TL_MAPFULL ? TL_ESTORAGE : w->failed;
-    MDB_val key = {klen, (void *)k}, val = {vlen, (void *)v};
-    int rc = mdb_put(w->txn, dbi, &key, &val, flags);
-    if (rc == MDB_KEYEXIST && (flags & MDB_NOOVERWRITE)) return TL_EEXISTS;
-    if (rc) return tl_wtxn_fail_mdb(w, rc, "write");
-    return 0;
-}
-
-int tl_del(tl_wtxn *w, MDB_dbi dbi, const void *k, size_t klen) {
-    if (w->failed) return w->failed == TL_MAPFULL ? TL_ESTORAGE : w->failed;
-    MDB_val key = {klen, (void *)k};
-    int rc = mdb_del(w->txn, dbi, &key, NULL);
-    if (rc == MDB_NOTFOUND) return 0;
-    if (rc) return tl_wtxn_fail_mdb(w, rc, "delete");
-    return 0;
-}
-
-static int pending_push(tl_wtxn *w, const uint8_t *bytes, size_t len, uint64_t seq, const uint8_t *sig) {
-    if (w->npending == w->cap) {
-        size_t cap = w->cap ? w->cap * 2 : 16;
-        tl_pending *p = realloc(w->pending, cap * sizeof *p);
-        if (!p) return w->failed = tl_fail(TL_ENOMEM, "out of memory");
-        w->pending = p;
-        w->cap = cap;
-    }
-    tl_pending *p = &w->pending[w->npending];
-    memset(p, 0, sizeof *p);
-    p->bytes = malloc(len);
-    if (!p->bytes) return w->failed = tl_fail(TL_ENOMEM, "out of memory");
-    memcpy(p->bytes, bytes, len);
-    p->len = len;
-    p->seq = seq;
-    p->key = w->key_rotated ? &w->log->next_key : &w->log->key;
-    if (sig) memcpy(p->sig, sig, TL_SIGNATURE_BYTES);
-    w->npending++;
-    return 0;
-}
-
-/* Chain, decode and apply the event now last in pending. */
-static int apply_last(tl_wtxn *w, tl_event *ev_out) {
-    tl_pending *p = &w->pending[w->npending - 1];
-    tl_event ev;
-    int rc = tl_event_decode(&ev, p->bytes, p->len);
-    if (rc) return w->failed = rc;
-    tl_hash(w->head.hash, p->bytes, p->len);
-    w->head.seq = ev.seq;
-    w->head.ts = ev.ts;
-    for (unsigned i = 0; i < w->log->napplier; i++) {
-        const tl_applier *a = &w->log->appliers[i];
-        rc = a->apply(w, &ev, a->state);
-        if (rc) {
-            if (!w->failed) w->failed = rc;
-            return rc == TL_MAPFULL ? TL_ESTORAGE : rc;
-        }
-    }
-    if (ev_out) *ev_out = ev;
-    return 0;
-}
-
-static void envelope_for(tl_wtxn *w, tl_envelope *env, const char *actor, const char *kind, const char *project) {
-    memset(env, 0, sizeof *env);
-    env->seq = w->head.seq + 1;
-    uint64_t now = tl_now_us();
-    env->ts = now > w->head.ts ? now : w->head.ts; /* time never decreases along the log */
-    memcpy(env->prev, w->head.hash, TL_HASH_BYTES);
-    env->actor = actor;
-    env->kind = kind;
-    env->schema = 1;
-    env->project = project;
-}
-
-int tl_wtxn_append(tl_wtxn *w, const char *actor, const char *kind, const char *project,
-                   const tl_payload *payload, tl_event *ev_out) {
-    if (w->failed) return w->failed == TL_MAPFULL ? TL_ESTORAGE : w->failed;
-    tl_envelope env;
-    envelope_for(w, &env, actor, kind, project);
-    int rc = tl_event_encode(&w->buf, &env, payload);
-    if (rc) return w->failed = rc;
-    rc = pending_push(w, (const uint8_t *)w->buf.data, w->buf.size, env.seq, NULL);
-    if (rc) return rc;
-    return apply_last(w, ev_out);
-}
-
-int tl_wtxn_append_object(tl_wtxn *w, const char *actor, const char *kind, const char *project,
-                          const msgpack_object *payload) {
-    if (w->failed) return w->failed == TL_MAPFULL ? TL_ESTORAGE : w->failed;
-    tl_envelope env;
-    envelope_for(w, &env, actor, kind, project);
-    int rc = tl_event_encode_object(&w->buf, &env, payload);
-    if (rc) return rc; /* a refused payload does not poison the batch: nothing was written */
-    rc = pending_push(w, (const uint8_t *)w->buf.data, w->buf.size, env.seq, NULL);
-    if (rc) return rc;
-    return apply_last(w, NULL);
-}
-
-int tl_wtxn_append_record(tl_wtxn *w, const uint8_t *rec, size_t len) {
-    if (w->failed) return w->failed == TL_MAPFULL ? TL_ESTORAGE : w->failed;
-    MDB_val v = {len, (void *)rec};
-    const uint8_t *bytes, *sig;
-    size_t blen;
-    tl_event ev;
-    int rc = tl_record_split(&v, &bytes, &blen, &sig);
-    if (!rc) rc = tl_event_decode(&ev, bytes, blen);
-    if (rc) return rc;
-    if (ev.seq != w->head.seq + 1)
-        return tl_fail(TL_ECORRUPT, "record %llu does not follow the head %llu", (unsigned long long)ev.seq,
-                       (unsigned long long)w->head.seq);
-    if (memcmp(ev.prev, w->head.hash, TL_HASH_BYTES) != 0)
-        return tl_fail(TL_ECORRUPT, "record %llu does not chain to the head", (unsigned long long)ev.seq);
-    if (ev.ts < w->head.ts) return tl_fail(TL_ECORRUPT, "record %llu goes back in time", (unsigned long long)ev.seq);
-    if (tl_verify_sig(sig, bytes, blen, w->head.pk) != 0)
-        return tl_fail(TL_ECORRUPT, "record %llu is not signed by the current key", (unsigned long long)ev.seq);
-    if (strcmp(ev.kind, "log.created") == 0) return tl_fail(TL_ECORRUPT, "a second genesis event");
-    rc = pending_push(w, bytes, blen, ev.seq, sig);
-    if (rc) return rc;
-    tl_pending *p = &w->pending[w->npending - 1];
-    p->key = NULL; /* already signed */
-    rc = apply_last(w, NULL);
-    if (rc) return rc;
-    if (strcmp(ev.kind, "key.rotated") == 0) {
-        tl_bytes pk;
-        if (tl_ev_bin(&ev, "public_key", &pk) || pk.len != TL_PUBKEY_BYTES)
-            return w->failed = tl_fail(TL_ECORRUPT, "key.rotated without a public key");
-        memcpy(w->head.pk, pk.ptr, TL_PUBKEY_BYTES);
-    }
-    return 0;
-}
-
-typedef struct sign_ctx {
-    tl_pending *p;
-} sign_ctx;
-
-static void sign_one(size_t i, void *ctx) {
-    tl_pending *p = &((sign_ctx *)ctx)->p[i];
-    if (p->key) tl_sign(p->sig, p->bytes, p->len, p->key);
-}
-
-static void wtxn_free(tl_wtxn *w) {
-    tl_rec_cache_free(w->recs);
-    for (size_t i = 0; i < w->npending; i++) free(w->pending[i].bytes);
-    free(w->pending);
-    msgpack_sbuffer_destroy(&w->buf);
-    free(w);
-}
-
-void tl_wtxn_abort(tl_wtxn *w) {
-    if (!w) return;
-    for (unsigned i = 0; i < w->log->napplier; i++)
-        if (w->log->appliers[i].discard) w->log->appliers[i].discard(w->log->appliers[i].state);
-    mdb_txn_abort(w->txn);
-    pthread_rwlock_unlock(&w->log->map_lock);
-    pthread_mutex_unlock(&w->log->write_mu);
-    wtxn_free(w);
-}
-
-int tl_wtxn_commit(tl_wtxn *w) {
-    tl_log *log = w->log;
-    int rc = w->failed;
-    /* appliers' buffered writes first: a full map here re-runs the batch like any other */
-    for (unsigned i = 0; i < log->napplier && !rc; i++)
-        if (log->appliers[i].flush && log->appliers[i].flush(w, log->appliers[i].state)) rc = w->failed ? w->failed : TL_ESTORAGE;
-    if (!rc && w->npending) {
-        sign_ctx ctx = {w->pending};
-        tl_parallel_for(w->npending, w->npending >= 128 ? log->sign_threads : 1, sign_one, &ctx);
-        for (size_t i = 0; i < w->npending && !rc; i++) {
-            tl_pending *p = &w->pending[i];
-            uint8_t key[8];
-            tl_seq_key(key, p->seq);
-            MDB_val k = {8, key}, v = {p->len + TL_SIGNATURE_BYTES, NULL};
-            int mrc = mdb_put(w->txn, log->db_log, &k, &v, MDB_APPEND | MDB_RESERVE);
-            if (mrc) {
-                tl_wtxn_fail_mdb(w, mrc, "append record");
-                rc = w->failed;
-                break;
-            }
-            memcpy(v.mv_data, p->bytes, p->len);
-            memcpy((uint8_t *)v.mv_data + p->len, p->sig, TL_SIGNATURE_BYTES);
-        }
-        if (!rc) rc = head_write(w) ? w->failed : 0;
-        for (unsigned i = 0; i < log->napplier && !rc; i++) {
-            char name[80];
-            snprintf(name, sizeof name, "applied/%s", log->appliers[i].name);
-            uint8_t seq[8];
-            tl_seq_key(seq, w->head.seq);
-            if (tl_put(w, log->db_meta, name, strlen(name), seq, 8, 0)) rc = w->failed;
-        }
-    }
-    if (rc) {
-        tl_wtxn_abort(w);
-        return rc;
-    }
-    int mrc = mdb_txn_commit(w->txn);
-    pthread_rwlock_unlock(&log->map_lock);
-    pthread_mutex_unlock(&log->write_mu);
-    bool rotated = w->key_rotated;
-    wtxn_free(w);
-    if (mrc == MDB_MAP_FULL) {
-        tl_fail(TL_ESTORAGE, "commit: the map is full");
-        return TL_MAPFULL;
-    }
-    /* MDB_PANIC here, or a failed meta page write that makes the next begin answer it: the
-     * commit is lost (never acknowledged) and the next transaction reopens (env_reopen) */
-    if (mrc) return storage_fail(log, mrc, "commit");
-    if (rotated) {
-        log->key = log->next_key;
-        tl_keypair_wipe(&log->next_key);
-    }
-    return 0;
-}
-
-
-/* ================================================================ replay */
-
-int tl_wtxn_begin_replay(tl_log *log, tl_wtxn **out) {
-    *out = NULL;
-    if (log->flags & TL_OPEN_READONLY) return tl_fail(TL_EREADONLY, "replay rewrites projections: open the log writable");
-    tl_wtxn *w = calloc(1, sizeof *w);
-    if (!w) return tl_fail(TL_ENOMEM, "out of memory");
-    w->log = log;
-    w->replaying = true;
-    msgpack_sbuffer_init(&w->buf);
-    pthread_mutex_lock(&log->write_mu);
-    int rc = txn_begin(log, 0, &w->txn, true);
-    if (!rc && (rc = tl_head_read(w->txn, log, &w->head)) != 0) {
-        mdb_txn_abort(w->txn);
-        pthread_rwlock_unlock(&log->map_lock);
-    }
-    if (rc) {
-        pthread_mutex_unlock(&log->write_mu);
-        msgpack_sbuffer_destroy(&w->buf);
-        free(w);
-        return rc;
-    }
-    *out = w;
-    return 0;
-}
-
-int tl_wtxn_reapply(tl_wtxn *w, const tl_event *ev) {
-    if (w->failed) return w->failed == TL_MAPFULL ? TL_ESTORAGE : w->failed;
-    w->replaying = true;
-    tl_hash(w->head.hash, ev->bytes, ev->len);
-    w->head.seq = ev->seq;
-    w->head.ts = ev->ts;
-    bool genesis = strcmp(ev->kind, "log.created") == 0;
-    tl_bytes pk;
-    if ((genesis || strcmp(ev->kind, "key.rotated") == 0) && tl_ev_bin(ev, "public_key", &pk) == 0 &&
-        pk.len == TL_PUBKEY_BYTES)
-        memcpy(w->head.pk, pk.ptr, TL_PUBKEY_BYTES);
-    if (genesis) return 0;
-    for (unsigned i = 0; i < w->log->napplier; i++) {
-        const tl_applier *a = &w->log->appliers[i];
-        int rc = a->apply(w, ev, a->state);
-        if (rc) {
-            if (!w->failed) w->failed = rc;
-            return rc == TL_MAPFULL ? TL_ESTORAGE : rc;
-        }
-    }
-    return 0;
-}
-
-int tl_wtxn_mark_applied(tl_wtxn *w) {
-    if (w->failed) return w->failed == TL_MAPFULL ? TL_ESTORAGE : w->failed;
-    int rc = head_write(w);
-    for (unsigned i = 0; i < w->log->napplier && !rc; i++) {
-        char name[80];
-        uint8_t seq[8];
-        snprintf(name, sizeof name, "applied/%s", w->log->appliers[i].name);
-        tl_seq_key(seq, w->head.seq);
-        rc = tl_put(w, w->log->db_meta, name, strlen(name), seq, 8, 0);
-    }
-    return rc;
-}
-
-
-/* ================================================================ content */
-
-int tl_content_put(tl_wtxn *w, const void *content, size_t len, uint8_t commit[TL_HASH_BYTES],
-                   uint8_t salt_out[TL_SALT_BYTES]) {
-    if (w->failed) return w->failed == TL_MAPFULL ? TL_ESTORAGE : w->failed;
-    uint8_t salt[TL_SALT_BYTES];
-    tl_random(salt, sizeof salt);
-    if (salt_out) memcpy(salt_out, salt, TL_SALT_BYTES);
-    tl_commit(commit, salt, content, len);
-    MDB_val k = {TL_HASH_BYTES, commit}, v = {TL_SALT_BYTES + len, NULL};
-    int rc = mdb_put(w->txn, w->log->db_content, &k, &v, MDB_RESERVE | MDB_NOOVERWRITE);
-    if (rc) return tl_wtxn_fail_mdb(w, rc, "store content");
-    memcpy(v.mv_data, salt, TL_SALT_BYTES);
-    if (len) memcpy((uint8_t *)v.mv_data + TL_SALT_BYTES, content, len);
-    return 0;
-}
-
-int tl_content_get(MDB_txn *txn, tl_log *log, const uint8_t commit[TL_HASH_BYTES],
-                   const uint8_t **content, size_t *len) {
-    MDB_val v;
-    int rc = tl_get(txn, log->db_content, commit, TL_HASH_BYTES, &v);
-    if (rc) return rc;
-    if (v.mv_size < TL_SALT_BYTES) return tl_fail(TL_ECORRUPT, "content record is damaged");
-    uint8_t check[TL_HASH_BYTES];
-    tl_commit(check, v.mv_data, (const uint8_t *)v.mv_data + TL_SALT_BYTES, v.mv_size - TL_SALT_BYTES);
-    if (memcmp(check, commit, TL_HASH_BYTES) != 0)
-        return tl_fail(TL_ECORRUPT, "stored content does not match its commitment");
-    *content = (const uint8_t *)v.mv_data + TL_SALT_BYTES;
-    *len = v.mv_size - TL_SALT_BYTES;
-    return 0;
-}
-
-int tl_content_salt(MDB_txn *txn, tl_log *log, const uint8_t commit[TL_HASH_BYTES], uint8_t salt[TL_SALT_BYTES]) {
-    const uint8_t *content;
-    size_t len;
-    int rc = tl_content_get(txn, log, commit, &content, &len);
-    if (rc) return rc;
-    memcpy(salt, content - TL_SALT_BYTES, TL_SALT_BYTES);
-    return 0;
-}
-
-int tl_content_erase(tl_wtxn *w, const uint8_t commit[TL_HASH_BYTES]) {
-    return tl_del(w, w->log->db_content, commit, TL_HASH_BYTES);
 }
 
 /* ================================================================ init */

@@ -125,6 +125,15 @@ int tl_log_register(tl_log *log, const tl_applier *applier);
 /** Open (creating when writable) a named database. */
 int tl_db_open(tl_log *log, const char *name, unsigned flags, MDB_dbi *dbi);
 
+/**
+ * Begin an LMDB transaction (the map lock taken shared; released by tl_rtxn_end or the write
+ * transaction's end), reopening the environment once when LMDB marked it fatal. A caller
+ * holding write_mu says so: it is let go while a reopen waits, and taken again.
+ */
+int tl_txn_begin(tl_log *log, unsigned flags, MDB_txn **txn, bool holding_write_mu);
+/** Write w's head (sequence, hash, time, current key) into meta. */
+int tl_head_write(tl_wtxn *w);
+
 /* Read transactions: take the map lock shared. */
 int tl_rtxn_begin(tl_log *log, MDB_txn **txn);
 void tl_rtxn_end(tl_log *log, MDB_txn *txn);

@@ -230,7 +230,7 @@ void rules_generate_id(rctx *c, char out[TL_IDBUF], const char *prefix, char kin
         tl_message_rec m;
         tl_topic_rec t;
         tl_attachment_rec a;
-        int rc = kind == 'm' ? tl_state_message(c->txn, c->log, out, &m)
+        int rc = kind == 'm' ? tl_wstate_message(c->w, out, &m)
                : kind == 't' ? tl_state_topic(c->txn, c->log, out, &t)
                              : tl_state_attachment(c->txn, c->log, out, &a);
         if (rc == TL_ENOTFOUND) return;
@@ -255,9 +255,9 @@ static int try_duplicate(rctx *c, tl_result *res) {
         if (tl_state_user(c->txn, c->log, id, &u)) return 0;
         memcpy(stored, u.request, sizeof stored); seq = u.seq;
     } else if (!strcmp(op, "project.create")) {
-        if (tl_state_project(c->txn, c->log, id, &p)) return 0;
+        if (tl_wstate_project(c->w, id, &p)) return 0;
         memcpy(stored, p.request, sizeof stored); seq = p.seq;
-        if (p.ambassador_message[0] && tl_state_message(c->txn, c->log, p.ambassador_message, &m) == 0) {
+        if (p.ambassador_message[0] && tl_wstate_message(c->w, p.ambassador_message, &m) == 0) {
             commit = m.body_commit;
             salted = true;
         }
@@ -265,10 +265,10 @@ static int try_duplicate(rctx *c, tl_result *res) {
         if (tl_state_topic(c->txn, c->log, id, &t)) return 0;
         memcpy(stored, t.request, sizeof stored); seq = t.seq;
         snprintf(message_id, sizeof message_id, "%s", t.message_id);
-        if (tl_state_message(c->txn, c->log, t.message_id, &m) == 0) commit = m.body_commit;
+        if (tl_wstate_message(c->w, t.message_id, &m) == 0) commit = m.body_commit;
         salted = true;
     } else if (!strcmp(op, "message.send") || !strcmp(op, "message.reply") || !strcmp(op, "note.add")) {
-        if (tl_state_message(c->txn, c->log, id, &m)) return 0;
+        if (tl_wstate_message(c->w, id, &m)) return 0;
         memcpy(stored, m.request, sizeof stored); seq = m.seq;
         commit = m.body_commit;
         salted = true;
@@ -305,7 +305,7 @@ bool rules_load_actor(rctx *c) {
 
 bool rules_load_project(rctx *c, const char *id, tl_project_rec *p) {
     if (!id || !tl_id_valid(id)) return false;
-    int rc = tl_state_project(c->txn, c->log, id, p);
+    int rc = tl_wstate_project(c->w, id, p);
     if (rc == TL_ENOTFOUND) rules_violate(c, TL_ENOTFOUND, "unknown project %s", id);
     else if (rc) rules_violate(c, rc, "%s", tl_errdetail());
     return rc == 0;
@@ -313,7 +313,7 @@ bool rules_load_project(rctx *c, const char *id, tl_project_rec *p) {
 
 bool rules_load_message(rctx *c, const char *id, tl_message_rec *m) {
     if (!id || !tl_id_valid(id)) return false;
-    int rc = tl_state_message(c->txn, c->log, id, m);
+    int rc = tl_wstate_message(c->w, id, m);
     if (rc == TL_ENOTFOUND) rules_violate(c, TL_ENOTFOUND, "unknown message %s", id);
     else if (rc) rules_violate(c, rc, "%s", tl_errdetail());
     return rc == 0;
@@ -325,9 +325,9 @@ void rules_check_new_id(rctx *c, const char *field, char kind) {
     tl_account_rec a; tl_user_rec u; tl_project_rec p; tl_topic_rec t; tl_message_rec m; tl_attachment_rec f;
     int rc = kind == 'a' ? tl_state_account(c->txn, c->log, id, &a)
            : kind == 'u' ? tl_state_user(c->txn, c->log, id, &u)
-           : kind == 'p' ? tl_state_project(c->txn, c->log, id, &p)
+           : kind == 'p' ? tl_wstate_project(c->w, id, &p)
            : kind == 't' ? tl_state_topic(c->txn, c->log, id, &t)
-           : kind == 'm' ? tl_state_message(c->txn, c->log, id, &m)
+           : kind == 'm' ? tl_wstate_message(c->w, id, &m)
                          : tl_state_attachment(c->txn, c->log, id, &f);
     if (rc == 0) rules_violate(c, TL_EEXISTS, "%s %s already exists", field, id);
 }

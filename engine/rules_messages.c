@@ -145,7 +145,7 @@ static bool on_message(rctx *c, tl_message_rec *m, tl_project_rec *p, bool *has_
     *has_project = false;
     if (!rules_load_message(c, rules_str(c, "message"), m)) return false;
     if (m->project[0]) {
-        if (tl_state_project(c->txn, c->log, m->project, p) != 0) {
+        if (tl_wstate_project(c->w, m->project, p) != 0) {
             rules_violate(c, TL_ECORRUPT, "message %s names a missing project", rules_str(c, "message"));
             return false;
         }
