@@ -196,9 +196,10 @@ int tl_wtxn_begin_replay(tl_log *log, tl_wtxn **out);
  * Run the appliers for a stored event, as the append that stored it did: the head's seq,
  * hash, time (and key, on log.created / key.rotated) follow the event, no record is written.
  * The genesis event only moves the head: init writes it before any applier exists, so live
- * appliers never saw it either.
+ * appliers never saw it either. hash: H(event bytes) when the caller computed it already (a
+ * verifying walk checks the chain with it), else NULL.
  */
-int tl_wtxn_reapply(tl_wtxn *w, const tl_event *ev);
+int tl_wtxn_reapply(tl_wtxn *w, const tl_event *ev, const uint8_t *hash);
 /** Write w->head as the log's head and every applier's "applied/<name>" = head seq. */
 int tl_wtxn_mark_applied(tl_wtxn *w);
 

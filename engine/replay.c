@@ -57,6 +57,8 @@ typedef struct chunk_item {
     const uint8_t *sig;
     unsigned key; /* index into the keys: the key that must have signed the event */
     bool bad;
+    bool hashed;  /* hash holds H(event bytes), computed by the walk's chain check */
+    uint8_t hash[TL_HASH_BYTES];
 } chunk_item;
 
 /*
@@ -172,7 +174,7 @@ static bool sig_finish(replay_state *rs) {
 /* Run every applier for items[0, n), in order. */
 static int apply_items(replay_state *rs, chunk_item *items, size_t n) {
     for (size_t i = 0; i < n; i++) {
-        int rc = tl_wtxn_reapply(rs->w, &items[i].ev);
+        int rc = tl_wtxn_reapply(rs->w, &items[i].ev, items[i].hashed ? items[i].hash : NULL);
         if (rc) {
             if (rs->w->map_full) return rc;
             char why[200];
@@ -278,6 +280,7 @@ static int walk(replay_state *rs) {
             break;
         }
         chunk_item *it = &rs->bufs[rs->fill][rs->nbuf[rs->fill]];
+        it->hashed = false;
         const uint8_t *bytes;
         size_t len;
         if ((rc = tl_record_split(&v, &bytes, &len, &it->sig)) != 0 || (rc = tl_event_decode(&it->ev, bytes, len)) != 0) {
@@ -296,7 +299,9 @@ static int walk(replay_state *rs) {
                 break;
             }
             it->key = (unsigned)rs->nkeys - 1;
-            tl_hash(rs->prev_hash, bytes, len);
+            tl_hash(it->hash, bytes, len); /* the chain's next link, and the head's hash when applied */
+            memcpy(rs->prev_hash, it->hash, TL_HASH_BYTES);
+            it->hashed = true;
             rs->prev_ts = it->ev.ts;
             /* key.rotated is signed by the old key; the next events by the new one */
             tl_bytes pk;

@@ -333,10 +333,11 @@ int tl_wtxn_begin_replay(tl_log *log, tl_wtxn **out) {
     return 0;
 }
 
-int tl_wtxn_reapply(tl_wtxn *w, const tl_event *ev) {
+int tl_wtxn_reapply(tl_wtxn *w, const tl_event *ev, const uint8_t *hash) {
     if (w->failed) return w->failed == TL_MAPFULL ? TL_ESTORAGE : w->failed;
     w->replaying = true;
-    tl_hash(w->head.hash, ev->bytes, ev->len);
+    if (hash) memcpy(w->head.hash, hash, TL_HASH_BYTES);
+    else tl_hash(w->head.hash, ev->bytes, ev->len);
     w->head.seq = ev->seq;
     w->head.ts = ev->ts;
     bool genesis = strcmp(ev->kind, "log.created") == 0;
