@@ -402,11 +402,13 @@ static int seq_at_time(tl_wtxn *w, uint64_t ts, uint64_t *out) {
 static int drop_appliers(tl_wtxn *w) {
     tl_log *log = w->log;
     tl_rec_cache_clear(w);
-    for (unsigned a = 0; a < log->napplier; a++)
+    for (unsigned a = 0; a < log->napplier; a++) { /* what appliers buffered or cached is gone too */
+        if (log->appliers[a].discard) log->appliers[a].discard(log->appliers[a].state);
         for (unsigned d = 0; d < log->appliers[a].ndbs; d++) {
             int mrc = mdb_drop(w->txn, log->appliers[a].dbs[d], 0);
             if (mrc) return tl_wtxn_fail_mdb(w, mrc, "clear a projection");
         }
+    }
     return 0;
 }
 

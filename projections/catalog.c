@@ -13,14 +13,108 @@
  *
  * Everything here is set once by a creating event and never changes, so replay and live
  * application trivially agree.
+ *
+ * The groups are read for nearly every event (every message's audience, every history
+ * entry's viewers), several times (unread, tracking, dashboard): a write transaction keeps
+ * the groups it read (group_cache, the applier's state). Only apply_user changes a group, and
+ * it forgets them; so do commit, abort and a replay's clearing of the databases. Queries,
+ * in their own read transactions, never use it.
  */
 #include "proj.h"
 
-static MDB_dbi cat_db(tl_log *log) { return tlp_dbi(log, "catalog", 0); }
+static const char catalog_name[] = "catalog";
+
+static MDB_dbi cat_db(tl_log *log) { return tlp_dbi(log, catalog_name, 0); }
+
+/* ---------------------------------------------------------------- the groups a write transaction read */
+
+#define GROUP_CACHE_WAYS 16 /* an event needs at most three (its account's members, staff, auditors) */
+
+typedef struct group_cache {
+    struct group_way {
+        bool used, whole;
+        char which;
+        char account[TL_IDBUF];
+        tlp_users users;
+    } way[GROUP_CACHE_WAYS];
+    unsigned next; /* the way replaced next (round robin) */
+} group_cache;
+
+static void group_cache_forget(void *state) {
+    group_cache *c = state;
+    for (int i = 0; i < GROUP_CACHE_WAYS; i++) {
+        c->way[i].used = false;
+        c->way[i].users.n = 0; /* the array is kept for the next transaction */
+    }
+}
+
+static int group_cache_flush(tl_wtxn *w, void *state) {
+    (void)w;
+    group_cache_forget(state);
+    return 0;
+}
+
+static void group_cache_release(void *state) {
+    group_cache *c = state;
+    if (!c) return;
+    for (int i = 0; i < GROUP_CACHE_WAYS; i++) tlp_users_free(&c->way[i].users);
+    free(c);
+}
+
+typedef struct group_ctx {
+    tlp_users *out;
+    int role;
+} group_ctx;
+
+static int group_add(const char *id, void *ctx) {
+    group_ctx *g = ctx;
+    return tlp_users_add(g->out, id, g->role);
+}
+
+static group_cache *cache_of(tl_log *log) {
+    for (unsigned i = 0; i < log->napplier; i++)
+        if (log->appliers[i].name == catalog_name) return log->appliers[i].state;
+    return NULL;
+}
+
+int tlp_catalog_group(tl_wtxn *w, char which, const char *account, const tlp_users **out) {
+    group_cache *c = cache_of(w->log);
+    if (!c) return tl_fail(TL_ECORRUPT, "the catalog projection is not registered");
+    bool whole = !account; /* no account: the group's whole range (every account's members) */
+    if (whole) account = "";
+    for (int i = 0; i < GROUP_CACHE_WAYS; i++) {
+        struct group_way *g = &c->way[i];
+        if (g->used && g->which == which && g->whole == whole && strcmp(g->account, account) == 0) {
+            *out = &g->users;
+            return 0;
+        }
+    }
+    size_t alen = strlen(account);
+    if (alen >= TL_IDBUF) return tl_fail(TL_ECORRUPT, "account id too long");
+    struct group_way *g = &c->way[c->next++ % GROUP_CACHE_WAYS];
+    g->used = false;
+    g->users.n = 0;
+    tlp_key k;
+    tlp_key_init(&k, 'g');
+    tlp_key_u8(&k, (unsigned char)which);
+    if (!whole) tlp_key_str(&k, account);
+    group_ctx ctx = {&g->users, which == 'M' ? TL_ROLE_MEMBER : which == 'S' ? TL_ROLE_STAFF : TL_ROLE_AUDITOR};
+    int rc = tlp_each_id(w->txn, cat_db(w->log), &k, group_add, &ctx);
+    if (rc) return rc;
+    g->which = which;
+    g->whole = whole;
+    memcpy(g->account, account, alen + 1);
+    g->used = true;
+    *out = &g->users;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- applying events */
 
 static int put_empty(tl_wtxn *w, const tlp_key *k) { return tl_put(w, cat_db(w->log), k->b, k->n, "", 0, 0); }
 
-static int apply_user(tl_wtxn *w, const tl_event *ev) {
+static int apply_user(tl_wtxn *w, const tl_event *ev, group_cache *c) {
+    group_cache_forget(c); /* a group grows */
     char id[TL_IDBUF], role[16], account[TL_IDBUF];
     tlp_ev_cstr(ev, "id", id, sizeof id);
     tlp_ev_cstr(ev, "role", role, sizeof role);
@@ -81,7 +175,6 @@ static int apply_topic(tl_wtxn *w, const tl_event *ev) {
 }
 
 static int catalog_apply(tl_wtxn *w, const tl_event *ev, void *state) {
-    (void)state;
     const char *k = ev->kind;
     if (!strcmp(k, "account.created")) {
         char id[TL_IDBUF];
@@ -91,13 +184,34 @@ static int catalog_apply(tl_wtxn *w, const tl_event *ev, void *state) {
         tlp_key_str(&key, id);
         return put_empty(w, &key);
     }
-    if (!strcmp(k, "user.created")) return apply_user(w, ev);
+    if (!strcmp(k, "user.created")) return apply_user(w, ev, state);
     if (!strcmp(k, "project.created")) return apply_project(w, ev);
     if (!strcmp(k, "topic.created")) return apply_topic(w, ev);
     return 0;
 }
 
-int tlp_catalog_register(tl_log *log) { return tlp_register(log, "catalog", catalog_apply); }
+int tlp_catalog_register(tl_log *log) {
+    group_cache *c = calloc(1, sizeof *c);
+    if (!c) return tl_fail(TL_ENOMEM, "out of memory");
+    tl_applier a;
+    memset(&a, 0, sizeof a);
+    a.name = catalog_name;
+    a.apply = catalog_apply;
+    int rc = tl_db_open(log, catalog_name, 0, &a.dbs[0]);
+    if (rc) {
+        free(c);
+        return rc;
+    }
+    a.db_names[0] = catalog_name;
+    a.ndbs = 1;
+    a.in_digest = true;
+    a.state = c;
+    a.flush = group_cache_flush;
+    a.discard = group_cache_forget;
+    a.release = group_cache_release;
+    if ((rc = tl_log_register(log, &a)) != 0) free(c);
+    return rc;
+}
 
 /* ---------------------------------------------------------------- lookups */
 

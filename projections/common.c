@@ -125,37 +125,36 @@ int tlp_each_id(MDB_txn *txn, MDB_dbi db, const tlp_key *prefix, tlp_id_fn fn, v
     return out;
 }
 
-typedef struct group_ctx {
-    tlp_users *out;
-    int role;
-} group_ctx;
-
-static int group_add(const char *id, void *ctx) {
-    group_ctx *g = ctx;
-    return tlp_users_add(g->out, id, g->role);
+/* Append the users of catalog group which (of account, for members) to out. */
+static int group(tl_wtxn *w, char which, const char *account, tlp_users *out) {
+    const tlp_users *g;
+    int rc = tlp_catalog_group(w, which, account, &g);
+    if (rc || !g->n) return rc;
+    if (out->n + g->n > out->cap) {
+        size_t cap = out->cap ? out->cap : 32;
+        while (cap < out->n + g->n) cap *= 2;
+        tlp_user *v = realloc(out->v, cap * sizeof *v);
+        if (!v) return tl_fail(TL_ENOMEM, "out of memory");
+        out->v = v;
+        out->cap = cap;
+    }
+    memcpy(out->v + out->n, g->v, g->n * sizeof *g->v);
+    out->n += g->n;
+    return 0;
 }
 
-static int group(MDB_txn *txn, tl_log *log, char which, const char *account, tlp_users *out) {
-    tlp_key k;
-    tlp_key_init(&k, 'g');
-    tlp_key_u8(&k, (unsigned char)which);
-    if (account) tlp_key_str(&k, account);
-    group_ctx g = {out, which == 'M' ? TL_ROLE_MEMBER : which == 'S' ? TL_ROLE_STAFF : TL_ROLE_AUDITOR};
-    return tlp_each_id(txn, tlp_dbi(log, "catalog", 0), &k, group_add, &g);
-}
-
-int tlp_audience(MDB_txn *txn, tl_log *log, const tl_project_rec *p, const char *account, int ch, tlp_users *out) {
+int tlp_audience(tl_wtxn *w, const tl_project_rec *p, const char *account, int ch, tlp_users *out) {
     if (!p && ch != TL_CH_SUPPORT) return 0;
-    int rc = group(txn, log, 'M', p ? p->account : account, out);
-    if (!rc && (ch == TL_CH_CHAT || ch == TL_CH_SUPPORT)) rc = group(txn, log, 'S', NULL, out);
+    int rc = group(w, 'M', p ? p->account : account, out);
+    if (!rc && (ch == TL_CH_CHAT || ch == TL_CH_SUPPORT)) rc = group(w, 'S', NULL, out);
     if (!rc && ch == TL_CH_AMBASSADOR && p->ambassador[0]) rc = tlp_users_add(out, p->ambassador, TL_ROLE_AMBASSADOR);
     return rc;
 }
 
-int tlp_class_viewers(MDB_txn *txn, tl_log *log, const tl_project_rec *p, int cls, tlp_users *out) {
-    int rc = group(txn, log, 'M', p->account, out);
-    if (!rc) rc = group(txn, log, 'X', NULL, out);
-    if (!rc && (cls == 0 || cls == TL_CH_CHAT)) rc = group(txn, log, 'S', NULL, out);
+int tlp_class_viewers(tl_wtxn *w, const tl_project_rec *p, int cls, tlp_users *out) {
+    int rc = group(w, 'M', p->account, out);
+    if (!rc) rc = group(w, 'X', NULL, out);
+    if (!rc && (cls == 0 || cls == TL_CH_CHAT)) rc = group(w, 'S', NULL, out);
     if (!rc && (cls == 0 || cls == TL_CH_AMBASSADOR) && p->ambassador[0])
         rc = tlp_users_add(out, p->ambassador, TL_ROLE_AMBASSADOR);
     return rc;

@@ -22,9 +22,11 @@ static tlp_key entry_key(const char *user, int type, uint64_t seq) {
     return k;
 }
 
-static int put_entry(tl_wtxn *w, tlp_ovl *o, const char *user, int type, uint64_t seq, const char *id) {
+/* absent: the entry is a new message's (its key holds the creating event's seq, so no
+ * earlier event can have written it) */
+static int put_entry(tl_wtxn *w, tlp_ovl *o, const char *user, int type, uint64_t seq, const char *id, bool absent) {
     tlp_key k = entry_key(user, type, seq);
-    return tlp_ovl_put(w, o, &k, id, strlen(id));
+    return absent ? tlp_ovl_put_absent(w, o, &k, id, strlen(id)) : tlp_ovl_put(w, o, &k, id, strlen(id));
 }
 
 static int del_entry(tl_wtxn *w, tlp_ovl *o, const char *user, int type, uint64_t seq) {
@@ -39,14 +41,14 @@ static int fan_out(tl_wtxn *w, tlp_ovl *o, const char *id, bool add) {
     tlp_users aud = {0};
     int rc = tlp_message_ctx(w, id, &m, &p);
     if (rc || !m.project[0]) return rc;
-    rc = tlp_audience(w->txn, w->log, &p, p.account, m.channel, &aud);
+    rc = tlp_audience(w, &p, p.account, m.channel, &aud);
     for (size_t i = 0; i < aud.n && !rc; i++) { /* announce the keys (tlp_ovl_prefetch) */
         tlp_key k = entry_key(aud.v[i].id, p.type, m.seq);
         tlp_ovl_prefetch(o, &k);
     }
     for (size_t i = 0; i < aud.n && !rc; i++) {
         if (strcmp(aud.v[i].id, m.author) == 0) continue;
-        rc = add ? put_entry(w, o, aud.v[i].id, p.type, m.seq, id) : del_entry(w, o, aud.v[i].id, p.type, m.seq);
+        rc = add ? put_entry(w, o, aud.v[i].id, p.type, m.seq, id, true) : del_entry(w, o, aud.v[i].id, p.type, m.seq);
     }
     tlp_users_free(&aud);
     return rc;
@@ -65,7 +67,7 @@ static int on_mark(tl_wtxn *w, tlp_ovl *o, const tl_event *ev, bool unread) {
     if (u.role == TL_ROLE_AUDITOR || m.deleted || !strcmp(m.author, ev->actor) ||
         !tl_state_in_audience(ev->actor, &u, &p, p.account, m.channel))
         return 0;
-    return put_entry(w, o, ev->actor, p.type, m.seq, id);
+    return put_entry(w, o, ev->actor, p.type, m.seq, id, false);
 }
 
 typedef struct seed_ctx {
@@ -77,7 +79,7 @@ typedef struct seed_ctx {
 
 static int seed_message(const char *id, uint64_t seq, void *ctxp) {
     seed_ctx *s = ctxp;
-    return put_entry(s->w, s->o, s->user, s->type, seq, id);
+    return put_entry(s->w, s->o, s->user, s->type, seq, id, false);
 }
 
 static int seed_project(const char *project, void *ctxp) {

@@ -37,6 +37,7 @@ typedef struct ovl_entry {
     uint32_t vlen;
     uint16_t klen;
     uint8_t deleted;
+    uint8_t absent; /* the database is known not to hold the key: a deletion needs no write */
     uint32_t slot; /* where the hash table points at it */
     uint32_t hlo;  /* the hash's low 32 bits (the slot holds the high ones): growing needs no rehash */
 } ovl_entry;
@@ -187,12 +188,16 @@ void tlp_ovl_prefetch(const tlp_ovl *o, const tlp_key *k) {
     __builtin_prefetch(&o->slot[h & (o->nslot - 1)]);
 }
 
-/* Set k's entry: value v (n bytes), or deleted. */
-static int set(tl_wtxn *w, tlp_ovl *o, const tlp_key *k, const void *v, size_t n, bool deleted) {
+/* Set k's entry: value v (n bytes), or deleted. absent: the caller knows the database does
+ * not hold k unless the buffer has an entry for it (a new entry is marked so). */
+static int set(tl_wtxn *w, tlp_ovl *o, const tlp_key *k, const void *v, size_t n, bool deleted, bool absent) {
     size_t j = 0;
     uint64_t h = hash_key(k->b, k->n);
     ovl_entry *e = find(o, k, h, &j);
-    if (!e && !(e = insert(w, o, k, h, j))) return w->failed;
+    if (!e) {
+        if (!(e = insert(w, o, k, h, j))) return w->failed;
+        e->absent = absent;
+    }
     return assign(w, o, e, v, n, deleted);
 }
 
@@ -216,12 +221,17 @@ int tlp_ovl_get(tl_wtxn *w, tlp_ovl *o, const tlp_key *k, MDB_val *v) {
 
 int tlp_ovl_put(tl_wtxn *w, tlp_ovl *o, const tlp_key *k, const void *v, size_t n) {
     if (w->failed) return w->failed == TL_EMAPFULL ? TL_ESTORAGE : w->failed;
-    return set(w, o, k, v, n, false);
+    return set(w, o, k, v, n, false, false);
+}
+
+int tlp_ovl_put_absent(tl_wtxn *w, tlp_ovl *o, const tlp_key *k, const void *v, size_t n) {
+    if (w->failed) return w->failed == TL_EMAPFULL ? TL_ESTORAGE : w->failed;
+    return set(w, o, k, v, n, false, true);
 }
 
 int tlp_ovl_del(tl_wtxn *w, tlp_ovl *o, const tlp_key *k) {
     if (w->failed) return w->failed == TL_EMAPFULL ? TL_ESTORAGE : w->failed;
-    return set(w, o, k, NULL, 0, true);
+    return set(w, o, k, NULL, 0, true, false);
 }
 
 /* One hash lookup for the read and the write: counters are the buffer's hottest keys. */
@@ -229,6 +239,7 @@ int tlp_ovl_add_u64(tl_wtxn *w, tlp_ovl *o, const tlp_key *k, int64_t delta) {
     if (w->failed) return w->failed == TL_EMAPFULL ? TL_ESTORAGE : w->failed;
     size_t j = 0;
     uint64_t h = hash_key(k->b, k->n), cur = 0;
+    bool in_db = false;
     ovl_entry *e = find(o, k, h, &j);
     if (e && !e->deleted) {
         if (e->vlen != 8) return tl_fail(TL_ECORRUPT, "projection counter is damaged");
@@ -242,11 +253,15 @@ int tlp_ovl_add_u64(tl_wtxn *w, tlp_ovl *o, const tlp_key *k, int64_t delta) {
         if (!rc) {
             if (v.mv_size != 8) return tl_fail(TL_ECORRUPT, "projection counter is damaged");
             cur = tl_seq_from_key(v.mv_data);
+            in_db = true;
         }
     }
     uint64_t next = delta < 0 ? (cur > (uint64_t)-delta ? cur - (uint64_t)-delta : 0) : cur + (uint64_t)delta;
     if (next == cur) return 0;
-    if (!e && !(e = insert(w, o, k, h, j))) return w->failed;
+    if (!e) { /* the database was just read: an absent counter is known absent */
+        if (!(e = insert(w, o, k, h, j))) return w->failed;
+        e->absent = !in_db;
+    }
     uint8_t b[8];
     tl_seq_key(b, next);
     return assign(w, o, e, b, 8, next == 0); /* zero counters are absent (live == replayed) */
@@ -387,6 +402,7 @@ static int write_out(tl_wtxn *w, tlp_ovl *o) {
             const ovl_entry *e = items[i].e;
             MDB_val key = {e->klen, o->arena + e->koff}, val = {e->vlen, o->arena + e->voff};
             int mrc = 0;
+            if (e->deleted && e->absent) continue; /* put and deleted again within the buffer */
             if (i >= first_append) {
                 if (!e->deleted) mrc = mdb_cursor_put(o->cur, &key, &val, MDB_APPEND);
             } else if (!e->deleted) {

@@ -87,6 +87,13 @@ tlp_ovl *tlp_ovl_of(tl_log *log, const char *applier);
 /** 0 (v set), TL_ENOTFOUND, or a failure. */
 int tlp_ovl_get(tl_wtxn *w, tlp_ovl *o, const tlp_key *k, MDB_val *v);
 int tlp_ovl_put(tl_wtxn *w, tlp_ovl *o, const tlp_key *k, const void *v, size_t n);
+/**
+ * Put a key the caller knows the database does not hold unless the buffer has an entry for
+ * it (a new message's entries; an index key that differs from the row's current one). When
+ * such a key is deleted again before the buffer is written out — most index keys of a replay
+ * are — the write-out skips it instead of looking it up in LMDB.
+ */
+int tlp_ovl_put_absent(tl_wtxn *w, tlp_ovl *o, const tlp_key *k, const void *v, size_t n);
 /** Delete k (absent is not an error). */
 int tlp_ovl_del(tl_wtxn *w, tlp_ovl *o, const tlp_key *k);
 /** tlp_add_u64 through the buffer. */
@@ -124,13 +131,13 @@ void tlp_user_rec(tl_user_rec *u, int role, const char *account);
  * NULL) who can have unread messages: members, plus staff (chat, support), plus the
  * ambassador (ambassador channel). Auditors never. Appends to out.
  */
-int tlp_audience(MDB_txn *txn, tl_log *log, const tl_project_rec *p, const char *account, int ch, tlp_users *out);
+int tlp_audience(tl_wtxn *w, const tl_project_rec *p, const char *account, int ch, tlp_users *out);
 
 /**
  * The users who see history class cls of project p (0 = project-level entries, then
  * TL_CH_NOTES, TL_CH_CHAT, TL_CH_AMBASSADOR), auditors included. Appends to out.
  */
-int tlp_class_viewers(MDB_txn *txn, tl_log *log, const tl_project_rec *p, int cls, tlp_users *out);
+int tlp_class_viewers(tl_wtxn *w, const tl_project_rec *p, int cls, tlp_users *out);
 
 /** The history class of the current event of p (state already applied it): the class c
  * with p->last_seq[c] == seq, or -1 when the event is not a history entry. */
@@ -143,6 +150,11 @@ int tlp_each_id(MDB_txn *txn, MDB_dbi db, const tlp_key *prefix, tlp_id_fn fn, v
 /* ---------------------------------------------------------------- the catalog (catalog.c) */
 
 int tlp_catalog_register(tl_log *log);
+/**
+ * The users of catalog group which ('M' members of account, 'S' staff, 'X' auditors), as w
+ * sees them; borrowed from the transaction's group cache until the next event is applied.
+ */
+int tlp_catalog_group(tl_wtxn *w, char which, const char *account, const tlp_users **out);
 /** Every project of account (NULL: every project), in id order. */
 int tlp_each_project(MDB_txn *txn, tl_log *log, const char *account, tlp_id_fn fn, void *ctx);
 /** Every account, in id order. */

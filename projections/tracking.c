@@ -184,7 +184,9 @@ static int refresh(tl_wtxn *w, tlp_ovl *o, const char *user, int role, const cha
         tlp_ovl_prefetch(o, &ok);
         if ((rc = tlp_ovl_del(w, o, &ok)) != 0) return rc;
     }
-    if ((rc = tlp_ovl_put(w, o, &k, "", 0)) != 0) return rc;
+    /* absent: R and B rows are written together and never deleted, so the only B key of
+     * (user, project) is the one R describes, and the new key differs from it */
+    if ((rc = tlp_ovl_put_absent(w, o, &k, "", 0)) != 0) return rc;
     uint8_t val[17];
     tl_seq_key(val, now.unread);
     tl_seq_key(val + 8, now.la);
@@ -248,7 +250,7 @@ static int tracking_apply(tl_wtxn *w, const tl_event *ev, void *state) {
     /* every history entry moves the groups' versions; activity also their last_activity */
     if (cls >= 0 && (rc = groups_refresh(w, o, cls, ev->project, &p)) != 0) return rc;
     if (cls >= 0 && is_activity(k)) {
-        rc = tlp_class_viewers(w->txn, w->log, &p, cls, &l);
+        rc = tlp_class_viewers(w, &p, cls, &l);
     } else if (!strcmp(k, "message.read") || !strcmp(k, "message.unread")) {
         tl_user_rec u;
         rc = tl_state_user(w->txn, w->log, ev->actor, &u);
@@ -259,7 +261,7 @@ static int tracking_apply(tl_wtxn *w, const tl_event *ev, void *state) {
         tl_message_rec m;
         tlp_ev_cstr(ev, "message", id, sizeof id);
         rc = tl_wstate_message(w, id, &m);
-        if (!rc) rc = tlp_audience(w->txn, w->log, &p, p.account, m.channel, &l);
+        if (!rc) rc = tlp_audience(w, &p, p.account, m.channel, &l);
     }
     if (!rc) rc = refresh_all(w, o, &l, ev->project, &p);
     tlp_users_free(&l);

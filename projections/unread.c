@@ -87,7 +87,7 @@ static int on_created(tl_wtxn *w, tlp_ovl *o, const char *id) {
     tl_project_rec p;
     tlp_users aud = {0};
     int rc = tlp_message_ctx(w, id, &m, &p);
-    if (!rc) rc = tlp_audience(w->txn, w->log, m.project[0] ? &p : NULL, m.account, m.channel, &aud);
+    if (!rc) rc = tlp_audience(w, m.project[0] ? &p : NULL, m.account, m.channel, &aud);
     for (size_t i = 0; i < aud.n && !rc; i++) prefetch_bump(o, aud.v[i].id, &m, &p);
     for (size_t i = 0; i < aud.n && !rc; i++)
         if (strcmp(aud.v[i].id, m.author) != 0) rc = bump(w, o, aud.v[i].id, &m, &p, 1);
@@ -119,7 +119,7 @@ static int on_deleted(tl_wtxn *w, tlp_ovl *o, const tl_event *ev) {
     tlp_users aud = {0};
     tlp_ev_cstr(ev, "message", id, sizeof id);
     int rc = tlp_message_ctx(w, id, &m, &p);
-    if (!rc) rc = tlp_audience(w->txn, w->log, m.project[0] ? &p : NULL, m.account, m.channel, &aud);
+    if (!rc) rc = tlp_audience(w, m.project[0] ? &p : NULL, m.account, m.channel, &aud);
     for (size_t i = 0; i < aud.n && !rc; i++)
         if (strcmp(aud.v[i].id, m.author) != 0 && !tl_state_has_read(w->txn, w->log, aud.v[i].id, id))
             rc = bump(w, o, aud.v[i].id, &m, &p, -1);
