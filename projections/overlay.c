@@ -345,6 +345,48 @@ static void sort_items(const uint8_t *arena, sort_item *a, size_t n, unsigned de
         for (size_t k = i; k > 0 && item_less(arena, &a[k], &a[k - 1]); k--) item_swap(&a[k], &a[k - 1]);
 }
 
+static unsigned depth_for(size_t n) {
+    unsigned depth = 0;
+    for (; n; n >>= 1) depth += 2;
+    return depth;
+}
+
+/*
+ * Sort a[0, n) by key: an LSD radix sort on each key's first eight bytes (hi), which splits
+ * the buffer into one run per leading tag and id prefix; the runs (a user's or a project's
+ * entries) are then sorted by the whole comparison. A radix pass moves each item once; the
+ * comparison sort alone was 12% of a replay's instructions. tmp has room for n items.
+ */
+static void radix_sort_items(const uint8_t *arena, sort_item *a, sort_item *tmp, size_t n) {
+    if (n < 256) {
+        sort_items(arena, a, n, depth_for(n));
+        return;
+    }
+    size_t count[8][256];
+    memset(count, 0, sizeof count);
+    for (size_t i = 0; i < n; i++)
+        for (int b = 0; b < 8; b++) count[b][(a[i].hi >> (8 * b)) & 0xff]++;
+    sort_item *src = a, *dst = tmp;
+    for (int b = 0; b < 8; b++) {
+        if (count[b][(src[0].hi >> (8 * b)) & 0xff] == n) continue; /* every key has this byte */
+        size_t off[256], sum = 0;
+        for (int v = 0; v < 256; v++) {
+            off[v] = sum;
+            sum += count[b][v];
+        }
+        for (size_t i = 0; i < n; i++) dst[off[(src[i].hi >> (8 * b)) & 0xff]++] = src[i];
+        sort_item *t = src;
+        src = dst;
+        dst = t;
+    }
+    if (src != a) memcpy(a, src, n * sizeof *a);
+    for (size_t i = 0, j; i < n; i = j) { /* runs of equal hi: the rest of the key decides */
+        for (j = i + 1; j < n && a[j].hi == a[i].hi; j++) {
+        }
+        if (j - i > 1) sort_items(arena, a + i, j - i, depth_for(j - i));
+    }
+}
+
 /* Empty the buffer. The table keeps its size (a replay's or a big batch's), so a small commit
  * clears only the slots its entries used instead of the whole table. */
 static void clear(tlp_ovl *o) {
@@ -365,19 +407,19 @@ static void forget_cursor(tlp_ovl *o) {
 static int write_out(tl_wtxn *w, tlp_ovl *o) {
     int rc = w->failed;
     if (!rc && o->n) {
-        sort_item *items = malloc(o->n * sizeof *items);
+        sort_item *items = malloc(2 * o->n * sizeof *items); /* the second half: the radix sort's room */
         if (!items) {
             rc = w->failed = tl_fail(TL_ENOMEM, "out of memory (projection buffer)");
             goto out;
         }
+        size_t n = 0;
         for (size_t i = 0; i < o->n; i++) {
             const ovl_entry *e = &o->e[i];
+            if (e->deleted && e->absent) continue; /* put and deleted again within the buffer */
             const uint8_t *k = o->arena + e->koff;
-            items[i] = (sort_item){load_be(k, e->klen), e->klen > 8 ? load_be(k + 8, e->klen - 8) : 0, e};
+            items[n++] = (sort_item){load_be(k, e->klen), e->klen > 8 ? load_be(k + 8, e->klen - 8) : 0, e};
         }
-        unsigned depth = 0;
-        for (size_t m = o->n; m; m >>= 1) depth += 2;
-        sort_items(o->arena, items, o->n, depth);
+        radix_sort_items(o->arena, items, items + o->n, n);
         rc = cursor(w, o);
         /* Keys past the database's last one are appended: LMDB then fills its rightmost page
          * instead of searching the tree and splitting pages half full. A replay writes into
@@ -385,9 +427,9 @@ static int write_out(tl_wtxn *w, tlp_ovl *o) {
         MDB_val last_key = {0, NULL}, last_val;
         int lrc = rc ? 0 : mdb_cursor_get(o->cur, &last_key, &last_val, MDB_LAST);
         if (lrc && lrc != MDB_NOTFOUND) rc = tl_wtxn_fail_mdb(w, lrc, "read a projection");
-        size_t first_append = lrc == MDB_NOTFOUND ? 0 : o->n; /* the first key past the last one */
+        size_t first_append = lrc == MDB_NOTFOUND ? 0 : n; /* the first key past the last one */
         if (!rc && !lrc) { /* binary search: the sorted keys are compared with the last one */
-            size_t lo = 0, hi = o->n;
+            size_t lo = 0, hi = n;
             while (lo < hi) {
                 size_t mid = lo + (hi - lo) / 2;
                 const ovl_entry *e = items[mid].e;
@@ -398,11 +440,10 @@ static int write_out(tl_wtxn *w, tlp_ovl *o) {
             }
             first_append = lo;
         }
-        for (size_t i = 0; i < o->n && !rc; i++) {
+        for (size_t i = 0; i < n && !rc; i++) {
             const ovl_entry *e = items[i].e;
             MDB_val key = {e->klen, o->arena + e->koff}, val = {e->vlen, o->arena + e->voff};
             int mrc = 0;
-            if (e->deleted && e->absent) continue; /* put and deleted again within the buffer */
             if (i >= first_append) {
                 if (!e->deleted) mrc = mdb_cursor_put(o->cur, &key, &val, MDB_APPEND);
             } else if (!e->deleted) {
