@@ -45,6 +45,13 @@ int tl_channel_parse(const char *s) { return parse_name(channels, 5, s); }
 
 /* ---------------------------------------------------------------- keys and records */
 
+/* snprintf(dst, cap, "%s", src) without printf: several fields of every record written. */
+static void copy_cstr(char *dst, size_t cap, const char *src) {
+    size_t n = strnlen(src, cap - 1);
+    memcpy(dst, src, n);
+    dst[n] = 0;
+}
+
 /* "kind/a" or "kind/a/b"; 0 when it does not fit. Without printf: a key is built for every
  * record read, several per event. */
 static size_t make_key(char *buf, size_t cap, char kind, const char *a, const char *b) {
@@ -174,7 +181,7 @@ bool tl_state_has_read(MDB_txn *txn, tl_log *log, const char *user, const char *
 }
 
 static int first_id(const char *id, void *ctx) {
-    snprintf(ctx, TL_IDBUF, "%s", id);
+    copy_cstr(ctx, TL_IDBUF, id);
     return 1;
 }
 
@@ -320,7 +327,7 @@ static int use_attachments(tl_wtxn *w, MDB_dbi db, const tl_event *ev, tl_messag
         tl_attachment_rec a;
         int rc = get_rec(w->txn, w->log, 'f', m->attachments[i], &a, sizeof a);
         if (rc) return rc;
-        snprintf(a.used_by, sizeof a.used_by, "%s", id);
+        copy_cstr(a.used_by, sizeof a.used_by, id);
         if ((rc = put_rec(w, db, 'f', m->attachments[i], &a, sizeof a)) != 0) return rc;
         m->nattach++;
     }
@@ -331,7 +338,7 @@ static int use_attachments(tl_wtxn *w, MDB_dbi db, const tl_event *ev, tl_messag
 static int add_message(tl_wtxn *w, MDB_dbi db, const tl_event *ev, const char *id, int channel, const char *author) {
     tl_message_rec m;
     memset(&m, 0, sizeof m);
-    snprintf(m.author, sizeof m.author, "%s", author);
+    copy_cstr(m.author, sizeof m.author, author);
     m.channel = (uint8_t)channel;
     m.seq = ev->seq;
     m.ts = ev->ts;
@@ -340,8 +347,8 @@ static int add_message(tl_wtxn *w, MDB_dbi db, const tl_event *ev, const char *i
         tl_project_rec p;
         int rc = get_rec(w->txn, w->log, 'p', ev->project, &p, sizeof p);
         if (rc) return rc;
-        snprintf(m.project, sizeof m.project, "%s", ev->project);
-        snprintf(m.account, sizeof m.account, "%s", p.account);
+        copy_cstr(m.project, sizeof m.project, ev->project);
+        copy_cstr(m.account, sizeof m.account, p.account);
     } else {
         copy_str(m.account, sizeof m.account, ev, "account");
     }
@@ -506,8 +513,8 @@ static int apply_kind(tl_wtxn *w, const tl_event *ev, MDB_dbi db) {
         tl_topic_rec t;
         memset(&t, 0, sizeof t);
         copy_str(id, sizeof id, ev, "id");
-        snprintf(t.project, sizeof t.project, "%s", ev->project);
-        snprintf(t.author, sizeof t.author, "%s", ev->actor);
+        copy_cstr(t.project, sizeof t.project, ev->project);
+        copy_cstr(t.author, sizeof t.author, ev->actor);
         copy_str(t.message_id, sizeof t.message_id, ev, "message_id");
         t.seq = ev->seq;
         copy_request(t.request, ev);
@@ -533,12 +540,12 @@ static int apply_kind(tl_wtxn *w, const tl_event *ev, MDB_dbi db) {
             tl_project_rec p;
             int rc = get_rec(w->txn, w->log, 'p', ev->project, &p, sizeof p);
             if (rc) return rc;
-            snprintf(a.project, sizeof a.project, "%s", ev->project);
-            snprintf(a.account, sizeof a.account, "%s", p.account);
+            copy_cstr(a.project, sizeof a.project, ev->project);
+            copy_cstr(a.account, sizeof a.account, p.account);
         } else {
             copy_str(a.account, sizeof a.account, ev, "account");
         }
-        snprintf(a.uploader, sizeof a.uploader, "%s", ev->actor);
+        copy_cstr(a.uploader, sizeof a.uploader, ev->actor);
         copy_str(a.name, sizeof a.name, ev, "name");
         copy_str(a.mime, sizeof a.mime, ev, "mime");
         tl_ev_uint(ev, "data_size", &a.size);
