@@ -44,7 +44,9 @@ typedef struct tl_applier {
     /* Optional, for an applier that buffers its writes during a transaction (projections'
      * write-back overlay): flush() writes the buffer into w before the commit (a failure
      * fails w, as tl_put does), discard() forgets it when w is aborted, release() frees it
-     * when the log is closed. */
+     * when the log is closed. prepare(), when set, runs before any applier's flush: work an
+     * applier deferred that still reads other appliers' buffers. */
+    int (*prepare)(tl_wtxn *w, void *state);
     int (*flush)(tl_wtxn *w, void *state);
     void (*discard)(void *state);
     void (*release)(void *state);

@@ -256,6 +256,8 @@ int tl_wtxn_commit(tl_wtxn *w) {
     int rc = w->failed;
     /* appliers' buffered writes first: a full map here re-runs the batch like any other */
     for (unsigned i = 0; i < log->napplier && !rc; i++)
+        if (log->appliers[i].prepare && log->appliers[i].prepare(w, log->appliers[i].state)) rc = w->failed ? w->failed : TL_ESTORAGE;
+    for (unsigned i = 0; i < log->napplier && !rc; i++)
         if (log->appliers[i].flush && log->appliers[i].flush(w, log->appliers[i].state)) rc = w->failed ? w->failed : TL_ESTORAGE;
     if (!rc && w->npending) {
         sign_ctx ctx = {w->pending};

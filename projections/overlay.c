@@ -51,6 +51,7 @@ struct tlp_ovl {
     size_t nslot;   /* a power of two, at least twice n */
     uint8_t *arena;
     size_t used, acap;
+    tlp_ovl_deferred deferred; /* the applier's work done just before the commit's write-out */
 };
 
 static uint64_t mix(uint64_t h) { /* splitmix64's finaliser */
@@ -479,6 +480,14 @@ static void shrink(tlp_ovl *o) {
     o->cap = o->nslot = o->acap = 0;
 }
 
+/* Before any buffer is written out: deferred work may read other projections' buffers. */
+int tlp_ovl_prepare(tl_wtxn *w, void *state) {
+    tlp_ovl *o = state;
+    int rc = o->deferred.run ? o->deferred.run(w, o, o->deferred.ctx) : 0;
+    if (rc && !w->failed) w->failed = rc;
+    return rc;
+}
+
 int tlp_ovl_flush(tl_wtxn *w, void *state) {
     int rc = write_out(w, state);
     shrink(state);
@@ -487,6 +496,7 @@ int tlp_ovl_flush(tl_wtxn *w, void *state) {
 
 void tlp_ovl_discard(void *state) {
     tlp_ovl *o = state;
+    if (o->deferred.forget) o->deferred.forget(o->deferred.ctx);
     clear(o);
     forget_cursor(o);
     shrink(o);
@@ -495,6 +505,7 @@ void tlp_ovl_discard(void *state) {
 void tlp_ovl_release(void *state) {
     tlp_ovl *o = state;
     if (!o) return;
+    if (o->deferred.release) o->deferred.release(o->deferred.ctx);
     free(o->e);
     free(o->slot);
     free(o->arena);
@@ -524,12 +535,17 @@ int tlp_register_buffered(tl_log *log, const char *name, int (*apply)(tl_wtxn *,
     a.ndbs = 1;
     a.in_digest = true;
     a.state = o;
+    a.prepare = tlp_ovl_prepare;
     a.flush = tlp_ovl_flush;
     a.discard = tlp_ovl_discard;
     a.release = tlp_ovl_release;
     if ((rc = tl_log_register(log, &a)) != 0) free(o);
     return rc;
 }
+
+void tlp_ovl_set_deferred(tlp_ovl *o, const tlp_ovl_deferred *d) { o->deferred = *d; }
+
+void *tlp_ovl_deferred_ctx(const tlp_ovl *o) { return o->deferred.ctx; }
 
 tlp_ovl *tlp_ovl_of(tl_log *log, const char *applier) {
     for (unsigned i = 0; i < log->napplier; i++)

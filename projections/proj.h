@@ -103,7 +103,22 @@ int tlp_ovl_add_u64(tl_wtxn *w, tlp_ovl *o, const tlp_key *k, int64_t delta);
 void tlp_ovl_prefetch(const tlp_ovl *o, const tlp_key *k);
 /** Call at the start of an event: writes the buffer out early when it has grown large. */
 int tlp_ovl_bound(tl_wtxn *w, tlp_ovl *o);
+/**
+ * Work an applier defers within a transaction (tracking's coalesced row refreshes): run() is
+ * called at commit before any buffer is written out (it may read other projections'
+ * buffers; its failure fails the transaction), forget() when the transaction is aborted,
+ * release() when the log is closed.
+ */
+typedef struct tlp_ovl_deferred {
+    int (*run)(tl_wtxn *w, tlp_ovl *o, void *ctx);
+    void (*forget)(void *ctx);
+    void (*release)(void *ctx);
+    void *ctx;
+} tlp_ovl_deferred;
+void tlp_ovl_set_deferred(tlp_ovl *o, const tlp_ovl_deferred *d);
+void *tlp_ovl_deferred_ctx(const tlp_ovl *o);
 /* the applier hooks */
+int tlp_ovl_prepare(tl_wtxn *w, void *state);
 int tlp_ovl_flush(tl_wtxn *w, void *state);
 void tlp_ovl_discard(void *state);
 void tlp_ovl_release(void *state);

@@ -235,11 +235,174 @@ static bool is_activity(const char *k) {
            !strcmp(k, "message.sent") || !strcmp(k, "message.replied") || !strcmp(k, "note.added");
 }
 
+/* ---------------------------------------------------------------- coalesced refreshes */
+
+/*
+ * Why: in a conversation every message refreshes the same rows again (each viewer's R and B
+ * rows, each group's G and A rows of the project) and the transaction keeps only the last
+ * result: 40 messages of one project to 8 viewers were 320 row refreshes where 8 suffice. So
+ * the events of DEFERRABLE kinds only note the rows they touch (a set, each row once); the
+ * noted rows are refreshed from the state as it is then, when the set has grown to
+ * NOTED_MAX, before an event of any other kind, and at commit before the buffer is written
+ * out (the buffer's deferred hook).
+ *
+ * Why the result is the same as refreshing after every event, wherever the flushes fall (a
+ * live batch commits every 1,000 commands, a replay once): a row is a function of the state
+ * (the user's unread counters of the project, the project's record, its title, who sees
+ * it). Among the deferrable kinds every change to a row's inputs comes with an event that
+ * touches that row (the new message's audience, the reader, the deleted message's audience,
+ * the groups of the event's class: what refreshing after every event relies on too), and
+ * none changes who sees a project. So the state at the flush gives every noted row what its
+ * last touching event gave it. The other kinds (a user or project created, content erased)
+ * run the noted refreshes first and are then applied at once, as before.
+ */
+#define NOTED_MAX 4096
+
+typedef struct noted_row {
+    uint32_t off; /* into the arena: tag(1) kind or role(1) name\0 project\0 */
+    uint16_t len;
+    uint32_t hash;
+} noted_row;
+
+typedef struct noted {
+    noted_row *v;
+    size_t n, cap;
+    uint32_t *slot; /* open addressing: 0 empty, else index + 1; nslot a power of two > 2 n */
+    size_t nslot;
+    uint8_t *arena;
+    size_t used, acap;
+} noted;
+
+static uint32_t bytes_hash(const uint8_t *p, size_t n) {
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 16777619u;
+    return h;
+}
+
+static int noted_grow(noted *d) {
+    size_t cap = d->cap ? d->cap * 2 : 1024, nslot = cap * 4;
+    noted_row *v = realloc(d->v, cap * sizeof *v);
+    if (!v) return tl_fail(TL_ENOMEM, "out of memory (tracking)");
+    d->v = v;
+    uint32_t *slot = calloc(nslot, sizeof *slot);
+    if (!slot) return tl_fail(TL_ENOMEM, "out of memory (tracking)");
+    for (size_t i = 0; i < d->n; i++) {
+        size_t j = d->v[i].hash & (nslot - 1);
+        while (slot[j]) j = (j + 1) & (nslot - 1);
+        slot[j] = (uint32_t)(i + 1);
+    }
+    free(d->slot);
+    d->slot = slot;
+    d->nslot = nslot;
+    d->cap = cap;
+    return 0;
+}
+
+/* Note row k (once). */
+static int noted_add(noted *d, const tlp_key *k) {
+    if (d->n == d->cap && noted_grow(d) != 0) return TL_ENOMEM;
+    uint32_t h = bytes_hash(k->b, k->n);
+    size_t j = h & (d->nslot - 1);
+    for (; d->slot[j]; j = (j + 1) & (d->nslot - 1)) {
+        const noted_row *r = &d->v[d->slot[j] - 1];
+        if (r->hash == h && r->len == k->n && !memcmp(d->arena + r->off, k->b, k->n)) return 0;
+    }
+    if (d->used + k->n > d->acap) {
+        size_t cap = d->acap ? d->acap * 2 : 1u << 16;
+        while (cap < d->used + k->n) cap *= 2;
+        uint8_t *a = realloc(d->arena, cap);
+        if (!a) return tl_fail(TL_ENOMEM, "out of memory (tracking)");
+        d->arena = a;
+        d->acap = cap;
+    }
+    memcpy(d->arena + d->used, k->b, k->n);
+    d->v[d->n] = (noted_row){(uint32_t)d->used, (uint16_t)k->n, h};
+    d->used += k->n;
+    d->slot[j] = (uint32_t)++d->n;
+    return 0;
+}
+
+static void noted_clear(void *ctx) {
+    noted *d = ctx;
+    if (d->n) memset(d->slot, 0, d->nslot * sizeof *d->slot);
+    d->n = d->used = 0;
+}
+
+static void noted_release(void *ctx) {
+    noted *d = ctx;
+    if (!d) return;
+    free(d->v);
+    free(d->slot);
+    free(d->arena);
+    free(d);
+}
+
+/* 'G' kind name\0 project\0: group `kind name`'s rows of project; 'R' role user\0 project\0. */
+static int note_group(noted *d, char kind, const char *name, const char *project) {
+    tlp_key k;
+    tlp_key_init(&k, 'G');
+    tlp_key_u8(&k, (unsigned char)kind);
+    tlp_key_str(&k, name);
+    tlp_key_str(&k, project);
+    return noted_add(d, &k);
+}
+
+static int note_groups(noted *d, int cls, const char *project, const tl_project_rec *p) {
+    int rc = note_group(d, 'M', p->account, project);
+    if (!rc) rc = note_group(d, 'X', "", project);
+    if (!rc && (cls == 0 || cls == TL_CH_CHAT)) rc = note_group(d, 'S', "", project);
+    if (!rc && (cls == 0 || cls == TL_CH_AMBASSADOR) && p->ambassador[0]) rc = note_group(d, 'Z', p->ambassador, project);
+    return rc;
+}
+
+static int note_rows(noted *d, const tlp_users *l, const char *project) {
+    int rc = 0;
+    for (size_t i = 0; i < l->n && !rc; i++) {
+        if (l->v[i].role == TL_ROLE_AUDITOR) continue; /* refresh() would do nothing */
+        tlp_key k;
+        tlp_key_init(&k, 'R');
+        tlp_key_u8(&k, l->v[i].role);
+        tlp_key_str(&k, l->v[i].id);
+        tlp_key_str(&k, project);
+        rc = noted_add(d, &k);
+    }
+    return rc;
+}
+
+/* Refresh every noted row from the state as it is now, and forget them. */
+static int noted_run(tl_wtxn *w, tlp_ovl *o, void *ctx) {
+    noted *d = ctx;
+    int rc = 0;
+    char cached[TL_IDBUF] = "";
+    tl_project_rec p;
+    for (size_t i = 0; i < d->n && !rc; i++) {
+        const uint8_t *b = d->arena + d->v[i].off;
+        const char *name = (const char *)b + 2, *project = name + strlen(name) + 1;
+        if (strcmp(project, cached) != 0) { /* rows are noted project by project */
+            if ((rc = tl_wstate_project(w, project, &p)) != 0) break;
+            memcpy(cached, project, strlen(project) + 1);
+        }
+        if (b[0] == 'G') rc = group_refresh(w, o, (char)b[1], name, project, &p);
+        else rc = refresh(w, o, name, b[1], project, &p);
+    }
+    noted_clear(d);
+    return rc;
+}
+
+/* The kinds whose refreshes may be coalesced (see above). */
+static bool deferrable(const char *k) {
+    return !strncmp(k, "message.", 8) || !strcmp(k, "note.added") || !strcmp(k, "topic.created") ||
+           !strcmp(k, "project.status_changed");
+}
+
 static int tracking_apply(tl_wtxn *w, const tl_event *ev, void *state) {
     tlp_ovl *o = state;
+    noted *d = tlp_ovl_deferred_ctx(o);
     const char *k = ev->kind;
     int rc = tlp_ovl_bound(w, o);
     if (rc) return rc;
+    bool defer = deferrable(k);
+    if (!defer && d->n && (rc = noted_run(w, o, d)) != 0) return rc;
     if (!strcmp(k, "user.created")) return on_user(w, o, ev);
     if (!ev->has_project || !strncmp(k, "x.", 2)) return 0;
     tl_project_rec p;
@@ -248,7 +411,8 @@ static int tracking_apply(tl_wtxn *w, const tl_event *ev, void *state) {
     tlp_users l = {0};
     int cls = tlp_event_class(&p, ev->seq);
     /* every history entry moves the groups' versions; activity also their last_activity */
-    if (cls >= 0 && (rc = groups_refresh(w, o, cls, ev->project, &p)) != 0) return rc;
+    if (cls >= 0) rc = defer ? note_groups(d, cls, ev->project, &p) : groups_refresh(w, o, cls, ev->project, &p);
+    if (rc) return rc;
     if (cls >= 0 && is_activity(k)) {
         rc = tlp_class_viewers(w, &p, cls, &l);
     } else if (!strcmp(k, "message.read") || !strcmp(k, "message.unread")) {
@@ -263,12 +427,24 @@ static int tracking_apply(tl_wtxn *w, const tl_event *ev, void *state) {
         rc = tl_wstate_message(w, id, &m);
         if (!rc) rc = tlp_audience(w, &p, p.account, m.channel, &l);
     }
-    if (!rc) rc = refresh_all(w, o, &l, ev->project, &p);
+    if (!rc) rc = defer ? note_rows(d, &l, ev->project) : refresh_all(w, o, &l, ev->project, &p);
     tlp_users_free(&l);
+    if (!rc && d->n >= NOTED_MAX) rc = noted_run(w, o, d);
     return rc;
 }
 
-int tlp_tracking_register(tl_log *log) { return tlp_register_buffered(log, "tracking", tracking_apply); }
+int tlp_tracking_register(tl_log *log) {
+    noted *d = calloc(1, sizeof *d);
+    if (!d) return tl_fail(TL_ENOMEM, "out of memory");
+    int rc = tlp_register_buffered(log, "tracking", tracking_apply);
+    if (rc) {
+        free(d);
+        return rc;
+    }
+    tlp_ovl_deferred hooks = {noted_run, noted_clear, noted_release, d};
+    tlp_ovl_set_deferred(tlp_ovl_of(log, "tracking"), &hooks);
+    return 0;
+}
 
 /* ---------------------------------------------------------------- the query */
 
