@@ -82,12 +82,15 @@ static int get_rec(MDB_txn *txn, tl_log *log, char kind, const char *id, void *o
 /* ---------------------------------------------------------------- a write transaction's record cache */
 
 #define REC_CACHE_WAYS 4 /* a reply touches its parent too; a few more for neighbouring events */
+#define USER_CACHE_SLOTS 64 /* direct-mapped: users are few, read by every read mark's appliers */
 
 struct tl_rec_cache {
     char pid[REC_CACHE_WAYS][TL_IDBUF], mid[REC_CACHE_WAYS][TL_IDBUF]; /* "" = empty way */
     tl_project_rec p[REC_CACHE_WAYS];
     tl_message_rec m[REC_CACHE_WAYS];
     unsigned pnext, mnext; /* the way replaced next (round robin) */
+    char uid[USER_CACHE_SLOTS][TL_IDBUF];
+    tl_user_rec u[USER_CACHE_SLOTS];
 };
 
 void tl_rec_cache_free(struct tl_rec_cache *c) { free(c); }
@@ -96,8 +99,20 @@ void tl_rec_cache_clear(tl_wtxn *w) {
     if (w->recs) memset(w->recs, 0, sizeof *w->recs);
 }
 
+static unsigned user_slot(const char *id) {
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (; *id; id++) h = (h ^ (uint8_t)*id) * 16777619u;
+    return h % USER_CACHE_SLOTS;
+}
+
 /* The way of (kind, id) in w's cache, or -1; ids/recs/next of that kind through the pointers. */
 static int cache_find(struct tl_rec_cache *c, char kind, const char *id, char (**ids)[TL_IDBUF], unsigned **next) {
+    if (kind == 'u') {
+        unsigned slot = user_slot(id);
+        *ids = c->uid;
+        *next = NULL;
+        return c->uid[slot][0] && strcmp(c->uid[slot], id) == 0 ? (int)slot : -1;
+    }
     *ids = kind == 'p' ? c->pid : c->mid;
     *next = kind == 'p' ? &c->pnext : &c->mnext;
     for (int i = 0; i < REC_CACHE_WAYS; i++)
@@ -106,20 +121,20 @@ static int cache_find(struct tl_rec_cache *c, char kind, const char *id, char (*
 }
 
 static void *cache_rec(struct tl_rec_cache *c, char kind, int way) {
-    return kind == 'p' ? (void *)&c->p[way] : (void *)&c->m[way];
+    return kind == 'p' ? (void *)&c->p[way] : kind == 'm' ? (void *)&c->m[way] : (void *)&c->u[way];
 }
 
-/* Remember rec as (kind, id)'s current record. Only projects and messages are cached; a
- * cache that cannot be allocated is simply not used. */
+/* Remember rec as (kind, id)'s current record. Only projects, messages and users are
+ * cached; a cache that cannot be allocated is simply not used. */
 static void cache_store(tl_wtxn *w, char kind, const char *id, const void *rec, size_t size) {
-    if ((kind != 'p' && kind != 'm') || strlen(id) >= TL_IDBUF) return;
+    if ((kind != 'p' && kind != 'm' && kind != 'u') || strlen(id) >= TL_IDBUF) return;
     if (!w->recs && !(w->recs = calloc(1, sizeof *w->recs))) return;
     char(*ids)[TL_IDBUF];
     unsigned *next;
     int way = cache_find(w->recs, kind, id, &ids, &next);
     if (way < 0) {
-        way = (int)(*next % REC_CACHE_WAYS);
-        *next += 1;
+        way = kind == 'u' ? (int)user_slot(id) : (int)(*next % REC_CACHE_WAYS);
+        if (next) *next += 1;
         strcpy(ids[way], id);
     }
     memcpy(cache_rec(w->recs, kind, way), rec, size);
@@ -142,6 +157,7 @@ static int wget_rec(tl_wtxn *w, char kind, const char *id, void *out, size_t siz
 
 int tl_wstate_project(tl_wtxn *w, const char *id, tl_project_rec *o) { return wget_rec(w, 'p', id, o, sizeof *o); }
 int tl_wstate_message(tl_wtxn *w, const char *id, tl_message_rec *o) { return wget_rec(w, 'm', id, o, sizeof *o); }
+int tl_wstate_user(tl_wtxn *w, const char *id, tl_user_rec *o) { return wget_rec(w, 'u', id, o, sizeof *o); }
 
 /* Records are stored zero-packed (zeropack.c): their id fields are mostly empty. */
 static int put_rec(tl_wtxn *w, MDB_dbi db, char kind, const char *id, const void *rec, size_t size) {
@@ -345,7 +361,7 @@ static int add_message(tl_wtxn *w, MDB_dbi db, const tl_event *ev, const char *i
     copy_request(m.request, ev);
     if (ev->has_project) {
         tl_project_rec p;
-        int rc = get_rec(w->txn, w->log, 'p', ev->project, &p, sizeof p);
+        int rc = wget_rec(w, 'p', ev->project, &p, sizeof p);
         if (rc) return rc;
         copy_cstr(m.project, sizeof m.project, ev->project);
         copy_cstr(m.account, sizeof m.account, p.account);
@@ -361,7 +377,7 @@ static int add_message(tl_wtxn *w, MDB_dbi db, const tl_event *ev, const char *i
     if (strcmp(ev->kind, "message.replied") == 0) {
         copy_str(m.parent, sizeof m.parent, ev, "parent");
         tl_message_rec parent;
-        if ((rc = get_rec(w->txn, w->log, 'm', m.parent, &parent, sizeof parent)) != 0) return rc;
+        if ((rc = wget_rec(w, 'm', m.parent, &parent, sizeof parent)) != 0) return rc;
         /* replies stay in their parent's channel and topic */
         m.channel = parent.channel;
         memcpy(m.topic, parent.topic, sizeof m.topic);
@@ -420,7 +436,7 @@ static int update_message(tl_wtxn *w, MDB_dbi db, const tl_event *ev, const char
     char id[TL_IDBUF];
     copy_str(id, sizeof id, ev, "message");
     tl_message_rec m;
-    int rc = get_rec(w->txn, w->log, 'm', id, &m, sizeof m);
+    int rc = wget_rec(w, 'm', id, &m, sizeof m);
     if (rc) return rc == TL_ENOTFOUND ? tl_fail(TL_ECORRUPT, "event %llu names unknown message %s", (unsigned long long)ev->seq, id) : rc;
     if (strcmp(kind, "message.read") == 0) return put_mark(w, db, 'r', id, ev->actor);
     if (strcmp(kind, "message.unread") == 0) return del_mark(w, db, 'r', id, ev->actor);
@@ -431,7 +447,7 @@ static int update_message(tl_wtxn *w, MDB_dbi db, const tl_event *ev, const char
         m.pinned = false;
         if (m.parent[0]) {
             tl_message_rec parent;
-            if ((rc = get_rec(w->txn, w->log, 'm', m.parent, &parent, sizeof parent)) != 0) return rc;
+            if ((rc = wget_rec(w, 'm', m.parent, &parent, sizeof parent)) != 0) return rc;
             if (parent.replies) parent.replies--;
             if ((rc = put_rec(w, db, 'm', m.parent, &parent, sizeof parent)) != 0) return rc;
             if ((rc = del_mark(w, db, 'R', m.parent, id)) != 0) return rc;
@@ -471,7 +487,7 @@ static int history_class(tl_wtxn *w, const tl_event *ev, bool *activity) {
         return -1;
     }
     tl_message_rec m;
-    if (get_rec(w->txn, w->log, 'm', id, &m, sizeof m)) return -1;
+    if (wget_rec(w, 'm', id, &m, sizeof m)) return -1;
     return m.channel >= TL_CH_NOTES && m.channel <= TL_CH_AMBASSADOR ? m.channel : -1;
 }
 
@@ -485,7 +501,7 @@ static int state_apply(tl_wtxn *w, const tl_event *ev, void *state) {
     int cls = history_class(w, ev, &activity);
     if (cls < 0) return 0;
     tl_project_rec p;
-    if ((rc = get_rec(w->txn, w->log, 'p', ev->project, &p, sizeof p)) != 0) return rc;
+    if ((rc = wget_rec(w, 'p', ev->project, &p, sizeof p)) != 0) return rc;
     p.last_seq[cls] = ev->seq;
     if (activity) p.last_ts[cls] = ev->ts;
     return put_rec(w, db, 'p', ev->project, &p, sizeof p);
@@ -504,7 +520,7 @@ static int apply_kind(tl_wtxn *w, const tl_event *ev, MDB_dbi db) {
     if (strcmp(k, "project.created") == 0) return apply_project(w, db, ev);
     if (strcmp(k, "project.status_changed") == 0) {
         tl_project_rec p;
-        int rc = get_rec(w->txn, w->log, 'p', ev->project, &p, sizeof p);
+        int rc = wget_rec(w, 'p', ev->project, &p, sizeof p);
         if (rc) return rc;
         copy_str(p.status, sizeof p.status, ev, "status");
         return put_rec(w, db, 'p', ev->project, &p, sizeof p);
@@ -538,7 +554,7 @@ static int apply_kind(tl_wtxn *w, const tl_event *ev, MDB_dbi db) {
         copy_str(id, sizeof id, ev, "id");
         if (ev->has_project) {
             tl_project_rec p;
-            int rc = get_rec(w->txn, w->log, 'p', ev->project, &p, sizeof p);
+            int rc = wget_rec(w, 'p', ev->project, &p, sizeof p);
             if (rc) return rc;
             copy_cstr(a.project, sizeof a.project, ev->project);
             copy_cstr(a.account, sizeof a.account, p.account);

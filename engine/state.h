@@ -137,6 +137,7 @@ int tl_state_attachment(MDB_txn *txn, tl_log *log, const char *id, tl_attachment
  */
 int tl_wstate_project(tl_wtxn *w, const char *id, tl_project_rec *out);
 int tl_wstate_message(tl_wtxn *w, const char *id, tl_message_rec *out);
+int tl_wstate_user(tl_wtxn *w, const char *id, tl_user_rec *out);
 /** One reply of message that is not deleted (for has_replies); TL_ENOTFOUND when none. */
 int tl_state_live_reply(MDB_txn *txn, tl_log *log, const char *message, char reply[TL_IDBUF]);
 /** Has user read message? (read marks are kept for audience members only) */

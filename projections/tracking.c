@@ -417,7 +417,7 @@ static int tracking_apply(tl_wtxn *w, const tl_event *ev, void *state) {
         rc = tlp_class_viewers(w, &p, cls, &l);
     } else if (!strcmp(k, "message.read") || !strcmp(k, "message.unread")) {
         tl_user_rec u;
-        rc = tl_state_user(w->txn, w->log, ev->actor, &u);
+        rc = tl_wstate_user(w, ev->actor, &u);
         if (!rc) rc = tlp_users_add(&l, ev->actor, u.role);
         else if (rc == TL_ENOTFOUND) rc = 0;
     } else if (!strcmp(k, "message.deleted")) {

@@ -105,7 +105,7 @@ static int on_mark(tl_wtxn *w, tlp_ovl *o, const tl_event *ev, int delta) {
     tlp_ev_cstr(ev, "message", id, sizeof id);
     int rc = tlp_message_ctx(w, id, &m, &p);
     if (rc) return rc;
-    if ((rc = tl_state_user(w->txn, w->log, ev->actor, &u)) != 0) return rc == TL_ENOTFOUND ? 0 : rc;
+    if ((rc = tl_wstate_user(w, ev->actor, &u)) != 0) return rc == TL_ENOTFOUND ? 0 : rc;
     if (u.role == TL_ROLE_AUDITOR || m.deleted || !strcmp(m.author, ev->actor) ||
         !tl_state_in_audience(ev->actor, &u, m.project[0] ? &p : NULL, m.account, m.channel))
         return 0;
