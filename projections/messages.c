@@ -45,16 +45,19 @@ static tlp_key scoped(char tag, const tlp_key *scope) {
     return k;
 }
 
-static int put_list(tl_wtxn *w, char tag, const tlp_key *scope, uint64_t order, const void *v, size_t vlen) {
+/* A list entry: new keys (a new message's entries, a pin's or a deletion's new place) are
+ * known to be absent from the database (tlp_ovl_put_absent). */
+static int put_list(tl_wtxn *w, tlp_ovl *o, char tag, const tlp_key *scope, uint64_t order, const void *v, size_t vlen,
+                    bool is_new) {
     tlp_key k = scoped(tag, scope);
     tlp_key_u64(&k, order);
-    return tl_put(w, msg_db(w->log), k.b, k.n, v, vlen, 0);
+    return is_new ? tlp_ovl_put_absent(w, o, &k, v, vlen) : tlp_ovl_put(w, o, &k, v, vlen);
 }
 
-static int del_list(tl_wtxn *w, char tag, const tlp_key *scope, uint64_t order) {
+static int del_list(tl_wtxn *w, tlp_ovl *o, char tag, const tlp_key *scope, uint64_t order) {
     tlp_key k = scoped(tag, scope);
     tlp_key_u64(&k, order);
-    return tl_del(w, msg_db(w->log), k.b, k.n);
+    return tlp_ovl_del(w, o, &k);
 }
 
 static tlp_key pin_key(const char *id) {
@@ -64,11 +67,10 @@ static tlp_key pin_key(const char *id) {
     return k;
 }
 
-static int apply_message(tl_wtxn *w, const tl_event *ev, const char *id, bool created) {
+static int apply_message(tl_wtxn *w, tlp_ovl *o, const tl_event *ev, const char *id, bool created) {
     tl_message_rec m;
     int rc = tl_wstate_message(w, id, &m);
     if (rc) return rc == TL_ENOTFOUND ? tl_fail(TL_ECORRUPT, "event %llu names unknown message %s", (unsigned long long)ev->seq, id) : rc;
-    MDB_dbi db = msg_db(w->log);
     tlp_key sc[2];
     int ns = scopes_of(&m, sc);
     size_t idlen = strlen(id);
@@ -77,41 +79,57 @@ static int apply_message(tl_wtxn *w, const tl_event *ev, const char *id, bool cr
     memcpy(pinval + 8, id, idlen);
     tlp_key pk = pin_key(id);
     uint64_t pinned_at = 0;
-    if (!created && (rc = tlp_get_u64(w->txn, db, &pk, &pinned_at)) != 0) return rc;
+    if (!created) {
+        MDB_val v;
+        rc = tlp_ovl_get(w, o, &pk, &v);
+        if (rc && rc != TL_ENOTFOUND) return rc;
+        if (!rc && v.mv_size != 8) return tl_fail(TL_ECORRUPT, "message pin entry is damaged");
+        if (!rc) pinned_at = tl_seq_from_key(v.mv_data);
+        rc = 0;
+    }
 
     for (int i = 0; i < ns && !rc; i++) {
         tlp_key n = scoped('n', &sc[i]);
         if (created) {
-            rc = put_list(w, 'L', &sc[i], m.seq, id, idlen);
-            if (!rc) rc = tlp_add_u64(w, db, &n, 1);
+            rc = put_list(w, o, 'L', &sc[i], m.seq, id, idlen, true);
+            if (!rc) rc = tlp_ovl_add_u64(w, o, &n, 1);
         } else if (!strcmp(ev->kind, "message.pinned")) {
-            rc = del_list(w, 'L', &sc[i], m.seq);
-            if (!rc) rc = put_list(w, 'Q', &sc[i], ~ev->seq, pinval, 8 + idlen);
+            rc = del_list(w, o, 'L', &sc[i], m.seq);
+            if (!rc) rc = put_list(w, o, 'Q', &sc[i], ~ev->seq, pinval, 8 + idlen, true);
         } else if (!strcmp(ev->kind, "message.unpinned")) {
-            if (pinned_at) rc = del_list(w, 'Q', &sc[i], ~pinned_at);
-            if (!rc) rc = put_list(w, 'L', &sc[i], m.seq, id, idlen);
+            if (pinned_at) rc = del_list(w, o, 'Q', &sc[i], ~pinned_at);
+            if (!rc) rc = put_list(w, o, 'L', &sc[i], m.seq, id, idlen, false);
         } else { /* message.deleted: out of the live lists, into the auditors' one */
-            rc = pinned_at ? del_list(w, 'Q', &sc[i], ~pinned_at) : del_list(w, 'L', &sc[i], m.seq);
-            if (!rc) rc = put_list(w, 'X', &sc[i], m.seq, id, idlen);
-            if (!rc) rc = tlp_add_u64(w, db, &n, -1);
+            rc = pinned_at ? del_list(w, o, 'Q', &sc[i], ~pinned_at) : del_list(w, o, 'L', &sc[i], m.seq);
+            if (!rc) rc = put_list(w, o, 'X', &sc[i], m.seq, id, idlen, true);
+            if (!rc) rc = tlp_ovl_add_u64(w, o, &n, -1);
         }
     }
     if (rc || created) return rc;
-    if (!strcmp(ev->kind, "message.pinned")) return tlp_put_u64(w, db, &pk, ev->seq);
-    return tl_del(w, db, pk.b, pk.n);
+    if (!strcmp(ev->kind, "message.pinned")) {
+        uint8_t v[8];
+        tl_seq_key(v, ev->seq);
+        return tlp_ovl_put(w, o, &pk, v, sizeof v);
+    }
+    return tlp_ovl_del(w, o, &pk);
 }
 
 static int messages_apply(tl_wtxn *w, const tl_event *ev, void *state) {
-    (void)state;
+    tlp_ovl *o = state;
     char id[TL_IDBUF];
-    if (tlp_created_message(ev, id)) return apply_message(w, ev, id, true);
+    int rc = tlp_ovl_bound(w, o);
+    if (rc) return rc;
     const char *k = ev->kind;
+    /* a new user's unread counts and dashboard are seeded by reading (and scanning) this
+     * database, after this applier: write the buffer out for them first */
+    if (!strcmp(k, "user.created")) return tlp_ovl_write_out(w, o);
+    if (tlp_created_message(ev, id)) return apply_message(w, o, ev, id, true);
     if (strcmp(k, "message.pinned") && strcmp(k, "message.unpinned") && strcmp(k, "message.deleted")) return 0;
     tlp_ev_cstr(ev, "message", id, sizeof id);
-    return apply_message(w, ev, id, false);
+    return apply_message(w, o, ev, id, false);
 }
 
-int tlp_messages_register(tl_log *log) { return tlp_register(log, "messages", messages_apply); }
+int tlp_messages_register(tl_log *log) { return tlp_register_buffered(log, "messages", messages_apply); }
 
 /* ---------------------------------------------------------------- counts and lists */
 

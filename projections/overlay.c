@@ -512,6 +512,8 @@ void tlp_ovl_release(void *state) {
     free(o);
 }
 
+int tlp_ovl_write_out(tl_wtxn *w, tlp_ovl *o) { return write_out(w, o); }
+
 int tlp_ovl_bound(tl_wtxn *w, tlp_ovl *o) {
     return o->n >= (w->replaying ? OVL_REPLAY_MAX_ENTRIES : OVL_MAX_ENTRIES) ? write_out(w, o) : 0;
 }

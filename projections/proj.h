@@ -101,6 +101,9 @@ int tlp_ovl_add_u64(tl_wtxn *w, tlp_ovl *o, const tlp_key *k, int64_t delta);
 /** A hint: k will be read or written soon. Fan-out loops announce all their keys first, so
  * the table's cache misses overlap instead of coming one after another. */
 void tlp_ovl_prefetch(const tlp_ovl *o, const tlp_key *k);
+/** Write the buffer into the transaction now (before another applier reads or scans the
+ * database directly). */
+int tlp_ovl_write_out(tl_wtxn *w, tlp_ovl *o);
 /** Call at the start of an event: writes the buffer out early when it has grown large. */
 int tlp_ovl_bound(tl_wtxn *w, tlp_ovl *o);
 /**
