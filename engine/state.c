@@ -87,6 +87,7 @@ static int get_rec(MDB_txn *txn, tl_log *log, char kind, const char *id, void *o
 struct tl_rec_cache {
     char pid[REC_CACHE_WAYS][TL_IDBUF], mid[REC_CACHE_WAYS][TL_IDBUF]; /* "" = empty way */
     tl_project_rec p[REC_CACHE_WAYS];
+    bool pdirty[REC_CACHE_WAYS]; /* a project record written here and not yet to LMDB */
     tl_message_rec m[REC_CACHE_WAYS];
     unsigned pnext, mnext; /* the way replaced next (round robin) */
     char uid[USER_CACHE_SLOTS][TL_IDBUF];
@@ -124,20 +125,56 @@ static void *cache_rec(struct tl_rec_cache *c, char kind, int way) {
     return kind == 'p' ? (void *)&c->p[way] : kind == 'm' ? (void *)&c->m[way] : (void *)&c->u[way];
 }
 
+/* Records are stored zero-packed (zeropack.c): their id fields are mostly empty. */
+static int write_rec(tl_wtxn *w, char kind, const char *id, const void *rec, size_t size) {
+    char key[2 * TL_IDBUF + 8];
+    size_t klen = make_key(key, sizeof key, kind, id, NULL);
+    uint8_t packed[TL_ZEROPACK_BOUND(sizeof(tl_attachment_rec) + sizeof(tl_message_rec))];
+    if (size > sizeof(tl_attachment_rec) + sizeof(tl_message_rec)) return w->failed = tl_fail(TL_EUSAGE, "state record too large");
+    return tl_put(w, state_dbi(w->log), key, klen, packed, tl_zeropack(packed, rec, size), 0);
+}
+
+/* Write project way i to LMDB if it holds a newer record than LMDB does. */
+static int write_back(tl_wtxn *w, int i) {
+    struct tl_rec_cache *c = w->recs;
+    if (!c->pdirty[i]) return 0;
+    c->pdirty[i] = false;
+    return write_rec(w, 'p', c->pid[i], &c->p[i], sizeof c->p[i]);
+}
+
+/* Every project record still only in the cache, into LMDB: at commit (the state applier's
+ * flush hook). */
+static int state_flush(tl_wtxn *w, void *state) {
+    (void)state;
+    int rc = 0;
+    for (int i = 0; w->recs && i < REC_CACHE_WAYS && !rc; i++) rc = write_back(w, i);
+    return rc;
+}
+
 /* Remember rec as (kind, id)'s current record. Only projects, messages and users are
- * cached; a cache that cannot be allocated is simply not used. */
-static void cache_store(tl_wtxn *w, char kind, const char *id, const void *rec, size_t size) {
-    if ((kind != 'p' && kind != 'm' && kind != 'u') || strlen(id) >= TL_IDBUF) return;
-    if (!w->recs && !(w->recs = calloc(1, sizeof *w->recs))) return;
+ * cached. dirty: a project record written by the state applier, kept here until its way is
+ * reused or the transaction commits (a project's record changes with every event of it;
+ * every reader inside a write transaction reads through this cache). Returns a failure to
+ * write back the record it replaced, or TL_ENOMEM when a dirty record cannot be cached (the
+ * caller then writes it itself). */
+static int cache_store(tl_wtxn *w, char kind, const char *id, const void *rec, size_t size, bool dirty) {
+    if ((kind != 'p' && kind != 'm' && kind != 'u') || strlen(id) >= TL_IDBUF) return dirty ? TL_ENOMEM : 0;
+    if (!w->recs && !(w->recs = calloc(1, sizeof *w->recs))) return dirty ? TL_ENOMEM : 0;
     char(*ids)[TL_IDBUF];
     unsigned *next;
     int way = cache_find(w->recs, kind, id, &ids, &next);
     if (way < 0) {
         way = kind == 'u' ? (int)user_slot(id) : (int)(*next % REC_CACHE_WAYS);
+        if (kind == 'p') {
+            int rc = write_back(w, way);
+            if (rc) return rc;
+        }
         if (next) *next += 1;
         strcpy(ids[way], id);
     }
     memcpy(cache_rec(w->recs, kind, way), rec, size);
+    if (kind == 'p') w->recs->pdirty[way] = dirty || w->recs->pdirty[way];
+    return 0;
 }
 
 static int wget_rec(tl_wtxn *w, char kind, const char *id, void *out, size_t size) {
@@ -151,7 +188,7 @@ static int wget_rec(tl_wtxn *w, char kind, const char *id, void *out, size_t siz
         }
     }
     int rc = get_rec(w->txn, w->log, kind, id, out, size);
-    if (!rc) cache_store(w, kind, id, out, size);
+    if (!rc) rc = cache_store(w, kind, id, out, size, false);
     return rc;
 }
 
@@ -159,14 +196,15 @@ int tl_wstate_project(tl_wtxn *w, const char *id, tl_project_rec *o) { return wg
 int tl_wstate_message(tl_wtxn *w, const char *id, tl_message_rec *o) { return wget_rec(w, 'm', id, o, sizeof *o); }
 int tl_wstate_user(tl_wtxn *w, const char *id, tl_user_rec *o) { return wget_rec(w, 'u', id, o, sizeof *o); }
 
-/* Records are stored zero-packed (zeropack.c): their id fields are mostly empty. */
+/* A record write. Project records are written back (cache_store); the others through. */
 static int put_rec(tl_wtxn *w, MDB_dbi db, char kind, const char *id, const void *rec, size_t size) {
-    char key[2 * TL_IDBUF + 8];
-    size_t klen = make_key(key, sizeof key, kind, id, NULL);
-    uint8_t packed[TL_ZEROPACK_BOUND(sizeof(tl_attachment_rec) + sizeof(tl_message_rec))];
-    if (size > sizeof(tl_attachment_rec) + sizeof(tl_message_rec)) return w->failed = tl_fail(TL_EUSAGE, "state record too large");
-    int rc = tl_put(w, db, key, klen, packed, tl_zeropack(packed, rec, size), 0);
-    if (!rc) cache_store(w, kind, id, rec, size);
+    (void)db;
+    if (kind == 'p') {
+        int rc = cache_store(w, kind, id, rec, size, true);
+        return rc == TL_ENOMEM ? write_rec(w, kind, id, rec, size) : rc;
+    }
+    int rc = write_rec(w, kind, id, rec, size);
+    if (!rc) rc = cache_store(w, kind, id, rec, size, false);
     return rc;
 }
 
@@ -584,6 +622,7 @@ int tl_state_register(tl_log *log) {
     a.db_names[0] = "state";
     a.ndbs = 1;
     a.in_digest = true;
+    a.flush = state_flush;
     /* the applier's state (its dbi) must outlive registration: point into the log's copy */
     rc = tl_log_register(log, &a);
     if (rc) return rc;

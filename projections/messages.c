@@ -12,6 +12,10 @@
  *   q id\0                  -> pin_seq(8)  where a pinned message sits in Q
  * A page is therefore a range scan: Q, then L (auditors: L and X merged by seq).
  *
+ * Writes go through the write-back buffer (overlay.c), like the fan-out projections': a busy
+ * channel's count is rewritten once per transaction, not once per message. The buffer is
+ * written out before a user.created event's seeds read and scan this database.
+ *
  * Bodies are not copied here: they are read from the content store by the message's
  * commitment when rendered, so an erasure shows at once as "body":null,"erased":true.
  */

@@ -31,7 +31,8 @@
  * staff for chat; + the ambassador for the ambassador channel; all four for project-level
  * events), a re-key when last_activity moved; of an activity event besides: one B re-key per
  * viewer who can have unread messages; a read or unread mark: the reader's B row; a
- * deletion: the B rows of its channel's audience.
+ * deletion: the B rows of its channel's audience. Within a transaction these refreshes are
+ * coalesced: each touched row is refreshed once (see "coalesced refreshes" below).
  */
 #include "proj.h"
 
