@@ -287,6 +287,101 @@ START_TEST(unread_column_on_every_page_size) {
 }
 END_TEST
 
+/*
+ * tracking.c coalesces row refreshes within a transaction (noted rows are refreshed before
+ * other kinds of events, at a bound and at commit). The tables must not depend on where the
+ * commits fall: the same commands, committed one by one in one log and as one batch in
+ * another (same frozen clock, so the same times), give the same tables for every user and
+ * order, and so does a replay (one transaction) of each.
+ */
+static const char *const mixed_commands[] = {
+    "{\"op\":\"topic.create\",\"as\":\"alice\",\"id\":\"t-1\",\"project\":\"o-1\",\"title\":\"T\",\"body\":\"b\",\"message_id\":\"c-1\"}",
+    "{\"op\":\"message.send\",\"as\":\"sam\",\"id\":\"c-2\",\"project\":\"o-1\",\"channel\":\"chat\",\"topic\":\"t-1\",\"body\":\"x\"}",
+    "{\"op\":\"note.add\",\"as\":\"bob\",\"id\":\"n-1\",\"project\":\"o-1\",\"body\":\"x\"}",
+    "{\"op\":\"message.read\",\"as\":\"bob\",\"message\":\"c-2\"}",
+    "{\"op\":\"message.reply\",\"as\":\"bob\",\"id\":\"c-3\",\"message\":\"c-2\",\"body\":\"y\"}",
+    "{\"op\":\"message.send\",\"as\":\"zoe\",\"id\":\"z-1\",\"project\":\"o-1\",\"channel\":\"ambassador\",\"body\":\"hi\"}",
+    "{\"op\":\"message.pin\",\"as\":\"alice\",\"message\":\"z-1\"}",
+    /* a user created in the middle: an event of another kind runs the noted refreshes */
+    "{\"op\":\"user.create\",\"id\":\"ann\",\"role\":\"member\",\"account\":\"acme\",\"name\":\"Ann\"}",
+    "{\"op\":\"message.send\",\"as\":\"ann\",\"id\":\"c-4\",\"project\":\"o-1\",\"channel\":\"chat\",\"topic\":\"t-1\",\"body\":\"z\"}",
+    "{\"op\":\"message.unread\",\"as\":\"bob\",\"message\":\"c-2\"}",
+    "{\"op\":\"message.delete\",\"as\":\"ann\",\"message\":\"c-4\"}",
+    "{\"op\":\"project.status\",\"as\":\"alice\",\"project\":\"o-1\",\"status\":\"shipped\"}",
+    "{\"op\":\"project.create\",\"as\":\"carl\",\"id\":\"b-1\",\"account\":\"beta\",\"type\":\"video\",\"title\":\"B\"}",
+    "{\"op\":\"note.add\",\"as\":\"carl\",\"id\":\"n-2\",\"project\":\"b-1\",\"body\":\"x\"}",
+    "{\"op\":\"message.read\",\"as\":\"alice\",\"message\":\"n-1\"}",
+    "{\"op\":\"message.unpin\",\"as\":\"bob\",\"message\":\"z-1\"}",
+    "{\"op\":\"note.add\",\"as\":\"carl\",\"id\":\"c-5\",\"project\":\"b-1\",\"body\":\"w\"}",
+    "{\"op\":\"message.delete\",\"as\":\"bob\",\"message\":\"n-1\"}",
+};
+
+/* The two strings are equal (a short message where they part: Check's is bounded). */
+static void same_text(const char *a, const char *b, const char *what) {
+    size_t i = 0;
+    while (a[i] && a[i] == b[i]) i++;
+    size_t from = i > 60 ? i - 60 : 0;
+    ck_assert_msg(a[i] == b[i], "%s differ at byte %zu: ...%.120s... against ...%.120s...", what, i, a + from, b + from);
+}
+
+/* Every user's whole table in both orders, as one string. */
+static void all_tables(tl_log *log, char *out, size_t cap) {
+    static const char *const users[] = {"alice", "bob", "carl", "ann", "sam", "sue", "zoe", "yan", "aud"};
+    size_t n = 0;
+    out[0] = 0;
+    for (size_t u = 0; u < sizeof users / sizeof users[0]; u++)
+        for (int by_unread = 0; by_unread < 2; by_unread++) {
+            tl_query q = pf_q(users[u]);
+            q.sort = by_unread ? "unread" : "activity";
+            char *json = NULL;
+            ck_assert_int_eq(tl_tracking_query(log, &q, &json), 0);
+            n += (size_t)snprintf(out + n, cap - n, "%s/%d %s\n", users[u], by_unread, json);
+            tl_free(json);
+            ck_assert(n < cap);
+        }
+}
+
+START_TEST(same_tables_whatever_the_commits) {
+    size_t ncmd = sizeof mixed_commands / sizeof mixed_commands[0];
+    char *dir1, *dir2;
+    pf_freeze();
+    tl_log *one = tu_new_log(&dir1), *batched = tu_new_log(&dir2);
+    pf_cast(one);
+    pf_cast(batched);
+    pf_order(one, "o-1", "alice");
+    pf_order(batched, "o-1", "alice");
+    for (size_t i = 0; i < ncmd; i++) PF_OK(one, "%s", mixed_commands[i]);
+    tl_batch *b;
+    ck_assert_int_eq(tl_batch_begin(batched, &b), 0);
+    tl_cmd *cmds[32];
+    tl_result res[32];
+    for (size_t i = 0; i < ncmd; i++) {
+        memset(&res[i], 0, sizeof res[i]);
+        ck_assert_int_eq(tl_cmd_parse(&cmds[i], mixed_commands[i], strlen(mixed_commands[i]), &res[i]), 0);
+        tl_batch_exec(b, cmds[i], &res[i]);
+    }
+    ck_assert_int_eq(tl_batch_commit(b), 0);
+    for (size_t i = 0; i < ncmd; i++) {
+        ck_assert_msg(res[i].code == 0, "batched command %zu: %s %s", i, tl_strerror(res[i].code), res[i].message);
+        tl_cmd_free(cmds[i]);
+    }
+    pf_thaw();
+    static char t1[1 << 16], t2[1 << 16];
+    all_tables(one, t1, sizeof t1);
+    all_tables(batched, t2, sizeof t2);
+    same_text(t1, t2, "the tables of commands committed one by one and in one batch");
+    ck_assert_msg(strstr(t1, "\"unread\":") != NULL, "the tables are not empty");
+    /* and a replay, one transaction over everything, gives them again */
+    tl_replay_options o = TL_REPLAY_OPTIONS_INIT;
+    tl_replay_report r;
+    ck_assert_int_eq(tl_replay(one, &o, &r), 0);
+    all_tables(one, t2, sizeof t2);
+    same_text(t1, t2, "the tables before and after a replay");
+    pf_done(one, dir1);
+    pf_done(batched, dir2);
+}
+END_TEST
+
 START_TEST(refusals) {
     char *dir;
     tl_log *log = tu_new_log(&dir);
@@ -318,6 +413,7 @@ int main(void) {
     tcase_add_test(tc, paging_across_boundaries);
     tcase_add_test(tc, unread_column_on_every_page_size);
     tcase_add_test(tc, refusals);
+    tcase_add_test(tc, same_tables_whatever_the_commits);
     suite_add_tcase(s, tc);
     return tu_main(s);
 }
