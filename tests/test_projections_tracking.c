@@ -299,7 +299,10 @@ static const char *const mixed_commands[] = {
     "{\"op\":\"message.send\",\"as\":\"sam\",\"id\":\"c-2\",\"project\":\"o-1\",\"channel\":\"chat\",\"topic\":\"t-1\",\"body\":\"x\"}",
     "{\"op\":\"note.add\",\"as\":\"bob\",\"id\":\"n-1\",\"project\":\"o-1\",\"body\":\"x\"}",
     "{\"op\":\"message.read\",\"as\":\"bob\",\"message\":\"c-2\"}",
-    "{\"op\":\"message.reply\",\"as\":\"bob\",\"id\":\"c-3\",\"message\":\"c-2\",\"body\":\"y\"}",
+    /* kinds that touch no row between rows noted and their refresh */
+    "{\"op\":\"attachment.upload\",\"as\":\"bob\",\"id\":\"f-1\",\"project\":\"o-1\",\"name\":\"f\",\"data\":\"Zg==\"}",
+    "{\"op\":\"account.create\",\"id\":\"gamma\",\"name\":\"Gamma\"}",
+    "{\"op\":\"message.reply\",\"as\":\"bob\",\"id\":\"c-3\",\"message\":\"c-2\",\"body\":\"y\",\"attachments\":[\"f-1\"]}",
     "{\"op\":\"message.send\",\"as\":\"zoe\",\"id\":\"z-1\",\"project\":\"o-1\",\"channel\":\"ambassador\",\"body\":\"hi\"}",
     "{\"op\":\"message.pin\",\"as\":\"alice\",\"message\":\"z-1\"}",
     /* a user created in the middle: an event of another kind runs the noted refreshes */
