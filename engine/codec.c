@@ -1,229 +1,17 @@
 /*
- * codec.c — canonical msgpack encoding of events, and the strict decoder.
+ * codec.c — the strict decoder of events (the encoder is encode.c).
  *
- * Encoding goes through msgpack-c's packer, which already picks the smallest encoding of
- * every integer and length; this file adds the rest of the canonical form (fixed envelope
- * order, payload keys sorted, no nil fields). Decoding does not trust the bytes: a cursor
- * walks them once, bounding every length and count by the bytes left and the depth by
- * TL_DEPTH_MAX, and refuses any encoding the packer would not have produced. Accessors then
- * read fields straight out of the checked bytes, with no allocation.
+ * Decoding does not trust the bytes: a cursor walks them once, bounding every length and
+ * count by the bytes left and the depth by TL_DEPTH_MAX, and refuses any encoding the packer
+ * would not have produced. Accessors then read fields straight out of the checked bytes,
+ * with no allocation. The same walk renders a value as JSON (tl_sb_msgpack_json).
  */
 #include "codec.h"
 
-#include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "error.h"
-
-/* ================================================================ building payloads */
-
-static tl_field *payload_slot(tl_payload *p, const char *key, tl_vtype type) {
-    if (p->n >= TL_PAYLOAD_FIELDS_MAX) {
-        p->n = TL_PAYLOAD_FIELDS_MAX + 1; /* poisoned: encode refuses it */
-        return NULL;
-    }
-    tl_field *f = &p->f[p->n++];
-    memset(f, 0, sizeof *f);
-    f->key = key;
-    f->type = type;
-    return f;
-}
-
-void tl_payload_strn(tl_payload *p, const char *key, const char *s, size_t len) {
-    if (!s) return;
-    tl_field *f = payload_slot(p, key, TLV_STR);
-    if (f) { f->ptr = s; f->len = len; }
-}
-void tl_payload_str(tl_payload *p, const char *key, const char *s) {
-    if (s) tl_payload_strn(p, key, s, strlen(s));
-}
-void tl_payload_uint(tl_payload *p, const char *key, uint64_t u) {
-    tl_field *f = payload_slot(p, key, TLV_UINT);
-    if (f) f->u = u;
-}
-void tl_payload_bool(tl_payload *p, const char *key, bool b) {
-    tl_field *f = payload_slot(p, key, TLV_BOOL);
-    if (f) f->u = b;
-}
-void tl_payload_bin(tl_payload *p, const char *key, const void *ptr, size_t len) {
-    if (!ptr) return;
-    tl_field *f = payload_slot(p, key, TLV_BIN);
-    if (f) { f->ptr = ptr; f->len = len; }
-}
-void tl_payload_strlist(tl_payload *p, const char *key, const char *const *list, size_t n) {
-    if (!list) return;
-    tl_field *f = payload_slot(p, key, TLV_STRLIST);
-    if (f) { f->ptr = list; f->len = n; }
-}
-
-/* ================================================================ encoding */
-
-static int key_cmp(const char *a, size_t alen, const char *b, size_t blen) {
-    size_t n = alen < blen ? alen : blen;
-    int c = memcmp(a, b, n);
-    if (c) return c;
-    return alen < blen ? -1 : alen > blen ? 1 : 0;
-}
-
-static int field_cmp(const void *a, const void *b) {
-    const tl_field *x = a, *y = b;
-    return key_cmp(x->key, strlen(x->key), y->key, strlen(y->key));
-}
-
-static void pack_cstr(msgpack_packer *pk, const char *s, size_t n) {
-    msgpack_pack_str(pk, n);
-    msgpack_pack_str_body(pk, s, n);
-}
-
-static int pack_envelope_head(msgpack_packer *pk, const tl_envelope *env) {
-    if (!env->actor || !env->kind || !*env->actor || !*env->kind ||
-        strlen(env->actor) > TL_NAME_MAX || strlen(env->kind) > TL_NAME_MAX ||
-        (env->project && (!*env->project || strlen(env->project) > TL_NAME_MAX)))
-        return tl_fail(TL_EINVALID, "event envelope: bad actor, kind or project");
-    msgpack_pack_array(pk, 9);
-    msgpack_pack_uint64(pk, TL_FORMAT_VERSION);
-    msgpack_pack_uint64(pk, env->seq);
-    msgpack_pack_uint64(pk, env->ts);
-    msgpack_pack_bin(pk, TL_HASH_BYTES);
-    msgpack_pack_bin_body(pk, env->prev, TL_HASH_BYTES);
-    pack_cstr(pk, env->actor, strlen(env->actor));
-    pack_cstr(pk, env->kind, strlen(env->kind));
-    msgpack_pack_uint64(pk, env->schema);
-    if (env->project)
-        pack_cstr(pk, env->project, strlen(env->project));
-    else
-        msgpack_pack_nil(pk);
-    return 0;
-}
-
-int tl_event_encode(msgpack_sbuffer *buf, const tl_envelope *env, const tl_payload *payload) {
-    if (payload->n > TL_PAYLOAD_FIELDS_MAX)
-        return tl_fail(TL_EINVALID, "event payload: too many fields");
-    tl_field sorted[TL_PAYLOAD_FIELDS_MAX];
-    memcpy(sorted, payload->f, payload->n * sizeof *sorted);
-    qsort(sorted, payload->n, sizeof *sorted, field_cmp);
-    for (size_t i = 1; i < payload->n; i++)
-        if (field_cmp(&sorted[i - 1], &sorted[i]) == 0)
-            return tl_fail(TL_EINVALID, "event payload: duplicate field %s", sorted[i].key);
-
-    msgpack_sbuffer_clear(buf);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, buf, msgpack_sbuffer_write);
-    int rc = pack_envelope_head(&pk, env);
-    if (rc) return rc;
-    msgpack_pack_map(&pk, payload->n);
-    for (size_t i = 0; i < payload->n; i++) {
-        const tl_field *f = &sorted[i];
-        pack_cstr(&pk, f->key, strlen(f->key));
-        switch (f->type) {
-        case TLV_STR:
-            pack_cstr(&pk, f->ptr, f->len);
-            break;
-        case TLV_UINT:
-            msgpack_pack_uint64(&pk, f->u);
-            break;
-        case TLV_BOOL:
-            if (f->u) msgpack_pack_true(&pk); else msgpack_pack_false(&pk);
-            break;
-        case TLV_BIN:
-            msgpack_pack_bin(&pk, f->len);
-            msgpack_pack_bin_body(&pk, f->ptr, f->len);
-            break;
-        case TLV_STRLIST: {
-            const char *const *list = f->ptr;
-            msgpack_pack_array(&pk, f->len);
-            for (size_t j = 0; j < f->len; j++) pack_cstr(&pk, list[j], strlen(list[j]));
-            break;
-        }
-        case TLV_RAW:
-            return tl_fail(TL_EINVALID, "event payload: raw fields are not encodable");
-        }
-    }
-    if (buf->size > TL_EVENT_MAX) return tl_fail(TL_ETOOLARGE, "event over %u bytes", TL_EVENT_MAX);
-    return 0;
-}
-
-typedef struct kv_ref {
-    const msgpack_object_kv *kv;
-} kv_ref;
-
-static int kv_cmp(const void *a, const void *b) {
-    const msgpack_object_kv *x = ((const kv_ref *)a)->kv, *y = ((const kv_ref *)b)->kv;
-    return key_cmp(x->key.via.str.ptr, x->key.via.str.size, y->key.via.str.ptr, y->key.via.str.size);
-}
-
-static int pack_object_canonical(msgpack_packer *pk, const msgpack_object *o, int depth) {
-    if (depth > TL_DEPTH_MAX) return tl_fail(TL_EINVALID, "payload nested too deeply");
-    switch (o->type) {
-    case MSGPACK_OBJECT_NIL: return msgpack_pack_nil(pk), 0;
-    case MSGPACK_OBJECT_BOOLEAN:
-        return (o->via.boolean ? msgpack_pack_true(pk) : msgpack_pack_false(pk)), 0;
-    case MSGPACK_OBJECT_POSITIVE_INTEGER: return msgpack_pack_uint64(pk, o->via.u64), 0;
-    case MSGPACK_OBJECT_NEGATIVE_INTEGER: return msgpack_pack_int64(pk, o->via.i64), 0;
-    case MSGPACK_OBJECT_STR:
-        pack_cstr(pk, o->via.str.ptr, o->via.str.size);
-        return 0;
-    case MSGPACK_OBJECT_BIN:
-        msgpack_pack_bin(pk, o->via.bin.size);
-        msgpack_pack_bin_body(pk, o->via.bin.ptr, o->via.bin.size);
-        return 0;
-    case MSGPACK_OBJECT_ARRAY:
-        msgpack_pack_array(pk, o->via.array.size);
-        for (uint32_t i = 0; i < o->via.array.size; i++) {
-            int rc = pack_object_canonical(pk, &o->via.array.ptr[i], depth + 1);
-            if (rc) return rc;
-        }
-        return 0;
-    case MSGPACK_OBJECT_MAP: {
-        uint32_t n = o->via.map.size;
-        kv_ref *refs = calloc(n ? n : 1, sizeof *refs);
-        if (!refs) return tl_fail(TL_ENOMEM, "out of memory");
-        for (uint32_t i = 0; i < n; i++) {
-            refs[i].kv = &o->via.map.ptr[i];
-            if (refs[i].kv->key.type != MSGPACK_OBJECT_STR) {
-                free(refs);
-                return tl_fail(TL_EINVALID, "payload map keys must be strings");
-            }
-        }
-        qsort(refs, n, sizeof *refs, kv_cmp);
-        for (uint32_t i = 1; i < n; i++)
-            if (kv_cmp(&refs[i - 1], &refs[i]) == 0) {
-                free(refs);
-                return tl_fail(TL_EINVALID, "payload map has a duplicate key");
-            }
-        msgpack_pack_map(pk, n);
-        int rc = 0;
-        for (uint32_t i = 0; i < n && !rc; i++) {
-            pack_cstr(pk, refs[i].kv->key.via.str.ptr, refs[i].kv->key.via.str.size);
-            rc = pack_object_canonical(pk, &refs[i].kv->val, depth + 1);
-        }
-        free(refs);
-        return rc;
-    }
-    default:
-        return tl_fail(TL_EINVALID, "payload holds a float or extension type");
-    }
-}
-
-int tl_event_encode_object(msgpack_sbuffer *buf, const tl_envelope *env,
-                           const msgpack_object *payload) {
-    if (payload->type != MSGPACK_OBJECT_MAP) return tl_fail(TL_EINVALID, "payload must be a map");
-    msgpack_sbuffer_clear(buf);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, buf, msgpack_sbuffer_write);
-    int rc = pack_envelope_head(&pk, env);
-    /* the payload map sits at depth 2 of the event (the envelope array is depth 1), the
-     * depth the decoder counts from: a payload the packer accepts is never refused later */
-    if (!rc) rc = pack_object_canonical(&pk, payload, 2);
-    if (!rc && buf->size > TL_EVENT_MAX) rc = tl_fail(TL_ETOOLARGE, "event over %u bytes", TL_EVENT_MAX);
-    /* what is left to refuse here (a string that is not UTF-8) is the caller's input, not a
-     * damaged log: invalid_input, not corrupt */
-    if (!rc && tl_msgpack_check_canonical((const uint8_t *)buf->data, buf->size) != 0)
-        rc = tl_fail(TL_EINVALID, "payload is not valid: strings must be UTF-8");
-    return rc;
-}
 
 /* ================================================================ reading */
 
@@ -379,7 +167,7 @@ static int check_value(reader *r, int depth) {
             const uint8_t *k = r->p;
             if (!utf8_valid(k, (size_t)klen)) return -1;
             r->p += klen;
-            if (prev && key_cmp((const char *)prev, prev_len, (const char *)k, (size_t)klen) >= 0)
+            if (prev && tl_map_key_cmp((const char *)prev, prev_len, (const char *)k, (size_t)klen) >= 0)
                 return -1; /* keys strictly ascending: sorted and unique */
             prev = k;
             prev_len = (size_t)klen;
@@ -584,91 +372,7 @@ bool tl_bytes_eq(const tl_bytes *b, const char *s) {
     return b->len == n && memcmp(b->ptr, s, n) == 0;
 }
 
-/* ================================================================ JSON rendering */
-
-static void sb_grow(tl_strbuf *sb, size_t extra) {
-    if (sb->oom) return;
-    if (sb->len + extra + 1 <= sb->cap) return;
-    size_t cap = sb->cap ? sb->cap : 256;
-    while (cap < sb->len + extra + 1) cap *= 2;
-    char *p = realloc(sb->ptr, cap);
-    if (!p) { sb->oom = true; return; }
-    sb->ptr = p;
-    sb->cap = cap;
-}
-
-void tl_sb_put_grow(tl_strbuf *sb, const char *s, size_t n) {
-    sb_grow(sb, n);
-    if (sb->oom) return;
-    memcpy(sb->ptr + sb->len, s, n);
-    sb->len += n;
-    sb->ptr[sb->len] = 0;
-}
-
-void tl_sb_puts(tl_strbuf *sb, const char *s) { tl_sb_put(sb, s, strlen(s)); }
-
-void tl_sb_u64(tl_strbuf *sb, uint64_t v) {
-    char tmp[20];
-    size_t i = sizeof tmp;
-    do {
-        tmp[--i] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    tl_sb_put(sb, tmp + i, sizeof tmp - i);
-}
-
-void tl_sb_printf(tl_strbuf *sb, const char *fmt, ...) {
-    char tmp[256];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-    va_end(ap);
-    if (n < 0) return;
-    if ((size_t)n < sizeof tmp) { tl_sb_put(sb, tmp, (size_t)n); return; }
-    sb_grow(sb, (size_t)n);
-    if (sb->oom) return;
-    va_start(ap, fmt);
-    vsnprintf(sb->ptr + sb->len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    sb->len += (size_t)n;
-}
-
-void tl_sb_json_str(tl_strbuf *sb, const char *s, size_t n) {
-    static const char hex[] = "0123456789abcdef";
-    tl_sb_put(sb, "\"", 1);
-    size_t start = 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c != '"' && c != '\\') continue;
-        tl_sb_put(sb, s + start, i - start);
-        start = i + 1;
-        char esc[7];
-        switch (c) {
-        case '"': tl_sb_put(sb, "\\\"", 2); break;
-        case '\\': tl_sb_put(sb, "\\\\", 2); break;
-        case '\n': tl_sb_put(sb, "\\n", 2); break;
-        case '\r': tl_sb_put(sb, "\\r", 2); break;
-        case '\t': tl_sb_put(sb, "\\t", 2); break;
-        default:
-            esc[0] = '\\'; esc[1] = 'u'; esc[2] = '0'; esc[3] = '0';
-            esc[4] = hex[c >> 4]; esc[5] = hex[c & 15]; esc[6] = 0;
-            tl_sb_put(sb, esc, 6);
-        }
-    }
-    tl_sb_put(sb, s + start, n - start);
-    tl_sb_put(sb, "\"", 1);
-}
-
-void tl_sb_hex(tl_strbuf *sb, const uint8_t *p, size_t n) {
-    static const char hex[] = "0123456789abcdef";
-    sb_grow(sb, n * 2);
-    if (sb->oom) return;
-    for (size_t i = 0; i < n; i++) {
-        sb->ptr[sb->len++] = hex[p[i] >> 4];
-        sb->ptr[sb->len++] = hex[p[i] & 15];
-    }
-    sb->ptr[sb->len] = 0;
-}
+/* ================================================================ msgpack as JSON */
 
 static int json_value(tl_strbuf *sb, reader *r, int depth) {
     int type;
@@ -706,13 +410,4 @@ static int json_value(tl_strbuf *sb, reader *r, int depth) {
 int tl_sb_msgpack_json(tl_strbuf *sb, const uint8_t *bytes, size_t len) {
     reader r = {bytes, bytes + len};
     return json_value(sb, &r, 1);
-}
-
-char *tl_sb_take(tl_strbuf *sb) {
-    if (sb->oom) { free(sb->ptr); sb->ptr = NULL; sb->len = sb->cap = 0; return NULL; }
-    if (!sb->ptr) tl_sb_put(sb, "", 0);
-    char *p = sb->ptr;
-    sb->ptr = NULL;
-    sb->len = sb->cap = 0;
-    return p;
 }

@@ -17,6 +17,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "strbuf.h"
 #include "threadlog.h"
 
 #define TL_EVENT_MAX (1u << 20) /* an encoded event never exceeds 1 MiB */
@@ -123,40 +124,22 @@ int tl_ev_list(const tl_event *ev, const char *key, tl_bytes *list_bytes, size_t
 /** Iterate a list: *pos starts at 0 (opaque cursor into list_bytes). */
 int tl_ev_list_next(const tl_bytes *list_bytes, size_t *pos, tl_bytes *item);
 
+/** The canonical order of map keys: bytewise, a prefix first (encoder and decoder agree). */
+static inline int tl_map_key_cmp(const char *a, size_t alen, const char *b, size_t blen) {
+    size_t n = alen < blen ? alen : blen;
+    int c = memcmp(a, b, n);
+    if (c) return c;
+    return alen < blen ? -1 : alen > blen ? 1 : 0;
+}
+
 /** Copy a borrowed string into a NUL-terminated buffer of cap bytes (truncation refused). */
 int tl_bytes_cstr(const tl_bytes *b, char *dst, size_t cap);
 bool tl_bytes_eq(const tl_bytes *b, const char *s);
 
 /**
- * Render a msgpack value (canonical, already checked) as JSON into a growable string:
- * strings escaped, bin as lowercase hex. Used by `log --json` and exports.
+ * Render a msgpack value (canonical, already checked) as JSON into a growable string
+ * (strbuf.h): strings escaped, bin as lowercase hex. Used by `log --json` and exports.
  */
-typedef struct tl_strbuf {
-    char *ptr;
-    size_t len, cap;
-    bool oom;
-} tl_strbuf;
-/* The slow path of tl_sb_put: grow, then append. */
-void tl_sb_put_grow(tl_strbuf *sb, const char *s, size_t n);
-/* Append n bytes. Inline: a page of rows makes ~20 appends per row, and the call was a
- * quarter of a tracking page's time. */
-static inline void tl_sb_put(tl_strbuf *sb, const char *s, size_t n) {
-    if (sb->len + n + 1 <= sb->cap) {
-        memcpy(sb->ptr + sb->len, s, n);
-        sb->len += n;
-        sb->ptr[sb->len] = 0;
-        return;
-    }
-    tl_sb_put_grow(sb, s, n);
-}
-void tl_sb_puts(tl_strbuf *sb, const char *s);
-/** Append v in decimal (what "%llu" prints, without printf's cost). */
-void tl_sb_u64(tl_strbuf *sb, uint64_t v);
-void tl_sb_printf(tl_strbuf *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void tl_sb_json_str(tl_strbuf *sb, const char *s, size_t n);
-void tl_sb_hex(tl_strbuf *sb, const uint8_t *p, size_t n);
 int tl_sb_msgpack_json(tl_strbuf *sb, const uint8_t *bytes, size_t len);
-/** Take the string (NUL-terminated) out of sb; NULL on OOM. */
-char *tl_sb_take(tl_strbuf *sb);
 
 #endif
