@@ -172,7 +172,7 @@ START_TEST(refusals_and_human_output) {
         ck_assert_ptr_nonnull(pf_str(r, "message"));
         json_decref(r);
     }
-    ck_assert_int_eq(cli(NULL, "tracking --as alice --colour red"), 2);
+    ck_assert_int_eq(cli(NULL, "tracking --as alice --colour red"), 1); /* a malformed flag is a refusal (SPEC: exits 1) */
     char *out;
     ck_assert_int_eq(tu_run(&out, "%s -d %s tracking --as alice", TL_CLI, logdir), 0);
     ck_assert_ptr_nonnull(strstr(out, "● o-1"));

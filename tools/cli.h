@@ -36,7 +36,9 @@ typedef struct cli_command {
     const char *help;
 } cli_command;
 
-/* Exit statuses: 0 done; 1 refused or failed (an error object was printed); 2 usage. */
+/* Exit statuses: 0 done; 1 refused or failed (an error object was printed; a malformed flag or
+ * argument of a command is a refusal too: SPEC "a refused query ... exits 1"); 2 no command,
+ * or an unknown one. */
 enum { CLI_OK = 0, CLI_FAILED = 1, CLI_USAGE = 2 };
 
 /** Value of --name, or NULL. A switch yields "". */
@@ -47,6 +49,7 @@ bool cli_flag_u64(const cli_ctx *ctx, const char *name, unsigned long long *out,
 
 /** Print the refusal {"ok":false,"error":..,"message":..} (JSON) or a human line; returns 1. */
 int cli_error(const cli_ctx *ctx, int code, const char *message);
+/** A malformed command line: the invalid_input refusal, plus a pointer to --help; returns 1. */
 int cli_usage(const cli_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /** Open the log of ctx->dir (read-only when readonly). Prints the error on failure. */

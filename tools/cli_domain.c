@@ -285,7 +285,7 @@ static void handle_line(apply_state *a, const char *line, size_t len, bool too_l
 
 static int cmd_apply(cli_ctx *ctx) {
     unsigned long long sync_every;
-    if (!cli_flag_u64(ctx, "sync-every", &sync_every, 1000)) return CLI_USAGE;
+    if (!cli_flag_u64(ctx, "sync-every", &sync_every, 1000)) return CLI_FAILED;
     if (sync_every == 0) sync_every = 1;
     int fd = STDIN_FILENO;
     if (ctx->args.npos == 1 && strcmp(ctx->args.pos[0], "-") != 0) {

@@ -27,7 +27,7 @@ static int cmd_init(cli_ctx *ctx) {
     const char *dir = ctx->args.npos ? ctx->args.pos[0] : ctx->dir;
     if (!dir) return cli_usage(ctx, "init needs a directory");
     unsigned long long max;
-    if (!cli_flag_u64(ctx, "max-attachment", &max, TL_DEFAULT_MAX_ATTACHMENT)) return CLI_USAGE;
+    if (!cli_flag_u64(ctx, "max-attachment", &max, TL_DEFAULT_MAX_ATTACHMENT)) return CLI_FAILED;
     tl_init_options o = TL_INIT_OPTIONS_INIT;
     o.max_attachment = max ? max : TL_DEFAULT_MAX_ATTACHMENT;
     char pk[TL_PUBKEY_HEX_SIZE];
@@ -91,7 +91,7 @@ static void on_signal(int sig) { (void)sig; follow_stop = 1; }
 
 static int cmd_log(cli_ctx *ctx) {
     unsigned long long from, limit;
-    if (!cli_flag_u64(ctx, "from", &from, 1) || !cli_flag_u64(ctx, "limit", &limit, 0)) return CLI_USAGE;
+    if (!cli_flag_u64(ctx, "from", &from, 1) || !cli_flag_u64(ctx, "limit", &limit, 0)) return CLI_FAILED;
     tl_log *log;
     int rc = cli_open(ctx, &log, TL_OPEN_READONLY);
     if (rc) return rc;
@@ -149,7 +149,7 @@ static int cmd_verify(cli_ctx *ctx) {
         o.pinned_key = pinned;
     }
     unsigned long long threads;
-    if (!cli_flag_u64(ctx, "threads", &threads, 2)) return CLI_USAGE;
+    if (!cli_flag_u64(ctx, "threads", &threads, 2)) return CLI_FAILED;
     o.threads = (unsigned)threads;
     char *checkpoint = NULL;
     const char *cp_path = cli_flag(ctx, "checkpoint");

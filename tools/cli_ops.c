@@ -92,7 +92,7 @@ static void print_digest_failure(cli_ctx *ctx, const char *dir) {
 static int cmd_replay(cli_ctx *ctx) {
     tl_replay_options o = TL_REPLAY_OPTIONS_INIT;
     unsigned long long until_seq, threads;
-    if (!cli_flag_u64(ctx, "until-seq", &until_seq, 0) || !cli_flag_u64(ctx, "threads", &threads, 2)) return CLI_USAGE;
+    if (!cli_flag_u64(ctx, "until-seq", &until_seq, 0) || !cli_flag_u64(ctx, "threads", &threads, 2)) return CLI_FAILED;
     const char *until_time = cli_flag(ctx, "until-time");
     if (until_time && !parse_time(until_time, &o.until_ts))
         return cli_usage(ctx, "--until-time takes microseconds since the epoch or an ISO 8601 UTC time "
@@ -102,9 +102,6 @@ static int cmd_replay(cli_ctx *ctx) {
     o.until_seq = until_seq;
     o.into_dir = cli_flag(ctx, "into");
     if (o.into_dir && !*o.into_dir) return cli_usage(ctx, "--into needs a directory");
-    if (!o.into_dir && (o.until_seq || o.until_ts))
-        return cli_usage(ctx, "--until-seq and --until-time build the state of that moment in a separate copy: "
-                              "add --into DIR (in place, the projections must cover the whole log)");
     o.verify = cli_switch(ctx, "verify");
     o.threads = (unsigned)threads;
     progress prog;
@@ -116,7 +113,7 @@ static int cmd_replay(cli_ctx *ctx) {
     }
     tl_log *log;
     /* a copy only reads the source: no writer key needed, writers are not held up */
-    int rc = cli_open(ctx, &log, o.into_dir ? TL_OPEN_READONLY : 0);
+    int rc = cli_open(ctx, &log, o.into_dir || o.until_seq || o.until_ts ? TL_OPEN_READONLY : 0);
     if (rc) return rc;
     tl_replay_report r;
     rc = tl_replay(log, &o, &r);
@@ -148,9 +145,14 @@ static int cmd_replay(cli_ctx *ctx) {
             if (r.digest[0]) printf("\"%s\"}\n", r.digest);
             else printf("null}\n");
         } else {
+            bool preview = !o.into_dir && (o.until_seq || o.until_ts);
             printf("replayed %llu events%s%s in %.2f s (%.0f events/s)%s\n", (unsigned long long)r.events,
-                   o.into_dir ? " into " : " in place", o.into_dir ? o.into_dir : "", r.seconds, rate,
-                   o.verify ? ", chain and signatures verified" : "");
+                   o.into_dir ? " into " : preview ? " in a temporary copy" : " in place", o.into_dir ? o.into_dir : "",
+                   r.seconds, rate, o.verify ? ", chain and signatures verified" : "");
+            if (preview)
+                printf("the digest is the state's as of event %llu; the copy is removed and the live projections, "
+                       "which cover the whole log, are unchanged\n",
+                       (unsigned long long)r.events);
             if (r.digest[0]) printf("digest %s\n", r.digest);
         }
         if (!r.digest[0]) print_digest_failure(ctx, o.into_dir ? o.into_dir : ctx->dir);
@@ -196,8 +198,9 @@ static int cmd_export(cli_ctx *ctx) {
 }
 
 const cli_command cli_ops_commands[] = {
-    {"replay", cmd_replay, "replay [--verify] [--threads N] [--into DIR [--until-seq N | --until-time T]] [--json]",
-     "rebuild every projection from the log (in place, or into DIR as of event N / time T); print the digest"},
+    {"replay", cmd_replay, "replay [--verify] [--threads N] [--into DIR] [--until-seq N | --until-time T] [--json]",
+     "rebuild every projection from the log, in place or into DIR; as of event N / time T (in place, a\n"
+     "                 preview: built in a temporary copy, the live projections unchanged); print the digest"},
     {"export", cmd_export, "export [--project P | --account A] [--format jsonl|csv] [-o FILE]",
      "a project's, an account's or the whole log's history, checkable by tools/verify_export.py"},
     {NULL, NULL, NULL, NULL},

@@ -186,7 +186,7 @@ static void human_topics(json_t *root) {
 
 static int run_query(cli_ctx *ctx, query_fn fn, const char *const *allowed, void (*human)(json_t *)) {
     tl_query q;
-    if (!flags_known(ctx, allowed) || !build_query(ctx, &q)) return CLI_USAGE;
+    if (!flags_known(ctx, allowed) || !build_query(ctx, &q)) return CLI_FAILED;
     tl_log *log;
     int rc = cli_open(ctx, &log, TL_OPEN_READONLY);
     if (rc) return rc;
@@ -241,7 +241,7 @@ static int cmd_topics(cli_ctx *ctx) {
 
 static int cmd_digest(cli_ctx *ctx) {
     static const char *const none[] = {NULL};
-    if (!flags_known(ctx, none)) return CLI_USAGE;
+    if (!flags_known(ctx, none)) return CLI_FAILED;
     tl_log *log;
     int rc = cli_open(ctx, &log, TL_OPEN_READONLY);
     if (rc) return rc;

@@ -125,7 +125,7 @@ int cli_usage(const cli_ctx *ctx, const char *fmt, ...) {
     }
     fprintf(stderr, "threadlog %s: %s (see threadlog %s --help)\n", ctx->command ? ctx->command : "", msg,
             ctx->command ? ctx->command : "");
-    return CLI_USAGE;
+    return CLI_FAILED; /* SPEC: a refused query (a malformed flag too) prints the error object and exits 1 */
 }
 
 int cli_open(cli_ctx *ctx, tl_log **log, unsigned flags) {
@@ -157,7 +157,8 @@ static void print_help(void) {
     for (size_t g = 0; g < sizeof groups / sizeof groups[0]; g++)
         for (const cli_command *c = groups[g]; c->name; c++) printf("  %-14s %s\n", c->name, c->help);
     printf("\n`threadlog COMMAND --help` describes one command. Exit status: 0 done, 1 refused or\n"
-           "failed (the error is printed), 2 usage error.\n");
+           "failed (the error is printed; a malformed flag or argument too), 2 no command or an\n"
+           "unknown one.\n");
 }
 
 /* Split argv into flags and positionals. "--" ends flags. */

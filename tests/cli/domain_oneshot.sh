@@ -89,14 +89,19 @@ out=$("$TL" -d "$D" delete --as carl m-2 2> "$T/stderr") || status=$?
 [ "$status" = 1 ] && [ -z "$out" ] || fail "human refusal: status $status, stdout $out"
 grep -q 'forbidden' "$T/stderr" || fail "human refusal: stderr $(cat "$T/stderr")"
 
-# usage errors: exit 2
+# a malformed command line is a refusal: invalid_input, exit 1; an unknown command: exit 2
 for args in "read --as alice m-2 extra" "status --as alice --project o-1 --status x --expect soon" \
-            "attach --as alice --project o-1" "frobnicate"; do
+            "attach --as alice --project o-1" "tracking --as alice --limit abc" "tracking --as alice --bogus 1"; do
   status=0
   # shellcheck disable=SC2086
-  "$TL" -d "$D" $args > /dev/null 2>&1 || status=$?
-  [ "$status" = 2 ] || fail "usage error '$args' exited $status, want 2"
+  out=$("$TL" -d "$D" --json $args 2> /dev/null) || status=$?
+  [ "$status" = 1 ] || fail "malformed '$args' exited $status, want 1"
+  python3 -c 'import json,sys; o=json.loads(sys.argv[1]); assert o == {"ok": False, "error": "invalid_input", "message": o["message"]}' "$out" \
+    || fail "malformed '$args' printed $out"
 done
+status=0
+"$TL" -d "$D" frobnicate > /dev/null 2>&1 || status=$?
+[ "$status" = 2 ] || fail "an unknown command exited $status, want 2"
 
 # attachments: over the limit refused before reading; the bytes back to the audience only
 D2=$T/small

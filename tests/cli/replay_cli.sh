@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # replay_cli.sh — `threadlog replay` as an operator runs it: in place and into a copy, as of
 # a sequence or an ISO 8601 time, with verification; the digest it prints is the live one;
-# usage errors (a past state in place, a sequence past the head, a time before the log, a
-# target that holds a log) exit 2 or 1 and change nothing; progress only on a terminal.
+# in place, a past state is a preview that leaves the live projections as they are; refusals
+# (a sequence past the head, a time before the log, a target that holds a log) exit 1 and
+# change nothing; progress only on a terminal.
 #
 # usage: replay_cli.sh THREADLOG_BINARY SOURCE_DIR
 set -euo pipefail
@@ -56,17 +57,27 @@ ISO=$(date -u -d "@$((TS / 1000000))" +%Y-%m-%dT%H:%M:%S).$(printf '%06d' $((TS 
 if "$TL" -d "$T/at-seq" apply <<< '{"op":"account.create","id":"x","name":"X"}' > /dev/null 2>&1; then fail "appended to a copy"; fi
 [ ! -e "$T/at-seq/writer.key" ] || fail "the writer key was copied"
 
-# usage errors change nothing
+# in place, a past moment is a preview: the digest of that state, the live one unchanged
+OUT=$("$TL" -d "$D" --json replay --until-seq "$N")
+python3 -c 'import json,sys; o=json.loads(sys.argv[1]); assert o["ok"] and o["events"] == int(sys.argv[2]) and o["into"] is None and o["digest"] == sys.argv[3], o' \
+  "$OUT" "$N" "$("$TL" -d "$T/at-seq" digest)" || fail "in-place --until-seq: $OUT"
+[ "$("$TL" -d "$D" digest)" = "$LIVE" ] || fail "an in-place preview moved the live digest"
+[ "$("$TL" -d "$D" --json tracking --as sam)" != "$TRACK_THEN" ] || fail "an in-place preview rewound the live tables"
+! ls -d "$D".until-* > /dev/null 2>&1 || fail "the preview's copy was left behind"
+
+# refusals change nothing (exit 1 with the error object, a malformed flag included)
 set +e
-"$TL" -d "$D" replay --until-seq 3 2> "$T/err"; rc=$?
-[ $rc -eq 2 ] && grep -q -- "--into" "$T/err" || fail "in-place --until-seq: rc $rc $(cat "$T/err")"
+"$TL" -d "$D" replay --until-seq 999999 2> "$T/err"; rc=$?
+[ $rc -eq 1 ] && grep -q "ends at" "$T/err" || fail "in-place --until-seq past the head: rc $rc $(cat "$T/err")"
+! ls -d "$D".until-* > /dev/null 2>&1 || fail "a refused preview left its copy"
 "$TL" -d "$D" replay --into "$T/past" --until-seq 999999 2> "$T/err"; rc=$?
-[ $rc -eq 2 ] && grep -q "ends at" "$T/err" || fail "--until-seq past the head: rc $rc $(cat "$T/err")"
+[ $rc -eq 1 ] && grep -q "ends at" "$T/err" || fail "--until-seq past the head: rc $rc $(cat "$T/err")"
 [ ! -e "$T/past" ] || fail "a failed replay left its directory"
 "$TL" -d "$D" replay --into "$T/past" --until-time 2001-01-01T00:00:00Z 2> "$T/err"; rc=$?
-[ $rc -eq 2 ] || fail "--until-time before the log: rc $rc $(cat "$T/err")"
-"$TL" -d "$D" replay --into "$T/past" --until-time yesterday 2> "$T/err"; rc=$?
-[ $rc -eq 2 ] || fail "--until-time yesterday: rc $rc"
+[ $rc -eq 1 ] || fail "--until-time before the log: rc $rc $(cat "$T/err")"
+OUT=$("$TL" -d "$D" --json replay --into "$T/past" --until-time yesterday 2> "$T/err"); rc=$?
+[ $rc -eq 1 ] && python3 -c 'import json,sys; o=json.loads(sys.argv[1]); assert o["ok"] is False and o["error"] == "invalid_input"' "$OUT" \
+  || fail "--until-time yesterday: rc $rc $OUT"
 "$TL" -d "$D" replay --into "$T/at-seq" 2> "$T/err"; rc=$?
 [ $rc -eq 1 ] && grep -q "exists" "$T/err" || fail "replay into a log: rc $rc $(cat "$T/err")"
 mkdir "$T/busy" && touch "$T/busy/file"
