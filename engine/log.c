@@ -517,6 +517,8 @@ static int dir_state(const char *dir) {
     int has_log = data && stat(data, &st) == 0;
     free(data);
     if (has_log) return tl_fail(TL_EEXISTS, "%s already holds a log", dir);
+    struct stat ds;
+    if (stat(dir, &ds) == 0 && !S_ISDIR(ds.st_mode)) return tl_fail(TL_EINVALID, "%s exists and is not a directory", dir);
     DIR *d = opendir(dir);
     if (!d) return 1;
     int empty = 1;

@@ -44,6 +44,8 @@ extern "C" {
 #define TL_ID_MAX 64          /* ids are 1..64 bytes of A-Z a-z 0-9 . _ : - */
 #define TL_BODY_MAX 65536     /* message bodies: 1..64 KiB of UTF-8 */
 #define TL_DEFAULT_MAX_ATTACHMENT (25u * 1024u * 1024u)
+#define TL_MAX_ATTACHMENT_LIMIT (1ull << 30) /* the largest limit init accepts: 1 GiB (an upload is
+                                                held in memory, base64 and decoded, while it is checked) */
 
 /* ---------------------------------------------------------------------------------------
  * Errors. One list generates the enum and the strings; the order of the first twelve is the
@@ -96,7 +98,8 @@ typedef struct tl_log tl_log;
 
 typedef struct tl_init_options {
     unsigned version;        /* TL_INIT_OPTIONS_VERSION */
-    uint64_t max_attachment; /* bytes; 0 means TL_DEFAULT_MAX_ATTACHMENT */
+    uint64_t max_attachment; /* bytes, up to TL_MAX_ATTACHMENT_LIMIT (more: TL_EINVALID);
+                                0 means TL_DEFAULT_MAX_ATTACHMENT */
 } tl_init_options;
 #define TL_INIT_OPTIONS_VERSION 1
 #define TL_INIT_OPTIONS_INIT {TL_INIT_OPTIONS_VERSION, 0}

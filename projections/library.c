@@ -11,6 +11,9 @@
 int tl_log_init(const char *dir, const tl_init_options *opts, char pubkey_hex[TL_PUBKEY_HEX_SIZE]) {
     if (!dir || !*dir) return tl_fail(TL_EUSAGE, "no log directory given");
     uint64_t max = opts && opts->max_attachment ? opts->max_attachment : TL_DEFAULT_MAX_ATTACHMENT;
+    if (max > TL_MAX_ATTACHMENT_LIMIT)
+        return tl_fail(TL_EINVALID, "the attachment limit is at most %llu bytes (1 GiB), not %llu",
+                       (unsigned long long)TL_MAX_ATTACHMENT_LIMIT, (unsigned long long)max);
     int rc = tl_engine_init(dir, max, pubkey_hex);
     if (rc) return rc;
     /* open once writable so every applier creates its databases now, not at first use */

@@ -28,15 +28,19 @@ static int cmd_init(cli_ctx *ctx) {
     if (!dir) return cli_usage(ctx, "init needs a directory");
     unsigned long long max;
     if (!cli_flag_u64(ctx, "max-attachment", &max, TL_DEFAULT_MAX_ATTACHMENT)) return CLI_FAILED;
+    /* 0 would be the library's "default": refused, not silently turned into 25 MiB */
+    if (!max || max > TL_MAX_ATTACHMENT_LIMIT)
+        return cli_usage(ctx, "--max-attachment takes 1 to %llu bytes (zero-byte files are always allowed)",
+                         (unsigned long long)TL_MAX_ATTACHMENT_LIMIT);
     tl_init_options o = TL_INIT_OPTIONS_INIT;
-    o.max_attachment = max ? max : TL_DEFAULT_MAX_ATTACHMENT;
+    o.max_attachment = max;
     char pk[TL_PUBKEY_HEX_SIZE];
     int rc = tl_log_init(dir, &o, pk);
     if (rc) return cli_error(ctx, rc, tl_errdetail());
     if (ctx->json) {
         printf("{\"ok\":true,\"dir\":");
         put_json_str(dir);
-        /* the limit in force: --max-attachment 0 means the default */
+        /* the limit in force */
         printf(",\"public_key\":\"%s\",\"max_attachment\":%llu}\n", pk, (unsigned long long)o.max_attachment);
     } else {
         printf("%s\n", pk);
@@ -244,7 +248,8 @@ static int cmd_stats(cli_ctx *ctx) {
 
 const cli_command cli_log_commands[] = {
     {"init", cmd_init, "init [--max-attachment BYTES] DIR",
-     "create a log and its writer key (mode 0600) in DIR; print the public key"},
+     "create a log and its writer key (mode 0600) in DIR; print the public key; the attachment limit\n"
+     "                 is 1 byte to 1 GiB (default 25 MiB)"},
     {"log", cmd_log, "log [--from N] [--limit N] [--follow] [--json]",
      "print events from sequence N (default 1, the genesis); --follow keeps printing new ones"},
     {"verify", cmd_verify, "verify [--checkpoint FILE] [--key PUBKEY] [--threads N] [--json]",

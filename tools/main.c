@@ -4,6 +4,7 @@
  * `-d DIR` and `--json` may come before the command; the command's flags (and --json) after
  * it. Flags take a value (`--limit 5` or `--limit=5`) except the switches listed below.
  */
+#include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -76,9 +77,10 @@ bool cli_flag_u64(const cli_ctx *ctx, const char *name, unsigned long long *out,
     *out = dflt;
     if (!v) return true;
     char *end;
-    if (!*v || *v == '-') goto bad;
+    if (*v < '0' || *v > '9') goto bad; /* strtoull would take " 5", "+5" and "-5" */
+    errno = 0;
     unsigned long long n = strtoull(v, &end, 10);
-    if (*end) goto bad;
+    if (*end || errno == ERANGE) goto bad; /* not clamped to the largest value */
     *out = n;
     return true;
 bad:

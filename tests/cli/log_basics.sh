@@ -63,8 +63,21 @@ jcheck "$OUT" 'o["error"] == "invalid_input"'
 # --json init, with the limit in force
 status 0 "$TL" --json init --max-attachment 1000 "$T/j"
 jcheck "$OUT" 'o["ok"] is True and len(o["public_key"]) == 64 and o["max_attachment"] == 1000 and o["dir"].endswith("/j")'
-status 0 "$TL" --json init --max-attachment 0 "$T/j0"
+status 0 "$TL" --json init "$T/jd"
 jcheck "$OUT" 'o["max_attachment"] == 25 * 1024 * 1024'
+# limits that are not one: refused, nothing created (0 is not "the default", 2^64 is not clamped)
+for bad in 0 1073741825 18446744073709551615 18446744073709551616 +5 " 5" -1 1e3; do
+  status 1 "$TL" --json init --max-attachment "$bad" "$T/jbad"
+  jcheck "$OUT" 'o["ok"] is False and o["error"] == "invalid_input"'
+  [ ! -e "$T/jbad" ] || fail "init --max-attachment '$bad' created the directory"
+done
+status 0 "$TL" --json init --max-attachment 1073741824 "$T/jmax"
+jcheck "$OUT" 'o["max_attachment"] == 1 << 30'
+# a path that is a file: invalid_input, the file untouched
+echo mine > "$T/afile"
+status 1 "$TL" --json init "$T/afile"
+jcheck "$OUT" 'o["error"] == "invalid_input"'
+[ "$(cat "$T/afile")" = mine ] || fail "init touched a file"
 
 # ---- log: the genesis first
 status 0 "$TL" -d "$D" log --json
