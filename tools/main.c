@@ -199,6 +199,28 @@ static int parse_args(cli_ctx *ctx, int argc, char **argv, int start) {
     return 0;
 }
 
+/*
+ * A replay builds every projection in one write transaction: hundreds of megabytes to
+ * gigabytes of dirty pages, in buffers LMDB mallocs a page at a time, each first touched (a
+ * page fault) as it is written. With transparent huge pages for the heap
+ * (glibc.malloc.hugetlb=1, glibc >= 2.35; the kernel in "madvise" mode, Debian's default) the
+ * heap faults 2 MiB at a time: an in-place replay of a 100,000-event log took 0.90 s against
+ * 1.10 s (4 alternated pairs). glibc reads its tunables only at startup, hence one re-exec of
+ * this program, for replay only, unless the operator set glibc.malloc.hugetlb themselves or
+ * the program runs under valgrind (whose children would escape it). If the re-exec fails, the
+ * replay runs as it is. Embedders calling tl_replay choose their own malloc settings.
+ */
+static void replay_with_huge_pages(char **argv) {
+    const char *tunables = getenv("GLIBC_TUNABLES"), *preload = getenv("LD_PRELOAD");
+    if ((tunables && strstr(tunables, "glibc.malloc.hugetlb")) || (preload && strstr(preload, "vgpreload"))) return;
+    char value[1024];
+    if (snprintf(value, sizeof value, "%s%sglibc.malloc.hugetlb=1", tunables ? tunables : "", tunables ? ":" : "") >=
+        (int)sizeof value)
+        return;
+    if (setenv("GLIBC_TUNABLES", value, 1) != 0) return;
+    execv("/proc/self/exe", argv);
+}
+
 int main(int argc, char **argv) {
     cli_ctx ctx = {0};
     ctx.dir = getenv("THREADLOG_DIR");
@@ -214,6 +236,7 @@ int main(int argc, char **argv) {
     }
     if (i >= argc) { print_help(); return CLI_USAGE; }
     const char *name = argv[i++];
+    if (!strcmp(name, "replay")) replay_with_huge_pages(argv);
     /* two-word commands: `key rotate`, `attachment get` */
     char joined[64];
     if ((strcmp(name, "key") == 0 || strcmp(name, "attachment") == 0) && i < argc && argv[i][0] != '-') {
