@@ -234,22 +234,27 @@ static double replay_rate(const char *dir, int verify, unsigned threads, const c
     }
     if (access(cli, X_OK) != 0) bench_die("no threadlog CLI at %s (build it, or set THREADLOG_CLI)", cli);
     if (strchr(cli, '\'') || strchr(dir, '\'')) bench_die("a path holds a quote");
-    if (verify) snprintf(cmdline, sizeof cmdline, "'%s' -d '%s' --json replay --verify --threads %u", cli, dir, threads);
-    else snprintf(cmdline, sizeof cmdline, "'%s' -d '%s' --json replay", cli, dir);
+    /* stderr into the pipe too: not a terminal, so no progress line, and an error is shown */
+    if (verify) snprintf(cmdline, sizeof cmdline, "'%s' -d '%s' --json replay --verify --threads %u 2>&1", cli, dir, threads);
+    else snprintf(cmdline, sizeof cmdline, "'%s' -d '%s' --json replay 2>&1", cli, dir);
     fflush(NULL);
     FILE *f = popen(cmdline, "r");
     if (!f) bench_die("cannot run %s", cmdline);
-    char line[1024] = "";
-    if (!fgets(line, sizeof line, f)) line[0] = 0;
+    char line[1024] = "", text[1024] = "";
+    while (fgets(text, sizeof text, f))
+        if (!line[0] || !strncmp(text, "{\"ok\"", 5)) memcpy(line, text, sizeof line);
     int status = pclose(f);
-    unsigned long long ev = 0;
+    unsigned long long ev = 0, checked = 0;
     double seconds = 0;
     char digest[TL_PUBKEY_HEX_SIZE] = "";
-    const char *e = strstr(line, "\"events\":"), *sec = strstr(line, "\"seconds\":"), *d = strstr(line, "\"digest\":\"");
-    if (status != 0 || !strstr(line, "\"ok\":true") || !e || !sec || !d || sscanf(e + 9, "%llu", &ev) != 1 ||
-        sscanf(sec + 10, "%lf", &seconds) != 1 || sscanf(d + 10, "%64[0-9a-f]", digest) != 1 || seconds <= 0)
+    const char *e = strstr(line, "\"events\":"), *sec = strstr(line, "\"seconds\":"), *d = strstr(line, "\"digest\":\""),
+               *v = strstr(line, "\"verified_events\":");
+    if (status != 0 || !strstr(line, "\"ok\":true") || !e || !sec || !d || !v || sscanf(e + 9, "%llu", &ev) != 1 ||
+        sscanf(sec + 10, "%lf", &seconds) != 1 || sscanf(d + 10, "%64[0-9a-f]", digest) != 1 ||
+        sscanf(v + 18, "%llu", &checked) != 1 || seconds <= 0)
         bench_die("%s failed: %s", cmdline, line);
     if (strcmp(digest, live) != 0) bench_die("replay digest %s differs from the live %s", digest, live);
+    if (verify && checked != ev) bench_die("verification checked %llu of %llu events", checked, ev);
     *events = ev;
     return (double)ev / seconds;
 }

@@ -525,32 +525,17 @@ int tl_replay(tl_log *log, const tl_replay_options *opts, tl_replay_report *repo
     if (!opts) opts = &defaults;
     if (opts->version != TL_REPLAY_OPTIONS_VERSION)
         return tl_fail(TL_EUSAGE, "unknown tl_replay_options version %u", opts->version);
-    /* In place, a replay up to a moment is a preview: the live projections must keep covering
-     * the whole log (later events are there, and the next append builds on them), so the
-     * state of that moment is built in a temporary copy beside the log, its digest reported,
-     * and the copy removed. */
-    char preview[4096 + 32];
-    tl_replay_options previewing;
-    bool temporary = false;
-    if (!opts->into_dir && (opts->until_seq || opts->until_ts)) {
-        size_t dlen = strlen(log->dir);
-        while (dlen > 1 && log->dir[dlen - 1] == '/') dlen--; /* "LOG/" gives LOG.until-..., beside it */
-        if (dlen > 4096) return tl_fail(TL_EINVALID, "the log's path is too long");
-        snprintf(preview, sizeof preview, "%.*s.until-XXXXXX", (int)dlen, log->dir);
-        if (!mkdtemp(preview)) return tl_fail(TL_ESTORAGE, "cannot create a temporary copy beside %s: %s", log->dir, strerror(errno));
-        previewing = *opts;
-        previewing.into_dir = preview;
-        opts = &previewing;
-        temporary = true;
-    }
     bool copy = opts->into_dir != NULL;
+    if (!copy && (opts->until_seq || opts->until_ts))
+        return tl_fail(TL_EUSAGE, "a replay up to a sequence or a time builds a separate copy: give a directory "
+                                  "(into_dir); in place, the projections must match the whole log");
     double t0 = now_s();
 
     tl_log *target = log;
-    bool created = temporary;
+    bool created = false;
     int rc = 0;
     if (copy) {
-        if (!temporary && (rc = prepare_dir(opts->into_dir, &created)) != 0) return rc;
+        if ((rc = prepare_dir(opts->into_dir, &created)) != 0) return rc;
         if ((rc = copy_env(log, opts->into_dir)) != 0) {
             remove_copy(opts->into_dir, created);
             return rc;
@@ -591,8 +576,10 @@ int tl_replay(tl_log *log, const tl_replay_options *opts, tl_replay_report *repo
         char why[256];
         snprintf(why, sizeof why, "%s", tl_errdetail());
         tl_log_close(target);
-        if (rc || temporary) remove_copy(opts->into_dir, created);
-        if (rc) tl_fail(rc, "%s", why);
+        if (rc) {
+            remove_copy(opts->into_dir, created);
+            tl_fail(rc, "%s", why);
+        }
     }
     return rc;
 }

@@ -373,9 +373,9 @@ typedef struct tl_replay_report {
 /**
  * Rebuild every projection (and the rules' state) from the log alone (docs/OPERATIONS.md).
  * In place (into_dir NULL; the log open writable): one write transaction, so readers keep the
- * old projections until the new ones commit and writers wait. In place with until_seq /
- * until_ts: a preview, built in a temporary copy beside the log (removed at the end), whose
- * digest is reported; the live projections do not change (the log may be open read-only). Into into_dir (missing or empty; a log there is TL_EEXISTS): a compacted copy of
+ * old projections until the new ones commit and writers wait; until_seq/until_ts are refused
+ * (TL_EUSAGE: the live projections must cover the whole log; the CLI's in-place "preview"
+ * is a replay into a temporary directory). Into into_dir (missing or empty; a log there is TL_EEXISTS): a compacted copy of
  * a read snapshot without the writer key (it can never be appended to), cut after until_seq /
  * the last event at or before until_ts when given (TL_EUSAGE past the head or before the
  * genesis), replayed there; log may be open read-only. With verify, chain and signatures are

@@ -2,7 +2,7 @@
  * test_projections_cli.c — the query commands of the real `threadlog` binary on a real log:
  * the spec's example lines applied, then each query's --json shape (SPEC §4 "Query results
  * with --json"), flags before and after the command, refusals printed as
- * {"ok":false,"error","message"} with exit status 1, usage errors with status 2, and the
+ * {"ok":false,"error","message"} with exit status 1 (a malformed flag too), and the
  * human renderings (the tracking table marks unread rows).
  */
 #include "test_projections_fixture.h"

@@ -14,7 +14,6 @@
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -525,39 +524,11 @@ START_TEST(replay_until_equals_state_then) {
     tl_log_close(c);
     free(seen);
 
-    /* in place, a past state is a preview: its digest is the copy's, the live projections and
-     * digest do not move, and the temporary copy beside the log is gone */
-    char live[TL_PUBKEY_HEX_SIZE], copy_digest[TL_PUBKEY_HEX_SIZE];
-    ck_assert_int_eq(tl_digest(log, live), 0);
-    c = open_ro(at_seq);
-    ck_assert_int_eq(tl_digest(c, copy_digest), 0);
-    tl_log_close(c);
+    /* in place, a past state is refused: the live projections must cover the whole log (the
+     * CLI's preview replays into a temporary directory: tests/cli/replay_cli.sh) */
     tl_replay_options o = TL_REPLAY_OPTIONS_INIT;
     o.until_seq = n;
-    ck_assert_int_eq(tl_replay(log, &o, &r), 0);
-    ck_assert_uint_eq(r.events, n);
-    ck_assert_str_eq(r.digest, copy_digest);
-    ck_assert_str_ne(r.digest, live);
-    char after[TL_PUBKEY_HEX_SIZE];
-    ck_assert_int_eq(tl_digest(log, after), 0);
-    ck_assert_str_eq(after, live);
-    seen = observe(log, projects_then);
-    ck_assert_msg(strcmp(seen, then) != 0, "the live tables moved back to event %llu", (unsigned long long)n);
-    free(seen);
-    {
-        char *parent = strdup(dir), *slash = strrchr(parent, '/');
-        ck_assert_ptr_nonnull(slash);
-        *slash = 0;
-        DIR *d = opendir(parent);
-        ck_assert_ptr_nonnull(d);
-        struct dirent *e;
-        while ((e = readdir(d)) != NULL) ck_assert_msg(!strstr(e->d_name, ".until-"), "left behind: %s", e->d_name);
-        closedir(d);
-        free(parent);
-    }
-    o.until_seq = head_of(log) + 1; /* past the head: refused, and no copy left either */
     ck_assert_int_eq(tl_replay(log, &o, &r), TL_EUSAGE);
-    o.until_seq = n;
     /* a target that already holds a log is refused */
     o.into_dir = at_seq;
     ck_assert_int_eq(tl_replay(log, &o, &r), TL_EEXISTS);

@@ -27,6 +27,7 @@ typedef struct cli_ctx {
     bool json;
     cli_args args;   /* the command's own flags and positional arguments */
     const char *command;
+    const char *usage; /* the command's usage line: the flags it takes (cli_flags_in_usage) */
 } cli_ctx;
 
 typedef struct cli_command {
@@ -49,6 +50,10 @@ bool cli_flag_u64(const cli_ctx *ctx, const char *name, unsigned long long *out,
 
 /** Print the refusal {"ok":false,"error":..,"message":..} (JSON) or a human line; returns 1. */
 int cli_error(const cli_ctx *ctx, int code, const char *message);
+/** Refuse (invalid_input, printed) a flag that the command's usage line does not name; --json
+ * and --help are every command's. For the commands that read their flags themselves (the
+ * domain commands turn flags into command fields, which the library checks). */
+bool cli_flags_in_usage(const cli_ctx *ctx);
 /** A malformed command line: the invalid_input refusal, plus a pointer to --help; returns 1. */
 int cli_usage(const cli_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -57,7 +57,10 @@ static int build_cmd(cli_ctx *ctx, const char *op, const char *positional_field,
             char *end;
             errno = 0;
             long long v = strtoll(value, &end, 10);
-            if (!*value || *end || errno || v < 0) { tl_cmd_free(cmd); return cli_usage(ctx, "--expect takes a version number"); }
+            if (*value < '0' || *value > '9' || *end || errno || v < 0) { /* digits only, as every integer flag */
+                tl_cmd_free(cmd);
+                return cli_usage(ctx, "--expect takes a version number");
+            }
             rc = tl_cmd_set_int(cmd, field, v);
         } else if (!strcmp(field, "attachments") || !strcmp(field, "attachment")) {
             char *copy = strdup(value), *save = NULL;
@@ -165,9 +168,10 @@ static int cmd_attach(cli_ctx *ctx) {
 }
 
 static int cmd_attachment_get(cli_ctx *ctx) {
+    if (!cli_flags_in_usage(ctx)) return CLI_FAILED;
     const char *as = cli_flag(ctx, "as"), *out = cli_flag(ctx, "o");
     if (!out) out = cli_flag(ctx, "output");
-    if (ctx->args.npos != 1 || !as) return cli_usage(ctx, "attachment get ID --as USER -o FILE");
+    if (ctx->args.npos != 1 || !as) return cli_usage(ctx, "attachment get ID --as USER (-o FILE | --output FILE)");
     tl_log *log;
     int rc = cli_open(ctx, &log, TL_OPEN_READONLY);
     if (rc) return rc;
@@ -192,6 +196,7 @@ static int cmd_attachment_get(cli_ctx *ctx) {
 }
 
 static int cmd_erase(cli_ctx *ctx) {
+    if (!cli_flags_in_usage(ctx)) return CLI_FAILED;
     const char *reason = cli_flag(ctx, "reason");
     if (ctx->args.npos != 1 || !reason) return cli_usage(ctx, "erase ID --reason TEXT");
     tl_log *log;
@@ -284,6 +289,7 @@ static void handle_line(apply_state *a, const char *line, size_t len, bool too_l
 }
 
 static int cmd_apply(cli_ctx *ctx) {
+    if (!cli_flags_in_usage(ctx)) return CLI_FAILED;
     unsigned long long sync_every;
     if (!cli_flag_u64(ctx, "sync-every", &sync_every, 1000)) return CLI_FAILED;
     if (sync_every == 0) sync_every = 1;
@@ -303,7 +309,8 @@ static int cmd_apply(cli_ctx *ctx) {
      * 1 MiB bytes (newline not counted). Lengths are integers, so "longer than x" is
      * "longer than floor(x)"; computed without overflowing 4 x limit. */
     uint64_t m = st.max_attachment;
-    size_t limit = (size_t)(m / 3 * 4 + (m % 3) * 4 / 3) + (1u << 20);
+    /* saturating: a log made before init bounded the limit (or a crafted one) may hold ~2^64 */
+    size_t limit = m > (SIZE_MAX - (1u << 20)) / 4 * 3 ? SIZE_MAX : (size_t)(m / 3 * 4 + (m % 3) * 4 / 3) + (1u << 20);
     /* room for a whole group's results, so a group is not cut short by the array */
     a.items = malloc((sync_every < 65536 ? sync_every : 65536) * sizeof *a.items);
     if (a.items) a.cap = sync_every < 65536 ? sync_every : 65536;
@@ -393,7 +400,7 @@ const cli_command cli_domain_commands[] = {
     {"delete", cmd_delete, "delete --as U MESSAGE", "delete your own message (while it has no live reply)"},
     {"attach", cmd_attach, "attach --as U (--project P | --account A) [--name N] [--mime M] [--id A] (FILE | --file FILE | --data BASE64)",
      "upload an attachment (then list it in --attachments of a message)"},
-    {"attachment get", cmd_attachment_get, "attachment get ID --as USER -o FILE",
+    {"attachment get", cmd_attachment_get, "attachment get ID --as USER (-o FILE | --output FILE)",
      "write an attachment's bytes, checked against their commitment, to FILE (- for stdout)"},
     {"erase", cmd_erase, "erase MESSAGE|ATTACHMENT --reason TEXT",
      "erase content (operator): chain and signatures stay valid, the content is gone everywhere"},

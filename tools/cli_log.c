@@ -24,6 +24,7 @@ static void put_json_str(const char *s) {
 }
 
 static int cmd_init(cli_ctx *ctx) {
+    if (!cli_flags_in_usage(ctx)) return CLI_FAILED;
     const char *dir = ctx->args.npos ? ctx->args.pos[0] : ctx->dir;
     if (!dir) return cli_usage(ctx, "init needs a directory");
     unsigned long long max;
@@ -94,6 +95,7 @@ static volatile int follow_stop;
 static void on_signal(int sig) { (void)sig; follow_stop = 1; }
 
 static int cmd_log(cli_ctx *ctx) {
+    if (!cli_flags_in_usage(ctx)) return CLI_FAILED;
     unsigned long long from, limit;
     if (!cli_flag_u64(ctx, "from", &from, 1) || !cli_flag_u64(ctx, "limit", &limit, 0)) return CLI_FAILED;
     tl_log *log;
@@ -136,6 +138,7 @@ static char *read_file_text(const char *path) {
 }
 
 static int cmd_verify(cli_ctx *ctx) {
+    if (!cli_flags_in_usage(ctx)) return CLI_FAILED;
     tl_verify_options o = TL_VERIFY_OPTIONS_INIT;
     uint8_t pinned[TL_PUBKEY_BYTES];
     const char *key = cli_flag(ctx, "key");
@@ -193,6 +196,7 @@ static int cmd_verify(cli_ctx *ctx) {
 }
 
 static int cmd_checkpoint(cli_ctx *ctx) {
+    if (!cli_flags_in_usage(ctx)) return CLI_FAILED;
     tl_log *log;
     int rc = cli_open(ctx, &log, 0);
     if (rc) return rc;
@@ -206,6 +210,7 @@ static int cmd_checkpoint(cli_ctx *ctx) {
 }
 
 static int cmd_key_rotate(cli_ctx *ctx) {
+    if (!cli_flags_in_usage(ctx)) return CLI_FAILED;
     tl_log *log;
     int rc = cli_open(ctx, &log, 0);
     if (rc) return rc;
@@ -219,6 +224,7 @@ static int cmd_key_rotate(cli_ctx *ctx) {
 }
 
 static int cmd_stats(cli_ctx *ctx) {
+    if (!cli_flags_in_usage(ctx)) return CLI_FAILED;
     tl_log *log;
     int rc = cli_open(ctx, &log, TL_OPEN_READONLY);
     if (rc) return rc;

@@ -3,6 +3,9 @@
  * projection from the log, in place or into a copy as of a moment) and export (a project's,
  * an account's or the whole log's history, checkable without threadlog).
  */
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -89,7 +92,61 @@ static void print_digest_failure(cli_ctx *ctx, const char *dir) {
     if (!ctx->json) fprintf(stderr, "digest: unavailable (%s: %s)\n", tl_strerror(rc), tl_errdetail());
 }
 
+/*
+ * `replay --until-*` in place is a preview. The live projections must keep covering the whole
+ * log (its later events are there, and the next append builds on them), so the state of that
+ * moment is built in a temporary copy beside the log (LOG.until-XXXXXX, a replay --into), its
+ * digest printed, and the copy removed: at the end, and on SIGINT, SIGTERM and SIGHUP, since
+ * the copy holds message bodies that a later erasure in the live log would not reach.
+ */
+static char preview_dir[PATH_MAX], preview_data[PATH_MAX + 16], preview_lock[PATH_MAX + 16];
+
+static bool preview_remove(void) {
+    unlink(preview_data); /* LMDB's two files (replay --into writes no other) */
+    unlink(preview_lock);
+    return rmdir(preview_dir) == 0 || errno == ENOENT;
+}
+
+static void preview_on_signal(int sig) {
+    preview_remove(); /* unlink and rmdir are async-signal-safe */
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static const int preview_signals[] = {SIGINT, SIGTERM, SIGHUP};
+
+static void preview_guard(bool on) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on ? preview_on_signal : SIG_DFL;
+    sigemptyset(&sa.sa_mask);
+    for (size_t i = 0; i < sizeof preview_signals / sizeof preview_signals[0]; i++)
+        sigaction(preview_signals[i], &sa, NULL);
+}
+
+/* Make LOG.until-XXXXXX beside the log's real path; 0, or the refusal already printed. */
+static int preview_make(cli_ctx *ctx) {
+    char real[PATH_MAX];
+    if (!realpath(ctx->dir, real)) return cli_error(ctx, TL_ESTORAGE, "cannot resolve the log's path");
+    if (!strcmp(real, "/")) return cli_usage(ctx, "the log is at /: a preview has no room beside it; use --into DIR");
+    if (strlen(real) + sizeof ".until-XXXXXX/lock.mdb" > sizeof preview_dir)
+        return cli_usage(ctx, "the log's path is too long for a preview beside it; use --into DIR");
+    snprintf(preview_dir, sizeof preview_dir, "%s.until-XXXXXX", real);
+    preview_guard(true); /* before the directory exists: no window where a signal leaves it */
+    if (!mkdtemp(preview_dir)) {
+        preview_guard(false);
+        char why[PATH_MAX + 128];
+        snprintf(why, sizeof why, "cannot create a temporary copy beside the log (%s): %s", preview_dir, strerror(errno));
+        preview_dir[0] = 0;
+        return cli_error(ctx, TL_ESTORAGE, why);
+    }
+    snprintf(preview_data, sizeof preview_data, "%s/data.mdb", preview_dir);
+    snprintf(preview_lock, sizeof preview_lock, "%s/lock.mdb", preview_dir);
+    return 0;
+}
+
 static int cmd_replay(cli_ctx *ctx) {
+    if (!cli_flags_in_usage(ctx)) return CLI_FAILED;
     tl_replay_options o = TL_REPLAY_OPTIONS_INIT;
     unsigned long long until_seq, threads;
     if (!cli_flag_u64(ctx, "until-seq", &until_seq, 0) || !cli_flag_u64(ctx, "threads", &threads, 2)) return CLI_FAILED;
@@ -104,6 +161,7 @@ static int cmd_replay(cli_ctx *ctx) {
     if (o.into_dir && !*o.into_dir) return cli_usage(ctx, "--into needs a directory");
     o.verify = cli_switch(ctx, "verify");
     o.threads = (unsigned)threads;
+    bool preview = !o.into_dir && (o.until_seq || o.until_ts);
     progress prog;
     clock_gettime(CLOCK_MONOTONIC, &prog.start);
     prog.shown = false;
@@ -113,11 +171,23 @@ static int cmd_replay(cli_ctx *ctx) {
     }
     tl_log *log;
     /* a copy only reads the source: no writer key needed, writers are not held up */
-    int rc = cli_open(ctx, &log, o.into_dir || o.until_seq || o.until_ts ? TL_OPEN_READONLY : 0);
+    int rc = cli_open(ctx, &log, o.into_dir || preview ? TL_OPEN_READONLY : 0);
     if (rc) return rc;
+    if (preview) {
+        if ((rc = preview_make(ctx)) != 0) {
+            tl_log_close(log);
+            return rc;
+        }
+        o.into_dir = preview_dir;
+    }
     tl_replay_report r;
     rc = tl_replay(log, &o, &r);
     if (prog.shown) fprintf(stderr, "\n");
+    if (preview) {
+        if (!preview_remove()) fprintf(stderr, "threadlog replay: could not remove the temporary copy %s: %s\n", preview_dir, strerror(errno));
+        preview_guard(false);
+        o.into_dir = NULL;
+    }
     int out = CLI_OK;
     if (rc == TL_ECORRUPT && r.verify.first_bad_seq) {
         if (ctx->json) {
@@ -137,15 +207,15 @@ static int cmd_replay(cli_ctx *ctx) {
         double rate = r.seconds > 0 ? (double)r.events / r.seconds : 0;
         if (ctx->json) {
             printf("{\"ok\":true,\"events\":%llu,\"seconds\":%.3f,\"events_per_second\":%.0f,\"verified\":%s,"
-                   "\"into\":",
-                   (unsigned long long)r.events, r.seconds, rate, o.verify ? "true" : "false");
+                   "\"verified_events\":%llu,\"preview\":%s,\"into\":",
+                   (unsigned long long)r.events, r.seconds, rate, o.verify ? "true" : "false",
+                   (unsigned long long)r.verify.events, preview ? "true" : "false");
             if (o.into_dir) json_str(o.into_dir);
             else printf("null");
             printf(",\"digest\":");
             if (r.digest[0]) printf("\"%s\"}\n", r.digest);
             else printf("null}\n");
         } else {
-            bool preview = !o.into_dir && (o.until_seq || o.until_ts);
             printf("replayed %llu events%s%s in %.2f s (%.0f events/s)%s\n", (unsigned long long)r.events,
                    o.into_dir ? " into " : preview ? " in a temporary copy" : " in place", o.into_dir ? o.into_dir : "",
                    r.seconds, rate, o.verify ? ", chain and signatures verified" : "");
@@ -155,7 +225,8 @@ static int cmd_replay(cli_ctx *ctx) {
                        (unsigned long long)r.events);
             if (r.digest[0]) printf("digest %s\n", r.digest);
         }
-        if (!r.digest[0]) print_digest_failure(ctx, o.into_dir ? o.into_dir : ctx->dir);
+        if (!r.digest[0] && preview && !ctx->json) fprintf(stderr, "digest: unavailable (the copy is removed)\n");
+        else if (!r.digest[0]) print_digest_failure(ctx, o.into_dir ? o.into_dir : ctx->dir);
     }
     tl_log_close(log);
     return out;
@@ -170,6 +241,7 @@ static int write_line(const char *line, size_t len, void *payload) {
 }
 
 static int cmd_export(cli_ctx *ctx) {
+    if (!cli_flags_in_usage(ctx)) return CLI_FAILED;
     tl_export_options o = TL_EXPORT_OPTIONS_INIT;
     o.project = cli_flag(ctx, "project");
     o.account = cli_flag(ctx, "account");

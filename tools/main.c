@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -97,6 +98,28 @@ static void json_string(FILE *f, const char *s) {
         else fputc(c, f);
     }
     fputc('"', f);
+}
+
+/* Does usage name flag `--name` (or `-o` for "o")? A whole word: --until-seq is not --until. */
+static bool usage_names(const char *usage, const char *name) {
+    if (!strcmp(name, "o")) return strstr(usage, "-o FILE") != NULL;
+    size_t n = strlen(name);
+    for (const char *p = strstr(usage, "--"); p; p = strstr(p + 2, "--")) {
+        char next = p[2 + n];
+        if (!strncmp(p + 2, name, n) && !(next == '-' || (next >= 'a' && next <= 'z') || (next >= '0' && next <= '9')))
+            return true;
+    }
+    return false;
+}
+
+bool cli_flags_in_usage(const cli_ctx *ctx) {
+    for (int i = 0; i < ctx->args.nflags; i++) {
+        const char *name = ctx->args.names[i];
+        if (!strcmp(name, "json") || !strcmp(name, "help") || (ctx->usage && usage_names(ctx->usage, name))) continue;
+        cli_usage(ctx, "unknown flag --%s", name);
+        return false;
+    }
+    return true;
 }
 
 int cli_error(const cli_ctx *ctx, int code, const char *message) {
@@ -206,23 +229,43 @@ static int parse_args(cli_ctx *ctx, int argc, char **argv, int start) {
  * (glibc.malloc.hugetlb=1, glibc >= 2.35; the kernel in "madvise" mode, Debian's default) the
  * heap faults 2 MiB at a time: an in-place replay of a 100,000-event log took 0.90 s against
  * 1.10 s (4 alternated pairs). glibc reads its tunables only at startup, hence one re-exec of
- * this program, for replay only, unless the operator set glibc.malloc.hugetlb themselves or
- * the program runs under valgrind (whose children would escape it). If the re-exec fails, the
- * replay runs as it is. Embedders calling tl_replay choose their own malloc settings.
+ * this program, for replay only, unless the operator set glibc.malloc.hugetlb themselves, the
+ * program runs under valgrind (whose children would escape it), is setuid or has
+ * capabilities, or was started through an explicit loader. THREADLOG_REEXEC marks the second
+ * run, so there is never a third. If the exec fails, the replay runs as it is. Embedders
+ * calling tl_replay choose their own malloc settings.
  */
 static void replay_with_huge_pages(char **argv) {
+    /* the re-executed program: once is enough, whatever glibc kept of the tunables */
+    if (getenv("THREADLOG_REEXEC")) {
+        unsetenv("THREADLOG_REEXEC");
+        return;
+    }
+    /* setuid or with capabilities, the loader drops GLIBC_TUNABLES; started by an explicit
+     * loader (ld.so threadlog ...) or statically linked, /proc/self/exe is not this program */
+    if (getauxval(AT_SECURE) || !getauxval(AT_BASE)) return;
     const char *tunables = getenv("GLIBC_TUNABLES"), *preload = getenv("LD_PRELOAD");
     if ((tunables && strstr(tunables, "glibc.malloc.hugetlb")) || (preload && strstr(preload, "vgpreload"))) return;
-    char value[1024];
-    if (snprintf(value, sizeof value, "%s%sglibc.malloc.hugetlb=1", tunables ? tunables : "", tunables ? ":" : "") >=
+    char value[1024], saved[1024];
+    bool had = tunables != NULL;
+    if (had && snprintf(saved, sizeof saved, "%s", tunables) >= (int)sizeof saved) return;
+    if (snprintf(value, sizeof value, "%s%sglibc.malloc.hugetlb=1", had ? saved : "", had && *saved ? ":" : "") >=
         (int)sizeof value)
         return;
-    if (setenv("GLIBC_TUNABLES", value, 1) != 0) return;
+    if (setenv("GLIBC_TUNABLES", value, 1) != 0 || setenv("THREADLOG_REEXEC", "1", 1) != 0) return;
     execv("/proc/self/exe", argv);
+    /* the exec failed: run as we are, with the environment as it was */
+    unsetenv("THREADLOG_REEXEC");
+    if (had) setenv("GLIBC_TUNABLES", saved, 1);
+    else unsetenv("GLIBC_TUNABLES");
 }
 
 int main(int argc, char **argv) {
     cli_ctx ctx = {0};
+    /* --json anywhere (before "--"): a refusal found while the line is still being read is
+     * printed as the JSON error object too */
+    for (int a = 1; a < argc && strcmp(argv[a], "--"); a++)
+        if (!strcmp(argv[a], "--json")) ctx.json = true;
     ctx.dir = getenv("THREADLOG_DIR");
     if (ctx.dir && !*ctx.dir) ctx.dir = NULL;
     int i = 1;
@@ -245,7 +288,13 @@ int main(int argc, char **argv) {
     }
     const cli_command *cmd = find_command(name);
     ctx.command = name;
+    ctx.usage = cmd ? cmd->usage : NULL;
     if (!cmd) {
+        if (ctx.json) {
+            printf("{\"ok\":false,\"error\":\"invalid_input\",\"message\":");
+            json_string(stdout, "unknown command (threadlog --help lists them)");
+            printf("}\n");
+        }
         fprintf(stderr, "threadlog: unknown command \"%s\" (threadlog --help lists them)\n", name);
         return CLI_USAGE;
     }

@@ -100,8 +100,17 @@ for args in "read --as alice m-2 extra" "status --as alice --project o-1 --statu
     || fail "malformed '$args' printed $out"
 done
 status=0
-"$TL" -d "$D" frobnicate > /dev/null 2>&1 || status=$?
+out=$("$TL" -d "$D" frobnicate --json 2> /dev/null) || status=$?
 [ "$status" = 2 ] || fail "an unknown command exited $status, want 2"
+python3 -c 'import json,sys; o=json.loads(sys.argv[1]); assert o["ok"] is False and o["error"] == "invalid_input"' "$out" \
+  || fail "an unknown command with --json printed $out"
+for args in "verify --bogus x" "stats --limit 3" "export --projects p" "log --foo 1" "checkpoint --x 1"; do
+  status=0
+  # shellcheck disable=SC2086
+  out=$("$TL" -d "$D" --json $args 2> /dev/null) || status=$?
+  [ "$status" = 1 ] && python3 -c 'import json,sys; o=json.loads(sys.argv[1]); assert o["error"] == "invalid_input" and "unknown flag" in o["message"]' "$out" \
+    || fail "'$args' exited $status with $out, want an unknown-flag refusal"
+done
 
 # attachments: over the limit refused before reading; the bytes back to the audience only
 D2=$T/small

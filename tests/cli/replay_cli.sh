@@ -59,14 +59,43 @@ if "$TL" -d "$T/at-seq" apply <<< '{"op":"account.create","id":"x","name":"X"}' 
 
 # in place, a past moment is a preview: the digest of that state, the live one unchanged
 OUT=$("$TL" -d "$D" --json replay --until-seq "$N")
-python3 -c 'import json,sys; o=json.loads(sys.argv[1]); assert o["ok"] and o["events"] == int(sys.argv[2]) and o["into"] is None and o["digest"] == sys.argv[3], o' \
+python3 -c 'import json,sys; o=json.loads(sys.argv[1]); assert o["ok"] and o["events"] == int(sys.argv[2]) and o["into"] is None and o["preview"] is True and o["digest"] == sys.argv[3], o' \
   "$OUT" "$N" "$("$TL" -d "$T/at-seq" digest)" || fail "in-place --until-seq: $OUT"
 [ "$("$TL" -d "$D" digest)" = "$LIVE" ] || fail "an in-place preview moved the live digest"
 [ "$("$TL" -d "$D" --json tracking --as sam)" != "$TRACK_THEN" ] || fail "an in-place preview rewound the live tables"
 ! ls -d "$D".until-* > /dev/null 2>&1 || fail "the preview's copy was left behind"
 
+# a preview stopped by a signal removes its copy too (it holds bodies a later erasure would
+# not reach): a log big enough for the preview to be caught running
+B=$T/big
+"$TL" init "$B" > /dev/null
+python3 -c '
+print("{\"op\":\"account.create\",\"id\":\"acme\",\"name\":\"Acme\"}")
+print("{\"op\":\"user.create\",\"id\":\"alice\",\"role\":\"member\",\"account\":\"acme\",\"name\":\"Alice\"}")
+print("{\"op\":\"project.create\",\"as\":\"alice\",\"id\":\"o-1\",\"account\":\"acme\",\"type\":\"order\",\"title\":\"O\"}")
+for i in range(30000): print("{\"op\":\"note.add\",\"as\":\"alice\",\"project\":\"o-1\",\"body\":\"n%d\"}" % i)
+' | "$TL" -d "$B" apply --nosync > /dev/null
+BIG_LIVE=$("$TL" -d "$B" digest)
+"$TL" -d "$B" replay --verify --threads 1 --until-seq 25000 > /dev/null 2>&1 &
+PID=$!
+for _ in $(seq 1 2000); do ls -d "$B".until-* > /dev/null 2>&1 && break; sleep 0.005; done
+ls -d "$B".until-* > /dev/null 2>&1 || fail "the preview's copy never appeared"
+sleep 0.2
+kill -TERM "$PID"
+rc=0; wait "$PID" || rc=$?
+[ "$rc" -eq 143 ] || fail "the preview was not stopped by SIGTERM (exit $rc): make the log bigger"
+! ls -d "$B".until-* > /dev/null 2>&1 || fail "a preview stopped by SIGTERM left its copy"
+[ "$("$TL" -d "$B" digest)" = "$BIG_LIVE" ] || fail "a stopped preview moved the live digest"
+OUT=$("$TL" -d "$B" --json replay --verify --until-seq 25000)
+python3 -c 'import json,sys; o=json.loads(sys.argv[1]); assert o["preview"] is True and o["verified_events"] == o["events"] == 25000, o' "$OUT" \
+  || fail "preview --verify: $OUT"
+
 # refusals change nothing (exit 1 with the error object, a malformed flag included)
 set +e
+# a mistyped flag is refused, not ignored (it would have run a whole replay in place)
+OUT=$("$TL" -d "$D" --json replay --until-sq 3 2> "$T/err"); rc=$?
+[ $rc -eq 1 ] && python3 -c 'import json,sys; o=json.loads(sys.argv[1]); assert o["error"] == "invalid_input" and "--until-sq" in o["message"]' "$OUT" \
+  || fail "replay --until-sq: rc $rc $OUT"
 "$TL" -d "$D" replay --until-seq 999999 2> "$T/err"; rc=$?
 [ $rc -eq 1 ] && grep -q "ends at" "$T/err" || fail "in-place --until-seq past the head: rc $rc $(cat "$T/err")"
 ! ls -d "$D".until-* > /dev/null 2>&1 || fail "a refused preview left its copy"

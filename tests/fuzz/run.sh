@@ -33,7 +33,8 @@ flags=(-max_total_time="$seconds" -artifact_prefix="$work/artifacts/" -print_fin
 # meets crashes inside liblmdb itself, and SIGBUS wherever a value LMDB handed out points
 # past the end of the file (tests/fuzz/README.md). Those are counted and kept, not failures:
 # the run goes on (-fork, -ignore_crashes) and each crash is replayed to see where it
-# happened; any other crash, and any hang, fails the run.
+# happened; so is each hang: one caught inside a liblmdb call is the same limitation (LMDB
+# descending a cycle of damaged branch pages); any other crash or hang fails the run.
 known_lmdb=${TL_FUZZ_KNOWN_LMDB:-$([ "$target" = fuzz_open ] && echo 1 || echo 0)}
 jobs=${TL_FUZZ_JOBS:-1}
 if [ "$jobs" -gt 1 ] || [ "$known_lmdb" = 1 ]; then flags+=(-fork="$jobs"); fi
@@ -49,18 +50,24 @@ if [ "$known_lmdb" = 1 ]; then
     [ -e "$a" ] || continue
     # the first frame that is not the sanitizer's, libFuzzer's or libc's (abort, raise)
     frame='^ +#[0-9]+ '
-    skip='__sanitizer|fuzzer::|__asan|__ubsan|__interceptor|libc\.so|nptl/|sysdeps/|stdlib/|signal/'
+    skip='__sanitizer|fuzzer::|__asan|__ubsan|__interceptor|InterceptorCommon|libc\.so|nptl/|sysdeps/|stdlib/|signal/'
     report=$("$bin" -runs=1 -timeout=10 "$a" 2>&1 || true)
     top=$(grep -E "$frame" <<<"$report" | grep -vE "$skip" | head -1 || true)
     if [ "${a##*/timeout-}" != "$a" ]; then
-      # a hang is ours whatever frame it was caught in: some loop did not bound its walk
-      top=$(grep -E "$frame" <<<"$report" | grep -vE "$skip" | grep -m1 ' in tl_' || true)
-      top="hang: ${top:-not reproduced}"
+      # a hang caught inside one liblmdb call is LMDB descending a cycle of damaged pages
+      # (README.md: no bound of ours can interrupt it); anywhere else it is ours: some loop
+      # of ours did not bound its walk
+      case "$top" in
+        *liblmdb.so*) top="lmdb-hang: $top" ;;
+        *) top=$(grep -E "$frame" <<<"$report" | grep -vE "$skip" | grep -m1 ' in tl_' || true)
+           top="hang: ${top:-not reproduced}" ;;
+      esac
     elif grep -q 'AddressSanitizer: BUS' <<<"$report"; then
       top="sigbus: $top"
     fi
     case "$top" in
       hang:*) ours=$((ours + 1)); echo "$a: $top" >&2 ;;
+      lmdb-hang:*) lmdb=$((lmdb + 1)); mkdir -p "$work/known-lmdb"; mv "$a" "$work/known-lmdb/hang-${a##*/}" ;;
       sigbus:*) lmdb=$((lmdb + 1)); mkdir -p "$work/known-lmdb"; mv "$a" "$work/known-lmdb/sigbus-${a##*/}" ;;
       *liblmdb.so*) lmdb=$((lmdb + 1)); mkdir -p "$work/known-lmdb"; mv "$a" "$work/known-lmdb/" ;;
       *) ours=$((ours + 1)); echo "crash outside liblmdb: $a: ${top:-not reproduced}" >&2 ;;
