@@ -105,9 +105,9 @@ static bool usage_names(const char *usage, const char *name) {
     if (!strcmp(name, "o")) return strstr(usage, "-o FILE") != NULL;
     size_t n = strlen(name);
     for (const char *p = strstr(usage, "--"); p; p = strstr(p + 2, "--")) {
-        char next = p[2 + n];
-        if (!strncmp(p + 2, name, n) && !(next == '-' || (next >= 'a' && next <= 'z') || (next >= '0' && next <= '9')))
-            return true;
+        if (strncmp(p + 2, name, n) != 0) continue;
+        char next = p[2 + n]; /* inside the string: the n bytes before it matched */
+        if (!(next == '-' || (next >= 'a' && next <= 'z') || (next >= '0' && next <= '9'))) return true;
     }
     return false;
 }
