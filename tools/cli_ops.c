@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -125,12 +126,31 @@ static void preview_guard(bool on) {
 }
 
 /* Make LOG.until-XXXXXX beside the log's real path; 0, or the refusal already printed. */
-static int preview_make(cli_ctx *ctx) {
+static int preview_make(cli_ctx *ctx, tl_log *log) {
     char real[PATH_MAX];
     if (!realpath(ctx->dir, real)) return cli_error(ctx, TL_ESTORAGE, "cannot resolve the log's path");
     if (!strcmp(real, "/")) return cli_usage(ctx, "the log is at /: a preview has no room beside it; use --into DIR");
     if (strlen(real) + sizeof ".until-XXXXXX/lock.mdb" > sizeof preview_dir)
         return cli_usage(ctx, "the log's path is too long for a preview beside it; use --into DIR");
+    /* The copy shares the live log's disk: the compacted copy and the projections it rebuilds
+     * take up to twice the data file. Refused rather than fill the disk the live log appends
+     * to (64 MiB of slack on top). */
+    tl_log_stats st;
+    struct statvfs fs;
+    char parent[PATH_MAX];
+    snprintf(parent, sizeof parent, "%s", real);
+    char *slash = strrchr(parent, '/');
+    if (slash == parent) slash[1] = 0;
+    else if (slash) *slash = 0;
+    if (tl_log_stats_get(log, &st) == 0 && statvfs(parent, &fs) == 0) {
+        unsigned long long need = 2ull * st.file_bytes + (64ull << 20), have = (unsigned long long)fs.f_bavail * fs.f_frsize;
+        if (have < need) {
+            char why[256];
+            snprintf(why, sizeof why, "a preview needs about %llu MiB free beside the log, there are %llu MiB: use --into DIR on another disk",
+                     need >> 20, have >> 20);
+            return cli_error(ctx, TL_ESTORAGE, why);
+        }
+    }
     snprintf(preview_dir, sizeof preview_dir, "%s.until-XXXXXX", real);
     preview_guard(true); /* before the directory exists: no window where a signal leaves it */
     if (!mkdtemp(preview_dir)) {
@@ -174,7 +194,7 @@ static int cmd_replay(cli_ctx *ctx) {
     int rc = cli_open(ctx, &log, o.into_dir || preview ? TL_OPEN_READONLY : 0);
     if (rc) return rc;
     if (preview) {
-        if ((rc = preview_make(ctx)) != 0) {
+        if ((rc = preview_make(ctx, log)) != 0) {
             tl_log_close(log);
             return rc;
         }

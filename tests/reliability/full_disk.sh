@@ -91,3 +91,16 @@ events_b=$(rel_verify "$L2")
 digest_b=$(rel_digest_check "$L2")
 rel_say "B: $out; verify ok ($events_b events); digest $digest_b"
 echo "RESULT full_disk_process $out verify=ok digest=$digest_b"
+
+# ---------------------------------------------------------------- C: a preview on a small disk
+# `replay --until-seq` in place builds a copy beside the log: on a disk without room for it,
+# refused (storage) before anything is written, so the live log keeps its room
+rel_say "C: an in-place preview on a ${MB} MiB file system is refused, nothing left behind"
+digest_c=$("$CLI" -d "$L2" digest)
+status=0
+out=$("$CLI" -d "$L2" --json replay --until-seq 3 2>&1) || status=$?
+[ "$status" = 1 ] && grep -q '"error":"storage"' <<< "$out" && grep -q 'free beside the log' <<< "$out" ||
+  rel_fail "a preview without room: exit $status, $out"
+! ls -d "$L2".until-* > /dev/null 2>&1 || rel_fail "a refused preview left its copy"
+[ "$("$CLI" -d "$L2" digest)" = "$digest_c" ] || rel_fail "a refused preview moved the digest"
+echo "RESULT full_disk_preview refused=storage"
