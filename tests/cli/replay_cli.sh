@@ -80,7 +80,7 @@ BIG_LIVE=$("$TL" -d "$B" digest)
 PID=$!
 for _ in $(seq 1 2000); do ls -d "$B".until-* > /dev/null 2>&1 && break; sleep 0.005; done
 ls -d "$B".until-* > /dev/null 2>&1 || fail "the preview's copy never appeared"
-sleep 0.2
+sleep 0.05 # the handler is in place before the copy exists; the replay runs for seconds
 kill -TERM "$PID"
 rc=0; wait "$PID" || rc=$?
 [ "$rc" -eq 143 ] || fail "the preview was not stopped by SIGTERM (exit $rc): make the log bigger"
