@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -202,6 +204,82 @@ int tl_log_stats_get(tl_log *log, tl_log_stats *out) {
     struct stat st;
     if (stat(path, &st) == 0) out->file_bytes = (uint64_t)st.st_blocks * 512u;
     return rc;
+}
+
+/*
+ * Where LMDB mapped the data file in this process. LMDB reports the address only for
+ * MDB_FIXEDMAP environments, so take a pointer that a read returns into the map (the head
+ * record's value) and find the mapping of /proc/self/maps that holds it: that also picks the
+ * right map when one process has the log open twice.
+ */
+static int map_range(MDB_txn *txn, tl_log *log, uintptr_t *lo, uintptr_t *hi) {
+    MDB_cursor *cur;
+    MDB_val k, v;
+    int mrc = mdb_cursor_open(txn, log->db_log, &cur);
+    if (mrc) return tl_fail_mdb(mrc, "warm");
+    mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    mdb_cursor_close(cur);
+    if (mrc) return tl_fail_mdb(mrc, "warm");
+    uintptr_t p = (uintptr_t)v.mv_data;
+    FILE *maps = fopen("/proc/self/maps", "r");
+    if (!maps) return tl_fail(TL_ESTORAGE, "warm: cannot read /proc/self/maps: %s", strerror(errno));
+    char line[512];
+    bool found = false;
+    while (!found && fgets(line, sizeof line, maps)) {
+        unsigned long a, b;
+        if (sscanf(line, "%lx-%lx", &a, &b) == 2 && a <= p && p < b) {
+            *lo = a;
+            *hi = b;
+            found = true;
+        }
+    }
+    fclose(maps);
+    return found ? 0 : tl_fail(TL_ESTORAGE, "warm: the log's map is not in /proc/self/maps");
+}
+
+/*
+ * The used part of the map: pages 0..last_pgno of the newest snapshot, but never past the
+ * file's end (a file shorter than its meta page claims would turn a touch into SIGBUS) nor
+ * the mapping's. Under a read transaction, which holds map_lock shared: the map cannot move.
+ */
+int tl_log_warm(tl_log *log, uint64_t *mapped_bytes) {
+    if (mapped_bytes) *mapped_bytes = 0;
+    if (!log) return tl_fail(TL_EUSAGE, "no log");
+    MDB_txn *txn;
+    int rc = tl_rtxn_begin(log, &txn);
+    if (rc) return rc;
+    MDB_envinfo info;
+    MDB_stat st;
+    int fd;
+    struct stat fst;
+    uintptr_t lo = 0, hi = 0;
+    if (mdb_env_info(log->env, &info) || mdb_env_stat(log->env, &st) || mdb_env_get_fd(log->env, &fd) || fstat(fd, &fst))
+        rc = tl_fail(TL_ESTORAGE, "warm: cannot read the map's geometry");
+    if (!rc) rc = map_range(txn, log, &lo, &hi);
+    if (rc) {
+        tl_rtxn_end(log, txn);
+        return rc;
+    }
+    uint64_t psize = st.ms_psize, used = ((uint64_t)info.me_last_pgno + 1) * psize;
+    uint64_t file = (uint64_t)fst.st_size / psize * psize, len = used < file ? used : file;
+    if (len > hi - lo) len = hi - lo;
+    unsigned char *base = (unsigned char *)lo;
+    int err = 0;
+#ifdef MADV_POPULATE_READ
+    if (len && madvise(base, len, MADV_POPULATE_READ) != 0) err = errno;
+#else
+    err = EINVAL;
+#endif
+    if (err == EINVAL || err == ENOSYS) { /* a kernel before 5.14: touch each page */
+        volatile unsigned char sink = 0;
+        for (uint64_t off = 0; off < len; off += psize) sink ^= base[off];
+        (void)sink;
+        err = 0;
+    }
+    tl_rtxn_end(log, txn);
+    if (err) return tl_fail(TL_ESTORAGE, "warm: mapping the data file failed: %s", strerror(err));
+    if (mapped_bytes) *mapped_bytes = len;
+    return 0;
 }
 
 static void db_stat_json(tl_strbuf *sb, MDB_txn *txn, MDB_dbi dbi, const char *name, bool *first) {

@@ -746,6 +746,48 @@ START_TEST(map_grows) {
 }
 END_TEST
 
+/* Resident bytes of every mapping of a file whose path ends in data.mdb (/proc/self/smaps). */
+static uint64_t data_map_rss(void) {
+    FILE *f = fopen("/proc/self/smaps", "r");
+    ck_assert_ptr_nonnull(f);
+    char line[4600];
+    bool in_data = false;
+    uint64_t rss = 0;
+    while (fgets(line, sizeof line, f)) {
+        unsigned long a, b;
+        unsigned long long kib;
+        if (sscanf(line, "%lx-%lx ", &a, &b) == 2 && strchr(line, '/')) in_data = strstr(line, "/data.mdb\n") != NULL;
+        else if (sscanf(line, "%lx-%lx ", &a, &b) == 2) in_data = false;
+        else if (in_data && sscanf(line, "Rss: %llu kB", &kib) == 1) rss += kib * 1024;
+    }
+    fclose(f);
+    return rss;
+}
+
+START_TEST(warm_maps_the_file) {
+    char *dir;
+    tl_log *log = tu_new_log(&dir);
+    for (int b = 0; b < 12; b++) append_n(log, 4, (uint64_t)b * 4, 65536); /* 3 MiB */
+    tl_log_stats st;
+    ck_assert_int_eq(tl_log_stats_get(log, &st), 0);
+    /* a second handle: its own map, of which an open touches only the first pages */
+    tl_log *reader = open_log(dir, TL_OPEN_READONLY);
+    uint64_t before = data_map_rss(), mapped = 0;
+    ck_assert_int_eq(tl_log_warm(reader, &mapped), 0);
+    uint64_t after = data_map_rss();
+    ck_assert_uint_ge(mapped, st.log_bytes);
+    ck_assert_uint_le(mapped, st.file_bytes + 4096);
+    ck_assert_msg(after - before >= mapped - mapped / 10, "warm mapped %llu bytes but resident memory grew by %llu",
+                  (unsigned long long)mapped, (unsigned long long)(after - before));
+    /* reads go on as before */
+    verify_ok(reader, 49);
+    tl_log_close(reader);
+    ck_assert_int_eq(tl_log_warm(NULL, &mapped), TL_EUSAGE);
+    ck_assert_uint_eq(mapped, 0);
+    remove_log(log, dir);
+}
+END_TEST
+
 /* ================================================================ record exchange */
 
 static uint8_t *record_of(tl_log *log, uint64_t seq, size_t *len) {
@@ -1555,6 +1597,7 @@ int main(void) {
     tcase_add_test(tc, append_refuses);
     tcase_add_test(tc, layout_matches_format_doc);
     tcase_add_test(tc, map_grows);
+    tcase_add_test(tc, warm_maps_the_file);
     tcase_set_timeout(tc, 120);
     suite_add_tcase(s, tc);
 
