@@ -47,6 +47,58 @@ static void group_viewer(char kind, const tl_project_rec *p, tl_user_rec *u) {
     tlp_user_rec(u, role, kind == 'M' ? p->account : NULL);
 }
 
+/*
+ * The group's viewers with unread messages in project, from their R rows (refreshed before
+ * the group row: see noted_run), as an A value's list (tracking.h): what lets a default-order
+ * page show each row's unread count without a point read per row.
+ */
+static int unread_list(tl_wtxn *w, tlp_ovl *o, char kind, const char *name, const char *project, uint8_t *out,
+                       size_t *len, bool *partial) {
+    *len = 0;
+    *partial = false;
+    if (kind == 'X') return 0; /* auditors never have unread messages */
+    const tlp_users *g = NULL;
+    tlp_users one = {0};
+    tlp_user amb = {0};
+    if (kind == 'Z') {
+        snprintf(amb.id, sizeof amb.id, "%s", name);
+        amb.role = TL_ROLE_AMBASSADOR;
+        one.v = &amb;
+        one.n = 1;
+        g = &one;
+    } else {
+        int rc = tlp_catalog_group(w, kind, kind == 'M' ? name : NULL, &g);
+        if (rc) return rc;
+    }
+    for (size_t i = 0; i < g->n; i++) {
+        tlp_key rk = row_key(g->v[i].id, project);
+        MDB_val v;
+        int rc = tlp_ovl_get(w, o, &rk, &v);
+        if (rc == TL_ENOTFOUND) continue;
+        if (rc) return rc;
+        if (v.mv_size != 17) return tl_fail(TL_ECORRUPT, "tracking row is damaged");
+        uint64_t unread = tl_seq_from_key(v.mv_data);
+        if (!unread) continue;
+        size_t idlen = strlen(g->v[i].id);
+        uint8_t num[10];
+        size_t nn = 0;
+        for (uint64_t x = unread; ; x >>= 7) {
+            num[nn++] = (uint8_t)((x & 0x7f) | (x > 0x7f ? 0x80 : 0));
+            if (x <= 0x7f) break;
+        }
+        if (*len + 1 + idlen + nn > TRK_LIST_MAX) {
+            *partial = true;
+            break;
+        }
+        out[(*len)++] = (uint8_t)idlen;
+        memcpy(out + *len, g->v[i].id, idlen);
+        *len += idlen;
+        memcpy(out + *len, num, nn);
+        *len += nn;
+    }
+    return 0;
+}
+
 static int group_refresh(tl_wtxn *w, tlp_ovl *o, char kind, const char *name, const char *project,
                          const tl_project_rec *p) {
     tl_user_rec u;
@@ -72,18 +124,27 @@ static int group_refresh(tl_wtxn *w, tlp_ovl *o, char kind, const char *name, co
     tlp_key_u8(&ak, p->type);
     tlp_key_u64(&ak, ~la);
     tlp_key_str(&ak, project);
-    /* the value: what a page shows besides unread (see the top of the file) */
+    /* the value: what a page shows of the row (see tracking.h) */
     tl_bytes title = {(const uint8_t *)"", 0};
     if ((rc = tlp_project_title(w->txn, w->log, project, &title)) != 0 && rc != TL_ENOTFOUND) return rc;
     size_t slen = strnlen(p->status, sizeof p->status);
     if (slen > TL_STATUS_MAX || title.len > TL_TEXT_MAX)
         return tl_fail(TL_ECORRUPT, "project %s: status or title too long", project);
-    uint8_t av[9 + TL_STATUS_MAX + TL_TEXT_MAX];
+    uint8_t av[12 + TL_STATUS_MAX + TL_TEXT_MAX + TRK_LIST_MAX];
     tl_seq_key(av, tl_state_version(name, &u, p));
     av[8] = (uint8_t)slen;
     memcpy(av + 9, p->status, slen);
-    memcpy(av + 9 + slen, title.ptr, title.len);
-    if ((rc = tlp_ovl_put(w, o, &ak, av, 9 + slen + title.len)) != 0) return rc;
+    size_t n = 9 + slen;
+    av[n++] = (uint8_t)(title.len >> 8);
+    av[n++] = (uint8_t)title.len;
+    memcpy(av + n, title.ptr, title.len);
+    n += title.len;
+    size_t flags = n++;
+    size_t list_len = 0;
+    bool partial = false;
+    if ((rc = unread_list(w, o, kind, name, project, av + n, &list_len, &partial)) != 0) return rc;
+    av[flags] = partial ? TRK_PARTIAL : 0;
+    if ((rc = tlp_ovl_put(w, o, &ak, av, n + list_len)) != 0) return rc;
     if (had && old == la) return 0; /* the G row is unchanged */
     uint8_t val[9];
     tl_seq_key(val, la);
@@ -102,6 +163,9 @@ static int groups_refresh(tl_wtxn *w, tlp_ovl *o, int cls, const char *project, 
 }
 
 /* ---------------------------------------------------------------- user rows (unread first) */
+
+typedef struct noted noted;
+static int note_group(noted *d, char kind, const char *name, const char *project);
 
 static tlp_key order_key(const char *user, const char *project, const row *r) {
     tlp_key k;
@@ -135,6 +199,12 @@ static int refresh(tl_wtxn *w, tlp_ovl *o, const char *user, int role, const cha
         old.la = tl_seq_from_key((const uint8_t *)v.mv_data + 8);
         old.type = ((const uint8_t *)v.mv_data)[16];
         if (old.unread == now.unread && old.la == now.la && old.type == now.type) return 0;
+    }
+    /* the user's group row lists its viewers' unread counts: refresh it after the rows */
+    if (had ? old.unread != now.unread : now.unread != 0) {
+        char kind = role == TL_ROLE_MEMBER ? 'M' : role == TL_ROLE_STAFF ? 'S' : 'Z';
+        const char *name = kind == 'M' ? p->account : kind == 'S' ? "" : user;
+        if ((rc = note_group(tlp_ovl_deferred_ctx(o), kind, name, project)) != 0) return rc;
     }
     tlp_key k = order_key(user, project, &now), ok;
     tlp_ovl_prefetch(o, &k);
@@ -329,21 +399,33 @@ static int note_rows(noted *d, const tlp_users *l, const char *project) {
     return rc;
 }
 
-/* Refresh every noted row from the state as it is now, and forget them. */
+/*
+ * Refresh every noted row from the state as it is now, and forget them: the users' rows
+ * first, then the groups' (whose unread lists are read from the users' rows). A user row
+ * whose unread count moves notes its group (refresh), which the second pass then sees. The
+ * names are copied out of the arena, which such a note may move.
+ */
 static int noted_run(tl_wtxn *w, tlp_ovl *o, void *ctx) {
     noted *d = ctx;
     int rc = 0;
     char cached[TL_IDBUF] = "";
     tl_project_rec p;
-    for (size_t i = 0; i < d->n && !rc; i++) {
-        const uint8_t *b = d->arena + d->v[i].off;
-        const char *name = (const char *)b + 2, *project = name + strlen(name) + 1;
-        if (strcmp(project, cached) != 0) { /* rows are noted project by project */
-            if ((rc = tl_wstate_project(w, project, &p)) != 0) break;
-            memcpy(cached, project, strlen(project) + 1);
+    for (int pass = 0; pass < 2 && !rc; pass++) {
+        for (size_t i = 0; i < d->n && !rc; i++) {
+            const uint8_t *b = d->arena + d->v[i].off;
+            if ((b[0] == 'G') != (pass == 1)) continue;
+            char tag = (char)b[1], name[TL_IDBUF], project[TL_IDBUF];
+            size_t nlen = strlen((const char *)b + 2), plen = strlen((const char *)b + 3 + nlen);
+            if (nlen >= sizeof name || plen >= sizeof project) { rc = tl_fail(TL_ECORRUPT, "tracking: a noted row is too long"); break; }
+            memcpy(name, b + 2, nlen + 1);
+            memcpy(project, b + 3 + nlen, plen + 1);
+            if (strcmp(project, cached) != 0) { /* rows are noted project by project */
+                if ((rc = tl_wstate_project(w, project, &p)) != 0) break;
+                memcpy(cached, project, plen + 1);
+            }
+            if (pass == 1) rc = group_refresh(w, o, tag, name, project, &p);
+            else rc = refresh(w, o, name, (uint8_t)tag, project, &p);
         }
-        if (b[0] == 'G') rc = group_refresh(w, o, (char)b[1], name, project, &p);
-        else rc = refresh(w, o, name, b[1], project, &p);
     }
     noted_clear(d);
     return rc;
@@ -367,7 +449,7 @@ static int tracking_apply(tl_wtxn *w, const tl_event *ev, void *state) {
     if (rc) return rc;
     bool defer = deferrable(k);
     if (!defer && d->n && (rc = noted_run(w, o, d)) != 0) return rc;
-    if (!strcmp(k, "user.created")) return on_user(w, o, ev);
+    if (!strcmp(k, "user.created")) return (rc = on_user(w, o, ev)) == 0 && d->n ? noted_run(w, o, d) : rc;
     if (!ev->has_project || !strncmp(k, "x.", 2)) return 0;
     tl_project_rec p;
     rc = tl_wstate_project(w, ev->project, &p);
@@ -393,7 +475,8 @@ static int tracking_apply(tl_wtxn *w, const tl_event *ev, void *state) {
     }
     if (!rc) rc = defer ? note_rows(d, &l, ev->project) : refresh_all(w, o, &l, ev->project, &p);
     tlp_users_free(&l);
-    if (!rc && d->n >= NOTED_MAX) rc = noted_run(w, o, d);
+    /* an event applied at once: the groups its rows noted (refresh) are refreshed now too */
+    if (!rc && (d->n >= NOTED_MAX || (!defer && d->n))) rc = noted_run(w, o, d);
     return rc;
 }
 

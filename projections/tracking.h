@@ -34,6 +34,67 @@ static inline tlp_key viewer_group(const char *user, const tl_user_rec *u) {
     }
 }
 
+/*
+ * An A row's value: version(8) slen(1) status tlen(2, big-endian) title flags(1), then the
+ * viewers' unread list: entries idlen(1) user unread(LEB128), one per member of the group
+ * with unread messages in the project, in the group's order, while they fit in
+ * TRK_LIST_MAX bytes. flags bit 0 (TRK_PARTIAL): some did not fit; a viewer not listed
+ * must then be read from their R row. Otherwise a viewer not listed has no unread message.
+ */
+#define TRK_LIST_MAX 512
+#define TRK_PARTIAL 1u
+
+typedef struct trk_group_value {
+    uint64_t version;
+    const uint8_t *status, *title, *list;
+    size_t slen, tlen, list_len;
+    bool partial;
+} trk_group_value;
+
+static inline int trk_group_value_parse(const MDB_val *v, trk_group_value *g) {
+    const uint8_t *a = v->mv_data;
+    size_t n = v->mv_size;
+    if (n < 12 || n < 12 + (size_t)a[8]) return tl_fail(TL_ECORRUPT, "tracking group row is damaged (replay rebuilds it)");
+    g->version = tl_seq_from_key(a);
+    g->slen = a[8];
+    g->status = a + 9;
+    const uint8_t *t = a + 9 + g->slen;
+    g->tlen = (size_t)t[0] << 8 | t[1];
+    if (n < 12 + g->slen + g->tlen) return tl_fail(TL_ECORRUPT, "tracking group row is damaged (replay rebuilds it)");
+    g->title = t + 2;
+    g->partial = (g->title[g->tlen] & TRK_PARTIAL) != 0;
+    g->list = g->title + g->tlen + 1;
+    g->list_len = n - (size_t)(g->list - a);
+    return 0;
+}
+
+/* user's unread count from the list: 1 listed, 0 not listed, or TL_ECORRUPT. */
+static inline int trk_list_find(const trk_group_value *g, const char *user, uint64_t *unread) {
+    size_t ulen = strlen(user);
+    for (size_t i = 0; i < g->list_len;) {
+        size_t idlen = g->list[i++];
+        if (idlen == 0 || i + idlen > g->list_len)
+            return tl_fail(TL_ECORRUPT, "tracking group row is damaged (replay rebuilds it)");
+        bool match = idlen == ulen && !memcmp(g->list + i, user, ulen);
+        i += idlen;
+        uint64_t x = 0;
+        unsigned shift = 0;
+        for (;;) {
+            if (i >= g->list_len || shift > 63) return tl_fail(TL_ECORRUPT, "tracking group row is damaged (replay rebuilds it)");
+            uint8_t b = g->list[i++];
+            x |= (uint64_t)(b & 0x7f) << shift;
+            if (!(b & 0x80)) break;
+            shift += 7;
+        }
+        if (match) {
+            *unread = x;
+            return 1;
+        }
+    }
+    *unread = 0;
+    return 0;
+}
+
 static inline tlp_key row_key(const char *user, const char *project) {
     tlp_key k;
     tlp_key_init(&k, 'R');

@@ -288,6 +288,66 @@ START_TEST(unread_column_on_every_page_size) {
 END_TEST
 
 /*
+ * A group row lists its viewers' unread counts while they fit in TRK_LIST_MAX (512) bytes;
+ * past that, a page reads the viewers left out from their own rows. 24 members with 40-byte
+ * ids (42 bytes an entry) overflow the list: every member's count must still be right, in
+ * both orders, as reads, unread marks and deletions move it, and after a replay.
+ */
+START_TEST(unread_column_past_the_group_list) {
+    char *dir;
+    tl_log *log = tu_new_log(&dir);
+    PF_OK(log, "{\"op\":\"account.create\",\"id\":\"wide\",\"name\":\"Wide\"}");
+    enum { MEMBERS = 24, NOTES = 6 };
+    char ids[MEMBERS][48];
+    for (int m = 0; m < MEMBERS; m++) {
+        snprintf(ids[m], sizeof ids[m], "member-%02d-with-a-long-id-to-fill-a-lists", m);
+        ck_assert_uint_eq(strlen(ids[m]), 40);
+        PF_OK(log, "{\"op\":\"user.create\",\"id\":\"%s\",\"role\":\"member\",\"account\":\"wide\",\"name\":\"M\"}", ids[m]);
+    }
+    project(log, ids[0], "w-1", "wide", "video");
+    project(log, ids[0], "w-2", "wide", "order");
+    long long want[MEMBERS];
+    for (int k = 0; k < NOTES; k++)
+        PF_OK(log, "{\"op\":\"note.add\",\"as\":\"%s\",\"id\":\"n-%d\",\"project\":\"w-1\",\"body\":\"n\"}", ids[0], k);
+    PF_OK(log, "{\"op\":\"note.add\",\"as\":\"%s\",\"id\":\"o-1\",\"project\":\"w-2\",\"body\":\"n\"}", ids[1]);
+    for (int m = 0; m < MEMBERS; m++) {
+        want[m] = m == 0 ? 0 : NOTES;
+        for (int k = 0; m && k < m % 4; k++) { /* member m reads m % 4 notes */
+            PF_OK(log, "{\"op\":\"message.read\",\"as\":\"%s\",\"message\":\"n-%d\"}", ids[m], k);
+            want[m]--;
+        }
+    }
+    PF_OK(log, "{\"op\":\"message.unread\",\"as\":\"%s\",\"message\":\"n-0\"}", ids[5]); /* 5 read n-0 */
+    want[5]++;
+    PF_OK(log, "{\"op\":\"message.delete\",\"as\":\"%s\",\"message\":\"n-5\"}", ids[0]);
+    for (int m = 1; m < MEMBERS; m++) want[m]--; /* nobody had read n-5 */
+    for (int pass = 0; pass < 2; pass++) {
+        for (int m = 0; m < MEMBERS; m++)
+            for (int by_unread = 0; by_unread < 2; by_unread++) {
+                json_t *r = track(log, ids[m], by_unread ? "unread" : NULL, NULL, 10, NULL), *row;
+                json_t *rows = json_object_get(r, "rows");
+                size_t i;
+                int seen = 0;
+                json_array_foreach(rows, i, row) {
+                    long long w = !strcmp(pf_str(row, "project"), "w-1") ? want[m] : m == 1 ? 0 : 1;
+                    ck_assert_msg(pf_int(row, "unread") == w, "%s (%s order, %s): %s shows %lld unread, want %lld", ids[m],
+                                  by_unread ? "unread" : "default", pass ? "replayed" : "live", pf_str(row, "project"),
+                                  pf_int(row, "unread"), w);
+                    seen++;
+                }
+                ck_assert_int_eq(seen, 2);
+                json_decref(r);
+            }
+        if (pass == 0) {
+            tl_replay_report rr;
+            ck_assert_int_eq(tl_replay(log, NULL, &rr), 0);
+        }
+    }
+    pf_done(log, dir);
+}
+END_TEST
+
+/*
  * tracking.c coalesces row refreshes within a transaction (noted rows are refreshed before
  * other kinds of events, at a bound and at commit). The tables must not depend on where the
  * commits fall: the same commands, committed one by one in one log and as one batch in
@@ -415,6 +475,7 @@ int main(void) {
     tcase_add_test(tc, per_viewer_activity_and_version);
     tcase_add_test(tc, paging_across_boundaries);
     tcase_add_test(tc, unread_column_on_every_page_size);
+    tcase_add_test(tc, unread_column_past_the_group_list);
     tcase_add_test(tc, refusals);
     tcase_add_test(tc, same_tables_whatever_the_commits);
     suite_add_tcase(s, tc);
