@@ -151,7 +151,9 @@ static int panel(MDB_txn *txn, tl_log *log, const char *viewer, const tl_user_re
         id[v.mv_size] = 0;
         if ((rc = tl_state_message(txn, log, id, &m)) != 0) break;
         if (shown++) tl_sb_puts(sb, ",");
-        if ((rc = tlp_message_json(sb, txn, log, id, &m, viewer, u)) != 0) break;
+        /* the dashboard holds an entry for each message unread by its viewer, and only those */
+        static const bool unread = true;
+        if ((rc = tlp_message_json(sb, txn, log, id, &m, viewer, u, &unread)) != 0) break;
     }
     tlp_merge_close(&mg);
     tl_sb_puts(sb, "]");

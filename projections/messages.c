@@ -235,9 +235,11 @@ int tlp_attachments_json(tl_strbuf *sb, MDB_txn *txn, tl_log *log, const tl_mess
 }
 
 int tlp_message_json(tl_strbuf *sb, MDB_txn *txn, tl_log *log, const char *id, const tl_message_rec *m,
-                     const char *viewer, const tl_user_rec *u) {
+                     const char *viewer, const tl_user_rec *u, const bool *known_unread) {
     bool auditor = u->role == TL_ROLE_AUDITOR;
-    bool unread = !auditor && !m->deleted && strcmp(m->author, viewer) != 0 && !tl_state_has_read(txn, log, viewer, id);
+    bool unread = known_unread ? *known_unread
+                               : !auditor && !m->deleted && strcmp(m->author, viewer) != 0 &&
+                                     !tl_state_has_read(txn, log, viewer, id);
     const char *ch = tl_channel_name(m->channel);
     tl_sb_puts(sb, "{\"id\":");
     tl_sb_json_str(sb, id, strlen(id));
@@ -349,7 +351,7 @@ static int messages_body(MDB_txn *txn, tl_log *log, const tl_query *q, tl_strbuf
             if ((rc = value_id(&v, section ? 0 : 8, id)) != 0) break;
             if ((rc = tl_state_message(txn, log, id, &m)) != 0) break;
             if (shown++) tl_sb_puts(sb, ",");
-            rc = tlp_message_json(sb, txn, log, id, &m, q->as, &u);
+            rc = tlp_message_json(sb, txn, log, id, &m, q->as, &u, NULL);
         }
         if (rc == TL_ENOTFOUND) rc = 0;
         tlp_merge_close(&mg);

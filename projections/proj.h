@@ -207,9 +207,11 @@ int tlp_count_support(MDB_txn *txn, tl_log *log, const char *account, uint64_t *
 /** Call fn with each non-deleted message (id, creating seq) of a project channel. */
 typedef int (*tlp_msg_fn)(const char *id, uint64_t seq, void *ctx);
 int tlp_each_channel_message(MDB_txn *txn, tl_log *log, const char *project, int ch, tlp_msg_fn fn, void *ctx);
-/** Render the spec's MESSAGE object of message id as viewer (u) sees it. */
+/** Render the spec's MESSAGE object of message id as viewer (u) sees it. A caller that
+ * knows the message is unread for viewer (a dashboard entry exists for exactly those) says
+ * so with known_unread, which spares the read-mark lookup; NULL looks it up. */
 int tlp_message_json(tl_strbuf *sb, MDB_txn *txn, tl_log *log, const char *id, const tl_message_rec *m,
-                     const char *viewer, const tl_user_rec *u);
+                     const char *viewer, const tl_user_rec *u, const bool *known_unread);
 /** The attachments array [{id,name,size,mime}] of m. */
 int tlp_attachments_json(tl_strbuf *sb, MDB_txn *txn, tl_log *log, const tl_message_rec *m);
 /** "body":..., plus "erased":true when the content was erased. */

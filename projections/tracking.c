@@ -13,25 +13,27 @@
  * The unread-first order depends on each user's unread counts, so it is per user:
  *
  *   G kind name\0 project\0                     -> last_activity(8) type(1)   group rows
- *   A kind name\0 type ~last_activity project\0 -> version(8) len(1) status title
- *                                                            default order, per group
+ *   A kind name\0 type ~last_activity project\0 -> version(8) status title flags list
+ *                                          default order, per group (value: tracking.h)
  *   R project\0 user\0                          -> unread(8) last_activity(8) type(1)
  *   B user\0 type ~unread ~last_activity project\0             unread first, per user
  * Auditors have no R or B rows: their unread-first table is their default one. The type sits
  * before the order so a type filter is one range; the unfiltered table merges the three type
  * ranges (tlp_merge). A cursor is the hex of the last row's suffix (what follows the type).
  *
- * An A row's value holds what a page shows of the row besides the viewer's unread count:
- * the group's version of the project (tl_state_version, the same function `expect` compares
- * with), its status and title, so a page reads one index range plus, per row, the viewer's
- * R row (default order) or the group's A row (unread-first order, whose key the B row
- * gives) — one point read per row instead of the state and the catalog.
+ * An A row's value holds what a page shows of the row: the group's version of the project
+ * (tl_state_version, the same function `expect` compares with), its status and title, and
+ * the unread counts of the group's viewers who have unread messages there (a list, up to
+ * TRK_LIST_MAX bytes), so a default-order page reads one index range and nothing per row
+ * (a viewer left out of a partial list reads their R row), and an unread-first page the
+ * group's A row per row (the B row gives its key).
  *
  * Fan-out of a history entry: one A rewrite per group of its class (members, auditors; +
  * staff for chat; + the ambassador for the ambassador channel; all four for project-level
  * events), a re-key when last_activity moved; of an activity event besides: one B re-key per
- * viewer who can have unread messages; a read or unread mark: the reader's B row; a
- * deletion: the B rows of its channel's audience. Within a transaction these refreshes are
+ * viewer who can have unread messages; a read or unread mark: the reader's B row and their
+ * group's A row (its list); a deletion: the B rows of its channel's audience and their
+ * groups' A rows. Any R row whose unread count moves notes its group's A row. Within a transaction these refreshes are
  * coalesced: each touched row is refreshed once (see "coalesced refreshes" below).
  *
  * This file keeps the indexes; tracking_query.c reads a page of them; tracking.h holds the
