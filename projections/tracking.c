@@ -78,8 +78,9 @@ static int unread_list(tl_wtxn *w, tlp_ovl *o, char kind, const char *name, cons
         int rc = tlp_ovl_get(w, o, &rk, &v);
         if (rc == TL_ENOTFOUND) continue;
         if (rc) return rc;
-        if (v.mv_size != 17) return tl_fail(TL_ECORRUPT, "tracking row is damaged");
-        uint64_t unread = tl_seq_from_key(v.mv_data);
+        row r = {0, 0, 0, 0};
+        if ((rc = row_parse(&v, &r)) != 0) return rc;
+        uint64_t unread = r.unread;
         if (!unread) continue;
         size_t idlen = strlen(g->v[i].id);
         uint8_t num[10];
@@ -132,16 +133,8 @@ static int group_refresh(tl_wtxn *w, tlp_ovl *o, char kind, const char *name, co
     size_t slen = strnlen(p->status, sizeof p->status);
     if (slen > TL_STATUS_MAX || title.len > TL_TEXT_MAX)
         return tl_fail(TL_ECORRUPT, "project %s: status or title too long", project);
-    uint8_t av[12 + TL_STATUS_MAX + TL_TEXT_MAX + TRK_LIST_MAX];
-    tl_seq_key(av, tl_state_version(name, &u, p));
-    av[8] = (uint8_t)slen;
-    memcpy(av + 9, p->status, slen);
-    size_t n = 9 + slen;
-    av[n++] = (uint8_t)(title.len >> 8);
-    av[n++] = (uint8_t)title.len;
-    memcpy(av + n, title.ptr, title.len);
-    n += title.len;
-    size_t flags = n++;
+    uint8_t av[TRK_HEAD_MAX + TRK_LIST_MAX];
+    size_t n = trk_value_head(av, tl_state_version(name, &u, p), p->status, slen, &title), flags = n - 1;
     size_t list_len = 0;
     bool partial = false;
     if ((rc = unread_list(w, o, kind, name, project, av + n, &list_len, &partial)) != 0) return rc;
@@ -181,13 +174,16 @@ static tlp_key order_key(const char *user, const char *project, const row *r) {
 }
 
 /* Bring user's row of project p up to date: its unread count (from unread.c, applied before
- * this) and last_activity (from the state); re-key the B index when either moved. */
-static int refresh(tl_wtxn *w, tlp_ovl *o, const char *user, int role, const char *project, const tl_project_rec *p) {
+ * this), last_activity and version (from the state); re-key the B index when the order
+ * moved, rewrite its value (what an unread-first page shows: tracking.h) when the version
+ * did. title is p's (the callers read it once per project). */
+static int refresh(tl_wtxn *w, tlp_ovl *o, const char *user, int role, const char *project, const tl_project_rec *p,
+                   const tl_bytes *title) {
     if (role == TL_ROLE_AUDITOR) return 0; /* the 'X' group holds everything auditors need */
     tl_user_rec ur;
     tlp_user_rec(&ur, role, role == TL_ROLE_MEMBER ? p->account : NULL);
     if (!tl_state_sees_project(user, &ur, p)) return 0;
-    row now = {0, tl_state_last_activity(user, &ur, p), p->type}, old;
+    row now = {0, tl_state_last_activity(user, &ur, p), p->type, tl_state_version(user, &ur, p)}, old = {0, 0, 0, 0};
     int rc = tlp_unread_project_sum(w, user, &ur, project, p, &now.unread);
     if (rc) return rc;
     tlp_key rk = row_key(user, project);
@@ -196,11 +192,8 @@ static int refresh(tl_wtxn *w, tlp_ovl *o, const char *user, int role, const cha
     if (rc && rc != TL_ENOTFOUND) return rc;
     bool had = rc == 0;
     if (had) {
-        if (v.mv_size != 17) return tl_fail(TL_ECORRUPT, "tracking row is damaged");
-        old.unread = tl_seq_from_key(v.mv_data);
-        old.la = tl_seq_from_key((const uint8_t *)v.mv_data + 8);
-        old.type = ((const uint8_t *)v.mv_data)[16];
-        if (old.unread == now.unread && old.la == now.la && old.type == now.type) return 0;
+        if ((rc = row_parse(&v, &old)) != 0) return rc;
+        if (old.unread == now.unread && old.la == now.la && old.type == now.type && old.version == now.version) return 0;
     }
     /* the user's group row lists its viewers' unread counts: refresh it after the rows */
     if (had ? old.unread != now.unread : now.unread != 0) {
@@ -208,21 +201,40 @@ static int refresh(tl_wtxn *w, tlp_ovl *o, const char *user, int role, const cha
         const char *name = kind == 'M' ? p->account : kind == 'S' ? "" : user;
         if ((rc = note_group(tlp_ovl_deferred_ctx(o), kind, name, project)) != 0) return rc;
     }
+    size_t slen = strnlen(p->status, sizeof p->status);
+    if (slen > TL_STATUS_MAX || title->len > TL_TEXT_MAX)
+        return tl_fail(TL_ECORRUPT, "project %s: status or title too long", project);
+    uint8_t bv[TRK_HEAD_MAX];
+    size_t bn = trk_value_head(bv, now.version, p->status, slen, title);
     tlp_key k = order_key(user, project, &now), ok;
     tlp_ovl_prefetch(o, &k);
-    if (had) {
+    bool moved = !had || old.unread != now.unread || old.la != now.la || old.type != now.type;
+    if (moved && had) {
         ok = order_key(user, project, &old);
         tlp_ovl_prefetch(o, &ok);
         if ((rc = tlp_ovl_del(w, o, &ok)) != 0) return rc;
     }
     /* absent: R and B rows are written together and never deleted, so the only B key of
-     * (user, project) is the one R describes, and the new key differs from it */
-    if ((rc = tlp_ovl_put_absent(w, o, &k, "", 0)) != 0) return rc;
-    uint8_t val[17];
+     * (user, project) is the one R describes, and a moved key differs from it */
+    if ((rc = moved ? tlp_ovl_put_absent(w, o, &k, bv, bn) : tlp_ovl_put(w, o, &k, bv, bn)) != 0) return rc;
+    uint8_t val[TRK_ROW_BYTES];
     tl_seq_key(val, now.unread);
     tl_seq_key(val + 8, now.la);
     val[16] = now.type;
+    tl_seq_key(val + 17, now.version);
     return tlp_ovl_put(w, o, &rk, val, sizeof val);
+}
+
+/* p's title, for the rows of its viewers: copied to buf, since the rows are written after
+ * other reads and writes of the transaction, which may move the page it was read from. */
+static int title_of(tl_wtxn *w, const char *project, uint8_t buf[TL_TEXT_MAX], tl_bytes *title) {
+    tl_bytes t = {(const uint8_t *)"", 0};
+    int rc = tlp_project_title(w->txn, w->log, project, &t);
+    if (rc && rc != TL_ENOTFOUND) return rc;
+    if (t.len > TL_TEXT_MAX) return tl_fail(TL_ECORRUPT, "project %s: title too long", project);
+    memcpy(buf, t.ptr, t.len);
+    *title = (tl_bytes){buf, t.len};
+    return 0;
 }
 
 static int refresh_all(tl_wtxn *w, tlp_ovl *o, const tlp_users *l, const char *project, const tl_project_rec *p) {
@@ -231,7 +243,10 @@ static int refresh_all(tl_wtxn *w, tlp_ovl *o, const tlp_users *l, const char *p
         tlp_key rk = row_key(l->v[i].id, project);
         tlp_ovl_prefetch(o, &rk);
     }
-    for (size_t i = 0; i < l->n && !rc; i++) rc = refresh(w, o, l->v[i].id, l->v[i].role, project, p);
+    uint8_t buf[TL_TEXT_MAX];
+    tl_bytes title;
+    if (l->n && (rc = title_of(w, project, buf, &title)) != 0) return rc;
+    for (size_t i = 0; i < l->n && !rc; i++) rc = refresh(w, o, l->v[i].id, l->v[i].role, project, p, &title);
     return rc;
 }
 
@@ -245,8 +260,11 @@ typedef struct new_user {
 static int new_user_row(const char *project, void *ctxp) {
     new_user *n = ctxp;
     tl_project_rec p;
+    uint8_t buf[TL_TEXT_MAX];
+    tl_bytes title;
     int rc = tl_wstate_project(n->w, project, &p);
-    return rc ? rc : refresh(n->w, n->o, n->user, n->role, project, &p);
+    if (!rc) rc = title_of(n->w, project, buf, &title);
+    return rc ? rc : refresh(n->w, n->o, n->user, n->role, project, &p, &title);
 }
 
 static int on_user(tl_wtxn *w, tlp_ovl *o, const tl_event *ev) {
@@ -261,10 +279,6 @@ static int on_user(tl_wtxn *w, tlp_ovl *o, const tl_event *ev) {
     return tlp_each_project(w->txn, w->log, n.role == TL_ROLE_MEMBER ? account : NULL, new_user_row, &n);
 }
 
-static bool is_activity(const char *k) {
-    return !strcmp(k, "project.created") || !strcmp(k, "project.status_changed") || !strcmp(k, "topic.created") ||
-           !strcmp(k, "message.sent") || !strcmp(k, "message.replied") || !strcmp(k, "note.added");
-}
 
 /* ---------------------------------------------------------------- coalesced refreshes */
 
@@ -412,6 +426,8 @@ static int noted_run(tl_wtxn *w, tlp_ovl *o, void *ctx) {
     int rc = 0;
     char cached[TL_IDBUF] = "";
     tl_project_rec p;
+    uint8_t buf[TL_TEXT_MAX];
+    tl_bytes title = {buf, 0};
     for (int pass = 0; pass < 2 && !rc; pass++) {
         for (size_t i = 0; i < d->n && !rc; i++) {
             const uint8_t *b = d->arena + d->v[i].off;
@@ -422,11 +438,11 @@ static int noted_run(tl_wtxn *w, tlp_ovl *o, void *ctx) {
             memcpy(name, b + 2, nlen + 1);
             memcpy(project, b + 3 + nlen, plen + 1);
             if (strcmp(project, cached) != 0) { /* rows are noted project by project */
-                if ((rc = tl_wstate_project(w, project, &p)) != 0) break;
+                if ((rc = tl_wstate_project(w, project, &p)) != 0 || (rc = title_of(w, project, buf, &title)) != 0) break;
                 memcpy(cached, project, plen + 1);
             }
             if (pass == 1) rc = group_refresh(w, o, tag, name, project, &p);
-            else rc = refresh(w, o, name, (uint8_t)tag, project, &p);
+            else rc = refresh(w, o, name, (uint8_t)tag, project, &p, &title);
         }
     }
     noted_clear(d);
@@ -461,7 +477,9 @@ static int tracking_apply(tl_wtxn *w, const tl_event *ev, void *state) {
     /* every history entry moves the groups' versions; activity also their last_activity */
     if (cls >= 0) rc = defer ? note_groups(d, cls, ev->project, &p) : groups_refresh(w, o, cls, ev->project, &p);
     if (rc) return rc;
-    if (cls >= 0 && is_activity(k)) {
+    /* every history entry moves its viewers' versions (their B values); activity also
+     * their last_activity */
+    if (cls >= 0) {
         rc = tlp_class_viewers(w, &p, cls, &l);
     } else if (!strcmp(k, "message.read") || !strcmp(k, "message.unread")) {
         tl_user_rec u;

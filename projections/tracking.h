@@ -9,10 +9,23 @@
 
 static inline MDB_dbi trk_db(tl_log *log) { return tlp_dbi(log, "tracking", 0); }
 
+/* A user's R row: unread(8) last_activity(8) type(1) version(8). */
+#define TRK_ROW_BYTES 25
 typedef struct row {
     uint64_t unread, la;
     uint8_t type;
+    uint64_t version;
 } row;
+
+static inline int row_parse(const MDB_val *v, row *r) {
+    if (v->mv_size != TRK_ROW_BYTES) return tl_fail(TL_ECORRUPT, "tracking row is damaged (replay rebuilds it)");
+    const uint8_t *b = v->mv_data;
+    r->unread = tl_seq_from_key(b);
+    r->la = tl_seq_from_key(b + 8);
+    r->type = b[16];
+    r->version = tl_seq_from_key(b + 17);
+    return 0;
+}
 
 /* ---------------------------------------------------------------- group rows (default order) */
 
@@ -35,7 +48,26 @@ static inline tlp_key viewer_group(const char *user, const tl_user_rec *u) {
 }
 
 /*
- * An A row's value: version(8) slen(1) status tlen(2, big-endian) title flags(1), then the
+ * The value of an A row, and of a B row, starts with what a page shows of the row:
+ * version(8) slen(1) status tlen(2, big-endian) title flags(1). Writes it; returns its length.
+ */
+static inline size_t trk_value_head(uint8_t *out, uint64_t version, const char *status, size_t slen, const tl_bytes *title) {
+    tl_seq_key(out, version);
+    out[8] = (uint8_t)slen;
+    memcpy(out + 9, status, slen);
+    size_t n = 9 + slen;
+    out[n++] = (uint8_t)(title->len >> 8);
+    out[n++] = (uint8_t)title->len;
+    memcpy(out + n, title->ptr, title->len);
+    n += title->len;
+    out[n++] = 0; /* flags */
+    return n;
+}
+#define TRK_HEAD_MAX (12 + TL_STATUS_MAX + TL_TEXT_MAX)
+
+/*
+ * A B row's value is the head alone (the viewer's version of the project, its status and
+ * title), so an unread-first page reads one index range. An A row's head is followed by the
  * viewers' unread list: entries idlen(1) user unread(LEB128), one per member of the group
  * with unread messages in the project, in the group's order, while they fit in
  * TRK_LIST_MAX bytes. flags bit 0 (TRK_PARTIAL): some did not fit; a viewer not listed
@@ -107,12 +139,7 @@ static inline int row_get(MDB_txn *txn, tl_log *log, const char *user, const cha
     tlp_key k = row_key(user, project);
     MDB_val v;
     int rc = tl_get(txn, trk_db(log), k.b, k.n, &v);
-    if (rc) return rc;
-    if (v.mv_size != 17) return tl_fail(TL_ECORRUPT, "tracking row is damaged");
-    r->unread = tl_seq_from_key(v.mv_data);
-    r->la = tl_seq_from_key((const uint8_t *)v.mv_data + 8);
-    r->type = ((const uint8_t *)v.mv_data)[16];
-    return 0;
+    return rc ? rc : row_parse(&v, r);
 }
 
 #endif

@@ -54,19 +54,10 @@ static int tracking_body(MDB_txn *txn, tl_log *log, const tl_query *q, tl_strbuf
         const char *project = (const char *)last + fixed;
         uint64_t la = ~tl_seq_from_key(last + fixed - 8), unread = 0;
         int t = pre[which].b[pre[which].n - 1];
+        /* the B value (unread-first order) and the A value (default order) both start with
+         * what the page shows of the row (tracking.h) */
         MDB_val av = iv;
-        if (by_unread) {
-            /* the B key gives the group's A key: the viewer's last_activity is the group's */
-            unread = ~tl_seq_from_key(last);
-            tlp_key ak = viewer_group(q->as, &u);
-            tlp_key_u8(&ak, (unsigned)t);
-            tlp_key_u64(&ak, ~la);
-            tlp_key_str(&ak, project);
-            if ((rc = tl_get(txn, trk_db(log), ak.b, ak.n, &av)) != 0) {
-                if (rc == TL_ENOTFOUND) rc = tl_fail(TL_ECORRUPT, "tracking row of %s has no group row", project);
-                break;
-            }
-        }
+        if (by_unread) unread = ~tl_seq_from_key(last);
         trk_group_value g = {0};
         if ((rc = trk_group_value_parse(&av, &g)) != 0) break;
         /* default order: the viewer's count from the group row's list (tracking.h), or,
@@ -74,7 +65,7 @@ static int tracking_body(MDB_txn *txn, tl_log *log, const tl_query *q, tl_strbuf
         if (!by_unread && u.role != TL_ROLE_AUDITOR) {
             if ((rc = trk_list_find(&g, q->as, &unread)) < 0) break;
             if (rc == 0 && g.partial) {
-                row r = {0, 0, 0};
+                row r = {0, 0, 0, 0};
                 if ((rc = row_get(txn, log, q->as, project, &r)) == 0) unread = r.unread;
                 else if (rc != TL_ENOTFOUND) break;
             }

@@ -41,13 +41,31 @@ static const char *order_of(tl_log *log, const char *user, const char *sort, con
     return buf;
 }
 
-/* One row of user's table (the caller decrefs the returned root through *root). */
-static json_t *row_of(tl_log *log, const char *user, const char *project, json_t **root) {
-    *root = track(log, user, NULL, NULL, 100, NULL);
-    json_t *rows = json_object_get(*root, "rows"), *row;
+static json_t *find_row(json_t *root, const char *project) {
+    json_t *rows = json_object_get(root, "rows"), *row;
     size_t i;
     json_array_foreach(rows, i, row) if (!strcmp(pf_str(row, "project"), project)) return row;
     return NULL;
+}
+
+/*
+ * One row of user's table (the caller decrefs the returned root through *root). The two
+ * orders keep a row's fields in different indexes (the group's A value, the user's B value):
+ * the row must read the same in both.
+ */
+static json_t *row_of(tl_log *log, const char *user, const char *project, json_t **root) {
+    *root = track(log, user, NULL, NULL, 100, NULL);
+    json_t *row = find_row(*root, project), *other_root = track(log, user, "unread", NULL, 100, NULL);
+    json_t *other = find_row(other_root, project);
+    ck_assert_msg((row == NULL) == (other == NULL), "%s: %s is in one order only", user, project);
+    if (row) {
+        char *a = json_dumps(row, JSON_SORT_KEYS), *b = json_dumps(other, JSON_SORT_KEYS);
+        ck_assert_msg(!strcmp(a, b), "%s: %s reads %s by activity but %s unread first", user, project, a, b);
+        free(a);
+        free(b);
+    }
+    json_decref(other_root);
+    return row;
 }
 
 static void project(tl_log *log, const char *as, const char *id, const char *account, const char *type) {
