@@ -15,8 +15,9 @@
  *   G kind name\0 project\0                     -> last_activity(8) type(1)   group rows
  *   A kind name\0 type ~last_activity project\0 -> version(8) status title flags list
  *                                          default order, per group (value: tracking.h)
- *   R project\0 user\0                          -> unread(8) last_activity(8) type(1)
- *   B user\0 type ~unread ~last_activity project\0             unread first, per user
+ *   R project\0 user\0                          -> unread(8) last_activity(8) type(1) version(8)
+ *   B user\0 type ~unread ~last_activity project\0 -> version(8) status title flags
+ *                                                            unread first, per user
  * Auditors have no R or B rows: their unread-first table is their default one. The type sits
  * before the order so a type filter is one range; the unfiltered table merges the three type
  * ranges (tlp_merge). A cursor is the hex of the last row's suffix (what follows the type).
@@ -25,13 +26,13 @@
  * (tl_state_version, the same function `expect` compares with), its status and title, and
  * the unread counts of the group's viewers who have unread messages there (a list, up to
  * TRK_LIST_MAX bytes), so a default-order page reads one index range and nothing per row
- * (a viewer left out of a partial list reads their R row), and an unread-first page the
- * group's A row per row (the B row gives its key).
+ * (a viewer left out of a partial list reads their R row). A B row's value holds the same
+ * fields as the viewer sees them (their version), so an unread-first page is one range too.
  *
  * Fan-out of a history entry: one A rewrite per group of its class (members, auditors; +
  * staff for chat; + the ambassador for the ambassador channel; all four for project-level
- * events), a re-key when last_activity moved; of an activity event besides: one B re-key per
- * viewer who can have unread messages; a read or unread mark: the reader's B row and their
+ * events), a re-key when last_activity moved; and one B rewrite per viewer of its class who
+ * can have unread messages (their version moved; a re-key when last_activity or unread did); a read or unread mark: the reader's B row and their
  * group's A row (its list); a deletion: the B rows of its channel's audience and their
  * groups' A rows. Any R row whose unread count moves notes its group's A row. Within a transaction these refreshes are
  * coalesced: each touched row is refreshed once (see "coalesced refreshes" below).
