@@ -5,6 +5,8 @@
  * (reads, unread marks, uploads), deleted and erased messages, paging oldest first, and the
  * agreement of a user's tracking version with their newest visible entry.
  */
+#include <lmdb.h>
+
 #include "test_projections_fixture.h"
 
 static json_t *history(tl_log *log, const char *as, const char *project, unsigned limit, const char *cursor) {
@@ -164,6 +166,82 @@ START_TEST(entry_contents) {
 }
 END_TEST
 
+/* Every user's whole timeline of o-1, one page of 50, as one string. */
+static char *all_timelines(tl_log *log) {
+    static const char *const users[] = {"alice", "bob", "sam", "sue", "zoe", "aud"};
+    size_t cap = 1 << 16, n = 0;
+    char *out = malloc(cap);
+    out[0] = 0;
+    for (size_t i = 0; i < sizeof users / sizeof users[0]; i++) {
+        tl_query q = pf_q(users[i]);
+        q.project = "o-1";
+        char *json = NULL;
+        ck_assert_int_eq(tl_history_query(log, &q, &json), 0);
+        n += (size_t)snprintf(out + n, cap - n, "%s %s\n", users[i], json);
+        ck_assert(n < cap);
+        tl_free(json);
+    }
+    return out;
+}
+
+/*
+ * The entries of sent, replied and added messages are rendered from the message's record
+ * (their history value names it); every other entry from the event in the log. Both must
+ * give the same bytes: empty every history value with LMDB directly (an entry then renders
+ * from the log, as every entry did before) and the timelines must not change — for deleted,
+ * erased and attached-to messages too.
+ */
+START_TEST(message_entries_match_the_log) {
+    char *dir;
+    tl_log *log = tu_new_log(&dir);
+    scenario(log);
+    tl_result res;
+    ck_assert_int_eq(tl_erase(log, "m-1", "request", &res), 0);
+    char *before = all_timelines(log);
+    tl_log_close(log);
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    MDB_cursor *cur;
+    ck_assert_int_eq(mdb_env_create(&env), 0);
+    mdb_env_set_maxdbs(env, 64);
+    mdb_env_set_mapsize(env, 1ull << 30);
+    ck_assert_int_eq(mdb_env_open(env, dir, 0, 0600), 0);
+    ck_assert_int_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    ck_assert_int_eq(mdb_dbi_open(txn, "history", 0, &dbi), 0);
+    ck_assert_int_eq(mdb_cursor_open(txn, dbi, &cur), 0);
+    MDB_val k, v;
+    int named = 0;
+    uint8_t keys[16][128];
+    size_t klen[16];
+    for (int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (!v.mv_size) continue;
+        ck_assert(named < 16 && k.mv_size <= sizeof keys[0]);
+        memcpy(keys[named], k.mv_data, k.mv_size);
+        klen[named++] = k.mv_size;
+    }
+    mdb_cursor_close(cur);
+    for (int i = 0; i < named; i++) {
+        MDB_val key = {klen[i], keys[i]}, empty = {0, ""};
+        ck_assert_int_eq(mdb_put(txn, dbi, &key, &empty, 0), 0);
+    }
+    ck_assert_int_eq(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+    ck_assert_int_eq(named, 3); /* n-1 (a note), z-1 (sent, then deleted), m-2 (a reply with an attachment) */
+    tl_open_options o = TL_OPEN_OPTIONS_INIT;
+    o.flags = TL_OPEN_READONLY;
+    ck_assert_int_eq(tl_log_open(&log, dir, &o), 0);
+    char *after = all_timelines(log);
+    size_t i = 0;
+    while (before[i] && before[i] == after[i]) i++;
+    ck_assert_msg(before[i] == after[i], "rendered from the record: ...%.200s\nfrom the log: ...%.200s",
+                  before + (i > 80 ? i - 80 : 0), after + (i > 80 ? i - 80 : 0));
+    free(before);
+    free(after);
+    pf_done(log, dir);
+}
+END_TEST
+
 START_TEST(refusals) {
     char *dir;
     tl_log *log = tu_new_log(&dir);
@@ -196,6 +274,7 @@ int main(void) {
     TCase *tc = tcase_create("history");
     tcase_add_test(tc, visibility_per_role);
     tcase_add_test(tc, entry_contents);
+    tcase_add_test(tc, message_entries_match_the_log);
     tcase_add_test(tc, refusals);
     suite_add_tcase(s, tc);
     return tu_main(s);
