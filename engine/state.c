@@ -6,7 +6,9 @@
  *
  * Keys are a one-letter kind, '/', and the id (ids never contain '/'):
  *   a/ACCOUNT  u/USER  p/PROJECT  t/TOPIC  m/MESSAGE  f/ATTACHMENT    records (state.h)
- *   r/MESSAGE/USER      USER has read MESSAGE (kept only while it is read)
+ *   m/MESSAGE/USER      USER has read MESSAGE (kept only while it is read): beside the
+ *                       message's record, so that a page showing the message and whether
+ *                       its viewer read it finds both on one leaf page
  *   R/MESSAGE/REPLY     REPLY is a direct reply of MESSAGE that is not deleted
  *   M/ACCOUNT/USER      USER is a member of ACCOUNT
  *   S/USER, X/USER      USER is staff / an auditor
@@ -232,7 +234,7 @@ int tl_state_attachment(MDB_txn *t, tl_log *l, const char *id, tl_attachment_rec
 
 bool tl_state_has_read(MDB_txn *txn, tl_log *log, const char *user, const char *message) {
     char key[2 * TL_IDBUF + 8];
-    size_t klen = make_key(key, sizeof key, 'r', message, user);
+    size_t klen = make_key(key, sizeof key, READ_MARK, message, user);
     MDB_val v;
     return klen && tl_get(txn, state_dbi(log), key, klen, &v) == 0;
 }

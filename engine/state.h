@@ -140,6 +140,9 @@ int tl_wstate_message(tl_wtxn *w, const char *id, tl_message_rec *out);
 int tl_wstate_user(tl_wtxn *w, const char *id, tl_user_rec *out);
 /** One reply of message that is not deleted (for has_replies); TL_ENOTFOUND when none. */
 int tl_state_live_reply(MDB_txn *txn, tl_log *log, const char *message, char reply[TL_IDBUF]);
+/* The kind of a read mark's key: the message record's ('m/MESSAGE/USER', state.c). */
+#define READ_MARK 'm'
+
 /** Has user read message? (read marks are kept for audience members only) */
 bool tl_state_has_read(MDB_txn *txn, tl_log *log, const char *user, const char *message);
 

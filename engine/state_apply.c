@@ -128,8 +128,8 @@ static int update_message(tl_wtxn *w, MDB_dbi db, const tl_event *ev, const char
     tl_message_rec m;
     int rc = tl_srec_wget(w, 'm', id, &m, sizeof m);
     if (rc) return rc == TL_ENOTFOUND ? tl_fail(TL_ECORRUPT, "event %llu names unknown message %s", (unsigned long long)ev->seq, id) : rc;
-    if (strcmp(kind, "message.read") == 0) return tl_smark_put(w, db, 'r', id, ev->actor);
-    if (strcmp(kind, "message.unread") == 0) return tl_smark_del(w, db, 'r', id, ev->actor);
+    if (strcmp(kind, "message.read") == 0) return tl_smark_put(w, db, READ_MARK, id, ev->actor);
+    if (strcmp(kind, "message.unread") == 0) return tl_smark_del(w, db, READ_MARK, id, ev->actor);
     if (strcmp(kind, "message.pinned") == 0) { m.pinned = true; m.pin_seq = ev->seq; }
     else if (strcmp(kind, "message.unpinned") == 0) m.pinned = false;
     else if (strcmp(kind, "message.deleted") == 0) {
