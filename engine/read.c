@@ -237,14 +237,17 @@ static int map_range(MDB_txn *txn, tl_log *log, uintptr_t *lo, uintptr_t *hi) {
     return found ? 0 : tl_fail(TL_ESTORAGE, "warm: the log's map is not in /proc/self/maps");
 }
 
+/* Bytes warmed per read transaction (see tl_log_warm). */
+#define WARM_CHUNK (64u << 20)
+
 /*
- * The used part of the map: pages 0..last_pgno of the newest snapshot, but never past the
- * file's end (a file shorter than its meta page claims would turn a touch into SIGBUS) nor
- * the mapping's. Under a read transaction, which holds map_lock shared: the map cannot move.
+ * Map [off, off + WARM_CHUNK) of the used part of the map: pages 0..last_pgno of the newest
+ * snapshot, but never past the file's end (a file shorter than its meta page claims would
+ * turn a touch into SIGBUS) nor the mapping's. *len receives the used part's length (0 once
+ * off is past it), *done the bytes mapped. Under a read transaction, which holds map_lock
+ * shared: the map cannot move meanwhile.
  */
-int tl_log_warm(tl_log *log, uint64_t *mapped_bytes) {
-    if (mapped_bytes) *mapped_bytes = 0;
-    if (!log) return tl_fail(TL_EUSAGE, "no log");
+static int warm_chunk(tl_log *log, uint64_t off, uint64_t chunk, uint64_t *len, uint64_t *done) {
     MDB_txn *txn;
     int rc = tl_rtxn_begin(log, &txn);
     if (rc) return rc;
@@ -261,24 +264,48 @@ int tl_log_warm(tl_log *log, uint64_t *mapped_bytes) {
         return rc;
     }
     uint64_t psize = st.ms_psize, used = ((uint64_t)info.me_last_pgno + 1) * psize;
-    uint64_t file = (uint64_t)fst.st_size / psize * psize, len = used < file ? used : file;
-    if (len > hi - lo) len = hi - lo;
-    unsigned char *base = (unsigned char *)lo;
+    uint64_t file = (uint64_t)fst.st_size / psize * psize;
+    *len = used < file ? used : file;
+    if (*len > hi - lo) *len = hi - lo;
+    uint64_t n = off < *len ? *len - off : 0;
+    if (n > chunk) n = chunk;
+    unsigned char *base = (unsigned char *)lo + off;
     int err = 0;
 #ifdef MADV_POPULATE_READ
-    if (len && madvise(base, len, MADV_POPULATE_READ) != 0) err = errno;
+    if (n && madvise(base, n, MADV_POPULATE_READ) != 0) err = errno;
 #else
     err = EINVAL;
 #endif
     if (err == EINVAL || err == ENOSYS) { /* a kernel before 5.14: touch each page */
         volatile unsigned char sink = 0;
-        for (uint64_t off = 0; off < len; off += psize) sink ^= base[off];
+        for (uint64_t i = 0; i < n; i += psize) sink ^= base[i];
         (void)sink;
         err = 0;
     }
     tl_rtxn_end(log, txn);
     if (err) return tl_fail(TL_ESTORAGE, "warm: mapping the data file failed: %s", strerror(err));
-    if (mapped_bytes) *mapped_bytes = len;
+    *done = n;
+    return 0;
+}
+
+/*
+ * In chunks, each under its own read transaction, so that a writer that must grow the map
+ * (which waits for every transaction to end) waits for one chunk at most, not for the whole
+ * file to be read from disk; a chunk after a growth maps the new map from the same offset.
+ */
+int tl_log_warm(tl_log *log, uint64_t *mapped_bytes) {
+    if (mapped_bytes) *mapped_bytes = 0;
+    if (!log) return tl_fail(TL_EUSAGE, "no log");
+    uint64_t off = 0, len = 0, done = 0, chunk = WARM_CHUNK;
+    /* THREADLOG_TEST_WARM_CHUNK: smaller chunks, for the tests (a multiple of 4096) */
+    const char *test_chunk = getenv("THREADLOG_TEST_WARM_CHUNK");
+    if (test_chunk && strtoull(test_chunk, NULL, 10) >= 4096) chunk = strtoull(test_chunk, NULL, 10) / 4096 * 4096;
+    do {
+        int rc = warm_chunk(log, off, chunk, &len, &done);
+        if (rc) return rc;
+        off += done;
+    } while (done && off < len);
+    if (mapped_bytes) *mapped_bytes = off;
     return 0;
 }
 

@@ -155,6 +155,8 @@ int tl_log_stats_get(tl_log *log, tl_log_stats *out);
  * pages they need are mapped. Costs about a second per 2.5 GB and the pages' resident memory
  * (shared page cache, not the heap). *mapped_bytes (may be NULL) receives the bytes mapped.
  * Reads the file from disk if it is not cached: best called at start, not on a busy path.
+ * Works in 64 MiB chunks, each under its own read snapshot, so a writer that must grow the
+ * map meanwhile waits for one chunk at most.
  */
 int tl_log_warm(tl_log *log, uint64_t *mapped_bytes);
 

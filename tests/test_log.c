@@ -782,6 +782,18 @@ START_TEST(warm_maps_the_file) {
     /* reads go on as before */
     verify_ok(reader, 49);
     tl_log_close(reader);
+    /* in chunks of 64 KiB (each under its own read transaction): the same bytes, mapped */
+    setenv("THREADLOG_TEST_WARM_CHUNK", "65536", 1);
+    reader = open_log(dir, TL_OPEN_READONLY);
+    uint64_t chunked = 0;
+    before = data_map_rss();
+    ck_assert_int_eq(tl_log_warm(reader, &chunked), 0);
+    after = data_map_rss();
+    unsetenv("THREADLOG_TEST_WARM_CHUNK");
+    ck_assert_uint_eq(chunked, mapped);
+    ck_assert_msg(after - before >= mapped - mapped / 10, "warm in chunks mapped %llu bytes but resident memory grew by %llu",
+                  (unsigned long long)mapped, (unsigned long long)(after - before));
+    tl_log_close(reader);
     ck_assert_int_eq(tl_log_warm(NULL, &mapped), TL_EUSAGE);
     ck_assert_uint_eq(mapped, 0);
     remove_log(log, dir);
