@@ -5,8 +5,6 @@
  * (reads, unread marks, uploads), deleted and erased messages, paging oldest first, and the
  * agreement of a user's tracking version with their newest visible entry.
  */
-#include <lmdb.h>
-
 #include "test_projections_fixture.h"
 
 static json_t *history(tl_log *log, const char *as, const char *project, unsigned limit, const char *cursor) {
@@ -200,14 +198,9 @@ START_TEST(message_entries_match_the_log) {
     char *before = all_timelines(log);
     tl_log_close(log);
     MDB_env *env;
-    MDB_txn *txn;
+    MDB_txn *txn = tu_raw_begin(dir, &env);
     MDB_dbi dbi;
     MDB_cursor *cur;
-    ck_assert_int_eq(mdb_env_create(&env), 0);
-    mdb_env_set_maxdbs(env, 64);
-    mdb_env_set_mapsize(env, 1ull << 30);
-    ck_assert_int_eq(mdb_env_open(env, dir, 0, 0600), 0);
-    ck_assert_int_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
     ck_assert_int_eq(mdb_dbi_open(txn, "history", 0, &dbi), 0);
     ck_assert_int_eq(mdb_cursor_open(txn, dbi, &cur), 0);
     MDB_val k, v;

@@ -669,13 +669,8 @@ END_TEST
 /* Edit one stored record with raw LMDB (the log closed: one environment per process). */
 static void tamper(const char *dir, uint64_t seq, long byte, int delete_it) {
     MDB_env *env;
-    MDB_txn *txn;
+    MDB_txn *txn = tu_raw_begin(dir, &env);
     MDB_dbi dbi;
-    ck_assert_int_eq(mdb_env_create(&env), 0);
-    mdb_env_set_maxdbs(env, 64);
-    mdb_env_set_mapsize(env, 1ull << 30);
-    ck_assert_int_eq(mdb_env_open(env, dir, 0, 0600), 0);
-    ck_assert_int_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
     ck_assert_int_eq(mdb_dbi_open(txn, "log", 0, &dbi), 0);
     uint8_t key[8];
     for (int i = 7; i >= 0; i--) key[i] = (uint8_t)(seq >> (8 * (7 - i)));

@@ -91,3 +91,13 @@ int tu_write_file(const char *path, const void *data, size_t len) {
     fclose(f);
     return w == len ? 0 : -1;
 }
+
+MDB_txn *tu_raw_begin(const char *dir, MDB_env **env) {
+    MDB_txn *txn;
+    ck_assert_int_eq(mdb_env_create(env), 0);
+    mdb_env_set_maxdbs(*env, 64);
+    mdb_env_set_mapsize(*env, 1ull << 30);
+    ck_assert_int_eq(mdb_env_open(*env, dir, 0, 0600), 0);
+    ck_assert_int_eq(mdb_txn_begin(*env, NULL, 0, &txn), 0);
+    return txn;
+}

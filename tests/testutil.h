@@ -6,6 +6,7 @@
 #define TL_TESTUTIL_H
 
 #include <check.h>
+#include <lmdb.h>
 #include <stddef.h>
 
 #include "threadlog.h"
@@ -20,6 +21,9 @@ int tu_run(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)
 /** Run the suite with forking, return 0 if all passed. */
 int tu_main(Suite *s);
 char *tu_read_file(const char *path, size_t *len);
+/** Open the log in dir with LMDB itself (the log closed: one environment per process) and
+ * begin a write transaction: for tests that damage or rewrite stored bytes. */
+MDB_txn *tu_raw_begin(const char *dir, MDB_env **env);
 int tu_write_file(const char *path, const void *data, size_t len);
 
 #endif
