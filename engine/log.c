@@ -43,6 +43,7 @@ static const char META_FORMAT[] = "format";
 static const char META_HEAD[] = "head";
 static const char META_GENESIS_KEY[] = "genesis_key";
 static const char META_MAX_ATTACHMENT[] = "max_attachment";
+static const char META_LAYOUT[] = "layout";
 
 uint64_t tl_now_us(void) {
     struct timespec ts;
@@ -205,8 +206,25 @@ static int check_format(tl_log *log) {
         if (!rc && v.mv_size == 8) log->max_attachment = tl_seq_from_key(v.mv_data);
         else if (!rc) rc = tl_fail(TL_ECORRUPT, "limits record is damaged");
     }
+    if (!rc) {
+        int lrc = tl_get(txn, log->db_meta, META_LAYOUT, sizeof META_LAYOUT - 1, &v);
+        if (lrc && lrc != TL_ENOTFOUND) rc = lrc;
+        else log->layout_stale = lrc == TL_ENOTFOUND || v.mv_size != 8 || tl_seq_from_key(v.mv_data) != TL_LAYOUT_VERSION;
+    }
     tl_rtxn_end(log, txn);
     return rc;
+}
+
+int tl_layout_check(tl_log *log) {
+    if (!log->layout_stale) return 0;
+    return tl_fail(TL_EVERSION, "the projections of %s were built by an earlier threadlog (another layout): run "
+                                "`threadlog replay` to rebuild them, then retry", log->dir);
+}
+
+int tl_layout_write(tl_wtxn *w) {
+    uint8_t u[8];
+    tl_seq_key(u, TL_LAYOUT_VERSION);
+    return tl_put(w, w->log->db_meta, META_LAYOUT, sizeof META_LAYOUT - 1, u, 8, 0);
 }
 
 /* Finish a rotation that crashed between committing key.rotated and renaming the key file. */
@@ -595,7 +613,7 @@ int tl_engine_init(const char *dir, uint64_t max_attachment, char pubkey_hex[TL_
         tl_hash(head + 8, buf.data, buf.size);
         tl_seq_key(head + 8 + TL_HASH_BYTES, env_.ts);
         memcpy(head + 16 + TL_HASH_BYTES, kp.pk, TL_PUBKEY_BYTES);
-        struct { const char *k; const void *v; size_t n; } meta[4];
+        struct { const char *k; const void *v; size_t n; } meta[5];
         tl_seq_key(u, TL_FORMAT_VERSION);
         uint8_t lim[8];
         tl_seq_key(lim, max_attachment);
@@ -603,7 +621,10 @@ int tl_engine_init(const char *dir, uint64_t max_attachment, char pubkey_hex[TL_
         meta[1].k = META_HEAD; meta[1].v = head; meta[1].n = sizeof head;
         meta[2].k = META_GENESIS_KEY; meta[2].v = kp.pk; meta[2].n = TL_PUBKEY_BYTES;
         meta[3].k = META_MAX_ATTACHMENT; meta[3].v = lim; meta[3].n = 8;
-        for (int i = 0; i < 4 && !mrc; i++) {
+        uint8_t layout[8];
+        tl_seq_key(layout, TL_LAYOUT_VERSION);
+        meta[4].k = META_LAYOUT; meta[4].v = layout; meta[4].n = 8;
+        for (int i = 0; i < 5 && !mrc; i++) {
             MDB_val mk = {strlen(meta[i].k), (void *)meta[i].k}, mv = {meta[i].n, (void *)meta[i].v};
             mrc = mdb_put(txn, dmeta, &mk, &mv, 0);
         }

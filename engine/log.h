@@ -81,6 +81,7 @@ struct tl_log {
     tl_keypair key;       /* current writer key (when writable) */
     tl_keypair next_key;  /* set during a rotation */
     bool have_key;
+    bool layout_stale;    /* the projections were built by an earlier layout: replay first */
     uint64_t max_attachment;
     uint8_t genesis_pk[TL_PUBKEY_BYTES];
     tl_applier appliers[TL_MAX_APPLIERS];
@@ -92,6 +93,18 @@ struct tl_log {
     void (*commands_free)(void *);
     unsigned sign_threads;
 };
+
+/*
+ * The layout of the projections (and the state): the keys and values appliers write. A build
+ * reads only its own; a log whose meta record "layout" differs (or lacks it: built before the
+ * record existed) refuses queries and appends with TL_EVERSION until a replay rebuilds its
+ * projections, which writes the record. 2: tracking's unread lists and unread-first values,
+ * history's message entries, read marks beside their message (2026-11-26).
+ */
+#define TL_LAYOUT_VERSION 2
+int tl_layout_check(tl_log *log);
+/** Record this build's layout in meta (a replay, which rebuilt every projection). */
+int tl_layout_write(tl_wtxn *w);
 
 /* The head of the log, kept in the meta database under "head". */
 typedef struct tl_head {

@@ -461,7 +461,8 @@ static int rebuild_once(tl_log *target, const tl_replay_options *o, bool copy, r
     }
     if ((rc = tl_wtxn_mark_applied(w)) != 0) goto out;
     rs->w = NULL;
-    return tl_wtxn_commit(w);
+    if ((rc = tl_wtxn_commit(w)) == 0) target->layout_stale = false; /* rebuilt in this build's layout */
+    return rc;
 out:
     if (w->map_full) rc = TL_EMAPFULL;
     tl_wtxn_abort(w);

@@ -31,6 +31,8 @@ static int wtxn_begin(tl_log *log, tl_wtxn **out, bool need_key) {
     if (need_key && !log->have_key)
         return tl_fail(TL_EKEY, log->flags & TL_OPEN_REPLICA ? "a replica takes records only (tl_log_append_records)"
                                                              : "no writer key loaded");
+    int lrc = tl_layout_check(log); /* appliers would extend projections of another layout */
+    if (lrc) return lrc;
     tl_wtxn *w = calloc(1, sizeof *w);
     if (!w) return tl_fail(TL_ENOMEM, "out of memory");
     w->log = log;
@@ -362,6 +364,7 @@ int tl_wtxn_reapply(tl_wtxn *w, const tl_event *ev, const uint8_t *hash) {
 int tl_wtxn_mark_applied(tl_wtxn *w) {
     if (w->failed) return w->failed == TL_MAPFULL ? TL_ESTORAGE : w->failed;
     int rc = tl_head_write(w);
+    if (!rc) rc = tl_layout_write(w); /* every projection was rebuilt: this build's layout */
     for (unsigned i = 0; i < w->log->napplier && !rc; i++) {
         char name[80];
         uint8_t seq[8];

@@ -343,6 +343,7 @@ int tlp_run_query(tl_log *log, const tl_query *q, tlp_query_fn fn, char **json) 
     size_t clen;
     int rc = q->cursor ? tlp_cursor_decode(q->cursor, cur, sizeof cur, &clen) : 0;
     if (rc) return rc;
+    if ((rc = tl_layout_check(log)) != 0) return rc;
     MDB_txn *txn;
     if ((rc = tl_rtxn_begin(log, &txn)) != 0) return rc;
     tl_strbuf sb = {0};

@@ -666,6 +666,70 @@ END_TEST
 
 /* ================================================================ tampering */
 
+/*
+ * A log whose projections were built by an earlier threadlog (its meta has no "layout"
+ * record, or another number) refuses queries and appends with TL_EVERSION, which would
+ * read or extend projections of another layout, until a replay rebuilds them; the log's
+ * own commands (verify) still work, and after the replay everything reads as before.
+ */
+START_TEST(an_earlier_layout_needs_a_replay) {
+    char *dir;
+    tl_log *log = tu_new_log(&dir);
+    run_setup(log);
+    gen g = {.s = test_seed() + 7};
+    run_stream(log, &g, 200);
+    char *before = observe(log, 3);
+    uint64_t head = head_of(log);
+    tl_log_close(log);
+    for (int variant = 0; variant < 2; variant++) {
+        MDB_env *env;
+        MDB_txn *txn = tu_raw_begin(dir, &env);
+        MDB_dbi meta;
+        ck_assert_int_eq(mdb_dbi_open(txn, "meta", 0, &meta), 0);
+        MDB_val k = {6, "layout"};
+        if (variant == 0) {
+            ck_assert_int_eq(mdb_del(txn, meta, &k, NULL), 0); /* built before the record */
+        } else {
+            uint8_t one[8] = {0, 0, 0, 0, 0, 0, 0, 1};
+            MDB_val v = {8, one};
+            ck_assert_int_eq(mdb_put(txn, meta, &k, &v, 0), 0); /* layout 1 */
+        }
+        ck_assert_int_eq(mdb_txn_commit(txn), 0);
+        mdb_env_close(env);
+        ck_assert_int_eq(tl_log_open(&log, dir, NULL), 0);
+        tl_query q = TL_QUERY_INIT;
+        q.as = "al";
+        char *json = NULL;
+        ck_assert_int_eq(tl_tracking_query(log, &q, &json), TL_EVERSION);
+        ck_assert_ptr_null(json);
+        ck_assert_msg(strstr(tl_errdetail(), "threadlog replay") != NULL, "%s", tl_errdetail());
+        tl_cmd *c;
+        tl_result r;
+        const char *line = "{\"op\":\"account.create\",\"id\":\"late\",\"name\":\"Late\"}";
+        ck_assert_int_eq(tl_cmd_parse(&c, line, strlen(line), &r), 0);
+        ck_assert_int_eq(tl_cmd_exec(log, c, &r), TL_EVERSION);
+        tl_cmd_free(c);
+        ck_assert_uint_eq(head_of(log), head); /* nothing appended */
+        tl_verify_report vr;
+        ck_assert_int_eq(tl_log_verify(log, NULL, &vr), 0);
+        tl_replay_report rr;
+        ck_assert_int_eq(tl_replay(log, NULL, &rr), 0);
+        char *after = observe(log, 3);
+        ck_assert_str_eq(after, before);
+        free(after);
+        tl_log_close(log);
+        ck_assert_int_eq(tl_log_open(&log, dir, NULL), 0); /* the replay recorded the layout */
+        after = observe(log, 3);
+        ck_assert_str_eq(after, before);
+        free(after);
+        tl_log_close(log);
+    }
+    free(before);
+    ck_assert_int_eq(tl_log_open(&log, dir, NULL), 0);
+    remove_all(log, dir);
+}
+END_TEST
+
 /* Edit one stored record with raw LMDB (the log closed: one environment per process). */
 static void tamper(const char *dir, uint64_t seq, long byte, int delete_it) {
     MDB_env *env;
@@ -880,6 +944,7 @@ int main(void) {
     tc = tcase_create("tampering");
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, tampering_after_checkpoint_detected);
+    tcase_add_test(tc, an_earlier_layout_needs_a_replay);
     suite_add_tcase(s, tc);
     return tu_main(s);
 }
