@@ -1,6 +1,6 @@
 /*
  * read.c — reading the log: iterators over a read snapshot, one record, the `log --json`
- * rendering of an event, following new appends, and statistics.
+ * rendering of an event, following new appends, and statistics (warming the map: warm.c).
  *
  * Every walk here is bounded (tl_walk, log.h): on a damaged file LMDB's MDB_NEXT can lead
  * back to keys already seen, and a walk that stops only at MDB_NOTFOUND would never end.
@@ -8,8 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <errno.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -204,109 +202,6 @@ int tl_log_stats_get(tl_log *log, tl_log_stats *out) {
     struct stat st;
     if (stat(path, &st) == 0) out->file_bytes = (uint64_t)st.st_blocks * 512u;
     return rc;
-}
-
-/*
- * Where LMDB mapped the data file in this process. LMDB reports the address only for
- * MDB_FIXEDMAP environments, so take a pointer that a read returns into the map (the head
- * record's value) and find the mapping of /proc/self/maps that holds it: that also picks the
- * right map when one process has the log open twice.
- */
-static int map_range(MDB_txn *txn, tl_log *log, uintptr_t *lo, uintptr_t *hi) {
-    MDB_cursor *cur;
-    MDB_val k, v;
-    int mrc = mdb_cursor_open(txn, log->db_log, &cur);
-    if (mrc) return tl_fail_mdb(mrc, "warm");
-    mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
-    mdb_cursor_close(cur);
-    if (mrc) return tl_fail_mdb(mrc, "warm");
-    uintptr_t p = (uintptr_t)v.mv_data;
-    FILE *maps = fopen("/proc/self/maps", "r");
-    if (!maps) return tl_fail(TL_ESTORAGE, "warm: cannot read /proc/self/maps: %s", strerror(errno));
-    char line[512];
-    bool found = false;
-    while (!found && fgets(line, sizeof line, maps)) {
-        unsigned long a, b;
-        if (sscanf(line, "%lx-%lx", &a, &b) == 2 && a <= p && p < b) {
-            *lo = a;
-            *hi = b;
-            found = true;
-        }
-    }
-    fclose(maps);
-    return found ? 0 : tl_fail(TL_ESTORAGE, "warm: the log's map is not in /proc/self/maps");
-}
-
-/* Bytes warmed per read transaction (see tl_log_warm). */
-#define WARM_CHUNK (64u << 20)
-
-/*
- * Map [off, off + WARM_CHUNK) of the used part of the map: pages 0..last_pgno of the newest
- * snapshot, but never past the file's end (a file shorter than its meta page claims would
- * turn a touch into SIGBUS) nor the mapping's. *len receives the used part's length (0 once
- * off is past it), *done the bytes mapped. Under a read transaction, which holds map_lock
- * shared: the map cannot move meanwhile.
- */
-static int warm_chunk(tl_log *log, uint64_t off, uint64_t chunk, uint64_t *len, uint64_t *done) {
-    MDB_txn *txn;
-    int rc = tl_rtxn_begin(log, &txn);
-    if (rc) return rc;
-    MDB_envinfo info;
-    MDB_stat st;
-    int fd;
-    struct stat fst;
-    uintptr_t lo = 0, hi = 0;
-    if (mdb_env_info(log->env, &info) || mdb_env_stat(log->env, &st) || mdb_env_get_fd(log->env, &fd) || fstat(fd, &fst))
-        rc = tl_fail(TL_ESTORAGE, "warm: cannot read the map's geometry");
-    if (!rc) rc = map_range(txn, log, &lo, &hi);
-    if (rc) {
-        tl_rtxn_end(log, txn);
-        return rc;
-    }
-    uint64_t psize = st.ms_psize, used = ((uint64_t)info.me_last_pgno + 1) * psize;
-    uint64_t file = (uint64_t)fst.st_size / psize * psize;
-    *len = used < file ? used : file;
-    if (*len > hi - lo) *len = hi - lo;
-    uint64_t n = off < *len ? *len - off : 0;
-    if (n > chunk) n = chunk;
-    unsigned char *base = (unsigned char *)lo + off;
-    int err = 0;
-#ifdef MADV_POPULATE_READ
-    if (n && madvise(base, n, MADV_POPULATE_READ) != 0) err = errno;
-#else
-    err = EINVAL;
-#endif
-    if (err == EINVAL || err == ENOSYS) { /* a kernel before 5.14: touch each page */
-        volatile unsigned char sink = 0;
-        for (uint64_t i = 0; i < n; i += psize) sink ^= base[i];
-        (void)sink;
-        err = 0;
-    }
-    tl_rtxn_end(log, txn);
-    if (err) return tl_fail(TL_ESTORAGE, "warm: mapping the data file failed: %s", strerror(err));
-    *done = n;
-    return 0;
-}
-
-/*
- * In chunks, each under its own read transaction, so that a writer that must grow the map
- * (which waits for every transaction to end) waits for one chunk at most, not for the whole
- * file to be read from disk; a chunk after a growth maps the new map from the same offset.
- */
-int tl_log_warm(tl_log *log, uint64_t *mapped_bytes) {
-    if (mapped_bytes) *mapped_bytes = 0;
-    if (!log) return tl_fail(TL_EUSAGE, "no log");
-    uint64_t off = 0, len = 0, done = 0, chunk = WARM_CHUNK;
-    /* THREADLOG_TEST_WARM_CHUNK: smaller chunks, for the tests (a multiple of 4096) */
-    const char *test_chunk = getenv("THREADLOG_TEST_WARM_CHUNK");
-    if (test_chunk && strtoull(test_chunk, NULL, 10) >= 4096) chunk = strtoull(test_chunk, NULL, 10) / 4096 * 4096;
-    do {
-        int rc = warm_chunk(log, off, chunk, &len, &done);
-        if (rc) return rc;
-        off += done;
-    } while (done && off < len);
-    if (mapped_bytes) *mapped_bytes = off;
-    return 0;
 }
 
 static void db_stat_json(tl_strbuf *sb, MDB_txn *txn, MDB_dbi dbi, const char *name, bool *first) {

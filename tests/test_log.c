@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -746,23 +747,30 @@ START_TEST(map_grows) {
 }
 END_TEST
 
-/* Resident bytes of every mapping of a file whose path ends in data.mdb (/proc/self/smaps). */
-static uint64_t data_map_rss(void) {
+/* The sum of one smaps field (in bytes) over every mapping of a file whose path ends in
+ * `suffix` (/proc/self/smaps). */
+static uint64_t smaps_bytes(const char *suffix, const char *field) {
     FILE *f = fopen("/proc/self/smaps", "r");
     ck_assert_ptr_nonnull(f);
-    char line[4600];
-    bool in_data = false;
-    uint64_t rss = 0;
+    char line[4600], want[64];
+    snprintf(want, sizeof want, "%s: %%llu kB", field);
+    bool in_file = false;
+    uint64_t bytes = 0;
     while (fgets(line, sizeof line, f)) {
         unsigned long a, b;
         unsigned long long kib;
-        if (sscanf(line, "%lx-%lx ", &a, &b) == 2 && strchr(line, '/')) in_data = strstr(line, "/data.mdb\n") != NULL;
-        else if (sscanf(line, "%lx-%lx ", &a, &b) == 2) in_data = false;
-        else if (in_data && sscanf(line, "Rss: %llu kB", &kib) == 1) rss += kib * 1024;
+        if (sscanf(line, "%lx-%lx ", &a, &b) == 2) {
+            size_t n = strcspn(line, "\n"), m = strlen(suffix);
+            in_file = n >= m && memcmp(line + n - m, suffix, m) == 0;
+        } else if (in_file && sscanf(line, want, &kib) == 1) {
+            bytes += kib * 1024;
+        }
     }
     fclose(f);
-    return rss;
+    return bytes;
 }
+
+static uint64_t data_map_rss(void) { return smaps_bytes("/data.mdb", "Rss"); }
 
 START_TEST(warm_maps_the_file) {
     char *dir;
@@ -797,6 +805,78 @@ START_TEST(warm_maps_the_file) {
     ck_assert_int_eq(tl_log_warm(NULL, &mapped), TL_EUSAGE);
     ck_assert_uint_eq(mapped, 0);
     remove_log(log, dir);
+}
+END_TEST
+
+/* Drop the file's clean cached pages, then read it back page by page without readahead:
+ * the page cache then holds it in 4 KiB folios, as LMDB's own writes leave it. */
+static void cache_in_small_pages(const char *path) {
+    int fd = open(path, O_RDONLY);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED), 0);
+    ck_assert_int_eq(posix_fadvise(fd, 0, 0, POSIX_FADV_RANDOM), 0);
+    char page[4096];
+    for (off_t off = 0; pread(fd, page, sizeof page, off) > 0; off += (off_t)sizeof page) {}
+    close(fd);
+}
+
+/* Whether this kernel reads a file mapped with MADV_HUGEPAGE into 2 MiB folios and maps
+ * them with 2 MiB entries (ext4 on Linux 6.16 and later, THP not disabled). */
+static bool kernel_maps_files_huge(const char *dir) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/huge-probe", dir);
+    size_t len = 8u << 20;
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    ck_assert_int_ge(fd, 0);
+    char *buf = calloc(1, len);
+    ck_assert_int_eq(write(fd, buf, len), (ssize_t)len);
+    free(buf);
+    ck_assert_int_eq(fsync(fd), 0);
+    ck_assert_int_eq(posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED), 0);
+    void *map = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
+    ck_assert_ptr_ne(map, MAP_FAILED);
+    bool huge = false;
+#if defined(MADV_HUGEPAGE) && defined(MADV_POPULATE_READ)
+    if (madvise(map, len, MADV_HUGEPAGE) == 0 && madvise(map, len, MADV_POPULATE_READ) == 0)
+        huge = smaps_bytes("/huge-probe", "FilePmdMapped") > 0;
+#endif
+    munmap(map, len);
+    close(fd);
+    unlink(path);
+    return huge;
+}
+
+/* Where the kernel can, warm leaves the data file mapped with 2 MiB entries, even when the
+ * page cache held it in small pages; THREADLOG_WARM_SMALL_PAGES=1 keeps the cache as it is. */
+START_TEST(warm_maps_huge_pages) {
+    char *dir;
+    tl_log *log = tu_new_log(&dir);
+    for (int b = 0; b < 48; b++) append_n(log, 4, (uint64_t)b * 4, 65536); /* 12 MiB */
+    tl_log_close(log);
+    if (!kernel_maps_files_huge(dir)) { /* nothing to check on this kernel: say so */
+        fprintf(stderr, "warm_maps_huge_pages: this kernel does not map files with 2 MiB entries; skipped\n");
+        remove_log(open_log(dir, TL_OPEN_READONLY), dir);
+        return;
+    }
+    char data[4200];
+    snprintf(data, sizeof data, "%s/data.mdb", dir);
+    for (int keep = 1; keep >= 0; keep--) {
+        cache_in_small_pages(data);
+        if (keep) setenv("THREADLOG_WARM_SMALL_PAGES", "1", 1);
+        tl_log *reader = open_log(dir, TL_OPEN_READONLY);
+        uint64_t mapped = 0;
+        ck_assert_int_eq(tl_log_warm(reader, &mapped), 0);
+        unsetenv("THREADLOG_WARM_SMALL_PAGES");
+        uint64_t huge = smaps_bytes("/data.mdb", "FilePmdMapped");
+        if (keep) ck_assert_msg(huge < mapped / 2, "kept small pages, yet %llu of %llu bytes on 2 MiB entries",
+                                (unsigned long long)huge, (unsigned long long)mapped);
+        else ck_assert_msg(huge >= mapped / 2, "warm left %llu of %llu bytes on 2 MiB entries",
+                           (unsigned long long)huge, (unsigned long long)mapped);
+        ck_assert_uint_ge(data_map_rss(), mapped - mapped / 10);
+        verify_ok(reader, 193); /* the bytes read through huge pages are the same */
+        tl_log_close(reader);
+    }
+    remove_log(open_log(dir, TL_OPEN_READONLY), dir);
 }
 END_TEST
 
@@ -1610,6 +1690,7 @@ int main(void) {
     tcase_add_test(tc, layout_matches_format_doc);
     tcase_add_test(tc, map_grows);
     tcase_add_test(tc, warm_maps_the_file);
+    tcase_add_test(tc, warm_maps_huge_pages);
     tcase_set_timeout(tc, 120);
     suite_add_tcase(s, tc);
 
