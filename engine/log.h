@@ -99,9 +99,10 @@ struct tl_log {
  * reads only its own; a log whose meta record "layout" differs (or lacks it: built before the
  * record existed) refuses queries and appends with TL_EVERSION until a replay rebuilds its
  * projections, which writes the record. 2: tracking's unread lists and unread-first values,
- * history's message entries, read marks beside their message (2026-11-26).
+ * history's message entries, read marks beside their message (2026-11-26). 3: short bodies
+ * copied into their message's record (2026-11-26).
  */
-#define TL_LAYOUT_VERSION 2
+#define TL_LAYOUT_VERSION 3
 int tl_layout_check(tl_log *log);
 /** Record this build's layout in meta (a replay, which rebuilt every projection). */
 int tl_layout_write(tl_wtxn *w);

@@ -86,6 +86,9 @@ typedef struct tl_topic_rec {
     uint8_t request[TL_HASH_BYTES];
 } tl_topic_rec;
 
+/* Bodies up to this many bytes are copied into their message's record (body_inline). */
+#define TL_BODY_INLINE_MAX 192
+
 typedef struct tl_message_rec {
     char project[TL_IDBUF];   /* "" for support */
     char account[TL_IDBUF];   /* the project's account, or the support conversation's */
@@ -104,6 +107,12 @@ typedef struct tl_message_rec {
     uint8_t body_commit[TL_HASH_BYTES];
     uint32_t body_size;
     uint8_t request[TL_HASH_BYTES];
+    /* A copy of a short body (body_size <= TL_BODY_INLINE_MAX), so that a page showing the
+     * message needs no lookup in the content database: made when the message is created, if
+     * its content is stored then (a replay after an erasure finds none), cleared by the
+     * content's erasure (content.erased), exactly like the content itself. */
+    bool body_inline;
+    char body[TL_BODY_INLINE_MAX];
 } tl_message_rec;
 
 typedef struct tl_attachment_rec {

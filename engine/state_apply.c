@@ -40,6 +40,36 @@ static int use_attachments(tl_wtxn *w, MDB_dbi db, const tl_event *ev, tl_messag
     return 0;
 }
 
+/* A short body into its record (state.h: body_inline). The content is read as queries read
+ * it, checked against its commitment; content missing (erased before a replay) is no copy. */
+static int copy_short_body(tl_wtxn *w, tl_message_rec *m) {
+    if (m->body_size > TL_BODY_INLINE_MAX) return 0;
+    const uint8_t *body;
+    size_t len;
+    int rc = tl_content_get(w->txn, w->log, m->body_commit, &body, &len);
+    if (rc == TL_ENOTFOUND) return 0;
+    if (rc) return rc;
+    if (len != m->body_size) return tl_fail(TL_ECORRUPT, "stored content has another size than its event says");
+    memcpy(m->body, body, len);
+    m->body_inline = true;
+    return 0;
+}
+
+/* content.erased of a message: the copy of its body goes with the content. */
+static int erase_short_body(tl_wtxn *w, MDB_dbi db, const tl_event *ev) {
+    char id[TL_IDBUF], kind[16];
+    copy_str(id, sizeof id, ev, "target");
+    copy_str(kind, sizeof kind, ev, "target_kind");
+    if (strcmp(kind, "message") != 0) return 0;
+    tl_message_rec m;
+    int rc = tl_srec_wget(w, 'm', id, &m, sizeof m);
+    if (rc) return rc == TL_ENOTFOUND ? tl_fail(TL_ECORRUPT, "event %llu erases unknown message %s", (unsigned long long)ev->seq, id) : rc;
+    if (!m.body_inline) return 0;
+    m.body_inline = false;
+    memset(m.body, 0, sizeof m.body);
+    return tl_srec_put(w, db, 'm', id, &m, sizeof m);
+}
+
 /* message.sent, message.replied, note.added, topic.created, and the ambassador message */
 static int add_message(tl_wtxn *w, MDB_dbi db, const tl_event *ev, const char *id, int channel, const char *author) {
     tl_message_rec m;
@@ -63,7 +93,8 @@ static int add_message(tl_wtxn *w, MDB_dbi db, const tl_event *ev, const char *i
     uint64_t size = 0;
     tl_ev_uint(ev, "body_size", &size);
     m.body_size = (uint32_t)size;
-    int rc;
+    int rc = copy_short_body(w, &m);
+    if (rc) return rc;
     if (strcmp(ev->kind, "message.replied") == 0) {
         copy_str(m.parent, sizeof m.parent, ev, "parent");
         tl_message_rec parent;
@@ -261,7 +292,8 @@ static int apply_kind(tl_wtxn *w, const tl_event *ev, MDB_dbi db) {
         copy_request(a.request, ev);
         return tl_srec_put(w, db, 'f', id, &a, sizeof a);
     }
-    return 0; /* log.created, key.rotated, content.erased, extensions: nothing to keep */
+    if (strcmp(k, "content.erased") == 0) return erase_short_body(w, db, ev);
+    return 0; /* log.created, key.rotated, extensions: nothing to keep */
 }
 
 int tl_state_register(tl_log *log) {

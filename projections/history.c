@@ -112,7 +112,7 @@ static int message_content(tl_strbuf *sb, MDB_txn *txn, tl_log *log, const viewe
     tl_sb_puts(sb, ",");
     int rc = 0;
     if (m->deleted && v->u->role != TL_ROLE_AUDITOR) tl_sb_puts(sb, "\"body\":null");
-    else rc = tlp_body_json(sb, txn, log, m->body_commit);
+    else rc = tlp_body_json(sb, txn, log, m);
     if (m->deleted) tl_sb_puts(sb, ",\"deleted\":true");
     tl_sb_puts(sb, ",\"attachments\":");
     if (!rc) rc = tlp_attachments_json(sb, txn, log, m);

@@ -16,8 +16,9 @@
  * channel's count is rewritten once per transaction, not once per message. The buffer is
  * written out before a user.created event's seeds read and scan this database.
  *
- * Bodies are not copied here: they are read from the content store by the message's
- * commitment when rendered, so an erasure shows at once as "body":null,"erased":true.
+ * Bodies are not copied here: a short one is in the message's state record (state.h:
+ * body_inline, cleared by its erasure), a longer one is read from the content store by the
+ * message's commitment when rendered; an erased one shows as "body":null,"erased":true.
  */
 #include <stdlib.h>
 
@@ -203,10 +204,15 @@ int tlp_each_channel_message(MDB_txn *txn, tl_log *log, const char *project, int
 
 /* ---------------------------------------------------------------- rendering */
 
-int tlp_body_json(tl_strbuf *sb, MDB_txn *txn, tl_log *log, const uint8_t commit[TL_HASH_BYTES]) {
+int tlp_body_json(tl_strbuf *sb, MDB_txn *txn, tl_log *log, const tl_message_rec *m) {
+    if (m->body_inline && m->body_size <= TL_BODY_INLINE_MAX) { /* a short body: its record's copy */
+        tl_sb_puts(sb, "\"body\":");
+        tl_sb_json_str(sb, m->body, m->body_size);
+        return 0;
+    }
     const uint8_t *body;
     size_t len;
-    int rc = tl_content_get(txn, log, commit, &body, &len);
+    int rc = tl_content_get(txn, log, m->body_commit, &body, &len);
     if (rc == TL_ENOTFOUND) { tl_sb_puts(sb, "\"body\":null,\"erased\":true"); return 0; }
     if (rc) return rc;
     tl_sb_puts(sb, "\"body\":");
@@ -254,7 +260,7 @@ int tlp_message_json(tl_strbuf *sb, MDB_txn *txn, tl_log *log, const char *id, c
     tl_sb_puts(sb, ",");
     int rc = 0;
     if (m->deleted && !auditor) tl_sb_puts(sb, "\"body\":null"); /* never reached by lists; a guard */
-    else rc = tlp_body_json(sb, txn, log, m->body_commit);
+    else rc = tlp_body_json(sb, txn, log, m);
     if (rc) return rc;
     tl_sb_puts(sb, ",\"ts\":");
     tl_sb_u64(sb, m->ts);

@@ -215,7 +215,7 @@ int tlp_message_json(tl_strbuf *sb, MDB_txn *txn, tl_log *log, const char *id, c
 /** The attachments array [{id,name,size,mime}] of m. */
 int tlp_attachments_json(tl_strbuf *sb, MDB_txn *txn, tl_log *log, const tl_message_rec *m);
 /** "body":..., plus "erased":true when the content was erased. */
-int tlp_body_json(tl_strbuf *sb, MDB_txn *txn, tl_log *log, const uint8_t commit[TL_HASH_BYTES]);
+int tlp_body_json(tl_strbuf *sb, MDB_txn *txn, tl_log *log, const tl_message_rec *m);
 
 /* ---------------------------------------------------------------- the others */
 

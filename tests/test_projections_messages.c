@@ -194,6 +194,61 @@ START_TEST(deleted_messages) {
 }
 END_TEST
 
+/*
+ * A body of up to TL_BODY_INLINE_MAX (192) bytes is copied into its message's record, so a
+ * page renders it without the content database; a longer one is read from there. Emptying
+ * the content database with LMDB directly shows which is which: the short body still renders,
+ * the long one reads as erased. An erasure must then still remove the record's copy, though
+ * the content it would delete is already gone.
+ */
+START_TEST(short_bodies_render_from_their_record) {
+    char *dir;
+    tl_log *log = tu_new_log(&dir);
+    setup(log);
+    char shortb[193], longb[194];
+    memset(shortb, 's', 192);
+    shortb[192] = 0;
+    memset(longb, 'l', 193);
+    longb[193] = 0;
+    chat(log, "sam", "m-short", "t-1", shortb);
+    chat(log, "sam", "m-long", "t-1", longb);
+    tl_log_close(log);
+
+    MDB_env *env;
+    MDB_txn *txn = tu_raw_begin(dir, &env);
+    MDB_dbi content;
+    ck_assert_int_eq(mdb_dbi_open(txn, "content", 0, &content), 0);
+    ck_assert_int_eq(mdb_drop(txn, content, 0), 0);
+    ck_assert_int_eq(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+
+    ck_assert_int_eq(tl_log_open(&log, dir, NULL), 0);
+    json_t *r = list(log, "alice", "o-1", "chat", "t-1", 0, NULL);
+    json_t *s = find(r, "m-short"), *l = find(r, "m-long"), *m2 = find(r, "m-2");
+    ck_assert_ptr_nonnull(s);
+    ck_assert_ptr_nonnull(l);
+    ck_assert_str_eq(pf_str(s, "body"), shortb);
+    ck_assert_ptr_null(json_object_get(s, "erased"));
+    ck_assert_str_eq(pf_str(m2, "body"), "tomorrow");
+    ck_assert(json_is_null(json_object_get(l, "body")));
+    ck_assert(json_is_true(json_object_get(l, "erased")));
+    json_decref(r);
+
+    tl_result res;
+    ck_assert_int_eq(tl_erase(log, "m-short", "request", &res), 0);
+    ck_assert_int_eq(res.noop, 0);
+    ck_assert_uint_gt(res.seq, 0);
+    ck_assert_int_eq(tl_erase(log, "m-long", "request", &res), 0);
+    ck_assert_int_eq(res.noop, 1); /* nothing of it left anywhere */
+    r = list(log, "alice", "o-1", "chat", "t-1", 0, NULL);
+    s = find(r, "m-short");
+    ck_assert(json_is_null(json_object_get(s, "body")));
+    ck_assert(json_is_true(json_object_get(s, "erased")));
+    json_decref(r);
+    pf_done(log, dir);
+}
+END_TEST
+
 START_TEST(refusals) {
     char *dir;
     tl_log *log = tu_new_log(&dir);
@@ -267,6 +322,7 @@ int main(void) {
     tcase_add_test(tc, message_fields_and_unread_flags);
     tcase_add_test(tc, deleted_messages);
     tcase_add_test(tc, refusals);
+    tcase_add_test(tc, short_bodies_render_from_their_record);
     suite_add_tcase(s, tc);
     return tu_main(s);
 }
