@@ -126,6 +126,11 @@ struct tl_wtxn {
     bool map_full;  /* the failure was MDB_MAP_FULL: grow and re-run */
     bool replaying; /* appliers run for stored events (no new records) */
     bool key_rotated;
+    /* A replay without verification hashes only the last event it applied (the head's hash),
+     * not every event: the bytes of the last one, in the map or in this transaction's pages,
+     * until tl_wtxn_head_hash. */
+    const uint8_t *unhashed;
+    size_t unhashed_len;
     struct tl_rec_cache *recs; /* state.c's cache of project and message records, or NULL */
 };
 
@@ -213,9 +218,13 @@ int tl_wtxn_begin_replay(tl_log *log, tl_wtxn **out);
  * hash, time (and key, on log.created / key.rotated) follow the event, no record is written.
  * The genesis event only moves the head: init writes it before any applier exists, so live
  * appliers never saw it either. hash: H(event bytes) when the caller computed it already (a
- * verifying walk checks the chain with it), else NULL.
+ * verifying walk checks the chain with it), else NULL: then w->head.hash is computed only
+ * when asked for (tl_wtxn_head_hash; tl_wtxn_mark_applied does). ev's bytes must stay valid
+ * until then (the log's records, read in this transaction, do).
  */
 int tl_wtxn_reapply(tl_wtxn *w, const tl_event *ev, const uint8_t *hash);
+/** w->head.hash, computed now if the last reapply left it for later. */
+const uint8_t *tl_wtxn_head_hash(tl_wtxn *w);
 /** Write w->head as the log's head and every applier's "applied/<name>" = head seq. */
 int tl_wtxn_mark_applied(tl_wtxn *w);
 

@@ -451,10 +451,11 @@ static int rebuild_once(tl_log *target, const tl_replay_options *o, bool copy, r
     memset(rs->prev_hash, 0, sizeof rs->prev_hash);
     memset(rs->vr, 0, sizeof *rs->vr);
     memset(w->head.hash, 0, TL_HASH_BYTES);
+    w->unhashed = NULL;
     w->head.seq = 0;
     w->head.ts = 0;
     if ((rc = drop_appliers(w)) != 0 || (rc = walk(rs)) != 0) goto out;
-    if (rs->until == head.seq && memcmp(w->head.hash, head.hash, TL_HASH_BYTES) != 0) {
+    if (rs->until == head.seq && memcmp(tl_wtxn_head_hash(w), head.hash, TL_HASH_BYTES) != 0) {
         report_bad(rs->vr, head.seq, "event %llu is not the head the log recorded", (unsigned long long)head.seq);
         rc = tl_fail(TL_ECORRUPT, "%s", rs->vr->reason);
         goto out;

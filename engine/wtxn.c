@@ -340,8 +340,9 @@ int tl_wtxn_begin_replay(tl_log *log, tl_wtxn **out) {
 int tl_wtxn_reapply(tl_wtxn *w, const tl_event *ev, const uint8_t *hash) {
     if (w->failed) return w->failed == TL_MAPFULL ? TL_ESTORAGE : w->failed;
     w->replaying = true;
+    w->unhashed = hash ? NULL : ev->bytes;
+    w->unhashed_len = hash ? 0 : ev->len;
     if (hash) memcpy(w->head.hash, hash, TL_HASH_BYTES);
-    else tl_hash(w->head.hash, ev->bytes, ev->len);
     w->head.seq = ev->seq;
     w->head.ts = ev->ts;
     bool genesis = strcmp(ev->kind, "log.created") == 0;
@@ -361,8 +362,15 @@ int tl_wtxn_reapply(tl_wtxn *w, const tl_event *ev, const uint8_t *hash) {
     return 0;
 }
 
+const uint8_t *tl_wtxn_head_hash(tl_wtxn *w) {
+    if (w->unhashed) tl_hash(w->head.hash, w->unhashed, w->unhashed_len);
+    w->unhashed = NULL;
+    return w->head.hash;
+}
+
 int tl_wtxn_mark_applied(tl_wtxn *w) {
     if (w->failed) return w->failed == TL_MAPFULL ? TL_ESTORAGE : w->failed;
+    tl_wtxn_head_hash(w);
     int rc = tl_head_write(w);
     if (!rc) rc = tl_layout_write(w); /* every projection was rebuilt: this build's layout */
     for (unsigned i = 0; i < w->log->napplier && !rc; i++) {
