@@ -249,6 +249,56 @@ START_TEST(short_bodies_render_from_their_record) {
 }
 END_TEST
 
+/* A short body whose stored content no longer matches its commitment (a damaged file): a
+ * replay goes on without copying it, and a page showing the message reports the damage from
+ * the content database, as it did before short bodies were copied. */
+START_TEST(damaged_short_body_is_not_copied) {
+    char *dir;
+    tl_log *log = tu_new_log(&dir);
+    setup(log);
+    chat(log, "sam", "m-6", "t-1", "size M please");
+    tl_log_close(log);
+
+    MDB_env *env;
+    MDB_txn *txn = tu_raw_begin(dir, &env);
+    MDB_dbi content;
+    MDB_cursor *cur;
+    ck_assert_int_eq(mdb_dbi_open(txn, "content", 0, &content), 0);
+    ck_assert_int_eq(mdb_cursor_open(txn, content, &cur), 0);
+    MDB_val k, v;
+    int damaged = 0;
+    for (int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (v.mv_size != 32 + strlen("size M please") || memcmp((char *)v.mv_data + 32, "size M please", 13) != 0) continue;
+        char bytes[64];
+        memcpy(bytes, v.mv_data, v.mv_size);
+        bytes[32] = 'S'; /* "Size M please": another body than the one committed to */
+        MDB_val nv = {v.mv_size, bytes};
+        ck_assert_int_eq(mdb_cursor_put(cur, &k, &nv, MDB_CURRENT), 0);
+        damaged++;
+    }
+    mdb_cursor_close(cur);
+    ck_assert_int_eq(damaged, 1);
+    ck_assert_int_eq(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+
+    ck_assert_int_eq(tl_log_open(&log, dir, NULL), 0);
+    tl_replay_report rr;
+    ck_assert_msg(tl_replay(log, NULL, &rr) == 0, "replay: %s", tl_errdetail());
+    tl_query q = pf_q("alice");
+    q.project = "o-1";
+    q.channel = "chat";
+    q.topic = "t-1";
+    char *json = NULL;
+    ck_assert_int_eq(tl_messages_query(log, &q, &json), TL_ECORRUPT);
+    ck_assert_ptr_nonnull(strstr(tl_errdetail(), "does not match its commitment"));
+    tl_free(json);
+    json_t *r = list(log, "alice", "o-1", "chat", "t-2", 0, NULL); /* another topic: untouched */
+    ck_assert_str_eq(pf_str(find(r, "m-5"), "body"), "yes M");
+    json_decref(r);
+    pf_done(log, dir);
+}
+END_TEST
+
 START_TEST(refusals) {
     char *dir;
     tl_log *log = tu_new_log(&dir);
@@ -323,6 +373,7 @@ int main(void) {
     tcase_add_test(tc, deleted_messages);
     tcase_add_test(tc, refusals);
     tcase_add_test(tc, short_bodies_render_from_their_record);
+    tcase_add_test(tc, damaged_short_body_is_not_copied);
     suite_add_tcase(s, tc);
     return tu_main(s);
 }
