@@ -853,13 +853,21 @@ START_TEST(warm_maps_huge_pages) {
     tl_log *log = tu_new_log(&dir);
     for (int b = 0; b < 48; b++) append_n(log, 4, (uint64_t)b * 4, 65536); /* 12 MiB */
     tl_log_close(log);
-    if (!kernel_maps_files_huge(dir)) { /* nothing to check on this kernel: say so */
-        fprintf(stderr, "warm_maps_huge_pages: this kernel does not map files with 2 MiB entries; skipped\n");
-        remove_log(open_log(dir, TL_OPEN_READONLY), dir);
-        return;
-    }
     char data[4200];
     snprintf(data, sizeof data, "%s/data.mdb", dir);
+    if (!kernel_maps_files_huge(dir)) {
+        /* nothing to measure on this kernel (or under valgrind, which places mappings itself):
+         * say so, and still run the rebuild (it finds no 2 MiB entries): reads stay right */
+        fprintf(stderr, "warm_maps_huge_pages: this kernel does not map files with 2 MiB entries; only reads checked\n");
+        cache_in_small_pages(data);
+        tl_log *reader = open_log(dir, TL_OPEN_READONLY);
+        uint64_t mapped = 0;
+        ck_assert_int_eq(tl_log_warm(reader, &mapped), 0);
+        ck_assert_uint_ge(data_map_rss(), mapped - mapped / 10);
+        verify_ok(reader, 193);
+        remove_log(reader, dir);
+        return;
+    }
     for (int keep = 1; keep >= 0; keep--) {
         cache_in_small_pages(data);
         if (keep) setenv("THREADLOG_WARM_SMALL_PAGES", "1", 1);
