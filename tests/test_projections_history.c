@@ -200,9 +200,7 @@ START_TEST(message_entries_match_the_log) {
     MDB_env *env;
     MDB_txn *txn = tu_raw_begin(dir, &env);
     MDB_dbi dbi;
-    MDB_cursor *cur;
-    ck_assert_int_eq(mdb_dbi_open(txn, "history", 0, &dbi), 0);
-    ck_assert_int_eq(mdb_cursor_open(txn, dbi, &cur), 0);
+    MDB_cursor *cur = tu_raw_cursor(txn, "history", &dbi);
     MDB_val k, v;
     int named = 0;
     uint8_t keys[16][128];

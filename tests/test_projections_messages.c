@@ -42,6 +42,16 @@ static json_t *find(json_t *root, const char *id) {
     return NULL;
 }
 
+/* Message `id` of topic `topic` in o-1's chat shows to `as` as erased. */
+static void assert_erased(tl_log *log, const char *as, const char *topic, const char *id) {
+    json_t *r = list(log, as, "o-1", "chat", topic, 50, NULL);
+    json_t *m = find(r, id);
+    ck_assert_msg(m != NULL, "%s is not listed", id);
+    ck_assert(json_is_null(json_object_get(m, "body")));
+    ck_assert(json_is_true(json_object_get(m, "erased")));
+    json_decref(r);
+}
+
 static void chat(tl_log *log, const char *as, const char *id, const char *topic, const char *body) {
     PF_OK(log, "{\"op\":\"message.send\",\"as\":\"%s\",\"id\":\"%s\",\"project\":\"o-1\",\"channel\":\"chat\",\"topic\":\"%s\",\"body\":\"%s\"}",
           as, id, topic, body);
@@ -146,11 +156,7 @@ START_TEST(message_fields_and_unread_flags) {
     /* erased content shows as erased */
     tl_result res;
     ck_assert_int_eq(tl_erase(log, "m-2", "GDPR request", &res), 0);
-    r = list(log, "bob", "o-1", "chat", "t-1", 50, NULL);
-    m2 = find(r, "m-2");
-    ck_assert(json_is_null(json_object_get(m2, "body")));
-    ck_assert(json_is_true(json_object_get(m2, "erased")));
-    json_decref(r);
+    assert_erased(log, "bob", "t-1", "m-2");
     pf_done(log, dir);
 }
 END_TEST
@@ -240,11 +246,7 @@ START_TEST(short_bodies_render_from_their_record) {
     ck_assert_uint_gt(res.seq, 0);
     ck_assert_int_eq(tl_erase(log, "m-long", "request", &res), 0);
     ck_assert_int_eq(res.noop, 1); /* nothing of it left anywhere */
-    r = list(log, "alice", "o-1", "chat", "t-1", 0, NULL);
-    s = find(r, "m-short");
-    ck_assert(json_is_null(json_object_get(s, "body")));
-    ck_assert(json_is_true(json_object_get(s, "erased")));
-    json_decref(r);
+    assert_erased(log, "alice", "t-1", "m-short");
     pf_done(log, dir);
 }
 END_TEST
@@ -262,9 +264,7 @@ START_TEST(damaged_short_body_is_not_copied) {
     MDB_env *env;
     MDB_txn *txn = tu_raw_begin(dir, &env);
     MDB_dbi content;
-    MDB_cursor *cur;
-    ck_assert_int_eq(mdb_dbi_open(txn, "content", 0, &content), 0);
-    ck_assert_int_eq(mdb_cursor_open(txn, content, &cur), 0);
+    MDB_cursor *cur = tu_raw_cursor(txn, "content", &content);
     MDB_val k, v;
     int damaged = 0;
     for (int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {

@@ -92,6 +92,13 @@ int tu_write_file(const char *path, const void *data, size_t len) {
     return w == len ? 0 : -1;
 }
 
+MDB_cursor *tu_raw_cursor(MDB_txn *txn, const char *name, MDB_dbi *dbi) {
+    MDB_cursor *cur;
+    ck_assert_int_eq(mdb_dbi_open(txn, name, 0, dbi), 0);
+    ck_assert_int_eq(mdb_cursor_open(txn, *dbi, &cur), 0);
+    return cur;
+}
+
 MDB_txn *tu_raw_begin(const char *dir, MDB_env **env) {
     MDB_txn *txn;
     ck_assert_int_eq(mdb_env_create(env), 0);

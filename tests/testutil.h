@@ -24,6 +24,8 @@ char *tu_read_file(const char *path, size_t *len);
 /** Open the log in dir with LMDB itself (the log closed: one environment per process) and
  * begin a write transaction: for tests that damage or rewrite stored bytes. */
 MDB_txn *tu_raw_begin(const char *dir, MDB_env **env);
+/** A cursor on named database `name` in such a transaction (*dbi receives its handle). */
+MDB_cursor *tu_raw_cursor(MDB_txn *txn, const char *name, MDB_dbi *dbi);
 int tu_write_file(const char *path, const void *data, size_t len);
 
 #endif
