@@ -1,6 +1,7 @@
 /*
  * log.c — the LMDB environment: opening and checking a log, its named databases, the map
- * that grows, reopening after MDB_PANIC, transactions' beginning, bounded walks, `init`.
+ * that grows, reopening after MDB_PANIC, transactions' beginning, bounded walks. Creating a
+ * new log (`init`) is in init.c.
  * Write transactions (appending, commit, replay's transaction, content) are in wtxn.c.
  *
  * Layout (docs/FORMAT.md): one environment per directory; the named database "log" maps an
@@ -29,7 +30,7 @@
 
 /* The first map size. THREADLOG_TEST_MAP_BYTES (a test-only knob, 64 KiB..1 GiB) lowers it
  * so that tests reach map growth without writing a gigabyte. */
-static size_t map_initial(void) {
+size_t tl_map_initial(void) {
     const char *s = getenv("THREADLOG_TEST_MAP_BYTES");
     if (s && *s) {
         char *end;
@@ -38,12 +39,6 @@ static size_t map_initial(void) {
     }
     return TL_MAP_INITIAL;
 }
-
-static const char META_FORMAT[] = "format";
-static const char META_HEAD[] = "head";
-static const char META_GENESIS_KEY[] = "genesis_key";
-static const char META_MAX_ATTACHMENT[] = "max_attachment";
-static const char META_LAYOUT[] = "layout";
 
 uint64_t tl_now_us(void) {
     struct timespec ts;
@@ -107,7 +102,7 @@ int tl_walk_step(tl_walk *walk, const MDB_val *key) {
 
 /* ================================================================ environment */
 
-static char *path_join(const char *dir, const char *name) {
+char *tl_path_join(const char *dir, const char *name) {
     size_t n = strlen(dir) + strlen(name) + 2;
     char *p = malloc(n);
     if (p) snprintf(p, n, "%s/%s", dir, name);
@@ -229,8 +224,8 @@ int tl_layout_write(tl_wtxn *w) {
 
 /* Finish a rotation that crashed between committing key.rotated and renaming the key file. */
 static int load_writer_key(tl_log *log) {
-    char *path = path_join(log->dir, TL_KEY_FILE);
-    char *path_new = path_join(log->dir, TL_KEY_FILE_NEW);
+    char *path = tl_path_join(log->dir, TL_KEY_FILE);
+    char *path_new = tl_path_join(log->dir, TL_KEY_FILE_NEW);
     int rc = (path && path_new) ? 0 : tl_fail(TL_ENOMEM, "out of memory");
     tl_head head;
     MDB_txn *txn = NULL;
@@ -305,7 +300,7 @@ int tl_engine_open(tl_log **out, const char *dir, unsigned flags) {
     int rc = tl_crypto_init();
     if (rc) return rc;
     struct stat st;
-    char *data = path_join(dir, TL_DATA_FILE);
+    char *data = tl_path_join(dir, TL_DATA_FILE);
     if (!data) return tl_fail(TL_ENOMEM, "out of memory");
     int exists = stat(data, &st) == 0;
     free(data);
@@ -339,7 +334,7 @@ int tl_engine_open(tl_log **out, const char *dir, unsigned flags) {
     /* another process may have grown the map: adopt the size recorded in the file */
     MDB_envinfo info;
     mdb_env_info(log->env, &info);
-    if (info.me_mapsize < map_initial() && !(flags & TL_OPEN_READONLY)) mdb_env_set_mapsize(log->env, map_initial());
+    if (info.me_mapsize < tl_map_initial() && !(flags & TL_OPEN_READONLY)) mdb_env_set_mapsize(log->env, tl_map_initial());
 
     if ((rc = tl_db_open(log, "log", 0, &log->db_log)) || (rc = tl_db_open(log, "meta", 0, &log->db_meta)) ||
         (rc = tl_db_open(log, "content", 0, &log->db_content)) || (rc = check_format(log))) {
@@ -524,117 +519,4 @@ void tl_rtxn_end(tl_log *log, MDB_txn *txn) {
     if (!txn) return;
     mdb_txn_abort(txn);
     pthread_rwlock_unlock(&log->map_lock);
-}
-
-/* ================================================================ init */
-
-/* 1: empty or missing, 0: holds other files, TL_EEXISTS: holds a log. */
-static int dir_state(const char *dir) {
-    char *data = path_join(dir, TL_DATA_FILE);
-    struct stat st;
-    int has_log = data && stat(data, &st) == 0;
-    free(data);
-    if (has_log) return tl_fail(TL_EEXISTS, "%s already holds a log", dir);
-    struct stat ds;
-    if (stat(dir, &ds) == 0 && !S_ISDIR(ds.st_mode)) return tl_fail(TL_EINVALID, "%s exists and is not a directory", dir);
-    DIR *d = opendir(dir);
-    if (!d) return 1;
-    int empty = 1;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL)
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) { empty = 0; break; }
-    closedir(d);
-    return empty;
-}
-
-/* mkdir -p: `init a/b/log` creates what is missing (the last level mode 0700). */
-static int mkdir_parents(const char *dir) {
-    char path[4096];
-    if (snprintf(path, sizeof path, "%s", dir) >= (int)sizeof path) { errno = ENAMETOOLONG; return -1; }
-    for (char *p = path + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = 0;
-        if (mkdir(path, 0755) != 0 && errno != EEXIST) return -1;
-        *p = '/';
-    }
-    if (mkdir(path, 0700) != 0 && errno != EEXIST) return -1;
-    return 0;
-}
-
-int tl_engine_init(const char *dir, uint64_t max_attachment, char pubkey_hex[TL_PUBKEY_HEX_SIZE]) {
-    int rc = tl_crypto_init();
-    if (rc) return rc;
-    int state = dir_state(dir);
-    if (state < 0) return state;
-    if (state == 0) return tl_fail(TL_EINVALID, "%s is not empty and holds no log", dir);
-    if (mkdir_parents(dir) != 0)
-        return tl_fail(TL_ESTORAGE, "cannot create %s: %s", dir, strerror(errno));
-
-    tl_keypair kp;
-    tl_keypair_generate(&kp);
-    char *keypath = path_join(dir, TL_KEY_FILE);
-    if (!keypath) return tl_fail(TL_ENOMEM, "out of memory");
-    rc = tl_keyfile_write(keypath, &kp);
-    free(keypath);
-    if (rc) { tl_keypair_wipe(&kp); return rc; }
-
-    MDB_env *env;
-    MDB_txn *txn = NULL;
-    MDB_dbi dlog, dmeta;
-    int mrc = mdb_env_create(&env);
-    if (mrc) { tl_keypair_wipe(&kp); return tl_fail_mdb(mrc, "create environment"); }
-    mdb_env_set_maxdbs(env, TL_MAX_DBS);
-    mdb_env_set_mapsize(env, map_initial());
-    if (!(mrc = mdb_env_open(env, dir, 0, 0600)) && !(mrc = mdb_txn_begin(env, NULL, 0, &txn)) &&
-        !(mrc = mdb_dbi_open(txn, "log", MDB_CREATE, &dlog)) && !(mrc = mdb_dbi_open(txn, "meta", MDB_CREATE, &dmeta))) {
-        MDB_dbi dcontent;
-        mrc = mdb_dbi_open(txn, "content", MDB_CREATE, &dcontent);
-    }
-    /* the genesis event: format, first public key, limits */
-    msgpack_sbuffer buf;
-    msgpack_sbuffer_init(&buf);
-    tl_envelope env_ = {.seq = 1, .ts = tl_now_us(), .actor = "@operator", .kind = "log.created", .schema = 1};
-    tl_payload p = {0};
-    tl_payload_uint(&p, "format", TL_FORMAT_VERSION);
-    tl_payload_bin(&p, "public_key", kp.pk, TL_PUBKEY_BYTES);
-    tl_payload_uint(&p, "max_attachment", max_attachment);
-    tl_payload_uint(&p, "max_body", TL_BODY_MAX);
-    if (!mrc) rc = tl_event_encode(&buf, &env_, &p);
-    if (!mrc && !rc) {
-        uint8_t key[8], sig[TL_SIGNATURE_BYTES], head[8 + TL_HASH_BYTES + 8 + TL_PUBKEY_BYTES], u[8];
-        tl_sign(sig, (const uint8_t *)buf.data, buf.size, &kp);
-        tl_seq_key(key, 1);
-        MDB_val k = {8, key}, v = {buf.size + TL_SIGNATURE_BYTES, NULL};
-        if (!(mrc = mdb_put(txn, dlog, &k, &v, MDB_APPEND | MDB_RESERVE))) {
-            memcpy(v.mv_data, buf.data, buf.size);
-            memcpy((uint8_t *)v.mv_data + buf.size, sig, TL_SIGNATURE_BYTES);
-        }
-        tl_seq_key(head, 1);
-        tl_hash(head + 8, buf.data, buf.size);
-        tl_seq_key(head + 8 + TL_HASH_BYTES, env_.ts);
-        memcpy(head + 16 + TL_HASH_BYTES, kp.pk, TL_PUBKEY_BYTES);
-        struct { const char *k; const void *v; size_t n; } meta[5];
-        tl_seq_key(u, TL_FORMAT_VERSION);
-        uint8_t lim[8];
-        tl_seq_key(lim, max_attachment);
-        meta[0].k = META_FORMAT; meta[0].v = u; meta[0].n = 8;
-        meta[1].k = META_HEAD; meta[1].v = head; meta[1].n = sizeof head;
-        meta[2].k = META_GENESIS_KEY; meta[2].v = kp.pk; meta[2].n = TL_PUBKEY_BYTES;
-        meta[3].k = META_MAX_ATTACHMENT; meta[3].v = lim; meta[3].n = 8;
-        uint8_t layout[8];
-        tl_seq_key(layout, TL_LAYOUT_VERSION);
-        meta[4].k = META_LAYOUT; meta[4].v = layout; meta[4].n = 8;
-        for (int i = 0; i < 5 && !mrc; i++) {
-            MDB_val mk = {strlen(meta[i].k), (void *)meta[i].k}, mv = {meta[i].n, (void *)meta[i].v};
-            mrc = mdb_put(txn, dmeta, &mk, &mv, 0);
-        }
-        if (!mrc) { mrc = mdb_txn_commit(txn); txn = NULL; }
-    }
-    if (txn) mdb_txn_abort(txn);
-    mdb_env_close(env);
-    msgpack_sbuffer_destroy(&buf);
-    if (!rc && mrc) rc = tl_fail_mdb(mrc, "create log");
-    if (!rc && pubkey_hex) tl_hex(pubkey_hex, kp.pk, TL_PUBKEY_BYTES);
-    tl_keypair_wipe(&kp);
-    return rc;
 }

@@ -23,6 +23,12 @@
 
 #define TL_MAX_APPLIERS 16
 #define TL_MAX_DBS 48
+/* Keys of the "meta" database (docs/FORMAT.md), besides "applied/<name>". */
+#define META_FORMAT "format"
+#define META_HEAD "head"
+#define META_GENESIS_KEY "genesis_key"
+#define META_MAX_ATTACHMENT "max_attachment"
+#define META_LAYOUT "layout"
 #define TL_DATA_FILE "data.mdb"
 
 typedef struct tl_wtxn tl_wtxn;
@@ -100,9 +106,10 @@ struct tl_log {
  * record existed) refuses queries and appends with TL_EVERSION until a replay rebuilds its
  * projections, which writes the record. 2: tracking's unread lists and unread-first values,
  * history's message entries, read marks beside their message (2026-11-26). 3: short bodies
- * copied into their message's record (2026-11-26).
+ * copied into their message's record (2026-11-26). 4: the erasure of an attachment no
+ * message carries is a history entry (2026-11-26, later).
  */
-#define TL_LAYOUT_VERSION 3
+#define TL_LAYOUT_VERSION 4
 int tl_layout_check(tl_log *log);
 /** Record this build's layout in meta (a replay, which rebuilt every projection). */
 int tl_layout_write(tl_wtxn *w);
@@ -233,6 +240,10 @@ int tl_put(tl_wtxn *w, MDB_dbi dbi, const void *k, size_t klen, const void *v, s
 int tl_del(tl_wtxn *w, MDB_dbi dbi, const void *k, size_t klen);
 /** 0 found, TL_ENOTFOUND, or a failure. */
 int tl_get(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t klen, MDB_val *v);
+/* dir/name, malloc'd (NULL when out of memory). */
+char *tl_path_join(const char *dir, const char *name);
+/* The map size a log is opened or created with (THREADLOG_TEST_MAP_BYTES lowers it in tests). */
+size_t tl_map_initial(void);
 
 /* ---- content (erasable bodies and attachments) ---- */
 /** Store content with a fresh salt; commit receives BLAKE2b(salt || content). */

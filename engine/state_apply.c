@@ -202,7 +202,14 @@ static int history_class(tl_wtxn *w, const tl_event *ev, bool *activity) {
         copy_str(kind, sizeof kind, ev, "target_kind");
         if (!strcmp(kind, "attachment")) {
             tl_attachment_rec a;
-            if (tl_srec_get(w->txn, w->log, 'f', id, &a, sizeof a) || !a.used_by[0]) return -1;
+            if (tl_srec_get(w->txn, w->log, 'f', id, &a, sizeof a)) return -1;
+            /* An attachment no message carries belongs to no channel; its erasure is still
+             * an event of the project (SPEC §3: only reads, unread marks and uploads are
+             * not entries). It goes to the notes class, i.e. to the account's members and
+             * auditors: members are in every channel's audience, so wherever the file was
+             * meant to go they could have seen it; staff and the ambassador see only their
+             * channel's entries and learn nothing of uploads they never saw. */
+            if (!a.used_by[0]) return TL_CH_NOTES;
             memcpy(id, a.used_by, sizeof id);
         }
     } else {

@@ -9,7 +9,8 @@
  * The class of an event is the one state.c recorded for it (its per-class newest entry), so
  * the timeline and the "version" of tracking/expect cannot disagree on what is an entry:
  * every event of the project except reads, unread marks and uploads; topic.created is chat;
- * pins, deletions and erasures belong to their message's channel.
+ * pins, deletions and erasures belong to their message's channel; the erasure of an
+ * attachment no message carries is a notes-class entry (members and auditors, state.c).
  *
  * An entry's value names, for the three kinds that create an ordinary message
  * (message.sent, message.replied, note.added), the kind (1, 2, 3) and the message's id:
@@ -30,6 +31,8 @@
  *                           "attachments"[,"deleted"][,"erased"]; topic.created adds "title"
  *   message.pinned / unpinned / deleted   "channel","topic","message"
  *   content.erased          "channel","topic","message","target","target_kind","reason"
+ *                           (channel, topic and message null for an attachment no message
+ *                           carries)
  * A cursor is the hex of the last entry's seq.
  */
 #include "proj.h"
@@ -161,12 +164,22 @@ static int entry_body(tl_strbuf *sb, MDB_txn *txn, tl_log *log, const viewer *v,
         char kind[16];
         tlp_ev_cstr(ev, "target", id, sizeof id);
         tlp_ev_cstr(ev, "target_kind", kind, sizeof kind);
+        bool placed = false;
         if (!strcmp(kind, "attachment")) {
             tl_attachment_rec a;
-            if (tl_state_attachment(txn, log, id, &a) == 0 && tl_state_message(txn, log, a.used_by, &m) == 0)
+            if (tl_state_attachment(txn, log, id, &a) == 0 && a.used_by[0] &&
+                tl_state_message(txn, log, a.used_by, &m) == 0) {
                 message_place(sb, a.used_by, &m);
+                placed = true;
+            }
         } else if (tl_state_message(txn, log, id, &m) == 0) {
             message_place(sb, id, &m);
+            placed = true;
+        }
+        if (!placed) { /* an attachment no message carries (yet): no channel, no message */
+            str_field(sb, "channel", NULL);
+            str_field(sb, "topic", NULL);
+            str_field(sb, "message", NULL);
         }
         payload_str(sb, ev, "target");
         payload_str(sb, ev, "target_kind");

@@ -71,6 +71,20 @@ static void scenario(tl_log *log) {
     PF_OK(log, "{\"op\":\"message.delete\",\"as\":\"zoe\",\"message\":\"z-1\"}");
 }
 
+/* Each user's tracking version of o-1 is the seq of their newest visible entry. */
+static void assert_versions_are_newest_entries(tl_log *log) {
+    static const char *const users[] = {"alice", "bob", "sam", "sue", "zoe", "aud"};
+    char buf[2048];
+    for (size_t i = 0; i < sizeof users / sizeof users[0]; i++) {
+        long long last;
+        timeline(log, users[i], "o-1", 50, buf, sizeof buf, &last);
+        tl_query q = pf_q(users[i]);
+        json_t *t = pf_query(log, tl_tracking_query, &q);
+        ck_assert_int_eq(pf_int(json_array_get(json_object_get(t, "rows"), 0), "version"), last);
+        json_decref(t);
+    }
+}
+
 START_TEST(visibility_per_role) {
     char *dir, buf[2048];
     tl_log *log = tu_new_log(&dir);
@@ -89,16 +103,51 @@ START_TEST(visibility_per_role) {
         ck_assert_str_eq(timeline(log, "sam", "o-1", limit, buf, sizeof buf, NULL),
                          "project.created:-,project.status_changed:-,topic.created:m-1,replied:m-2,pinned:m-2,unpinned:m-2");
     }
-    /* each user's tracking version is the seq of their newest visible entry */
-    const char *users[] = {"alice", "bob", "sam", "sue", "zoe", "aud"};
-    for (size_t i = 0; i < sizeof users / sizeof users[0]; i++) {
-        long long last;
-        timeline(log, users[i], "o-1", 50, buf, sizeof buf, &last);
-        tl_query q = pf_q(users[i]);
-        json_t *t = pf_query(log, tl_tracking_query, &q);
-        ck_assert_int_eq(pf_int(json_array_get(json_object_get(t, "rows"), 0), "version"), last);
-        json_decref(t);
+    assert_versions_are_newest_entries(log);
+    pf_done(log, dir);
+}
+END_TEST
+
+/*
+ * Erasing an attachment no message carries is an event of the project, so it is an entry:
+ * with no channel, for the account's members and auditors only (members could have seen the
+ * file in any channel; staff and the ambassador never saw an unused upload). It moves their
+ * versions and no one else's.
+ */
+START_TEST(unused_attachment_erasure) {
+    char *dir, buf[2048];
+    tl_log *log = tu_new_log(&dir);
+    scenario(log);
+    PF_OK(log, "{\"op\":\"attachment.upload\",\"as\":\"sam\",\"id\":\"a-9\",\"project\":\"o-1\",\"name\":\"x.txt\",\"data\":\"aGk=\"}");
+    long long before[2];
+    timeline(log, "sam", "o-1", 50, buf, sizeof buf, &before[0]);
+    timeline(log, "zoe", "o-1", 50, buf, sizeof buf, &before[1]);
+    tl_result res;
+    ck_assert_int_eq(tl_erase(log, "a-9", "request", &res), 0);
+    const char *all = "project.created:-,project.status_changed:-,topic.created:m-1,note.added:n-1,sent:z-1,replied:m-2,"
+                      "pinned:n-1,pinned:m-2,unpinned:m-2,deleted:z-1,content.erased:-";
+    ck_assert_str_eq(timeline(log, "bob", "o-1", 50, buf, sizeof buf, NULL), all);
+    ck_assert_str_eq(timeline(log, "aud", "o-1", 50, buf, sizeof buf, NULL), all);
+    long long after;
+    ck_assert_str_eq(timeline(log, "sam", "o-1", 50, buf, sizeof buf, &after),
+                     "project.created:-,project.status_changed:-,topic.created:m-1,replied:m-2,pinned:m-2,unpinned:m-2");
+    ck_assert_int_eq(after, before[0]);
+    ck_assert_str_eq(timeline(log, "zoe", "o-1", 50, buf, sizeof buf, &after),
+                     "project.created:-,project.status_changed:-,sent:z-1,deleted:z-1");
+    ck_assert_int_eq(after, before[1]);
+    json_t *r = history(log, "alice", "o-1", 50, NULL);
+    json_t *er = entry(r, "content.erased", NULL);
+    ck_assert_ptr_nonnull(er);
+    ck_assert_int_eq(pf_int(er, "seq"), (long long)res.seq);
+    ck_assert_str_eq(pf_str(er, "target"), "a-9");
+    ck_assert_str_eq(pf_str(er, "target_kind"), "attachment");
+    ck_assert_str_eq(pf_str(er, "actor"), "@operator");
+    for (const char *f = "channel"; f; f = !strcmp(f, "channel") ? "topic" : !strcmp(f, "topic") ? "message" : NULL) {
+        ck_assert_ptr_nonnull(json_object_get(er, f));
+        ck_assert(json_is_null(json_object_get(er, f)));
     }
+    json_decref(r);
+    assert_versions_are_newest_entries(log);
     pf_done(log, dir);
 }
 END_TEST
@@ -265,6 +314,7 @@ int main(void) {
     TCase *tc = tcase_create("history");
     tcase_add_test(tc, visibility_per_role);
     tcase_add_test(tc, entry_contents);
+    tcase_add_test(tc, unused_attachment_erasure);
     tcase_add_test(tc, message_entries_match_the_log);
     tcase_add_test(tc, refusals);
     suite_add_tcase(s, tc);

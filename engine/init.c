@@ -1,0 +1,127 @@
+/*
+ * init.c — creating a log (`threadlog init`, tl_init): the directory (created if missing,
+ * refused when it holds a log or other files), the writer key file, and the environment's
+ * first transaction: the "log", "meta" and "content" databases, the signed genesis event
+ * (format, first public key, limits), the head, the genesis key, the attachment limit and
+ * the layout record (docs/FORMAT.md). Opening an existing log is log.c's.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "error.h"
+#include "log.h"
+
+/* 1: empty or missing, 0: holds other files, TL_EEXISTS: holds a log. */
+static int dir_state(const char *dir) {
+    char *data = tl_path_join(dir, TL_DATA_FILE);
+    struct stat st;
+    int has_log = data && stat(data, &st) == 0;
+    free(data);
+    if (has_log) return tl_fail(TL_EEXISTS, "%s already holds a log", dir);
+    struct stat ds;
+    if (stat(dir, &ds) == 0 && !S_ISDIR(ds.st_mode)) return tl_fail(TL_EINVALID, "%s exists and is not a directory", dir);
+    DIR *d = opendir(dir);
+    if (!d) return 1;
+    int empty = 1;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) { empty = 0; break; }
+    closedir(d);
+    return empty;
+}
+
+/* mkdir -p: `init a/b/log` creates what is missing (the last level mode 0700). */
+static int mkdir_parents(const char *dir) {
+    char path[4096];
+    if (snprintf(path, sizeof path, "%s", dir) >= (int)sizeof path) { errno = ENAMETOOLONG; return -1; }
+    for (char *p = path + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        if (mkdir(path, 0755) != 0 && errno != EEXIST) return -1;
+        *p = '/';
+    }
+    if (mkdir(path, 0700) != 0 && errno != EEXIST) return -1;
+    return 0;
+}
+
+int tl_engine_init(const char *dir, uint64_t max_attachment, char pubkey_hex[TL_PUBKEY_HEX_SIZE]) {
+    int rc = tl_crypto_init();
+    if (rc) return rc;
+    int state = dir_state(dir);
+    if (state < 0) return state;
+    if (state == 0) return tl_fail(TL_EINVALID, "%s is not empty and holds no log", dir);
+    if (mkdir_parents(dir) != 0)
+        return tl_fail(TL_ESTORAGE, "cannot create %s: %s", dir, strerror(errno));
+
+    tl_keypair kp;
+    tl_keypair_generate(&kp);
+    char *keypath = tl_path_join(dir, TL_KEY_FILE);
+    if (!keypath) return tl_fail(TL_ENOMEM, "out of memory");
+    rc = tl_keyfile_write(keypath, &kp);
+    free(keypath);
+    if (rc) { tl_keypair_wipe(&kp); return rc; }
+
+    MDB_env *env;
+    MDB_txn *txn = NULL;
+    MDB_dbi dlog, dmeta;
+    int mrc = mdb_env_create(&env);
+    if (mrc) { tl_keypair_wipe(&kp); return tl_fail_mdb(mrc, "create environment"); }
+    mdb_env_set_maxdbs(env, TL_MAX_DBS);
+    mdb_env_set_mapsize(env, tl_map_initial());
+    if (!(mrc = mdb_env_open(env, dir, 0, 0600)) && !(mrc = mdb_txn_begin(env, NULL, 0, &txn)) &&
+        !(mrc = mdb_dbi_open(txn, "log", MDB_CREATE, &dlog)) && !(mrc = mdb_dbi_open(txn, "meta", MDB_CREATE, &dmeta))) {
+        MDB_dbi dcontent;
+        mrc = mdb_dbi_open(txn, "content", MDB_CREATE, &dcontent);
+    }
+    /* the genesis event: format, first public key, limits */
+    msgpack_sbuffer buf;
+    msgpack_sbuffer_init(&buf);
+    tl_envelope env_ = {.seq = 1, .ts = tl_now_us(), .actor = "@operator", .kind = "log.created", .schema = 1};
+    tl_payload p = {0};
+    tl_payload_uint(&p, "format", TL_FORMAT_VERSION);
+    tl_payload_bin(&p, "public_key", kp.pk, TL_PUBKEY_BYTES);
+    tl_payload_uint(&p, "max_attachment", max_attachment);
+    tl_payload_uint(&p, "max_body", TL_BODY_MAX);
+    if (!mrc) rc = tl_event_encode(&buf, &env_, &p);
+    if (!mrc && !rc) {
+        uint8_t key[8], sig[TL_SIGNATURE_BYTES], head[8 + TL_HASH_BYTES + 8 + TL_PUBKEY_BYTES], u[8];
+        tl_sign(sig, (const uint8_t *)buf.data, buf.size, &kp);
+        tl_seq_key(key, 1);
+        MDB_val k = {8, key}, v = {buf.size + TL_SIGNATURE_BYTES, NULL};
+        if (!(mrc = mdb_put(txn, dlog, &k, &v, MDB_APPEND | MDB_RESERVE))) {
+            memcpy(v.mv_data, buf.data, buf.size);
+            memcpy((uint8_t *)v.mv_data + buf.size, sig, TL_SIGNATURE_BYTES);
+        }
+        tl_seq_key(head, 1);
+        tl_hash(head + 8, buf.data, buf.size);
+        tl_seq_key(head + 8 + TL_HASH_BYTES, env_.ts);
+        memcpy(head + 16 + TL_HASH_BYTES, kp.pk, TL_PUBKEY_BYTES);
+        struct { const char *k; const void *v; size_t n; } meta[5];
+        tl_seq_key(u, TL_FORMAT_VERSION);
+        uint8_t lim[8];
+        tl_seq_key(lim, max_attachment);
+        meta[0].k = META_FORMAT; meta[0].v = u; meta[0].n = 8;
+        meta[1].k = META_HEAD; meta[1].v = head; meta[1].n = sizeof head;
+        meta[2].k = META_GENESIS_KEY; meta[2].v = kp.pk; meta[2].n = TL_PUBKEY_BYTES;
+        meta[3].k = META_MAX_ATTACHMENT; meta[3].v = lim; meta[3].n = 8;
+        uint8_t layout[8];
+        tl_seq_key(layout, TL_LAYOUT_VERSION);
+        meta[4].k = META_LAYOUT; meta[4].v = layout; meta[4].n = 8;
+        for (int i = 0; i < 5 && !mrc; i++) {
+            MDB_val mk = {strlen(meta[i].k), (void *)meta[i].k}, mv = {meta[i].n, (void *)meta[i].v};
+            mrc = mdb_put(txn, dmeta, &mk, &mv, 0);
+        }
+        if (!mrc) { mrc = mdb_txn_commit(txn); txn = NULL; }
+    }
+    if (txn) mdb_txn_abort(txn);
+    mdb_env_close(env);
+    msgpack_sbuffer_destroy(&buf);
+    if (!rc && mrc) rc = tl_fail_mdb(mrc, "create log");
+    if (!rc && pubkey_hex) tl_hex(pubkey_hex, kp.pk, TL_PUBKEY_BYTES);
+    tl_keypair_wipe(&kp);
+    return rc;
+}
