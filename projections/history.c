@@ -167,8 +167,10 @@ static int entry_body(tl_strbuf *sb, MDB_txn *txn, tl_log *log, const viewer *v,
         bool placed = false;
         if (!strcmp(kind, "attachment")) {
             tl_attachment_rec a;
+            /* placed only when carried at the time of the erasure: an erased attachment put on a
+             * message later does not move the entry (its class was decided then, state.c) */
             if (tl_state_attachment(txn, log, id, &a) == 0 && a.used_by[0] &&
-                tl_state_message(txn, log, a.used_by, &m) == 0) {
+                tl_state_message(txn, log, a.used_by, &m) == 0 && m.seq < ev->seq) {
                 message_place(sb, a.used_by, &m);
                 placed = true;
             }

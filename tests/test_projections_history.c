@@ -148,6 +148,17 @@ START_TEST(unused_attachment_erasure) {
     }
     json_decref(r);
     assert_versions_are_newest_entries(log);
+    /* put on a message afterwards, the attachment does not move the erasure's entry */
+    PF_OK(log, "{\"op\":\"message.send\",\"as\":\"sam\",\"id\":\"m-9\",\"project\":\"o-1\",\"channel\":\"chat\",\"topic\":\"t-1\",\"body\":\"f\",\"attachments\":[\"a-9\"]}");
+    r = history(log, "bob", "o-1", 50, NULL);
+    er = entry(r, "content.erased", NULL);
+    ck_assert(json_is_null(json_object_get(er, "channel")));
+    ck_assert(json_is_null(json_object_get(er, "message")));
+    json_decref(r);
+    r = history(log, "sam", "o-1", 50, NULL);
+    ck_assert_ptr_null(entry(r, "content.erased", NULL));
+    json_decref(r);
+    assert_versions_are_newest_entries(log);
     pf_done(log, dir);
 }
 END_TEST
