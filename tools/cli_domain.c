@@ -385,6 +385,7 @@ const cli_command cli_domain_commands[] = {
      "  [--ambassador U2 [--ambassador-message TEXT [--ambassador-message-id M]]]",
      "create a project"},
     {"status", cmd_status, "status --as U --project P --status S [--expect V]", "change a project's status"},
+    {"project status", cmd_status, "project status --as U --project P --status S [--expect V]", "the same as status"},
     {"topic", cmd_topic, "topic --as U --project P --title T --body TEXT [--id T] [--message-id M] [--attachments a,b]",
      "open a chat topic with its first message"},
     {"send", cmd_send,

@@ -280,9 +280,12 @@ int main(int argc, char **argv) {
     if (i >= argc) { print_help(); return CLI_USAGE; }
     const char *name = argv[i++];
     if (!strcmp(name, "replay")) replay_with_huge_pages(argv);
-    /* two-word commands: `key rotate`, `attachment get` */
+    /* two-word commands: `key rotate`, `attachment get`, `project status` (the same as `status`:
+     * `project` itself takes no positional argument) */
     char joined[64];
-    if ((strcmp(name, "key") == 0 || strcmp(name, "attachment") == 0) && i < argc && argv[i][0] != '-') {
+    if ((strcmp(name, "key") == 0 || strcmp(name, "attachment") == 0 ||
+         (strcmp(name, "project") == 0 && i < argc && strcmp(argv[i], "status") == 0)) &&
+        i < argc && argv[i][0] != '-') {
         snprintf(joined, sizeof joined, "%s %s", name, argv[i++]);
         name = joined;
     }

@@ -46,6 +46,8 @@ expect 0 '{"ok":true,"seq":6,"id":"carl"}' -- "$TL" -d "$D" user --json --id car
 expect 0 '{"ok":true,"seq":7,"id":"o-1"}' -- "$TL" -d "$D" --json project --as zoe --id o-1 --account acme --type order \
   --title "Order #1" --ambassador zoe --ambassador-message "Size M please"
 expect 0 '{"ok":true,"seq":8}' -- "$TL" -d "$D" --json status --as alice --project o-1 --status shipped
+# `project status` is the same command; setting the current status again is a no-op
+expect 0 '{"ok":true,"noop":true}' -- "$TL" -d "$D" --json project status --as alice --project o-1 --status shipped
 expect 0 '{"ok":true,"seq":9,"id":"t-1","message_id":"m-1"}' -- "$TL" -d "$D" --json topic --as alice --project o-1 --id t-1 \
   --title Shipping --body "When?" --message-id m-1
 expect 0 '{"ok":true,"seq":10,"id":"m-2"}' -- "$TL" -d "$D" --json send --as sam --id m-2 --project o-1 --channel chat \
