@@ -17,7 +17,9 @@
 /*
  * The last guard against a damaged data file. LMDB trusts the page numbers and node offsets
  * it reads: where a damaged page sends it off the map (SIGSEGV) or past the end of a
- * truncated file (SIGBUS), it faults inside liblmdb, before any check of ours can run (the
+ * truncated file (SIGBUS), it faults inside liblmdb, and where a page's flags or bounds are
+ * damaged, one of its internal assertions (`mdb_assert`, compiled into Debian's liblmdb)
+ * prints its line and calls abort() (SIGABRT) — before any check of ours can run (the
  * engine catches what it can see first: a short file, bad meta pages, keys that stop
  * increasing). The CLI turns such a fault into the `corrupt` answer an operator can act on,
  * with the usual exit status, instead of a core dump. Sanitizer builds leave the signals to
@@ -37,10 +39,10 @@
 static volatile sig_atomic_t fault_json;
 
 static void on_fault(int sig) {
-    static const char text[] = "threadlog: corrupt: reading the log's data file faulted inside LMDB: the file is "
+    static const char text[] = "threadlog: corrupt: reading the log's data file faulted (or failed a check) inside LMDB: the file is "
                                "damaged; run `threadlog verify` on a copy, or restore the log from a backup\n";
     static const char json[] = "{\"ok\":false,\"error\":\"corrupt\",\"message\":\"reading the log's data file "
-                               "faulted inside LMDB: the file is damaged\"}\n";
+                               "faulted (or failed a check) inside LMDB: the file is damaged\"}\n";
     (void)sig;
     if (fault_json) (void)!write(STDOUT_FILENO, json, sizeof json - 1);
     (void)!write(STDERR_FILENO, text, sizeof text - 1);
@@ -55,6 +57,7 @@ static void install_fault_guard(void) {
     sigemptyset(&sa.sa_mask);
     sigaction(SIGSEGV, &sa, NULL);
     sigaction(SIGBUS, &sa, NULL);
+    sigaction(SIGABRT, &sa, NULL); /* the handler never returns: abort() goes no further */
 }
 
 static const char *const switches[] = {"json", "follow", "verify", "more", "help", "nosync", "quiet", NULL};

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # damaged_pages.sh — random bytes written over pages of a real log's data.mdb (a seeded
 # sweep: 1-4 patches of 1-16 bytes on pages past the two meta pages), then the operator's
-# commands on each damaged copy: verify, log, tracking, messages, digest. Every run must end
+# commands on each damaged copy: verify, log, tracking, messages, digest; then each page
+# header field of the demo's log, one at a time, with verify and digest. Every run must end
 # with an exit status of 0 (the damage missed what it read), 1 (a clear error on stderr) or 2
-# — never a signal. Some damage makes LMDB itself fault (it trusts its page pointers); the
-# CLI's guard (tools/main.c) turns that into `corrupt`. Skipped in the sanitizer build, which
+# — never a signal. Some damage makes LMDB itself fault (it trusts its page pointers) or
+# fail one of its assertions (abort); the CLI's guard (tools/main.c) turns that into `corrupt`. Skipped in the sanitizer build, which
 # leaves those signals to the sanitizer on purpose.
 #
 # usage: damaged_pages.sh THREADLOG_BINARY SOURCE_DIR [CASES]
@@ -31,9 +32,9 @@ JSON
     printf '{"op":"message.send","as":"%s","project":"o-1","channel":"chat","topic":"t-1","body":"message %d of the damaged-pages test"}\n' "$who" "$i"
   done
 } | "$TL" -d "$T/base" apply > /dev/null
-/usr/bin/env python3 - "$T" "$TL" "$CASES" <<'PY'
+/usr/bin/env python3 - "$T" "$TL" "$CASES" "$SRC" <<'PY'
 import os, random, shutil, subprocess, sys
-tmp, cli, cases = sys.argv[1], sys.argv[2], int(sys.argv[3])
+tmp, cli, cases, src = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 base = os.path.join(tmp, "base")
 pages = os.path.getsize(os.path.join(base, "data.mdb")) // 4096
 rnd = random.Random(20261125)
@@ -55,6 +56,36 @@ for i in range(cases):
         elif r.returncode == 1 and not r.stderr.strip():
             bad.append(f"case {i}: {cmd[0]} failed without saying why")
 print(f"damaged pages: {cases} copies x 5 commands, exit statuses {dict(sorted(seen.items()))}")
+
+# Then every page of the demo's small log (examples/demo.jsonl, 25 pages), each header field
+# at a time: flags (offset 10), lower and upper bounds (12, 14), the first node pointers (16,
+# 18). Some of that damage trips LMDB's internal assertions (abort(), e.g. "Assertion
+# 'IS_LEAF(mp)' failed in mdb_cursor_next()" for page 21 +12) rather than a fault; the guard
+# answers `corrupt` for those too. One copy, each byte put back after its runs.
+d = os.path.join(tmp, "demo")
+subprocess.run([cli, "init", d], stdout=subprocess.DEVNULL, check=True)
+with open(os.path.join(src, "examples", "demo.jsonl"), "rb") as f:
+    subprocess.run([cli, "-d", d, "apply"], stdin=f, stdout=subprocess.DEVNULL, check=True)
+path, runs, aborts = os.path.join(d, "data.mdb"), 0, 0
+for page in range(2, os.path.getsize(path) // 4096):
+    for off in (10, 12, 14, 16, 18):
+        with open(path, "r+b") as f:
+            f.seek(page * 4096 + off)
+            old = f.read(1)
+            f.seek(page * 4096 + off)
+            f.write(bytes([old[0] ^ 0xff]))
+        for cmd in (["verify"], ["digest"]):
+            r = subprocess.run([cli, "-d", d] + cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=120)
+            runs += 1
+            aborts += b"Assertion" in r.stderr
+            if r.returncode not in (0, 1, 2):
+                bad.append(f"page {page} +{off}: {cmd[0]} ended with {r.returncode}: {r.stderr.decode(errors='replace')[-200:]}")
+            elif r.returncode == 1 and not r.stderr.strip():
+                bad.append(f"page {page} +{off}: {cmd[0]} failed without saying why")
+        with open(path, "r+b") as f:
+            f.seek(page * 4096 + off)
+            f.write(old)
+print(f"damaged page headers: {runs} runs, {aborts} of them stopped by an assertion inside LMDB")
 if bad:
     print("\n".join(bad[:20]), file=sys.stderr)
     sys.exit(1)
