@@ -17,10 +17,12 @@
  * in place there. Queries on the copy then answer as of N. Content erased after N stays
  * erased in the copy: an erasure is a legal obligation, not part of the history to restore.
  *
- * With verification, the walk checks sequence, chain, time order, the genesis and the key
- * chain in order, gathers events in chunks, checks the chunk's signatures on several threads
- * (tl_parallel_for) and only then applies the chunk; the first bad event aborts the
- * transaction, so nothing of a log that fails verification is swapped in.
+ * The walk checks sequence, chain, time order, the genesis and the key chain in order, with
+ * or without verification: an event whose bytes were altered breaks the next one's link (or,
+ * the last one, the recorded head), so an unverified replay refuses it too. With
+ * verification, it also gathers events in chunks, checks the chunk's signatures on several
+ * threads and only then applies the chunk. The first bad event aborts the transaction, so
+ * nothing of a damaged log is swapped in.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -293,7 +295,11 @@ static int walk(replay_state *rs) {
             rc = tl_fail(TL_ECORRUPT, "%s", rs->vr->reason);
             break;
         }
-        if (rs->o->verify) {
+        /* The chain (and time order, genesis, key chain) is checked with or without
+         * verification: one hash per event (~0.5 µs against ~10 µs to apply it) is what keeps
+         * an altered event from being replayed into the projections; --verify adds the
+         * signatures, which cost ~45 µs per event. */
+        {
             if ((rc = check_order(rs, seq, &it->ev)) != 0) {
                 if (rc == TL_ECORRUPT) rc = tl_fail(TL_ECORRUPT, "%s", rs->vr->reason);
                 break;

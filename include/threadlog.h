@@ -398,9 +398,10 @@ typedef struct tl_replay_report {
  * is a replay into a temporary directory). Into into_dir (missing or empty; a log there is TL_EEXISTS): a compacted copy of
  * a read snapshot without the writer key (it can never be appended to), cut after until_seq /
  * the last event at or before until_ts when given (TL_EUSAGE past the head or before the
- * genesis), replayed there; log may be open read-only. With verify, chain and signatures are
- * checked as events are applied: the first bad event gives TL_ECORRUPT with report->verify
- * filled, and nothing is replaced. report->digest is tl_digest() of the result ("" if that
+ * genesis), replayed there; log may be open read-only. The sequence, the chain of hashes, time
+ * order and the key chain are checked always; with verify, signatures too, before events are
+ * applied. The first bad event gives TL_ECORRUPT with report->verify filled, and nothing is
+ * replaced. report->digest is tl_digest() of the result ("" if that
  * failed). progress (may be NULL) is called from the calling thread. opts may be NULL.
  */
 int tl_replay(tl_log *log, const tl_replay_options *opts, tl_replay_report *report);

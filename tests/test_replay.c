@@ -815,6 +815,19 @@ START_TEST(tampering_after_checkpoint_detected) {
     char now[TL_PUBKEY_HEX_SIZE];
     digest_of(log, now);
     ck_assert_str_eq(now, live);
+    /* ... and so does a replay without verification (the chain is checked all the same), in
+     * place and into another directory */
+    for (int into = 0; into < 2; into++) {
+        tl_replay_options u = TL_REPLAY_OPTIONS_INIT;
+        char *copy = into ? sibling(dir, "unverified") : NULL;
+        u.into_dir = copy;
+        ck_assert_int_eq(tl_replay(log, &u, &r), TL_ECORRUPT);
+        ck_assert_uint_ge(r.verify.first_bad_seq, c + 2);
+        ck_assert_uint_le(r.verify.first_bad_seq, c + 3);
+        free(copy);
+    }
+    digest_of(log, now);
+    ck_assert_str_eq(now, live);
     tl_log_close(log);
     tamper(dir, c + 2, 20, 0); /* flip it back */
 
