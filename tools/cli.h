@@ -24,6 +24,7 @@ typedef struct cli_args {
 
 typedef struct cli_ctx {
     const char *dir; /* -d DIR or THREADLOG_DIR */
+    bool dir_given;  /* by -d (a second -d naming another directory is refused) */
     bool json;
     cli_args args;   /* the command's own flags and positional arguments */
     const char *command;

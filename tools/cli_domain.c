@@ -63,6 +63,11 @@ static int build_cmd(cli_ctx *ctx, const char *op, const char *positional_field,
             }
             rc = tl_cmd_set_int(cmd, field, v);
         } else if (!strcmp(field, "attachments") || !strcmp(field, "attachment")) {
+            /* "a,,b", ",", "" would otherwise lose an item silently */
+            if (!*value || value[0] == ',' || value[strlen(value) - 1] == ',' || strstr(value, ",,")) {
+                tl_cmd_free(cmd);
+                return cli_usage(ctx, "--attachments takes attachment ids separated by commas, not \"%s\"", value);
+            }
             char *copy = strdup(value), *save = NULL;
             for (char *tok = strtok_r(copy, ",", &save); tok && !rc; tok = strtok_r(NULL, ",", &save))
                 rc = tl_cmd_add_str(cmd, "attachments", tok);
@@ -297,6 +302,11 @@ static int cmd_apply(cli_ctx *ctx) {
     if (ctx->args.npos == 1 && strcmp(ctx->args.pos[0], "-") != 0) {
         fd = open(ctx->args.pos[0], O_RDONLY | O_CLOEXEC);
         if (fd < 0) return cli_error(ctx, TL_ENOTFOUND, "cannot open the input file");
+        struct stat st;
+        if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+            close(fd);
+            return cli_usage(ctx, "the input %s is a directory", ctx->args.pos[0]);
+        }
     } else if (ctx->args.npos > 1) {
         return cli_usage(ctx, "apply takes at most one FILE");
     }
@@ -318,6 +328,7 @@ static int cmd_apply(cli_ctx *ctx) {
     size_t cap = 1 << 16, len = 0, lineno = 0;
     char *buf = malloc(cap);
     bool discarding = false, eof = false;
+    int read_errno = 0;
     while (buf && !eof) {
         /* commit what we have when the input pauses, so a slow producer still gets answers */
         if (a.n) {
@@ -334,6 +345,7 @@ static int cmd_apply(cli_ctx *ctx) {
         }
         ssize_t n = read(fd, buf + len, cap - len);
         if (n < 0 && errno == EINTR) continue;
+        if (n < 0) read_errno = errno; /* answered below: the lines after it were never read */
         if (n <= 0) eof = true;
         else len += (size_t)n;
         size_t start = 0;
@@ -369,6 +381,11 @@ static int cmd_apply(cli_ctx *ctx) {
     free(a.items);
     if (fd != STDIN_FILENO) close(fd);
     tl_log_close(a.log);
+    if (read_errno) {
+        char why[160];
+        snprintf(why, sizeof why, "reading the input failed: %s (the lines read before it were answered)", strerror(read_errno));
+        return cli_error(ctx, TL_EINVALID, why);
+    }
     return a.log_failed ? CLI_FAILED : CLI_OK;
 }
 

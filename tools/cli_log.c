@@ -26,7 +26,7 @@ static void put_json_str(const char *s) {
 static int cmd_init(cli_ctx *ctx) {
     if (!cli_flags_in_usage(ctx)) return CLI_FAILED;
     const char *dir = ctx->args.npos ? ctx->args.pos[0] : ctx->dir;
-    if (!dir) return cli_usage(ctx, "init needs a directory");
+    if (!dir || !*dir) return cli_usage(ctx, "init needs a directory");
     unsigned long long max;
     if (!cli_flag_u64(ctx, "max-attachment", &max, TL_DEFAULT_MAX_ATTACHMENT)) return CLI_FAILED;
     /* 0 would be the library's "default": refused, not silently turned into 25 MiB */
@@ -157,6 +157,7 @@ static int cmd_verify(cli_ctx *ctx) {
     }
     unsigned long long threads;
     if (!cli_flag_u64(ctx, "threads", &threads, 2)) return CLI_FAILED;
+    if (!threads || threads > 16) return cli_usage(ctx, "--threads takes 1 to 16");
     o.threads = (unsigned)threads;
     char *checkpoint = NULL;
     const char *cp_path = cli_flag(ctx, "checkpoint");

@@ -43,8 +43,9 @@ static void replay_progress(uint64_t done, uint64_t total, void *payload) {
 static bool parse_time(const char *s, uint64_t *out) {
     char *end;
     if (*s >= '0' && *s <= '9' && !strchr(s, '-') && !strchr(s, ':')) {
+        errno = 0;
         unsigned long long v = strtoull(s, &end, 10);
-        if (*end || !v) return false;
+        if (*end || !v || errno == ERANGE) return false; /* not clamped to the largest value */
         *out = v;
         return true;
     }
@@ -272,6 +273,7 @@ static int cmd_export(cli_ctx *ctx) {
     else if (strcmp(format, "csv") == 0) o.format = TL_EXPORT_CSV;
     else return cli_usage(ctx, "--format is jsonl or csv, not \"%s\"", format);
     const char *path = cli_flag(ctx, "o");
+    if (path && !*path) return cli_usage(ctx, "-o needs a file name");
     tl_log *log;
     int rc = cli_open(ctx, &log, TL_OPEN_READONLY);
     if (rc) return rc;

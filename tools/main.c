@@ -115,6 +115,47 @@ static bool usage_names(const char *usage, const char *name) {
     return false;
 }
 
+/*
+ * How many positional arguments a usage line names: its upper-case placeholders (FILE, DIR,
+ * MESSAGE, MESSAGE|ATTACHMENT) that are not a flag's value, counted once per alternative of
+ * the line ("(FILE | --file FILE)" is one). Words of the command's own name are skipped.
+ */
+static int usage_positionals(const char *usage, const char *command) {
+    int count = 0, best = 0;
+    bool value_next = false;
+    char word[128];
+    for (const char *p = usage; *p;) {
+        while (*p == ' ' || *p == '\n' || *p == '[' || *p == ']' || *p == '(' || *p == ')') p++;
+        size_t n = 0;
+        while (p[n] && p[n] != ' ' && p[n] != '\n' && p[n] != ']' && p[n] != ')') n++;
+        if (!n) continue;
+        snprintf(word, sizeof word, "%.*s", (int)(n < sizeof word ? n : sizeof word - 1), p);
+        p += n;
+        if (!strcmp(word, "|")) continue;
+        if (word[0] == '-') { /* a flag: a value follows unless it is a switch */
+            value_next = !is_switch(word + 2);
+            continue;
+        }
+        if (value_next) { value_next = false; continue; }
+        if (strstr(command, word) && strlen(word) >= 3) { /* "dashboard ... | dashboard ...": a new form */
+            if (count > best) best = count;
+            count = 0;
+            continue;
+        }
+        if (word[0] >= 'A' && word[0] <= 'Z') count++;
+    }
+    return count > best ? count : best;
+}
+
+/* A command line with more positional arguments than its usage names is refused, not
+ * silently run without them (`key rotate EXTRA` rotated the key; `export o-1` exported
+ * everything). */
+static bool positionals_in_usage(const cli_ctx *ctx) {
+    if (!ctx->usage || ctx->args.npos <= usage_positionals(ctx->usage, ctx->command)) return true;
+    cli_usage(ctx, "unexpected argument \"%s\"", ctx->args.pos[ctx->args.npos - 1]);
+    return false;
+}
+
 bool cli_flags_in_usage(const cli_ctx *ctx) {
     for (int i = 0; i < ctx->args.nflags; i++) {
         const char *name = ctx->args.names[i];
@@ -158,6 +199,7 @@ int cli_usage(const cli_ctx *ctx, const char *fmt, ...) {
 
 int cli_open(cli_ctx *ctx, tl_log **log, unsigned flags) {
     if (!ctx->dir) return cli_usage(ctx, "no log directory: give -d DIR or set THREADLOG_DIR");
+    if (!*ctx->dir) return cli_usage(ctx, "the log directory (-d) is empty");
     tl_open_options o = TL_OPEN_OPTIONS_INIT;
     o.flags = flags;
     int rc = tl_log_open(log, ctx->dir, &o);
@@ -210,11 +252,16 @@ static int parse_args(cli_ctx *ctx, int argc, char **argv, int start) {
             else if (i + 1 < argc) value = argv[++i];
             else return cli_usage(ctx, "--%s needs a value", slot);
             if (strcmp(slot, "json") == 0) ctx->json = true;
+            else if (cli_flag(ctx, slot)) /* which one was meant? (the JSON lines' duplicate keys too) */
+                return cli_usage(ctx, "--%s given twice", slot);
             ctx->args.names[ctx->args.nflags] = slot;
             ctx->args.values[ctx->args.nflags++] = value;
         } else if (!only_pos && strcmp(a, "-d") == 0 && i + 1 < argc) {
+            if (ctx->dir_given && strcmp(ctx->dir, argv[i + 1]) != 0) return cli_usage(ctx, "-d given twice");
             ctx->dir = argv[++i];
+            ctx->dir_given = true;
         } else if (!only_pos && strcmp(a, "-o") == 0 && i + 1 < argc && ctx->args.nflags < CLI_MAX_FLAGS) {
+            if (cli_flag(ctx, "o")) return cli_usage(ctx, "-o given twice");
             ctx->args.names[ctx->args.nflags] = "o"; /* `attachment get -o FILE` */
             ctx->args.values[ctx->args.nflags++] = argv[++i];
         } else {
@@ -273,9 +320,18 @@ int main(int argc, char **argv) {
     if (ctx.dir && !*ctx.dir) ctx.dir = NULL;
     int i = 1;
     for (; i < argc; i++) {
-        if (strcmp(argv[i], "-d") == 0 && i + 1 < argc) ctx.dir = argv[++i];
-        else if (strncmp(argv[i], "-d", 2) == 0 && argv[i][2]) ctx.dir = argv[i] + 2;
-        else if (strcmp(argv[i], "--json") == 0) ctx.json = true;
+        const char *dir = strcmp(argv[i], "-d") == 0 && i + 1 < argc ? argv[++i]
+                          : strncmp(argv[i], "-d", 2) == 0 && argv[i][2] ? argv[i] + 2
+                                                                          : NULL;
+        if (dir) {
+            if (ctx.dir_given && strcmp(ctx.dir, dir) != 0) {
+                fprintf(stderr, "threadlog: -d given twice\n");
+                if (ctx.json) printf("{\"ok\":false,\"error\":\"invalid_input\",\"message\":\"-d given twice\"}\n");
+                return CLI_FAILED;
+            }
+            ctx.dir = dir;
+            ctx.dir_given = true;
+        } else if (strcmp(argv[i], "--json") == 0) ctx.json = true;
         else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) { print_help(); return 0; }
         else if (strcmp(argv[i], "--version") == 0) { printf("threadlog %s\n", tl_version()); return 0; }
         else break;
@@ -312,5 +368,6 @@ int main(int argc, char **argv) {
         printf("usage: threadlog [-d DIR] %s\n\n%s\n", cmd->usage, cmd->help);
         return 0;
     }
+    if (!positionals_in_usage(&ctx)) return CLI_FAILED;
     return cmd->run(&ctx);
 }

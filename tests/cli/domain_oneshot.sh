@@ -91,9 +91,17 @@ out=$("$TL" -d "$D" delete --as carl m-2 2> "$T/stderr") || status=$?
 [ "$status" = 1 ] && [ -z "$out" ] || fail "human refusal: status $status, stdout $out"
 grep -q 'forbidden' "$T/stderr" || fail "human refusal: stderr $(cat "$T/stderr")"
 
-# a malformed command line is a refusal: invalid_input, exit 1; an unknown command: exit 2
+# a malformed command line is a refusal: invalid_input, exit 1, nothing changed; an unknown
+# command: exit 2. Stray arguments are refused by every command (`key rotate EXTRA` rotated
+# the key), a flag given twice too (which one was meant?), and so is an empty item of a list.
+before=$("$TL" -d "$D" --json digest)
 for args in "read --as alice m-2 extra" "status --as alice --project o-1 --status x --expect soon" \
-            "attach --as alice --project o-1" "tracking --as alice --limit abc" "tracking --as alice --bogus 1"; do
+            "attach --as alice --project o-1" "tracking --as alice --limit abc" "tracking --as alice --bogus 1" \
+            "key rotate EXTRA" "replay $T/elsewhere" "export o-1" "stats x" "verify x" "checkpoint x" "log x" \
+            "digest x" "verify --threads 0" "replay --into $T/r --until-time 99999999999999999999999" \
+            "send --as alice --as sam --channel chat --project o-1 --topic t-1 --body hi" \
+            "tracking --as alice --limit 1 --limit 2" "note --as alice --project o-1 --body x --attachments a,,b" \
+            "note --as alice --project o-1 --body x --attachments ," "apply $T" "-d $T/other digest"; do
   status=0
   # shellcheck disable=SC2086
   out=$("$TL" -d "$D" --json $args 2> /dev/null) || status=$?
@@ -101,6 +109,7 @@ for args in "read --as alice m-2 extra" "status --as alice --project o-1 --statu
   python3 -c 'import json,sys; o=json.loads(sys.argv[1]); assert o == {"ok": False, "error": "invalid_input", "message": o["message"]}' "$out" \
     || fail "malformed '$args' printed $out"
 done
+[ "$("$TL" -d "$D" --json digest)" = "$before" ] || fail "a malformed command line changed the log"
 status=0
 out=$("$TL" -d "$D" frobnicate --json 2> /dev/null) || status=$?
 [ "$status" = 2 ] || fail "an unknown command exited $status, want 2"
