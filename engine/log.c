@@ -322,6 +322,13 @@ int tl_engine_open(tl_log **out, const char *dir, unsigned flags) {
     if (flags & TL_OPEN_READONLY) log->env_flags |= MDB_RDONLY;
     if (flags & TL_OPEN_NOSYNC) log->env_flags |= MDB_NOSYNC;
     rc = env_create_open(&log->env, dir, log->env_flags, 0);
+    if ((rc == EACCES || rc == EROFS) && (flags & TL_OPEN_READONLY)) {
+        /* A read-only copy (an auditor's snapshot, a read-only mount) where the lock file
+         * cannot be created or written: read it without LMDB's lock table. Nothing can write
+         * to such a directory, which is the one thing the lock table protects readers from. */
+        log->env_flags |= MDB_NOLOCK;
+        rc = env_create_open(&log->env, dir, log->env_flags, 0);
+    }
     if (rc) {
         tl_engine_close(log);
         return rc == EACCES && !(flags & TL_OPEN_READONLY) ? tl_fail(TL_EREADONLY, "cannot open %s for writing", dir)

@@ -204,6 +204,25 @@ jcheck "$OUT" 'o["first_bad_seq"] == 3'
 cp "$T/data.good" "$D/data.mdb"
 status 0 "$TL" -d "$D" verify
 
+# ---- a read-only copy (an auditor's snapshot): no lock file, nothing writable, another user.
+# verify, digest and the queries read it without LMDB's lock table; appending is refused.
+# Needs setpriv and a user `nobody` who can reach the binary (root reads anything: no test).
+RO=$T/readonly
+if command -v setpriv > /dev/null && id nobody > /dev/null 2>&1 &&
+   setpriv --reuid=nobody --regid="$(id -g nobody)" --clear-groups "$TL" --version > /dev/null 2>&1; then
+  mkdir -p "$RO" && cp "$D/data.mdb" "$RO/" && chmod 444 "$RO/data.mdb" && chmod 555 "$RO" && chmod 755 "$T"
+  as_nobody() { setpriv --reuid=nobody --regid="$(id -g nobody)" --clear-groups "$@"; }
+  status 0 as_nobody "$TL" -d "$RO" --json verify
+  jcheck "$OUT" 'o["ok"] is True'
+  status 0 as_nobody "$TL" -d "$RO" --json digest
+  [ "$OUT" = "$("$TL" -d "$D" --json digest)" ] || fail "read-only digest differs: $OUT"
+  status 1 as_nobody "$TL" -d "$RO" --json key rotate
+  [ ! -e "$RO/lock.mdb" ] || fail "a lock file appeared in the read-only copy"
+  chmod 755 "$RO"
+else
+  echo "log_basics: read-only copy not tested (no setpriv, no user nobody, or nobody cannot run $TL)"
+fi
+
 # ---- --help for every command of this group
 for c in init log verify checkpoint "key rotate" stats; do
   # shellcheck disable=SC2086
