@@ -167,6 +167,9 @@ static int dashboard_body(MDB_txn *txn, tl_log *log, const tl_query *q, tl_strbu
     bool more;
     uint64_t n;
     if (!q->more) {
+        /* a type or a cursor belongs to "See more": refused, not ignored (which list was meant?) */
+        if (q->type || q->cursor)
+            return tl_fail(TL_EINVALID, "%s goes with \"See more\" (more: --type T --more)", q->type ? "a type" : "a cursor");
         if ((rc = tlp_viewer(txn, log, q, &u)) != 0) return rc;
         unsigned limit = tlp_limit(q, TLP_PANEL_DEFAULT);
         tl_sb_puts(sb, "{\"panels\":[");

@@ -136,6 +136,12 @@ START_TEST(five_by_default_and_see_more) {
     ck_assert_int_eq(pf_query_code(log, tl_dashboard_query, &q), TL_EINVALID);
     q = pf_q("ghost");
     ck_assert_int_eq(pf_query_code(log, tl_dashboard_query, &q), TL_ENOTFOUND);
+    /* a type or a cursor without "See more" is refused, not ignored (before the unknown user) */
+    q.type = "video";
+    ck_assert_int_eq(pf_query_code(log, tl_dashboard_query, &q), TL_EINVALID);
+    q = pf_q("bob");
+    q.cursor = "00";
+    ck_assert_int_eq(pf_query_code(log, tl_dashboard_query, &q), TL_EINVALID);
     pf_done(log, dir);
 }
 END_TEST
