@@ -63,5 +63,6 @@ int main(int argc, char **argv) {
         free(names);
     }
     printf("replayed %lu inputs\n", ran);
-    return failed;
+    if (!ran) fprintf(stderr, "no input replayed: the corpus is missing or empty\n");
+    return failed || !ran; /* a replay of nothing must not pass for a replay of the corpus */
 }

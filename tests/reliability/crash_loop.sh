@@ -67,7 +67,12 @@ while :; do
       rel_verify "$L" >/dev/null
       verifies=$((verifies + 1))
       # the projections left by a killed writer equal a fresh replay (every kill at CI size)
-      if [ $((kills % DIGEST_EVERY)) = 0 ] && [ "$(rel_digest_check "$L")" = equal ]; then digests=$((digests + 1)); fi
+      # (an assignment, not a test of $(...): a failure inside must end the script, set -e)
+      if [ $((kills % DIGEST_EVERY)) = 0 ]; then
+        d=$(rel_digest_check "$L")
+        [ "$d" = equal ] || rel_fail "after kill $kills the projections differ from a replay: $d"
+        digests=$((digests + 1))
+      fi
     elif [ "$status" != 0 ]; then
       rel_fail "apply exited $status without being killed: $(head -c 500 "err.$runs")"
     elif [ "$start" -ne "$total" ]; then
@@ -83,21 +88,19 @@ done
 # writable with the key it names.
 OTHER=$([ "$FULL" = 1 ] && echo 10 || echo 3)
 other_kills=0
-if rel_have replay; then
-  before=$("$CLI" -d "$L" digest | grep -oE '[0-9a-f]{64}' | head -1)
-  for ((i = 0; i < OTHER; i++)); do
-    "$CLI" -d "$L" replay > /dev/null 2>&1 &
-    pid=$!
-    rel_sleep_ms "$(rel_rand 2 120)"
-    kill -KILL "$pid" 2>/dev/null || true
-    st=0; wait "$pid" 2>/dev/null || st=$?
-    [ "$st" = 0 ] || [ "$st" = 137 ] || rel_fail "replay exited $st"
-    [ "$st" = 137 ] && other_kills=$((other_kills + 1))
-    rel_verify "$L" >/dev/null
-    now=$("$CLI" -d "$L" digest | grep -oE '[0-9a-f]{64}' | head -1)
-    [ "$now" = "$before" ] || rel_fail "a killed in-place replay changed the projection digest ($before -> $now)"
-  done
-fi
+before=$("$CLI" -d "$L" digest | grep -oE '[0-9a-f]{64}' | head -1)
+for ((i = 0; i < OTHER; i++)); do
+  "$CLI" -d "$L" replay > /dev/null 2>&1 &
+  pid=$!
+  rel_sleep_ms "$(rel_rand 2 120)"
+  kill -KILL "$pid" 2>/dev/null || true
+  st=0; wait "$pid" 2>/dev/null || st=$?
+  [ "$st" = 0 ] || [ "$st" = 137 ] || rel_fail "replay exited $st"
+  [ "$st" = 137 ] && other_kills=$((other_kills + 1))
+  rel_verify "$L" >/dev/null
+  now=$("$CLI" -d "$L" digest | grep -oE '[0-9a-f]{64}' | head -1)
+  [ "$now" = "$before" ] || rel_fail "a killed in-place replay changed the projection digest ($before -> $now)"
+done
 for ((i = 0; i < OTHER; i++)); do printf '{"op":"account.create","id":"after-rotate-%d","name":"R"}\n' "$i"; done > rotate.jsonl
 checks+=(--stream rotate.jsonl)
 for ((i = 0; i < OTHER; i++)); do

@@ -61,7 +61,7 @@ rel_verify() {
 # Prints "equal", "unavailable" (the CLI has no digest/replay yet) or fails.
 rel_digest_check() {
   local dir=$1 into
-  if ! rel_have digest || ! rel_have replay; then echo "unavailable"; return 0; fi
+  rel_have digest && rel_have replay || rel_fail "the CLI has no digest or replay command"
   into=$(mktemp -d "$REL_TMP/replay.XXXXXX")
   rmdir "$into"
   local live replayed out
