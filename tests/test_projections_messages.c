@@ -4,6 +4,8 @@
  * place), per-viewer unread flags, replies and parents, attachments, erased bodies, the
  * support conversation, paging across the pinned/unpinned boundary, and every refusal.
  */
+#include <stdbool.h>
+
 #include "test_projections_fixture.h"
 
 static json_t *list(tl_log *log, const char *as, const char *project, const char *channel, const char *topic,
@@ -365,6 +367,56 @@ START_TEST(refusals) {
 }
 END_TEST
 
+/* The number of items of a page's array, and whether it has a next cursor. */
+static size_t page_size(tl_log *log, pf_query_fn fn, const tl_query *q, const char *array, bool *next) {
+    json_t *r = pf_query(log, fn, q);
+    size_t n = json_array_size(json_object_get(r, array));
+    *next = json_is_string(json_object_get(r, "next"));
+    json_decref(r);
+    return n;
+}
+
+/*
+ * SPEC "Default page sizes": 50 rows or messages or entries; 5 messages per dashboard panel.
+ * 60 of each exist, so a default page must stop at 50 (with a cursor) or 5: any other
+ * default fails here.
+ */
+START_TEST(default_page_sizes) {
+    char *dir;
+    tl_log *log = tu_new_log(&dir);
+    pf_cast(log);
+    for (int i = 0; i < 60; i++)
+        PF_OK(log, "{\"op\":\"project.create\",\"as\":\"alice\",\"id\":\"p-%02d\",\"account\":\"acme\",\"type\":\"video\",\"title\":\"P\"}", i);
+    for (int i = 0; i < 60; i++)
+        PF_OK(log, "{\"op\":\"note.add\",\"as\":\"alice\",\"id\":\"n-%02d\",\"project\":\"p-00\",\"body\":\"note %d\"}", i, i);
+    bool next;
+    tl_query q = pf_q("bob");
+    ck_assert_uint_eq(page_size(log, tl_tracking_query, &q, "rows", &next), 50);
+    ck_assert(next);
+    q.project = "p-00";
+    q.channel = "notes";
+    ck_assert_uint_eq(page_size(log, tl_messages_query, &q, "messages", &next), 50);
+    ck_assert(next);
+    q = pf_q("bob");
+    q.project = "p-00";
+    ck_assert_uint_eq(page_size(log, tl_history_query, &q, "entries", &next), 50);
+    ck_assert(next);
+    q = pf_q("bob");
+    q.type = "video";
+    q.more = 1;
+    ck_assert_uint_eq(page_size(log, tl_dashboard_query, &q, "messages", &next), 50);
+    ck_assert(next);
+    q = pf_q("bob");
+    json_t *r = pf_query(log, tl_dashboard_query, &q);
+    json_t *video = json_array_get(json_object_get(r, "panels"), 2);
+    ck_assert_str_eq(pf_str(video, "type"), "video");
+    ck_assert_int_eq(pf_int(video, "unread"), 60);
+    ck_assert_uint_eq(json_array_size(json_object_get(video, "messages")), 5);
+    json_decref(r);
+    pf_done(log, dir);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("projections_messages");
     TCase *tc = tcase_create("messages");
@@ -374,6 +426,7 @@ int main(void) {
     tcase_add_test(tc, refusals);
     tcase_add_test(tc, short_bodies_render_from_their_record);
     tcase_add_test(tc, damaged_short_body_is_not_copied);
+    tcase_add_test(tc, default_page_sizes);
     suite_add_tcase(s, tc);
     return tu_main(s);
 }
