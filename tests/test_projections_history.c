@@ -320,12 +320,46 @@ START_TEST(refusals) {
 }
 END_TEST
 
+/* The clock set an hour back (NTP, a VM restored): events appended then still carry times
+ * that never decrease along the log (they take the head's time), the timeline stays in
+ * order, and the log verifies. */
+START_TEST(clock_going_back) {
+    char buf[2048];
+    char *dir;
+    tl_log *log = tu_new_log(&dir);
+    scenario(log);
+    pf_freeze();
+    pf_frozen_at.tv_sec -= 3600;
+    PF_OK(log, "{\"op\":\"note.add\",\"as\":\"bob\",\"id\":\"n-back\",\"project\":\"o-1\",\"body\":\"an hour ago?\"}");
+    PF_OK(log, "{\"op\":\"project.status\",\"as\":\"bob\",\"project\":\"o-1\",\"status\":\"late\"}");
+    pf_thaw();
+    long long prev_ts = 0;
+    json_t *r = history(log, "aud", "o-1", 100, NULL);
+    json_t *e;
+    size_t i;
+    json_array_foreach(json_object_get(r, "entries"), i, e) {
+        ck_assert_int_ge(pf_int(e, "ts"), prev_ts);
+        prev_ts = pf_int(e, "ts");
+    }
+    ck_assert_ptr_nonnull(entry(r, "note.added", "n-back"));
+    json_decref(r);
+    ck_assert_str_eq(timeline(log, "bob", "o-1", 50, buf, sizeof buf, NULL),
+                     "project.created:-,project.status_changed:-,topic.created:m-1,note.added:n-1,sent:z-1,replied:m-2,"
+                     "pinned:n-1,pinned:m-2,unpinned:m-2,deleted:z-1,note.added:n-back,project.status_changed:-");
+    tl_verify_report vr;
+    tl_verify_options vo = TL_VERIFY_OPTIONS_INIT;
+    ck_assert_msg(tl_log_verify(log, &vo, &vr) == 0, "%s", vr.reason);
+    pf_done(log, dir);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("projections_history");
     TCase *tc = tcase_create("history");
     tcase_add_test(tc, visibility_per_role);
     tcase_add_test(tc, entry_contents);
     tcase_add_test(tc, unused_attachment_erasure);
+    tcase_add_test(tc, clock_going_back);
     tcase_add_test(tc, message_entries_match_the_log);
     tcase_add_test(tc, refusals);
     suite_add_tcase(s, tc);

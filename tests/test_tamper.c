@@ -752,6 +752,42 @@ START_TEST(content_commitment) {
 }
 END_TEST
 
+/* The last event re-signed with the writer key and a time before its predecessor's (the chain
+ * and the head record made to match): only the rule "time never decreases" is broken. verify
+ * names it, and a replay refuses it with and without verification. */
+START_TEST(time_goes_back) {
+    tl_keypair kp;
+    writer_key(&kp);
+    raw r;
+    size_t len, fl;
+    uint8_t h[32];
+    uint64_t ts;
+    raw_begin(&r);
+    uint8_t *before = raw_get(&r, EVENTS - 1, &len);
+    record_hash_ts(before, len, h, &ts);
+    uint8_t *f = forge(&fl, EVENTS, ts - 1, h, "x.tamper", "back to the future", NULL, &kp);
+    raw_set(&r, EVENTS, f, fl);
+    raw_set_head(&r, EVENTS);
+    raw_end(&r);
+    expect_bad(NULL, EVENTS, "the last event going back in time");
+    tl_verify_report vr;
+    verify(NULL, &vr);
+    ck_assert_msg(strstr(vr.reason, "back in time") != NULL, "%s", vr.reason);
+    tl_log *log;
+    ck_assert_int_eq(tl_log_open(&log, g_dir, NULL), 0);
+    for (int verified = 0; verified < 2; verified++) {
+        tl_replay_options o = TL_REPLAY_OPTIONS_INIT;
+        o.verify = verified;
+        tl_replay_report rr;
+        ck_assert_int_eq(tl_replay(log, &o, &rr), TL_ECORRUPT);
+        ck_assert_uint_eq(rr.verify.first_bad_seq, EVENTS);
+    }
+    tl_log_close(log);
+    tl_keypair_wipe(&kp);
+    free(f), free(before);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("tamper");
     TCase *tc = tcase_create("bytes");
@@ -776,6 +812,7 @@ int main(void) {
     tcase_add_test(tc, record_with_other_seq);
     tcase_add_test(tc, insert_foreign_signed);
     tcase_add_test(tc, resigned_event);
+    tcase_add_test(tc, time_goes_back);
     tcase_add_test(tc, genesis_only_first);
     tcase_set_timeout(tc, 120);
     suite_add_tcase(s, tc);
