@@ -69,6 +69,14 @@ static int cmp_u64(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+double bench_lat_rate(const bench_lat *lat)
+{
+    uint64_t total = 0;
+    for (size_t i = 0; i < lat->n; i++)
+        total += lat->ns[i];
+    return total ? (double)lat->n * 1e9 / (double)total : 0.0;
+}
+
 double bench_lat_pct_us(bench_lat *lat, double p)
 {
     if (lat->n == 0)

@@ -43,6 +43,10 @@ void bench_lat_add(bench_lat *lat, uint64_t ns);
  * 0 when there are no samples.  Sorts the samples in place. */
 double bench_lat_pct_us(bench_lat *lat, double p);
 
+/* Samples per second of their summed time: one client's measured throughput (the time of
+ * every sample, not an estimate from a percentile); 0 when there are no samples. */
+double bench_lat_rate(const bench_lat *lat);
+
 /* Frees the samples; the recorder may be reused afterwards.  NULL is fine. */
 void bench_lat_free(bench_lat *lat);
 
