@@ -188,4 +188,37 @@ shape "$D" > "$T/oneshot.shape"
 shape "$D3" > "$T/apply.shape"
 diff -u "$T/apply.shape" "$T/oneshot.shape" || fail "one-shot commands and apply recorded different events"
 
+# SPEC "Settled details": every event about a project, or about a message of a project,
+# carries the project's id in `log --json`; events of the support conversation and of the
+# operator's accounts and users carry none. The expectation comes from the scenario above
+# (everything after the users is about o-1, but the support conversation's events), plus a
+# read, a pin and an upload in the support conversation.
+"$TL" -d "$D3" apply > /dev/null <<'JSON'
+{"op":"message.read","as":"sam","message":"s-1"}
+{"op":"message.pin","as":"sam","message":"s-1"}
+{"op":"attachment.upload","as":"alice","id":"a-s","account":"acme","name":"x.txt","data":"aGk="}
+{"op":"message.read","as":"alice","message":"m-2"}
+JSON
+"$TL" -d "$D3" --json log | python3 -c '
+import json, sys
+support = {"s-1", "a-s"}
+bad, kinds = [], set()
+for line in sys.stdin:
+    o = json.loads(line)
+    k, p = o["kind"], o["payload"]
+    about = p.get("message") or p.get("target") or p.get("id")
+    if k in ("log.created", "account.created", "user.created", "key.rotated") or about in support:
+        want = None
+    else:
+        want = "o-1"
+    kinds.add(k)
+    if o.get("project") != want:
+        bad.append("seq %d %s: project %r, want %r" % (o["seq"], k, o.get("project"), want))
+missing = {"project.created", "project.status_changed", "topic.created", "message.sent", "message.replied", "message.read",
+           "message.unread", "message.pinned", "message.unpinned", "message.deleted", "note.added", "attachment.uploaded",
+           "content.erased"} - kinds
+if missing: bad.append(f"kinds not exercised: {sorted(missing)}")
+if bad: print("\n".join(bad)); sys.exit(1)
+' || fail "log --json: events and their project field"
+
 echo "domain_oneshot: ok"

@@ -205,22 +205,27 @@ cp "$T/data.good" "$D/data.mdb"
 status 0 "$TL" -d "$D" verify
 
 # ---- a read-only copy (an auditor's snapshot): no lock file, nothing writable, another user.
-# verify, digest and the queries read it without LMDB's lock table; appending is refused.
-# Needs setpriv and a user `nobody` who can reach the binary (root reads anything: no test).
+# verify, digest and the queries read it without LMDB's lock table; appending is refused as
+# read_only (the writer key is there and readable by that user: the directory is the reason).
+# Runs as root with setpriv (util-linux) and the user nobody; the binary is copied where
+# nobody can reach it, wherever the checkout is.
 RO=$T/readonly
-if command -v setpriv > /dev/null && id nobody > /dev/null 2>&1 &&
-   setpriv --reuid=nobody --regid="$(id -g nobody)" --clear-groups "$TL" --version > /dev/null 2>&1; then
-  mkdir -p "$RO" && cp "$D/data.mdb" "$RO/" && chmod 444 "$RO/data.mdb" && chmod 555 "$RO" && chmod 755 "$T"
+if [ "$(id -u)" = 0 ] && command -v setpriv > /dev/null && id nobody > /dev/null 2>&1; then
+  chmod 755 "$T"
+  cp "$TL" "$T/threadlog-ro" && chmod 755 "$T/threadlog-ro"
+  mkdir -p "$RO" && cp "$D/data.mdb" "$D/writer.key" "$RO/" && chown nobody "$RO/writer.key"
+  chmod 444 "$RO/data.mdb" && chmod 555 "$RO"
   as_nobody() { setpriv --reuid=nobody --regid="$(id -g nobody)" --clear-groups "$@"; }
-  status 0 as_nobody "$TL" -d "$RO" --json verify
+  status 0 as_nobody "$T/threadlog-ro" -d "$RO" --json verify
   jcheck "$OUT" 'o["ok"] is True'
-  status 0 as_nobody "$TL" -d "$RO" --json digest
+  status 0 as_nobody "$T/threadlog-ro" -d "$RO" --json digest
   [ "$OUT" = "$("$TL" -d "$D" --json digest)" ] || fail "read-only digest differs: $OUT"
-  status 1 as_nobody "$TL" -d "$RO" --json key rotate
+  status 1 as_nobody "$T/threadlog-ro" -d "$RO" --json key rotate
+  jcheck "$OUT" 'o["error"] == "read_only"'
   [ ! -e "$RO/lock.mdb" ] || fail "a lock file appeared in the read-only copy"
   chmod 755 "$RO"
 else
-  echo "log_basics: read-only copy not tested (no setpriv, no user nobody, or nobody cannot run $TL)"
+  echo "log_basics: read-only copy not tested (needs root, setpriv and the user nobody)"
 fi
 
 # ---- --help for every command of this group
