@@ -1,6 +1,7 @@
 /*
  * test_replica.c — a replica follows its source across key rotations: records are taken
- * as stored bytes, one call at a time, with no writer key on the replica's side.
+ * as stored bytes, one call at a time, with no writer key on the replica's side; records out
+ * of order or forged, commands and appends are refused there and leave it as it was.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,8 +59,30 @@ START_TEST(replica_across_rotations) {
     append_x(src, 1);                              /* 11 */
     ck_assert_int_eq(ship(src, rep, 10, 11), 0);
 
-    /* a record out of order or forged is still refused */
-    ck_assert_int_ne(ship(src, rep, 11, 11), 0);
+    /* a record out of order or forged is still refused, and leaves the replica as it was */
+    ck_assert_int_ne(ship(src, rep, 11, 11), 0); /* again */
+    append_x(src, 2);                            /* 12, 13 */
+    ck_assert_int_ne(ship(src, rep, 13, 13), 0); /* 12 skipped */
+    {
+        tl_open_options ro = TL_OPEN_OPTIONS_INIT;
+        ro.flags = TL_OPEN_REPLICA;
+        tl_log *rp;
+        ck_assert_int_eq(tl_log_open(&rp, rep, &ro), 0);
+        uint8_t *rec;
+        size_t len;
+        ck_assert_int_eq(tl_log_record(src, 12, &rec, &len), 0);
+        rec[len - 1] ^= 1; /* the signature's last byte */
+        const uint8_t *const one[] = {rec};
+        ck_assert_int_ne(tl_log_append_records(rp, one, &len, 1), 0);
+        rec[len - 1] ^= 1;
+        rec[len - 70] ^= 1; /* a byte of the event: its signature no longer holds */
+        ck_assert_int_ne(tl_log_append_records(rp, one, &len, 1), 0);
+        tl_free(rec);
+        tl_log_stats st;
+        ck_assert_int_eq(tl_log_stats_get(rp, &st), 0);
+        ck_assert_uint_eq(st.events, 11);
+        tl_log_close(rp);
+    }
 
     tl_open_options o = TL_OPEN_OPTIONS_INIT;
     o.flags = TL_OPEN_READONLY;
@@ -73,6 +96,18 @@ START_TEST(replica_across_rotations) {
     o.flags = TL_OPEN_REPLICA;
     ck_assert_int_eq(tl_log_open(&r, rep, &o), 0);
     ck_assert_int_eq(tl_log_rotate_key(r, NULL), TL_EKEY);
+    tl_cmd *c = NULL;
+    tl_result res;
+    const char *line = "{\"op\":\"account.create\",\"id\":\"acme\",\"name\":\"Acme\"}";
+    ck_assert_int_eq(tl_cmd_parse(&c, line, strlen(line), &res), 0);
+    ck_assert_int_ne(tl_cmd_exec(r, c, &res), 0);
+    tl_cmd_free(c);
+    static const uint8_t payload[] = {0x81, 0xa1, 'n', 0x01};
+    tl_draft d = {"x.tick", "@operator", NULL, payload, sizeof payload};
+    ck_assert_int_ne(tl_log_append(r, &d, 1, NULL), 0);
+    tl_log_stats st;
+    ck_assert_int_eq(tl_log_stats_get(r, &st), 0);
+    ck_assert_uint_eq(st.events, 11);
     tl_log_close(r);
     tl_log_close(src);
     tu_rmdir(rdir);
