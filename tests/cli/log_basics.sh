@@ -148,6 +148,22 @@ chmod 600 "$D/writer.key"
 # ---- stats
 status 0 "$TL" -d "$D" stats --json
 jcheck "$OUT" 'o["events"] == 3 and o["log_bytes"] > 3 * 64 and o["map_bytes"] > 0'
+# the log's bytes are its records' (event bytes + signature, counted here from the export),
+# bytes per event their mean, and every projection's database is listed with its size
+STATS=$OUT
+"$TL" -d "$D" export > "$T/stats.export"
+"$PY" - "$STATS" "$T/stats.export" <<'PY' || fail "stats: $STATS"
+import base64, json, sys
+st = json.loads(sys.argv[1])
+recs = [r for r in map(json.loads, open(sys.argv[2])) if r["type"] == "event"]
+size = sum(len(base64.b64decode(r["bytes"])) + len(bytes.fromhex(r["signature"])) for r in recs)
+assert st["log_bytes"] == size, (st["log_bytes"], size)
+assert abs(st["bytes_per_event"] - size / len(recs)) < 0.06, st["bytes_per_event"]
+names = {d["name"] for d in st["databases"]}
+assert {"log", "meta", "content", "state", "catalog", "messages", "unread", "tracking", "dashboard", "history"} <= names, names
+assert all(d["bytes"] == d["pages"] * 4096 for d in st["databases"]), st["databases"]
+assert sum(d["bytes"] for d in st["databases"]) <= st["file_bytes"], st
+PY
 
 # ---- log --follow sees what another process appends
 "$TL" -d "$D" log --follow --json > "$T/follow.out" 2> "$T/follow.err" &
