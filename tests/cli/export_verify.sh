@@ -3,7 +3,8 @@
 # (tools/verify_export.py, standard library + PyNaCl only): it accepts genuine exports of the
 # whole log, a project and an account (with the genesis key pinned, with a checkpoint), and
 # rejects, naming the first bad event, a flipped byte, a forged line (fields and bytes edited
-# together), a removed event, a reordered pair, a changed content, a cut export, a wrong
+# together), a removed event, a reordered pair, a changed content, an event re-signed with an
+# earlier time, a cut export, a wrong
 # pinned key and a rewritten history. Also: the CSV timeline parses back with Python's csv.
 #
 # usage: export_verify.sh THREADLOG_BINARY SOURCE_DIR
@@ -145,6 +146,21 @@ tamper attachment "$T/o1.jsonl" '
 i = find("attachment.uploaded"); o = objs[i]; d = bytearray(base64.b64decode(o["content"]["data_commit"]["data"])); d[0] ^= 1
 o["content"]["data_commit"]["data"] = b64(bytes(d)); lines[i] = o' "data_commit: the content does not match"
 tamper content_dropped "$T/o1.jsonl" 'i = find("message.sent"); del objs[i]["content"]; lines[i] = objs[i]' "FAILED at event $MSEQ: the content listed"
+# the last event re-signed with the writer key and a time before its predecessor's (bytes,
+# hash, signature and line all consistent): only "times never decrease" is broken
+LAST=$("$PY" -c 'import json,sys; print([o["seq"] for o in map(json.loads, open(sys.argv[1])) if o["type"] == "event"][-1])' "$T/all.jsonl")
+TL_KEY="$D/writer.key" tamper back_in_time "$T/all.jsonl" '
+import os
+from nacl.signing import SigningKey
+i, o, before = ev[-1], objs[ev[-1]], objs[ev[-2]]
+raw = bytearray(base64.b64decode(o["bytes"]))
+at = raw.find(b"\xcf" + o["ts"].to_bytes(8, "big"))
+assert at > 0
+raw[at + 1:at + 9] = (before["ts"] - 1).to_bytes(8, "big")
+o["bytes"], o["ts"] = b64(bytes(raw)), before["ts"] - 1
+rehash(o)
+o["signature"] = SigningKey(open(os.environ["TL_KEY"], "rb").read()[:32]).sign(bytes(raw)).signature.hex()
+lines[i] = o' "FAILED at event $LAST: event $LAST goes back in time"
 # cut short, and the trailer edited to match: the head in the header still tells
 tamper cut "$T/all.jsonl" 'del lines[-3:]' "cut short"
 tamper cut_trailer "$T/all.jsonl" '
