@@ -4,8 +4,8 @@
 # whole log, a project and an account (with the genesis key pinned, with a checkpoint), and
 # rejects, naming the first bad event, a flipped byte, a forged line (fields and bytes edited
 # together), a removed event, a reordered pair, a changed content, an event re-signed with an
-# earlier time, a cut export, a wrong
-# pinned key and a rewritten history. Also: the CSV timeline parses back with Python's csv.
+# earlier time, a cut export, a wrong pinned key and a rewritten history. Also: the CSV
+# timeline parses back with Python's csv.
 #
 # usage: export_verify.sh THREADLOG_BINARY SOURCE_DIR
 set -euo pipefail
