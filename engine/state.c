@@ -239,6 +239,38 @@ bool tl_state_has_read(MDB_txn *txn, tl_log *log, const char *user, const char *
     return klen && tl_get(txn, state_dbi(log), key, klen, &v) == 0;
 }
 
+int tl_state_cursor(MDB_txn *txn, tl_log *log, MDB_cursor **cur) {
+    int rc = mdb_cursor_open(txn, state_dbi(log), cur);
+    return rc ? tl_fail_mdb(rc, "state cursor") : 0;
+}
+
+/*
+ * The message page's pair of lookups through one cursor. A read mark's key ('m/MESSAGE/USER')
+ * sorts right after its message's record ('m/MESSAGE': '/' sorts before every character an
+ * id may hold), so once the cursor stands on the record, LMDB finds the mark on the same
+ * page without a descent from the root (mdb_cursor_set checks the current page first):
+ * each lookup was ~2,700 instructions of a ~12,000-instruction message (callgrind).
+ */
+int tl_state_message_at(MDB_cursor *cur, const char *id, tl_message_rec *out) {
+    char key[2 * TL_IDBUF + 8];
+    size_t klen = make_key(key, sizeof key, 'm', id, NULL);
+    if (!klen || !*id) return TL_ENOTFOUND;
+    MDB_val k = {klen, key}, v;
+    int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_KEY);
+    if (rc == MDB_NOTFOUND) return TL_ENOTFOUND;
+    if (rc) return tl_fail_mdb(rc, "read");
+    if (tl_zerounpack((void *)out, sizeof *out, v.mv_data, v.mv_size))
+        return tl_fail(TL_ECORRUPT, "state record %s is damaged", key);
+    return 0;
+}
+
+bool tl_state_has_read_at(MDB_cursor *cur, const char *user, const char *message) {
+    char key[2 * TL_IDBUF + 8];
+    size_t klen = make_key(key, sizeof key, READ_MARK, message, user);
+    MDB_val k = {klen, key}, v;
+    return klen && mdb_cursor_get(cur, &k, &v, MDB_SET) == 0;
+}
+
 static int first_id(const char *id, void *ctx) {
     copy_cstr(ctx, TL_IDBUF, id);
     return 1;

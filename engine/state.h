@@ -154,6 +154,12 @@ int tl_state_live_reply(MDB_txn *txn, tl_log *log, const char *message, char rep
 
 /** Has user read message? (read marks are kept for audience members only) */
 bool tl_state_has_read(MDB_txn *txn, tl_log *log, const char *user, const char *message);
+/* The same two lookups through one cursor over the state database (tl_state_cursor; the
+ * caller closes it), for a page that reads a message and then its read mark: the mark lies
+ * next to the record, so the second lookup stays on the page the first one found. */
+int tl_state_cursor(MDB_txn *txn, tl_log *log, MDB_cursor **cur);
+int tl_state_message_at(MDB_cursor *cur, const char *id, tl_message_rec *out);
+bool tl_state_has_read_at(MDB_cursor *cur, const char *user, const char *message);
 
 /**
  * May user (with record u) read and write channel ch of project p (NULL for support, then

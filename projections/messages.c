@@ -339,6 +339,8 @@ static int messages_body(MDB_txn *txn, tl_log *log, const tl_query *q, tl_strbuf
     unsigned limit = tlp_limit(q, TLP_PAGE_DEFAULT), shown = 0;
     bool auditor = u.role == TL_ROLE_AUDITOR, more = false;
     uint8_t last[9];
+    MDB_cursor *sc; /* the state database: each message's record, then its read mark */
+    if ((rc = tl_state_cursor(txn, log, &sc)) != 0) return rc;
     tl_sb_puts(sb, "{\"messages\":[");
     for (int section = clen ? cur[0] : 0; section < 2 && !rc && !more; section++) {
         tlp_key pre[2] = {scoped(section ? 'L' : 'Q', &scope), scoped('X', &scope)};
@@ -355,13 +357,15 @@ static int messages_body(MDB_txn *txn, tl_log *log, const tl_query *q, tl_strbuf
             last[0] = (uint8_t)section;
             memcpy(last + 1, suf, 8);
             if ((rc = value_id(&v, section ? 0 : 8, id)) != 0) break;
-            if ((rc = tl_state_message(txn, log, id, &m)) != 0) break;
+            if ((rc = tl_state_message_at(sc, id, &m)) != 0) break;
+            bool unread = !auditor && !m.deleted && strcmp(m.author, q->as) != 0 && !tl_state_has_read_at(sc, q->as, id);
             if (shown++) tl_sb_puts(sb, ",");
-            rc = tlp_message_json(sb, txn, log, id, &m, q->as, &u, NULL);
+            rc = tlp_message_json(sb, txn, log, id, &m, q->as, &u, &unread);
         }
         if (rc == TL_ENOTFOUND) rc = 0;
         tlp_merge_close(&mg);
     }
+    mdb_cursor_close(sc);
     if (rc) return rc;
     tl_sb_puts(sb, "],");
     tlp_cursor_json(sb, more ? last : NULL, 9);

@@ -21,6 +21,7 @@
 #include "codec.h"
 #include "crypto.h"
 #include "testutil.h"
+#include "strbuf.h"
 #include "zeropack.h"
 
 /* ================================================================ helpers */
@@ -902,6 +903,74 @@ static void zp_roundtrip(const uint8_t *src, size_t n) {
     }
 }
 
+/* ================================================================ JSON strings */
+
+/* What tl_sb_json_str must print, one byte at a time (RFC 8259: '"', '\\' and control bytes
+ * escaped; every other byte, UTF-8 included, as it is). */
+static size_t json_str_reference(char *out, const unsigned char *s, size_t n) {
+    size_t o = 0;
+    out[o++] = '"';
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = s[i];
+        if (c == '"' || c == '\\') { out[o++] = '\\'; out[o++] = (char)c; }
+        else if (c == '\n') { out[o++] = '\\'; out[o++] = 'n'; }
+        else if (c == '\r') { out[o++] = '\\'; out[o++] = 'r'; }
+        else if (c == '\t') { out[o++] = '\\'; out[o++] = 't'; }
+        else if (c < 0x20) o += (size_t)sprintf(out + o, "\\u%04x", c);
+        else out[o++] = (char)c;
+    }
+    out[o++] = '"';
+    out[o] = 0;
+    return o;
+}
+
+static void check_json_str(const unsigned char *s, size_t n) {
+    char want[6 * 64 + 3];
+    size_t wn = json_str_reference(want, s, n);
+    tl_strbuf sb = {0};
+    tl_sb_json_str(&sb, (const char *)s, n);
+    ck_assert_uint_eq(sb.len, wn);
+    ck_assert_msg(memcmp(sb.ptr, want, wn) == 0, "escaped \"%s\", expected \"%s\"", sb.ptr, want);
+    free(sb.ptr);
+}
+
+/* The escaper skips eight bytes at a time while none needs escaping: every byte that does,
+ * and its neighbours, at every position of the words and of the tail. */
+START_TEST(json_str_escapes_every_position) {
+    static const unsigned char specials[] = {0x00, 0x01, 0x08, 0x1f, '"', '\\', '\n', '\r', '\t',
+                                             0x20, 0x21, 0x5b, 0x5d, 0x7f, 0x80, 0xa2, 0xdc, 0xff};
+    static const unsigned char fills[] = {'x', 0xc3, 0x23, 0x5d, 0xfe};
+    unsigned char s[64];
+    for (size_t f = 0; f < sizeof fills; f++)
+        for (size_t n = 0; n <= 40; n++) {
+            memset(s, fills[f], n);
+            check_json_str(s, n);
+            for (size_t pos = 0; pos < n; pos++)
+                for (size_t k = 0; k < sizeof specials; k++) {
+                    memset(s, fills[f], n);
+                    s[pos] = specials[k];
+                    check_json_str(s, n);
+                    if (pos + 9 < n) { /* a second one in the next word */
+                        s[pos + 9] = specials[(k + 5) % sizeof specials];
+                        check_json_str(s, n);
+                    }
+                }
+        }
+    /* random bytes, mostly printable */
+    uint64_t r = 0x9e3779b97f4a7c15ull;
+    for (int t = 0; t < 20000; t++) {
+        size_t n = (size_t)(r % 64);
+        for (size_t i = 0; i < n; i++) {
+            r ^= r << 13; r ^= r >> 7; r ^= r << 17;
+            unsigned b = (unsigned)(r >> 24) & 0xff;
+            s[i] = (unsigned char)((r & 7) ? 0x20 + b % 0x60 : b);
+        }
+        r ^= r << 13; r ^= r >> 7; r ^= r << 17;
+        check_json_str(s, n);
+    }
+}
+END_TEST
+
 START_TEST(zeropack_roundtrips) {
     uint8_t b[4096];
     /* run-length boundaries: 1, 2, 127, 128, 129, 256, 257 zeros and literals, at both ends */
@@ -1001,6 +1070,10 @@ int main(void) {
     tcase_add_test(tc, zeropack_roundtrips);
     tcase_add_test(tc, zeropack_shrinks_empty_fields);
     tcase_add_test(tc, zeropack_refuses_malformed);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("json");
+    tcase_add_test(tc, json_str_escapes_every_position);
     suite_add_tcase(s, tc);
     return tu_main(s);
 }
