@@ -157,7 +157,7 @@ int tl_db_open(tl_log *log, const char *name, unsigned flags, MDB_dbi *dbi) {
         return tl_fail_mdb(rc, name);
     }
     rc = mdb_txn_commit(txn);
-    pthread_rwlock_unlock(&log->map_lock);
+    tl_map_shared_end(log);
     if (rc) return tl_fail_mdb(rc, "open database");
     /* remembered for a reopen (env_reopen), each name once, in the order first opened */
     for (unsigned i = 0; i < log->ndbs; i++)
@@ -316,6 +316,9 @@ int tl_engine_open(tl_log **out, const char *dir, unsigned flags) {
     log->sign_threads = 2;
     pthread_rwlock_init(&log->map_lock, NULL);
     pthread_mutex_init(&log->write_mu, NULL);
+    pthread_mutex_init(&log->gate_mu, NULL);
+    pthread_cond_init(&log->gate_cv, NULL);
+    atomic_init(&log->map_writers, 0);
     if (!log->dir) { tl_engine_close(log); return tl_fail(TL_ENOMEM, "out of memory"); }
 
     log->env_flags = MDB_NOTLS;
@@ -366,13 +369,15 @@ void tl_engine_close(tl_log *log) {
     tl_keypair_wipe(&log->key);
     tl_keypair_wipe(&log->next_key);
     pthread_rwlock_destroy(&log->map_lock);
+    pthread_mutex_destroy(&log->gate_mu);
+    pthread_cond_destroy(&log->gate_cv);
     pthread_mutex_destroy(&log->write_mu);
     free(log->dir);
     free(log);
 }
 
 int tl_log_grow_map(tl_log *log) {
-    pthread_rwlock_wrlock(&log->map_lock);
+    tl_map_exclusive(log, NULL);
     int rc = 0;
     if (!log->env) {
         /* a reopen after MDB_PANIC failed: the next transaction tries it again */
@@ -407,7 +412,8 @@ int tl_log_grow_map(tl_log *log) {
  * Concurrency, the simplest design that is correct: every transaction of this process holds
  * map_lock shared from begin to end (and nothing else touches the environment outside a
  * transaction except under map_lock), so holding it exclusively means no transaction, read
- * or write, is live: the only moment an environment may be closed. The thread that meets
+ * or write, is live: the only moment an environment may be closed (taken through the gate
+ * below, so that new transactions let it in). The thread that meets
  * MDB_PANIC notes env_gen (read under the shared lock), releases the lock, and calls
  * env_reopen, which takes the lock exclusively and reopens only if env_gen has not moved: when
  * several threads meet the panic, the first reopens and the others just begin again. A writer
@@ -417,13 +423,57 @@ int tl_log_grow_map(tl_log *log) {
  * thread) would otherwise wait forever; after REOPEN_WAIT_S the caller gets `storage` and a
  * later transaction tries again. A failed reopen leaves env NULL: every begin tries again.
  */
+/*
+ * The gate in front of map_lock. glibc's rwlock prefers readers: a thread may take it shared
+ * while a writer waits. Transactions of several threads that overlap (one begins before the
+ * other ends, over and over: a pool of threads serving queries) then keep a waiting writer
+ * out for as long as they go on, and with it every writer of the process, since growing the
+ * map is what a full map's writers wait for. So a thread about to begin a transaction waits
+ * while a writer waits, letting the transactions already running drain. Only a thread that
+ * may wait does so: one that holds write_mu or another transaction (txn_depth) may be what the
+ * writer waits for. The wait is bounded by GATE_WAIT_S all the same: a transaction ended on
+ * another thread than the one that began it (LMDB allows it with MDB_NOTLS) would leave the
+ * depth count wrong, and a wrong count must cost a pause, never a deadlock.
+ */
+#define GATE_WAIT_S 1
+static _Thread_local unsigned txn_depth; /* transactions (of any log) this thread holds */
+
+void tl_map_shared(tl_log *log, bool may_wait) {
+    if (may_wait && txn_depth == 0 && atomic_load(&log->map_writers) > 0) {
+        struct timespec deadline;
+        clock_gettime(CLOCK_REALTIME, &deadline);
+        deadline.tv_sec += GATE_WAIT_S;
+        pthread_mutex_lock(&log->gate_mu);
+        while (atomic_load(&log->map_writers) > 0)
+            if (pthread_cond_timedwait(&log->gate_cv, &log->gate_mu, &deadline) == ETIMEDOUT) break;
+        pthread_mutex_unlock(&log->gate_mu);
+    }
+    pthread_rwlock_rdlock(&log->map_lock);
+    txn_depth++;
+}
+
+void tl_map_shared_end(tl_log *log) {
+    if (txn_depth) txn_depth--;
+    pthread_rwlock_unlock(&log->map_lock);
+}
+
+int tl_map_exclusive(tl_log *log, const struct timespec *deadline) {
+    atomic_fetch_add(&log->map_writers, 1);
+    int rc = deadline ? pthread_rwlock_timedwrlock(&log->map_lock, deadline) : pthread_rwlock_wrlock(&log->map_lock);
+    pthread_mutex_lock(&log->gate_mu);
+    atomic_fetch_sub(&log->map_writers, 1);
+    pthread_cond_broadcast(&log->gate_cv);
+    pthread_mutex_unlock(&log->gate_mu);
+    return rc;
+}
+
 #define REOPEN_WAIT_S 10
 
 static int env_reopen(tl_log *log, unsigned seen_gen) {
     struct timespec deadline;
     clock_gettime(CLOCK_REALTIME, &deadline);
     deadline.tv_sec += REOPEN_WAIT_S;
-    if (pthread_rwlock_timedwrlock(&log->map_lock, &deadline) != 0)
+    if (tl_map_exclusive(log, &deadline) != 0)
         return tl_fail(TL_ESTORAGE, "the storage failed during a commit (MDB_PANIC) and the log could not be reopened: "
                                     "a transaction of this process stayed open for %d s; retry",
                        REOPEN_WAIT_S);
@@ -477,27 +527,27 @@ static int env_reopen(tl_log *log, unsigned seen_gen) {
 
 /* Begin a transaction; adopt a map grown by another process (MDB_MAP_RESIZED). On success the
  * map lock is held shared. *gen: the environment generation the attempt saw. */
-static int txn_begin_once(tl_log *log, unsigned flags, MDB_txn **txn, unsigned *gen) {
+static int txn_begin_once(tl_log *log, unsigned flags, MDB_txn **txn, unsigned *gen, bool may_wait) {
     *txn = NULL;
     for (int attempt = 0; attempt < 3; attempt++) {
-        pthread_rwlock_rdlock(&log->map_lock);
+        tl_map_shared(log, may_wait);
         *gen = log->env_gen;
         int rc = log->env ? mdb_txn_begin(log->env, NULL, flags, txn) : MDB_PANIC;
         if (rc == 0) return 0;
         *txn = NULL;
-        pthread_rwlock_unlock(&log->map_lock);
+        tl_map_shared_end(log);
         if (rc == MDB_PANIC) return TXN_PANIC;
         if (rc == MDB_READERS_FULL && attempt == 0) {
             /* slots of readers that died since this process opened the log: free them, retry
              * (under the map lock: the environment may not be reopened meanwhile) */
             int dead = 0;
-            pthread_rwlock_rdlock(&log->map_lock);
+            tl_map_shared(log, false);
             if (log->env) mdb_reader_check(log->env, &dead);
-            pthread_rwlock_unlock(&log->map_lock);
+            tl_map_shared_end(log);
             if (dead > 0) continue;
         }
         if (rc != MDB_MAP_RESIZED) return tl_fail_mdb(rc, "begin transaction");
-        pthread_rwlock_wrlock(&log->map_lock);
+        tl_map_exclusive(log, NULL);
         if (log->env) mdb_env_set_mapsize(log->env, 0);
         pthread_rwlock_unlock(&log->map_lock);
     }
@@ -508,13 +558,13 @@ static int txn_begin_once(tl_log *log, unsigned flags, MDB_txn **txn, unsigned *
  * caller holding write_mu says so: it is let go while the reopen waits, and taken again. */
 int tl_txn_begin(tl_log *log, unsigned flags, MDB_txn **txn, bool holding_write_mu) {
     unsigned gen;
-    int rc = txn_begin_once(log, flags, txn, &gen);
+    int rc = txn_begin_once(log, flags, txn, &gen, !holding_write_mu);
     if (rc != TXN_PANIC) return rc;
     if (holding_write_mu) pthread_mutex_unlock(&log->write_mu);
     rc = env_reopen(log, gen);
     if (holding_write_mu) pthread_mutex_lock(&log->write_mu);
     if (rc) return rc;
-    rc = txn_begin_once(log, flags, txn, &gen);
+    rc = txn_begin_once(log, flags, txn, &gen, !holding_write_mu);
     if (rc == TXN_PANIC)
         rc = tl_fail(TL_ESTORAGE, "begin transaction: the log failed again right after it was reopened (MDB_PANIC)");
     return rc;
@@ -525,5 +575,5 @@ int tl_rtxn_begin(tl_log *log, MDB_txn **txn) { return tl_txn_begin(log, MDB_RDO
 void tl_rtxn_end(tl_log *log, MDB_txn *txn) {
     if (!txn) return;
     mdb_txn_abort(txn);
-    pthread_rwlock_unlock(&log->map_lock);
+    tl_map_shared_end(log);
 }

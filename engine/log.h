@@ -14,8 +14,10 @@
 #include <lmdb.h>
 #include <msgpack.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "codec.h"
 #include "crypto.h"
@@ -93,7 +95,10 @@ struct tl_log {
     tl_applier appliers[TL_MAX_APPLIERS];
     unsigned napplier;
     pthread_rwlock_t map_lock; /* txns hold it shared; growing the map or reopening the
-                                  environment holds it exclusively */
+                                  environment holds it exclusively (tl_map_*, log.c) */
+    atomic_uint map_writers;   /* threads waiting for (or holding) map_lock exclusively */
+    pthread_mutex_t gate_mu;   /* with gate_cv: new transactions wait while map_writers > 0 */
+    pthread_cond_t gate_cv;
     pthread_mutex_t write_mu;  /* one write transaction per process at a time */
     void *commands;            /* the command layer's group-commit queue */
     void (*commands_free)(void *);
@@ -159,6 +164,16 @@ int tl_db_open(tl_log *log, const char *name, unsigned flags, MDB_dbi *dbi);
  * holding write_mu says so: it is let go while a reopen waits, and taken again.
  */
 int tl_txn_begin(tl_log *log, unsigned flags, MDB_txn **txn, bool holding_write_mu);
+/*
+ * map_lock, shared by every transaction of this process, exclusive while the map is grown,
+ * resized or the environment reopened. tl_map_shared takes it for a transaction about to
+ * begin (may_wait: the thread holds neither write_mu nor another transaction, so it may wait
+ * at the gate for a waiting writer first); tl_map_shared_end lets it go when the transaction
+ * ends; tl_map_exclusive takes it exclusively, until deadline when one is given (ETIMEDOUT).
+ */
+void tl_map_shared(tl_log *log, bool may_wait);
+void tl_map_shared_end(tl_log *log);
+int tl_map_exclusive(tl_log *log, const struct timespec *deadline);
 /** Write w's head (sequence, hash, time, current key) into meta. */
 int tl_head_write(tl_wtxn *w);
 

@@ -515,9 +515,9 @@ static int copy_env(tl_log *log, const char *dir) {
     snprintf(path, sizeof path, "%s/%s", dir, TL_DATA_FILE);
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0) return tl_fail(TL_ESTORAGE, "cannot create %s: %s", path, strerror(errno));
-    pthread_rwlock_rdlock(&log->map_lock); /* as any transaction of this process: the map may not move */
+    tl_map_shared(log, true); /* as any transaction of this process: the map may not move */
     int mrc = mdb_env_copyfd2(log->env, fd, MDB_CP_COMPACT);
-    pthread_rwlock_unlock(&log->map_lock);
+    tl_map_shared_end(log);
     int rc = mrc ? tl_fail_mdb(mrc, "copy the log") : 0;
     if (!rc && fsync(fd) != 0) rc = tl_fail(TL_ESTORAGE, "cannot sync %s: %s", path, strerror(errno));
     close(fd);

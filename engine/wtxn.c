@@ -43,7 +43,7 @@ static int wtxn_begin(tl_log *log, tl_wtxn **out, bool need_key) {
     if (!rc && need_key && memcmp(w->head.pk, log->key.pk, TL_PUBKEY_BYTES) != 0)
         rc = tl_fail(TL_EKEY, "the log's key was rotated by another process; reopen the log");
     if (rc) {
-        if (w->txn) { mdb_txn_abort(w->txn); pthread_rwlock_unlock(&log->map_lock); }
+        if (w->txn) { mdb_txn_abort(w->txn); tl_map_shared_end(log); }
         pthread_mutex_unlock(&log->write_mu);
         msgpack_sbuffer_destroy(&w->buf);
         free(w);
@@ -161,7 +161,11 @@ static void envelope_for(tl_wtxn *w, tl_envelope *env, const char *actor, const 
     memset(env, 0, sizeof *env);
     env->seq = w->head.seq + 1;
     uint64_t now = tl_now_us();
-    env->ts = now > w->head.ts ? now : w->head.ts; /* time never decreases along the log */
+    /* Time strictly increases along the log: when the clock has not moved past the previous
+     * event (two events in one microsecond, or the clock stepped back), the event takes the
+     * previous time plus 1 µs. So "newest" by time and by sequence number always agree, and
+     * an order by time (tracking's last_activity) never meets a tie (docs/DECISIONS.md). */
+    env->ts = now > w->head.ts ? now : w->head.ts + 1;
     memcpy(env->prev, w->head.hash, TL_HASH_BYTES);
     env->actor = actor;
     env->kind = kind;
@@ -248,7 +252,7 @@ void tl_wtxn_abort(tl_wtxn *w) {
     for (unsigned i = 0; i < w->log->napplier; i++)
         if (w->log->appliers[i].discard) w->log->appliers[i].discard(w->log->appliers[i].state);
     mdb_txn_abort(w->txn);
-    pthread_rwlock_unlock(&w->log->map_lock);
+    tl_map_shared_end(w->log);
     pthread_mutex_unlock(&w->log->write_mu);
     wtxn_free(w);
 }
@@ -292,7 +296,7 @@ int tl_wtxn_commit(tl_wtxn *w) {
         return rc;
     }
     int mrc = mdb_txn_commit(w->txn);
-    pthread_rwlock_unlock(&log->map_lock);
+    tl_map_shared_end(log);
     pthread_mutex_unlock(&log->write_mu);
     bool rotated = w->key_rotated;
     wtxn_free(w);
@@ -325,7 +329,7 @@ int tl_wtxn_begin_replay(tl_log *log, tl_wtxn **out) {
     int rc = tl_txn_begin(log, 0, &w->txn, true);
     if (!rc && (rc = tl_head_read(w->txn, log, &w->head)) != 0) {
         mdb_txn_abort(w->txn);
-        pthread_rwlock_unlock(&log->map_lock);
+        tl_map_shared_end(log);
     }
     if (rc) {
         pthread_mutex_unlock(&log->write_mu);

@@ -772,6 +772,66 @@ static uint64_t smaps_bytes(const char *suffix, const char *field) {
 
 static uint64_t data_map_rss(void) { return smaps_bytes("/data.mdb", "Rss"); }
 
+/* Two reader threads whose read transactions overlap without a gap: each holds one for
+ * 60 ms, the second 30 ms behind the first, until told to stop or 6 s have passed. */
+typedef struct overlap_reader {
+    tl_log *log;
+    volatile int *stop;
+    unsigned delay_ms;
+    int failed;
+    unsigned txns;
+} overlap_reader;
+
+static double mono_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void *overlap_read(void *arg) {
+    overlap_reader *r = arg;
+    usleep(r->delay_ms * 1000);
+    double until = mono_s() + 6;
+    while (!*r->stop && mono_s() < until) {
+        tl_iter *it;
+        if (tl_iter_open(r->log, 1, &it) != 0) { r->failed = 1; break; }
+        usleep(60000);
+        tl_iter_close(it);
+        r->txns++;
+    }
+    return NULL;
+}
+
+/* Growing the map waits for the transactions of the process to end; readers taking turns
+ * must not keep it out (glibc's rwlock lets readers in while a writer waits: without the gate
+ * of log.c, these appends wait until the readers give up, 6 s). */
+START_TEST(map_growth_not_starved_by_readers) {
+    setenv("THREADLOG_TEST_MAP_BYTES", "1048576", 1);
+    char *dir;
+    tl_log *log = tu_new_log(&dir);
+    volatile int stop = 0;
+    overlap_reader rd[2] = {{log, &stop, 0, 0, 0}, {log, &stop, 30, 0, 0}};
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++) pthread_create(&t[i], NULL, overlap_read, &rd[i]);
+    usleep(100000); /* both readers running */
+    tl_log_stats st;
+    ck_assert_int_eq(tl_log_stats_get(log, &st), 0);
+    uint64_t map0 = st.map_bytes;
+    double t0 = mono_s();
+    for (int b = 0; b < 8; b++) append_n(log, 4, (uint64_t)b * 4, 65536); /* 2 MiB: the map grows */
+    double took = mono_s() - t0;
+    stop = 1;
+    for (int i = 0; i < 2; i++) pthread_join(t[i], NULL);
+    ck_assert_int_eq(tl_log_stats_get(log, &st), 0);
+    ck_assert_uint_gt(st.map_bytes, map0);
+    ck_assert_msg(!rd[0].failed && !rd[1].failed, "a reader failed");
+    ck_assert_uint_gt(rd[0].txns + rd[1].txns, 2);
+    ck_assert_msg(took < 3.0, "8 appends that grow the map took %.2f s while readers took turns", took);
+    verify_ok(log, 33);
+    remove_log(log, dir);
+}
+END_TEST
+
 START_TEST(warm_maps_the_file) {
     char *dir;
     tl_log *log = tu_new_log(&dir);
@@ -1697,6 +1757,7 @@ int main(void) {
     tcase_add_test(tc, append_refuses);
     tcase_add_test(tc, layout_matches_format_doc);
     tcase_add_test(tc, map_grows);
+    tcase_add_test(tc, map_growth_not_starved_by_readers);
     tcase_add_test(tc, warm_maps_the_file);
     tcase_add_test(tc, warm_maps_huge_pages);
     tcase_set_timeout(tc, 120);

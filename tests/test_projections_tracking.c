@@ -83,20 +83,22 @@ START_TEST(rows_per_role) {
     PF_OK(log, "{\"op\":\"project.create\",\"as\":\"alice\",\"id\":\"o-2\",\"account\":\"acme\",\"type\":\"order\",\"title\":\"O\",\"ambassador\":\"zoe\"}");
     project(log, "bob", "v-1", "acme", "video");
     project(log, "carl", "b-1", "beta", "application");
-    ck_assert_str_eq(order_of(log, "alice", NULL, NULL, 50, buf, sizeof buf), "o-1,o-2,v-1");
+    /* created while the clock stands still: each event one microsecond after the one before,
+     * so newest first is the reverse of creation */
+    ck_assert_str_eq(order_of(log, "alice", NULL, NULL, 50, buf, sizeof buf), "v-1,o-2,o-1");
     ck_assert_str_eq(order_of(log, "carl", NULL, NULL, 50, buf, sizeof buf), "b-1");
     /* an ambassador sees her projects, with or without an ambassador channel */
-    ck_assert_str_eq(order_of(log, "zoe", NULL, NULL, 50, buf, sizeof buf), "o-1,o-2");
+    ck_assert_str_eq(order_of(log, "zoe", NULL, NULL, 50, buf, sizeof buf), "o-2,o-1");
     ck_assert_str_eq(order_of(log, "yan", NULL, NULL, 50, buf, sizeof buf), "");
-    ck_assert_str_eq(order_of(log, "sam", NULL, NULL, 50, buf, sizeof buf), "b-1,o-1,o-2,v-1");
-    ck_assert_str_eq(order_of(log, "aud", NULL, NULL, 50, buf, sizeof buf), "b-1,o-1,o-2,v-1");
-    ck_assert_str_eq(order_of(log, "sam", NULL, "order", 50, buf, sizeof buf), "o-1,o-2");
+    ck_assert_str_eq(order_of(log, "sam", NULL, NULL, 50, buf, sizeof buf), "b-1,v-1,o-2,o-1");
+    ck_assert_str_eq(order_of(log, "aud", NULL, NULL, 50, buf, sizeof buf), "b-1,v-1,o-2,o-1");
+    ck_assert_str_eq(order_of(log, "sam", NULL, "order", 50, buf, sizeof buf), "o-2,o-1");
     ck_assert_str_eq(order_of(log, "sam", "unread", "video", 50, buf, sizeof buf), "v-1");
     /* a user created later gets rows for what they may see */
     PF_OK(log, "{\"op\":\"user.create\",\"id\":\"dan\",\"role\":\"member\",\"account\":\"beta\",\"name\":\"Dan\"}");
     PF_OK(log, "{\"op\":\"user.create\",\"id\":\"sol\",\"role\":\"staff\",\"name\":\"Sol\"}");
     ck_assert_str_eq(order_of(log, "dan", NULL, NULL, 50, buf, sizeof buf), "b-1");
-    ck_assert_str_eq(order_of(log, "sol", NULL, NULL, 50, buf, sizeof buf), "b-1,o-1,o-2,v-1");
+    ck_assert_str_eq(order_of(log, "sol", NULL, NULL, 50, buf, sizeof buf), "b-1,v-1,o-2,o-1");
     json_t *root, *row = row_of(log, "alice", "o-1", &root);
     ck_assert_ptr_nonnull(row);
     ck_assert_str_eq(pf_str(row, "type"), "order");
@@ -115,22 +117,24 @@ START_TEST(orders_and_tie_breaks) {
     tl_log *log = tu_new_log(&dir);
     pf_cast(log);
     char buf[512];
-    /* five projects created in the same microsecond: ties broken by project id */
+    /* five projects created while the clock stands still: each event still gets its own time
+     * (the previous one's plus 1 µs), so "newest" is by sequence number (SPEC "Time ties"),
+     * not by project id */
     pf_freeze();
     project(log, "alice", "p-3", "acme", "video");
     project(log, "alice", "p-1", "acme", "order");
     project(log, "alice", "p-5", "acme", "video");
     project(log, "alice", "p-2", "acme", "application");
     project(log, "alice", "p-4", "acme", "order");
-    ck_assert_str_eq(order_of(log, "bob", NULL, NULL, 50, buf, sizeof buf), "p-1,p-2,p-3,p-4,p-5");
-    ck_assert_str_eq(order_of(log, "bob", "unread", NULL, 50, buf, sizeof buf), "p-1,p-2,p-3,p-4,p-5");
+    ck_assert_str_eq(order_of(log, "bob", NULL, NULL, 50, buf, sizeof buf), "p-4,p-2,p-5,p-1,p-3");
+    ck_assert_str_eq(order_of(log, "bob", "unread", NULL, 50, buf, sizeof buf), "p-4,p-2,p-5,p-1,p-3");
     /* activity moves a project up: newest first */
     pf_frozen_at.tv_sec += 1;
     PF_OK(log, "{\"op\":\"project.status\",\"as\":\"alice\",\"project\":\"p-4\",\"status\":\"shipped\"}");
     pf_frozen_at.tv_sec += 1;
     PF_OK(log, "{\"op\":\"project.status\",\"as\":\"alice\",\"project\":\"p-2\",\"status\":\"shipped\"}");
-    ck_assert_str_eq(order_of(log, "bob", NULL, NULL, 50, buf, sizeof buf), "p-2,p-4,p-1,p-3,p-5");
-    /* unread first: p-5 gets 2 unread, p-3 and p-1 one each (same time: id order) */
+    ck_assert_str_eq(order_of(log, "bob", NULL, NULL, 50, buf, sizeof buf), "p-2,p-4,p-5,p-1,p-3");
+    /* unread first: p-5 gets 2 unread, p-3 and p-1 one each (p-1's note is the newer) */
     pf_frozen_at.tv_sec += 1;
     PF_OK(log, "{\"op\":\"note.add\",\"as\":\"alice\",\"id\":\"n-1\",\"project\":\"p-5\",\"body\":\"a\"}");
     PF_OK(log, "{\"op\":\"note.add\",\"as\":\"alice\",\"id\":\"n-2\",\"project\":\"p-5\",\"body\":\"b\"}");
