@@ -234,6 +234,12 @@ int tlp_attachments_json(tl_strbuf *sb, MDB_txn *txn, tl_log *log, const tl_mess
         tl_sb_printf(sb, ",\"size\":%llu,\"mime\":", (unsigned long long)a.size);
         const char *mime = a.mime[0] ? a.mime : "application/octet-stream";
         tl_sb_json_str(sb, mime, strlen(mime));
+        /* erased content appears as erased (SPEC §3): the bytes are gone from the content
+         * store, the name and size stay, as the event that uploaded them does */
+        uint8_t salt[TL_SALT_BYTES];
+        rc = tl_content_salt(txn, log, a.data_commit, salt);
+        if (rc == TL_ENOTFOUND) tl_sb_puts(sb, ",\"erased\":true");
+        else if (rc) return rc;
         tl_sb_puts(sb, "}");
     }
     tl_sb_puts(sb, "]");

@@ -159,6 +159,37 @@ START_TEST(message_fields_and_unread_flags) {
     tl_result res;
     ck_assert_int_eq(tl_erase(log, "m-2", "GDPR request", &res), 0);
     assert_erased(log, "bob", "t-1", "m-2");
+    /* an erased attachment too, wherever the message carrying it is shown: its list, the
+     * dashboard, its history entry; the other attachment of the message is untouched */
+    ck_assert_int_eq(tl_erase(log, "a-1", "GDPR request", &res), 0);
+    for (int where = 0; where < 3; where++) {
+        json_t *root, *msg = NULL;
+        if (where == 0) {
+            root = list(log, "alice", "o-1", "chat", "t-1", 50, NULL);
+            msg = find(root, "r-1");
+        } else {
+            tl_query dq = pf_q("alice");
+            if (where == 2) dq.project = "o-1";
+            root = pf_query(log, where == 1 ? tl_dashboard_query : tl_history_query, &dq);
+            json_t *items = where == 1 ? json_object_get(json_array_get(json_object_get(root, "panels"), 1), "messages")
+                                       : json_object_get(root, "entries");
+            json_t *it;
+            size_t k;
+            json_array_foreach(items, k, it) {
+                const char *mid = json_string_value(json_object_get(it, where == 1 ? "id" : "message"));
+                const char *kind = json_string_value(json_object_get(it, "kind"));
+                if (mid && !strcmp(mid, "r-1") && (where == 1 || !strcmp(kind, "message.replied"))) msg = it;
+            }
+        }
+        ck_assert_msg(msg != NULL, "r-1 not shown (view %d)", where);
+        json_t *atts = json_object_get(msg, "attachments");
+        ck_assert_int_eq(json_array_size(atts), 2);
+        ck_assert_str_eq(pf_str(json_array_get(atts, 0), "id"), "a-1");
+        ck_assert_msg(json_is_true(json_object_get(json_array_get(atts, 0), "erased")), "a-1 not erased (view %d)", where);
+        ck_assert_str_eq(pf_str(json_array_get(atts, 0), "name"), "label.pdf");
+        ck_assert_ptr_null(json_object_get(json_array_get(atts, 1), "erased"));
+        json_decref(root);
+    }
     pf_done(log, dir);
 }
 END_TEST
