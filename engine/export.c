@@ -22,6 +22,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "command.h"
 #include "error.h"
 #include "log.h"
 #include "state.h"
@@ -430,6 +431,11 @@ int tl_export(tl_log *log, const tl_export_options *opts, tl_export_fn fn, void 
     if (opts->version != TL_EXPORT_OPTIONS_VERSION)
         return tl_fail(TL_EUSAGE, "unknown tl_export_options version %u", opts->version);
     if (opts->project && opts->account) return tl_fail(TL_EUSAGE, "export one project or one account, not both");
+    /* a syntactically bad id is invalid_input, before any lookup (SPEC "Ids") */
+    if (opts->project && !tl_id_valid(opts->project))
+        return tl_fail(TL_EINVALID, "\"%.80s\" is not a valid project id", opts->project);
+    if (opts->account && !tl_id_valid(opts->account))
+        return tl_fail(TL_EINVALID, "\"%.80s\" is not a valid account id", opts->account);
     if (opts->format != TL_EXPORT_JSONL && opts->format != TL_EXPORT_CSV)
         return tl_fail(TL_EUSAGE, "unknown export format %d", opts->format);
 

@@ -295,6 +295,8 @@ static int scope_shape(const tl_query *q, int *ch) {
         return tl_fail(TL_EINVALID, "the support conversation belongs to an account, not a project");
     if (*ch == TL_CH_SUPPORT && !q->account) return tl_fail(TL_EINVALID, "the support conversation needs --account A");
     if (*ch != TL_CH_SUPPORT && !q->project) return tl_fail(TL_EINVALID, "this channel needs a project (--project P)");
+    if (*ch != TL_CH_SUPPORT && q->account) /* refused, never ignored (as "account" on a project message) */
+        return tl_fail(TL_EINVALID, "--account names a support conversation; the %s channel belongs to a project", q->channel);
     return 0;
 }
 

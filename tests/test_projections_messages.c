@@ -359,6 +359,10 @@ START_TEST(refusals) {
         {"zoe", NULL, "acme", "support", NULL, TL_EFORBIDDEN},
         {"bob", NULL, "nope", "support", NULL, TL_ENOTFOUND},
         {"bob", NULL, NULL, "support", NULL, TL_EINVALID},
+        {"bob", "o-1", "acme", "support", NULL, TL_EINVALID},
+        /* an account with a project's channel is refused, never ignored */
+        {"bob", "o-1", "nope", "notes", NULL, TL_EINVALID},
+        {"bob", "o-1", "acme", "chat", NULL, TL_EINVALID},
         {"sam", NULL, "acme", "support", NULL, 0},
         {"aud", "o-1", NULL, "notes", NULL, 0},
         {"aud", "o-2", NULL, "ambassador", NULL, TL_ECHANNEL},

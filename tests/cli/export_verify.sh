@@ -290,4 +290,11 @@ set +e
 "$TL" -d "$D" --json export --project nope > "$T/out"; rc=$?
 set -e
 [ $rc -eq 1 ] && grep -q '"error":"not_found"' "$T/out" || fail "unknown project: rc $rc $(cat "$T/out")"
+# a syntactically bad id is invalid_input, not not_found (SPEC "Ids")
+for scope in --project --account; do
+  set +e
+  "$TL" -d "$D" --json export $scope 'bad id' > "$T/out"; rc=$?
+  set -e
+  [ $rc -eq 1 ] && grep -q '"error":"invalid_input"' "$T/out" || fail "export $scope 'bad id': rc $rc $(cat "$T/out")"
+done
 echo "export_verify: ok"
