@@ -104,6 +104,16 @@ static void load_corpus(void) {
     char *garbage = malloc(3u << 20);
     memset(garbage, '[', 3u << 20);
     add_case("gen-3MiB-line", garbage, 3u << 20, "too_large", "not decoded", 1);
+    /* the newline is not counted, nor the CR of a CRLF newline: at the threshold, decoded */
+    char *crlf = sized_line(THRESHOLD + 1);
+    memcpy(crlf, sized_line(THRESHOLD), THRESHOLD);
+    crlf[THRESHOLD] = '\r';
+    add_case("gen-line-at-threshold-crlf", crlf, THRESHOLD + 1, "invalid_input", "body must be 1 to", 0);
+    /* white space past the threshold, then one character: not blank, too_large */
+    char *spaced = malloc(THRESHOLD + 6);
+    memset(spaced, ' ', THRESHOLD + 5);
+    spaced[THRESHOLD + 5] = 'x';
+    add_case("gen-space-then-x-over-threshold", spaced, THRESHOLD + 6, "too_large", "not decoded", 1);
 }
 
 /* ---------------------------------------------------------------- running apply */
@@ -127,6 +137,9 @@ static void write_input(const char *path, size_t from, size_t to, int tail) {
     FILE *f = fopen(path, "wb");
     ck_assert_ptr_nonnull(f);
     fprintf(f, "{\"op\":\"account.create\",\"id\":\"probe-0\",\"name\":\"P\"}\n");
+    /* a line of only white space is blank however long (SPEC "Odd input"): no result */
+    for (size_t i = 0; i < THRESHOLD + 5000; i++) fputc(i % 7 ? ' ' : '\t', f);
+    fputc('\n', f);
     for (size_t k = from; k < to; k++) {
         fprintf(f, "%s\n", blanks[k % 6]);
         fwrite(cases[k].line, 1, cases[k].len, f);

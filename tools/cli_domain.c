@@ -269,19 +269,36 @@ static line_item *next_item(apply_state *a) {
     return it;
 }
 
-static void handle_line(apply_state *a, const char *line, size_t len, bool too_long, size_t lineno) {
-    size_t i = 0;
-    while (i < len && (line[i] == ' ' || line[i] == '\t' || line[i] == '\r' || line[i] == '\f' || line[i] == '\v')) i++;
-    if (i == len && !too_long) return; /* blank lines get no result */
+static bool all_space(const char *p, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (!(p[i] == ' ' || p[i] == '\t' || p[i] == '\r' || p[i] == '\f' || p[i] == '\v')) return false;
+    return true;
+}
+
+static line_item *answer_slot(apply_state *a) {
     if (a->n == a->cap && a->batch) flush_group(a); /* keep result addresses stable inside a batch */
     line_item *it = next_item(a);
-    if (!it) { a->log_failed = true; return; }
+    if (!it) a->log_failed = true;
+    return it;
+}
+
+static void answer_too_large(apply_state *a, size_t lineno) {
+    line_item *it = answer_slot(a);
+    if (!it) return;
+    snprintf(it->res.message, sizeof it->res.message,
+             "line %zu is longer than the limit (4/3 of the attachment limit + 1 MiB); not decoded", lineno);
+    it->res.code = TL_ETOOLARGE;
+}
+
+/* A line of only white space is blank, however long (SPEC "Odd input"): no result. */
+static void handle_line(apply_state *a, const char *line, size_t len, bool too_long, size_t lineno) {
+    if (all_space(line, len)) return;
     if (too_long) {
-        snprintf(it->res.message, sizeof it->res.message,
-                 "line %zu is longer than the limit (4/3 of the attachment limit + 1 MiB); not decoded", lineno);
-        it->res.code = TL_ETOOLARGE;
+        answer_too_large(a, lineno);
         return;
     }
+    line_item *it = answer_slot(a);
+    if (!it) return;
     if (tl_cmd_parse(&it->cmd, line, len, &it->res) != 0) return;
     if (!a->batch && tl_batch_begin(a->log, &a->batch) != 0) {
         snprintf(it->res.message, sizeof it->res.message, "%s", tl_errdetail());
@@ -325,9 +342,12 @@ static int cmd_apply(cli_ctx *ctx) {
     a.items = malloc((sync_every < 65536 ? sync_every : 65536) * sizeof *a.items);
     if (a.items) a.cap = sync_every < 65536 ? sync_every : 65536;
 
-    size_t cap = 1 << 16, len = 0, lineno = 0;
+    size_t cap = 1 << 16, len = 0, lineno = 0, long_lineno = 0;
     char *buf = malloc(cap);
-    bool discarding = false, eof = false;
+    /* A line past the limit is not kept: its rest is read and dropped. Until a byte of it
+     * that is not white space shows, it may still be a blank line (no result). */
+    enum { KEEP, DROP_ANSWERED, DROP_BLANK_SO_FAR } drop = KEEP;
+    bool eof = false;
     int read_errno = 0;
     while (buf && !eof) {
         /* commit what we have when the input pauses, so a slow producer still gets answers */
@@ -353,24 +373,41 @@ static int cmd_apply(cli_ctx *ctx) {
             char *nl = memchr(buf + start, '\n', len - start);
             if (!nl && !(eof && start < len)) break;
             size_t end = nl ? (size_t)(nl - buf) : len;
-            if (discarding) discarding = false; /* the tail of an over-long line: already answered */
-            else handle_line(&a, buf + start, end - start, end - start > limit, ++lineno);
+            if (drop == DROP_BLANK_SO_FAR && !all_space(buf + start, end - start)) answer_too_large(&a, long_lineno);
+            if (drop != KEEP) {
+                drop = KEEP; /* the tail of an over-long line */
+            } else {
+                /* the newline is not counted, nor the CR of a CRLF one */
+                size_t n = end - start, counted = nl && n && buf[end - 1] == '\r' ? n - 1 : n;
+                handle_line(&a, buf + start, n, counted > limit, ++lineno);
+            }
             start = nl ? end + 1 : len;
         }
         memmove(buf, buf + start, len - start);
         len -= start;
-        if (len > limit && !discarding) {
-            /* over the limit without a newline yet: answer now, drop the rest of the line */
-            handle_line(&a, buf, len, true, ++lineno);
-            discarding = true;
+        if (drop == KEEP && (len > limit + 1 || (len == limit + 1 && buf[len - 1] != '\r'))) {
+            /* over the limit without a newline yet: answer now (unless it is white space so
+             * far) and drop the rest of the line */
+            long_lineno = ++lineno;
+            if (all_space(buf, len)) {
+                drop = DROP_BLANK_SO_FAR;
+            } else {
+                answer_too_large(&a, long_lineno);
+                drop = DROP_ANSWERED;
+            }
             len = 0;
-        } else if (discarding && len > 0) {
+        } else if (drop != KEEP && len > 0) {
             char *nl = memchr(buf, '\n', len);
+            size_t upto = nl ? (size_t)(nl - buf) : len;
+            if (drop == DROP_BLANK_SO_FAR && !all_space(buf, upto)) {
+                answer_too_large(&a, long_lineno);
+                drop = DROP_ANSWERED;
+            }
             if (nl) {
-                size_t rest = len - (size_t)(nl - buf) - 1;
+                size_t rest = len - upto - 1;
                 memmove(buf, nl + 1, rest);
                 len = rest;
-                discarding = false;
+                drop = KEEP;
             } else {
                 len = 0;
             }
