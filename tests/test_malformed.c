@@ -105,8 +105,9 @@ static void load_corpus(void) {
     memset(garbage, '[', 3u << 20);
     add_case("gen-3MiB-line", garbage, 3u << 20, "too_large", "not decoded", 1);
     /* the newline is not counted, nor the CR of a CRLF newline: at the threshold, decoded */
-    char *crlf = sized_line(THRESHOLD + 1);
-    memcpy(crlf, sized_line(THRESHOLD), THRESHOLD);
+    char *crlf = sized_line(THRESHOLD + 1), *at = sized_line(THRESHOLD);
+    memcpy(crlf, at, THRESHOLD);
+    free(at);
     crlf[THRESHOLD] = '\r';
     add_case("gen-line-at-threshold-crlf", crlf, THRESHOLD + 1, "invalid_input", "body must be 1 to", 0);
     /* white space past the threshold, then one character: not blank, too_large */
