@@ -264,6 +264,9 @@ size_t tl_map_initial(void);
 /** Store content with a fresh salt; commit receives BLAKE2b(salt || content). */
 int tl_content_put(tl_wtxn *w, const void *content, size_t len, uint8_t commit[TL_HASH_BYTES],
                    uint8_t salt_out[TL_SALT_BYTES]);
+/** 0 while the content is stored, TL_ENOTFOUND once erased: a lookup only (nothing is read
+ * or hashed, unlike tl_content_get, which checks the bytes against their commitment). */
+int tl_content_exists(MDB_txn *txn, tl_log *log, const uint8_t commit[TL_HASH_BYTES]);
 /** The salt of stored content (TL_ENOTFOUND once erased). */
 int tl_content_salt(MDB_txn *txn, tl_log *log, const uint8_t commit[TL_HASH_BYTES], uint8_t salt[TL_SALT_BYTES]);
 /** Borrow content by commitment: TL_ENOTFOUND once erased. Checked against the commitment. */

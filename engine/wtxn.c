@@ -420,6 +420,11 @@ int tl_content_get(MDB_txn *txn, tl_log *log, const uint8_t commit[TL_HASH_BYTES
     return 0;
 }
 
+int tl_content_exists(MDB_txn *txn, tl_log *log, const uint8_t commit[TL_HASH_BYTES]) {
+    MDB_val v;
+    return tl_get(txn, log->db_content, commit, TL_HASH_BYTES, &v);
+}
+
 int tl_content_salt(MDB_txn *txn, tl_log *log, const uint8_t commit[TL_HASH_BYTES], uint8_t salt[TL_SALT_BYTES]) {
     const uint8_t *content;
     size_t len;

@@ -235,9 +235,9 @@ int tlp_attachments_json(tl_strbuf *sb, MDB_txn *txn, tl_log *log, const tl_mess
         const char *mime = a.mime[0] ? a.mime : "application/octet-stream";
         tl_sb_json_str(sb, mime, strlen(mime));
         /* erased content appears as erased (SPEC §3): the bytes are gone from the content
-         * store, the name and size stay, as the event that uploaded them does */
-        uint8_t salt[TL_SALT_BYTES];
-        rc = tl_content_salt(txn, log, a.data_commit, salt);
+         * store, the name and size stay, as the event that uploaded them does. A lookup of
+         * the key only: the bytes (up to the attachment limit) are neither read nor hashed. */
+        rc = tl_content_exists(txn, log, a.data_commit);
         if (rc == TL_ENOTFOUND) tl_sb_puts(sb, ",\"erased\":true");
         else if (rc) return rc;
         tl_sb_puts(sb, "}");

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "log.h"
 #include "testutil.h"
 
 #define MAX_ATT 1024
@@ -283,6 +284,37 @@ START_TEST(only_blank_lines) {
 }
 END_TEST
 
+/* A log whose attachment limit makes the line threshold saturate (one made before init bounded
+ * the limit, or a crafted one): lines that cross the reader's 64 KiB reads are still read
+ * whole, never refused as too_large (the threshold test must not compute "limit + 1"). */
+START_TEST(saturated_threshold_reads_long_lines) {
+    char *base = tu_tmpdir();
+    char dir[4200], input[4200];
+    snprintf(dir, sizeof dir, "%s/log", base);
+    char pk[TL_PUBKEY_HEX_SIZE];
+    ck_assert_int_eq(tl_engine_init(dir, UINT64_MAX, pk), 0);
+    snprintf(input, sizeof input, "%s/long.jsonl", base);
+    FILE *f = fopen(input, "wb");
+    ck_assert_ptr_nonnull(f);
+    fputs("{\"op\":\"account.create\",\"id\":\"a1\",\"name\":\"", f);
+    for (int i = 0; i < 200000; i++) fputc('n', f); /* too long a name: invalid_input */
+    fputs("\"}\n{\"op\":\"account.create\",\"id\":\"a2\",\"name\":\"A\"}\n", f);
+    fclose(f);
+    char *out;
+    int st = tu_run(&out, "'%s' -d '%s' apply '%s' 2>/dev/null", TL_CLI, dir, input);
+    ck_assert_int_eq(st, 0);
+    ck_assert_msg(strstr(out, "\"error\":\"invalid_input\"") && strstr(out, "\"id\":\"a2\"") && !strstr(out, "too_large"),
+                  "%s", out);
+    free(out);
+    st = tu_run(&out, "cat '%s' | '%s' -d '%s' apply 2>/dev/null", input, TL_CLI, dir);
+    ck_assert_int_eq(st, 0);
+    ck_assert_msg(!strstr(out, "too_large"), "%s", out);
+    free(out);
+    tu_rmdir(base);
+    free(base);
+}
+END_TEST
+
 /* The last line may lack its newline, and CRLF line ends are tolerated (the CR is white space). */
 START_TEST(line_ends) {
     char *base, *dir = new_log(&base);
@@ -312,6 +344,7 @@ int main(void) {
     tcase_add_test(tc, corpus_from_stdin_one_per_commit_with_an_overlong_tail);
     tcase_add_test(tc, only_blank_lines);
     tcase_add_test(tc, line_ends);
+    tcase_add_test(tc, saturated_threshold_reads_long_lines);
     suite_add_tcase(s, tc);
     return tu_main(s);
 }

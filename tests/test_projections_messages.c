@@ -284,6 +284,52 @@ START_TEST(short_bodies_render_from_their_record) {
 }
 END_TEST
 
+/* A page shows an attachment's name, size and whether its bytes were erased, and never reads
+ * the bytes themselves (up to the attachment limit each): with the stored bytes damaged, the
+ * page still renders, while fetching the attachment reports the damage. */
+START_TEST(pages_do_not_read_attachment_bytes) {
+    char *dir;
+    tl_log *log = tu_new_log(&dir);
+    setup(log);
+    PF_OK(log, "{\"op\":\"attachment.upload\",\"as\":\"bob\",\"id\":\"a-9\",\"project\":\"o-1\",\"name\":\"f.txt\",\"data\":\"aGVsbG8=\"}");
+    PF_OK(log, "{\"op\":\"message.send\",\"as\":\"bob\",\"id\":\"m-9\",\"project\":\"o-1\",\"channel\":\"chat\",\"topic\":\"t-1\",\"body\":\"see\",\"attachments\":[\"a-9\"]}");
+    tl_log_close(log);
+
+    MDB_env *env;
+    MDB_txn *txn = tu_raw_begin(dir, &env);
+    MDB_dbi content;
+    MDB_cursor *cur = tu_raw_cursor(txn, "content", &content);
+    MDB_val k, v;
+    int damaged = 0;
+    for (int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (v.mv_size != 32 + 5 || memcmp((char *)v.mv_data + 32, "hello", 5) != 0) continue;
+        char bytes[64];
+        memcpy(bytes, v.mv_data, v.mv_size);
+        bytes[32] = 'j';
+        MDB_val nv = {v.mv_size, bytes};
+        ck_assert_int_eq(mdb_cursor_put(cur, &k, &nv, MDB_CURRENT), 0);
+        damaged++;
+    }
+    mdb_cursor_close(cur);
+    ck_assert_int_eq(damaged, 1);
+    ck_assert_int_eq(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+
+    ck_assert_int_eq(tl_log_open(&log, dir, NULL), 0);
+    json_t *r = list(log, "alice", "o-1", "chat", "t-1", 0, NULL);
+    json_t *att = json_array_get(json_object_get(find(r, "m-9"), "attachments"), 0);
+    ck_assert_str_eq(pf_str(att, "id"), "a-9");
+    ck_assert_int_eq(pf_int(att, "size"), 5);
+    ck_assert_ptr_null(json_object_get(att, "erased"));
+    json_decref(r);
+    uint8_t *out = NULL;
+    size_t len = 0;
+    ck_assert_int_eq(tl_attachment_get(log, "a-9", "alice", &out, &len, NULL, NULL), TL_ECORRUPT);
+    tl_free(out);
+    pf_done(log, dir);
+}
+END_TEST
+
 /* A short body whose stored content no longer matches its commitment (a damaged file): a
  * replay goes on without copying it, and a page showing the message reports the damage from
  * the content database, as it did before short bodies were copied. */
@@ -461,6 +507,7 @@ int main(void) {
     tcase_add_test(tc, refusals);
     tcase_add_test(tc, short_bodies_render_from_their_record);
     tcase_add_test(tc, damaged_short_body_is_not_copied);
+    tcase_add_test(tc, pages_do_not_read_attachment_bytes);
     tcase_add_test(tc, default_page_sizes);
     suite_add_tcase(s, tc);
     return tu_main(s);

@@ -385,7 +385,10 @@ static int cmd_apply(cli_ctx *ctx) {
         }
         memmove(buf, buf + start, len - start);
         len -= start;
-        if (drop == KEEP && (len > limit + 1 || (len == limit + 1 && buf[len - 1] != '\r'))) {
+        /* a last CR may be the start of a CRLF newline, which is not counted (no "limit + 1":
+         * the limit saturates at SIZE_MAX) */
+        size_t counted = len && buf[len - 1] == '\r' ? len - 1 : len;
+        if (drop == KEEP && counted > limit) {
             /* over the limit without a newline yet: answer now (unless it is white space so
              * far) and drop the rest of the line */
             long_lineno = ++lineno;
