@@ -547,7 +547,15 @@ static int txn_begin_once(tl_log *log, unsigned flags, MDB_txn **txn, unsigned *
             if (dead > 0) continue;
         }
         if (rc != MDB_MAP_RESIZED) return tl_fail_mdb(rc, "begin transaction");
-        tl_map_exclusive(log, NULL);
+        /* Bounded, as env_reopen's wait: the caller may hold write_mu, and a thread holding a
+         * transaction may be waiting for write_mu; waiting for it without end would be a
+         * deadlock (docs/ARCHITECTURE.md). */
+        struct timespec deadline;
+        clock_gettime(CLOCK_REALTIME, &deadline);
+        deadline.tv_sec += REOPEN_WAIT_S;
+        if (tl_map_exclusive(log, &deadline) != 0)
+            return tl_fail(TL_ESTORAGE, "another process grew the map, and a transaction of this process stayed open "
+                                        "for %d s while adopting its size; retry", REOPEN_WAIT_S);
         if (log->env) mdb_env_set_mapsize(log->env, 0);
         pthread_rwlock_unlock(&log->map_lock);
     }
