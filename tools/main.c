@@ -217,6 +217,19 @@ static const cli_command *find_command(const char *name) {
     return NULL;
 }
 
+/* A help text's own line breaks continue under its first line: indented by `indent`, whatever
+ * spaces the text itself starts the line with. */
+static void print_help_text(const char *help, int indent) {
+    for (const char *h = help; *h; h++) {
+        putchar(*h);
+        if (*h == '\n') {
+            printf("%*s", indent, "");
+            while (h[1] == ' ') h++;
+        }
+    }
+    putchar('\n');
+}
+
 static void print_help(void) {
     printf("threadlog %s — a signed, append-only event log for back-office messaging\n\n"
            "usage: threadlog [-d DIR] [--json] COMMAND [ARGS] [FLAGS]\n\n"
@@ -225,7 +238,10 @@ static void print_help(void) {
            "commands:\n",
            tl_version());
     for (size_t g = 0; g < sizeof groups / sizeof groups[0]; g++)
-        for (const cli_command *c = groups[g]; c->name; c++) printf("  %-14s %s\n", c->name, c->help);
+        for (const cli_command *c = groups[g]; c->name; c++) {
+            printf("  %-14s ", c->name);
+            print_help_text(c->help, 17);
+        }
     printf("\n`threadlog COMMAND --help` describes one command. Exit status: 0 done, 1 refused or\n"
            "failed (the error is printed; a malformed flag or argument too), 2 no command or an\n"
            "unknown one.\n");
@@ -365,7 +381,8 @@ int main(int argc, char **argv) {
     fault_json = ctx.json;
     install_fault_guard();
     if (cli_switch(&ctx, "help")) {
-        printf("usage: threadlog [-d DIR] %s\n\n%s\n", cmd->usage, cmd->help);
+        printf("usage: threadlog [-d DIR] %s\n\n", cmd->usage);
+        print_help_text(cmd->help, 0);
         return 0;
     }
     if (!positionals_in_usage(&ctx)) return CLI_FAILED;
