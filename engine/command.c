@@ -144,6 +144,7 @@ int tl_cmd_add_str(tl_cmd *cmd, const char *field, const char *value) {
 
 int tl_cmd_set_data(tl_cmd *cmd, const void *bytes, size_t len) {
     if (!cmd || (!bytes && len)) return tl_fail(TL_EUSAGE, "no command or bytes");
+    cmd->data_unread = false;
     size_t cap = sodium_base64_encoded_len(len, sodium_base64_VARIANT_ORIGINAL);
     char *b64 = malloc(cap);
     if (!b64) return tl_fail(TL_ENOMEM, "out of memory");
@@ -151,6 +152,15 @@ int tl_cmd_set_data(tl_cmd *cmd, const void *bytes, size_t len) {
     int rc = tl_cmd_set_str(cmd, "data", b64);
     free(b64);
     return rc;
+}
+
+int tl_cmd_set_data_size(tl_cmd *cmd, uint64_t len) {
+    if (!cmd) return tl_fail(TL_EUSAGE, "no command");
+    int rc = tl_cmd_set_str(cmd, "data", "");
+    if (rc) return rc;
+    cmd->data_unread = true;
+    cmd->data_unread_size = len;
+    return 0;
 }
 
 void tl_cmd_free(tl_cmd *cmd) {

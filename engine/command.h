@@ -14,6 +14,10 @@
 
 struct tl_cmd {
     json_t *obj;
+    /* tl_cmd_set_data_size: an upload whose bytes were not read, only their size (over the
+     * log's limit); "data" is then "" so the shape holds, and the command is never accepted. */
+    bool data_unread;
+    uint64_t data_unread_size;
 };
 
 /** Run one command inside w: check every rule, append its event (or nothing), fill res. */

@@ -240,14 +240,24 @@ void rules_generate_id(rctx *c, char out[TL_IDBUF], const char *prefix, char kin
 /* The retry check: 1 when answered as a duplicate, 0 to go on. */
 static int try_duplicate(rctx *c, tl_result *res) {
     const char *id = rules_str(c, "id");
-    if (!id || !tl_id_valid(id)) return 0;
     const char *op = c->op;
+    tl_message_rec m;
+    char topic_id[TL_IDBUF];
+    /* A topic.create that named only its first message's id is retried by that id: the topic
+     * is the one whose first message it is (a generated topic id is not the caller's). */
+    const char *mid = rules_str(c, "message_id");
+    if (!id && !strcmp(op, "topic.create") && mid && tl_id_valid(mid)) {
+        if (tl_wstate_message(c->w, mid, &m) || !m.topic[0]) return 0;
+        snprintf(topic_id, sizeof topic_id, "%s", m.topic);
+        id = topic_id;
+    }
+    if (!id || !tl_id_valid(id)) return 0;
     uint8_t stored[TL_HASH_BYTES], salt[TL_SALT_BYTES], fp[TL_HASH_BYTES];
     const uint8_t *commit = NULL;
     uint64_t seq = 0;
     char message_id[TL_IDBUF] = "";
     bool salted = false;
-    tl_account_rec a; tl_user_rec u; tl_project_rec p; tl_topic_rec t; tl_message_rec m; tl_attachment_rec f;
+    tl_account_rec a; tl_user_rec u; tl_project_rec p; tl_topic_rec t; tl_attachment_rec f;
     if (!strcmp(op, "account.create")) {
         if (tl_state_account(c->txn, c->log, id, &a)) return 0;
         memcpy(stored, a.request, sizeof stored); seq = a.seq;
@@ -263,6 +273,7 @@ static int try_duplicate(rctx *c, tl_result *res) {
         }
     } else if (!strcmp(op, "topic.create")) {
         if (tl_state_topic(c->txn, c->log, id, &t)) return 0;
+        if (mid && strcmp(mid, t.message_id) != 0) return 0;
         memcpy(stored, t.request, sizeof stored); seq = t.seq;
         snprintf(message_id, sizeof message_id, "%s", t.message_id);
         if (tl_wstate_message(c->w, t.message_id, &m) == 0) commit = m.body_commit;
@@ -347,7 +358,13 @@ void rules_check_expect(rctx *c, const tl_project_rec *p) {
         rules_violate(c, TL_ECONFLICT, "the project is at version %llu, not %lld", (unsigned long long)v, (long long)c->expect);
 }
 
-/* Attachments listed on a new message by author, for project p (or support account). */
+/*
+ * Attachments listed on a new message by author, for project p (or support account). Checked
+ * whether or not the project, account or parent message exists: an attachment used already
+ * or uploaded by someone else is invalid_input, which comes before the target's not_found.
+ * With neither project nor account (a reply to an unknown message) the target is unknown, so
+ * "another project" is left to that not_found.
+ */
 void rules_check_attachments(rctx *c, const char *project, const char *account) {
     json_t *list = json_object_get(c->obj, "attachments");
     if (!json_is_array(list)) return;
@@ -360,7 +377,8 @@ void rules_check_attachments(rctx *c, const char *project, const char *account) 
         if (rc) { rules_violate(c, rc, "%s", tl_errdetail()); continue; }
         if (c->as && strcmp(a.uploader, c->as) != 0)
             rules_violate(c, TL_EINVALID, "attachment %s was uploaded by someone else", id);
-        else if (strcmp(a.project, project ? project : "") != 0 || (!project && strcmp(a.account, account ? account : "") != 0))
+        else if ((project || account) &&
+                 (strcmp(a.project, project ? project : "") != 0 || (!project && strcmp(a.account, account ? account : "") != 0)))
             rules_violate(c, TL_EINVALID, "attachment %s belongs to another %s", id, project ? "project" : "conversation");
         else if (a.used_by[0])
             rules_violate(c, TL_EINVALID, "attachment %s is already used by message %s", id, a.used_by);
@@ -410,12 +428,13 @@ int tl_rules_exec(tl_wtxn *w, const tl_cmd *cmd, tl_result *res) {
     c.txn = w->txn;
     c.log = w->log;
     c.obj = cmd->obj;
+    c.cmd = cmd;
     json_t *op = json_object_get(cmd->obj, "op");
     if (!json_is_string(op)) return tl_result_fail(res, TL_EINVALID, "a command needs an \"op\" string");
     c.op = json_string_value(op);
     const opspec *spec = find_op(c.op);
     if (!spec) return tl_result_fail(res, TL_EINVALID, "unknown op \"%.64s\"", c.op);
-    if (try_duplicate(&c, res)) return 0;
+    if (!cmd->data_unread && try_duplicate(&c, res)) return 0;
     check_shape(&c, spec);
     int rc;
     if (!strcmp(c.op, "account.create")) rc = rules_account(&c, res);

@@ -25,6 +25,7 @@ typedef struct rctx {
     json_int_t expect;
     uint8_t *data;          /* decoded attachment bytes */
     size_t data_len;
+    const tl_cmd *cmd;
 } rctx;
 
 /* Record a violation; the collector keeps the one first in the spec's precedence order. */

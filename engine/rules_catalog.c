@@ -123,7 +123,13 @@ int rules_upload(rctx *c, tl_result *res) {
         rules_violate(c, TL_EINVALID, "an upload names exactly one of project or account (support)");
     if (rules_present(c, "account") && rules_present(c, "expect"))
         rules_violate(c, TL_EINVALID, "expect names a project; support uploads have none");
-    if (data) {
+    if (c->cmd->data_unread) {
+        if (c->cmd->data_unread_size > c->log->max_attachment)
+            rules_violate(c, TL_ETOOLARGE, "attachment of %llu bytes is over the log's limit of %llu",
+                          (unsigned long long)c->cmd->data_unread_size, (unsigned long long)c->log->max_attachment);
+        else
+            rules_violate(c, TL_EINVALID, "the attachment's bytes were not given, only its size");
+    } else if (data) {
         size_t n = strlen(data), cap = n / 4 * 3 + 3;
         const char *end = NULL;
         c->data = malloc(cap ? cap : 1);

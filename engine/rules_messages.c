@@ -44,8 +44,8 @@ int rules_topic(rctx *c, tl_result *res) {
     if (have) {
         rules_check_audience(c, &p, NULL, TL_CH_CHAT);
         rules_check_expect(c, &p);
-        rules_check_attachments(c, project, NULL);
     }
+    rules_check_attachments(c, project, NULL);
     if (c->err) return tl_result_fail(res, c->err, "%s", c->msg);
     char tid[TL_IDBUF], mid[TL_IDBUF];
     if (rules_present(c, "id")) snprintf(tid, sizeof tid, "%s", rules_str(c, "id"));
@@ -115,8 +115,8 @@ int rules_send(rctx *c, tl_result *res) {
             rules_check_expect(c, &p);
             if (ch == TL_CH_AMBASSADOR && !p.ambassador_channel)
                 rules_violate(c, TL_ECHANNEL, "project %s has no ambassador channel (its ambassador wrote nothing at creation)", project);
-            rules_check_attachments(c, project, NULL);
         }
+        rules_check_attachments(c, project, NULL);
     }
     if (c->err) return tl_result_fail(res, c->err, "%s", c->msg);
     return new_message(c, res, "message.sent", ch == TL_CH_SUPPORT ? NULL : project, account, channel,
@@ -133,8 +133,8 @@ int rules_note(rctx *c, tl_result *res) {
     if (have) {
         rules_check_audience(c, &p, NULL, TL_CH_NOTES);
         rules_check_expect(c, &p);
-        rules_check_attachments(c, project, NULL);
     }
+    rules_check_attachments(c, project, NULL);
     if (c->err) return tl_result_fail(res, c->err, "%s", c->msg);
     return new_message(c, res, "note.added", project, NULL, "notes", NULL, NULL);
 }
@@ -166,7 +166,7 @@ int rules_reply(rctx *c, tl_result *res) {
     bool hp;
     bool have = on_message(c, &m, &p, &hp);
     rules_check_new_id(c, "id", 'm');
-    if (have) rules_check_attachments(c, hp ? m.project : NULL, m.account);
+    rules_check_attachments(c, have && hp ? m.project : NULL, have ? m.account : NULL);
     if (c->err) return tl_result_fail(res, c->err, "%s", c->msg);
     return new_message(c, res, "message.replied", hp ? m.project : NULL, m.account, tl_channel_name(m.channel),
                        m.topic[0] ? m.topic : NULL, rules_str(c, "message"));

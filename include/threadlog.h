@@ -306,6 +306,14 @@ int tl_cmd_set_int(tl_cmd *cmd, const char *field, int64_t value);
 int tl_cmd_add_str(tl_cmd *cmd, const char *field, const char *value);
 /** Set "data" of attachment.upload from raw bytes (base64-encoded for the command). */
 int tl_cmd_set_data(tl_cmd *cmd, const void *bytes, size_t len);
+/**
+ * Declare "data" of attachment.upload by its size alone, without its bytes: for a file known
+ * to be over the log's attachment limit, so that it is refused without being read, with the
+ * rules' first error in the spec's order (an invalid_input of another field before too_large).
+ * Such a command is never accepted (invalid_input when the size turns out within the limit)
+ * and is never taken for a retry.
+ */
+int tl_cmd_set_data_size(tl_cmd *cmd, uint64_t len);
 void tl_cmd_free(tl_cmd *cmd);
 
 /** Execute one command in its own durable commit (grouped with concurrent callers). */

@@ -337,6 +337,12 @@ static const row rows[] = {
     ERR(TL_EDELETED, "deleted before not_pinned", ON_MSG("unpin", "alice", "m-4", "")),
     ERR(TL_ECHANNEL, "channel_unavailable before too_many_attachments", "{'op':'message.send','as':'alice','project':'o-2','channel':'ambassador','body':'x','attachments':['a-8','a-9','a-10','a-11']}"),
     ERR(IV, "invalid_input (used attachment) before too_many_attachments", SEND_CHAT("alice", ",'attachments':['a-2','a-1','a-5','a-6']")),
+    ERR(IV, "used attachment before an unknown project (send)", "{'op':'message.send','as':'alice','project':'nope','channel':'chat','topic':'t-1','body':'x','attachments':['a-2']}"),
+    ERR(IV, "someone else's attachment before an unknown project (note)", "{'op':'note.add','as':'alice','project':'nope','body':'x','attachments':['a-3']}"),
+    ERR(IV, "used attachment before an unknown project (topic)", "{'op':'topic.create','as':'alice','project':'nope','title':'T','body':'x','attachments':['a-2']}"),
+    ERR(IV, "used attachment before an unknown parent (reply)", "{'op':'message.reply','as':'alice','message':'nope','body':'x','attachments':['a-2']}"),
+    ERR(NF, "an unused attachment does not hide an unknown parent (reply)", "{'op':'message.reply','as':'alice','message':'nope','body':'x','attachments':['a-1']}"),
+    ERR(IV, "attachment of another project than the unknown one (send)", "{'op':'message.send','as':'alice','project':'nope','channel':'chat','topic':'t-1','body':'x','attachments':['a-1']}"),
     ERR(IV, "invalid_input before exists", "{'op':'account.create','id':'acme','name':''}"),
 };
 
@@ -479,6 +485,36 @@ START_TEST(retry_after_erasure) {
     ck_assert_int_eq(tl_erase(f.log, "nope", "x", &res), TL_ENOTFOUND);
     ck_assert_int_eq(tl_erase(f.log, "bad id", "x", &res), TL_EINVALID);
     ck_assert_int_eq(tl_erase(f.log, "m-2", "", &res), TL_EINVALID);
+    ck_assert_uint_eq(fx_events(&f), before);
+    fx_close(&f);
+}
+END_TEST
+
+/* A topic.create that names only its first message's id (the topic's id generated) is
+ * retried by that id: the original result, both ids, nothing appended; other content is
+ * `exists`. */
+START_TEST(topic_retry_by_message_id) {
+    fx f;
+    fx_scenario(&f);
+    tl_result first, res;
+    char *cmd = dq("{'op':'topic.create','as':'alice','project':'o-1','title':'T','body':'b','message_id':'m-55'}");
+    ck_assert_int_eq(fx_cmd(&f, cmd, &first), 0);
+    ck_assert(!first.duplicate);
+    uint64_t before = fx_events(&f);
+    ck_assert_int_eq(fx_cmd(&f, cmd, &res), 0);
+    ck_assert_msg(res.duplicate, "a retry by message_id was not answered as a duplicate (%s)", res.message);
+    ck_assert_uint_eq(res.seq, first.seq);
+    ck_assert_str_eq(res.id, first.id);
+    ck_assert_str_eq(res.message_id, "m-55");
+    ck_assert_uint_eq(fx_events(&f), before);
+    free(cmd);
+    cmd = dq("{'op':'topic.create','as':'alice','project':'o-1','title':'T','body':'other','message_id':'m-55'}");
+    ck_assert_int_eq(fx_cmd(&f, cmd, &res), TL_EEXISTS);
+    free(cmd);
+    /* m-2 is a message of topic t-1 but not its first one: not a retry of t-1 */
+    cmd = dq("{'op':'topic.create','as':'alice','project':'o-1','title':'Shipping','body':'When?','message_id':'m-2'}");
+    ck_assert_int_eq(fx_cmd(&f, cmd, &res), TL_EEXISTS);
+    free(cmd);
     ck_assert_uint_eq(fx_events(&f), before);
     fx_close(&f);
 }
@@ -638,6 +674,7 @@ int main(void) {
     tcase_add_unchecked_fixture(tb, template_up, fx_template_remove);
     tcase_add_test(tb, refusals_in_one_batch);
     tcase_add_test(tb, retry_after_erasure);
+    tcase_add_test(tb, topic_retry_by_message_id);
     tcase_add_test(tb, builder_path);
     tcase_add_test(tb, generated_ids);
     tcase_add_test(tb, concurrent_exec);

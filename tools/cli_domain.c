@@ -116,8 +116,8 @@ static int cmd_pin(cli_ctx *c) { return run_op(c, "message.pin", "message"); }
 static int cmd_unpin(cli_ctx *c) { return run_op(c, "message.unpin", "message"); }
 static int cmd_delete(cli_ctx *c) { return run_op(c, "message.delete", "message"); }
 
-/* attach FILE (or --file FILE): the bytes of a file, refused as too_large before reading when
- * over the limit. `--data BASE64` instead of a file is the apply field as it is. */
+/* attach FILE (or --file FILE): the bytes of a file, refused as too_large without being read
+ * when over the limit. `--data BASE64` instead of a file is the apply field as it is. */
 static int cmd_attach(cli_ctx *ctx) {
     const char *path = cli_flag(ctx, "file");
     if (!path && ctx->args.npos == 0 && cli_flag(ctx, "data")) return run_op(ctx, "attachment.upload", NULL);
@@ -136,15 +136,10 @@ static int cmd_attach(cli_ctx *ctx) {
         tl_log_close(log);
         return cli_error(ctx, TL_EINVALID, "cannot read the attachment file (a regular file is needed)");
     }
-    if ((uint64_t)sb.st_size > st.max_attachment) {
-        close(fd);
-        tl_log_close(log);
-        char msg[200];
-        snprintf(msg, sizeof msg, "%s is %lld bytes, over the log's limit of %llu", path, (long long)sb.st_size,
-                 (unsigned long long)st.max_attachment);
-        return cli_error(ctx, TL_ETOOLARGE, msg);
-    }
-    size_t size = (size_t)sb.st_size;
+    /* Over the limit: not read, only its size given, so the rules still answer another
+     * field's invalid_input first, as apply would. */
+    bool oversize = (uint64_t)sb.st_size > st.max_attachment;
+    size_t size = oversize ? 0 : (size_t)sb.st_size;
     uint8_t *buf = malloc(size ? size : 1);
     size_t got = 0;
     while (buf && got < size) {
@@ -163,7 +158,8 @@ static int cmd_attach(cli_ctx *ctx) {
         const char *base = strrchr(path, '/');
         tl_cmd_set_str(cmd, "name", base ? base + 1 : path);
     }
-    tl_cmd_set_data(cmd, buf, size);
+    if (oversize) tl_cmd_set_data_size(cmd, (uint64_t)sb.st_size);
+    else tl_cmd_set_data(cmd, buf, size);
     free(buf);
     tl_result res;
     tl_cmd_exec(log, cmd, &res);

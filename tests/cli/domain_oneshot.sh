@@ -137,6 +137,15 @@ head -c 11 /dev/zero > "$T/eleven"
 expect 0 '{"ok":true,"seq":5,"id":"f10"}' -- "$TL" -d "$D2" --json attach --as alice --project p --id f10 "$T/ten"
 expect 0 '{"ok":true,"seq":6,"id":"f0"}' -- "$TL" -d "$D2" --json attach --as alice --project p --id f0 "$T/empty"
 refused too_large "$TL" -d "$D2" --json attach --as alice --project p --id f11 "$T/eleven"
+# a file over the limit is not read (a sparse 64 GiB one answers at once), yet the other
+# fields' invalid_input still comes first, as in apply; too_large comes before exists
+truncate -s 64G "$T/huge"
+refused too_large "$TL" -d "$D2" --json attach --as alice --project p --id fh "$T/huge"
+refused invalid_input "$TL" -d "$D2" --json attach --as alice --project p --id "bad id" "$T/eleven"
+refused invalid_input "$TL" -d "$D2" --json attach --as alice --project p --account acme "$T/huge"
+refused invalid_input "$TL" -d "$D2" --json attach --as alice --project p --mime "not a mime" "$T/eleven"
+refused too_large "$TL" -d "$D2" --json attach --as alice --project p --id f10 "$T/eleven"
+refused too_large "$TL" -d "$D2" --json attach --as alice --project nope "$T/eleven"
 refused invalid_input "$TL" -d "$D2" --json attach --as alice --project p --id fd "$T"
 expect 0 '{"ok":true,"seq":7,"id":"ff"}' -- "$TL" -d "$D2" --json attach --as alice --project p --id ff --file "$T/ten"
 expect 0 '{"ok":true,"seq":8,"id":"fb"}' -- "$TL" -d "$D2" --json attach --as alice --project p --id fb --name b.bin --data aGk=
