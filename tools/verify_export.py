@@ -327,6 +327,7 @@ class Verifier:
         if not isinstance(kevs, list) or not kevs:
             raise Bad(None, "the header has no key chain")
         # the key chain: genesis (self-signed), then rotations signed by the key before them
+        last = 0  # the previous key event's seq (a rotation may follow another at once)
         for i, kl in enumerate(kevs):
             if not isinstance(kl, dict):
                 raise Bad(None, "a key event is not an object")
@@ -340,7 +341,7 @@ class Verifier:
                     raise Bad(1, "the genesis event names another format")
                 self.keys.append((1, pk))
             else:
-                if kl.get("kind") != "key.rotated" or not isinstance(seq, int) or seq <= self.keys[-1][0]:
+                if kl.get("kind") != "key.rotated" or not isinstance(seq, int) or seq <= last:
                     raise Bad(seq, "the key chain's events are not rotations in order")
                 ev, data, _ = self.check_line_event(kl, seq, signer=self.keys[-1][1])
                 pk = ev["payload"].get("public_key")
@@ -348,6 +349,7 @@ class Verifier:
                     raise Bad(seq, "key.rotated without a 32-byte public key")
                 self.keys.append((seq + 1, pk))
             self.key_events[ev["seq"]] = data
+            last = seq
         listed = hdr.get("keys")
         want = [{"public_key": pk.hex(), "from_seq": s} for s, pk in self.keys]
         got = [{"public_key": k.get("public_key"), "from_seq": k.get("from_seq")} for k in listed or []

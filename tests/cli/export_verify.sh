@@ -283,6 +283,19 @@ assert r.events == 4 and r.contents == 1, (r.events, r.contents)
 PY
 accept "$T/golden.jsonl" --key 03a107bff3ce10be1d70dd18e74bc09967e4d6309ba50d5f1ddc8664125531b8 --checkpoint "$T/golden.jsonl.cp"
 
+# ---- two rotations in a row (a key introduced at R+1 is rotated at once): a genuine chain
+R=$T/rot2
+"$TL" init "$R" > /dev/null
+"$TL" -d "$R" key rotate > /dev/null
+"$TL" -d "$R" key rotate > /dev/null
+"$TL" -d "$R" account --id acme --name Acme > /dev/null
+"$TL" -d "$R" key rotate > /dev/null
+"$TL" -d "$R" verify > /dev/null || fail "two rotations in a row: verify refused the log"
+"$TL" -d "$R" export > "$T/rot2.jsonl"
+accept "$T/rot2.jsonl"
+"$TL" -d "$R" export --account acme > "$T/rot2acme.jsonl"
+accept "$T/rot2acme.jsonl"
+
 # ---- usage
 if "$TL" -d "$D" export --project o-1 --account acme > /dev/null 2>&1; then fail "--project with --account accepted"; fi
 if "$TL" -d "$D" export --format xml > /dev/null 2>&1; then fail "--format xml accepted"; fi
