@@ -31,6 +31,9 @@
 #define META_GENESIS_KEY "genesis_key"
 #define META_MAX_ATTACHMENT "max_attachment"
 #define META_LAYOUT "layout"
+/* "erased/" || commitment (32 bytes) -> u64be(seq): content erased by the event seq of the log a
+ * cut copy came from, an event the cut removed (engine/replay.c, truncate_after) */
+#define META_ERASED_PREFIX "erased/"
 #define TL_DATA_FILE "data.mdb"
 
 typedef struct tl_wtxn tl_wtxn;

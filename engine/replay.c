@@ -319,6 +319,11 @@ static int walk(replay_state *rs) {
         if (++rs->nbuf[rs->fill] == rs->chunk && (rc = advance(rs)) != 0) break;
     }
     if (!rc && mrc && mrc != MDB_NOTFOUND) rc = tl_wtxn_fail_mdb(w, mrc, "read the log");
+    /* a record past the head (a cut removed those of a copy): added behind the writer's back */
+    if (!rc && expect > rs->until && mdb_cursor_get(cur, &k, &v, MDB_NEXT) == 0) {
+        report_bad(rs->vr, rs->until + 1, "event %llu lies beyond the head the log recorded", (unsigned long long)rs->until + 1);
+        rc = tl_fail(TL_ECORRUPT, "%s", rs->vr->reason);
+    }
     if (!rc) rc = drain(rs);
     if (rc == TL_ECORRUPT && rs->o->verify) {
         uint64_t before = rs->vr->first_bad_seq;
@@ -339,7 +344,10 @@ static const char *const commit_fields[] = {"body_commit", "data_commit"};
 
 /*
  * Cut the log after `until` (a copy being built): delete later records and the content
- * they committed to. The head is set by the walk and written by tl_wtxn_mark_applied.
+ * they committed to. Content erased by a later event stays erased; the erasure's commitment
+ * and sequence go to meta ("erased/..."), so that verify of the copy can tell it from content
+ * deleted behind the log's back. The head is set by the walk and written by
+ * tl_wtxn_mark_applied.
  */
 static int truncate_after(tl_wtxn *w, uint64_t until) {
     /* bounded (tl_walk): deleting never brings a key back, so keys still increase strictly */
@@ -358,6 +366,14 @@ static int truncate_after(tl_wtxn *w, uint64_t until) {
         size_t len;
         tl_event ev;
         if (tl_record_split(&v, &bytes, &len, &sig) == 0 && tl_event_decode(&ev, bytes, len) == 0) {
+            tl_bytes c;
+            if (strcmp(ev.kind, "content.erased") == 0 && tl_ev_bin(&ev, "commitment", &c) == 0 && c.len == TL_HASH_BYTES) {
+                uint8_t mkey[sizeof META_ERASED_PREFIX - 1 + TL_HASH_BYTES], mval[8];
+                memcpy(mkey, META_ERASED_PREFIX, sizeof META_ERASED_PREFIX - 1);
+                memcpy(mkey + sizeof META_ERASED_PREFIX - 1, c.ptr, TL_HASH_BYTES);
+                tl_seq_key(mval, ev.seq);
+                rc = tl_put(w, w->log->db_meta, mkey, sizeof mkey, mval, sizeof mval, 0);
+            }
             for (size_t f = 0; f < sizeof commit_fields / sizeof commit_fields[0] && !rc; f++) {
                 tl_bytes c;
                 uint8_t commit[TL_HASH_BYTES];
