@@ -220,20 +220,24 @@ int tl_cmd_exec(tl_log *log, const tl_cmd *cmd, tl_result *res) {
 
 /* ---------------------------------------------------------------- erasure */
 
-static int erase_in(tl_wtxn *w, const char *id, const char *reason, tl_result *res) {
+static int erase_in(tl_wtxn *w, const char *want, const char *id, const char *reason, tl_result *res) {
     tl_message_rec m;
     tl_attachment_rec a;
     const uint8_t *commit;
     const char *project, *account, *kind;
-    int rc = tl_wstate_message(w, id, &m);
-    if (rc == 0) {
+    bool any = !want, as_msg = any || !strcmp(want, "message"), as_att = any || !strcmp(want, "attachment");
+    int mrc = as_msg ? tl_wstate_message(w, id, &m) : TL_ENOTFOUND;
+    int arc = as_att ? tl_state_attachment(w->txn, w->log, id, &a) : TL_ENOTFOUND;
+    if (mrc != 0 && mrc != TL_ENOTFOUND) return tl_result_fail(res, mrc, "%s", tl_errdetail());
+    if (arc != 0 && arc != TL_ENOTFOUND) return tl_result_fail(res, arc, "%s", tl_errdetail());
+    if (mrc == 0 && arc == 0)
+        return tl_result_fail(res, TL_EINVALID, "both a message and an attachment are named %s: say which (--kind)", id);
+    if (mrc == 0) {
         commit = m.body_commit; project = m.project; account = m.account; kind = "message";
-    } else if (rc == TL_ENOTFOUND && (rc = tl_state_attachment(w->txn, w->log, id, &a)) == 0) {
+    } else if (arc == 0) {
         commit = a.data_commit; project = a.project; account = a.account; kind = "attachment";
-    } else if (rc == TL_ENOTFOUND) {
-        return tl_result_fail(res, TL_ENOTFOUND, "no message or attachment %s", id);
     } else {
-        return tl_result_fail(res, rc, "%s", tl_errdetail());
+        return tl_result_fail(res, TL_ENOTFOUND, "no %s %s", any ? "message or attachment" : want, id);
     }
     uint8_t salt[TL_SALT_BYTES];
     bool copied = !strcmp(kind, "message") && m.body_inline; /* a short body's copy in its record (state.h) */
@@ -243,6 +247,7 @@ static int erase_in(tl_wtxn *w, const char *id, const char *reason, tl_result *r
     }
     uint8_t c[TL_HASH_BYTES];
     memcpy(c, commit, sizeof c);
+    int rc;
     if ((rc = tl_content_erase(w, c)) != 0) return tl_result_fail(res, rc, "%s", tl_errdetail());
     tl_payload p = {0};
     tl_payload_str(&p, "target", id);
@@ -259,9 +264,15 @@ static int erase_in(tl_wtxn *w, const char *id, const char *reason, tl_result *r
 }
 
 int tl_erase(tl_log *log, const char *id, const char *reason, tl_result *res) {
+    return tl_erase_kind(log, NULL, id, reason, res);
+}
+
+int tl_erase_kind(tl_log *log, const char *kind, const char *id, const char *reason, tl_result *res) {
     tl_result local;
     if (!res) res = &local;
     memset(res, 0, sizeof *res);
+    if (kind && strcmp(kind, "message") != 0 && strcmp(kind, "attachment") != 0)
+        return tl_result_fail(res, TL_EINVALID, "the kind to erase is message or attachment");
     if (!id || !tl_id_valid(id)) return tl_result_fail(res, TL_EINVALID, "not a valid id");
     if (!reason || !*reason || strlen(reason) > TL_TEXT_MAX || !tl_utf8_valid((const uint8_t *)reason, strlen(reason)))
         return tl_result_fail(res, TL_EINVALID, "an erasure needs a reason (1-%d bytes of UTF-8)", TL_TEXT_MAX);
@@ -269,7 +280,7 @@ int tl_erase(tl_log *log, const char *id, const char *reason, tl_result *res) {
         tl_wtxn *w;
         int rc = tl_wtxn_begin(log, &w);
         if (rc) return tl_result_fail(res, rc, "%s", tl_errdetail());
-        rc = erase_in(w, id, reason, res);
+        rc = erase_in(w, kind, id, reason, res);
         if (rc || res->noop) {
             tl_wtxn_abort(w);
             return rc;

@@ -335,8 +335,13 @@ int tl_batch_exec(tl_batch *batch, const tl_cmd *cmd, tl_result *res);
 int tl_batch_commit(tl_batch *batch); /* also frees the batch */
 void tl_batch_abort(tl_batch *batch); /* also frees the batch */
 
-/** Erase the content of a message or attachment (operator action, actor @operator). */
+/**
+ * Erase the content of a message or attachment (operator action, actor @operator). Ids are
+ * unique per kind, so a message and an attachment may share one: tl_erase then refuses with
+ * TL_EINVALID and tl_erase_kind names the kind ("message" or "attachment"; NULL: either).
+ */
 int tl_erase(tl_log *log, const char *id, const char *reason, tl_result *res);
+int tl_erase_kind(tl_log *log, const char *kind, const char *id, const char *reason, tl_result *res);
 
 /**
  * Fetch an attachment's bytes for a user who may see it, checked against its commitment.

@@ -520,6 +520,40 @@ START_TEST(topic_retry_by_message_id) {
 }
 END_TEST
 
+/* A message and an attachment may share an id (ids are unique per kind): erasing by that id
+ * alone is refused as ambiguous, and naming the kind erases the one named. */
+START_TEST(erase_shared_id) {
+    fx f;
+    fx_scenario(&f);
+    tl_result res;
+    char *cmd = dq("{'op':'attachment.upload','as':'alice','id':'dup','project':'o-1','name':'d.txt','data':'ZGF0YQ=='}");
+    ck_assert_int_eq(fx_cmd(&f, cmd, &res), 0);
+    free(cmd);
+    cmd = dq("{'op':'note.add','as':'alice','id':'dup','project':'o-1','body':'a note'}");
+    ck_assert_int_eq(fx_cmd(&f, cmd, &res), 0);
+    free(cmd);
+    uint64_t before = fx_events(&f);
+    ck_assert_int_eq(tl_erase(f.log, "dup", "request", &res), TL_EINVALID);
+    ck_assert_int_eq(tl_erase_kind(f.log, "video", "dup", "request", &res), TL_EINVALID);
+    ck_assert_int_eq(tl_erase_kind(f.log, "message", "a-1", "request", &res), TL_ENOTFOUND);
+    ck_assert_uint_eq(fx_events(&f), before);
+    ck_assert_int_eq(tl_erase_kind(f.log, "attachment", "dup", "request", &res), 0);
+    ck_assert(!res.noop);
+    ck_assert_uint_eq(fx_events(&f), before + 1);
+    uint8_t *bytes;
+    size_t len;
+    ck_assert_int_ne(tl_attachment_get(f.log, "dup", "alice", &bytes, &len, NULL, NULL), 0);
+    ck_assert_int_eq(tl_erase_kind(f.log, "attachment", "dup", "again", &res), 0);
+    ck_assert(res.noop);
+    ck_assert_int_eq(tl_erase_kind(f.log, "message", "dup", "request", &res), 0);
+    ck_assert(!res.noop);
+    ck_assert_uint_eq(fx_events(&f), before + 2);
+    tl_verify_report vr;
+    ck_assert_msg(tl_log_verify(f.log, NULL, &vr) == 0, "%s", vr.reason);
+    fx_close(&f);
+}
+END_TEST
+
 /* The builder meets the same rules as JSON lines. */
 START_TEST(builder_path) {
     fx f;
@@ -675,6 +709,7 @@ int main(void) {
     tcase_add_test(tb, refusals_in_one_batch);
     tcase_add_test(tb, retry_after_erasure);
     tcase_add_test(tb, topic_retry_by_message_id);
+    tcase_add_test(tb, erase_shared_id);
     tcase_add_test(tb, builder_path);
     tcase_add_test(tb, generated_ids);
     tcase_add_test(tb, concurrent_exec);

@@ -199,12 +199,12 @@ static int cmd_attachment_get(cli_ctx *ctx) {
 static int cmd_erase(cli_ctx *ctx) {
     if (!cli_flags_in_usage(ctx)) return CLI_FAILED;
     const char *reason = cli_flag(ctx, "reason");
-    if (ctx->args.npos != 1 || !reason) return cli_usage(ctx, "erase ID --reason TEXT");
+    if (ctx->args.npos != 1 || !reason) return cli_usage(ctx, "erase ID --reason TEXT [--kind message|attachment]");
     tl_log *log;
     int rc = cli_open(ctx, &log, 0);
     if (rc) return rc;
     tl_result res;
-    tl_erase(log, ctx->args.pos[0], reason, &res);
+    tl_erase_kind(log, cli_flag(ctx, "kind"), ctx->args.pos[0], reason, &res);
     tl_log_close(log);
     return print_result(ctx, &res);
 }
@@ -456,7 +456,7 @@ const cli_command cli_domain_commands[] = {
      "upload an attachment (then list it in --attachments of a message)"},
     {"attachment get", cmd_attachment_get, "attachment get ID --as USER (-o FILE | --output FILE)",
      "write an attachment's bytes, checked against their commitment, to FILE (- for stdout)"},
-    {"erase", cmd_erase, "erase MESSAGE|ATTACHMENT --reason TEXT",
+    {"erase", cmd_erase, "erase MESSAGE|ATTACHMENT --reason TEXT [--kind message|attachment]",
      "erase content (operator): chain and signatures stay valid, the content is gone everywhere"},
     {NULL, NULL, NULL, NULL},
 };

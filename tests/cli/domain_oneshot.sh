@@ -156,7 +156,9 @@ refused deleted "$TL" -d "$D" --json attachment get a-1 --as sam -o "$T/gone.pdf
 refused forbidden "$TL" -d "$D" --json attachment get a-1 --as zoe -o "$T/no.pdf"
 
 # erase: the body is gone, the chain still verifies, a retry of that note is now `exists`
-expect 0 '{"ok":true,"seq":22,"id":"n-1"}' -- "$TL" -d "$D" --json erase n-1 --reason "GDPR request"
+refused invalid_input "$TL" -d "$D" --json erase n-1 --reason "GDPR request" --kind video
+refused not_found "$TL" -d "$D" --json erase n-1 --reason "GDPR request" --kind attachment
+expect 0 '{"ok":true,"seq":22,"id":"n-1"}' -- "$TL" -d "$D" --json erase n-1 --reason "GDPR request" --kind message
 refused exists "$TL" -d "$D" --json note --as alice --project o-1 --id n-1 --body "Check stock"
 "$TL" -d "$D" verify > /dev/null || fail "verify after erase"
 
