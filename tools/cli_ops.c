@@ -39,13 +39,14 @@ static void replay_progress(uint64_t done, uint64_t total, void *payload) {
 }
 
 /* --until-time: integer microseconds since the epoch, or ISO 8601 UTC
- * (2025-03-01T12:00:00Z, optionally with .ffffff fractions). */
+ * (2025-03-01T12:00:00Z, optionally with .ffffff fractions). A time at or before the epoch is
+ * valid, and 0: before any log. */
 static bool parse_time(const char *s, uint64_t *out) {
     char *end;
     if (*s >= '0' && *s <= '9' && !strchr(s, '-') && !strchr(s, ':')) {
         errno = 0;
         unsigned long long v = strtoull(s, &end, 10);
-        if (*end || !v || errno == ERANGE) return false; /* not clamped to the largest value */
+        if (*end || errno == ERANGE) return false; /* not clamped to the largest value */
         *out = v;
         return true;
     }
@@ -63,8 +64,8 @@ static bool parse_time(const char *s, uint64_t *out) {
     }
     if (strcmp(p, "Z") != 0 && strcmp(p, "+00:00") != 0) return false;
     time_t t = timegm(&tm);
-    if (t <= 0) return false;
-    *out = (uint64_t)t * 1000000u + micros;
+    if (t == (time_t)-1 && tm.tm_year != 69) return false;
+    *out = t < 0 ? 0 : (uint64_t)t * 1000000u + micros;
     return true;
 }
 
@@ -175,6 +176,7 @@ static int cmd_replay(cli_ctx *ctx) {
     if (until_time && !parse_time(until_time, &o.until_ts))
         return cli_usage(ctx, "--until-time takes microseconds since the epoch or an ISO 8601 UTC time "
                               "(2025-03-01T12:00:00Z), not \"%s\"", until_time);
+    if (until_time && !o.until_ts) return cli_usage(ctx, "--until-time is before the log was created");
     if (cli_flag(ctx, "until-seq") && !until_seq) return cli_usage(ctx, "--until-seq starts at 1 (the genesis)");
     if (!threads || threads > 16) return cli_usage(ctx, "--threads takes 1 to 16");
     o.until_seq = until_seq;

@@ -266,6 +266,8 @@ static int parse_args(cli_ctx *ctx, int argc, char **argv, int start) {
             if (eq) value = eq + 1;
             else if (is_switch(slot)) value = "";
             else if (i + 1 < argc) value = argv[++i];
+            else if (ctx->usage && strcmp(slot, "help") != 0 && !usage_names(ctx->usage, slot))
+                return cli_usage(ctx, "unknown flag --%s", slot);
             else return cli_usage(ctx, "--%s needs a value", slot);
             if (strcmp(slot, "json") == 0) ctx->json = true;
             else if (cli_flag(ctx, slot)) /* which one was meant? (the JSON lines' duplicate keys too) */

@@ -115,7 +115,7 @@ out=$("$TL" -d "$D" frobnicate --json 2> /dev/null) || status=$?
 [ "$status" = 2 ] || fail "an unknown command exited $status, want 2"
 python3 -c 'import json,sys; o=json.loads(sys.argv[1]); assert o["ok"] is False and o["error"] == "invalid_input"' "$out" \
   || fail "an unknown command with --json printed $out"
-for args in "verify --bogus x" "stats --limit 3" "export --projects p" "log --foo 1" "checkpoint --x 1"; do
+for args in "verify --bogus x" "stats --limit 3" "export --projects p" "log --foo 1" "checkpoint --x 1" "digest --bogus"; do
   status=0
   # shellcheck disable=SC2086
   out=$("$TL" -d "$D" --json $args 2> /dev/null) || status=$?

@@ -105,8 +105,10 @@ OUT=$("$TL" -d "$D" --json replay --until-sq 3 2> "$T/err"); rc=$?
 "$TL" -d "$D" replay --into "$T/past" --until-seq 999999 2> "$T/err"; rc=$?
 [ $rc -eq 1 ] && grep -q "ends at" "$T/err" || fail "--until-seq past the head: rc $rc $(cat "$T/err")"
 [ ! -e "$T/past" ] || fail "a failed replay left its directory"
-"$TL" -d "$D" replay --into "$T/past" --until-time 2001-01-01T00:00:00Z 2> "$T/err"; rc=$?
-[ $rc -eq 1 ] || fail "--until-time before the log: rc $rc $(cat "$T/err")"
+for t in 2001-01-01T00:00:00Z 0 1970-01-01T00:00:00Z 1969-07-20T20:17:40Z 1; do
+  "$TL" -d "$D" replay --into "$T/past" --until-time "$t" 2> "$T/err"; rc=$?
+  [ $rc -eq 1 ] && grep -q "before the log was created" "$T/err" || fail "--until-time $t (before the log): rc $rc $(cat "$T/err")"
+done
 OUT=$("$TL" -d "$D" --json replay --into "$T/past" --until-time yesterday 2> "$T/err"); rc=$?
 [ $rc -eq 1 ] && python3 -c 'import json,sys; o=json.loads(sys.argv[1]); assert o["ok"] is False and o["error"] == "invalid_input"' "$OUT" \
   || fail "--until-time yesterday: rc $rc $OUT"
