@@ -240,6 +240,26 @@ static int put_event(exporter *x, const tl_event *ev, const uint8_t *sig, bool w
     return 0;
 }
 
+/* A copy cut at N (replay --until-*) keeps erased what was erased after N, and its meta says
+ * by which removed event (FORMAT.md §2): the verifier needs it to tell such content from
+ * content deleted without an erasure. Only in such a copy: "cut_erasures":[{commitment,seq}]. */
+static int put_cut_erasures(exporter *x, const tl_head *head) {
+    MDB_cursor *cur;
+    if (mdb_cursor_open(x->txn, x->log->db_meta, &cur)) return tl_fail(TL_ESTORAGE, "cannot open a cursor");
+    size_t plen = sizeof META_ERASED_PREFIX - 1, n = 0;
+    MDB_val k = {plen, (void *)META_ERASED_PREFIX}, v;
+    for (int mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); mrc == 0; mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (k.mv_size < plen || memcmp(k.mv_data, META_ERASED_PREFIX, plen) != 0) break;
+        if (k.mv_size != plen + TL_HASH_BYTES || v.mv_size != 8 || tl_seq_from_key(v.mv_data) <= head->seq) continue;
+        tl_sb_puts(&x->sb, n++ ? ",{\"commitment\":" : ",\"cut_erasures\":[{\"commitment\":");
+        put_hex(&x->sb, (const uint8_t *)k.mv_data + plen, TL_HASH_BYTES);
+        tl_sb_printf(&x->sb, ",\"seq\":%llu}", (unsigned long long)tl_seq_from_key(v.mv_data));
+    }
+    mdb_cursor_close(cur);
+    if (n) tl_sb_puts(&x->sb, "]");
+    return 0;
+}
+
 static int put_header(exporter *x, const tl_head *head) {
     tl_strbuf *sb = &x->sb;
     const tl_export_options *o = x->o;
@@ -277,7 +297,10 @@ static int put_header(exporter *x, const tl_head *head) {
         }
         if (rc) return rc;
     }
-    tl_sb_puts(sb, "]}");
+    tl_sb_puts(sb, "]");
+    int rc = put_cut_erasures(x, head);
+    if (rc) return rc;
+    tl_sb_puts(sb, "}");
     return emit(x);
 }
 

@@ -265,6 +265,8 @@ class Verifier:
         self.checkpoint = checkpoint
         self.keys = []           # [(from_seq, pk)]
         self.key_events = {}     # seq -> bytes of genesis / key.rotated events
+        self.erased_marks = []   # (seq, commitment) of content marked erased
+        self.erasures = set()    # commitments named by content.erased events (or a cut copy's header)
         self.whole = False
         self.head = None
         self.events = 0
@@ -358,6 +360,14 @@ class Verifier:
             raise Bad(None, "the header's key list does not match its key events")
         if self.pinned is not None and self.pinned not in [pk for _, pk in self.keys]:
             raise Bad(1, "the pinned key is neither the genesis key nor a rotated key")
+        # a copy cut at N keeps erased what was erased after N: the erasures the cut removed
+        cut = hdr.get("cut_erasures", [])
+        if not isinstance(cut, list):
+            raise Bad(None, "cut_erasures is not a list")
+        for ce in cut:
+            if not isinstance(ce, dict) or not isinstance(ce.get("seq"), int) or ce["seq"] <= self.head[0]:
+                raise Bad(None, "a cut erasure must name an event beyond the head")
+            self.erasures.add(unhex(ce.get("commitment"), 32, "cut erasure commitment", None))
         if self.checkpoint is not None:
             self.check_checkpoint_signature()
 
@@ -397,6 +407,11 @@ class Verifier:
         if ev["kind"] in ("log.created", "key.rotated") and seq not in self.key_events:
             raise Bad(seq, "event %d changes the key but is not in the header's key chain" % seq)
         self.check_content(line, ev, seq)
+        if ev["kind"] == "content.erased":
+            c = ev["payload"].get("commitment")
+            if not isinstance(c, bytes) or len(c) != 32:
+                raise Bad(seq, "content.erased without a 32-byte commitment")
+            self.erasures.add(c)
         self.last_seq, self.last_hash, self.last_ts = seq, h, ev["ts"]
         self.seen_hash[seq] = h
         self.events += 1
@@ -415,6 +430,7 @@ class Verifier:
                 raise Bad(seq, "%s: content is not an object" % f)
             if c.get("erased") is True and len(c) == 1:
                 self.erased += 1
+                self.erased_marks.append((seq, commit))
                 continue
             salt = unhex(c.get("salt"), 32, f + " salt", seq)
             data = unb64(c.get("data"), f + " data", seq)
@@ -447,6 +463,13 @@ class Verifier:
                 raise Bad(seq, "event %d (the checkpoint's) is not in the export" % seq)
             else:
                 self.cp_note = "the checkpoint's event %d is outside this export's scope" % seq
+        # (after the checks of a cut or rewritten export, which explain a missing erasure better)
+        # content gone without an erasure is not an erasure (the erasure of a project's or an
+        # account's content is in the same scope: it carries the same project or account)
+        for seq, commit in self.erased_marks:
+            if commit not in self.erasures:
+                raise Bad(seq, "content marked erased, yet no content.erased event names its commitment")
+
 
 
 def verify(lines, pinned=None, checkpoint=None):

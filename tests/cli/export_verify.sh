@@ -122,6 +122,13 @@ MSEQ=$("$PY" -c 'import json,sys; print([json.loads(l)["seq"] for l in open(sys.
 tamper flip "$T/all.jsonl" '
 i = find("message.sent"); o = objs[i]; b = bytearray(base64.b64decode(o["bytes"])); b[-3] ^= 1
 o["bytes"] = b64(bytes(b)); lines[i] = o' "FAILED at event $MSEQ"
+# content dropped and marked erased, with no content.erased event for it (in every scope)
+tamper unerased "$T/all.jsonl" '
+i = find("message.sent"); o = objs[i]; o["content"] = {"body_commit": {"erased": True}}; lines[i] = o' \
+  "FAILED at event $MSEQ: content marked erased, yet no content.erased"
+tamper unerased_project "$T/o1.jsonl" '
+i = find("message.sent"); o = objs[i]; o["content"] = {"body_commit": {"erased": True}}; lines[i] = o' \
+  "FAILED at event $MSEQ: content marked erased, yet no content.erased"
 # a forgery: the body commitment changed in the bytes and the line alike (only the signature holds)
 tamper forge "$T/all.jsonl" '
 i = find("message.sent"); o = objs[i]; raw = base64.b64decode(o["bytes"]); c = bytes.fromhex(o["payload"]["body_commit"])
@@ -282,6 +289,24 @@ r = v.verify(open(sys.argv[2]), bytes.fromhex(k1), cp)
 assert r.events == 4 and r.contents == 1, (r.events, r.contents)
 PY
 accept "$T/golden.jsonl" --key 03a107bff3ce10be1d70dd18e74bc09967e4d6309ba50d5f1ddc8664125531b8 --checkpoint "$T/golden.jsonl.cp"
+
+# ---- a copy cut before an erasure keeps the content erased: its export says which removed
+# event erased it, and verifies; the same export without that record does not
+ESEQ=$("$TL" -d "$D" --json log | "$PY" -c 'import json,sys; print([json.loads(l)["seq"] for l in sys.stdin if json.loads(l)["kind"] == "content.erased"][0])')
+"$TL" -d "$D" replay --into "$T/cut" --until-seq $((ESEQ - 1)) > /dev/null
+"$TL" -d "$T/cut" verify > /dev/null || fail "the cut copy does not verify"
+"$TL" -d "$T/cut" export > "$T/cut.jsonl"
+grep -q '"cut_erasures":\[{"commitment":' "$T/cut.jsonl" || fail "the cut copy's export names no cut erasure"
+accept "$T/cut.jsonl"
+"$TL" -d "$T/cut" export --project o-1 > "$T/cut_o1.jsonl"
+accept "$T/cut_o1.jsonl"
+"$PY" - "$T/cut.jsonl" "$T/cut_bare.jsonl" <<'PY'
+import json, sys
+lines = open(sys.argv[1]).read().splitlines()
+h = json.loads(lines[0]); del h["cut_erasures"]; lines[0] = json.dumps(h)
+open(sys.argv[2], "w").write("\n".join(lines) + "\n")
+PY
+if "$PY" "$VERIFY" "$T/cut_bare.jsonl" > /dev/null 2>&1; then fail "a cut copy's export without its cut erasures was accepted"; fi
 
 # ---- two rotations in a row (a key introduced at R+1 is rotated at once): a genuine chain
 R=$T/rot2
