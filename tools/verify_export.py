@@ -19,7 +19,9 @@ What it checks, for every event line:
     each event's prev equal to the BLAKE2b-256 of the previous event's bytes, ending at the
     header's head; times never decrease;
   - every content present against its commitment: BLAKE2b-256(salt || content) equals the
-    payload's *_commit and the length its *_size; "erased" content is reported, not failed;
+    payload's *_commit and the length its *_size; "erased" content is reported, not failed,
+    when a content.erased event of the export (or, for a cut copy, the header's
+    cut_erasures) names its commitment -- content dropped without an erasure fails;
   - the trailer's count, so a cut export is noticed;
   - with --checkpoint FILE: the checkpoint's signature, its key being in the chain, and the
     exported event at its sequence having its hash (a rewritten history is refused).
