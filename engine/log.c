@@ -317,6 +317,7 @@ int tl_engine_open(tl_log **out, const char *dir, unsigned flags) {
     pthread_rwlock_init(&log->map_lock, NULL);
     pthread_mutex_init(&log->write_mu, NULL);
     pthread_mutex_init(&log->gate_mu, NULL);
+    pthread_mutex_init(&log->key_mu, NULL);
     pthread_cond_init(&log->gate_cv, NULL);
     atomic_init(&log->map_writers, 0);
     if (!log->dir) { tl_engine_close(log); return tl_fail(TL_ENOMEM, "out of memory"); }
@@ -370,14 +371,36 @@ void tl_engine_close(tl_log *log) {
     tl_keypair_wipe(&log->next_key);
     pthread_rwlock_destroy(&log->map_lock);
     pthread_mutex_destroy(&log->gate_mu);
+    pthread_mutex_destroy(&log->key_mu);
     pthread_cond_destroy(&log->gate_cv);
     pthread_mutex_destroy(&log->write_mu);
     free(log->dir);
     free(log);
 }
 
+static _Thread_local unsigned txn_depth; /* transactions (of any log) this thread holds */
+
+/* How long a thread waits for the process's open transactions to end before it gives up
+ * growing, reopening or adopting the map ("storage", retry): a reader that never ends (an
+ * embedder's forgotten iterator) must cost writers an error, never a hang. */
+#define REOPEN_WAIT_S 10
+
+/*
+ * Double the map. LMDB resizes only when no transaction of the process is open, so this
+ * waits for them all (tl_map_exclusive), at most REOPEN_WAIT_S. A thread that holds a
+ * transaction itself (an iterator or a follow or export callback that writes) would wait for
+ * itself for ever: it is refused at once.
+ */
 int tl_log_grow_map(tl_log *log) {
-    tl_map_exclusive(log, NULL);
+    if (txn_depth > 0)
+        return tl_fail(TL_ESTORAGE, "the log's map must grow, and this thread holds a read snapshot of it (an open "
+                                    "iterator, or a follow or export callback): end it, then retry");
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += REOPEN_WAIT_S;
+    if (tl_map_exclusive(log, &deadline) != 0)
+        return tl_fail(TL_ESTORAGE, "the log's map must grow, and a read snapshot of this process stayed open for %d s "
+                                    "(an iterator, a follow, an export); retry", REOPEN_WAIT_S);
     int rc = 0;
     if (!log->env) {
         /* a reopen after MDB_PANIC failed: the next transaction tries it again */
@@ -436,7 +459,6 @@ int tl_log_grow_map(tl_log *log) {
  * depth count wrong, and a wrong count must cost a pause, never a deadlock.
  */
 #define GATE_WAIT_S 1
-static _Thread_local unsigned txn_depth; /* transactions (of any log) this thread holds */
 
 void tl_map_shared(tl_log *log, bool may_wait) {
     if (may_wait && txn_depth == 0 && atomic_load(&log->map_writers) > 0) {
@@ -466,8 +488,6 @@ int tl_map_exclusive(tl_log *log, const struct timespec *deadline) {
     pthread_mutex_unlock(&log->gate_mu);
     return rc;
 }
-
-#define REOPEN_WAIT_S 10
 
 static int env_reopen(tl_log *log, unsigned seen_gen) {
     struct timespec deadline;

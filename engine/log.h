@@ -101,6 +101,8 @@ struct tl_log {
                                   environment holds it exclusively (tl_map_*, log.c) */
     atomic_uint map_writers;   /* threads waiting for (or holding) map_lock exclusively */
     pthread_mutex_t gate_mu;   /* with gate_cv: new transactions wait while map_writers > 0 */
+    pthread_mutex_t key_mu;    /* log->key as a checkpoint reads it; a rotation's commit writes it
+                                * holding write_mu and key_mu, so writers (under write_mu) read it freely */
     pthread_cond_t gate_cv;
     pthread_mutex_t write_mu;  /* one write transaction per process at a time */
     void *commands;            /* the command layer's group-commit queue */

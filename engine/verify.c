@@ -316,10 +316,19 @@ int tl_log_checkpoint(tl_log *log, char **json) {
     rc = tl_head_read(txn, log, &head);
     tl_rtxn_end(log, txn);
     if (rc) return rc;
-    if (memcmp(head.pk, log->key.pk, TL_PUBKEY_BYTES) != 0) return tl_fail(TL_EKEY, "the writer key is not current");
+    /* a rotation committing on another thread replaces log->key (under key_mu) */
+    tl_keypair key;
+    pthread_mutex_lock(&log->key_mu);
+    key = log->key;
+    pthread_mutex_unlock(&log->key_mu);
+    if (memcmp(head.pk, key.pk, TL_PUBKEY_BYTES) != 0) {
+        tl_keypair_wipe(&key);
+        return tl_fail(TL_EKEY, "the writer key is not current");
+    }
     uint8_t msg[CHECKPOINT_MSG_BYTES], sig[TL_SIGNATURE_BYTES];
     checkpoint_message(msg, head.seq, head.hash, head.ts);
-    tl_sign(sig, msg, sizeof msg, &log->key);
+    tl_sign(sig, msg, sizeof msg, &key);
+    tl_keypair_wipe(&key);
     char hash_hex[2 * TL_HASH_BYTES + 1], key_hex[TL_PUBKEY_HEX_SIZE], sig_hex[2 * TL_SIGNATURE_BYTES + 1];
     tl_hex(hash_hex, head.hash, TL_HASH_BYTES);
     tl_hex(key_hex, head.pk, TL_PUBKEY_BYTES);

@@ -296,9 +296,15 @@ int tl_wtxn_commit(tl_wtxn *w) {
         return rc;
     }
     int mrc = mdb_txn_commit(w->txn);
+    bool rotated = w->key_rotated;
+    if (!mrc && rotated) { /* before write_mu is let go: the next writer signs with the new key */
+        pthread_mutex_lock(&log->key_mu);
+        log->key = log->next_key;
+        pthread_mutex_unlock(&log->key_mu);
+        tl_keypair_wipe(&log->next_key);
+    }
     tl_map_shared_end(log);
     pthread_mutex_unlock(&log->write_mu);
-    bool rotated = w->key_rotated;
     wtxn_free(w);
     if (mrc == MDB_MAP_FULL) {
         tl_fail(TL_ESTORAGE, "commit: the map is full");
@@ -307,10 +313,6 @@ int tl_wtxn_commit(tl_wtxn *w) {
     /* MDB_PANIC here, or a failed meta page write that makes the next begin answer it: the
      * commit is lost (never acknowledged) and the next transaction reopens (env_reopen) */
     if (mrc) return storage_fail(log, mrc, "commit");
-    if (rotated) {
-        log->key = log->next_key;
-        tl_keypair_wipe(&log->next_key);
-    }
     return 0;
 }
 

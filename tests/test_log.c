@@ -833,6 +833,43 @@ START_TEST(map_growth_not_starved_by_readers) {
 }
 END_TEST
 
+/* A thread that holds a read snapshot (an open iterator, a follow callback) and appends
+ * across the map's end would wait for itself for ever: the append is refused at once
+ * (storage, retry), the log unchanged; once the snapshot ends, the same append grows the map. */
+START_TEST(map_growth_refused_inside_own_snapshot) {
+    setenv("THREADLOG_TEST_MAP_BYTES", "1048576", 1);
+    char *dir;
+    tl_log *log = tu_new_log(&dir);
+    tl_iter *it;
+    ck_assert_int_eq(tl_iter_open(log, 1, &it), 0);
+    msgpack_sbuffer buf[4];
+    tl_draft d[4];
+    for (int i = 0; i < 4; i++) {
+        msgpack_sbuffer_init(&buf[i]);
+        x_payload(&buf[i], (uint64_t)i, "hello", 65536);
+        d[i] = (tl_draft){"x.test", "alice", NULL, (const uint8_t *)buf[i].data, buf[i].size};
+    }
+    double t0 = mono_s();
+    int rc = 0;
+    uint64_t appended = 0;
+    for (int b = 0; b < 16 && rc == 0; b++) /* 4 MiB at most: the map (1 MiB) must grow */
+        if ((rc = tl_log_append(log, d, 4, NULL)) == 0) appended += 4;
+    ck_assert_int_eq(rc, TL_ESTORAGE);
+    ck_assert_msg(strstr(tl_errdetail(), "read snapshot") != NULL, "%s", tl_errdetail());
+    ck_assert_msg(mono_s() - t0 < 5.0, "the refusal took %.2f s", mono_s() - t0);
+    tl_iter_close(it);
+    ck_assert_int_eq(tl_log_append(log, d, 4, NULL), 0);
+    tl_log_stats st;
+    ck_assert_int_eq(tl_log_stats_get(log, &st), 0);
+    ck_assert_uint_eq(st.events, 1 + appended + 4);
+    ck_assert_uint_gt(st.map_bytes, 1048576);
+    for (int i = 0; i < 4; i++) msgpack_sbuffer_destroy(&buf[i]);
+    verify_ok(log, 1 + appended + 4);
+    remove_log(log, dir);
+    unsetenv("THREADLOG_TEST_MAP_BYTES"); /* for CK_FORK=no runs */
+}
+END_TEST
+
 START_TEST(warm_maps_the_file) {
     char *dir;
     tl_log *log = tu_new_log(&dir);
@@ -1136,6 +1173,56 @@ START_TEST(records_with_rotation) {
 END_TEST
 
 /* ================================================================ key rotation */
+
+/* Threads appending while another rotates the key: the new key is the log's before the next
+ * writer begins, so no append is refused as "rotated by another process", and every
+ * checkpoint taken meanwhile is signed by a key of the chain. */
+typedef struct rot_appender {
+    tl_log *log;
+    volatile int *stop;
+    int failures, appended;
+    char why[200];
+} rot_appender;
+
+static void *rot_append(void *arg) {
+    rot_appender *a = arg;
+    msgpack_sbuffer buf;
+    msgpack_sbuffer_init(&buf);
+    x_payload(&buf, 1, "hello", 0);
+    tl_draft d = {"x.test", "alice", NULL, (const uint8_t *)buf.data, buf.size};
+    while (!*a->stop) {
+        int rc = tl_log_append(a->log, &d, 1, NULL);
+        if (!rc) a->appended++;
+        else if (!a->failures++) snprintf(a->why, sizeof a->why, "%s: %s", tl_strerror(rc), tl_errdetail());
+    }
+    msgpack_sbuffer_destroy(&buf);
+    return NULL;
+}
+
+START_TEST(rotation_while_appending) {
+    char *dir;
+    tl_log *log = tu_new_log(&dir);
+    volatile int stop = 0;
+    rot_appender a[3] = {{log, &stop, 0, 0, ""}, {log, &stop, 0, 0, ""}, {log, &stop, 0, 0, ""}};
+    pthread_t t[3];
+    for (int i = 0; i < 3; i++) pthread_create(&t[i], NULL, rot_append, &a[i]);
+    for (int r = 0; r < 40; r++) {
+        ck_assert_int_eq(tl_log_rotate_key(log, NULL), 0);
+        char *cp = NULL;
+        ck_assert_int_eq(tl_log_checkpoint(log, &cp), 0);
+        tl_verify_options vo = TL_VERIFY_OPTIONS_INIT;
+        vo.checkpoint_json = cp;
+        tl_verify_report vr;
+        ck_assert_msg(tl_log_verify(log, &vo, &vr) == 0, "checkpoint %d: %s", r, vr.reason);
+        tl_free(cp);
+    }
+    stop = 1;
+    for (int i = 0; i < 3; i++) pthread_join(t[i], NULL);
+    for (int i = 0; i < 3; i++) ck_assert_msg(a[i].failures == 0, "appender %d: %d refused (%s)", i, a[i].failures, a[i].why);
+    verify_ok(log, 1 + (uint64_t)(a[0].appended + a[1].appended + a[2].appended) + 40);
+    remove_log(log, dir);
+}
+END_TEST
 
 START_TEST(rotate_then_verify) {
     char *dir;
@@ -1759,6 +1846,8 @@ int main(void) {
     tcase_add_test(tc, layout_matches_format_doc);
     tcase_add_test(tc, map_grows);
     tcase_add_test(tc, map_growth_not_starved_by_readers);
+    tcase_add_test(tc, map_growth_refused_inside_own_snapshot);
+    tcase_add_test(tc, rotation_while_appending);
     tcase_add_test(tc, warm_maps_the_file);
     tcase_add_test(tc, warm_maps_huge_pages);
     tcase_set_timeout(tc, 120);
