@@ -154,6 +154,19 @@ int tl_cmd_set_data(tl_cmd *cmd, const void *bytes, size_t len) {
     return rc;
 }
 
+char *tl_json_dump(const json_t *j, size_t flags) {
+    size_t n = json_dumpb(j, NULL, 0, flags);
+    if (!n) return NULL;
+    char *text = malloc(n + 1);
+    if (!text) return NULL;
+    if (json_dumpb(j, text, n, flags) != n) {
+        free(text);
+        return NULL;
+    }
+    text[n] = 0;
+    return text;
+}
+
 int tl_cmd_set_data_size(tl_cmd *cmd, uint64_t len) {
     if (!cmd) return tl_fail(TL_EUSAGE, "no command");
     int rc = tl_cmd_set_str(cmd, "data", "");
@@ -207,7 +220,7 @@ int tl_result_json(const tl_result *res, char **json) {
         if (o && res->duplicate) json_object_set_new(o, "duplicate", json_true());
     }
     if (!o) return tl_fail(TL_ENOMEM, "out of memory");
-    *json = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    *json = tl_json_dump(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(o);
     return *json ? 0 : tl_fail(TL_ENOMEM, "out of memory");
 }

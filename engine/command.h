@@ -29,6 +29,13 @@ bool tl_id_valid(const char *s);
 /** Set res to a failure (code + one-line message); returns code. */
 int tl_result_fail(tl_result *res, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/**
+ * j as JSON text in memory from malloc (so tl_free frees it): json_dumps would allocate with
+ * jansson's allocator, which an embedding program may have replaced (json_set_alloc_funcs).
+ * NULL when out of memory.
+ */
+char *tl_json_dump(const json_t *j, size_t flags);
+
 /** Cut s at its first byte that does not continue valid UTF-8 (a truncated sequence). */
 void tl_utf8_trim(char *s);
 

@@ -209,7 +209,7 @@ static int fingerprint(const rctx *c, const uint8_t *salt, uint8_t out[TL_HASH_B
     const char *key;
     json_t *v;
     json_object_foreach(c->obj, key, v) if (!json_is_null(v)) json_object_set(copy, key, v);
-    char *text = json_dumps(copy, JSON_SORT_KEYS | JSON_COMPACT);
+    char *text = tl_json_dump(copy, JSON_SORT_KEYS | JSON_COMPACT);
     json_decref(copy);
     if (!text) return TL_ENOMEM;
     crypto_generichash(out, TL_HASH_BYTES, (const uint8_t *)text, strlen(text), salt, salt ? TL_SALT_BYTES : 0);

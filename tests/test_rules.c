@@ -554,6 +554,34 @@ START_TEST(erase_shared_id) {
 }
 END_TEST
 
+/* An embedding program may give jansson its own allocator: what the library hands out is
+ * still freed with tl_free (the result line, and the fingerprint it computes inside). */
+static void *offset_malloc(size_t n) {
+    char *p = malloc(n + 16);
+    return p ? p + 16 : NULL;
+}
+static void offset_free(void *p) {
+    if (p) free((char *)p - 16);
+}
+
+START_TEST(own_jansson_allocator) {
+    fx f;
+    fx_scenario(&f);
+    json_set_alloc_funcs(offset_malloc, offset_free);
+    tl_result res;
+    char *cmd = dq("{'op':'note.add','as':'alice','project':'o-1','body':'with another allocator'}");
+    ck_assert_int_eq(fx_cmd(&f, cmd, &res), 0);
+    ck_assert_int_eq(fx_cmd(&f, cmd, &res), 0); /* no id: a second note, not a retry */
+    free(cmd);
+    char *line = NULL;
+    ck_assert_int_eq(tl_result_json(&res, &line), 0);
+    ck_assert_msg(strstr(line, "\"ok\":true") != NULL, "%s", line);
+    tl_free(line);
+    fx_close(&f);
+    json_set_alloc_funcs(malloc, free);
+}
+END_TEST
+
 /* The builder meets the same rules as JSON lines. */
 START_TEST(builder_path) {
     fx f;
@@ -710,6 +738,7 @@ int main(void) {
     tcase_add_test(tb, retry_after_erasure);
     tcase_add_test(tb, topic_retry_by_message_id);
     tcase_add_test(tb, erase_shared_id);
+    tcase_add_test(tb, own_jansson_allocator);
     tcase_add_test(tb, builder_path);
     tcase_add_test(tb, generated_ids);
     tcase_add_test(tb, concurrent_exec);
