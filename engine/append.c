@@ -12,6 +12,9 @@
 #include "log.h"
 
 int tl_log_append(tl_log *log, const tl_draft *drafts, size_t n, uint64_t *first_seq) {
+    if (!log || (!drafts && n)) return tl_fail(TL_EUSAGE, "tl_log_append: a log and its drafts are required");
+    if (first_seq) *first_seq = 0;
+    if (n == 0) return 0; /* nothing to append: no transaction, no seq */
     for (size_t i = 0; i < n; i++)
         if (!drafts[i].kind || strncmp(drafts[i].kind, "x.", 2) != 0 || !drafts[i].actor)
             return tl_fail(TL_EINVALID, "raw appends take extension kinds (\"x.*\") with an actor");
@@ -45,6 +48,7 @@ int tl_log_append(tl_log *log, const tl_draft *drafts, size_t n, uint64_t *first
 }
 
 int tl_log_append_records(tl_log *log, const uint8_t *const *records, const size_t *lens, size_t n) {
+    if (!log || (n && (!records || !lens))) return tl_fail(TL_EUSAGE, "tl_log_append_records: log, records and lens are required");
     for (;;) {
         tl_wtxn *w;
         int rc = tl_wtxn_begin_records(log, &w);
@@ -66,6 +70,7 @@ int tl_log_append_records(tl_log *log, const uint8_t *const *records, const size
 }
 
 int tl_log_rotate_key(tl_log *log, char new_pubkey_hex[TL_PUBKEY_HEX_SIZE]) {
+    if (!log) return tl_fail(TL_EUSAGE, "tl_log_rotate_key: no log");
     char path[4096], path_new[4096];
     snprintf(path, sizeof path, "%s/%s", log->dir, TL_KEY_FILE);
     snprintf(path_new, sizeof path_new, "%s/%s", log->dir, TL_KEY_FILE_NEW);

@@ -68,6 +68,7 @@ int tl_result_fail(tl_result *res, int code, const char *fmt, ...) {
 }
 
 int tl_cmd_new(tl_cmd **out, const char *op) {
+    if (!out) return tl_fail(TL_EUSAGE, "tl_cmd_new: out is NULL");
     *out = NULL;
     if (!op) return tl_fail(TL_EINVALID, "no op given");
     tl_cmd *c = calloc(1, sizeof *c);
@@ -81,6 +82,7 @@ int tl_cmd_new(tl_cmd **out, const char *op) {
 }
 
 int tl_cmd_parse(tl_cmd **out, const char *text, size_t len, tl_result *res) {
+    if (!out || (!text && len)) return tl_fail(TL_EUSAGE, "tl_cmd_parse: out and text are required");
     *out = NULL;
     json_error_t err;
     json_t *obj = json_loadb(text, len, JSON_REJECT_DUPLICATES, &err);
@@ -205,6 +207,7 @@ static void utf8_sanitize(char *dst, const char *src, size_t cap) {
 }
 
 int tl_result_json(const tl_result *res, char **json) {
+    if (!res || !json) return tl_fail(TL_EUSAGE, "tl_result_json: result and json are required");
     *json = NULL;
     json_t *o;
     if (res->code) {

@@ -73,6 +73,7 @@ static int commit_items(tl_log *log, tl_wtxn *w, batch_item *items, size_t n) {
 }
 
 int tl_batch_begin(tl_log *log, tl_batch **out) {
+    if (!log || !out) return tl_fail(TL_EUSAGE, "tl_batch_begin: log and out are required");
     *out = NULL;
     tl_batch *b = calloc(1, sizeof *b);
     if (!b) return tl_fail(TL_ENOMEM, "out of memory");
@@ -268,6 +269,7 @@ int tl_erase(tl_log *log, const char *id, const char *reason, tl_result *res) {
 }
 
 int tl_erase_kind(tl_log *log, const char *kind, const char *id, const char *reason, tl_result *res) {
+    if (!log) return tl_fail(TL_EUSAGE, "tl_erase: no log");
     tl_result local;
     if (!res) res = &local;
     memset(res, 0, sizeof *res);
@@ -295,6 +297,7 @@ int tl_erase_kind(tl_log *log, const char *kind, const char *id, const char *rea
 
 int tl_attachment_get(tl_log *log, const char *id, const char *as, uint8_t **bytes, size_t *len, char **name,
                       char **mime) {
+    if (!log || !bytes || !len) return tl_fail(TL_EUSAGE, "tl_attachment_get: log, bytes and len are required");
     *bytes = NULL;
     *len = 0;
     if (name) *name = NULL;
@@ -343,6 +346,14 @@ int tl_attachment_get(tl_log *log, const char *id, const char *as, uint8_t **byt
     *len = n;
     if (name) *name = strdup(a.name);
     if (mime) *mime = strdup(a.mime);
+    if ((name && !*name) || (mime && !*mime)) { /* all or nothing */
+        free(*bytes);
+        *bytes = NULL;
+        *len = 0;
+        if (name) { free(*name); *name = NULL; }
+        if (mime) { free(*mime); *mime = NULL; }
+        rc = tl_fail(TL_ENOMEM, "out of memory");
+    }
 out:
     tl_rtxn_end(log, txn);
     return rc;

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "error.h"
@@ -25,6 +26,7 @@ struct tl_iter {
 };
 
 int tl_iter_open(tl_log *log, uint64_t from, tl_iter **out) {
+    if (!log || !out) return tl_fail(TL_EUSAGE, "tl_iter_open: log and out are required");
     *out = NULL;
     tl_iter *it = calloc(1, sizeof *it);
     if (!it) return tl_fail(TL_ENOMEM, "out of memory");
@@ -73,6 +75,7 @@ static int view_from(tl_event *ev, tl_event_view *view, const MDB_val *k, const 
 }
 
 int tl_iter_next(tl_iter *it, tl_event_view *view) {
+    if (!it || !view) return tl_fail(TL_EUSAGE, "tl_iter_next: iterator and view are required");
     MDB_val k, v;
     int mrc;
     if (!it->started) {
@@ -100,6 +103,7 @@ void tl_iter_close(tl_iter *it) {
 }
 
 int tl_event_json(const tl_event_view *view, char **json) {
+    if (!view || !json || (!view->bytes && view->len)) return tl_fail(TL_EUSAGE, "tl_event_json: view and json are required");
     *json = NULL;
     tl_event ev;
     int rc = tl_event_decode(&ev, view->bytes, view->len);
@@ -123,6 +127,7 @@ int tl_event_json(const tl_event_view *view, char **json) {
 }
 
 int tl_log_record(tl_log *log, uint64_t seq, uint8_t **rec, size_t *len) {
+    if (!log || !rec || !len) return tl_fail(TL_EUSAGE, "tl_log_record: log, rec and len are required");
     *rec = NULL;
     *len = 0;
     MDB_txn *txn;
@@ -142,26 +147,68 @@ int tl_log_record(tl_log *log, uint64_t seq, uint8_t **rec, size_t *len) {
     return rc;
 }
 
+/*
+ * Following: events are copied out of the snapshot in batches and fn is called with the
+ * snapshot closed, so a callback that appends (reacting to an event with a command) holds no
+ * read transaction: the map may grow under it (a thread's own snapshot would otherwise keep
+ * its own write from growing the map, log.c).
+ */
+#define FOLLOW_BATCH 256
+#define FOLLOW_BYTES (4u << 20)
+
 int tl_log_follow(tl_log *log, uint64_t from, unsigned poll_ms, volatile int *stop,
                   tl_follow_fn fn, void *payload) {
+    if (!log || !fn) return tl_fail(TL_EUSAGE, "tl_log_follow: log and fn are required");
     uint64_t next = from ? from : 1;
     if (!poll_ms) poll_ms = 100;
+    struct timespec pause = {(time_t)(poll_ms / 1000u), (long)(poll_ms % 1000u) * 1000000L};
+    uint8_t *buf = NULL;
+    size_t cap = 0, off[FOLLOW_BATCH], len[FOLLOW_BATCH];
+    uint64_t seqs[FOLLOW_BATCH];
+    int rc = 0;
     while (!stop || !*stop) {
         tl_iter *it;
-        int rc = tl_iter_open(log, next, &it);
-        if (rc) return rc;
+        if ((rc = tl_iter_open(log, next, &it)) != 0) break;
+        size_t n = 0, used = 0;
         tl_event_view ev;
-        while ((rc = tl_iter_next(it, &ev)) == 0) {
-            next = ev.seq + 1;
-            if (fn(&ev, payload)) { tl_iter_close(it); return 0; }
-            if (stop && *stop) break;
+        int irc = 0;
+        while (n < FOLLOW_BATCH && used < FOLLOW_BYTES && (irc = tl_iter_next(it, &ev)) == 0) {
+            size_t rl = ev.len + TL_SIGNATURE_BYTES; /* the record: event bytes || signature */
+            if (used + rl > cap) {
+                size_t ncap = cap ? cap : 65536;
+                while (ncap < used + rl) ncap *= 2;
+                uint8_t *nb = realloc(buf, ncap);
+                if (!nb) { irc = tl_fail(TL_ENOMEM, "out of memory"); break; }
+                buf = nb;
+                cap = ncap;
+            }
+            memcpy(buf + used, ev.bytes, rl);
+            seqs[n] = ev.seq;
+            off[n] = used;
+            len[n++] = rl;
+            used += rl;
         }
         tl_iter_close(it);
-        if (rc && rc != TL_ENOTFOUND) return rc;
+        /* the events copied before a bad record are delivered first */
+        for (size_t i = 0; i < n && !rc; i++) {
+            uint8_t key[8];
+            tl_seq_key(key, seqs[i]);
+            MDB_val k = {8, key}, v = {len[i], buf + off[i]};
+            tl_event e;
+            tl_event_view view;
+            if ((rc = view_from(&e, &view, &k, &v)) != 0) break;
+            next = view.seq + 1;
+            if (fn(&view, payload)) { free(buf); return 0; }
+            if (stop && *stop) break;
+        }
+        if (rc) break;
+        if (irc && irc != TL_ENOTFOUND) { rc = irc; break; }
+        if (irc == 0) continue; /* a full batch: there may be more at once */
         /* LMDB has no change notification across processes: poll the snapshot */
-        usleep(poll_ms * 1000u);
+        nanosleep(&pause, NULL);
     }
-    return 0;
+    free(buf);
+    return rc;
 }
 
 /* Sum the value sizes of a whole database, walking it boundedly. */
@@ -183,6 +230,7 @@ static int db_value_bytes(MDB_txn *txn, MDB_dbi dbi, const char *name, uint64_t 
 }
 
 int tl_log_stats_get(tl_log *log, tl_log_stats *out) {
+    if (!log || !out) return tl_fail(TL_EUSAGE, "tl_log_stats_get: log and out are required");
     memset(out, 0, sizeof *out);
     MDB_txn *txn;
     int rc = tl_rtxn_begin(log, &txn);
@@ -217,6 +265,7 @@ static void db_stat_json(tl_strbuf *sb, MDB_txn *txn, MDB_dbi dbi, const char *n
 }
 
 int tl_log_db_stats_json(tl_log *log, char **json) {
+    if (!log || !json) return tl_fail(TL_EUSAGE, "tl_log_db_stats_json: log and json are required");
     *json = NULL;
     MDB_txn *txn;
     int rc = tl_rtxn_begin(log, &txn);
@@ -237,6 +286,7 @@ int tl_log_db_stats_json(tl_log *log, char **json) {
 }
 
 int tl_log_pubkey(tl_log *log, char pubkey_hex[TL_PUBKEY_HEX_SIZE]) {
+    if (!log || !pubkey_hex) return tl_fail(TL_EUSAGE, "tl_log_pubkey: log and pubkey_hex are required");
     MDB_txn *txn;
     int rc = tl_rtxn_begin(log, &txn);
     if (rc) return rc;

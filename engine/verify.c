@@ -162,8 +162,11 @@ static int checkpoint_check(MDB_txn *txn, tl_log *log, const char *json, verify_
                             uint64_t last_seq, tl_verify_report *r);
 
 int tl_log_verify(tl_log *log, const tl_verify_options *opts, tl_verify_report *r) {
+    if (!log || !r) return tl_fail(TL_EUSAGE, "tl_log_verify: log and report are required");
     tl_verify_options defaults = TL_VERIFY_OPTIONS_INIT;
     if (!opts) opts = &defaults;
+    if (opts->version != TL_VERIFY_OPTIONS_VERSION)
+        return tl_fail(TL_EUSAGE, "unknown tl_verify_options version %u", opts->version);
     memset(r, 0, sizeof *r);
     unsigned threads = opts->threads ? opts->threads : 2;
     verify_state vs = {0};
@@ -307,6 +310,7 @@ static void checkpoint_message(uint8_t *msg, uint64_t seq, const uint8_t *hash, 
 #define CHECKPOINT_MSG_BYTES (sizeof TL_CHECKPOINT_CONTEXT - 1 + 8 + TL_HASH_BYTES + 8)
 
 int tl_log_checkpoint(tl_log *log, char **json) {
+    if (!log || !json) return tl_fail(TL_EUSAGE, "tl_log_checkpoint: log and json are required");
     *json = NULL;
     if (!log->have_key) return tl_fail(TL_EKEY, "a checkpoint is signed with the writer key: open the log writable");
     MDB_txn *txn;

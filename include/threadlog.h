@@ -15,9 +15,24 @@
  *    released with tl_free(); tl_free(NULL) is harmless.
  *  - Event views handed out by iterators borrow from the log's read transaction and stay
  *    valid until the next call on that iterator.
- *  - Thread-safety: a tl_log handle may be shared by threads. Command execution
- *    (tl_cmd_exec) and queries are thread-safe; concurrent callers of tl_cmd_exec have their
- *    commits grouped. A tl_iter or tl_batch belongs to one thread.
+ *  - A NULL where a handle, an output pointer or a callback is required is refused with
+ *    TL_EUSAGE (never a crash). Option structs start with a version field set by their
+ *    ..._INIT macro.
+ *  - Thread-safety: a tl_log handle may be shared by threads, and every call taking one is
+ *    thread-safe, except tl_log_close (no other call may be running on the handle, nor
+ *    follow). Concurrent callers of tl_cmd_exec have their commits grouped; queries, iterators,
+ *    verify, export and digest read their own snapshot and never block writers -- except
+ *    that the map (the file's mapping) can only grow while no snapshot of the process is
+ *    open: a write that must grow it waits up to 10 s for them, then answers TL_ESTORAGE
+ *    (retry), and a thread that holds a snapshot itself (an open tl_iter, inside a tl_export
+ *    callback) is refused at once. A tl_iter or tl_batch belongs to one thread; an open
+ *    tl_batch holds the process's write lock until it is committed or aborted (see there).
+ *  - Error codes: the TL_E... list below says what each code means; a call answers the
+ *    codes its documentation names, plus TL_EUSAGE for a NULL or out-of-range argument,
+ *    TL_ENOMEM, and TL_ESTORAGE / TL_ECORRUPT when the storage fails or the data file is
+ *    damaged. A damaged data file can also make LMDB itself fault (SIGSEGV/SIGBUS) in a
+ *    read: the `threadlog` CLI turns that into a `corrupt` answer; an embedder that reads
+ *    untrusted files should do the same (docs/OPERATIONS.md, "A damaged file").
  */
 #ifndef THREADLOG_H
 #define THREADLOG_H
@@ -82,7 +97,8 @@ enum tl_error {
 /** The spec's name of an error code ("not_found"); "ok" for 0, "unknown" otherwise. */
 const char *tl_strerror(int code);
 
-/** Human detail of the calling thread's last failure ("m-2 has a reply (m-3)"); never NULL. */
+/** Human detail of the calling thread's last failure ("m-2 has a reply (m-3)"); never NULL.
+ *  The text lives in a thread-local buffer: copy it before the thread's next library call. */
 const char *tl_errdetail(void);
 
 /** The library version at run time ("0.1.0"). */
@@ -209,7 +225,11 @@ int tl_event_json(const tl_event_view *ev, char **json);
 /**
  * Follow the log: call fn for every event from `from` on, then keep waiting for events
  * appended (by this or other processes) until fn returns non-zero or *stop becomes non-zero.
- * poll_ms bounds the wait between checks. Returns 0 when stopped.
+ * poll_ms bounds the wait between checks (0: 100 ms). Returns 0 when stopped. fn runs with
+ * no read snapshot open (events are copied out in batches), so it may append or run
+ * commands; the view is valid during the call only. *stop is read between events and polls
+ * (set it from another thread or a signal handler; a C11 program may prefer to end the
+ * follow by returning non-zero from fn).
  */
 typedef int (*tl_follow_fn)(const tl_event_view *ev, void *payload);
 int tl_log_follow(tl_log *log, uint64_t from, unsigned poll_ms, volatile int *stop,
@@ -230,7 +250,8 @@ typedef struct tl_draft {
     size_t payload_len;
 } tl_draft;
 
-/** Append n drafts in one synced commit; *first_seq (may be NULL) receives the first seq. */
+/** Append n drafts in one synced commit; *first_seq (may be NULL) receives the first seq
+ *  (0 when n is 0: nothing is appended and the call succeeds). */
 int tl_log_append(tl_log *log, const tl_draft *drafts, size_t n, uint64_t *first_seq);
 
 /**
@@ -272,7 +293,7 @@ typedef struct tl_verify_report {
  * content commitments, and the checkpoint if given. Returns 0 when everything holds,
  * TL_ECORRUPT with report->first_bad_seq and report->reason otherwise.
  */
-int tl_log_verify(tl_log *log, const tl_verify_options *opts, tl_verify_report *report);
+int tl_log_verify(tl_log *log, const tl_verify_options *opts, tl_verify_report *report); /* report required */
 
 /**
  * A signed checkpoint of the head: {"seq","hash","ts","key","signature"} (hex fields).
@@ -327,7 +348,11 @@ int tl_result_json(const tl_result *res, char **json);
  * are provisional: they become final, and the commands durable, when tl_batch_commit
  * returns 0 (the library may re-run the batch after growing the map, refilling the results,
  * so the tl_result and tl_cmd objects must stay alive until then). A failed commit fails
- * every command of the batch with TL_ESTORAGE.
+ * every command of the batch (TL_ESTORAGE, or TL_ENOMEM) and returns the failure's code.
+ * An open batch holds the process's write lock from tl_batch_begin to its commit or abort:
+ * other threads' writes wait for it, and the thread that holds it must not write through
+ * any other call meanwhile (tl_cmd_exec, tl_erase, tl_log_append, tl_log_rotate_key would
+ * wait for itself).
  */
 typedef struct tl_batch tl_batch;
 int tl_batch_begin(tl_log *log, tl_batch **out);

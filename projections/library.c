@@ -10,6 +10,8 @@
 
 int tl_log_init(const char *dir, const tl_init_options *opts, char pubkey_hex[TL_PUBKEY_HEX_SIZE]) {
     if (!dir || !*dir) return tl_fail(TL_EUSAGE, "no log directory given");
+    if (opts && opts->version != TL_INIT_OPTIONS_VERSION)
+        return tl_fail(TL_EUSAGE, "unknown tl_init_options version %u", opts->version);
     uint64_t max = opts && opts->max_attachment ? opts->max_attachment : TL_DEFAULT_MAX_ATTACHMENT;
     if (max > TL_MAX_ATTACHMENT_LIMIT)
         return tl_fail(TL_EINVALID, "the attachment limit is at most %llu bytes (1 GiB), not %llu",
@@ -24,8 +26,14 @@ int tl_log_init(const char *dir, const tl_init_options *opts, char pubkey_hex[TL
 }
 
 int tl_log_open(tl_log **out, const char *dir, const tl_open_options *opts) {
+    if (!out) return tl_fail(TL_EUSAGE, "tl_log_open: out is NULL");
     *out = NULL;
     if (!dir || !*dir) return tl_fail(TL_EUSAGE, "no log directory given");
+    if (opts && opts->version != TL_OPEN_OPTIONS_VERSION)
+        return tl_fail(TL_EUSAGE, "unknown tl_open_options version %u", opts->version);
+    /* TL_OPEN_NOKEY (log.h): replay's copies, opened through here */
+    if (opts && (opts->flags & ~(unsigned)(TL_OPEN_READONLY | TL_OPEN_NOSYNC | TL_OPEN_REPLICA | TL_OPEN_NOKEY)))
+        return tl_fail(TL_EUSAGE, "unknown open flags 0x%x", opts->flags);
     tl_log *log;
     int rc = tl_engine_open(&log, dir, opts ? opts->flags : 0);
     if (rc) return rc;
