@@ -44,6 +44,12 @@
 extern "C" {
 #endif
 
+/* What this header declares is what the shared library exports (it is built with hidden
+ * visibility by default). */
+#if defined(__GNUC__) && __GNUC__ >= 4
+#pragma GCC visibility push(default)
+#endif
+
 #define TL_VERSION_MAJOR 0
 #define TL_VERSION_MINOR 1
 #define TL_VERSION_PATCH 0
@@ -475,6 +481,10 @@ typedef int (*tl_export_fn)(const char *line, size_t len, void *payload);
  * exported as stored, unchecked: the export's verifier checks it. Thread-safe.
  */
 int tl_export(tl_log *log, const tl_export_options *opts, tl_export_fn fn, void *payload);
+
+#if defined(__GNUC__) && __GNUC__ >= 4
+#pragma GCC visibility pop
+#endif
 
 #ifdef __cplusplus
 }
