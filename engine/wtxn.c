@@ -25,6 +25,33 @@
 
 /* need_key: events will be signed here (commands); records from another log bring their own
  * signatures and are checked against the head's key instead. */
+/*
+ * Another process rotated the key (the head names a key this process does not hold): take
+ * the new key from the key file, or from the new key's file when that process has committed
+ * the rotation but not yet renamed the file (append.c), as opening the log would. Called
+ * holding write_mu, so no writer of this process signs meanwhile.
+ */
+static int adopt_rotated_key(tl_log *log, const uint8_t head_pk[TL_PUBKEY_BYTES]) {
+    static const char *const files[] = {TL_KEY_FILE, TL_KEY_FILE_NEW};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        char *path = tl_path_join(log->dir, files[i]);
+        if (!path) return tl_fail(TL_ENOMEM, "out of memory");
+        tl_keypair k;
+        int rc = tl_keyfile_read(path, &k);
+        free(path);
+        if (rc == 0 && memcmp(k.pk, head_pk, TL_PUBKEY_BYTES) == 0) {
+            pthread_mutex_lock(&log->key_mu);
+            log->key = k;
+            pthread_mutex_unlock(&log->key_mu);
+            tl_keypair_wipe(&k);
+            return 0;
+        }
+        if (rc == 0) tl_keypair_wipe(&k);
+    }
+    return tl_fail(TL_EKEY, "the log's key was rotated by another process and its key file does not hold the new "
+                            "key; reopen the log");
+}
+
 static int wtxn_begin(tl_log *log, tl_wtxn **out, bool need_key) {
     *out = NULL;
     if (log->flags & TL_OPEN_READONLY) return tl_fail(TL_EREADONLY, "the log is open read-only");
@@ -41,7 +68,7 @@ static int wtxn_begin(tl_log *log, tl_wtxn **out, bool need_key) {
     int rc = tl_txn_begin(log, 0, &w->txn, true);
     if (!rc) rc = tl_head_read(w->txn, log, &w->head);
     if (!rc && need_key && memcmp(w->head.pk, log->key.pk, TL_PUBKEY_BYTES) != 0)
-        rc = tl_fail(TL_EKEY, "the log's key was rotated by another process; reopen the log");
+        rc = adopt_rotated_key(log, w->head.pk);
     if (rc) {
         if (w->txn) { mdb_txn_abort(w->txn); tl_map_shared_end(log); }
         pthread_mutex_unlock(&log->write_mu);

@@ -1301,6 +1301,50 @@ START_TEST(rotation_while_appending) {
 }
 END_TEST
 
+/* Another process rotates the key while this one holds the log open: this process's next
+ * write takes the new key from the key file (or from the new key's file, when the rotation is
+ * committed but its file not yet renamed) instead of refusing every write until reopened. */
+START_TEST(rotation_by_another_process) {
+    char *dir;
+    tl_log *log = tu_new_log(&dir);
+    append_n(log, 1, 0, 0);
+    char key[4096], key_new[4096], old_copy[4096];
+    snprintf(key, sizeof key, "%s/writer.key", dir);
+    snprintf(key_new, sizeof key_new, "%s/writer.key.new", dir);
+    snprintf(old_copy, sizeof old_copy, "%s.old-key", dir);
+    for (int round = 0; round < 2; round++) {
+        copy_file(key, old_copy, 0600);
+        pid_t pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+            tl_log *other;
+            if (tl_log_open(&other, dir, NULL) || tl_log_rotate_key(other, NULL)) _exit(3);
+            tl_log_close(other);
+            _exit(0);
+        }
+        int status;
+        ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+        ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        if (round == 1) { /* as if caught between the rotation's commit and its rename */
+            ck_assert_int_eq(rename(key, key_new), 0);
+            copy_file(old_copy, key, 0600);
+        }
+        uint64_t before = head_seq(log);
+        append_n(log, 2, 10 + (uint64_t)round * 2, 0); /* asserts success */
+        ck_assert_uint_eq(head_seq(log), before + 2);
+        char *cp = NULL;
+        ck_assert_int_eq(tl_log_checkpoint(log, &cp), 0);
+        tl_verify_options vo = TL_VERIFY_OPTIONS_INIT;
+        vo.checkpoint_json = cp;
+        tl_verify_report vr;
+        ck_assert_msg(tl_log_verify(log, &vo, &vr) == 0, "round %d: %s", round, vr.reason);
+        tl_free(cp);
+        unlink(old_copy);
+    }
+    remove_log(log, dir);
+}
+END_TEST
+
 START_TEST(rotate_then_verify) {
     char *dir;
     tl_log *log = tu_new_log(&dir);
@@ -1926,6 +1970,7 @@ int main(void) {
     tcase_add_test(tc, map_growth_refused_inside_own_snapshot);
     tcase_add_test(tc, rotation_while_appending);
     tcase_add_test(tc, null_arguments_refused);
+    tcase_add_test(tc, rotation_by_another_process);
     tcase_add_test(tc, warm_maps_the_file);
     tcase_add_test(tc, warm_maps_huge_pages);
     tcase_set_timeout(tc, 120);

@@ -296,9 +296,10 @@ static void handle_line(apply_state *a, const char *line, size_t len, bool too_l
     line_item *it = answer_slot(a);
     if (!it) return;
     if (tl_cmd_parse(&it->cmd, line, len, &it->res) != 0) return;
-    if (!a->batch && tl_batch_begin(a->log, &a->batch) != 0) {
+    int brc = a->batch ? 0 : tl_batch_begin(a->log, &a->batch);
+    if (brc) { /* the log's own answer (storage, key, read_only, unsupported_version) */
         snprintf(it->res.message, sizeof it->res.message, "%s", tl_errdetail());
-        it->res.code = TL_ESTORAGE;
+        it->res.code = brc;
         a->log_failed = true;
         return;
     }
