@@ -51,6 +51,9 @@ bool cli_flag_u64(const cli_ctx *ctx, const char *name, unsigned long long *out,
 
 /** Print the refusal {"ok":false,"error":..,"message":..} (JSON) or a human line; returns 1. */
 int cli_error(const cli_ctx *ctx, int code, const char *message);
+
+/** s as a JSON string on f; bytes that are not valid UTF-8 become U+FFFD. */
+void cli_json_string(FILE *f, const char *s);
 /** Refuse (invalid_input, printed) a flag that the command's usage line does not name; --json
  * and --help are every command's. For the commands that read their flags themselves (the
  * domain commands turn flags into command fields, which the library checks). */

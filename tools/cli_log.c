@@ -11,18 +11,6 @@
 
 #include "cli.h"
 
-/* A JSON string: paths and reasons may hold quotes, backslashes or control characters. */
-static void put_json_str(const char *s) {
-    putchar('"');
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') printf("\\%c", c);
-        else if (c < 0x20) printf("\\u%04x", c);
-        else putchar(c);
-    }
-    putchar('"');
-}
-
 static int cmd_init(cli_ctx *ctx) {
     if (!cli_flags_in_usage(ctx)) return CLI_FAILED;
     const char *dir = ctx->args.npos ? ctx->args.pos[0] : ctx->dir;
@@ -40,7 +28,7 @@ static int cmd_init(cli_ctx *ctx) {
     if (rc) return cli_error(ctx, rc, tl_errdetail());
     if (ctx->json) {
         printf("{\"ok\":true,\"dir\":");
-        put_json_str(dir);
+        cli_json_string(stdout, dir);
         /* the limit in force */
         printf(",\"public_key\":\"%s\",\"max_attachment\":%llu}\n", pk, (unsigned long long)o.max_attachment);
     } else {
@@ -175,7 +163,7 @@ static int cmd_verify(cli_ctx *ctx) {
         if (ctx->json) {
             printf("{\"ok\":false,\"error\":\"corrupt\",\"first_bad_seq\":%llu,\"events\":%llu,\"message\":",
                    (unsigned long long)r.first_bad_seq, (unsigned long long)r.events);
-            put_json_str(r.reason);
+            cli_json_string(stdout, r.reason);
             printf("}\n");
         } else {
             fprintf(stderr, "FAILED at event %llu: %s\n", (unsigned long long)r.first_bad_seq, r.reason);

@@ -69,18 +69,6 @@ static bool parse_time(const char *s, uint64_t *out) {
     return true;
 }
 
-/* A JSON string (paths and reasons may hold quotes or control characters). */
-static void json_str(const char *s) {
-    putchar('"');
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') printf("\\%c", c);
-        else if (c < 0x20) printf("\\u%04x", c);
-        else putchar(c);
-    }
-    putchar('"');
-}
-
 static void print_digest_failure(cli_ctx *ctx, const char *dir) {
     /* the report has no digest: ask again to show why (honestly, not a made-up value) */
     tl_open_options o = TL_OPEN_OPTIONS_INIT;
@@ -216,7 +204,7 @@ static int cmd_replay(cli_ctx *ctx) {
         if (ctx->json) {
             printf("{\"ok\":false,\"error\":\"corrupt\",\"first_bad_seq\":%llu,\"message\":",
                    (unsigned long long)r.verify.first_bad_seq);
-            json_str(r.verify.reason);
+            cli_json_string(stdout, r.verify.reason);
             printf("}\n");
         } else
             fprintf(stderr, "FAILED at event %llu: %s (nothing was replaced)\n",
@@ -233,7 +221,7 @@ static int cmd_replay(cli_ctx *ctx) {
                    "\"verified_events\":%llu,\"preview\":%s,\"into\":",
                    (unsigned long long)r.events, r.seconds, rate, o.verify ? "true" : "false",
                    (unsigned long long)r.verify.events, preview ? "true" : "false");
-            if (o.into_dir) json_str(o.into_dir);
+            if (o.into_dir) cli_json_string(stdout, o.into_dir);
             else printf("null");
             printf(",\"digest\":");
             if (r.digest[0]) printf("\"%s\"}\n", r.digest);

@@ -40,9 +40,9 @@ static volatile sig_atomic_t fault_json;
 
 static void on_fault(int sig) {
     static const char text[] = "threadlog: corrupt: reading the log's data file faulted (or failed a check) inside LMDB: the file is "
-                               "damaged; run `threadlog verify` on a copy, or restore the log from a backup\n";
+                               "damaged (or memory ran out); run `threadlog verify` on a copy, or restore the log from a backup\n";
     static const char json[] = "{\"ok\":false,\"error\":\"corrupt\",\"message\":\"reading the log's data file "
-                               "faulted (or failed a check) inside LMDB: the file is damaged\"}\n";
+                               "faulted (or failed a check) inside LMDB: the file is damaged (or memory ran out)\"}\n";
     (void)sig;
     if (fault_json) (void)!write(STDOUT_FILENO, json, sizeof json - 1);
     (void)!write(STDERR_FILENO, text, sizeof text - 1);
@@ -92,10 +92,32 @@ bad:
     return false;
 }
 
-static void json_string(FILE *f, const char *s) {
+/* The length of the valid UTF-8 sequence at s (RFC 3629: shortest form, no surrogates, at
+ * most U+10FFFF), or 0. */
+static size_t utf8_seq(const unsigned char *s) {
+    unsigned c = s[0];
+    size_t n = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 : (c & 0xf8) == 0xf0 ? 4 : 0;
+    if (n <= 1) return n;
+    uint32_t cp = c & (0x7f >> n);
+    for (size_t i = 1; i < n; i++) {
+        if ((s[i] & 0xc0) != 0x80) return 0; /* also stops at the NUL */
+        cp = cp << 6 | (s[i] & 0x3f);
+    }
+    static const uint32_t least[] = {0, 0, 0x80, 0x800, 0x10000};
+    if (cp < least[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
+    return n;
+}
+
+/* A JSON string: quotes, backslashes and control characters escaped, and a byte that is not
+ * part of valid UTF-8 (a command-line argument may hold any) replaced by U+FFFD, so the
+ * line is always valid JSON. */
+void cli_json_string(FILE *f, const char *s) {
     fputc('"', f);
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
+    for (const unsigned char *p = (const unsigned char *)s; *p;) {
+        size_t n = utf8_seq(p);
+        if (n == 0) { fputs("\\ufffd", f); p++; continue; }
+        if (n > 1) { fwrite(p, 1, n, f); p += n; continue; }
+        unsigned char c = *p++;
         if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
         else if (c < 0x20) fprintf(f, "\\u%04x", c);
         else fputc(c, f);
@@ -170,9 +192,9 @@ int cli_error(const cli_ctx *ctx, int code, const char *message) {
     if (!message || !*message) message = tl_strerror(code);
     if (ctx->json) {
         printf("{\"ok\":false,\"error\":");
-        json_string(stdout, tl_strerror(code));
+        cli_json_string(stdout, tl_strerror(code));
         printf(",\"message\":");
-        json_string(stdout, message);
+        cli_json_string(stdout, message);
         printf("}\n");
     } else {
         fprintf(stderr, "threadlog %s: %s: %s\n", ctx->command ? ctx->command : "", tl_strerror(code), message);
@@ -189,7 +211,7 @@ int cli_usage(const cli_ctx *ctx, const char *fmt, ...) {
     va_end(ap);
     if (ctx->json) {
         printf("{\"ok\":false,\"error\":\"invalid_input\",\"message\":");
-        json_string(stdout, msg);
+        cli_json_string(stdout, msg);
         printf("}\n");
     }
     fprintf(stderr, "threadlog %s: %s (see threadlog %s --help)\n", ctx->command ? ctx->command : "", msg,
@@ -372,7 +394,7 @@ int main(int argc, char **argv) {
     if (!cmd) {
         if (ctx.json) {
             printf("{\"ok\":false,\"error\":\"invalid_input\",\"message\":");
-            json_string(stdout, "unknown command (threadlog --help lists them)");
+            cli_json_string(stdout, "unknown command (threadlog --help lists them)");
             printf("}\n");
         }
         fprintf(stderr, "threadlog: unknown command \"%s\" (threadlog --help lists them)\n", name);

@@ -123,6 +123,15 @@ for args in "verify --bogus x" "stats --limit 3" "export --projects p" "log --fo
     || fail "'$args' exited $status with $out, want an unknown-flag refusal"
 done
 
+# an argument that is not UTF-8 still gives a valid JSON error line (the bytes as U+FFFD)
+for args in "tracking --as a$(printf '\xff')" "history --as alice --project p$(printf '\xc3')" "send --as alice --channel chat --project o-1 --topic t-1 --body $(printf '\xed\xa0\x80')"; do
+  status=0
+  # shellcheck disable=SC2086
+  out=$("$TL" -d "$D" --json $args 2> /dev/null) || status=$?
+  [ "$status" = 1 ] && printf '%s' "$out" | python3 -c 'import json,sys; o=json.loads(sys.stdin.buffer.read().decode("utf-8")); assert o["ok"] is False and o["error"] == "invalid_input"' \
+    || fail "'$args' exited $status with $out, want a JSON invalid_input in UTF-8"
+done
+
 # attachments: over the limit refused before reading; the bytes back to the audience only
 D2=$T/small
 "$TL" init --max-attachment 10 "$D2" > /dev/null
