@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "error.h"
 #include "log.h"
@@ -48,12 +49,41 @@ static int mkdir_parents(const char *dir) {
     return 0;
 }
 
+void tl_engine_init_undo(const char *dir, bool remove_dir) {
+    static const char *const files[] = {TL_DATA_FILE, "lock.mdb", TL_KEY_FILE, TL_KEY_FILE_NEW};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        char *path = tl_path_join(dir, files[i]);
+        if (path) unlink(path);
+        free(path);
+    }
+    if (remove_dir) rmdir(dir);
+}
+
+static int init_files(const char *dir, uint64_t max_attachment, char pubkey_hex[TL_PUBKEY_HEX_SIZE]);
+
+/* A failure past the directory's checks (a full disk, most often) leaves nothing behind: a
+ * half-made log would be refused by the next init as "exists" and by everything else as
+ * damaged, and its directory would hold a secret key for nothing. */
 int tl_engine_init(const char *dir, uint64_t max_attachment, char pubkey_hex[TL_PUBKEY_HEX_SIZE]) {
     int rc = tl_crypto_init();
     if (rc) return rc;
     int state = dir_state(dir);
     if (state < 0) return state;
     if (state == 0) return tl_fail(TL_EINVALID, "%s is not empty and holds no log", dir);
+    struct stat st;
+    bool existed = stat(dir, &st) == 0;
+    rc = init_files(dir, max_attachment, pubkey_hex);
+    if (rc && rc != TL_ENOMEM) {
+        char why[256];
+        snprintf(why, sizeof why, "%s", tl_errdetail());
+        tl_engine_init_undo(dir, !existed);
+        tl_fail(rc, "%s (nothing was left in %s)", why, dir);
+    }
+    return rc;
+}
+
+static int init_files(const char *dir, uint64_t max_attachment, char pubkey_hex[TL_PUBKEY_HEX_SIZE]) {
+    int rc;
     if (mkdir_parents(dir) != 0)
         return tl_fail(TL_ESTORAGE, "cannot create %s: %s", dir, strerror(errno));
 

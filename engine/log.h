@@ -288,8 +288,12 @@ uint64_t tl_seq_from_key(const void *key);
 /** Split a stored record into event bytes and signature; TL_ECORRUPT when too short. */
 int tl_record_split(const MDB_val *v, const uint8_t **bytes, size_t *len, const uint8_t **sig);
 
-#endif
 
 int tl_engine_init(const char *dir, uint64_t max_attachment, char pubkey_hex[TL_PUBKEY_HEX_SIZE]);
+/** Remove what a failed init made in dir (the data, lock and key files; dir itself when
+ *  remove_dir: init created it). Only for a directory init found empty or missing. */
+void tl_engine_init_undo(const char *dir, bool remove_dir);
 /** The internal code a wtxn returns when the map must grow before the batch runs again. */
 #define TL_EMAPFULL (-100)
+
+#endif

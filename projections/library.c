@@ -3,6 +3,8 @@
  * need (engine/) and the read models of projections/. This is the only file that knows the
  * whole list; the engine sees appliers only as registered callbacks.
  */
+#include <sys/stat.h>
+
 #include "command.h"
 #include "error.h"
 #include "log.h"
@@ -16,12 +18,21 @@ int tl_log_init(const char *dir, const tl_init_options *opts, char pubkey_hex[TL
     if (max > TL_MAX_ATTACHMENT_LIMIT)
         return tl_fail(TL_EINVALID, "the attachment limit is at most %llu bytes (1 GiB), not %llu",
                        (unsigned long long)TL_MAX_ATTACHMENT_LIMIT, (unsigned long long)max);
+    struct stat st;
+    bool existed = stat(dir, &st) == 0;
     int rc = tl_engine_init(dir, max, pubkey_hex);
     if (rc) return rc;
-    /* open once writable so every applier creates its databases now, not at first use */
+    /* open once writable so every applier creates its databases now, not at first use; if
+     * that fails (a full disk), the log was never handed out: nothing is left behind */
     tl_log *log;
     rc = tl_log_open(&log, dir, NULL);
     if (!rc) tl_log_close(log);
+    else if (rc != TL_ENOMEM) {
+        char why[256];
+        snprintf(why, sizeof why, "%s", tl_errdetail());
+        tl_engine_init_undo(dir, !existed);
+        tl_fail(rc, "%s (nothing was left in %s)", why, dir);
+    }
     return rc;
 }
 

@@ -60,6 +60,25 @@ status 1 "$TL" --json init "$T/other"
 jcheck "$OUT" 'o["error"] == "invalid_input"'
 [ ! -e "$T/other/writer.key" ] && [ ! -e "$T/other/data.mdb" ] || fail "init wrote into a foreign directory"
 
+# init that runs out of room (a file size limit stands in for a full disk), in either of
+# its two steps: storage, and nothing left behind -- not a half-made log that the next init
+# would call "exists" and everything else "damaged", nor its secret key; an empty directory
+# the operator made stays
+for blocks in 8 24; do
+  for pre in missing empty; do
+    rm -rf "$T/full"
+    [ $pre = empty ] && mkdir "$T/full"
+    out=$( (trap '' XFSZ; ulimit -f $blocks; "$TL" --json init "$T/full") ) && fail "init within $blocks KiB succeeded"
+    jcheck "$out" 'o["ok"] is False and o["error"] == "storage"'
+    if [ $pre = empty ]; then
+      [ -d "$T/full" ] && [ -z "$(ls -A "$T/full")" ] || fail "init ($blocks KiB) left $(ls -A "$T/full")"
+    else
+      [ ! -e "$T/full" ] || fail "init ($blocks KiB) left $T/full: $(ls -A "$T/full")"
+    fi
+    "$TL" init "$T/full" > /dev/null || fail "init after a failed one ($blocks KiB, $pre)"
+  done
+done
+
 # --json init, with the limit in force
 status 0 "$TL" --json init --max-attachment 1000 "$T/j"
 jcheck "$OUT" 'o["ok"] is True and len(o["public_key"]) == 64 and o["max_attachment"] == 1000 and o["dir"].endswith("/j")'
