@@ -362,8 +362,9 @@ void rules_check_expect(rctx *c, const tl_project_rec *p) {
  * Attachments listed on a new message by author, for project p (or support account). Checked
  * whether or not the project, account or parent message exists: an attachment used already
  * or uploaded by someone else is invalid_input, which comes before the target's not_found.
- * With neither project nor account (a reply to an unknown message) the target is unknown, so
- * "another project" is left to that not_found.
+ * With neither project nor account (the project, account or parent message named is
+ * unknown) "another project" is left to that not_found: a mistyped project is not_found,
+ * whatever it carries.
  */
 void rules_check_attachments(rctx *c, const char *project, const char *account) {
     json_t *list = json_object_get(c->obj, "attachments");

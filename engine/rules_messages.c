@@ -45,7 +45,7 @@ int rules_topic(rctx *c, tl_result *res) {
         rules_check_audience(c, &p, NULL, TL_CH_CHAT);
         rules_check_expect(c, &p);
     }
-    rules_check_attachments(c, project, NULL);
+    rules_check_attachments(c, have ? project : NULL, NULL);
     if (c->err) return tl_result_fail(res, c->err, "%s", c->msg);
     char tid[TL_IDBUF], mid[TL_IDBUF];
     if (rules_present(c, "id")) snprintf(tid, sizeof tid, "%s", rules_str(c, "id"));
@@ -93,11 +93,12 @@ int rules_send(rctx *c, tl_result *res) {
     bool have = false;
     if (ch == TL_CH_SUPPORT) {
         tl_account_rec a;
+        bool known = false;
         if (account && tl_id_valid(account)) {
             if (tl_state_account(c->txn, c->log, account, &a) == TL_ENOTFOUND) rules_violate(c, TL_ENOTFOUND, "unknown account %s", account);
-            else rules_check_audience(c, NULL, account, TL_CH_SUPPORT);
+            else { rules_check_audience(c, NULL, account, TL_CH_SUPPORT); known = true; }
         }
-        rules_check_attachments(c, NULL, account);
+        rules_check_attachments(c, NULL, known ? account : NULL);
     } else if (ch) {
         have = rules_load_project(c, project, &p);
         /* "a topic of another project" needs a project: with an unknown one, the
@@ -116,7 +117,7 @@ int rules_send(rctx *c, tl_result *res) {
             if (ch == TL_CH_AMBASSADOR && !p.ambassador_channel)
                 rules_violate(c, TL_ECHANNEL, "project %s has no ambassador channel (its ambassador wrote nothing at creation)", project);
         }
-        rules_check_attachments(c, project, NULL);
+        rules_check_attachments(c, have ? project : NULL, NULL);
     }
     if (c->err) return tl_result_fail(res, c->err, "%s", c->msg);
     return new_message(c, res, "message.sent", ch == TL_CH_SUPPORT ? NULL : project, account, channel,
@@ -134,7 +135,7 @@ int rules_note(rctx *c, tl_result *res) {
         rules_check_audience(c, &p, NULL, TL_CH_NOTES);
         rules_check_expect(c, &p);
     }
-    rules_check_attachments(c, project, NULL);
+    rules_check_attachments(c, have ? project : NULL, NULL);
     if (c->err) return tl_result_fail(res, c->err, "%s", c->msg);
     return new_message(c, res, "note.added", project, NULL, "notes", NULL, NULL);
 }

@@ -342,7 +342,9 @@ static const row rows[] = {
     ERR(IV, "used attachment before an unknown project (topic)", "{'op':'topic.create','as':'alice','project':'nope','title':'T','body':'x','attachments':['a-2']}"),
     ERR(IV, "used attachment before an unknown parent (reply)", "{'op':'message.reply','as':'alice','message':'nope','body':'x','attachments':['a-2']}"),
     ERR(NF, "an unused attachment does not hide an unknown parent (reply)", "{'op':'message.reply','as':'alice','message':'nope','body':'x','attachments':['a-1']}"),
-    ERR(IV, "attachment of another project than the unknown one (send)", "{'op':'message.send','as':'alice','project':'nope','channel':'chat','topic':'t-1','body':'x','attachments':['a-1']}"),
+    ERR(NF, "an unused attachment does not hide an unknown project (send)", "{'op':'message.send','as':'alice','project':'nope','channel':'chat','topic':'t-1','body':'x','attachments':['a-1']}"),
+    ERR(NF, "an unused attachment does not hide an unknown account (support)", "{'op':'message.send','as':'alice','account':'nope','channel':'support','body':'x','attachments':['a-s']}"),
+    ERR(IV, "a used attachment before an unknown account (support)", "{'op':'message.send','as':'alice','account':'nope','channel':'support','body':'x','attachments':['a-2']}"),
     ERR(IV, "invalid_input before exists", "{'op':'account.create','id':'acme','name':''}"),
 };
 
