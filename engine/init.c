@@ -35,8 +35,9 @@ static int dir_state(const char *dir) {
     return empty;
 }
 
-/* mkdir -p: `init a/b/log` creates what is missing (the last level mode 0700). */
-static int mkdir_parents(const char *dir) {
+/* mkdir -p: `init a/b/log` creates what is missing (the last level mode 0700); *made: the
+ * last level was created by this call. */
+static int mkdir_parents(const char *dir, bool *made) {
     char path[4096];
     if (snprintf(path, sizeof path, "%s", dir) >= (int)sizeof path) { errno = ENAMETOOLONG; return -1; }
     for (char *p = path + 1; *p; p++) {
@@ -45,46 +46,60 @@ static int mkdir_parents(const char *dir) {
         if (mkdir(path, 0755) != 0 && errno != EEXIST) return -1;
         *p = '/';
     }
-    if (mkdir(path, 0700) != 0 && errno != EEXIST) return -1;
+    if (mkdir(path, 0700) == 0) *made = true;
+    else if (errno != EEXIST) return -1;
     return 0;
 }
 
-void tl_engine_init_undo(const char *dir, bool remove_dir) {
-    static const char *const files[] = {TL_DATA_FILE, "lock.mdb", TL_KEY_FILE, TL_KEY_FILE_NEW};
-    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
-        char *path = tl_path_join(dir, files[i]);
-        if (path) unlink(path);
-        free(path);
-    }
-    if (remove_dir) rmdir(dir);
+static void unlink_in(const char *dir, const char *name) {
+    char *path = tl_path_join(dir, name);
+    if (path) unlink(path);
+    free(path);
 }
 
-static int init_files(const char *dir, uint64_t max_attachment, char pubkey_hex[TL_PUBKEY_HEX_SIZE]);
+void tl_engine_init_undo(const char *dir, const tl_init_made *made) {
+    if (made->env) {
+        unlink_in(dir, TL_DATA_FILE);
+        unlink_in(dir, "lock.mdb");
+    }
+    if (made->key) unlink_in(dir, TL_KEY_FILE);
+    if (made->dir) rmdir(dir); /* only when empty: what another process put there stays */
+}
 
-/* A failure past the directory's checks (a full disk, most often) leaves nothing behind: a
+static int init_files(const char *dir, uint64_t max_attachment, char pubkey_hex[TL_PUBKEY_HEX_SIZE], tl_init_made *made);
+
+/*
+ * A failure past the directory's checks (a full disk, most often) leaves nothing behind: a
  * half-made log would be refused by the next init as "exists" and by everything else as
- * damaged, and its directory would hold a secret key for nothing. */
-int tl_engine_init(const char *dir, uint64_t max_attachment, char pubkey_hex[TL_PUBKEY_HEX_SIZE]) {
+ * damaged, and its directory would hold a secret key for nothing. Only what this call made
+ * is removed: the key file it created (O_EXCL: an init racing it fails there and removes
+ * nothing of the other's), the data and lock files it found absent, the directory it made
+ * (parents that `init a/b/log` made stay).
+ */
+int tl_engine_init(const char *dir, uint64_t max_attachment, char pubkey_hex[TL_PUBKEY_HEX_SIZE], tl_init_made *made) {
+    tl_init_made local = {0};
+    if (!made) made = &local;
+    memset(made, 0, sizeof *made);
     int rc = tl_crypto_init();
     if (rc) return rc;
     int state = dir_state(dir);
     if (state < 0) return state;
     if (state == 0) return tl_fail(TL_EINVALID, "%s is not empty and holds no log", dir);
-    struct stat st;
-    bool existed = stat(dir, &st) == 0;
-    rc = init_files(dir, max_attachment, pubkey_hex);
-    if (rc && rc != TL_ENOMEM) {
+    rc = init_files(dir, max_attachment, pubkey_hex, made);
+    if (rc) {
         char why[256];
         snprintf(why, sizeof why, "%s", tl_errdetail());
-        tl_engine_init_undo(dir, !existed);
-        tl_fail(rc, "%s (nothing was left in %s)", why, dir);
+        bool any = made->dir || made->key || made->env;
+        tl_engine_init_undo(dir, made);
+        memset(made, 0, sizeof *made);
+        if (any) tl_fail(rc, "%s (what init made was removed)", why);
     }
     return rc;
 }
 
-static int init_files(const char *dir, uint64_t max_attachment, char pubkey_hex[TL_PUBKEY_HEX_SIZE]) {
+static int init_files(const char *dir, uint64_t max_attachment, char pubkey_hex[TL_PUBKEY_HEX_SIZE], tl_init_made *made) {
     int rc;
-    if (mkdir_parents(dir) != 0)
+    if (mkdir_parents(dir, &made->dir) != 0)
         return tl_fail(TL_ESTORAGE, "cannot create %s: %s", dir, strerror(errno));
 
     tl_keypair kp;
@@ -94,6 +109,19 @@ static int init_files(const char *dir, uint64_t max_attachment, char pubkey_hex[
     rc = tl_keyfile_write(keypath, &kp);
     free(keypath);
     if (rc) { tl_keypair_wipe(&kp); return rc; }
+    made->key = true;
+    /* the data and lock files: absent, or another program's (never removed then) */
+    static const char *const env_files[] = {TL_DATA_FILE, "lock.mdb"};
+    for (size_t i = 0; i < 2; i++) {
+        char *path = tl_path_join(dir, env_files[i]);
+        struct stat est;
+        bool present = path && lstat(path, &est) == 0;
+        free(path);
+        if (present) {
+            tl_keypair_wipe(&kp);
+            return tl_fail(TL_EEXISTS, "%s appeared in %s while init ran", env_files[i], dir);
+        }
+    }
 
     MDB_env *env;
     MDB_txn *txn = NULL;
@@ -102,6 +130,7 @@ static int init_files(const char *dir, uint64_t max_attachment, char pubkey_hex[
     if (mrc) { tl_keypair_wipe(&kp); return tl_fail_mdb(mrc, "create environment"); }
     mdb_env_set_maxdbs(env, TL_MAX_DBS);
     mdb_env_set_mapsize(env, tl_map_initial());
+    made->env = true; /* from here on, data.mdb and lock.mdb are this call's */
     if (!(mrc = mdb_env_open(env, dir, 0, 0600)) && !(mrc = mdb_txn_begin(env, NULL, 0, &txn)) &&
         !(mrc = mdb_dbi_open(txn, "log", MDB_CREATE, &dlog)) && !(mrc = mdb_dbi_open(txn, "meta", MDB_CREATE, &dmeta))) {
         MDB_dbi dcontent;

@@ -289,10 +289,16 @@ uint64_t tl_seq_from_key(const void *key);
 int tl_record_split(const MDB_val *v, const uint8_t **bytes, size_t *len, const uint8_t **sig);
 
 
-int tl_engine_init(const char *dir, uint64_t max_attachment, char pubkey_hex[TL_PUBKEY_HEX_SIZE]);
-/** Remove what a failed init made in dir (the data, lock and key files; dir itself when
- *  remove_dir: init created it). Only for a directory init found empty or missing. */
-void tl_engine_init_undo(const char *dir, bool remove_dir);
+/** What an init made in its directory, so that a failure removes that and nothing else. */
+typedef struct tl_init_made {
+    bool dir; /* the directory itself (its parents are left) */
+    bool key; /* the writer key file (created O_EXCL) */
+    bool env; /* the data and lock files (absent before) */
+} tl_init_made;
+/** Create a log in dir; on failure, what it made is removed. made (may be NULL): what it
+ *  made, for a caller whose later step fails (tl_engine_init_undo). */
+int tl_engine_init(const char *dir, uint64_t max_attachment, char pubkey_hex[TL_PUBKEY_HEX_SIZE], tl_init_made *made);
+void tl_engine_init_undo(const char *dir, const tl_init_made *made);
 /** The internal code a wtxn returns when the map must grow before the batch runs again. */
 #define TL_EMAPFULL (-100)
 

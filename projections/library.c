@@ -18,20 +18,19 @@ int tl_log_init(const char *dir, const tl_init_options *opts, char pubkey_hex[TL
     if (max > TL_MAX_ATTACHMENT_LIMIT)
         return tl_fail(TL_EINVALID, "the attachment limit is at most %llu bytes (1 GiB), not %llu",
                        (unsigned long long)TL_MAX_ATTACHMENT_LIMIT, (unsigned long long)max);
-    struct stat st;
-    bool existed = stat(dir, &st) == 0;
-    int rc = tl_engine_init(dir, max, pubkey_hex);
+    tl_init_made made;
+    int rc = tl_engine_init(dir, max, pubkey_hex, &made);
     if (rc) return rc;
     /* open once writable so every applier creates its databases now, not at first use; if
      * that fails (a full disk), the log was never handed out: nothing is left behind */
     tl_log *log;
     rc = tl_log_open(&log, dir, NULL);
     if (!rc) tl_log_close(log);
-    else if (rc != TL_ENOMEM) {
+    else {
         char why[256];
         snprintf(why, sizeof why, "%s", tl_errdetail());
-        tl_engine_init_undo(dir, !existed);
-        tl_fail(rc, "%s (nothing was left in %s)", why, dir);
+        tl_engine_init_undo(dir, &made);
+        tl_fail(rc, "%s (what init made was removed)", why);
     }
     return rc;
 }

@@ -292,7 +292,7 @@ START_TEST(saturated_threshold_reads_long_lines) {
     char dir[4200], input[4200];
     snprintf(dir, sizeof dir, "%s/log", base);
     char pk[TL_PUBKEY_HEX_SIZE];
-    ck_assert_int_eq(tl_engine_init(dir, UINT64_MAX, pk), 0);
+    ck_assert_int_eq(tl_engine_init(dir, UINT64_MAX, pk, NULL), 0);
     snprintf(input, sizeof input, "%s/long.jsonl", base);
     FILE *f = fopen(input, "wb");
     ck_assert_ptr_nonnull(f);
