@@ -53,6 +53,12 @@ int tl_log_append_records(tl_log *log, const uint8_t *const *records, const size
         tl_wtxn *w;
         int rc = tl_wtxn_begin_records(log, &w);
         if (rc) return rc;
+        MDB_val since;
+        if (n && tl_get(w->txn, log->db_meta, META_REPLICA_SINCE, sizeof META_REPLICA_SINCE - 1, &since) == TL_ENOTFOUND) {
+            uint8_t first[8];
+            tl_seq_key(first, w->head.seq + 1);
+            if (tl_put(w, log->db_meta, META_REPLICA_SINCE, sizeof META_REPLICA_SINCE - 1, first, 8, 0)) rc = w->failed;
+        }
         for (size_t i = 0; i < n && !rc; i++) {
             rc = tl_wtxn_append_record(w, records[i], lens[i]);
             if (rc) {

@@ -257,6 +257,10 @@ static int put_cut_erasures(exporter *x, const tl_head *head) {
     }
     mdb_cursor_close(cur);
     if (n) tl_sb_puts(&x->sb, "]");
+    /* a replica took its records from another log from this seq on, without their content */
+    MDB_val since;
+    if (tl_get(x->txn, x->log->db_meta, META_REPLICA_SINCE, sizeof META_REPLICA_SINCE - 1, &since) == 0 && since.mv_size == 8)
+        tl_sb_printf(&x->sb, ",\"replica_since\":%llu", (unsigned long long)tl_seq_from_key(since.mv_data));
     return 0;
 }
 

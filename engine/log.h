@@ -34,6 +34,10 @@
 /* "erased/" || commitment (32 bytes) -> u64be(seq): content erased by the event seq of the log a
  * cut copy came from, an event the cut removed (engine/replay.c, truncate_after) */
 #define META_ERASED_PREFIX "erased/"
+/* u64be(seq): the first record this log took from another one (tl_log_append_records). Such
+ * records come without their content (bodies and uploads stay with their source), so verify
+ * does not ask for the content of events from there on. */
+#define META_REPLICA_SINCE "replica_since"
 #define TL_DATA_FILE "data.mdb"
 
 typedef struct tl_wtxn tl_wtxn;

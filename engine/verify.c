@@ -48,6 +48,7 @@ typedef struct verify_state {
     sig_item *items;
     size_t nitems;
     commit_list missing; /* commitments whose content is not stored, in log order */
+    uint64_t replica_since; /* META_REPLICA_SINCE, 0: none */
     commit_list erased;  /* commitments named by content.erased events */
 } verify_state;
 
@@ -149,6 +150,7 @@ static int check_contents(MDB_txn *txn, tl_log *log, const tl_event *ev, verify_
         size_t len;
         int rc = tl_content_get(txn, log, commit.ptr, &content, &len);
         if (rc == TL_ENOTFOUND) { /* erased, if an erasure names it: the commitment stays */
+            if (vs->replica_since && ev->seq >= vs->replica_since) continue; /* taken without content */
             if (commit_add(&vs->missing, commit.ptr, ev->seq)) return TL_ENOMEM;
             continue;
         }
@@ -179,6 +181,9 @@ int tl_log_verify(tl_log *log, const tl_verify_options *opts, tl_verify_report *
     tl_head head;
     rc = tl_head_read(txn, log, &head);
     MDB_cursor *cur = NULL;
+    MDB_val since;
+    if (!rc && tl_get(txn, log->db_meta, META_REPLICA_SINCE, sizeof META_REPLICA_SINCE - 1, &since) == 0 && since.mv_size == 8)
+        vs.replica_since = tl_seq_from_key(since.mv_data);
     if (!rc && mdb_cursor_open(txn, log->db_log, &cur)) rc = tl_fail(TL_ESTORAGE, "cannot open a cursor");
     if (rc) { tl_rtxn_end(log, txn); free(vs.items); return rc; }
 

@@ -362,6 +362,10 @@ class Verifier:
             raise Bad(None, "the header's key list does not match its key events")
         if self.pinned is not None and self.pinned not in [pk for _, pk in self.keys]:
             raise Bad(1, "the pinned key is neither the genesis key nor a rotated key")
+        # a replica's records from replica_since on came without their content
+        self.replica_since = hdr.get("replica_since")
+        if self.replica_since is not None and (not isinstance(self.replica_since, int) or self.replica_since < 1):
+            raise Bad(None, "replica_since is not a sequence number")
         # a copy cut at N keeps erased what was erased after N: the erasures the cut removed
         cut = hdr.get("cut_erasures", [])
         if not isinstance(cut, list):
@@ -469,7 +473,7 @@ class Verifier:
         # content gone without an erasure is not an erasure (the erasure of a project's or an
         # account's content is in the same scope: it carries the same project or account)
         for seq, commit in self.erased_marks:
-            if commit not in self.erasures:
+            if commit not in self.erasures and not (self.replica_since and seq >= self.replica_since):
                 raise Bad(seq, "content marked erased, yet no content.erased event names its commitment")
 
 
