@@ -380,6 +380,26 @@ void tl_engine_close(tl_log *log) {
 
 static _Thread_local unsigned txn_depth; /* transactions (of any log) this thread holds */
 
+/* The same, per log: the few logs a thread has transactions on at once (a replica shipped
+ * from an iterator on its source: two). Growing a log's map is refused only to a thread that
+ * holds a transaction on that log; one on another log does not hold this one's map lock. */
+#define HELD_LOGS 8
+static _Thread_local struct held_log {
+    const tl_log *log;
+    unsigned n;
+} held[HELD_LOGS];
+
+static unsigned *held_count(const tl_log *log, bool add) {
+    struct held_log *free_slot = NULL;
+    for (int i = 0; i < HELD_LOGS; i++) {
+        if (held[i].log == log && held[i].n) return &held[i].n;
+        if (!held[i].n && !free_slot) free_slot = &held[i];
+    }
+    if (!add || !free_slot) return NULL; /* more logs than slots: not tracked (then may wait up to the bound) */
+    free_slot->log = log;
+    return &free_slot->n;
+}
+
 /* How long a thread waits for the process's open transactions to end before it gives up
  * growing, reopening or adopting the map ("storage", retry): a reader that never ends (an
  * embedder's forgotten iterator) must cost writers an error, never a hang. */
@@ -392,7 +412,8 @@ static _Thread_local unsigned txn_depth; /* transactions (of any log) this threa
  * itself for ever: it is refused at once.
  */
 int tl_log_grow_map(tl_log *log) {
-    if (txn_depth > 0)
+    unsigned *mine = held_count(log, false);
+    if (mine && *mine > 0)
         return tl_fail(TL_ESTORAGE, "the log's map must grow, and this thread holds a read snapshot of it (an open "
                                     "iterator, or a follow or export callback): end it, then retry");
     struct timespec deadline;
@@ -472,10 +493,14 @@ void tl_map_shared(tl_log *log, bool may_wait) {
     }
     pthread_rwlock_rdlock(&log->map_lock);
     txn_depth++;
+    unsigned *mine = held_count(log, true);
+    if (mine) (*mine)++;
 }
 
 void tl_map_shared_end(tl_log *log) {
     if (txn_depth) txn_depth--;
+    unsigned *mine = held_count(log, false);
+    if (mine && *mine) (*mine)--;
     pthread_rwlock_unlock(&log->map_lock);
 }
 
