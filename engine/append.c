@@ -3,6 +3,7 @@
  * records taken from another log, and key rotation. Each runs its batch again after growing
  * the map when LMDB reports it full, so callers never see MDB_MAP_FULL.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,6 +76,26 @@ int tl_log_append_records(tl_log *log, const uint8_t *const *records, const size
     }
 }
 
+/*
+ * The new key's file, found inside the write transaction (LMDB's writer lock: no other
+ * process is committing): the key of a rotation that committed but was not renamed yet
+ * (its process is between the two, or died there) is put in place; any other is stale (a
+ * rotation that never committed) and removed. Outside the transaction this could delete the
+ * only copy of the log's current key.
+ */
+static void settle_new_key_file(const char *path, const char *path_new, const uint8_t head_pk[TL_PUBKEY_BYTES]) {
+    tl_keypair k;
+    if (tl_keyfile_read(path_new, &k) == 0) {
+        bool current = memcmp(k.pk, head_pk, TL_PUBKEY_BYTES) == 0;
+        tl_keypair_wipe(&k);
+        if (current) {
+            (void)rename(path_new, path);
+            return;
+        }
+    }
+    unlink(path_new);
+}
+
 int tl_log_rotate_key(tl_log *log, char new_pubkey_hex[TL_PUBKEY_HEX_SIZE]) {
     if (!log) return tl_fail(TL_EUSAGE, "tl_log_rotate_key: no log");
     char path[4096], path_new[4096];
@@ -82,13 +103,17 @@ int tl_log_rotate_key(tl_log *log, char new_pubkey_hex[TL_PUBKEY_HEX_SIZE]) {
     snprintf(path_new, sizeof path_new, "%s/%s", log->dir, TL_KEY_FILE_NEW);
     if (!log->have_key) return tl_fail(TL_EKEY, "no writer key loaded");
     tl_keypair next;
-    tl_keypair_generate(&next);
-    unlink(path_new); /* a stale one from a rotation that never committed */
-    /* the new key is on disk before the log names it, so a crash never strands the log */
-    int rc = tl_keyfile_write(path_new, &next);
-    for (; !rc;) {
+    memset(&next, 0, sizeof next);
+    bool wrote = false; /* path_new holds this call's uncommitted key */
+    int rc;
+    for (;;) {
         tl_wtxn *w;
         if ((rc = tl_wtxn_begin(log, &w)) != 0) break;
+        settle_new_key_file(path, path_new, w->head.pk);
+        /* the new key is on disk before the log names it, so a crash never strands the log */
+        tl_keypair_generate(&next);
+        if ((rc = tl_keyfile_write(path_new, &next)) != 0) { tl_wtxn_abort(w); tl_keypair_wipe(&next); break; }
+        wrote = true;
         log->next_key = next;
         tl_payload p = {0};
         tl_payload_bin(&p, "public_key", next.pk, TL_PUBKEY_BYTES);
@@ -98,13 +123,24 @@ int tl_log_rotate_key(tl_log *log, char new_pubkey_hex[TL_PUBKEY_HEX_SIZE]) {
         memcpy(w->head.pk, next.pk, TL_PUBKEY_BYTES);
         rc = tl_wtxn_commit(w);
         if (rc != TL_EMAPFULL) break;
-        if ((rc = tl_log_grow_map(log)) != 0) break;
+        /* not committed: this key file is stale; the next round makes another */
+        unlink(path_new);
+        wrote = false;
+        tl_keypair_wipe(&log->next_key);
+        tl_keypair_wipe(&next);
+        if ((rc = tl_log_grow_map(log)) != 0) return rc;
     }
     if (rc) {
         tl_keypair_wipe(&log->next_key);
-        unlink(path_new);
+        /* a commit that failed (it never names this key) leaves it stale; a failed commit's
+         * outcome is unknown only after a crash, and then the open settles it from the head */
+        if (wrote) unlink(path_new);
     } else if (rename(path_new, path) != 0) {
-        rc = tl_fail(TL_EKEY, "rotated, but cannot rename %s (it is picked up on the next open)", path_new);
+        /* another rotation's settle_new_key_file may have put it in place already */
+        tl_keypair cur;
+        bool placed = errno == ENOENT && tl_keyfile_read(path, &cur) == 0 && memcmp(cur.pk, next.pk, TL_PUBKEY_BYTES) == 0;
+        if (placed) tl_keypair_wipe(&cur);
+        else rc = tl_fail(TL_EKEY, "rotated, but cannot rename %s (it is picked up on the next open)", path_new);
     }
     if (!rc && new_pubkey_hex) tl_hex(new_pubkey_hex, next.pk, TL_PUBKEY_BYTES);
     tl_keypair_wipe(&next);
