@@ -12,7 +12,8 @@
  *      6.16, for pages read through a mapping marked MADV_HUGEPAGE), it maps the file with 2 MiB
  *      entries (smaps' FilePmdMapped): one TLB entry then covers 512 pages. Pages already
  *      cached in small folios (written by LMDB's pwrite, or read without the mark) stay small
- *      until they leave the page cache, so warm makes them leave: per chunk, it drops its own
+ *      until they leave the page cache, so with THREADLOG_WARM_HUGE_PAGES=1 (off by default:
+ *      see tl_log_warm) warm makes them leave: per chunk, it drops its own
  *      mapping of the chunk, asks the kernel to drop the chunk's clean cached pages
  *      (POSIX_FADV_DONTNEED: dirty pages, and pages another process maps, stay where they are)
  *      and maps the chunk again, now read in 2 MiB folios. This second pass runs only when the
@@ -102,6 +103,7 @@ static bool thp_possible(void) {
 typedef struct {
     uint64_t off, chunk; /* in: where, and at most how much */
     bool rebuild;        /* in: drop the chunk's cached pages first, to read them into huge folios */
+    bool remap;          /* in: drop only this process's mapping of the chunk first */
     uint64_t len;        /* out: the used part's length (0 once off is past it) */
     uint64_t done;       /* out: bytes mapped */
     uintptr_t lo;        /* out: where the mapping starts */
@@ -149,6 +151,7 @@ static int warm_chunk(tl_log *log, warm_step *s) {
     if (n > s->chunk) n = s->chunk;
     unsigned char *base = (unsigned char *)lo + s->off;
     if (n && s->rebuild) drop_cached((unsigned char *)lo, hi - lo, fd, base, s->off, n);
+    else if (n && s->remap) (void)madvise(base, n, MADV_DONTNEED); /* a shared file mapping: the pages stay cached */
     int err = 0;
 #ifdef MADV_POPULATE_READ
     if (n && madvise(base, n, MADV_POPULATE_READ) != 0) err = errno;
@@ -170,8 +173,8 @@ static int warm_chunk(tl_log *log, warm_step *s) {
 /* One pass over the used part, in chunks, each under its own read transaction, so that a
  * writer that must grow the map (which waits for every transaction to end) waits for one
  * chunk at most; a chunk after a growth maps the new map from the same offset. */
-static int warm_pass(tl_log *log, uint64_t chunk, bool rebuild, uint64_t *mapped, uintptr_t *lo) {
-    warm_step s = {.off = 0, .chunk = chunk, .rebuild = rebuild};
+static int warm_pass(tl_log *log, uint64_t chunk, bool rebuild, bool remap, uint64_t *mapped, uintptr_t *lo) {
+    warm_step s = {.off = 0, .chunk = chunk, .rebuild = rebuild, .remap = remap};
     do {
         int rc = warm_chunk(log, &s);
         if (rc) return rc;
@@ -190,14 +193,21 @@ int tl_log_warm(tl_log *log, uint64_t *mapped_bytes) {
     /* THREADLOG_TEST_WARM_CHUNK: smaller chunks, for the tests (a multiple of 4096) */
     const char *test_chunk = getenv("THREADLOG_TEST_WARM_CHUNK");
     if (test_chunk && strtoull(test_chunk, NULL, 10) >= 4096) chunk = strtoull(test_chunk, NULL, 10) / 4096 * 4096;
-    int rc = warm_pass(log, chunk, false, &mapped, &lo);
-    /* THREADLOG_WARM_SMALL_PAGES=1: keep the page cache as it is (the operator's choice) */
-    const char *small = getenv("THREADLOG_WARM_SMALL_PAGES");
-    bool keep = small && small[0] && strcmp(small, "0") != 0;
-    if (!rc && !keep && mapped >= 2 * (uint64_t)HUGE_PAGE && pmd_mapped(lo) < mapped / 2 && thp_possible()) {
+    int rc = warm_pass(log, chunk, false, false, &mapped, &lo);
+    /* THREADLOG_WARM_HUGE_PAGES=1: rebuild the page cache in 2 MiB folios (the operator's
+     * choice, off by default: on 2026-11-26's VM the rebuilt pages made this process's
+     * queries 2-3x slower for a while, p50 25 -> 53-90 us, where on the 25th they had made
+     * them faster; a later process found them fast either way) */
+    const char *huge = getenv("THREADLOG_WARM_HUGE_PAGES");
+    bool rebuild = huge && huge[0] && strcmp(huge, "0") != 0;
+    if (!rc && rebuild && mapped >= 2 * (uint64_t)HUGE_PAGE && pmd_mapped(lo) < mapped / 2 && thp_possible()) {
         /* whole huge pages per chunk: round the chunk up to 2 MiB */
         uint64_t huge_chunk = (chunk + HUGE_PAGE - 1) / HUGE_PAGE * HUGE_PAGE;
-        rc = warm_pass(log, huge_chunk, true, &mapped, &lo);
+        rc = warm_pass(log, huge_chunk, true, false, &mapped, &lo);
+        /* then map the rebuilt folios afresh, as a new process would: mapped chunk by chunk
+         * while they were read, queries in this process ran 3x slower than before warm (p50
+         * 25 -> 90 us, 2026-11-26), and a later process found them fast */
+        if (!rc) rc = warm_pass(log, huge_chunk, false, true, &mapped, &lo);
     }
     if (!rc && mapped_bytes) *mapped_bytes = mapped;
     return rc;

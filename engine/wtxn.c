@@ -455,7 +455,7 @@ int tl_content_exists(MDB_txn *txn, tl_log *log, const uint8_t commit[TL_HASH_BY
 }
 
 int tl_content_salt(MDB_txn *txn, tl_log *log, const uint8_t commit[TL_HASH_BYTES], uint8_t salt[TL_SALT_BYTES]) {
-    const uint8_t *content;
+    const uint8_t *content = NULL;
     size_t len;
     int rc = tl_content_get(txn, log, commit, &content, &len);
     if (rc) return rc;

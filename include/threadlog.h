@@ -176,10 +176,12 @@ int tl_log_stats_get(tl_log *log, tl_log_stats *out);
  * several microseconds — the first thousands of queries on a large log are slower until the
  * pages they need are mapped. Where the kernel can hold a file's page cache in 2 MiB folios
  * (ext4 on Linux 6.16 and later, transparent huge pages not "never"), it also maps the file
- * with 2 MiB entries, so that one TLB entry covers 512 pages: if less than half of the file
- * ends up mapped so, it drops the clean cached pages of the file chunk by chunk and maps them
+ * with 2 MiB entries, so that one TLB entry covers 512 pages, for the pages the page cache
+ * holds in 2 MiB folios. With THREADLOG_WARM_HUGE_PAGES=1, if less than half of the file ends
+ * up mapped so, it drops the clean cached pages of the file chunk by chunk and maps them
  * again (MADV_HUGEPAGE), which reads the file once more (dirty pages, and pages another
- * process maps, stay as they are; THREADLOG_WARM_SMALL_PAGES=1 skips this). Costs 0.1–0.5 s
+ * process maps, stay as they are); off by default, since on a VM measured so the rebuilt
+ * pages made the process's queries slower for a while. Costs 0.1–0.5 s
  * per 2.5 GB when cached (2.5 s when the huge pages are built), and the pages' resident
  * memory (shared page cache, not the heap). *mapped_bytes (may be NULL) receives the bytes
  * mapped. Reads the file from disk if it is not cached: best called at start, not on a busy

@@ -1030,8 +1030,9 @@ static bool kernel_maps_files_huge(const char *dir) {
     return huge;
 }
 
-/* Where the kernel can, warm leaves the data file mapped with 2 MiB entries, even when the
- * page cache held it in small pages; THREADLOG_WARM_SMALL_PAGES=1 keeps the cache as it is. */
+/* By default warm keeps the page cache as it is (small pages stay small); with
+ * THREADLOG_WARM_HUGE_PAGES=1, where the kernel can, it leaves the data file mapped with 2 MiB
+ * entries even when the page cache held it in small pages. */
 START_TEST(warm_maps_huge_pages) {
     char *dir;
     tl_log *log = tu_new_log(&dir);
@@ -1054,11 +1055,11 @@ START_TEST(warm_maps_huge_pages) {
     }
     for (int keep = 1; keep >= 0; keep--) {
         cache_in_small_pages(data);
-        if (keep) setenv("THREADLOG_WARM_SMALL_PAGES", "1", 1);
+        if (!keep) setenv("THREADLOG_WARM_HUGE_PAGES", "1", 1);
         tl_log *reader = open_log(dir, TL_OPEN_READONLY);
         uint64_t mapped = 0;
         ck_assert_int_eq(tl_log_warm(reader, &mapped), 0);
-        unsetenv("THREADLOG_WARM_SMALL_PAGES");
+        unsetenv("THREADLOG_WARM_HUGE_PAGES");
         uint64_t huge = smaps_bytes("/data.mdb", "FilePmdMapped");
         if (keep) ck_assert_msg(huge < mapped / 2, "kept small pages, yet %llu of %llu bytes on 2 MiB entries",
                                 (unsigned long long)huge, (unsigned long long)mapped);
