@@ -36,6 +36,17 @@ static int ship(tl_log *src, const char *dir, uint64_t from, uint64_t to) {
     return rc;
 }
 
+/* Remove the replica's directory and the source log's (both made by the test). */
+static void remove_dirs(char *rdir, char *dir) {
+    tu_rmdir(rdir);
+    free(rdir);
+    char *base = strdup(dir);
+    *strrchr(base, '/') = 0;
+    tu_rmdir(base);
+    free(base);
+    free(dir);
+}
+
 START_TEST(replica_across_rotations) {
     char *dir;
     tl_log *src = tu_new_log(&dir);
@@ -110,13 +121,7 @@ START_TEST(replica_across_rotations) {
     ck_assert_uint_eq(st.events, 11);
     tl_log_close(r);
     tl_log_close(src);
-    tu_rmdir(rdir);
-    free(rdir);
-    char *base = strdup(dir);
-    *strrchr(base, '/') = 0;
-    tu_rmdir(base);
-    free(base);
-    free(dir);
+    remove_dirs(rdir, dir);
 }
 END_TEST
 
@@ -159,13 +164,7 @@ START_TEST(replica_without_content) {
     ck_assert_uint_eq(vr.contents, 0); /* none came with the records */
     tl_log_close(r);
     tl_log_close(src);
-    tu_rmdir(rdir);
-    free(rdir);
-    char *base = strdup(dir);
-    *strrchr(base, '/') = 0;
-    tu_rmdir(base);
-    free(base);
-    free(dir);
+    remove_dirs(rdir, dir);
 }
 END_TEST
 
