@@ -36,6 +36,17 @@ static int ship(tl_log *src, const char *dir, uint64_t from, uint64_t to) {
     return rc;
 }
 
+/* The replica starts as a copy of the source (closed for the copy, reopened into *src)
+ * without its writer key, in rdir/r (its path into rep). */
+static void make_replica(tl_log **src, const char *dir, const char *rdir, char *rep, size_t cap) {
+    char cmd[8400];
+    snprintf(cmd, sizeof cmd, "cp -a '%s' '%s/r' && rm '%s/r/writer.key'", dir, rdir, rdir);
+    tl_log_close(*src);
+    ck_assert_int_eq(system(cmd), 0);
+    ck_assert_int_eq(tl_log_open(src, dir, NULL), 0);
+    snprintf(rep, cap, "%s/r", rdir);
+}
+
 /* Remove the replica's directory and the source log's (both made by the test). */
 static void remove_dirs(char *rdir, char *dir) {
     tu_rmdir(rdir);
@@ -52,14 +63,8 @@ START_TEST(replica_across_rotations) {
     tl_log *src = tu_new_log(&dir);
     append_x(src, 3); /* seqs 2..4 */
     char *rdir = tu_tmpdir();
-    char cmd[8400];
-    /* the replica starts as a copy of the source without its writer key */
-    snprintf(cmd, sizeof cmd, "cp -a '%s' '%s/r' && rm '%s/r/writer.key'", dir, rdir, rdir);
-    tl_log_close(src);
-    ck_assert_int_eq(system(cmd), 0);
-    ck_assert_int_eq(tl_log_open(&src, dir, NULL), 0);
     char rep[4200];
-    snprintf(rep, sizeof rep, "%s/r", rdir);
+    make_replica(&src, dir, rdir, rep, sizeof rep);
 
     append_x(src, 2);                              /* 5, 6 */
     ck_assert_int_eq(tl_log_rotate_key(src, NULL), 0); /* 7: key.rotated */
@@ -139,13 +144,8 @@ START_TEST(replica_without_content) {
     char *dir;
     tl_log *src = tu_new_log(&dir);
     char *rdir = tu_tmpdir();
-    char cmd[8400];
-    snprintf(cmd, sizeof cmd, "cp -a '%s' '%s/r' && rm '%s/r/writer.key'", dir, rdir, rdir);
-    tl_log_close(src);
-    ck_assert_int_eq(system(cmd), 0);
-    ck_assert_int_eq(tl_log_open(&src, dir, NULL), 0);
     char rep[4200];
-    snprintf(rep, sizeof rep, "%s/r", rdir);
+    make_replica(&src, dir, rdir, rep, sizeof rep);
     exec_line(src, "{\"op\":\"account.create\",\"id\":\"acme\",\"name\":\"Acme\"}");
     exec_line(src, "{\"op\":\"user.create\",\"id\":\"al\",\"role\":\"member\",\"account\":\"acme\",\"name\":\"Al\"}");
     exec_line(src, "{\"op\":\"project.create\",\"as\":\"al\",\"id\":\"p\",\"account\":\"acme\",\"type\":\"video\",\"title\":\"V\"}");
