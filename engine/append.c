@@ -54,11 +54,14 @@ int tl_log_append_records(tl_log *log, const uint8_t *const *records, const size
         tl_wtxn *w;
         int rc = tl_wtxn_begin_records(log, &w);
         if (rc) return rc;
+        /* a replica (TL_OPEN_REPLICA) notes where it began taking records, which come without
+         * their content (verify then does not ask those events for it) */
         MDB_val since;
-        if (n && tl_get(w->txn, log->db_meta, META_REPLICA_SINCE, sizeof META_REPLICA_SINCE - 1, &since) == TL_ENOTFOUND) {
+        if (n && (log->flags & TL_OPEN_REPLICA) &&
+            tl_get(w->txn, log->db_meta, META_REPLICA_SINCE, sizeof META_REPLICA_SINCE - 1, &since) == TL_ENOTFOUND) {
             uint8_t first[8];
             tl_seq_key(first, w->head.seq + 1);
-            if (tl_put(w, log->db_meta, META_REPLICA_SINCE, sizeof META_REPLICA_SINCE - 1, first, 8, 0)) rc = w->failed;
+            rc = tl_put(w, log->db_meta, META_REPLICA_SINCE, sizeof META_REPLICA_SINCE - 1, first, 8, 0);
         }
         for (size_t i = 0; i < n && !rc; i++) {
             rc = tl_wtxn_append_record(w, records[i], lens[i]);
@@ -69,80 +72,72 @@ int tl_log_append_records(tl_log *log, const uint8_t *const *records, const size
                 rc = tl_fail(rc, "record %zu: %s", i, why);
             }
         }
-        if (rc) { tl_wtxn_abort(w); return rc; }
-        rc = tl_wtxn_commit(w);
-        if (rc != TL_EMAPFULL) return rc;
+        bool grow = rc && w->map_full; /* a write met the map's end: grow it, take them again */
+        if (rc) tl_wtxn_abort(w);
+        if (rc && !grow) return rc;
+        if (!grow && (rc = tl_wtxn_commit(w)) != TL_EMAPFULL) return rc;
         if ((rc = tl_log_grow_map(log)) != 0) return rc;
     }
 }
 
 /*
- * The new key's file, found inside the write transaction (LMDB's writer lock: no other
- * process is committing): the key of a rotation that committed but was not renamed yet
- * (its process is between the two, or died there) is put in place; any other is stale (a
- * rotation that never committed) and removed. Outside the transaction this could delete the
- * only copy of the log's current key.
+ * A rotation (keyfiles.c): inside its write transaction it settles the key files (a
+ * committed rotation's file put in place, files of rotations that never committed removed),
+ * writes its new key to a file named by that key, appends key.rotated and commits; then it
+ * renames its file over writer.key. Key files are removed only inside the transaction, and
+ * the rename moves only this rotation's own file, so no interleaving of rotations (threads
+ * or processes) can remove or replace the key the log's head names.
  */
-static void settle_new_key_file(const char *path, const char *path_new, const uint8_t head_pk[TL_PUBKEY_BYTES]) {
-    tl_keypair k;
-    if (tl_keyfile_read(path_new, &k) == 0) {
-        bool current = memcmp(k.pk, head_pk, TL_PUBKEY_BYTES) == 0;
-        tl_keypair_wipe(&k);
-        if (current) {
-            (void)rename(path_new, path);
-            return;
-        }
-    }
-    unlink(path_new);
-}
-
 int tl_log_rotate_key(tl_log *log, char new_pubkey_hex[TL_PUBKEY_HEX_SIZE]) {
     if (!log) return tl_fail(TL_EUSAGE, "tl_log_rotate_key: no log");
-    char path[4096], path_new[4096];
-    snprintf(path, sizeof path, "%s/%s", log->dir, TL_KEY_FILE);
-    snprintf(path_new, sizeof path_new, "%s/%s", log->dir, TL_KEY_FILE_NEW);
     if (!log->have_key) return tl_fail(TL_EKEY, "no writer key loaded");
+    char *path = tl_path_join(log->dir, TL_KEY_FILE), *path_new = NULL;
+    if (!path) return tl_fail(TL_ENOMEM, "out of memory");
     tl_keypair next;
     memset(&next, 0, sizeof next);
-    bool wrote = false; /* path_new holds this call's uncommitted key */
     int rc;
     for (;;) {
         tl_wtxn *w;
         if ((rc = tl_wtxn_begin(log, &w)) != 0) break;
-        settle_new_key_file(path, path_new, w->head.pk);
-        /* the new key is on disk before the log names it, so a crash never strands the log */
+        tl_keyfile_settle(log->dir, w->head.pk);
         tl_keypair_generate(&next);
-        if ((rc = tl_keyfile_write(path_new, &next)) != 0) { tl_wtxn_abort(w); tl_keypair_wipe(&next); break; }
-        wrote = true;
+        free(path_new);
+        path_new = tl_keyfile_rotation_path(log->dir, next.pk);
+        /* the new key is on disk before the log names it, so a crash never strands the log */
+        if (!path_new) rc = tl_fail(TL_ENOMEM, "out of memory");
+        else rc = tl_keyfile_write(path_new, &next);
+        if (rc) { tl_wtxn_abort(w); break; }
         log->next_key = next;
         tl_payload p = {0};
         tl_payload_bin(&p, "public_key", next.pk, TL_PUBKEY_BYTES);
         rc = tl_wtxn_append(w, "@operator", "key.rotated", NULL, &p, NULL);
-        if (rc) { tl_wtxn_abort(w); break; }
+        if (rc) {
+            unlink(path_new); /* still inside the transaction */
+            tl_keypair_wipe(&log->next_key);
+            tl_wtxn_abort(w);
+            break;
+        }
         w->key_rotated = true;
         memcpy(w->head.pk, next.pk, TL_PUBKEY_BYTES);
-        rc = tl_wtxn_commit(w);
+        rc = tl_wtxn_commit(w); /* on success it installed the key and wiped next_key */
+        if (rc == 0) break;
+        /* not committed: this rotation's file is stale and the next transaction's settle
+         * removes it; its key leaves log->next_key under write_mu (a rotation on another
+         * thread may be using next_key by now: only ours is wiped) */
+        pthread_mutex_lock(&log->write_mu);
+        if (memcmp(log->next_key.pk, next.pk, TL_PUBKEY_BYTES) == 0) tl_keypair_wipe(&log->next_key);
+        pthread_mutex_unlock(&log->write_mu);
         if (rc != TL_EMAPFULL) break;
-        /* not committed: this key file is stale; the next round makes another */
-        unlink(path_new);
-        wrote = false;
-        tl_keypair_wipe(&log->next_key);
         tl_keypair_wipe(&next);
-        if ((rc = tl_log_grow_map(log)) != 0) return rc;
+        if ((rc = tl_log_grow_map(log)) != 0) break;
     }
-    if (rc) {
-        tl_keypair_wipe(&log->next_key);
-        /* a commit that failed (it never names this key) leaves it stale; a failed commit's
-         * outcome is unknown only after a crash, and then the open settles it from the head */
-        if (wrote) unlink(path_new);
-    } else if (rename(path_new, path) != 0) {
-        /* another rotation's settle_new_key_file may have put it in place already */
-        tl_keypair cur;
-        bool placed = errno == ENOENT && tl_keyfile_read(path, &cur) == 0 && memcmp(cur.pk, next.pk, TL_PUBKEY_BYTES) == 0;
-        if (placed) tl_keypair_wipe(&cur);
-        else rc = tl_fail(TL_EKEY, "rotated, but cannot rename %s (it is picked up on the next open)", path_new);
-    }
+    /* ENOENT: the next write transaction's settle put it in place first (only a transaction
+     * after this commit can touch this rotation's file) */
+    if (!rc && rename(path_new, path) != 0 && errno != ENOENT)
+        rc = tl_fail(TL_EKEY, "rotated, but cannot rename %s (it is picked up on the next open)", path_new);
     if (!rc && new_pubkey_hex) tl_hex(new_pubkey_hex, next.pk, TL_PUBKEY_BYTES);
     tl_keypair_wipe(&next);
+    free(path);
+    free(path_new);
     return rc;
 }

@@ -7,6 +7,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +41,8 @@ static int dir_state(const char *dir) {
 static int mkdir_parents(const char *dir, bool *made) {
     char path[4096];
     if (snprintf(path, sizeof path, "%s", dir) >= (int)sizeof path) { errno = ENAMETOOLONG; return -1; }
+    /* `a/log/` is `a/log`: the last level is the one made 0700 (and known to be made here) */
+    for (size_t n = strlen(path); n > 1 && path[n - 1] == '/'; n--) path[n - 1] = 0;
     for (char *p = path + 1; *p; p++) {
         if (*p != '/') continue;
         *p = 0;
@@ -110,18 +113,21 @@ static int init_files(const char *dir, uint64_t max_attachment, char pubkey_hex[
     free(keypath);
     if (rc) { tl_keypair_wipe(&kp); return rc; }
     made->key = true;
-    /* the data and lock files: absent, or another program's (never removed then) */
-    static const char *const env_files[] = {TL_DATA_FILE, "lock.mdb"};
-    for (size_t i = 0; i < 2; i++) {
-        char *path = tl_path_join(dir, env_files[i]);
-        struct stat est;
-        bool present = path && lstat(path, &est) == 0;
-        free(path);
-        if (present) {
-            tl_keypair_wipe(&kp);
-            return tl_fail(TL_EEXISTS, "%s appeared in %s while init ran", env_files[i], dir);
-        }
-    }
+    /* the data file is created here, exclusively (LMDB takes an empty one as a new
+     * environment), so that a failure removes only a file this call made; a lock file there
+     * already is another program's */
+    char *lockpath = tl_path_join(dir, "lock.mdb"), *datapath = tl_path_join(dir, TL_DATA_FILE);
+    struct stat est;
+    int dfd = -1;
+    if (!lockpath || !datapath) rc = tl_fail(TL_ENOMEM, "out of memory");
+    else if (lstat(lockpath, &est) == 0) rc = tl_fail(TL_EEXISTS, "lock.mdb appeared in %s while init ran", dir);
+    else if ((dfd = open(datapath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) < 0)
+        rc = errno == EEXIST ? tl_fail(TL_EEXISTS, "%s appeared in %s while init ran", TL_DATA_FILE, dir)
+                             : tl_fail(TL_ESTORAGE, "cannot create %s: %s", TL_DATA_FILE, strerror(errno));
+    if (dfd >= 0) close(dfd);
+    free(lockpath);
+    free(datapath);
+    if (rc) { tl_keypair_wipe(&kp); return rc; }
 
     MDB_env *env;
     MDB_txn *txn = NULL;

@@ -222,33 +222,33 @@ int tl_layout_write(tl_wtxn *w) {
     return tl_put(w, w->log->db_meta, META_LAYOUT, sizeof META_LAYOUT - 1, u, 8, 0);
 }
 
-/* Finish a rotation that crashed between committing key.rotated and renaming the key file. */
+/* Load the key the head names; finish a rotation that stopped between committing key.rotated
+ * and renaming its key file (keyfiles.c). */
 static int load_writer_key(tl_log *log) {
-    char *path = tl_path_join(log->dir, TL_KEY_FILE);
-    char *path_new = tl_path_join(log->dir, TL_KEY_FILE_NEW);
-    int rc = (path && path_new) ? 0 : tl_fail(TL_ENOMEM, "out of memory");
     tl_head head;
     MDB_txn *txn = NULL;
-    if (!rc) rc = tl_rtxn_begin(log, &txn);
+    int rc = tl_rtxn_begin(log, &txn);
     if (!rc) {
         rc = tl_head_read(txn, log, &head);
         tl_rtxn_end(log, txn);
     }
-    if (!rc) rc = tl_keyfile_read(path, &log->key);
-    if (!rc && memcmp(log->key.pk, head.pk, TL_PUBKEY_BYTES) != 0) {
-        tl_keypair next;
-        if (tl_keyfile_read(path_new, &next) == 0 && memcmp(next.pk, head.pk, TL_PUBKEY_BYTES) == 0) {
-            if (rename(path_new, path) != 0) rc = tl_fail(TL_EKEY, "cannot finish key rotation: %s", strerror(errno));
-            else log->key = next;
-        } else {
-            rc = tl_fail(TL_EKEY, "the writer key in %s is not the log's current key", path);
+    char *from = NULL, *path = tl_path_join(log->dir, TL_KEY_FILE);
+    if (!rc && !path) rc = tl_fail(TL_ENOMEM, "out of memory");
+    if (!rc) {
+        /* a key file readable by others is refused outright, whatever it holds */
+        tl_keypair k;
+        if ((rc = tl_keyfile_read(path, &k)) == 0) {
+            tl_keypair_wipe(&k);
+            if ((rc = tl_keyfile_find(log->dir, head.pk, &log->key, &from)) != 0)
+                rc = tl_fail(TL_EKEY, "the writer key in %s is not the log's current key", path);
         }
-        tl_keypair_wipe(&next);
     }
+    if (!rc && strcmp(from, path) != 0 && rename(from, path) != 0)
+        rc = tl_fail(TL_EKEY, "cannot finish key rotation: %s", strerror(errno));
     if (!rc) log->have_key = true;
     else tl_keypair_wipe(&log->key);
+    free(from);
     free(path);
-    free(path_new);
     return rc;
 }
 

@@ -293,6 +293,16 @@ uint64_t tl_seq_from_key(const void *key);
 int tl_record_split(const MDB_val *v, const uint8_t **bytes, size_t *len, const uint8_t **sig);
 
 
+/* Key files across rotations (keyfiles.c). */
+/** writer.key.new.<hex pk>: where a rotation to pk keeps its key until renamed (malloc'd). */
+char *tl_keyfile_rotation_path(const char *dir, const uint8_t pk[TL_PUBKEY_BYTES]);
+/** The key whose public key is pk, from writer.key, its rotation file or the legacy
+ *  writer.key.new; *from (may be NULL) gets the path it came from (free it). TL_EKEY if none. */
+int tl_keyfile_find(const char *dir, const uint8_t pk[TL_PUBKEY_BYTES], tl_keypair *kp, char **from);
+/** Inside a write transaction only: put a committed rotation's key file in place, remove the
+ *  files of rotations that never committed. */
+void tl_keyfile_settle(const char *dir, const uint8_t head_pk[TL_PUBKEY_BYTES]);
+
 /** What an init made in its directory, so that a failure removes that and nothing else. */
 typedef struct tl_init_made {
     bool dir; /* the directory itself (its parents are left) */

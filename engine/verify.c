@@ -184,6 +184,7 @@ int tl_log_verify(tl_log *log, const tl_verify_options *opts, tl_verify_report *
     MDB_val since;
     if (!rc && tl_get(txn, log->db_meta, META_REPLICA_SINCE, sizeof META_REPLICA_SINCE - 1, &since) == 0 && since.mv_size == 8)
         vs.replica_since = tl_seq_from_key(since.mv_data);
+    r->replica_since = vs.replica_since;
     if (!rc && mdb_cursor_open(txn, log->db_log, &cur)) rc = tl_fail(TL_ESTORAGE, "cannot open a cursor");
     if (rc) { tl_rtxn_end(log, txn); free(vs.items); return rc; }
 

@@ -32,24 +32,15 @@
  * holding write_mu, so no writer of this process signs meanwhile.
  */
 static int adopt_rotated_key(tl_log *log, const uint8_t head_pk[TL_PUBKEY_BYTES]) {
-    static const char *const files[] = {TL_KEY_FILE, TL_KEY_FILE_NEW};
-    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
-        char *path = tl_path_join(log->dir, files[i]);
-        if (!path) return tl_fail(TL_ENOMEM, "out of memory");
-        tl_keypair k;
-        int rc = tl_keyfile_read(path, &k);
-        free(path);
-        if (rc == 0 && memcmp(k.pk, head_pk, TL_PUBKEY_BYTES) == 0) {
-            pthread_mutex_lock(&log->key_mu);
-            log->key = k;
-            pthread_mutex_unlock(&log->key_mu);
-            tl_keypair_wipe(&k);
-            return 0;
-        }
-        if (rc == 0) tl_keypair_wipe(&k);
-    }
-    return tl_fail(TL_EKEY, "the log's key was rotated by another process and its key file does not hold the new "
-                            "key; reopen the log");
+    tl_keypair k;
+    if (tl_keyfile_find(log->dir, head_pk, &k, NULL) != 0)
+        return tl_fail(TL_EKEY, "the log's key was rotated by another process and no key file holds the new key; "
+                                "reopen the log");
+    pthread_mutex_lock(&log->key_mu);
+    log->key = k;
+    pthread_mutex_unlock(&log->key_mu);
+    tl_keypair_wipe(&k);
+    return 0;
 }
 
 static int wtxn_begin(tl_log *log, tl_wtxn **out, bool need_key) {

@@ -294,6 +294,8 @@ typedef struct tl_verify_report {
     uint64_t contents;        /* content commitments checked */
     uint64_t first_bad_seq;   /* 0 when the log verified */
     char reason[256];         /* why the first bad event is bad */
+    uint64_t replica_since;   /* a replica: events from this seq on came from another log without
+                               * their content, which was not asked for (0: not a replica) */
 } tl_verify_report;
 
 /**

@@ -1322,7 +1322,7 @@ START_TEST(rotation_by_another_process) {
     snprintf(key, sizeof key, "%s/writer.key", dir);
     snprintf(key_new, sizeof key_new, "%s/writer.key.new", dir);
     snprintf(old_copy, sizeof old_copy, "%s.old-key", dir);
-    for (int round = 0; round < 2; round++) {
+    for (int round = 0; round < 3; round++) {
         copy_file(key, old_copy, 0600);
         pid_t pid = fork();
         ck_assert_int_ge(pid, 0);
@@ -1335,8 +1335,13 @@ START_TEST(rotation_by_another_process) {
         int status;
         ck_assert_int_eq(waitpid(pid, &status, 0), pid);
         ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-        if (round == 1) { /* as if caught between the rotation's commit and its rename */
-            ck_assert_int_eq(rename(key, key_new), 0);
+        if (round >= 1) { /* as if caught between the rotation's commit and its rename: the new
+                           * key in its rotation file (round 1), or in the older versions'
+                           * writer.key.new (round 2) */
+            char hex[TL_PUBKEY_HEX_SIZE], rot[4200];
+            ck_assert_int_eq(tl_log_pubkey(log, hex), 0);
+            snprintf(rot, sizeof rot, "%s/writer.key.new.%s", dir, hex);
+            ck_assert_int_eq(rename(key, round == 1 ? rot : key_new), 0);
             copy_file(old_copy, key, 0600);
         }
         uint64_t before = head_seq(log);

@@ -162,6 +162,7 @@ START_TEST(replica_without_content) {
     ck_assert_msg(tl_log_verify(r, NULL, &vr) == 0, "replica verify: %s", vr.reason);
     ck_assert_uint_eq(vr.events, st.events);
     ck_assert_uint_eq(vr.contents, 0); /* none came with the records */
+    ck_assert_uint_eq(vr.replica_since, 2); /* and verify says from where */
     tl_log_close(r);
     tl_log_close(src);
     remove_dirs(rdir, dir);

@@ -172,12 +172,17 @@ static int cmd_verify(cli_ctx *ctx) {
     } else if (rc) {
         out = cli_error(ctx, rc, tl_errdetail());
     } else if (ctx->json) {
-        printf("{\"ok\":true,\"events\":%llu,\"contents\":%llu,\"checkpoint\":%s}\n", (unsigned long long)r.events,
+        printf("{\"ok\":true,\"events\":%llu,\"contents\":%llu,\"checkpoint\":%s", (unsigned long long)r.events,
                (unsigned long long)r.contents, checkpoint ? "true" : "false");
+        if (r.replica_since) printf(",\"replica_since\":%llu", (unsigned long long)r.replica_since);
+        printf("}\n");
     } else {
         printf("ok: %llu events verified (chain, signatures, key chain), %llu content commitments checked%s\n",
                (unsigned long long)r.events, (unsigned long long)r.contents,
                checkpoint ? ", the log extends the checkpoint" : "");
+        if (r.replica_since)
+            printf("note: a replica: the content of events from %llu on stays with the log they came from (not checked)\n",
+                   (unsigned long long)r.replica_since);
     }
     free(checkpoint);
     tl_log_close(log);

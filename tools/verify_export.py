@@ -554,6 +554,9 @@ def main(argv=None):
                   v.contents, v.erased,
                   ", the checkpoint holds" if checkpoint is not None and not hasattr(v, "cp_note") else "",
                   "; " + v.cp_note if hasattr(v, "cp_note") else ""))
+        if v.replica_since:
+            print("note: a replica's export: the content of events from %d on stays with the log they came from"
+                  " (marked erased, not checked)" % v.replica_since)
     return 0
 
 

@@ -78,6 +78,11 @@ for blocks in 8 24; do
     "$TL" init "$T/full" > /dev/null || fail "init after a failed one ($blocks KiB, $pre)"
   done
 done
+# the same with a trailing slash: the directory is still init's own to remove (and 0700)
+rm -rf "$T/full" "$T/fullp"
+out=$( (trap '' XFSZ; ulimit -f 8; "$TL" --json init "$T/fullp/log/") ) && fail "init within 8 KiB succeeded"
+[ ! -e "$T/fullp/log" ] || fail "init (trailing slash) left $T/fullp/log"
+"$TL" init "$T/fullp/log/" > /dev/null && [ "$(mode "$T/fullp/log")" = 700 ] || fail "init a/log/ made $(mode "$T/fullp/log")"
 
 # --json init, with the limit in force
 status 0 "$TL" --json init --max-attachment 1000 "$T/j"
@@ -127,7 +132,7 @@ status 0 "$TL" -d "$D" key rotate
 PK2=$OUT
 [[ "$PK2" =~ ^[0-9a-f]{64}$ ]] && [ "$PK2" != "$PK1" ] || fail "key rotate printed '$PK2'"
 [ "$(mode "$D/writer.key")" = 600 ] || fail "rotated key file mode $(mode "$D/writer.key")"
-[ ! -e "$D/writer.key.new" ] || fail "a writer.key.new was left behind"
+! ls "$D"/writer.key.new* > /dev/null 2>&1 || fail "a writer.key.new was left behind"
 status 0 "$TL" -d "$D" --json key rotate
 jcheck "$OUT" 'o["ok"] is True and len(o["public_key"]) == 64'
 PK3=$("$PY" -c 'import json,sys; print(json.loads(sys.argv[1])["public_key"])' "$OUT")
