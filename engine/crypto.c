@@ -41,6 +41,22 @@ void tl_keypair_generate(tl_keypair *kp) { crypto_sign_keypair(kp->pk, kp->sk); 
 
 void tl_keypair_wipe(tl_keypair *kp) { sodium_memzero(kp, sizeof *kp); }
 
+/* The directory entry of a new file survives a power loss only once the directory is synced:
+ * a key file must be on disk, name included, before the event that names its key commits. */
+static int sync_parent_dir(const char *path) {
+    char dir[4096];
+    const char *slash = strrchr(path, '/');
+    size_t n = slash ? (size_t)(slash - path) : 0;
+    if (n == 0) snprintf(dir, sizeof dir, "%s", slash ? "/" : ".");
+    else if (n < sizeof dir) { memcpy(dir, path, n); dir[n] = 0; }
+    else return -1;
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    int rc = fsync(fd);
+    close(fd);
+    return rc;
+}
+
 int tl_keyfile_write(const char *path, const tl_keypair *kp) {
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0) return tl_fail(TL_EKEY, "cannot create key file %s: %s", path, strerror(errno));
@@ -48,6 +64,7 @@ int tl_keyfile_write(const char *path, const tl_keypair *kp) {
     int ok = w == TL_SECRETKEY_BYTES && fsync(fd) == 0;
     int saved = errno;
     close(fd);
+    if (ok && sync_parent_dir(path) != 0) { ok = 0; saved = errno; }
     if (!ok) {
         unlink(path);
         return tl_fail(TL_EKEY, "cannot write key file %s: %s", path, strerror(saved));

@@ -124,7 +124,10 @@ static int init_files(const char *dir, uint64_t max_attachment, char pubkey_hex[
     else if ((dfd = open(datapath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) < 0)
         rc = errno == EEXIST ? tl_fail(TL_EEXISTS, "%s appeared in %s while init ran", TL_DATA_FILE, dir)
                              : tl_fail(TL_ESTORAGE, "cannot create %s: %s", TL_DATA_FILE, strerror(errno));
-    if (dfd >= 0) close(dfd);
+    if (dfd >= 0) {
+        close(dfd);
+        made->env = true; /* from here on, data.mdb (and the lock file LMDB adds) are this call's */
+    }
     free(lockpath);
     free(datapath);
     if (rc) { tl_keypair_wipe(&kp); return rc; }
@@ -136,7 +139,6 @@ static int init_files(const char *dir, uint64_t max_attachment, char pubkey_hex[
     if (mrc) { tl_keypair_wipe(&kp); return tl_fail_mdb(mrc, "create environment"); }
     mdb_env_set_maxdbs(env, TL_MAX_DBS);
     mdb_env_set_mapsize(env, tl_map_initial());
-    made->env = true; /* from here on, data.mdb and lock.mdb are this call's */
     if (!(mrc = mdb_env_open(env, dir, 0, 0600)) && !(mrc = mdb_txn_begin(env, NULL, 0, &txn)) &&
         !(mrc = mdb_dbi_open(txn, "log", MDB_CREATE, &dlog)) && !(mrc = mdb_dbi_open(txn, "meta", MDB_CREATE, &dmeta))) {
         MDB_dbi dcontent;

@@ -44,7 +44,9 @@ static int read_if(const char *path, const uint8_t pk[TL_PUBKEY_BYTES], tl_keypa
 }
 
 int tl_keyfile_find(const char *dir, const uint8_t pk[TL_PUBKEY_BYTES], tl_keypair *kp, char **from) {
-    char *paths[3] = {tl_path_join(dir, TL_KEY_FILE), tl_keyfile_rotation_path(dir, pk), tl_path_join(dir, TL_KEY_FILE_NEW)};
+    /* the rotation file first: the only rename that may run meanwhile moves it over
+     * writer.key, so looking there second could miss the key in both places */
+    char *paths[3] = {tl_keyfile_rotation_path(dir, pk), tl_path_join(dir, TL_KEY_FILE), tl_path_join(dir, TL_KEY_FILE_NEW)};
     int rc = TL_ENOTFOUND;
     for (int i = 0; i < 3 && rc == TL_ENOTFOUND; i++)
         if (read_if(paths[i], pk, kp)) {

@@ -243,7 +243,8 @@ static int load_writer_key(tl_log *log) {
                 rc = tl_fail(TL_EKEY, "the writer key in %s is not the log's current key", path);
         }
     }
-    if (!rc && strcmp(from, path) != 0 && rename(from, path) != 0)
+    /* ENOENT: another process finished it first (the key is loaded either way) */
+    if (!rc && strcmp(from, path) != 0 && rename(from, path) != 0 && errno != ENOENT)
         rc = tl_fail(TL_EKEY, "cannot finish key rotation: %s", strerror(errno));
     if (!rc) log->have_key = true;
     else tl_keypair_wipe(&log->key);
