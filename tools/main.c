@@ -391,6 +391,24 @@ int main(int argc, char **argv) {
     const cli_command *cmd = find_command(name);
     ctx.command = name;
     ctx.usage = cmd ? cmd->usage : NULL;
+    if (!cmd && (!strcmp(name, "key") || !strcmp(name, "attachment"))) {
+        /* a two-word command's first word alone: its subcommands (help, or a usage error) */
+        bool help = false;
+        for (int k = i; k < argc; k++) help |= !strcmp(argv[k], "--help") || !strcmp(argv[k], "-h");
+        FILE *out = help ? stdout : stderr;
+        fprintf(out, "threadlog %s: %s\n", name, help ? "its commands" : "which one? (a subcommand is needed)");
+        for (size_t g = 0; g < sizeof groups / sizeof groups[0]; g++)
+            for (const cli_command *c = groups[g]; c->name; c++)
+                if (!strncmp(c->name, name, strlen(name)) && c->name[strlen(name)] == ' ')
+                    fprintf(out, "  threadlog [-d DIR] %s\n", c->usage);
+        if (help) return 0;
+        if (ctx.json) {
+            printf("{\"ok\":false,\"error\":\"invalid_input\",\"message\":");
+            cli_json_string(stdout, "a subcommand is needed (threadlog --help lists them)");
+            printf("}\n");
+        }
+        return CLI_USAGE;
+    }
     if (!cmd) {
         if (ctx.json) {
             printf("{\"ok\":false,\"error\":\"invalid_input\",\"message\":");

@@ -280,5 +280,11 @@ for c in init log verify checkpoint "key rotate" stats; do
 done
 status 2 "$TL"
 status 2 "$TL" no-such-command
+# a two-word command's first word alone: its subcommands (help: exit 0; none given: exit 2)
+status 0 "$TL" key --help
+grep -q "key rotate" <<< "$OUT" || fail "key --help does not name key rotate: $OUT"
+status 2 "$TL" key
+status 0 "$TL" attachment --help
+grep -q "attachment get" <<< "$OUT" || fail "attachment --help does not name attachment get"
 
 echo "log_basics: ok"
