@@ -224,14 +224,19 @@ int tl_layout_write(tl_wtxn *w) {
 
 /* Load the key the head names; finish a rotation that stopped between committing key.rotated
  * and renaming its key file (keyfiles.c). */
-static int load_writer_key(tl_log *log) {
-    tl_head head;
+static int read_head(tl_log *log, tl_head *head) {
     MDB_txn *txn = NULL;
     int rc = tl_rtxn_begin(log, &txn);
     if (!rc) {
-        rc = tl_head_read(txn, log, &head);
+        rc = tl_head_read(txn, log, head);
         tl_rtxn_end(log, txn);
     }
+    return rc;
+}
+
+static int load_writer_key(tl_log *log) {
+    tl_head head;
+    int rc = read_head(log, &head);
     char *from = NULL, *path = tl_path_join(log->dir, TL_KEY_FILE);
     if (!rc && !path) rc = tl_fail(TL_ENOMEM, "out of memory");
     if (!rc) {
@@ -239,8 +244,12 @@ static int load_writer_key(tl_log *log) {
         tl_keypair k;
         if ((rc = tl_keyfile_read(path, &k)) == 0) {
             tl_keypair_wipe(&k);
-            if ((rc = tl_keyfile_find(log->dir, head.pk, &log->key, &from)) != 0)
-                rc = tl_fail(TL_EKEY, "the writer key in %s is not the log's current key", path);
+            rc = tl_keyfile_find(log->dir, head.pk, &log->key, &from);
+            /* a rotation may have committed and renamed its file after the head was read:
+             * read the head once more */
+            if (rc && (rc = read_head(log, &head)) == 0)
+                rc = tl_keyfile_find(log->dir, head.pk, &log->key, &from);
+            if (rc) rc = tl_fail(TL_EKEY, "the writer key in %s is not the log's current key", path);
         }
     }
     /* ENOENT: another process finished it first (the key is loaded either way) */
