@@ -112,10 +112,13 @@ int tl_log_rotate_key(tl_log *log, char new_pubkey_hex[TL_PUBKEY_HEX_SIZE]) {
         tl_payload_bin(&p, "public_key", next.pk, TL_PUBKEY_BYTES);
         rc = tl_wtxn_append(w, "@operator", "key.rotated", NULL, &p, NULL);
         if (rc) {
+            bool grow = w->map_full; /* the event met the map's end: grow it, rotate again */
             unlink(path_new); /* still inside the transaction */
             tl_keypair_wipe(&log->next_key);
             tl_wtxn_abort(w);
-            break;
+            tl_keypair_wipe(&next);
+            if (!grow || (rc = tl_log_grow_map(log)) != 0) break;
+            continue;
         }
         w->key_rotated = true;
         memcpy(w->head.pk, next.pk, TL_PUBKEY_BYTES);
