@@ -20,15 +20,15 @@
  * have an empty value and are rendered from the log.
  *
  * Entries are rendered from the log itself (the event at that seq) and the current state:
- * a deleted message shows "deleted":true and its body only to auditors; erased content
+ * a message shows "deleted" (true or false) and a deleted one its body only to auditors; erased content
  * shows "body":null,"erased":true. Entry shapes (beyond "seq","ts","actor","kind"):
  *   project.created         "type","title","status","ambassador", and for the ambassador
  *                           channel's audience "ambassador_message":{"id","author","body",
- *                           "attachments"[,"deleted"][,"erased"]}
+ *                           "deleted","attachments"[,"erased"]}
  *   project.status_changed  "status","previous"
  *   topic.created, message.sent, message.replied, note.added
  *                           "channel","topic","message","parent","author","body",
- *                           "attachments"[,"deleted"][,"erased"]; topic.created adds "title"
+ *                           "deleted","attachments"[,"erased"]; topic.created adds "title"
  *   message.pinned / unpinned / deleted   "channel","topic","message"
  *   content.erased          "channel","topic","message","target","target_kind","reason"
  *                           (channel, topic and message null for an attachment no message
@@ -116,7 +116,7 @@ static int message_content(tl_strbuf *sb, MDB_txn *txn, tl_log *log, const viewe
     int rc = 0;
     if (m->deleted && v->u->role != TL_ROLE_AUDITOR) tl_sb_puts(sb, "\"body\":null");
     else rc = tlp_body_json(sb, txn, log, m);
-    if (m->deleted) tl_sb_puts(sb, ",\"deleted\":true");
+    tl_sb_puts(sb, m->deleted ? ",\"deleted\":true" : ",\"deleted\":false");
     tl_sb_puts(sb, ",\"attachments\":");
     if (!rc) rc = tlp_attachments_json(sb, txn, log, m);
     return rc;

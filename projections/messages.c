@@ -276,7 +276,9 @@ int tlp_message_json(tl_strbuf *sb, MDB_txn *txn, tl_log *log, const char *id, c
     tl_sb_u64(sb, m->replies);
     tl_sb_puts(sb, m->pinned && !m->deleted ? ",\"pinned\":true" : ",\"pinned\":false");
     tl_sb_puts(sb, unread ? ",\"unread\":true" : ",\"unread\":false");
-    if (m->deleted) tl_sb_puts(sb, ",\"deleted\":true");
+    /* always there, so a list that holds deleted messages (an auditor's) reads the same way
+     * for each of its items */
+    tl_sb_puts(sb, m->deleted ? ",\"deleted\":true" : ",\"deleted\":false");
     tl_sb_puts(sb, ",\"attachments\":");
     rc = tlp_attachments_json(sb, txn, log, m);
     tl_sb_puts(sb, "}");

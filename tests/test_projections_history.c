@@ -192,6 +192,7 @@ START_TEST(entry_contents) {
         ck_assert_msg(am != NULL, "%s should see the ambassador message", amb_audience[i]);
         ck_assert_str_eq(pf_str(am, "body"), "Size M");
         ck_assert_str_eq(pf_str(am, "author"), "zoe");
+        ck_assert(json_is_false(json_object_get(am, "deleted"))); /* always there */
         json_decref(r);
     }
     /* a deleted message: marked deleted, its body only for auditors */
