@@ -283,6 +283,31 @@ int tl_content_get(MDB_txn *txn, tl_log *log, const uint8_t commit[TL_HASH_BYTES
                    const uint8_t **content, size_t *len);
 int tl_content_erase(tl_wtxn *w, const uint8_t commit[TL_HASH_BYTES]);
 
+/* ---- content audit (content_audit.c): verify's and `replay --verify`'s content checks ---- */
+typedef struct tl_commit_ref {
+    uint8_t commit[TL_HASH_BYTES];
+    uint64_t seq; /* the event that holds it (missing content) or erased it */
+} tl_commit_ref;
+typedef struct tl_commit_list {
+    tl_commit_ref *items;
+    size_t n, cap;
+} tl_commit_list;
+typedef struct tl_content_audit {
+    tl_commit_list missing; /* commitments whose content is not stored, in log order */
+    tl_commit_list erased;  /* commitments named by content.erased events (and cut erasures) */
+    uint64_t replica_since; /* META_REPLICA_SINCE, 0: none */
+    uint64_t contents;      /* stored contents checked */
+} tl_content_audit;
+/** Start an audit of txn's log (reads replica_since). */
+void tl_content_audit_init(tl_content_audit *a, MDB_txn *txn, tl_log *log);
+/** One event, in log order: 0; -1 stored content that does not match its commitment (or a
+ * malformed commitment field); TL_ENOMEM. */
+int tl_content_audit_event(tl_content_audit *a, MDB_txn *txn, tl_log *log, const tl_event *ev);
+/** After a complete walk up to head_seq: *first_bad is the first event whose content is gone
+ * with no erasure to account for it, or 0. */
+int tl_content_audit_finish(tl_content_audit *a, MDB_txn *txn, tl_log *log, uint64_t head_seq, uint64_t *first_bad);
+void tl_content_audit_free(tl_content_audit *a);
+
 /* ---- meta ---- */
 int tl_head_read(MDB_txn *txn, tl_log *log, tl_head *head);
 uint64_t tl_now_us(void);

@@ -20,8 +20,9 @@
  * The walk checks sequence, chain, time order, the genesis and the key chain in order, with
  * or without verification: an event whose bytes were altered breaks the next one's link (or,
  * the last one, the recorded head), so an unverified replay refuses it too. With
- * verification, it also gathers events in chunks, checks the chunk's signatures on several
- * threads and only then applies the chunk. The first bad event aborts the transaction, so
+ * verification, it also checks content commitments as verify does (content_audit.c), gathers
+ * events in chunks, checks the chunk's signatures on several threads and only then applies
+ * the chunk. The first bad event aborts the transaction, so
  * nothing of a damaged log is swapped in.
  */
 #include <dirent.h>
@@ -95,6 +96,7 @@ typedef struct replay_state {
     uint64_t prev_ts;
     uint64_t done;
     tl_verify_report *vr;
+    tl_content_audit content; /* with verification: content commitments, as verify checks them */
 } replay_state;
 
 static double now_s(void) {
@@ -305,6 +307,15 @@ static int walk(replay_state *rs) {
                 break;
             }
             it->key = (unsigned)rs->nkeys - 1;
+            if (rs->o->verify) {
+                int crc = tl_content_audit_event(&rs->content, w->txn, w->log, &it->ev);
+                if (crc == -1) {
+                    report_bad(rs->vr, seq, "event %llu: stored content does not match its commitment", (unsigned long long)seq);
+                    rc = tl_fail(TL_ECORRUPT, "%s", rs->vr->reason);
+                    break;
+                }
+                if (crc) { rc = crc; break; }
+            }
             tl_hash(it->hash, bytes, len); /* the chain's next link, and the head's hash when applied */
             memcpy(rs->prev_hash, it->hash, TL_HASH_BYTES);
             it->hashed = true;
@@ -334,6 +345,17 @@ static int walk(replay_state *rs) {
     if (!rc && expect <= rs->until) {
         report_bad(rs->vr, expect, "event %llu is missing (the log's head is further on)", (unsigned long long)expect);
         rc = tl_fail(TL_ECORRUPT, "%s", rs->vr->reason);
+    }
+    if (!rc && rs->o->verify) { /* only a complete walk has seen every erasure */
+        uint64_t bad;
+        rc = tl_content_audit_finish(&rs->content, w->txn, w->log, rs->until, &bad);
+        if (!rc && bad) {
+            report_bad(rs->vr, bad, "event %llu: its content is gone, yet no content.erased event erased it",
+                       (unsigned long long)bad);
+            rc = tl_fail(TL_ECORRUPT, "%s", rs->vr->reason);
+        }
+        rs->vr->contents = rs->content.contents;
+        rs->vr->replica_since = rs->content.replica_since;
     }
     mdb_cursor_close(cur);
     return rc;
@@ -472,6 +494,8 @@ static int rebuild_once(tl_log *target, const tl_replay_options *o, bool copy, r
     rs->prev_ts = 0;
     memset(rs->prev_hash, 0, sizeof rs->prev_hash);
     memset(rs->vr, 0, sizeof *rs->vr);
+    tl_content_audit_free(&rs->content);
+    if (o->verify) tl_content_audit_init(&rs->content, w->txn, target);
     memset(w->head.hash, 0, TL_HASH_BYTES);
     w->unhashed = NULL;
     w->head.seq = 0;
@@ -483,10 +507,12 @@ static int rebuild_once(tl_log *target, const tl_replay_options *o, bool copy, r
         goto out;
     }
     if ((rc = tl_wtxn_mark_applied(w)) != 0) goto out;
+    tl_content_audit_free(&rs->content);
     rs->w = NULL;
     if ((rc = tl_wtxn_commit(w)) == 0) target->layout_stale = false; /* rebuilt in this build's layout */
     return rc;
 out:
+    tl_content_audit_free(&rs->content);
     if (w->map_full) rc = TL_EMAPFULL;
     tl_wtxn_abort(w);
     rs->w = NULL;

@@ -31,70 +31,13 @@ typedef struct sig_item {
     bool bad;
 } sig_item;
 
-/* A commitment and the event that holds it (missing content) or erased it. */
-typedef struct commit_ref {
-    uint8_t commit[TL_HASH_BYTES];
-    uint64_t seq;
-} commit_ref;
-
-typedef struct commit_list {
-    commit_ref *items;
-    size_t n, cap;
-} commit_list;
-
 typedef struct verify_state {
     uint8_t (*keys)[TL_PUBKEY_BYTES];
     size_t nkeys, capkeys;
     sig_item *items;
     size_t nitems;
-    commit_list missing; /* commitments whose content is not stored, in log order */
-    uint64_t replica_since; /* META_REPLICA_SINCE, 0: none */
-    commit_list erased;  /* commitments named by content.erased events */
+    tl_content_audit content;
 } verify_state;
-
-static int commit_add(commit_list *l, const uint8_t *commit, uint64_t seq) {
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 16;
-        void *p = realloc(l->items, cap * sizeof *l->items);
-        if (!p) return tl_fail(TL_ENOMEM, "out of memory");
-        l->items = p;
-        l->cap = cap;
-    }
-    memcpy(l->items[l->n].commit, commit, TL_HASH_BYTES);
-    l->items[l->n++].seq = seq;
-    return 0;
-}
-
-static int commit_cmp(const void *a, const void *b) {
-    return memcmp(((const commit_ref *)a)->commit, ((const commit_ref *)b)->commit, TL_HASH_BYTES);
-}
-
-/* Erasures recorded in meta by the cut that made this log a copy (META_ERASED_PREFIX). */
-static int cut_erasures(MDB_txn *txn, tl_log *log, uint64_t head_seq, verify_state *vs) {
-    MDB_cursor *cur;
-    if (mdb_cursor_open(txn, log->db_meta, &cur)) return tl_fail(TL_ESTORAGE, "cannot open a cursor");
-    size_t plen = sizeof META_ERASED_PREFIX - 1;
-    MDB_val k = {plen, (void *)META_ERASED_PREFIX}, v;
-    int rc = 0, mrc;
-    for (mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); mrc == 0 && !rc; mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        if (k.mv_size < plen || memcmp(k.mv_data, META_ERASED_PREFIX, plen) != 0) break;
-        /* an erasure the cut removed lies beyond this log's head; anything else is not ours */
-        if (k.mv_size != plen + TL_HASH_BYTES || v.mv_size != 8 || tl_seq_from_key(v.mv_data) <= head_seq) continue;
-        rc = commit_add(&vs->erased, (const uint8_t *)k.mv_data + plen, tl_seq_from_key(v.mv_data));
-    }
-    mdb_cursor_close(cur);
-    return rc;
-}
-
-/* The first event (in log order) whose missing content no content.erased event names, or 0. */
-static uint64_t first_unerased(verify_state *vs) {
-    if (vs->erased.n) qsort(vs->erased.items, vs->erased.n, sizeof *vs->erased.items, commit_cmp);
-    for (size_t i = 0; i < vs->missing.n; i++)
-        if (!vs->erased.n ||
-            !bsearch(&vs->missing.items[i], vs->erased.items, vs->erased.n, sizeof *vs->erased.items, commit_cmp))
-            return vs->missing.items[i].seq;
-    return 0;
-}
 
 static void check_sig(size_t i, void *ctx) {
     verify_state *vs = ctx;
@@ -130,36 +73,6 @@ static void report_bad(tl_verify_report *r, uint64_t seq, const char *fmt, const
     snprintf(r->reason, sizeof r->reason, fmt, (unsigned long long)seq, detail ? detail : "");
 }
 
-/* Commitments: every payload field "<x>_commit" (32 bytes) with "<x>_size". Content that is
- * not stored is noted, to be matched with an erasure further on; an erasure's commitment is
- * noted too. -1: stored content that does not match; TL_ENOMEM. */
-static int check_contents(MDB_txn *txn, tl_log *log, const tl_event *ev, verify_state *vs, tl_verify_report *r) {
-    if (strcmp(ev->kind, "content.erased") == 0) {
-        tl_bytes commit;
-        if (tl_ev_bin(ev, "commitment", &commit) != 0 || commit.len != TL_HASH_BYTES) return -1;
-        return commit_add(&vs->erased, commit.ptr, ev->seq) ? TL_ENOMEM : 0;
-    }
-    static const char *const fields[][2] = {{"body_commit", "body_size"}, {"data_commit", "data_size"}};
-    for (size_t f = 0; f < sizeof fields / sizeof fields[0]; f++) {
-        tl_bytes commit;
-        if (tl_ev_bin(ev, fields[f][0], &commit) != 0) continue;
-        if (commit.len != TL_HASH_BYTES) return -1;
-        uint64_t size = 0;
-        if (tl_ev_uint(ev, fields[f][1], &size) != 0) return -1;
-        const uint8_t *content;
-        size_t len;
-        int rc = tl_content_get(txn, log, commit.ptr, &content, &len);
-        if (rc == TL_ENOTFOUND) { /* erased, if an erasure names it: the commitment stays */
-            if (vs->replica_since && ev->seq >= vs->replica_since) continue; /* taken without content */
-            if (commit_add(&vs->missing, commit.ptr, ev->seq)) return TL_ENOMEM;
-            continue;
-        }
-        if (rc || len != size) return -1;
-        r->contents++;
-    }
-    return 0;
-}
-
 static int checkpoint_check(MDB_txn *txn, tl_log *log, const char *json, verify_state *vs,
                             uint64_t last_seq, tl_verify_report *r);
 
@@ -181,10 +94,8 @@ int tl_log_verify(tl_log *log, const tl_verify_options *opts, tl_verify_report *
     tl_head head;
     rc = tl_head_read(txn, log, &head);
     MDB_cursor *cur = NULL;
-    MDB_val since;
-    if (!rc && tl_get(txn, log->db_meta, META_REPLICA_SINCE, sizeof META_REPLICA_SINCE - 1, &since) == 0 && since.mv_size == 8)
-        vs.replica_since = tl_seq_from_key(since.mv_data);
-    r->replica_since = vs.replica_since;
+    if (!rc) tl_content_audit_init(&vs.content, txn, log);
+    r->replica_since = vs.content.replica_since;
     if (!rc && mdb_cursor_open(txn, log->db_log, &cur)) rc = tl_fail(TL_ESTORAGE, "cannot open a cursor");
     if (rc) { tl_rtxn_end(log, txn); free(vs.items); return rc; }
 
@@ -244,7 +155,7 @@ int tl_log_verify(tl_log *log, const tl_verify_options *opts, tl_verify_report *
             if (add_key(&vs, pk.ptr)) { rc = TL_ENOMEM; break; }
             if (opts->pinned_key && memcmp(pk.ptr, opts->pinned_key, TL_PUBKEY_BYTES) == 0) pinned_seen = true;
         }
-        int crc = opts->check_content ? check_contents(txn, log, &ev, &vs, r) : 0;
+        int crc = opts->check_content ? tl_content_audit_event(&vs.content, txn, log, &ev) : 0;
         if (crc == TL_ENOMEM) { rc = crc; break; }
         if (crc) {
             report_bad(r, seq, "event %llu: stored content does not match its commitment%s", "");
@@ -281,12 +192,13 @@ int tl_log_verify(tl_log *log, const tl_verify_options *opts, tl_verify_report *
         else if (memcmp(head.pk, vs.keys[vs.nkeys - 1], TL_PUBKEY_BYTES) != 0)
             report_bad(r, head.seq, "event %llu: the log's head record names another key than the key chain's%s", "");
     }
-    if (!rc && !r->first_bad_seq && vs.missing.n) rc = cut_erasures(txn, log, head.seq, &vs);
     if (!rc && !r->first_bad_seq) {
         /* only a complete walk has seen every erasure that could account for missing content */
-        uint64_t bad = first_unerased(&vs);
-        if (bad) report_bad(r, bad, "event %llu: its content is gone, yet no content.erased event erased it%s", "");
+        uint64_t bad;
+        rc = tl_content_audit_finish(&vs.content, txn, log, head.seq, &bad);
+        if (!rc && bad) report_bad(r, bad, "event %llu: its content is gone, yet no content.erased event erased it%s", "");
     }
+    r->contents = vs.content.contents;
     if (!rc && !r->first_bad_seq && !pinned_seen)
         report_bad(r, 1, "event %llu: the pinned key is neither the genesis key nor a rotated key%s", "");
     if (!rc && !r->first_bad_seq && opts->checkpoint_json)
@@ -296,8 +208,7 @@ int tl_log_verify(tl_log *log, const tl_verify_options *opts, tl_verify_report *
     tl_rtxn_end(log, txn);
     free(vs.items);
     free(vs.keys);
-    free(vs.missing.items);
-    free(vs.erased.items);
+    tl_content_audit_free(&vs.content);
     if (rc) return rc;
     if (r->first_bad_seq) return tl_fail(TL_ECORRUPT, "%s", r->reason);
     return 0;

@@ -439,11 +439,12 @@ START_TEST(record_with_other_seq) {
 }
 END_TEST
 
-/* An in-place replay of the log, verified or not, refuses it, naming event `seq`. */
-static void replay_refuses(uint64_t seq) {
+/* An in-place replay of the log refuses it, naming event `seq`: verified, and also
+ * unverified unless the damage is one only verification sees (content, signatures). */
+static void replay_refuses_when(uint64_t seq, bool unverified_too) {
     tl_log *log;
     ck_assert_int_eq(tl_log_open(&log, g_dir, NULL), 0);
-    for (int verified = 0; verified < 2; verified++) {
+    for (int verified = unverified_too ? 0 : 1; verified < 2; verified++) {
         tl_replay_options o = TL_REPLAY_OPTIONS_INIT;
         o.verify = verified;
         tl_replay_report rr;
@@ -452,6 +453,8 @@ static void replay_refuses(uint64_t seq) {
     }
     tl_log_close(log);
 }
+
+static void replay_refuses(uint64_t seq) { replay_refuses_when(seq, true); }
 
 /* ================================================================ inserted events */
 
@@ -744,6 +747,16 @@ START_TEST(content_commitment) {
     tl_verify_report rep;
     ck_assert_int_eq(verify(NULL, &rep), 0);
     ck_assert_uint_eq(rep.contents, 1);
+    { /* a verified replay checks it too */
+        tl_log *rl;
+        ck_assert_int_eq(tl_log_open(&rl, g_dir, NULL), 0);
+        tl_replay_options o = TL_REPLAY_OPTIONS_INIT;
+        o.verify = true;
+        tl_replay_report rr;
+        ck_assert_int_eq(tl_replay(rl, &o, &rr), 0);
+        ck_assert_uint_eq(rr.verify.contents, 1);
+        tl_log_close(rl);
+    }
     /* a byte of the salt or of the content changed (each one is a verify of the log) */
     static const size_t positions[] = {0, 1, 17, 31, 32, 35, 39};
     for (size_t i = 0; i < sizeof positions / sizeof positions[0]; i++) {
@@ -756,6 +769,7 @@ START_TEST(content_commitment) {
         ck_assert_int_eq(mdb_put(r.txn, r.content, &k, &v, 0), 0);
         raw_end(&r);
         expect_bad(NULL, EVENTS + 1, "content changed");
+        if (i == 0 || i == 4) replay_refuses_when(EVENTS + 1, false); /* the salt, the content */
     }
     /* content of another size */
     v = (MDB_val){39, value};
@@ -763,11 +777,13 @@ START_TEST(content_commitment) {
     ck_assert_int_eq(mdb_put(r.txn, r.content, &k, &v, 0), 0);
     raw_end(&r);
     expect_bad(NULL, EVENTS + 1, "content cut");
+    replay_refuses_when(EVENTS + 1, false);
     /* deleted behind the log's back (no content.erased event names it): not an erasure */
     raw_begin(&r);
     ck_assert_int_eq(mdb_del(r.txn, r.content, &k, NULL), 0);
     raw_end(&r);
     expect_bad(NULL, EVENTS + 1, "content deleted without an erasure");
+    replay_refuses_when(EVENTS + 1, false);
 }
 END_TEST
 
