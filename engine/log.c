@@ -202,6 +202,21 @@ static int check_format(tl_log *log) {
         else if (!rc) rc = tl_fail(TL_ECORRUPT, "limits record is damaged");
     }
     if (!rc) {
+        /* The limit the rules enforce is the signed one, the genesis event's: meta's copy is
+         * unsigned (verify reports a copy that differs). A genesis that cannot be read leaves
+         * meta's, so the log still opens for verify to name the damage. */
+        uint8_t one[8];
+        tl_seq_key(one, 1);
+        const uint8_t *bytes = NULL, *sig = NULL;
+        size_t len = 0;
+        tl_event ev;
+        uint64_t limit;
+        if (tl_get(txn, log->db_log, one, 8, &v) == 0 && tl_record_split(&v, &bytes, &len, &sig) == 0 &&
+            tl_event_decode(&ev, bytes, len) == 0 && strcmp(ev.kind, "log.created") == 0 &&
+            tl_ev_uint(&ev, "max_attachment", &limit) == 0)
+            log->max_attachment = limit;
+    }
+    if (!rc) {
         int lrc = tl_get(txn, log->db_meta, META_LAYOUT, sizeof META_LAYOUT - 1, &v);
         if (lrc && lrc != TL_ENOTFOUND) rc = lrc;
         else log->layout_stale = lrc == TL_ENOTFOUND || v.mv_size != 8 || tl_seq_from_key(v.mv_data) != TL_LAYOUT_VERSION;

@@ -39,6 +39,19 @@ typedef struct verify_state {
     tl_content_audit content;
 } verify_state;
 
+/* meta's genesis_key and max_attachment equal the genesis event's public key and limit. */
+static bool genesis_meta_agrees(MDB_txn *txn, tl_log *log, const tl_event *genesis, const uint8_t *pk) {
+    MDB_val v;
+    uint64_t limit;
+    if (tl_get(txn, log->db_meta, META_GENESIS_KEY, sizeof META_GENESIS_KEY - 1, &v) != 0 ||
+        v.mv_size != TL_PUBKEY_BYTES || memcmp(v.mv_data, pk, TL_PUBKEY_BYTES) != 0)
+        return false;
+    if (tl_get(txn, log->db_meta, META_MAX_ATTACHMENT, sizeof META_MAX_ATTACHMENT - 1, &v) != 0 || v.mv_size != 8 ||
+        tl_ev_uint(genesis, "max_attachment", &limit) != 0 || tl_seq_from_key(v.mv_data) != limit)
+        return false;
+    return true;
+}
+
 static void check_sig(size_t i, void *ctx) {
     verify_state *vs = ctx;
     sig_item *it = &vs->items[i];
@@ -137,6 +150,12 @@ int tl_log_verify(tl_log *log, const tl_verify_options *opts, tl_verify_report *
                 break;
             }
             if (add_key(&vs, pk.ptr)) { rc = TL_ENOMEM; break; }
+            /* meta's unsigned copies of the genesis (FORMAT.md) must say what it says */
+            if (!genesis_meta_agrees(txn, log, &ev, pk.ptr)) {
+                report_bad(r, seq, "event %llu: the log's meta records another genesis key or attachment limit than "
+                                   "the genesis event%s", "");
+                break;
+            }
         }
         if (opts->pinned_key && !pinned_seen && memcmp(vs.keys[vs.nkeys - 1], opts->pinned_key, TL_PUBKEY_BYTES) == 0)
             pinned_seen = true;

@@ -787,6 +787,49 @@ START_TEST(content_commitment) {
 }
 END_TEST
 
+/* meta's copies of the genesis (its key, the attachment limit) are unsigned: verify reports a
+ * copy that differs from the genesis event, and the rules enforce the genesis event's limit,
+ * not meta's. */
+START_TEST(meta_copies_of_genesis) {
+    raw r;
+    raw_begin(&r);
+    MDB_val lk = {14, "max_attachment"}, gk = {11, "genesis_key"}, v;
+    ck_assert_int_eq(mdb_get(r.txn, r.meta, &lk, &v), 0);
+    uint8_t limit[8];
+    memcpy(limit, v.mv_data, 8);
+    ck_assert_int_eq(mdb_get(r.txn, r.meta, &gk, &v), 0);
+    uint8_t key[32];
+    memcpy(key, v.mv_data, 32);
+    uint8_t zero[8] = {0};
+    v = (MDB_val){8, zero};
+    ck_assert_int_eq(mdb_put(r.txn, r.meta, &lk, &v, 0), 0);
+    raw_end(&r);
+    expect_bad(NULL, 1, "meta's attachment limit set to 0");
+    tl_log *log;
+    ck_assert_int_eq(tl_log_open(&log, g_dir, NULL), 0);
+    tl_log_stats st;
+    ck_assert_int_eq(tl_log_stats_get(log, &st), 0);
+    ck_assert_uint_eq(st.max_attachment, TL_DEFAULT_MAX_ATTACHMENT); /* the genesis event's */
+    tl_log_close(log);
+
+    uint8_t other[32];
+    memcpy(other, key, 32);
+    other[0] ^= 1;
+    raw_begin(&r);
+    v = (MDB_val){8, limit};
+    ck_assert_int_eq(mdb_put(r.txn, r.meta, &lk, &v, 0), 0);
+    v = (MDB_val){32, other};
+    ck_assert_int_eq(mdb_put(r.txn, r.meta, &gk, &v, 0), 0);
+    raw_end(&r);
+    expect_bad(NULL, 1, "meta's genesis key changed");
+    raw_begin(&r);
+    v = (MDB_val){32, key};
+    ck_assert_int_eq(mdb_put(r.txn, r.meta, &gk, &v, 0), 0);
+    raw_end(&r);
+    expect_good(NULL, "meta restored");
+}
+END_TEST
+
 /* The last event re-signed with the writer key and a time before its predecessor's (the chain
  * and the head record made to match): only the rule "time never decreases" is broken. verify
  * names it, and a replay refuses it with and without verification. */
@@ -850,6 +893,7 @@ int main(void) {
     tcase_add_test(tc, checkpoint_detects_truncated_tail);
     tcase_add_test(tc, checkpoint_covers_what_it_names);
     tcase_add_test(tc, content_commitment);
+    tcase_add_test(tc, meta_copies_of_genesis);
     tcase_set_timeout(tc, 120);
     suite_add_tcase(s, tc);
     return tu_main(s);
