@@ -89,7 +89,8 @@ static int cmd_log(cli_ctx *ctx) {
     tl_log *log;
     int rc = cli_open(ctx, &log, TL_OPEN_READONLY);
     if (rc) return rc;
-    log_walk w = {ctx, limit, cli_flag(ctx, "limit") != NULL};
+    /* --limit 0 means no limit, as 0 means the default page in the queries */
+    log_walk w = {ctx, limit, limit > 0};
     if (cli_switch(ctx, "follow")) {
         signal(SIGINT, on_signal);
         signal(SIGTERM, on_signal);
@@ -251,7 +252,8 @@ const cli_command cli_log_commands[] = {
      "create a log and its writer key (mode 0600) in DIR; print the public key; the attachment limit\n"
      "                 is 1 byte to 1 GiB (default 25 MiB)"},
     {"log", cmd_log, "log [--from N] [--limit N] [--follow] [--json]",
-     "print events from sequence N (default 1, the genesis); --follow keeps printing new ones"},
+     "print events from sequence N (default 1, the genesis), at most --limit N of them (0: all);\n"
+     "                 --follow keeps printing new ones"},
     {"verify", cmd_verify, "verify [--checkpoint FILE] [--key PUBKEY] [--threads N] [--json]",
      "check sequence, chain, signatures, key chain and content; name the first bad event"},
     {"checkpoint", cmd_checkpoint, "checkpoint", "print a signed checkpoint (seq, head hash, time) to keep"},
