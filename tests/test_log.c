@@ -1371,6 +1371,61 @@ START_TEST(rotation_by_another_process) {
 }
 END_TEST
 
+/* Two processes rotating the key and appending at once (each rotation writes its key file
+ * inside its write transaction and renames only its own file afterwards, keyfiles.c): no
+ * rotation or append fails, no interleaving loses the key the head names, and the next
+ * rotation settles every leftover rotation file. */
+START_TEST(rotations_in_two_processes) {
+    char *dir;
+    tl_log *log = tu_new_log(&dir);
+    append_n(log, 1, 0, 0);
+    uint64_t start = head_seq(log);
+    tl_log_close(log);
+    enum { ROUNDS = 25 };
+    pid_t pids[2];
+    for (int c = 0; c < 2; c++) {
+        pids[c] = fork();
+        ck_assert_int_ge(pids[c], 0);
+        if (pids[c] == 0) {
+            tl_log *mine;
+            if (tl_log_open(&mine, dir, NULL)) _exit(2);
+            msgpack_sbuffer buf;
+            msgpack_sbuffer_init(&buf);
+            x_payload(&buf, 1, "hello", 0);
+            tl_draft d = {"x.test", c ? "bob" : "alice", NULL, (const uint8_t *)buf.data, buf.size};
+            for (int r = 0; r < ROUNDS; r++) {
+                if (tl_log_rotate_key(mine, NULL)) _exit(3);
+                if (tl_log_append(mine, &d, 1, NULL)) _exit(4);
+            }
+            msgpack_sbuffer_destroy(&buf);
+            tl_log_close(mine);
+            _exit(0);
+        }
+    }
+    for (int c = 0; c < 2; c++) {
+        int status;
+        ck_assert_int_eq(waitpid(pids[c], &status, 0), pids[c]);
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "process %d: status %d", c, status);
+    }
+    ck_assert_int_eq(tl_log_open(&log, dir, NULL), 0); /* finds the head's key */
+    ck_assert_uint_eq(head_seq(log), start + 2 * 2 * ROUNDS);
+    append_n(log, 1, 1, 0);
+    ck_assert_int_eq(tl_log_rotate_key(log, NULL), 0); /* settles the key files */
+    DIR *dd = opendir(dir);
+    ck_assert_ptr_nonnull(dd);
+    struct dirent *e;
+    while ((e = readdir(dd)) != NULL)
+        ck_assert_msg(strncmp(e->d_name, "writer.key.new", 14) != 0, "left behind: %s", e->d_name);
+    closedir(dd);
+    uint64_t n = head_seq(log);
+    tl_log_close(log);
+    ck_assert_int_eq(tl_log_open(&log, dir, NULL), 0);
+    append_n(log, 1, 2, 0);
+    verify_ok(log, n + 1);
+    remove_log(log, dir);
+}
+END_TEST
+
 START_TEST(rotate_then_verify) {
     char *dir;
     tl_log *log = tu_new_log(&dir);
@@ -1997,6 +2052,7 @@ int main(void) {
     tcase_add_test(tc, rotation_while_appending);
     tcase_add_test(tc, null_arguments_refused);
     tcase_add_test(tc, rotation_by_another_process);
+    tcase_add_test(tc, rotations_in_two_processes);
     tcase_add_test(tc, warm_maps_the_file);
     tcase_add_test(tc, warm_maps_huge_pages);
     tcase_set_timeout(tc, 120);
