@@ -192,19 +192,13 @@ static int check_format(tl_log *log) {
         }
     }
     if (!rc) {
-        rc = tl_get(txn, log->db_meta, META_GENESIS_KEY, sizeof META_GENESIS_KEY - 1, &v);
-        if (!rc && v.mv_size == TL_PUBKEY_BYTES) memcpy(log->genesis_pk, v.mv_data, TL_PUBKEY_BYTES);
-        else if (!rc) rc = tl_fail(TL_ECORRUPT, "genesis key record is damaged");
-    }
-    if (!rc) {
-        rc = tl_get(txn, log->db_meta, META_MAX_ATTACHMENT, sizeof META_MAX_ATTACHMENT - 1, &v);
-        if (!rc && v.mv_size == 8) log->max_attachment = tl_seq_from_key(v.mv_data);
-        else if (!rc) rc = tl_fail(TL_ECORRUPT, "limits record is damaged");
-    }
-    if (!rc) {
-        /* The limit the rules enforce is the signed one, the genesis event's: meta's copy is
-         * unsigned (verify reports a copy that differs). A genesis that cannot be read leaves
-         * meta's, so the log still opens for verify to name the damage. */
+        /* The limit the rules enforce is the signed one, the genesis event's. meta's copies of
+         * the genesis (genesis_key, max_attachment) are unsigned and not needed here: verify
+         * reports one that is missing or differs. A genesis that cannot be read leaves meta's
+         * limit, so the log still opens for verify to name the damage. */
+        log->max_attachment = 0;
+        if (tl_get(txn, log->db_meta, META_MAX_ATTACHMENT, sizeof META_MAX_ATTACHMENT - 1, &v) == 0 && v.mv_size == 8)
+            log->max_attachment = tl_seq_from_key(v.mv_data);
         uint8_t one[8];
         tl_seq_key(one, 1);
         const uint8_t *bytes = NULL, *sig = NULL;
@@ -215,6 +209,9 @@ static int check_format(tl_log *log) {
             tl_event_decode(&ev, bytes, len) == 0 && strcmp(ev.kind, "log.created") == 0 &&
             tl_ev_uint(&ev, "max_attachment", &limit) == 0)
             log->max_attachment = limit;
+        else if (!log->max_attachment)
+            rc = tl_fail(TL_ECORRUPT, "%s: no attachment limit: the genesis event cannot be read and meta holds no copy",
+                         log->dir);
     }
     if (!rc) {
         int lrc = tl_get(txn, log->db_meta, META_LAYOUT, sizeof META_LAYOUT - 1, &v);

@@ -98,7 +98,6 @@ struct tl_log {
     bool have_key;
     bool layout_stale;    /* the projections were built by an earlier layout: replay first */
     uint64_t max_attachment;
-    uint8_t genesis_pk[TL_PUBKEY_BYTES];
     tl_applier appliers[TL_MAX_APPLIERS];
     unsigned napplier;
     pthread_rwlock_t map_lock; /* txns hold it shared; growing the map or reopening the
@@ -307,6 +306,10 @@ int tl_content_audit_event(tl_content_audit *a, MDB_txn *txn, tl_log *log, const
  * with no erasure to account for it, or 0. */
 int tl_content_audit_finish(tl_content_audit *a, MDB_txn *txn, tl_log *log, uint64_t head_seq, uint64_t *first_bad);
 void tl_content_audit_free(tl_content_audit *a);
+
+/** meta's unsigned copies of the genesis, genesis_key and max_attachment, are present and
+ * equal the genesis event's public key (pk) and limit (verify.c; verify and replay --verify). */
+bool tl_genesis_meta_agrees(MDB_txn *txn, tl_log *log, const tl_event *genesis, const uint8_t *pk);
 
 /* ---- meta ---- */
 int tl_head_read(MDB_txn *txn, tl_log *log, tl_head *head);

@@ -259,6 +259,11 @@ static int check_order(replay_state *rs, uint64_t seq, const tl_event *ev) {
         report_bad(r, seq, "event %llu: %s without a public key", (unsigned long long)seq, ev->kind);
         return TL_ECORRUPT;
     }
+    if (genesis && rs->o->verify && !tl_genesis_meta_agrees(rs->w->txn, rs->w->log, ev, pk.ptr)) {
+        report_bad(r, seq, "event %llu: the log's meta records another genesis key or attachment limit than the genesis event",
+                   (unsigned long long)seq);
+        return TL_ECORRUPT;
+    }
     if (genesis) return add_key(rs, pk.ptr);
     return 0;
 }
@@ -345,17 +350,6 @@ static int walk(replay_state *rs) {
     if (!rc && expect <= rs->until) {
         report_bad(rs->vr, expect, "event %llu is missing (the log's head is further on)", (unsigned long long)expect);
         rc = tl_fail(TL_ECORRUPT, "%s", rs->vr->reason);
-    }
-    if (!rc && rs->o->verify) { /* only a complete walk has seen every erasure */
-        uint64_t bad;
-        rc = tl_content_audit_finish(&rs->content, w->txn, w->log, rs->until, &bad);
-        if (!rc && bad) {
-            report_bad(rs->vr, bad, "event %llu: its content is gone, yet no content.erased event erased it",
-                       (unsigned long long)bad);
-            rc = tl_fail(TL_ECORRUPT, "%s", rs->vr->reason);
-        }
-        rs->vr->contents = rs->content.contents;
-        rs->vr->replica_since = rs->content.replica_since;
     }
     mdb_cursor_close(cur);
     return rc;
@@ -501,10 +495,30 @@ static int rebuild_once(tl_log *target, const tl_replay_options *o, bool copy, r
     w->head.seq = 0;
     w->head.ts = 0;
     if ((rc = drop_appliers(w)) != 0 || (rc = walk(rs)) != 0) goto out;
-    if (rs->until == head.seq && memcmp(tl_wtxn_head_hash(w), head.hash, TL_HASH_BYTES) != 0) {
-        report_bad(rs->vr, head.seq, "event %llu is not the head the log recorded", (unsigned long long)head.seq);
-        rc = tl_fail(TL_ECORRUPT, "%s", rs->vr->reason);
-        goto out;
+    /* the head record, as verify checks it (replay rewrites it: a mismatch must not vanish) */
+    if (rs->until == head.seq) {
+        const char *why = memcmp(tl_wtxn_head_hash(w), head.hash, TL_HASH_BYTES) != 0 ? " is not the head the log recorded"
+                          : w->head.ts != head.ts ? ": the log's head record names another time"
+                          : memcmp(w->head.pk, head.pk, TL_PUBKEY_BYTES) != 0
+                              ? ": the log's head record names another key than the key chain's"
+                              : NULL;
+        if (why) {
+            report_bad(rs->vr, head.seq, "event %llu%s", (unsigned long long)head.seq, why);
+            rc = tl_fail(TL_ECORRUPT, "%s", rs->vr->reason);
+            goto out;
+        }
+    }
+    if (o->verify) { /* only a complete walk has seen every erasure, and the head checked out */
+        uint64_t bad;
+        if ((rc = tl_content_audit_finish(&rs->content, w->txn, target, rs->until, &bad)) != 0) goto out;
+        if (bad) {
+            report_bad(rs->vr, bad, "event %llu: its content is gone, yet no content.erased event erased it",
+                       (unsigned long long)bad);
+            rc = tl_fail(TL_ECORRUPT, "%s", rs->vr->reason);
+            goto out;
+        }
+        rs->vr->contents = rs->content.contents;
+        rs->vr->replica_since = rs->content.replica_since;
     }
     if ((rc = tl_wtxn_mark_applied(w)) != 0) goto out;
     tl_content_audit_free(&rs->content);

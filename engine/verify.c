@@ -39,8 +39,7 @@ typedef struct verify_state {
     tl_content_audit content;
 } verify_state;
 
-/* meta's genesis_key and max_attachment equal the genesis event's public key and limit. */
-static bool genesis_meta_agrees(MDB_txn *txn, tl_log *log, const tl_event *genesis, const uint8_t *pk) {
+bool tl_genesis_meta_agrees(MDB_txn *txn, tl_log *log, const tl_event *genesis, const uint8_t *pk) {
     MDB_val v;
     uint64_t limit;
     if (tl_get(txn, log->db_meta, META_GENESIS_KEY, sizeof META_GENESIS_KEY - 1, &v) != 0 ||
@@ -151,7 +150,7 @@ int tl_log_verify(tl_log *log, const tl_verify_options *opts, tl_verify_report *
             }
             if (add_key(&vs, pk.ptr)) { rc = TL_ENOMEM; break; }
             /* meta's unsigned copies of the genesis (FORMAT.md) must say what it says */
-            if (!genesis_meta_agrees(txn, log, &ev, pk.ptr)) {
+            if (!tl_genesis_meta_agrees(txn, log, &ev, pk.ptr)) {
                 report_bad(r, seq, "event %llu: the log's meta records another genesis key or attachment limit than "
                                    "the genesis event%s", "");
                 break;

@@ -245,6 +245,16 @@ int tl_wtxn_append_record(tl_wtxn *w, const uint8_t *rec, size_t len) {
             return w->failed = tl_fail(TL_ECORRUPT, "key.rotated without a public key");
         memcpy(w->head.pk, pk.ptr, TL_PUBKEY_BYTES);
     }
+    /* An erasure is an obligation for every copy: a log that holds the content (a copy of the
+     * directory that became a replica) drops it with the record, as the source did. */
+    if (strcmp(ev.kind, "content.erased") == 0) {
+        tl_bytes c;
+        if (tl_ev_bin(&ev, "commitment", &c) || c.len != TL_HASH_BYTES)
+            return w->failed = tl_fail(TL_ECORRUPT, "content.erased without a commitment");
+        uint8_t commit[TL_HASH_BYTES];
+        memcpy(commit, c.ptr, TL_HASH_BYTES);
+        if ((rc = tl_content_erase(w, commit)) != 0) return rc;
+    }
     return 0;
 }
 

@@ -23,12 +23,12 @@
  * a message shows "deleted" (true or false) and a deleted one its body only to auditors; erased content
  * shows "body":null,"erased":true. Entry shapes (beyond "seq","ts","actor","kind"):
  *   project.created         "type","title","status","ambassador", and for the ambassador
- *                           channel's audience "ambassador_message":{"id","author","body",
- *                           "deleted","attachments"[,"erased"]}
+ *                           channel's audience "ambassador_message":{"id","author","body"[,"erased"],
+ *                           "deleted","attachments"}
  *   project.status_changed  "status","previous"
  *   topic.created, message.sent, message.replied, note.added
- *                           "channel","topic","message","parent","author","body",
- *                           "deleted","attachments"[,"erased"]; topic.created adds "title"
+ *                           "channel","topic","message","parent","author","body"[,"erased"],
+ *                           "deleted","attachments"; topic.created adds "title"
  *   message.pinned / unpinned / deleted   "channel","topic","message"
  *   content.erased          "channel","topic","message","target","target_kind","reason"
  *                           (channel, topic and message null for an attachment no message

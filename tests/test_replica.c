@@ -169,12 +169,54 @@ START_TEST(replica_without_content) {
 }
 END_TEST
 
+/* A replica that began as a copy of the source's directory holds the content stored then; an
+ * erasure shipped later drops it there too (an erasure binds every copy). Before, the replica
+ * kept serving the erased body. */
+START_TEST(replica_drops_erased_content) {
+    char *dir;
+    tl_log *src = tu_new_log(&dir);
+    exec_line(src, "{\"op\":\"account.create\",\"id\":\"acme\",\"name\":\"Acme\"}");
+    exec_line(src, "{\"op\":\"user.create\",\"id\":\"al\",\"role\":\"member\",\"account\":\"acme\",\"name\":\"Al\"}");
+    exec_line(src, "{\"op\":\"project.create\",\"as\":\"al\",\"id\":\"p\",\"account\":\"acme\",\"type\":\"video\",\"title\":\"V\"}");
+    exec_line(src, "{\"op\":\"note.add\",\"as\":\"al\",\"id\":\"n\",\"project\":\"p\",\"body\":\"a body to erase\"}");
+    char *rdir = tu_tmpdir();
+    char rep[4200];
+    make_replica(&src, dir, rdir, rep, sizeof rep); /* holds the note's content */
+    tl_log_stats st;
+    ck_assert_int_eq(tl_log_stats_get(src, &st), 0);
+    uint64_t before = st.events;
+    tl_result res;
+    ck_assert_int_eq(tl_erase(src, "n", "request", &res), 0);
+    ck_assert_int_eq(tl_log_stats_get(src, &st), 0);
+    ck_assert_uint_eq(st.content_bytes, 0);
+    ck_assert_int_eq(ship(src, rep, before + 1, st.events), 0);
+    tl_open_options o = TL_OPEN_OPTIONS_INIT;
+    o.flags = TL_OPEN_READONLY;
+    tl_log *r;
+    ck_assert_int_eq(tl_log_open(&r, rep, &o), 0);
+    tl_log_stats rs;
+    ck_assert_int_eq(tl_log_stats_get(r, &rs), 0);
+    ck_assert_uint_eq(rs.events, st.events);
+    ck_assert_uint_eq(rs.content_bytes, 0); /* gone from the replica too */
+    tl_verify_report vr;
+    ck_assert_msg(tl_log_verify(r, NULL, &vr) == 0, "replica verify: %s", vr.reason);
+    char dr[TL_PUBKEY_HEX_SIZE], ds[TL_PUBKEY_HEX_SIZE];
+    ck_assert_int_eq(tl_digest(r, dr), 0);
+    ck_assert_int_eq(tl_digest(src, ds), 0);
+    ck_assert_str_eq(dr, ds); /* the same projections: the body shows as erased on both */
+    tl_log_close(r);
+    tl_log_close(src);
+    remove_dirs(rdir, dir);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("replica");
     TCase *tc = tcase_create("records");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, replica_across_rotations);
     tcase_add_test(tc, replica_without_content);
+    tcase_add_test(tc, replica_drops_erased_content);
     suite_add_tcase(s, tc);
     return tu_main(s);
 }

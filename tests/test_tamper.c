@@ -133,6 +133,9 @@ static void expect_good(const char *checkpoint, const char *what) {
                   r.reason);
 }
 
+static void replay_refuses_when(uint64_t seq, bool unverified_too);
+static void replay_refuses(uint64_t seq);
+
 static char *checkpoint_now(void) {
     tl_log *log;
     ck_assert_int_eq(tl_log_open(&log, g_dir, NULL), 0);
@@ -330,6 +333,39 @@ START_TEST(flip_head_record) {
         uint64_t said = rd64(bad);
         if (pos >= 40) ck_assert_uint_eq(rep.first_bad_seq, EVENTS);
         else ck_assert_uint_eq(rep.first_bad_seq, said < EVENTS ? said + 1 : said > EVENTS ? EVENTS + 1 : EVENTS);
+    }
+    raw_begin(&r);
+    v = (MDB_val){80, head};
+    ck_assert_int_eq(mdb_put(r.txn, r.meta, &k, &v, 0), 0);
+    raw_end(&r);
+    expect_good(NULL, "the restored head");
+}
+END_TEST
+
+/* A replay rewrites the head record, so it checks it first as verify does (its time too):
+ * a tampered head must not vanish into a rebuilt one. */
+START_TEST(replay_keeps_head_evidence) {
+    raw r;
+    raw_begin(&r);
+    MDB_val k = {4, "head"}, v;
+    ck_assert_int_eq(mdb_get(r.txn, r.meta, &k, &v), 0);
+    uint8_t head[80];
+    memcpy(head, v.mv_data, 80);
+    raw_end(&r);
+    /* the time's last byte and a byte in its middle (an altered key is refused sooner: the
+     * log does not open for writing, no key file holding the key the head names) */
+    static const size_t positions[] = {47, 44};
+    for (size_t i = 0; i < 2; i++) {
+        uint8_t bad[80];
+        memcpy(bad, head, 80);
+        bad[positions[i]] ^= 0x01;
+        raw_begin(&r);
+        v = (MDB_val){80, bad};
+        ck_assert_int_eq(mdb_put(r.txn, r.meta, &k, &v, 0), 0);
+        raw_end(&r);
+        expect_bad(NULL, EVENTS, "head record altered");
+        replay_refuses(EVENTS);
+        expect_bad(NULL, EVENTS, "head record altered, after the refused replays");
     }
     raw_begin(&r);
     v = (MDB_val){80, head};
@@ -805,6 +841,7 @@ START_TEST(meta_copies_of_genesis) {
     ck_assert_int_eq(mdb_put(r.txn, r.meta, &lk, &v, 0), 0);
     raw_end(&r);
     expect_bad(NULL, 1, "meta's attachment limit set to 0");
+    replay_refuses_when(1, false); /* replay --verify checks the genesis as verify does */
     tl_log *log;
     ck_assert_int_eq(tl_log_open(&log, g_dir, NULL), 0);
     tl_log_stats st;
@@ -822,9 +859,17 @@ START_TEST(meta_copies_of_genesis) {
     ck_assert_int_eq(mdb_put(r.txn, r.meta, &gk, &v, 0), 0);
     raw_end(&r);
     expect_bad(NULL, 1, "meta's genesis key changed");
+    replay_refuses_when(1, false);
+    /* a copy missing: the log still opens (its limit is the genesis event's), verify names it */
     raw_begin(&r);
     v = (MDB_val){32, key};
     ck_assert_int_eq(mdb_put(r.txn, r.meta, &gk, &v, 0), 0);
+    ck_assert_int_eq(mdb_del(r.txn, r.meta, &lk, NULL), 0);
+    raw_end(&r);
+    expect_bad(NULL, 1, "meta's attachment limit removed");
+    raw_begin(&r);
+    v = (MDB_val){8, limit};
+    ck_assert_int_eq(mdb_put(r.txn, r.meta, &lk, &v, 0), 0);
     raw_end(&r);
     expect_good(NULL, "meta restored");
 }
@@ -863,6 +908,7 @@ int main(void) {
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_loop_test(tc, flip_every_byte, 0, quick_run() ? 2 : 6);
     tcase_add_test(tc, flip_head_record);
+    tcase_add_test(tc, replay_keeps_head_evidence);
     tcase_set_timeout(tc, 300);
     suite_add_tcase(s, tc);
     if (quick_run()) {

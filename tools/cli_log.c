@@ -76,7 +76,7 @@ static int walk_event(const tl_event_view *ev, void *payload) {
     if (w->limited && w->left == 0) return 1;
     if (print_event(ev, w->ctx)) return 1;
     if (w->limited) w->left--;
-    return 0;
+    return w->limited && w->left == 0; /* done: --follow stops now, not at the next event */
 }
 
 static volatile int follow_stop;

@@ -218,9 +218,9 @@ static int cmd_replay(cli_ctx *ctx) {
         double rate = r.seconds > 0 ? (double)r.events / r.seconds : 0;
         if (ctx->json) {
             printf("{\"ok\":true,\"events\":%llu,\"seconds\":%.3f,\"events_per_second\":%.0f,\"verified\":%s,"
-                   "\"verified_events\":%llu,\"preview\":%s,\"into\":",
+                   "\"verified_events\":%llu,\"contents\":%llu,\"preview\":%s,\"into\":",
                    (unsigned long long)r.events, r.seconds, rate, o.verify ? "true" : "false",
-                   (unsigned long long)r.verify.events, preview ? "true" : "false");
+                   (unsigned long long)r.verify.events, (unsigned long long)r.verify.contents, preview ? "true" : "false");
             if (o.into_dir) cli_json_string(stdout, o.into_dir);
             else printf("null");
             printf(",\"digest\":");
@@ -229,7 +229,7 @@ static int cmd_replay(cli_ctx *ctx) {
         } else {
             printf("replayed %llu events%s%s in %.2f s (%.0f events/s)%s\n", (unsigned long long)r.events,
                    o.into_dir ? " into " : preview ? " in a temporary copy" : " in place", o.into_dir ? o.into_dir : "",
-                   r.seconds, rate, o.verify ? ", chain and signatures verified" : "");
+                   r.seconds, rate, o.verify ? ", chain, signatures and content verified" : "");
             if (preview)
                 printf("the digest is the state's as of event %llu; the copy is removed and the live projections, "
                        "which cover the whole log, are unchanged\n",

@@ -141,6 +141,8 @@ jcheck "$(sed -n 1p <<< "$OUT")" "o['seq'] == 2 and o['kind'] == 'key.rotated' a
 jcheck "$(sed -n 2p <<< "$OUT")" "o['seq'] == 3 and o['payload']['public_key'] == '$PK3'"
 status 0 "$TL" -d "$D" log --json --from 2 --limit 1
 [ "$(printf '%s\n' "$OUT" | wc -l)" = 1 ] || fail "log --limit 1: $OUT"
+status 0 timeout 10 "$TL" -d "$D" log --json --follow --from 2 --limit 1   # stops once it has N
+[ "$(printf '%s\n' "$OUT" | wc -l)" = 1 ] || fail "log --follow --limit 1: $OUT"
 status 0 "$TL" -d "$D" log --json --from 2 --limit 0   # 0: no limit, as in the queries
 [ "$(printf '%s\n' "$OUT" | wc -l)" = 2 ] || fail "log --limit 0: $OUT"
 status 0 "$TL" -d "$D" verify --checkpoint "$T/cp1.json"
