@@ -209,7 +209,7 @@ static int check_format(tl_log *log) {
             tl_event_decode(&ev, bytes, len) == 0 && strcmp(ev.kind, "log.created") == 0 &&
             tl_ev_uint(&ev, "max_attachment", &limit) == 0)
             log->max_attachment = limit;
-        else if (!log->max_attachment)
+        else if (!log->max_attachment && !(log->flags & TL_OPEN_READONLY)) /* reading needs no limit */
             rc = tl_fail(TL_ECORRUPT, "%s: no attachment limit: the genesis event cannot be read and meta holds no copy",
                          log->dir);
     }

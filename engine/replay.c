@@ -253,6 +253,11 @@ static int check_order(replay_state *rs, uint64_t seq, const tl_event *ev) {
         report_bad(r, seq, "event %llu: the genesis event must be first and only first", (unsigned long long)seq);
         return TL_ECORRUPT;
     }
+    uint64_t format;
+    if (genesis && (tl_ev_uint(ev, "format", &format) != 0 || format != TL_FORMAT_VERSION)) {
+        report_bad(r, seq, "event %llu: genesis without format %d", (unsigned long long)seq, TL_FORMAT_VERSION);
+        return TL_ECORRUPT;
+    }
     tl_bytes pk;
     if ((genesis || strcmp(ev->kind, "key.rotated") == 0) &&
         (tl_ev_bin(ev, "public_key", &pk) != 0 || pk.len != TL_PUBKEY_BYTES)) {
@@ -491,9 +496,15 @@ static int rebuild_once(tl_log *target, const tl_replay_options *o, bool copy, r
     tl_content_audit_free(&rs->content);
     if (o->verify) tl_content_audit_init(&rs->content, w->txn, target);
     memset(w->head.hash, 0, TL_HASH_BYTES);
+    memset(w->head.pk, 0, TL_PUBKEY_BYTES); /* the walk's key chain sets it */
     w->unhashed = NULL;
     w->head.seq = 0;
     w->head.ts = 0;
+    if (rs->until == 0) { /* a head record at 0: the genesis (and all) removed */
+        report_bad(rs->vr, 1, "event 1 (genesis) is missing");
+        rc = tl_fail(TL_ECORRUPT, "%s", rs->vr->reason);
+        goto out;
+    }
     if ((rc = drop_appliers(w)) != 0 || (rc = walk(rs)) != 0) goto out;
     /* the head record, as verify checks it (replay rewrites it: a mismatch must not vanish) */
     if (rs->until == head.seq) {
@@ -609,6 +620,24 @@ int tl_replay(tl_log *log, const tl_replay_options *opts, tl_replay_report *repo
         if ((rc = tl_log_open(&target, opts->into_dir, &oo)) != 0) {
             remove_copy(opts->into_dir, created);
             return rc;
+        }
+        /* A cut reads the records after N (their erasures become the copy's erased/ marks)
+         * and moves the head back to N, where no later check can see the tail again: so the
+         * whole copy must check out first, as far as this replay checks — everything verify
+         * checks with --verify; the sequence, chain, time, genesis and head record without. */
+        if (opts->until_seq || opts->until_ts) {
+            tl_verify_options vo = TL_VERIFY_OPTIONS_INIT;
+            vo.threads = opts->threads;
+            vo.check_content = opts->verify;
+            rc = opts->verify ? tl_log_verify(target, &vo, &report->verify) : tl_verify_chain(target, &vo, &report->verify);
+            if (!rc && report->verify.first_bad_seq) rc = tl_fail(TL_ECORRUPT, "%s", report->verify.reason);
+            if (rc) {
+                char why[300];
+                snprintf(why, sizeof why, "%s", tl_errdetail());
+                tl_log_close(target);
+                remove_copy(opts->into_dir, created);
+                return tl_fail(rc, "%s", why);
+            }
         }
     }
 

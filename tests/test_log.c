@@ -2014,7 +2014,8 @@ START_TEST(damaged_walks_stop) {
     rc = tl_export(log, &xo, count_line, &lines);
     ck_assert_msg(rc == TL_ECORRUPT && strstr(tl_errdetail(), "log database is damaged"), "export: %s: %s",
                   tl_strerror(rc), tl_errdetail());
-    /* so does replay's search for the last event before a time (engine/replay.c) */
+    /* so does a replay cut at a time (engine/replay.c): its check of the whole copy, which
+     * comes first, or its search for the last event before the time */
     base = tu_tmpdir();
     char *into = path_in(base, "copy");
     free(base);
@@ -2023,8 +2024,8 @@ START_TEST(damaged_walks_stop) {
     ro.until_ts = UINT64_C(1) << 62;
     tl_replay_report rr;
     rc = tl_replay(log, &ro, &rr);
-    ck_assert_msg(rc == TL_ECORRUPT && strstr(tl_errdetail(), "log database is damaged"), "replay --until-time: %s: %s",
-                  tl_strerror(rc), tl_errdetail());
+    ck_assert_msg(rc == TL_ECORRUPT && (strstr(tl_errdetail(), "log database is damaged") || strstr(tl_errdetail(), "out of order")),
+                  "replay --until-time: %s: %s", tl_strerror(rc), tl_errdetail());
     free(into);
     tl_verify_report r;
     ck_assert_int_eq(tl_log_verify(log, NULL, &r), TL_ECORRUPT);

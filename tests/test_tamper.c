@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <time.h>
 
 #include "codec.h"
@@ -372,6 +373,74 @@ START_TEST(replay_keeps_head_evidence) {
     ck_assert_int_eq(mdb_put(r.txn, r.meta, &k, &v, 0), 0);
     raw_end(&r);
     expect_good(NULL, "the restored head");
+}
+END_TEST
+
+/* A copy cut at N (replay --into DIR --until-seq N) reads the records after N and moves the
+ * head back to N: the tail is checked first, so a damaged tail is refused rather than cut
+ * away unseen (and a forged erasure there never becomes the copy's erased/ mark). */
+static int cut_copy(uint64_t n, bool verified, uint64_t *first_bad) {
+    tl_log *log;
+    ck_assert_int_eq(tl_log_open(&log, g_dir, NULL), 0);
+    char into[4200];
+    snprintf(into, sizeof into, "%s.cut", g_dir);
+    tl_replay_options o = TL_REPLAY_OPTIONS_INIT;
+    o.into_dir = into;
+    o.until_seq = n;
+    o.verify = verified;
+    tl_replay_report rr;
+    int rc = tl_replay(log, &o, &rr);
+    *first_bad = rr.verify.first_bad_seq;
+    tl_log_close(log);
+    if (rc == 0) tu_rmdir(into);
+    else ck_assert_int_ne(access(into, F_OK), 0); /* a refused cut leaves no copy */
+    return rc;
+}
+
+START_TEST(cut_copy_checks_tail) {
+    uint64_t bad;
+    ck_assert_int_eq(cut_copy(10, true, &bad), 0);
+    raw r;
+    size_t len;
+    /* a signature in the tail: refused with verification, not without (signatures only) */
+    raw_begin(&r);
+    uint8_t *rec = raw_get(&r, EVENTS - 5, &len);
+    rec[len - 1] ^= 0x01;
+    raw_set(&r, EVENTS - 5, rec, len);
+    raw_end(&r);
+    ck_assert_int_eq(cut_copy(10, true, &bad), TL_ECORRUPT);
+    ck_assert_uint_eq(bad, EVENTS - 5);
+    ck_assert_int_eq(cut_copy(10, false, &bad), 0);
+    /* an event's bytes in the tail: the next link breaks, refused either way */
+    rec[len - 1] ^= 0x01;
+    rec[len - 65] ^= 0x01; /* the event's last byte (a payload byte): it still decodes */
+    raw_begin(&r);
+    raw_set(&r, EVENTS - 5, rec, len);
+    raw_end(&r);
+    ck_assert_int_eq(cut_copy(10, true, &bad), TL_ECORRUPT);
+    ck_assert_uint_eq(bad, EVENTS - 5);
+    ck_assert_int_eq(cut_copy(10, false, &bad), TL_ECORRUPT);
+    ck_assert_uint_eq(bad, EVENTS - 4);
+    free(rec);
+}
+END_TEST
+
+/* Every record gone and the head record at 0 (its key kept, so the log still opens): replay
+ * must not take that for an empty, valid log. */
+START_TEST(replay_refuses_an_emptied_log) {
+    raw r;
+    raw_begin(&r);
+    for (uint64_t s = 1; s <= EVENTS; s++) raw_del(&r, s);
+    MDB_val k = {4, "head"}, v;
+    ck_assert_int_eq(mdb_get(r.txn, r.meta, &k, &v), 0);
+    uint8_t head[80];
+    memcpy(head, v.mv_data, 80);
+    memset(head, 0, 48); /* seq, hash, time */
+    v = (MDB_val){80, head};
+    ck_assert_int_eq(mdb_put(r.txn, r.meta, &k, &v, 0), 0);
+    raw_end(&r);
+    expect_bad(NULL, 1, "every event deleted");
+    replay_refuses(1);
 }
 END_TEST
 
@@ -929,6 +998,8 @@ int main(void) {
     tcase_add_test(tc, resigned_event);
     tcase_add_test(tc, time_goes_back);
     tcase_add_test(tc, genesis_only_first);
+    tcase_add_test(tc, cut_copy_checks_tail);
+    tcase_add_test(tc, replay_refuses_an_emptied_log);
     tcase_set_timeout(tc, 120);
     suite_add_tcase(s, tc);
 
