@@ -308,15 +308,28 @@ START_TEST(flip_every_byte) {
 }
 END_TEST
 
-/* The stored head record (meta) agrees with the last event. */
-START_TEST(flip_head_record) {
+/* The stored head record (meta "head", 80 bytes), read and written as an attacker would. */
+static void head_get(uint8_t head[80]) {
     raw r;
     raw_begin(&r);
     MDB_val k = {4, "head"}, v;
     ck_assert_int_eq(mdb_get(r.txn, r.meta, &k, &v), 0);
-    uint8_t head[80];
     memcpy(head, v.mv_data, 80);
     raw_end(&r);
+}
+
+static void head_put(const uint8_t head[80]) {
+    raw r;
+    raw_begin(&r);
+    MDB_val k = {4, "head"}, v = {80, (void *)head};
+    ck_assert_int_eq(mdb_put(r.txn, r.meta, &k, &v, 0), 0);
+    raw_end(&r);
+}
+
+/* The stored head record (meta) agrees with the last event. */
+START_TEST(flip_head_record) {
+    uint8_t head[80];
+    head_get(head);
     /* the sequence and the hash: a flip names the head's event or the one after; the time and
      * the key (which the writer trusts for the next event) name the head's event */
     static const size_t late[] = {40, 43, 47, 48, 55, 63, 72, 79}; /* time and key: a sample */
@@ -325,20 +338,14 @@ START_TEST(flip_head_record) {
         uint8_t bad[80];
         memcpy(bad, head, 80);
         bad[pos] ^= 0x01;
-        raw_begin(&r);
-        v = (MDB_val){80, bad};
-        ck_assert_int_eq(mdb_put(r.txn, r.meta, &k, &v, 0), 0);
-        raw_end(&r);
+        head_put(bad);
         tl_verify_report rep;
         ck_assert_int_eq(verify(NULL, &rep), TL_ECORRUPT);
         uint64_t said = rd64(bad);
         if (pos >= 40) ck_assert_uint_eq(rep.first_bad_seq, EVENTS);
         else ck_assert_uint_eq(rep.first_bad_seq, said < EVENTS ? said + 1 : said > EVENTS ? EVENTS + 1 : EVENTS);
     }
-    raw_begin(&r);
-    v = (MDB_val){80, head};
-    ck_assert_int_eq(mdb_put(r.txn, r.meta, &k, &v, 0), 0);
-    raw_end(&r);
+    head_put(head);
     expect_good(NULL, "the restored head");
 }
 END_TEST
@@ -346,13 +353,8 @@ END_TEST
 /* A replay rewrites the head record, so it checks it first as verify does (its time too):
  * a tampered head must not vanish into a rebuilt one. */
 START_TEST(replay_keeps_head_evidence) {
-    raw r;
-    raw_begin(&r);
-    MDB_val k = {4, "head"}, v;
-    ck_assert_int_eq(mdb_get(r.txn, r.meta, &k, &v), 0);
     uint8_t head[80];
-    memcpy(head, v.mv_data, 80);
-    raw_end(&r);
+    head_get(head);
     /* the time's last byte and a byte in its middle (an altered key is refused sooner: the
      * log does not open for writing, no key file holding the key the head names) */
     static const size_t positions[] = {47, 44};
@@ -360,18 +362,12 @@ START_TEST(replay_keeps_head_evidence) {
         uint8_t bad[80];
         memcpy(bad, head, 80);
         bad[positions[i]] ^= 0x01;
-        raw_begin(&r);
-        v = (MDB_val){80, bad};
-        ck_assert_int_eq(mdb_put(r.txn, r.meta, &k, &v, 0), 0);
-        raw_end(&r);
+        head_put(bad);
         expect_bad(NULL, EVENTS, "head record altered");
         replay_refuses(EVENTS);
         expect_bad(NULL, EVENTS, "head record altered, after the refused replays");
     }
-    raw_begin(&r);
-    v = (MDB_val){80, head};
-    ck_assert_int_eq(mdb_put(r.txn, r.meta, &k, &v, 0), 0);
-    raw_end(&r);
+    head_put(head);
     expect_good(NULL, "the restored head");
 }
 END_TEST
@@ -431,14 +427,11 @@ START_TEST(replay_refuses_an_emptied_log) {
     raw r;
     raw_begin(&r);
     for (uint64_t s = 1; s <= EVENTS; s++) raw_del(&r, s);
-    MDB_val k = {4, "head"}, v;
-    ck_assert_int_eq(mdb_get(r.txn, r.meta, &k, &v), 0);
-    uint8_t head[80];
-    memcpy(head, v.mv_data, 80);
-    memset(head, 0, 48); /* seq, hash, time */
-    v = (MDB_val){80, head};
-    ck_assert_int_eq(mdb_put(r.txn, r.meta, &k, &v, 0), 0);
     raw_end(&r);
+    uint8_t head[80];
+    head_get(head);
+    memset(head, 0, 48); /* seq, hash, time */
+    head_put(head);
     expect_bad(NULL, 1, "every event deleted");
     replay_refuses(1);
 }
