@@ -307,8 +307,9 @@ int tl_content_audit_event(tl_content_audit *a, MDB_txn *txn, tl_log *log, const
 int tl_content_audit_finish(tl_content_audit *a, MDB_txn *txn, tl_log *log, uint64_t head_seq, uint64_t *first_bad);
 void tl_content_audit_free(tl_content_audit *a);
 
-/** verify without the signatures (sequence, chain, time, genesis, key chain, content when
- * opts->check_content, head record): what even an unverified replay must not build on. */
+/** verify without what only --verify adds (signatures, meta's genesis copies): sequence,
+ * chain, time, genesis, key chain, content when opts->check_content, head record — what even
+ * an unverified replay must not build on. */
 int tl_verify_chain(tl_log *log, const tl_verify_options *opts, tl_verify_report *r);
 
 /** meta's unsigned copies of the genesis, genesis_key and max_attachment, are present and

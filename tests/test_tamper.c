@@ -904,6 +904,10 @@ START_TEST(meta_copies_of_genesis) {
     raw_end(&r);
     expect_bad(NULL, 1, "meta's attachment limit set to 0");
     replay_refuses_when(1, false); /* replay --verify checks the genesis as verify does */
+    uint64_t bad; /* a cut checks what its replay checks: the copies with --verify only */
+    ck_assert_int_eq(cut_copy(10, true, &bad), TL_ECORRUPT);
+    ck_assert_uint_eq(bad, 1);
+    ck_assert_int_eq(cut_copy(10, false, &bad), 0);
     tl_log *log;
     ck_assert_int_eq(tl_log_open(&log, g_dir, NULL), 0);
     tl_log_stats st;
