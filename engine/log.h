@@ -101,7 +101,7 @@ struct tl_log {
     tl_applier appliers[TL_MAX_APPLIERS];
     unsigned napplier;
     pthread_rwlock_t map_lock; /* txns hold it shared; growing the map or reopening the
-                                  environment holds it exclusively (tl_map_*, log.c) */
+                                  environment holds it exclusively (tl_map_*, map.c) */
     atomic_uint map_writers;   /* threads waiting for (or holding) map_lock exclusively */
     pthread_mutex_t gate_mu;   /* with gate_cv: new transactions wait while map_writers > 0 */
     pthread_mutex_t key_mu;    /* log->key as a checkpoint reads it; a rotation's commit writes it
@@ -160,6 +160,9 @@ void tl_rec_cache_free(struct tl_rec_cache *c);
 void tl_rec_cache_clear(tl_wtxn *w);
 
 /* ---- environment ---- */
+/** Create and open an LMDB environment the way every open of a log does (map_bytes 0: the
+ * size recorded in the file); an LMDB code on failure. */
+int tl_env_create_open(MDB_env **out, const char *dir, unsigned env_flags, size_t map_bytes);
 int tl_engine_open(tl_log **out, const char *dir, unsigned flags);
 void tl_engine_close(tl_log *log);
 int tl_log_register(tl_log *log, const tl_applier *applier);
