@@ -285,6 +285,20 @@ int tl_content_get(MDB_txn *txn, tl_log *log, const uint8_t commit[TL_HASH_BYTES
                    const uint8_t **content, size_t *len);
 int tl_content_erase(tl_wtxn *w, const uint8_t commit[TL_HASH_BYTES]);
 
+/* ---- a replay into another directory (replay_copy.c) ---- */
+/** Make dir for a copy: created (0700, *created set) or existing and empty; a log already
+ * there is `exists`, anything else in it `invalid_input`. */
+int tl_copy_dir_prepare(const char *dir, bool *created);
+/** Remove a copy's files (and dir, when tl_copy_dir_prepare created it). */
+void tl_copy_dir_remove(const char *dir, bool created);
+/** A compacted copy of a read snapshot of log's environment, written to dir/data.mdb (0600). */
+int tl_copy_env(tl_log *log, const char *dir);
+/** Cut the copy's log after `until`: later records and their content go; their erasures are
+ * kept in meta (erased/...). The head is set by the walk that follows. */
+int tl_replay_cut(tl_wtxn *w, uint64_t until);
+/** The last sequence whose time is <= ts (times never decrease along the log); 0 if none. */
+int tl_replay_seq_at_time(tl_wtxn *w, uint64_t ts, uint64_t *out);
+
 /* ---- content audit (content_audit.c): verify's and `replay --verify`'s content checks ---- */
 typedef struct tl_commit_ref {
     uint8_t commit[TL_HASH_BYTES];

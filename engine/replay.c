@@ -16,6 +16,7 @@
  * deleted, the head moved to N with N's hash, time and the key current then — and replayed
  * in place there. Queries on the copy then answer as of N. Content erased after N stays
  * erased in the copy: an erasure is a legal obligation, not part of the history to restore.
+ * The copy's directory, the copy itself and the cut are replay_copy.c's.
  *
  * The walk checks sequence, chain, time order, the genesis and the key chain in order, with
  * or without verification: an event whose bytes were altered breaks the next one's link (or,
@@ -25,18 +26,13 @@
  * the chunk. The first bad event aborts the transaction, so
  * nothing of a damaged log is swapped in.
  */
-#include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "error.h"
 #include "log.h"
@@ -360,88 +356,6 @@ static int walk(replay_state *rs) {
     return rc;
 }
 
-/* Payload fields that hold content commitments (docs/FORMAT.md). */
-static const char *const commit_fields[] = {"body_commit", "data_commit"};
-
-/*
- * Cut the log after `until` (a copy being built): delete later records and the content
- * they committed to. Content erased by a later event stays erased; the erasure's commitment
- * and sequence go to meta ("erased/..."), so that verify of the copy can tell it from content
- * deleted behind the log's back. The head is set by the walk and written by
- * tl_wtxn_mark_applied.
- */
-static int truncate_after(tl_wtxn *w, uint64_t until) {
-    /* bounded (tl_walk): deleting never brings a key back, so keys still increase strictly */
-    tl_walk walk;
-    int rc = tl_walk_init(&walk, w->txn, w->log->db_log, "log");
-    if (rc) return rc;
-    MDB_cursor *cur;
-    int mrc = mdb_cursor_open(w->txn, w->log->db_log, &cur);
-    if (mrc) return tl_wtxn_fail_mdb(w, mrc, "open the log");
-    uint8_t key[8];
-    tl_seq_key(key, until + 1);
-    MDB_val k = {8, key}, v;
-    for (mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); mrc == 0; mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        if ((rc = tl_walk_step(&walk, &k)) != 0) break;
-        const uint8_t *bytes, *sig;
-        size_t len;
-        tl_event ev;
-        if (tl_record_split(&v, &bytes, &len, &sig) == 0 && tl_event_decode(&ev, bytes, len) == 0) {
-            tl_bytes c;
-            if (strcmp(ev.kind, "content.erased") == 0 && tl_ev_bin(&ev, "commitment", &c) == 0 && c.len == TL_HASH_BYTES) {
-                uint8_t mkey[sizeof META_ERASED_PREFIX - 1 + TL_HASH_BYTES], mval[8];
-                memcpy(mkey, META_ERASED_PREFIX, sizeof META_ERASED_PREFIX - 1);
-                memcpy(mkey + sizeof META_ERASED_PREFIX - 1, c.ptr, TL_HASH_BYTES);
-                tl_seq_key(mval, ev.seq);
-                rc = tl_put(w, w->log->db_meta, mkey, sizeof mkey, mval, sizeof mval, 0);
-            }
-            for (size_t f = 0; f < sizeof commit_fields / sizeof commit_fields[0] && !rc; f++) {
-                tl_bytes c;
-                uint8_t commit[TL_HASH_BYTES];
-                if (tl_ev_bin(&ev, commit_fields[f], &c) != 0 || c.len != TL_HASH_BYTES) continue;
-                memcpy(commit, c.ptr, TL_HASH_BYTES);
-                rc = tl_content_erase(w, commit);
-            }
-        }
-        if (rc) break;
-        if ((mrc = mdb_cursor_del(cur, 0)) != 0) break;
-    }
-    mdb_cursor_close(cur);
-    if (!rc && mrc && mrc != MDB_NOTFOUND) rc = tl_wtxn_fail_mdb(w, mrc, "cut the log");
-    return rc;
-}
-
-/* The last sequence whose time is <= ts (times never decrease along the log); 0 if none. */
-static int seq_at_time(tl_wtxn *w, uint64_t ts, uint64_t *out) {
-    *out = 0;
-    tl_walk walk; /* bounded: a damaged page must not send the search round in circles */
-    int rc = tl_walk_init(&walk, w->txn, w->log->db_log, "log");
-    if (rc) return rc;
-    MDB_cursor *cur;
-    int mrc = mdb_cursor_open(w->txn, w->log->db_log, &cur);
-    if (mrc) return tl_wtxn_fail_mdb(w, mrc, "open the log");
-    MDB_val k, v;
-    while ((mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
-        if ((rc = tl_walk_step(&walk, &k)) != 0) break;
-        const uint8_t *bytes, *sig;
-        size_t len;
-        tl_event ev;
-        if (k.mv_size != 8) {
-            rc = tl_fail(TL_ECORRUPT, "the log database is damaged: a key of %zu bytes", k.mv_size);
-            break;
-        }
-        if (tl_record_split(&v, &bytes, &len, &sig) || tl_event_decode(&ev, bytes, len)) {
-            rc = tl_fail(TL_ECORRUPT, "event %llu does not decode", (unsigned long long)tl_seq_from_key(k.mv_data));
-            break;
-        }
-        if (ev.ts > ts) break;
-        *out = ev.seq;
-    }
-    mdb_cursor_close(cur);
-    if (!rc && mrc && mrc != MDB_NOTFOUND) rc = tl_wtxn_fail_mdb(w, mrc, "read the log");
-    return rc;
-}
-
 static int drop_appliers(tl_wtxn *w) {
     tl_log *log = w->log;
     tl_rec_cache_clear(w);
@@ -474,7 +388,7 @@ static int rebuild_once(tl_log *target, const tl_replay_options *o, bool copy, r
         }
         if (o->until_ts) {
             uint64_t at;
-            if ((rc = seq_at_time(w, o->until_ts, &at)) != 0) goto out;
+            if ((rc = tl_replay_seq_at_time(w, o->until_ts, &at)) != 0) goto out;
             if (!at) {
                 rc = tl_fail(TL_EUSAGE, "--until-time is before the log was created");
                 goto out;
@@ -482,7 +396,7 @@ static int rebuild_once(tl_log *target, const tl_replay_options *o, bool copy, r
             if (at < n) n = at;
         }
         rs->until = n;
-        if (n < head.seq && (rc = truncate_after(w, n)) != 0) goto out;
+        if (n < head.seq && (rc = tl_replay_cut(w, n)) != 0) goto out;
     }
     rs->total = rs->until;
     rs->done = 0;
@@ -544,53 +458,6 @@ out:
     return rc;
 }
 
-/* Make dir for a copy: created (0700) or empty; a log already there is refused. */
-static int prepare_dir(const char *dir, bool *created) {
-    *created = false;
-    if (mkdir(dir, 0700) == 0) {
-        *created = true;
-        return 0;
-    }
-    if (errno != EEXIST) return tl_fail(TL_ESTORAGE, "cannot create %s: %s", dir, strerror(errno));
-    DIR *d = opendir(dir);
-    if (!d) return tl_fail(TL_ESTORAGE, "cannot open %s: %s", dir, strerror(errno));
-    struct dirent *e;
-    bool empty = true;
-    while ((e = readdir(d)) != NULL)
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) empty = false;
-    closedir(d);
-    char path[4096];
-    snprintf(path, sizeof path, "%s/%s", dir, TL_DATA_FILE);
-    struct stat st;
-    if (stat(path, &st) == 0) return tl_fail(TL_EEXISTS, "%s already holds a log", dir);
-    if (!empty) return tl_fail(TL_EINVALID, "%s is not empty", dir);
-    return 0;
-}
-
-static void remove_copy(const char *dir, bool created) {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/%s", dir, TL_DATA_FILE);
-    unlink(path);
-    snprintf(path, sizeof path, "%s/lock.mdb", dir);
-    unlink(path);
-    if (created) rmdir(dir);
-}
-
-/* A compacted copy of a read snapshot of log's environment, written to dir/data.mdb (0600). */
-static int copy_env(tl_log *log, const char *dir) {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/%s", dir, TL_DATA_FILE);
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0) return tl_fail(TL_ESTORAGE, "cannot create %s: %s", path, strerror(errno));
-    tl_map_shared(log, true); /* as any transaction of this process: the map may not move */
-    int mrc = mdb_env_copyfd2(log->env, fd, MDB_CP_COMPACT);
-    tl_map_shared_end(log);
-    int rc = mrc ? tl_fail_mdb(mrc, "copy the log") : 0;
-    if (!rc && fsync(fd) != 0) rc = tl_fail(TL_ESTORAGE, "cannot sync %s: %s", path, strerror(errno));
-    close(fd);
-    return rc;
-}
-
 int tl_replay(tl_log *log, const tl_replay_options *opts, tl_replay_report *report) {
     tl_replay_options defaults = TL_REPLAY_OPTIONS_INIT;
     tl_replay_report local;
@@ -610,15 +477,15 @@ int tl_replay(tl_log *log, const tl_replay_options *opts, tl_replay_report *repo
     bool created = false;
     int rc = 0;
     if (copy) {
-        if ((rc = prepare_dir(opts->into_dir, &created)) != 0) return rc;
-        if ((rc = copy_env(log, opts->into_dir)) != 0) {
-            remove_copy(opts->into_dir, created);
+        if ((rc = tl_copy_dir_prepare(opts->into_dir, &created)) != 0) return rc;
+        if ((rc = tl_copy_env(log, opts->into_dir)) != 0) {
+            tl_copy_dir_remove(opts->into_dir, created);
             return rc;
         }
         tl_open_options oo = TL_OPEN_OPTIONS_INIT;
         oo.flags = TL_OPEN_NOKEY;
         if ((rc = tl_log_open(&target, opts->into_dir, &oo)) != 0) {
-            remove_copy(opts->into_dir, created);
+            tl_copy_dir_remove(opts->into_dir, created);
             return rc;
         }
         /* A cut reads the records after N (their erasures become the copy's erased/ marks)
@@ -635,7 +502,7 @@ int tl_replay(tl_log *log, const tl_replay_options *opts, tl_replay_report *repo
                 char why[300];
                 snprintf(why, sizeof why, "%s", tl_errdetail());
                 tl_log_close(target);
-                remove_copy(opts->into_dir, created);
+                tl_copy_dir_remove(opts->into_dir, created);
                 return tl_fail(rc, "%s", why);
             }
         }
@@ -670,7 +537,7 @@ int tl_replay(tl_log *log, const tl_replay_options *opts, tl_replay_report *repo
         snprintf(why, sizeof why, "%s", tl_errdetail());
         tl_log_close(target);
         if (rc) {
-            remove_copy(opts->into_dir, created);
+            tl_copy_dir_remove(opts->into_dir, created);
             tl_fail(rc, "%s", why);
         }
     }

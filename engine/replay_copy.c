@@ -1,0 +1,146 @@
+/*
+ * replay_copy.c — what a replay into another directory needs besides the rebuild itself
+ * (replay.c): the directory (new or empty, never over a log), a compacted copy of a read
+ * snapshot of the source's environment, and the cut of that copy after sequence N (the
+ * records after N and their content deleted; their erasures kept as meta's erased/ marks,
+ * docs/FORMAT.md), or after the last event at or before a time.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "error.h"
+#include "log.h"
+
+/* Make dir for a copy: created (0700) or empty; a log already there is refused. */
+int tl_copy_dir_prepare(const char *dir, bool *created) {
+    *created = false;
+    if (mkdir(dir, 0700) == 0) {
+        *created = true;
+        return 0;
+    }
+    if (errno != EEXIST) return tl_fail(TL_ESTORAGE, "cannot create %s: %s", dir, strerror(errno));
+    DIR *d = opendir(dir);
+    if (!d) return tl_fail(TL_ESTORAGE, "cannot open %s: %s", dir, strerror(errno));
+    struct dirent *e;
+    bool empty = true;
+    while ((e = readdir(d)) != NULL)
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) empty = false;
+    closedir(d);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, TL_DATA_FILE);
+    struct stat st;
+    if (stat(path, &st) == 0) return tl_fail(TL_EEXISTS, "%s already holds a log", dir);
+    if (!empty) return tl_fail(TL_EINVALID, "%s is not empty", dir);
+    return 0;
+}
+
+void tl_copy_dir_remove(const char *dir, bool created) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, TL_DATA_FILE);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/lock.mdb", dir);
+    unlink(path);
+    if (created) rmdir(dir);
+}
+
+/* A compacted copy of a read snapshot of log's environment, written to dir/data.mdb (0600). */
+int tl_copy_env(tl_log *log, const char *dir) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, TL_DATA_FILE);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) return tl_fail(TL_ESTORAGE, "cannot create %s: %s", path, strerror(errno));
+    tl_map_shared(log, true); /* as any transaction of this process: the map may not move */
+    int mrc = mdb_env_copyfd2(log->env, fd, MDB_CP_COMPACT);
+    tl_map_shared_end(log);
+    int rc = mrc ? tl_fail_mdb(mrc, "copy the log") : 0;
+    if (!rc && fsync(fd) != 0) rc = tl_fail(TL_ESTORAGE, "cannot sync %s: %s", path, strerror(errno));
+    close(fd);
+    return rc;
+}
+
+/* Payload fields that hold content commitments (docs/FORMAT.md). */
+static const char *const commit_fields[] = {"body_commit", "data_commit"};
+
+/*
+ * Cut the log after `until` (a copy being built): delete later records and the content
+ * they committed to. Content erased by a later event stays erased; the erasure's commitment
+ * and sequence go to meta ("erased/..."), so that verify of the copy can tell it from content
+ * deleted behind the log's back. The head is set by the walk and written by
+ * tl_wtxn_mark_applied.
+ */
+int tl_replay_cut(tl_wtxn *w, uint64_t until) {
+    /* bounded (tl_walk): deleting never brings a key back, so keys still increase strictly */
+    tl_walk walk;
+    int rc = tl_walk_init(&walk, w->txn, w->log->db_log, "log");
+    if (rc) return rc;
+    MDB_cursor *cur;
+    int mrc = mdb_cursor_open(w->txn, w->log->db_log, &cur);
+    if (mrc) return tl_wtxn_fail_mdb(w, mrc, "open the log");
+    uint8_t key[8];
+    tl_seq_key(key, until + 1);
+    MDB_val k = {8, key}, v;
+    for (mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); mrc == 0; mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if ((rc = tl_walk_step(&walk, &k)) != 0) break;
+        const uint8_t *bytes, *sig;
+        size_t len;
+        tl_event ev;
+        if (tl_record_split(&v, &bytes, &len, &sig) == 0 && tl_event_decode(&ev, bytes, len) == 0) {
+            tl_bytes c;
+            if (strcmp(ev.kind, "content.erased") == 0 && tl_ev_bin(&ev, "commitment", &c) == 0 && c.len == TL_HASH_BYTES) {
+                uint8_t mkey[sizeof META_ERASED_PREFIX - 1 + TL_HASH_BYTES], mval[8];
+                memcpy(mkey, META_ERASED_PREFIX, sizeof META_ERASED_PREFIX - 1);
+                memcpy(mkey + sizeof META_ERASED_PREFIX - 1, c.ptr, TL_HASH_BYTES);
+                tl_seq_key(mval, ev.seq);
+                rc = tl_put(w, w->log->db_meta, mkey, sizeof mkey, mval, sizeof mval, 0);
+            }
+            for (size_t f = 0; f < sizeof commit_fields / sizeof commit_fields[0] && !rc; f++) {
+                tl_bytes c;
+                uint8_t commit[TL_HASH_BYTES];
+                if (tl_ev_bin(&ev, commit_fields[f], &c) != 0 || c.len != TL_HASH_BYTES) continue;
+                memcpy(commit, c.ptr, TL_HASH_BYTES);
+                rc = tl_content_erase(w, commit);
+            }
+        }
+        if (rc) break;
+        if ((mrc = mdb_cursor_del(cur, 0)) != 0) break;
+    }
+    mdb_cursor_close(cur);
+    if (!rc && mrc && mrc != MDB_NOTFOUND) rc = tl_wtxn_fail_mdb(w, mrc, "cut the log");
+    return rc;
+}
+
+/* The last sequence whose time is <= ts (times never decrease along the log); 0 if none. */
+int tl_replay_seq_at_time(tl_wtxn *w, uint64_t ts, uint64_t *out) {
+    *out = 0;
+    tl_walk walk; /* bounded: a damaged page must not send the search round in circles */
+    int rc = tl_walk_init(&walk, w->txn, w->log->db_log, "log");
+    if (rc) return rc;
+    MDB_cursor *cur;
+    int mrc = mdb_cursor_open(w->txn, w->log->db_log, &cur);
+    if (mrc) return tl_wtxn_fail_mdb(w, mrc, "open the log");
+    MDB_val k, v;
+    while ((mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
+        if ((rc = tl_walk_step(&walk, &k)) != 0) break;
+        const uint8_t *bytes, *sig;
+        size_t len;
+        tl_event ev;
+        if (k.mv_size != 8) {
+            rc = tl_fail(TL_ECORRUPT, "the log database is damaged: a key of %zu bytes", k.mv_size);
+            break;
+        }
+        if (tl_record_split(&v, &bytes, &len, &sig) || tl_event_decode(&ev, bytes, len)) {
+            rc = tl_fail(TL_ECORRUPT, "event %llu does not decode", (unsigned long long)tl_seq_from_key(k.mv_data));
+            break;
+        }
+        if (ev.ts > ts) break;
+        *out = ev.seq;
+    }
+    mdb_cursor_close(cur);
+    if (!rc && mrc && mrc != MDB_NOTFOUND) rc = tl_wtxn_fail_mdb(w, mrc, "read the log");
+    return rc;
+}
