@@ -398,7 +398,7 @@ typedef struct tl_query {
     const char *topic;
     const char *type;    /* application | order | video */
     const char *sort;    /* activity (default) | unread */
-    const char *cursor;  /* from a previous page's "next" */
+    const char *cursor;  /* from a previous page's "next" of the same query (else TL_EINVALID) */
     unsigned limit;      /* 0 = default page size */
     int more;            /* dashboard "See more" */
 } tl_query;

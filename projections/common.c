@@ -298,7 +298,8 @@ unsigned tlp_limit(const tl_query *q, unsigned dflt) {
     return q->limit > TLP_PAGE_MAX ? TLP_PAGE_MAX : q->limit;
 }
 
-int tlp_cursor_decode(const char *cursor, uint8_t *out, size_t cap, size_t *len) {
+/* The hex of a cursor, unchecked but for its shape. */
+static int cursor_unhex(const char *cursor, uint8_t *out, size_t cap, size_t *len) {
     size_t n = strlen(cursor);
     if (n == 0 || n % 2 || n / 2 > cap) return tl_fail(TL_EINVALID, "malformed cursor");
     for (size_t i = 0; i < n; i++) {
@@ -310,10 +311,54 @@ int tlp_cursor_decode(const char *cursor, uint8_t *out, size_t cap, size_t *len)
     return 0;
 }
 
-void tlp_cursor_json(tl_strbuf *sb, const uint8_t *p, size_t n) {
+/*
+ * Which list a cursor belongs to: the query's kind and every field that selects the list
+ * (the viewer, project, account, channel, topic, type, order, "See more"), not the page
+ * size. A cursor is the last item's key in that list followed by this tag, so a cursor
+ * handed to another query, viewer or list is refused (invalid_input) rather than read as a
+ * position in a list it never came from. The fields were validated before (ids of at most
+ * 64 bytes, known names), so the buffer holds them.
+ */
+static void cursor_tag(uint8_t tag[TLP_CURSOR_TAG], char kind, const tl_query *q) {
+    const char *fields[] = {q->as, q->project, q->account, q->channel, q->topic, q->type, q->sort ? q->sort : "activity"};
+    char buf[640];
+    size_t n = 0;
+    buf[n++] = kind;
+    buf[n++] = q->more ? '+' : '-';
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+        const char *f = fields[i] ? fields[i] : "\x1e"; /* absent: a byte no field holds */
+        size_t len = strnlen(f, 80);
+        buf[n++] = '\x1f';
+        memcpy(buf + n, f, len);
+        n += len;
+    }
+    uint8_t h[TL_HASH_BYTES];
+    tl_hash(h, buf, n);
+    memcpy(tag, h, TLP_CURSOR_TAG);
+}
+
+int tlp_cursor_decode(const tl_query *q, char kind, uint8_t *out, size_t cap, size_t *len) {
+    uint8_t raw[TLP_KEY_MAX + TLP_CURSOR_TAG], tag[TLP_CURSOR_TAG];
+    size_t n;
+    int rc = cursor_unhex(q->cursor, raw, sizeof raw, &n);
+    if (rc) return rc;
+    if (n <= TLP_CURSOR_TAG || n - TLP_CURSOR_TAG > cap) return tl_fail(TL_EINVALID, "malformed cursor");
+    cursor_tag(tag, kind, q);
+    if (memcmp(raw + n - TLP_CURSOR_TAG, tag, TLP_CURSOR_TAG) != 0)
+        return tl_fail(TL_EINVALID, "the cursor belongs to another query (a cursor is good only for the query, user and "
+                                    "list whose page gave it)");
+    *len = n - TLP_CURSOR_TAG;
+    memcpy(out, raw, *len);
+    return 0;
+}
+
+void tlp_cursor_json(tl_strbuf *sb, const tl_query *q, char kind, const uint8_t *p, size_t n) {
     if (!p) { tl_sb_puts(sb, "\"next\":null"); return; }
+    uint8_t tag[TLP_CURSOR_TAG];
+    cursor_tag(tag, kind, q);
     tl_sb_puts(sb, "\"next\":\"");
     tl_sb_hex(sb, p, n);
+    tl_sb_hex(sb, tag, TLP_CURSOR_TAG);
     tl_sb_puts(sb, "\"");
 }
 
@@ -339,9 +384,9 @@ int tlp_run_query(tl_log *log, const tl_query *q, tlp_query_fn fn, char **json) 
         return tl_fail(TL_EINVALID, "unknown channel \"%.40s\" (notes, chat, ambassador or support)", q->channel);
     if (q->sort && strcmp(q->sort, "activity") && strcmp(q->sort, "unread"))
         return tl_fail(TL_EINVALID, "unknown sort \"%.40s\" (activity or unread)", q->sort);
-    uint8_t cur[TLP_KEY_MAX];
+    uint8_t cur[TLP_KEY_MAX + TLP_CURSOR_TAG];
     size_t clen;
-    int rc = q->cursor ? tlp_cursor_decode(q->cursor, cur, sizeof cur, &clen) : 0;
+    int rc = q->cursor ? cursor_unhex(q->cursor, cur, sizeof cur, &clen) : 0; /* its shape; its list: the query's */
     if (rc) return rc;
     if ((rc = tl_layout_check(log)) != 0) return rc;
     MDB_txn *txn;

@@ -187,7 +187,7 @@ static int dashboard_body(MDB_txn *txn, tl_log *log, const tl_query *q, tl_strbu
     if (!type) return tl_fail(TL_EINVALID, "unknown type \"%.40s\" (application, order or video)", q->type);
     uint8_t cur[8];
     size_t clen = 0;
-    if (q->cursor && ((rc = tlp_cursor_decode(q->cursor, cur, sizeof cur, &clen)) != 0 || clen != 8))
+    if (q->cursor && ((rc = tlp_cursor_decode(q, 'd', cur, sizeof cur, &clen)) != 0 || clen != 8))
         return rc ? rc : tl_fail(TL_EINVALID, "malformed cursor");
     if ((rc = tlp_viewer(txn, log, q, &u)) != 0) return rc;
     if ((rc = tlp_unread_bucket(txn, log, q->as, type, &n)) != 0) return rc;
@@ -195,7 +195,7 @@ static int dashboard_body(MDB_txn *txn, tl_log *log, const tl_query *q, tl_strbu
     rc = panel(txn, log, q->as, &u, type, clen ? cur : NULL, tlp_limit(q, TLP_PAGE_DEFAULT), sb, last, &more);
     if (rc) return rc;
     tl_sb_puts(sb, ",");
-    tlp_cursor_json(sb, more ? last : NULL, 8);
+    tlp_cursor_json(sb, q, 'd', more ? last : NULL, 8);
     tl_sb_puts(sb, "}");
     return 0;
 }

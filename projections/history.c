@@ -253,7 +253,7 @@ static int history_body(MDB_txn *txn, tl_log *log, const tl_query *q, tl_strbuf 
     size_t clen = 0;
     int rc = 0;
     if (!q->project) return tl_fail(TL_EINVALID, "history needs a project (--project P)");
-    if (q->cursor && ((rc = tlp_cursor_decode(q->cursor, cur, sizeof cur, &clen)) != 0 || clen != 8))
+    if (q->cursor && ((rc = tlp_cursor_decode(q, 'h', cur, sizeof cur, &clen)) != 0 || clen != 8))
         return rc ? rc : tl_fail(TL_EINVALID, "malformed cursor");
     if (!rc) rc = tlp_viewer(txn, log, q, &u);
     if (!rc) rc = tlp_query_project(txn, log, q->project, &p);
@@ -286,7 +286,7 @@ static int history_body(MDB_txn *txn, tl_log *log, const tl_query *q, tl_strbuf 
     tlp_merge_close(&mg);
     if (rc && rc != TL_ENOTFOUND) return rc;
     tl_sb_puts(sb, "],");
-    tlp_cursor_json(sb, more ? last : NULL, 8);
+    tlp_cursor_json(sb, q, 'h', more ? last : NULL, 8);
     tl_sb_puts(sb, "}");
     return 0;
 }

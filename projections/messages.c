@@ -344,7 +344,7 @@ static int messages_body(MDB_txn *txn, tl_log *log, const tl_query *q, tl_strbuf
     /* cursor: section (0 pinned, 1 the rest) and the 8-byte order of the last message */
     uint8_t cur[9];
     size_t clen = 0;
-    if (q->cursor && ((rc = tlp_cursor_decode(q->cursor, cur, sizeof cur, &clen)) != 0 || clen != 9 || cur[0] > 1))
+    if (q->cursor && ((rc = tlp_cursor_decode(q, 'm', cur, sizeof cur, &clen)) != 0 || clen != 9 || cur[0] > 1))
         return rc ? rc : tl_fail(TL_EINVALID, "malformed cursor");
     unsigned limit = tlp_limit(q, TLP_PAGE_DEFAULT), shown = 0;
     bool auditor = u.role == TL_ROLE_AUDITOR, more = false;
@@ -378,7 +378,7 @@ static int messages_body(MDB_txn *txn, tl_log *log, const tl_query *q, tl_strbuf
     mdb_cursor_close(sc);
     if (rc) return rc;
     tl_sb_puts(sb, "],");
-    tlp_cursor_json(sb, more ? last : NULL, 9);
+    tlp_cursor_json(sb, q, 'm', more ? last : NULL, 9);
     tl_sb_puts(sb, "}");
     return 0;
 }

@@ -270,10 +270,14 @@ int tlp_viewer(MDB_txn *txn, tl_log *log, const tl_query *q, tl_user_rec *u);
 /** Read a project for a query (TL_EINVALID when missing or malformed, TL_ENOTFOUND). */
 int tlp_query_project(MDB_txn *txn, tl_log *log, const char *id, tl_project_rec *p);
 unsigned tlp_limit(const tl_query *q, unsigned dflt);
-/** Decode an opaque cursor (hex) into at most cap bytes; TL_EINVALID when malformed. */
-int tlp_cursor_decode(const char *cursor, uint8_t *out, size_t cap, size_t *len);
-/** Append "next":"<hex>" or "next":null. */
-void tlp_cursor_json(tl_strbuf *sb, const uint8_t *p, size_t n);
+/** A cursor's tag: which query, viewer and list it belongs to (common.c). */
+#define TLP_CURSOR_TAG 4
+/** Decode q->cursor, an opaque cursor of a `kind` query ('t'racking, 'd'ashboard's "See
+ * more", 'm'essages, 'h'istory), into at most cap bytes of key; TL_EINVALID when malformed
+ * or when it came from another query, viewer or list. */
+int tlp_cursor_decode(const tl_query *q, char kind, uint8_t *out, size_t cap, size_t *len);
+/** Append "next":"<hex of p and the query's tag>" or "next":null. */
+void tlp_cursor_json(tl_strbuf *sb, const tl_query *q, char kind, const uint8_t *p, size_t n);
 /** Run body(txn) in a read transaction and hand the JSON out (the common shape of a query). */
 typedef int (*tlp_query_fn)(MDB_txn *txn, tl_log *log, const tl_query *q, tl_strbuf *sb);
 int tlp_run_query(tl_log *log, const tl_query *q, tlp_query_fn fn, char **json);

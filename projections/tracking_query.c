@@ -19,7 +19,7 @@ static int tracking_body(MDB_txn *txn, tl_log *log, const tl_query *q, tl_strbuf
     size_t fixed = by_unread ? 16 : 8;
     uint8_t cur[TLP_KEY_MAX];
     size_t clen = 0;
-    if (q->cursor && ((rc = tlp_cursor_decode(q->cursor, cur, sizeof cur, &clen)) != 0 || clen < fixed + 2 ||
+    if (q->cursor && ((rc = tlp_cursor_decode(q, 't', cur, sizeof cur, &clen)) != 0 || clen < fixed + 2 ||
                       clen > fixed + TL_IDBUF || cur[clen - 1] != 0))
         return rc ? rc : tl_fail(TL_EINVALID, "malformed cursor");
     tlp_key pre[3];
@@ -90,7 +90,7 @@ static int tracking_body(MDB_txn *txn, tl_log *log, const tl_query *q, tl_strbuf
     tlp_merge_close(&mg);
     if (rc && rc != TL_ENOTFOUND) return rc;
     tl_sb_puts(sb, "],");
-    tlp_cursor_json(sb, more ? last : NULL, last_len);
+    tlp_cursor_json(sb, q, 't', more ? last : NULL, last_len);
     tl_sb_puts(sb, "}");
     return 0;
 }

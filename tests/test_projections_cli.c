@@ -3,7 +3,8 @@
  * the spec's example lines applied, then each query's --json shape (SPEC §4 "Query results
  * with --json"), flags before and after the command, refusals printed as
  * {"ok":false,"error","message"} with exit status 1 (a malformed flag too), and the
- * human renderings (the tracking table marks unread rows).
+ * human renderings (the tracking table marks unread rows), and cursors good only for the
+ * query, viewer and list that gave them.
  */
 #include "test_projections_fixture.h"
 
@@ -184,6 +185,60 @@ START_TEST(refusals_and_human_output) {
 }
 END_TEST
 
+/* A cursor belongs to the query, viewer and list whose page gave it: handed to another one it
+ * is invalid_input (it once read as a position in the other list: a page skipped or wrong). */
+static char *next_of(const char *args) {
+    json_t *r;
+    ck_assert_int_eq(cli(&r, "%s --json", args), 0);
+    const char *n = pf_str(r, "next");
+    ck_assert_msg(n != NULL, "`%s` gave no cursor", args);
+    char *copy = strdup(n);
+    json_decref(r);
+    return copy;
+}
+
+START_TEST(cursors_belong_to_their_query) {
+    setup();
+    char path[4200], *out;
+    snprintf(path, sizeof path, "%s.more.jsonl", logdir);
+    const char *more = "{\"op\":\"project.create\",\"as\":\"alice\",\"id\":\"o-2\",\"account\":\"acme\",\"type\":\"order\",\"title\":\"Order #2\"}\n"
+                       "{\"op\":\"note.add\",\"as\":\"alice\",\"id\":\"n-2\",\"project\":\"o-2\",\"body\":\"Later\"}\n";
+    ck_assert_int_eq(tu_write_file(path, more, strlen(more)), 0);
+    ck_assert_int_eq(tu_run(&out, "%s -d %s apply %s", TL_CLI, logdir, path), 0);
+    ck_assert_msg(!strstr(out, "\"ok\":false"), "%s", out);
+    free(out);
+    char *h = next_of("history --as alice --project o-1 --limit 1");
+    char *m = next_of("messages --as sam --project o-1 --channel chat --topic t-1 --limit 1");
+    char *t = next_of("tracking --as alice --sort unread --limit 1");
+    char *d = next_of("dashboard --as sam --type order --more --limit 1");
+    struct { const char *args, *cursor; int status; } cases[] = {
+        {"history --as alice --project o-1 --limit 3", h, 0}, /* its own list, another page size */
+        {"history --as alice --project o-2", h, 1},            /* another project */
+        {"history --as sam --project o-1", h, 1},              /* another viewer */
+        {"messages --as alice --project o-1 --channel notes", h, 1}, /* another query */
+        {"messages --as sam --project o-1 --channel chat --topic t-1", m, 0},
+        {"messages --as sam --project o-1 --channel chat", m, 1}, /* every topic: another list */
+        {"tracking --as alice --sort unread", t, 0},
+        {"tracking --as alice", t, 1},                          /* another order */
+        {"tracking --as alice --sort unread --type video", t, 1},
+        {"dashboard --as sam --type order --more", d, 0},
+        {"dashboard --as sam --type application --more", d, 1},
+        {"history --as sam --project o-1", d, 1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        json_t *r;
+        int st = cli(&r, "%s --cursor %s --json", cases[i].args, cases[i].cursor);
+        ck_assert_msg(st == cases[i].status, "`%s` with its cursor exited %d", cases[i].args, st);
+        if (st) ck_assert_str_eq(pf_str(r, "error"), "invalid_input");
+        json_decref(r);
+    }
+    free(h);
+    free(m);
+    free(t);
+    free(d);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("projections_cli");
     TCase *tc = tcase_create("cli");
@@ -191,6 +246,7 @@ int main(void) {
     tcase_add_checked_fixture(tc, NULL, teardown);
     tcase_add_test(tc, json_shapes);
     tcase_add_test(tc, refusals_and_human_output);
+    tcase_add_test(tc, cursors_belong_to_their_query);
     suite_add_tcase(s, tc);
     return tu_main(s);
 }
