@@ -139,13 +139,16 @@ static bool utf8_valid(const uint8_t *s, size_t n) {
 
 bool tl_utf8_valid(const uint8_t *s, size_t n) { return utf8_valid(s, n); }
 
-/* Walk one value, checking it completely. */
-static int check_value(reader *r, int depth) {
+/* Walk one value, checking it completely; *nils counts the nils met. */
+static int check_value(reader *r, int depth, unsigned *nils) {
     int type;
     uint64_t val;
     if (depth > TL_DEPTH_MAX) return -1;
     if (rd_head(r, &type, &val, true)) return -1;
     switch (type) {
+    case MT_NIL:
+        (*nils)++;
+        return 0;
     case MT_STR:
         if (!utf8_valid(r->p, (size_t)val)) return -1;
         r->p += val;
@@ -155,7 +158,7 @@ static int check_value(reader *r, int depth) {
         return 0;
     case MT_ARR:
         for (uint64_t i = 0; i < val; i++)
-            if (check_value(r, depth + 1)) return -1;
+            if (check_value(r, depth + 1, nils)) return -1;
         return 0;
     case MT_MAP: {
         const uint8_t *prev = NULL;
@@ -171,7 +174,7 @@ static int check_value(reader *r, int depth) {
                 return -1; /* keys strictly ascending: sorted and unique */
             prev = k;
             prev_len = (size_t)klen;
-            if (check_value(r, depth + 1)) return -1;
+            if (check_value(r, depth + 1, nils)) return -1;
         }
         return 0;
     }
@@ -180,12 +183,18 @@ static int check_value(reader *r, int depth) {
     }
 }
 
-int tl_msgpack_check_canonical(const uint8_t *bytes, size_t len) {
+static int check_canonical(const uint8_t *bytes, size_t len, unsigned *nils) {
+    *nils = 0;
     if (len == 0 || len > TL_EVENT_MAX) return tl_fail(TL_ECORRUPT, "event of %zu bytes", len);
     reader r = {bytes, bytes + len};
-    if (check_value(&r, 1)) return tl_fail(TL_ECORRUPT, "event bytes are not canonical msgpack");
+    if (check_value(&r, 1, nils)) return tl_fail(TL_ECORRUPT, "event bytes are not canonical msgpack");
     if (r.p != r.end) return tl_fail(TL_ECORRUPT, "%zu trailing bytes after the event", (size_t)(r.end - r.p));
     return 0;
+}
+
+int tl_msgpack_check_canonical(const uint8_t *bytes, size_t len) {
+    unsigned nils;
+    return check_canonical(bytes, len, &nils);
 }
 
 /* Walk one value of any encoding: lengths and counts bounded by the bytes left, depth by
@@ -237,7 +246,8 @@ static int rd_name(reader *r, char *dst, bool allow_nil, bool *is_nil) {
 
 int tl_event_decode(tl_event *ev, const uint8_t *bytes, size_t len) {
     memset(ev, 0, sizeof *ev);
-    int rc = tl_msgpack_check_canonical(bytes, len);
+    unsigned nils;
+    int rc = check_canonical(bytes, len, &nils);
     if (rc) return rc;
     reader r = {bytes, bytes + len};
     int type;
@@ -268,6 +278,9 @@ int tl_event_decode(tl_event *ev, const uint8_t *bytes, size_t len) {
     bool nil = true;
     if (rd_name(&r, ev->project, true, &nil)) return tl_fail(TL_ECORRUPT, "event project is malformed");
     ev->has_project = !nil;
+    /* canonical rule 7 (FORMAT.md §3): a domain event's only nil is the envelope's project */
+    if (nils > (nil ? 1u : 0u) && strncmp(ev->kind, "x.", 2) != 0)
+        return tl_fail(TL_ECORRUPT, "a %s event carries nil in its payload (absent fields are omitted)", ev->kind);
     ev->payload = r.p;
     if (rd_head(&r, &type, &val, true) || type != MT_MAP)
         return tl_fail(TL_ECORRUPT, "event payload is not a map");

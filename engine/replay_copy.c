@@ -89,7 +89,8 @@ int tl_replay_cut(tl_wtxn *w, uint64_t until) {
         const uint8_t *bytes, *sig;
         size_t len;
         tl_event ev;
-        if (tl_record_split(&v, &bytes, &len, &sig) == 0 && tl_event_decode(&ev, bytes, len) == 0) {
+        if (tl_record_split(&v, &bytes, &len, &sig) == 0 && tl_event_decode(&ev, bytes, len) == 0 &&
+            strncmp(ev.kind, "x.", 2) != 0) { /* an extension's payload commits to nothing stored */
             tl_bytes c;
             if (strcmp(ev.kind, "content.erased") == 0 && tl_ev_bin(&ev, "commitment", &c) == 0 && c.len == TL_HASH_BYTES) {
                 uint8_t mkey[sizeof META_ERASED_PREFIX - 1 + TL_HASH_BYTES], mval[8];

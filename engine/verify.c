@@ -340,7 +340,10 @@ static int checkpoint_check(MDB_txn *txn, tl_log *log, const char *text, verify_
         return 0;
     }
     tl_hash(got, bytes, len);
+    tl_event ev;
     if (memcmp(got, hash, TL_HASH_BYTES) != 0)
         report_bad(r, (uint64_t)seq, "event %llu differs from the checkpoint: the log was rewritten%s", "");
+    else if (tl_event_decode(&ev, bytes, len) != 0 || ev.ts != (uint64_t)ts) /* signed, yet not that event's time */
+        report_bad(r, (uint64_t)seq, "event %llu's time differs from the checkpoint's%s", "");
     return 0;
 }

@@ -764,8 +764,9 @@ START_TEST(checkpoint_detects_truncated_tail) {
 }
 END_TEST
 
-/* A checkpoint of event seq made by hand, as docs/FORMAT.md describes it. */
-static char *checkpoint_at(uint64_t seq) {
+/* A checkpoint of event seq made by hand, as docs/FORMAT.md describes it, naming the event's
+ * time plus dts (0: a true checkpoint). */
+static char *checkpoint_signed(uint64_t seq, uint64_t dts) {
     tl_keypair kp;
     writer_key(&kp);
     raw r;
@@ -778,6 +779,7 @@ static char *checkpoint_at(uint64_t seq) {
     memcpy(msg, "threadlog-checkpoint-v1", 23);
     be64(msg + 23, seq);
     record_hash_ts(rec, len, msg + 31, &ts);
+    ts += dts;
     be64(msg + 63, ts);
     tl_sign(sig, msg, sizeof msg, &kp);
     char hash[65], key[65], sighex[129];
@@ -791,6 +793,8 @@ static char *checkpoint_at(uint64_t seq) {
     free(rec);
     return json;
 }
+
+static char *checkpoint_at(uint64_t seq) { return checkpoint_signed(seq, 0); }
 
 START_TEST(checkpoint_covers_what_it_names) {
     /* a checkpoint covers the events up to its own, not what came after: a log that grew
@@ -812,36 +816,48 @@ END_TEST
 
 /* ================================================================ content */
 
-/* Verify checks content still stored against its commitment; erasure leaves it valid. */
-START_TEST(content_commitment) {
-    uint8_t salt[32], commit[32];
-    for (int i = 0; i < 32; i++) salt[i] = (uint8_t)(0x80 + i);
-    const char *body = "Tomorrow";
-    tl_commit(commit, salt, body, 8);
-    msgpack_sbuffer buf;
-    msgpack_sbuffer_init(&buf);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &buf, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 2);
-    msgpack_pack_str_with_body(&pk, "body_commit", 11);
-    msgpack_pack_bin_with_body(&pk, commit, 32);
-    msgpack_pack_str_with_body(&pk, "body_size", 9);
-    msgpack_pack_uint64(&pk, 8);
+/* Run JSON command lines on the test log, each in its own commit. */
+static void run_commands(const char *const *lines) {
     tl_log *log;
     ck_assert_int_eq(tl_log_open(&log, g_dir, NULL), 0);
-    tl_draft d = {"x.body", "alice", NULL, (const uint8_t *)buf.data, buf.size};
-    ck_assert_int_eq(tl_log_append(log, &d, 1, NULL), 0);
+    for (size_t i = 0; lines[i]; i++) {
+        tl_cmd *cmd;
+        tl_result res;
+        ck_assert_int_eq(tl_cmd_parse(&cmd, lines[i], strlen(lines[i]), &res), 0);
+        ck_assert_msg(tl_cmd_exec(log, cmd, &res) == 0 && res.code == 0, "%s: %s", lines[i], res.message);
+        tl_cmd_free(cmd);
+    }
     tl_log_close(log);
-    msgpack_sbuffer_destroy(&buf);
+}
 
-    uint8_t value[40];
-    memcpy(value, salt, 32);
-    memcpy(value + 32, body, 8);
+static const char *const one_message[] = {
+    "{\"op\":\"account.create\",\"id\":\"acme\",\"name\":\"Acme\"}",
+    "{\"op\":\"user.create\",\"id\":\"alice\",\"role\":\"member\",\"account\":\"acme\",\"name\":\"Alice\"}",
+    "{\"op\":\"project.create\",\"as\":\"alice\",\"id\":\"o-1\",\"account\":\"acme\",\"type\":\"order\",\"title\":\"O\"}",
+    "{\"op\":\"note.add\",\"as\":\"alice\",\"id\":\"m-1\",\"project\":\"o-1\",\"body\":\"Tomorrow\"}",
+    NULL};
+
+/* Verify checks content still stored against its commitment; erasure leaves it valid. */
+START_TEST(content_commitment) {
+    /* a message (event EVENTS + 4) whose body threadlog stored with its salt */
+    run_commands(one_message);
     raw r;
-    MDB_val k = {32, commit}, v = {40, value};
+    size_t len;
     raw_begin(&r);
-    ck_assert_int_eq(mdb_put(r.txn, r.content, &k, &v, 0), 0);
+    uint8_t *rec = raw_get(&r, EVENTS + 4, &len);
+    tl_event ev;
+    ck_assert_int_eq(tl_event_decode(&ev, rec, len - 64), 0);
+    tl_bytes c;
+    ck_assert_int_eq(tl_ev_bin(&ev, "body_commit", &c), 0);
+    ck_assert_uint_eq(c.len, 32);
+    uint8_t commit[32], value[40];
+    memcpy(commit, c.ptr, 32);
+    MDB_val k = {32, commit}, v;
+    ck_assert_int_eq(mdb_get(r.txn, r.content, &k, &v), 0);
+    ck_assert_uint_eq(v.mv_size, 40); /* salt (32) || "Tomorrow" */
+    memcpy(value, v.mv_data, 40);
     raw_end(&r);
+    free(rec);
     tl_verify_report rep;
     ck_assert_int_eq(verify(NULL, &rep), 0);
     ck_assert_uint_eq(rep.contents, 1);
@@ -866,22 +882,22 @@ START_TEST(content_commitment) {
         raw_begin(&r);
         ck_assert_int_eq(mdb_put(r.txn, r.content, &k, &v, 0), 0);
         raw_end(&r);
-        expect_bad(NULL, EVENTS + 1, "content changed");
-        if (i == 0 || i == 4) replay_refuses_when(EVENTS + 1, false); /* the salt, the content */
+        expect_bad(NULL, EVENTS + 4, "content changed");
+        if (i == 0 || i == 4) replay_refuses_when(EVENTS + 4, false); /* the salt, the content */
     }
     /* content of another size */
     v = (MDB_val){39, value};
     raw_begin(&r);
     ck_assert_int_eq(mdb_put(r.txn, r.content, &k, &v, 0), 0);
     raw_end(&r);
-    expect_bad(NULL, EVENTS + 1, "content cut");
-    replay_refuses_when(EVENTS + 1, false);
+    expect_bad(NULL, EVENTS + 4, "content cut");
+    replay_refuses_when(EVENTS + 4, false);
     /* deleted behind the log's back (no content.erased event names it): not an erasure */
     raw_begin(&r);
     ck_assert_int_eq(mdb_del(r.txn, r.content, &k, NULL), 0);
     raw_end(&r);
-    expect_bad(NULL, EVENTS + 1, "content deleted without an erasure");
-    replay_refuses_when(EVENTS + 1, false);
+    expect_bad(NULL, EVENTS + 4, "content deleted without an erasure");
+    replay_refuses_when(EVENTS + 4, false);
 }
 END_TEST
 
@@ -968,6 +984,112 @@ START_TEST(time_goes_back) {
 }
 END_TEST
 
+/* An extension's payload is its own (FORMAT.md §9): fields named like a commitment there
+ * commit to nothing threadlog stored, so verify, a verified replay and a cut copy accept them
+ * (an embedder's x.* event once made its own log fail verify for ever). */
+START_TEST(extension_fields_named_like_commitments) {
+    msgpack_sbuffer buf;
+    msgpack_sbuffer_init(&buf);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &buf, msgpack_sbuffer_write);
+    uint8_t commit[32];
+    memset(commit, 0x5a, sizeof commit);
+    msgpack_pack_map(&pk, 4);
+    msgpack_pack_str_with_body(&pk, "body_commit", 11);
+    msgpack_pack_bin_with_body(&pk, commit, 32);
+    msgpack_pack_str_with_body(&pk, "body_size", 9);
+    msgpack_pack_uint64(&pk, 3);
+    msgpack_pack_str_with_body(&pk, "data_commit", 11);
+    msgpack_pack_bin_with_body(&pk, commit, 31);
+    msgpack_pack_str_with_body(&pk, "data_size", 9);
+    msgpack_pack_nil(&pk); /* nil is an extension's to use, too */
+    tl_log *log;
+    ck_assert_int_eq(tl_log_open(&log, g_dir, NULL), 0);
+    tl_draft d = {"x.commit", "alice", NULL, (const uint8_t *)buf.data, buf.size};
+    ck_assert_int_eq(tl_log_append(log, &d, 1, NULL), 0);
+    tl_log_close(log);
+    msgpack_sbuffer_destroy(&buf);
+    tl_verify_report rep;
+    ck_assert_msg(verify(NULL, &rep) == 0, "verify: %s", rep.reason);
+    ck_assert_uint_eq(rep.contents, 0);
+    ck_assert_int_eq(tl_log_open(&log, g_dir, NULL), 0);
+    tl_replay_options o = TL_REPLAY_OPTIONS_INIT;
+    o.verify = true;
+    tl_replay_report rr;
+    ck_assert_msg(tl_replay(log, &o, &rr) == 0, "replay --verify: %s", tl_errdetail());
+    tl_log_close(log);
+    uint64_t bad = 0;
+    ck_assert_int_eq(cut_copy(EVENTS, true, &bad), 0); /* the cut deletes no content for it */
+    ck_assert_uint_eq(bad, 0);
+}
+END_TEST
+
+/* Canonical rule 7 (FORMAT.md §3): a domain event carries no nil but the envelope's project.
+ * One re-signed by the key holder with "account": nil (and the head moved to it) is corrupt. */
+START_TEST(nil_in_a_domain_payload) {
+    run_commands(one_message);
+    const uint64_t last = EVENTS + 4;
+    tl_keypair kp;
+    writer_key(&kp);
+    raw r;
+    size_t len;
+    raw_begin(&r);
+    uint8_t *prev = raw_get(&r, last - 1, &len);
+    uint8_t ph[32];
+    uint64_t ts;
+    record_hash_ts(prev, len, ph, &ts);
+    msgpack_sbuffer buf;
+    msgpack_sbuffer_init(&buf);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &buf, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 9);
+    msgpack_pack_uint64(&pk, 1);
+    msgpack_pack_uint64(&pk, last);
+    msgpack_pack_uint64(&pk, ts + 1);
+    msgpack_pack_bin_with_body(&pk, ph, 32);
+    msgpack_pack_str_with_body(&pk, "alice", 5);
+    msgpack_pack_str_with_body(&pk, "message.read", 12);
+    msgpack_pack_uint64(&pk, 1);
+    msgpack_pack_str_with_body(&pk, "o-1", 3);
+    msgpack_pack_map(&pk, 2);
+    msgpack_pack_str_with_body(&pk, "account", 7);
+    msgpack_pack_nil(&pk);
+    msgpack_pack_str_with_body(&pk, "message", 7);
+    msgpack_pack_str_with_body(&pk, "m-1", 3);
+    size_t rl = buf.size + 64;
+    uint8_t *rec = malloc(rl);
+    memcpy(rec, buf.data, buf.size);
+    tl_sign(rec + buf.size, rec, buf.size, &kp);
+    raw_set(&r, last, rec, rl);
+    raw_end(&r);
+    uint8_t head[80]; /* the head moved to it, by hand: the event does not decode */
+    head_get(head);
+    be64(head, last);
+    crypto_generichash(head + 8, 32, rec, rl - 64, NULL, 0);
+    be64(head + 40, ts + 1);
+    head_put(head);
+    tl_verify_report rep;
+    ck_assert_int_eq(verify(NULL, &rep), TL_ECORRUPT);
+    ck_assert_uint_eq(rep.first_bad_seq, last);
+    ck_assert_msg(strstr(rep.reason, "nil"), "reason: %s", rep.reason);
+    msgpack_sbuffer_destroy(&buf);
+    tl_keypair_wipe(&kp);
+    free(rec);
+    free(prev);
+}
+END_TEST
+
+/* A checkpoint names its event's time: one signed by the key holder with another time for
+ * the right event and hash is refused. */
+START_TEST(checkpoint_time_must_match) {
+    char *cp = checkpoint_signed(800, 0), *moved = checkpoint_signed(800, 5);
+    expect_good(cp, "a checkpoint at 800");
+    expect_bad(moved, 800, "a checkpoint with another time");
+    free(moved);
+    free(cp);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("tamper");
     TCase *tc = tcase_create("bytes");
@@ -1007,6 +1129,9 @@ int main(void) {
     tcase_add_test(tc, checkpoint_detects_truncated_tail);
     tcase_add_test(tc, checkpoint_covers_what_it_names);
     tcase_add_test(tc, content_commitment);
+    tcase_add_test(tc, extension_fields_named_like_commitments);
+    tcase_add_test(tc, nil_in_a_domain_payload);
+    tcase_add_test(tc, checkpoint_time_must_match);
     tcase_add_test(tc, meta_copies_of_genesis);
     tcase_set_timeout(tc, 120);
     suite_add_tcase(s, tc);

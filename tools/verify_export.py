@@ -278,6 +278,7 @@ class Verifier:
         self.last_hash = bytes(32)
         self.last_ts = 0
         self.seen_hash = {}      # seq -> hash (for the checkpoint)
+        self.seen_ts = {}        # seq -> ts (the checkpoint names it too)
 
     def key_for(self, seq):
         pk = self.keys[0][1]
@@ -391,7 +392,7 @@ class Verifier:
             raise Bad(seq, "the checkpoint's signature is not valid")
         if key not in [pk for _, pk in self.keys]:
             raise Bad(seq, "the checkpoint is signed by a key the log never used")
-        self.cp = (seq, hsh)
+        self.cp = (seq, hsh, ts)
 
     def event(self, line):
         seq = line.get("seq")
@@ -420,6 +421,7 @@ class Verifier:
             self.erasures.add(c)
         self.last_seq, self.last_hash, self.last_ts = seq, h, ev["ts"]
         self.seen_hash[seq] = h
+        self.seen_ts[seq] = ev["ts"]
         self.events += 1
 
     def check_content(self, line, ev, seq):
@@ -461,10 +463,15 @@ class Verifier:
             if self.last_hash != self.head[1]:
                 raise Bad(self.last_seq, "event %d is not the head the header names" % self.last_seq)
         if self.checkpoint is not None:
-            seq, hsh = self.cp
+            seq, hsh, ts = self.cp
             if seq in self.seen_hash:
                 if self.seen_hash[seq] != hsh:
                     raise Bad(seq, "event %d differs from the checkpoint: the history was rewritten" % seq)
+                if self.seen_ts[seq] != ts:
+                    raise Bad(seq, "event %d's time differs from the checkpoint's" % seq)
+            elif self.whole and seq > self.last_seq:
+                raise Bad(self.last_seq + 1, "event %d is missing: the export ends before the checkpoint"
+                          % (self.last_seq + 1))
             elif self.whole or self.head[0] < seq:
                 raise Bad(seq, "event %d (the checkpoint's) is not in the export" % seq)
             else:
