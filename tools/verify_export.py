@@ -323,7 +323,12 @@ class Verifier:
         scope = hdr.get("scope")
         if not isinstance(scope, dict):
             raise Bad(None, "the header has no scope")
-        self.whole = scope.get("log") is True
+        self.whole = scope == {"log": True}
+        self.scope_project = scope.get("project") if len(scope) == 1 else None
+        self.scope_account = scope.get("account") if len(scope) == 1 else None
+        if not (self.whole or isinstance(self.scope_project, str) or isinstance(self.scope_account, str)):
+            raise Bad(None, "the header's scope is not {\"log\":true}, {\"project\":P} or {\"account\":A}")
+        self.account_projects = set()  # an account export: its projects, as their creation shows them
         head = hdr.get("head")
         if not isinstance(head, dict) or not isinstance(head.get("seq"), int):
             raise Bad(None, "the header has no head")
@@ -405,6 +410,7 @@ class Verifier:
         if seq <= self.last_seq:
             raise Bad(seq, "event %d comes after event %d: out of order" % (seq, self.last_seq))
         ev, data, h = self.check_line_event(line, seq)
+        self.check_scope(ev, seq)
         if self.whole and ev["prev"] != self.last_hash:
             raise Bad(seq, "event %d does not chain to the previous event" % seq)
         if ev["ts"] < self.last_ts:
@@ -423,6 +429,27 @@ class Verifier:
         self.seen_hash[seq] = h
         self.seen_ts[seq] = ev["ts"]
         self.events += 1
+
+    def check_scope(self, ev, seq):
+        """The event belongs to the header's scope (EXPORT.md, Scopes): an export with another
+        project's or account's events added, or relabelled, is not the export it claims."""
+        if self.whole:
+            return
+        pl = ev["payload"]
+        if self.scope_project is not None:
+            if ev["project"] != self.scope_project:
+                raise Bad(seq, "event %d is not of project %s, the export's scope" % (seq, self.scope_project))
+            return
+        a = self.scope_account
+        kind = ev["kind"]
+        if kind == "project.created" and pl.get("account") == a:
+            self.account_projects.add(pl.get("id"))
+        ours = ((kind == "account.created" and pl.get("id") == a)
+                or (kind == "user.created" and pl.get("account") == a)
+                or (ev["project"] is not None and ev["project"] in self.account_projects)
+                or (ev["project"] is None and pl.get("account") == a))
+        if not ours:
+            raise Bad(seq, "event %d is not of account %s, the export's scope" % (seq, a))
 
     def check_content(self, line, ev, seq):
         content = line.get("content", {})

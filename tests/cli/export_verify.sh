@@ -118,6 +118,19 @@ PY
 }
 # the seq of the first message.sent, for the expectations below
 MSEQ=$("$PY" -c 'import json,sys; print([json.loads(l)["seq"] for l in open(sys.argv[1]) if "\"kind\": \"message.sent\"" in l or "\"kind\":\"message.sent\"" in l][0])' "$T/all.jsonl")
+# events of another scope added to a scoped export (genuine, signed lines from the whole log),
+# or the export relabelled: not the export it claims to be
+B1SEQ=$("$PY" -c 'import json,sys; print([json.loads(l)["seq"] for l in open(sys.argv[1]) if json.loads(l).get("kind") == "note.added" and json.loads(l).get("project") == "b-1"][0])' "$T/all.jsonl")
+tamper inject_project "$T/o1.jsonl" "
+other = [json.loads(l) for l in open('$T/all.jsonl') if json.loads(l).get('seq') == $B1SEQ][0]
+at = [i for i in ev if objs[i]['seq'] > $B1SEQ][0]
+lines.insert(at, other); t = json.loads(lines[-1]); t['events'] += 1; lines[-1] = t" "FAILED at event $B1SEQ: .*not of project o-1"
+tamper relabel_project "$T/o1.jsonl" "h = objs[0]; h['scope'] = {'project': 'b-1'}; lines[0] = h" "not of project b-1"
+tamper inject_account "$T/beta.jsonl" "
+other = [json.loads(l) for l in open('$T/all.jsonl') if json.loads(l).get('seq') == $MSEQ][0]
+at = [i for i in ev if objs[i]['seq'] > $MSEQ][0]
+lines.insert(at, other); t = json.loads(lines[-1]); t['events'] += 1; lines[-1] = t" "FAILED at event $MSEQ: .*not of account beta"
+tamper relabel_whole "$T/o1.jsonl" "h = objs[0]; h['scope'] = {'project': 'o-1', 'log': True}; lines[0] = h" "scope is not"
 # a flipped byte in an event's stored bytes (the line's fields left alone)
 tamper flip "$T/all.jsonl" '
 i = find("message.sent"); o = objs[i]; b = bytearray(base64.b64decode(o["bytes"])); b[-3] ^= 1
