@@ -174,6 +174,17 @@ START_TEST(refusals_and_human_output) {
         json_decref(r);
     }
     ck_assert_int_eq(cli(NULL, "tracking --as alice --colour red"), 1); /* a malformed flag is a refusal (SPEC: exits 1) */
+    { /* with --json, a malformed flag prints the error object alone, as every refusal does:
+       * stdout and stderr merged still parse as one JSON object */
+        char *both;
+        ck_assert_int_eq(tu_run(&both, "%s -d %s tracking --as alice --limit abc --json 2>&1", TL_CLI, logdir), 1);
+        json_error_t err;
+        json_t *o = json_loads(both, 0, &err);
+        ck_assert_msg(o != NULL, "not one JSON object: %s", both);
+        ck_assert_str_eq(pf_str(o, "error"), "invalid_input");
+        json_decref(o);
+        free(both);
+    }
     char *out;
     ck_assert_int_eq(tu_run(&out, "%s -d %s tracking --as alice", TL_CLI, logdir), 0);
     ck_assert_ptr_nonnull(strstr(out, "● o-1"));

@@ -209,13 +209,15 @@ int cli_usage(const cli_ctx *ctx, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    if (ctx->json) {
+    if (ctx->json) { /* the error object alone, as for every other refusal (stdout and stderr may be merged) */
         printf("{\"ok\":false,\"error\":\"invalid_input\",\"message\":");
         cli_json_string(stdout, msg);
         printf("}\n");
+        fflush(stdout);
+    } else {
+        fprintf(stderr, "threadlog %s: %s (see threadlog %s --help)\n", ctx->command ? ctx->command : "", msg,
+                ctx->command ? ctx->command : "");
     }
-    fprintf(stderr, "threadlog %s: %s (see threadlog %s --help)\n", ctx->command ? ctx->command : "", msg,
-            ctx->command ? ctx->command : "");
     return CLI_FAILED; /* SPEC: a refused query (a malformed flag too) prints the error object and exits 1 */
 }
 
