@@ -984,6 +984,15 @@ START_TEST(time_goes_back) {
 }
 END_TEST
 
+/* tl_export callback: counts the x.commit line, which must carry no "content" member. */
+static int x_line_has_no_content(const char *line, size_t len, void *payload) {
+    (void)len;
+    if (!strstr(line, "\"kind\":\"x.commit\"") || strstr(line, "\"type\":\"header\"")) return 0;
+    ck_assert_msg(!strstr(line, "\"content\""), "an x.* line with content: %s", line);
+    (*(int *)payload)++;
+    return 0;
+}
+
 /* An extension's payload is its own (FORMAT.md §9): fields named like a commitment there
  * commit to nothing threadlog stored, so verify, a verified replay and a cut copy accept them
  * (an embedder's x.* event once made its own log fail verify for ever). */
@@ -1017,6 +1026,13 @@ START_TEST(extension_fields_named_like_commitments) {
     o.verify = true;
     tl_replay_report rr;
     ck_assert_msg(tl_replay(log, &o, &rr) == 0, "replay --verify: %s", tl_errdetail());
+    tl_log_close(log);
+    /* the export lists no content for it (its verifier would look for an erasure) */
+    ck_assert_int_eq(tl_log_open(&log, g_dir, NULL), 0);
+    tl_export_options eo = TL_EXPORT_OPTIONS_INIT;
+    int x_lines = 0;
+    ck_assert_int_eq(tl_export(log, &eo, x_line_has_no_content, &x_lines), 0);
+    ck_assert_int_eq(x_lines, 1);
     tl_log_close(log);
     uint64_t bad = 0;
     ck_assert_int_eq(cut_copy(EVENTS, true, &bad), 0); /* the cut deletes no content for it */
