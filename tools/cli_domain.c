@@ -285,12 +285,20 @@ static line_item *answer_slot(apply_state *a) {
     return it;
 }
 
+/* A group ends after --sync-every answered lines, commands or not: refused lines' results wait
+ * for the group too (they are written in order, after the commands before them are durable),
+ * and must not pile up without bound in an input of refused lines that never pauses. */
+static void line_answered(apply_state *a) {
+    if (a->n >= a->sync_every) flush_group(a);
+}
+
 static void answer_too_large(apply_state *a, size_t lineno) {
     line_item *it = answer_slot(a);
     if (!it) return;
     snprintf(it->res.message, sizeof it->res.message,
              "line %zu is longer than the limit (4/3 of the attachment limit + 1 MiB); not decoded", lineno);
     it->res.code = TL_ETOOLARGE;
+    line_answered(a);
 }
 
 /* A line of only white space is blank, however long (SPEC "Odd input"): no result. */
@@ -302,17 +310,22 @@ static void handle_line(apply_state *a, const char *line, size_t len, bool too_l
     }
     line_item *it = answer_slot(a);
     if (!it) return;
-    if (tl_cmd_parse(&it->cmd, line, len, &it->res) != 0) return;
+    if (tl_cmd_parse(&it->cmd, line, len, &it->res) != 0) {
+        line_answered(a);
+        return;
+    }
     int brc = a->batch ? 0 : tl_batch_begin(a->log, &a->batch);
     if (brc) { /* the log's own answer (storage, key, read_only, unsupported_version) */
         snprintf(it->res.message, sizeof it->res.message, "%s", tl_errdetail());
         it->res.code = brc;
         a->log_failed = true;
+        line_answered(a);
         return;
     }
     tl_batch_exec(a->batch, it->cmd, &it->res);
     a->bytes += len;
     if (++a->commands >= a->sync_every || a->bytes >= GROUP_BYTES) flush_group(a);
+    else line_answered(a);
 }
 
 static int cmd_apply(cli_ctx *ctx) {
