@@ -81,6 +81,39 @@ int tl_cmd_new(tl_cmd **out, const char *op) {
     return 0;
 }
 
+/*
+ * JSON has one kind of number: 19, 19.0 and 1.9e1 are the same value, and a command is
+ * compared with its retry "as parsed JSON" (SPEC "Retries first"). jansson keeps integers and
+ * reals apart, so a real with an integral value (within what a double holds exactly) becomes
+ * the integer it equals, before any check or fingerprint sees it. 19.5 stays a real, and
+ * stays refused where an integer is required.
+ */
+/* v, when it is a real of integral value, as that integer (a new reference); else NULL.
+ * The range is checked first: converting a double beyond int64 is undefined. */
+static json_t *as_integer(const json_t *v) {
+    if (!json_is_real(v)) return NULL;
+    double d = json_real_value(v);
+    if (!(d >= -9007199254740992.0 && d <= 9007199254740992.0) || d != (double)(json_int_t)d) return NULL;
+    return json_integer((json_int_t)d);
+}
+
+static void integral_reals_to_integers(json_t *v) {
+    if (json_is_object(v)) {
+        const char *key;
+        json_t *item, *n;
+        json_object_foreach(v, key, item) {
+            if ((n = as_integer(item)) != NULL) json_object_set_new(v, key, n);
+            else integral_reals_to_integers(item);
+        }
+    } else if (json_is_array(v)) {
+        for (size_t i = 0; i < json_array_size(v); i++) {
+            json_t *item = json_array_get(v, i), *n;
+            if ((n = as_integer(item)) != NULL) json_array_set_new(v, i, n);
+            else integral_reals_to_integers(item);
+        }
+    }
+}
+
 int tl_cmd_parse(tl_cmd **out, const char *text, size_t len, tl_result *res) {
     if (!out || (!text && len)) return tl_fail(TL_EUSAGE, "tl_cmd_parse: out and text are required");
     *out = NULL;
@@ -102,6 +135,7 @@ int tl_cmd_parse(tl_cmd **out, const char *text, size_t len, tl_result *res) {
         json_decref(obj);
         return tl_result_fail(res, TL_EINVALID, "a command is a JSON object with an \"op\"");
     }
+    integral_reals_to_integers(obj);
     tl_cmd *c = calloc(1, sizeof *c);
     if (!c) { json_decref(obj); return tl_result_fail(res, TL_ENOMEM, "out of memory"); }
     c->obj = obj;

@@ -139,4 +139,28 @@ status=0
 "$TL" -d "$T/nowhere" apply < "$T/in.jsonl" > /dev/null 2>&1 || status=$?
 [ "$status" != 0 ] || fail "apply on a missing log succeeded"
 
+# JSON has one kind of number: a retry whose expect is written 4.0 or 0.4e1 is the same
+# command (SPEC "Retries first": equal as parsed JSON), and 4.0 is a version like 4
+"$TL" init "$T/num" > /dev/null
+"$TL" -d "$T/num" apply > "$T/num.out" <<'JSON'
+{"op":"account.create","id":"acme","name":"Acme"}
+{"op":"user.create","id":"alice","role":"member","account":"acme","name":"Alice"}
+{"op":"project.create","as":"alice","id":"o-1","account":"acme","type":"order","title":"O"}
+{"op":"note.add","as":"alice","id":"n-1","project":"o-1","body":"x","expect":4}
+{"op":"note.add","as":"alice","id":"n-1","project":"o-1","body":"x","expect":4.0}
+{"op":"note.add","as":"alice","id":"n-1","project":"o-1","body":"x","expect":0.4e1}
+{"op":"note.add","as":"alice","id":"n-2","project":"o-1","body":"x","expect":5.0}
+{"op":"note.add","as":"alice","id":"n-3","project":"o-1","body":"x","expect":4.0}
+{"op":"note.add","as":"alice","id":"n-4","project":"o-1","body":"x","expect":6.5}
+JSON
+python3 - "$T/num.out" <<'PY' || fail "numbers in commands"
+import json, sys
+r = [json.loads(l) for l in open(sys.argv[1])]
+assert r[3] == {"ok": True, "seq": 5, "id": "n-1"}, r[3]
+assert r[4] == r[5] == {"ok": True, "seq": 5, "id": "n-1", "duplicate": True}, r[4:6]
+assert r[6] == {"ok": True, "seq": 6, "id": "n-2"}, r[6]
+assert r[7]["error"] == "conflict", r[7]
+assert r[8]["error"] == "invalid_input", r[8]
+PY
+
 echo "domain_apply: ok"
