@@ -43,7 +43,9 @@ static int run_items(tl_wtxn *w, batch_item *items, size_t n) {
 }
 
 static void fail_all(batch_item *items, size_t n, int code, const char *why) {
-    for (size_t i = 0; i < n; i++) tl_result_fail(items[i].res, code, "the commit failed: %s", why);
+    static const char prefix[] = "the commit failed: ";
+    if (!strncmp(why, prefix, sizeof prefix - 1)) why += sizeof prefix - 1; /* said once is enough */
+    for (size_t i = 0; i < n; i++) tl_result_fail(items[i].res, code, "%s%s", prefix, why);
 }
 
 /* Commit w; when the map is full, grow it and run the whole batch again. */
@@ -185,8 +187,16 @@ static void lead(tl_log *log, gc_req *group) {
 
 int tl_cmd_exec(tl_log *log, const tl_cmd *cmd, tl_result *res) {
     if (!log || !cmd || !res) return tl_fail(TL_EUSAGE, "log, command and result are required");
-    gc_queue *q = log->commands;
     gc_req me = {{cmd, res}, false, NULL};
+    if (tl_map_held_by_me(log)) {
+        /* A caller holding a snapshot (an open iterator, a follow or export callback) commits
+         * alone: should the map have to grow, it is this thread that is refused at once
+         * (tl_log_grow_map), instead of a group's leader waiting for its snapshot to end. */
+        lead(log, &me);
+        if (res->code) tl_fail(res->code, "%s", res->message);
+        return res->code;
+    }
+    gc_queue *q = log->commands;
     pthread_mutex_lock(&q->mu);
     if (q->tail) q->tail->next = &me;
     else q->head = &me;

@@ -215,14 +215,14 @@ static int check_format(tl_log *log) {
     if (!rc) {
         int lrc = tl_get(txn, log->db_meta, META_LAYOUT, sizeof META_LAYOUT - 1, &v);
         if (lrc && lrc != TL_ENOTFOUND) rc = lrc;
-        else log->layout_stale = lrc == TL_ENOTFOUND || v.mv_size != 8 || tl_seq_from_key(v.mv_data) != TL_LAYOUT_VERSION;
+        else atomic_store(&log->layout_stale, lrc == TL_ENOTFOUND || v.mv_size != 8 || tl_seq_from_key(v.mv_data) != TL_LAYOUT_VERSION);
     }
     tl_rtxn_end(log, txn);
     return rc;
 }
 
 int tl_layout_check(tl_log *log) {
-    if (!log->layout_stale) return 0;
+    if (!atomic_load(&log->layout_stale)) return 0;
     return tl_fail(TL_EVERSION, "the projections of %s were built by an earlier threadlog (another layout): run "
                                 "`threadlog replay` to rebuild them, then retry", log->dir);
 }

@@ -96,7 +96,8 @@ struct tl_log {
     tl_keypair key;       /* current writer key (when writable) */
     tl_keypair next_key;  /* set during a rotation */
     bool have_key;
-    bool layout_stale;    /* the projections were built by an earlier layout: replay first */
+    atomic_bool layout_stale; /* the projections were built by an earlier layout: replay first
+                                 (cleared by a replay's commit while queries read it) */
     uint64_t max_attachment;
     tl_applier appliers[TL_MAX_APPLIERS];
     unsigned napplier;
@@ -183,6 +184,8 @@ int tl_txn_begin(tl_log *log, unsigned flags, MDB_txn **txn, bool holding_write_
  * ends; tl_map_exclusive takes it exclusively, until deadline when one is given (ETIMEDOUT).
  */
 void tl_map_shared(tl_log *log, bool may_wait);
+/** The calling thread holds a transaction (a read snapshot) on log. */
+bool tl_map_held_by_me(const tl_log *log);
 void tl_map_shared_end(tl_log *log);
 int tl_map_exclusive(tl_log *log, const struct timespec *deadline);
 /** Write w's head (sequence, hash, time, current key) into meta. */

@@ -36,6 +36,11 @@ static unsigned *held_count(const tl_log *log, bool add) {
     return &free_slot->n;
 }
 
+bool tl_map_held_by_me(const tl_log *log) {
+    unsigned *mine = held_count(log, false);
+    return mine && *mine > 0;
+}
+
 /* How long a thread waits for the process's open transactions to end before it gives up
  * growing, reopening or adopting the map ("storage", retry): a reader that never ends (an
  * embedder's forgotten iterator) must cost writers an error, never a hang. */

@@ -156,6 +156,10 @@ int tl_log_record(tl_log *log, uint64_t seq, uint8_t **rec, size_t *len) {
 #define FOLLOW_BATCH 256
 #define FOLLOW_BYTES (4u << 20)
 
+/* *stop is read with an atomic load: a thread that sets it with an atomic store (or a signal
+ * handler) and this loop then share it without a data race (a plain volatile read is one). */
+static bool stop_requested(volatile int *stop) { return stop && __atomic_load_n(stop, __ATOMIC_ACQUIRE) != 0; }
+
 int tl_log_follow(tl_log *log, uint64_t from, unsigned poll_ms, volatile int *stop,
                   tl_follow_fn fn, void *payload) {
     if (!log || !fn) return tl_fail(TL_EUSAGE, "tl_log_follow: log and fn are required");
@@ -166,7 +170,7 @@ int tl_log_follow(tl_log *log, uint64_t from, unsigned poll_ms, volatile int *st
     size_t cap = 0, off[FOLLOW_BATCH], len[FOLLOW_BATCH];
     uint64_t seqs[FOLLOW_BATCH];
     int rc = 0;
-    while (!stop || !*stop) {
+    while (!stop_requested(stop)) {
         tl_iter *it;
         if ((rc = tl_iter_open(log, next, &it)) != 0) break;
         size_t n = 0, used = 0;
@@ -199,7 +203,7 @@ int tl_log_follow(tl_log *log, uint64_t from, unsigned poll_ms, volatile int *st
             if ((rc = view_from(&e, &view, &k, &v)) != 0) break;
             next = view.seq + 1;
             if (fn(&view, payload)) { free(buf); return 0; }
-            if (stop && *stop) break;
+            if (stop_requested(stop)) break;
         }
         if (rc) break;
         if (irc && irc != TL_ENOTFOUND) { rc = irc; break; }

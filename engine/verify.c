@@ -264,18 +264,20 @@ int tl_log_checkpoint(tl_log *log, char **json) {
     if (!log || !json) return tl_fail(TL_EUSAGE, "tl_log_checkpoint: log and json are required");
     *json = NULL;
     if (!log->have_key) return tl_fail(TL_EKEY, "a checkpoint is signed with the writer key: open the log writable");
-    MDB_txn *txn;
-    int rc = tl_rtxn_begin(log, &txn);
+    /* The head and the key must belong together: read them as a writer does, holding the
+     * writer lock (a rotation of this process installs its key before letting it go) and
+     * adopting a key another process rotated to (the head names it; its key file holds it).
+     * A read snapshot could fall between a rotation's commit and its key, or keep an old key
+     * for as long as this process does not write. */
+    tl_wtxn *w;
+    int rc = tl_wtxn_begin(log, &w);
     if (rc) return rc;
-    tl_head head;
-    rc = tl_head_read(txn, log, &head);
-    tl_rtxn_end(log, txn);
-    if (rc) return rc;
-    /* a rotation committing on another thread replaces log->key (under key_mu) */
+    tl_head head = w->head;
     tl_keypair key;
     pthread_mutex_lock(&log->key_mu);
     key = log->key;
     pthread_mutex_unlock(&log->key_mu);
+    tl_wtxn_abort(w);
     if (memcmp(head.pk, key.pk, TL_PUBKEY_BYTES) != 0) {
         tl_keypair_wipe(&key);
         return tl_fail(TL_EKEY, "the writer key is not current");

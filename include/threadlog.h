@@ -235,9 +235,10 @@ int tl_event_json(const tl_event_view *ev, char **json);
  * appended (by this or other processes) until fn returns non-zero or *stop becomes non-zero.
  * poll_ms bounds the wait between checks (0: 100 ms). Returns 0 when stopped. fn runs with
  * no read snapshot open (events are copied out in batches), so it may append or run
- * commands; the view is valid during the call only. *stop is read between events and polls
- * (set it from another thread or a signal handler; a C11 program may prefer to end the
- * follow by returning non-zero from fn).
+ * commands; the view is valid during the call only. *stop is read between events and polls,
+ * with an atomic load: set it from a signal handler, or from another thread with an atomic
+ * store (__atomic_store_n(stop, 1, __ATOMIC_RELEASE)), which makes it race-free; or end the
+ * follow by returning non-zero from fn.
  */
 typedef int (*tl_follow_fn)(const tl_event_view *ev, void *payload);
 int tl_log_follow(tl_log *log, uint64_t from, unsigned poll_ms, volatile int *stop,
@@ -307,7 +308,8 @@ int tl_log_verify(tl_log *log, const tl_verify_options *opts, tl_verify_report *
 
 /**
  * A signed checkpoint of the head: {"seq","hash","ts","key","signature"} (hex fields).
- * *json is freed with tl_free().
+ * *json is freed with tl_free(). The head and the key are read under the writer lock, as a
+ * write reads them (a key another process rotated to is taken from its file). Thread-safe.
  */
 int tl_log_checkpoint(tl_log *log, char **json);
 

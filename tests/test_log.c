@@ -792,7 +792,7 @@ static void *overlap_read(void *arg) {
     overlap_reader *r = arg;
     usleep(r->delay_ms * 1000);
     double until = mono_s() + 6;
-    while (!*r->stop && mono_s() < until) {
+    while (!__atomic_load_n(r->stop, __ATOMIC_ACQUIRE) && mono_s() < until) {
         tl_iter *it;
         if (tl_iter_open(r->log, 1, &it) != 0) { r->failed = 1; break; }
         usleep(60000);
@@ -820,7 +820,7 @@ START_TEST(map_growth_not_starved_by_readers) {
     double t0 = mono_s();
     for (int b = 0; b < 8; b++) append_n(log, 4, (uint64_t)b * 4, 65536); /* 2 MiB: the map grows */
     double took = mono_s() - t0;
-    stop = 1;
+    __atomic_store_n(&stop, 1, __ATOMIC_RELEASE); /* the threads read it with atomic loads */
     for (int i = 0; i < 2; i++) pthread_join(t[i], NULL);
     ck_assert_int_eq(tl_log_stats_get(log, &st), 0);
     ck_assert_uint_gt(st.map_bytes, map0);
@@ -1277,7 +1277,7 @@ static void *rot_append(void *arg) {
     msgpack_sbuffer_init(&buf);
     x_payload(&buf, 1, "hello", 0);
     tl_draft d = {"x.test", "alice", NULL, (const uint8_t *)buf.data, buf.size};
-    while (!*a->stop) {
+    while (!__atomic_load_n(a->stop, __ATOMIC_ACQUIRE)) {
         int rc = tl_log_append(a->log, &d, 1, NULL);
         if (!rc) a->appended++;
         else if (!a->failures++) snprintf(a->why, sizeof a->why, "%s: %s", tl_strerror(rc), tl_errdetail());
@@ -1303,7 +1303,7 @@ START_TEST(rotation_while_appending) {
         ck_assert_msg(tl_log_verify(log, &vo, &vr) == 0, "checkpoint %d: %s", r, vr.reason);
         tl_free(cp);
     }
-    stop = 1;
+    __atomic_store_n(&stop, 1, __ATOMIC_RELEASE); /* the threads read it with atomic loads */
     for (int i = 0; i < 3; i++) pthread_join(t[i], NULL);
     for (int i = 0; i < 3; i++) ck_assert_msg(a[i].failures == 0, "appender %d: %d refused (%s)", i, a[i].failures, a[i].why);
     verify_ok(log, 1 + (uint64_t)(a[0].appended + a[1].appended + a[2].appended) + 40);
@@ -1375,6 +1375,27 @@ END_TEST
  * inside its write transaction and renames only its own file afterwards, keyfiles.c): no
  * rotation or append fails, no interleaving loses the key the head names, and the next
  * rotation settles every leftover rotation file. */
+/* A checkpoint signs the head with the key the head names: after another process rotated the
+ * key, this process's handle takes the new key from its file, as a write would (it answered
+ * TL_EKEY "not current" until this process wrote). */
+START_TEST(checkpoint_after_another_process_rotated) {
+    char *dir;
+    tl_log *log = tu_new_log(&dir);
+    append_n(log, 1, 0, 0);
+    char *cp;
+    ck_assert_int_eq(tl_log_checkpoint(log, &cp), 0);
+    tl_free(cp);
+    ck_assert_int_eq(tu_run(NULL, "%s -d %s key rotate > /dev/null", TL_CLI, dir), 0);
+    ck_assert_msg(tl_log_checkpoint(log, &cp) == 0, "checkpoint: %s", tl_errdetail());
+    tl_verify_options vo = TL_VERIFY_OPTIONS_INIT;
+    vo.checkpoint_json = cp;
+    tl_verify_report r;
+    ck_assert_msg(tl_log_verify(log, &vo, &r) == 0, "verify: %s", r.reason);
+    tl_free(cp);
+    remove_log(log, dir);
+}
+END_TEST
+
 START_TEST(rotations_in_two_processes) {
     char *dir;
     tl_log *log = tu_new_log(&dir);
@@ -1624,8 +1645,8 @@ static volatile int watchdog_stop;
 /* Sets watchdog_stop after arg milliseconds (in steps of 10 ms), or earlier if set. */
 static void *watchdog(void *arg) {
     long ms = (long)(intptr_t)arg;
-    for (long i = 0; i < ms / 10 && !watchdog_stop; i++) usleep(10000);
-    watchdog_stop = 1;
+    for (long i = 0; i < ms / 10 && !__atomic_load_n(&watchdog_stop, __ATOMIC_ACQUIRE); i++) usleep(10000);
+    __atomic_store_n(&watchdog_stop, 1, __ATOMIC_RELEASE);
     return NULL;
 }
 
@@ -1652,10 +1673,10 @@ START_TEST(follow_sees_other_process) {
     log = open_log(dir, TL_OPEN_READONLY);
     follow_seen seen = {.until = 9};
     pthread_t t;
-    watchdog_stop = 0;
+    __atomic_store_n(&watchdog_stop, 0, __ATOMIC_RELEASE);
     pthread_create(&t, NULL, watchdog, (void *)(intptr_t)30000); /* a safety net only */
     ck_assert_int_eq(tl_log_follow(log, 1, 20, &watchdog_stop, on_event, &seen), 0);
-    watchdog_stop = 1;
+    __atomic_store_n(&watchdog_stop, 1, __ATOMIC_RELEASE);
     pthread_join(t, NULL);
     int status;
     ck_assert_int_eq(waitpid(pid, &status, 0), pid);
@@ -1667,7 +1688,7 @@ START_TEST(follow_sees_other_process) {
 
     /* from a later sequence, and stopped by the flag when nothing comes */
     follow_seen later = {.until = 1000};
-    watchdog_stop = 0;
+    __atomic_store_n(&watchdog_stop, 0, __ATOMIC_RELEASE);
     pthread_create(&t, NULL, watchdog, (void *)(intptr_t)500);
     /* nothing more is appended: the stop flag ends it after half a second */
     ck_assert_int_eq(tl_log_follow(log, 8, 20, &watchdog_stop, on_event, &later), 0);
@@ -1789,7 +1810,7 @@ typedef struct panic_reader {
  * work and hold at least every event acknowledged before it began. */
 static void *panic_read(void *arg) {
     panic_reader *r = arg;
-    while (!*r->stop && !r->failed) {
+    while (!__atomic_load_n(r->stop, __ATOMIC_ACQUIRE) && !r->failed) {
         uint64_t floor = __atomic_load_n(r->acked, __ATOMIC_SEQ_CST);
         tl_iter *it;
         int rc = tl_iter_open(r->log, 1, &it);
@@ -1861,7 +1882,7 @@ START_TEST(panic_reopens_in_place) {
     tl_cmd_free(cmd);
     __atomic_store_n(&acked, res.seq, __ATOMIC_SEQ_CST);
     usleep(50000);
-    stop = 1;
+    __atomic_store_n(&stop, 1, __ATOMIC_RELEASE); /* the threads read it with atomic loads */
     for (int i = 0; i < 2; i++) {
         pthread_join(t[i], NULL);
         ck_assert_msg(!readers[i].failed, "reader %d: %s", i, readers[i].why);
@@ -2054,6 +2075,7 @@ int main(void) {
     tcase_add_test(tc, null_arguments_refused);
     tcase_add_test(tc, rotation_by_another_process);
     tcase_add_test(tc, rotations_in_two_processes);
+    tcase_add_test(tc, checkpoint_after_another_process_rotated);
     tcase_add_test(tc, warm_maps_the_file);
     tcase_add_test(tc, warm_maps_huge_pages);
     tcase_set_timeout(tc, 120);
