@@ -289,11 +289,16 @@ int tl_content_get(MDB_txn *txn, tl_log *log, const uint8_t commit[TL_HASH_BYTES
 int tl_content_erase(tl_wtxn *w, const uint8_t commit[TL_HASH_BYTES]);
 
 /* ---- a replay into another directory (replay_copy.c) ---- */
-/** Make dir for a copy: created (0700, *created set) or existing and empty; a log already
- * there is `exists`, anything else in it `invalid_input`. */
-int tl_copy_dir_prepare(const char *dir, bool *created);
-/** Remove a copy's files (and dir, when tl_copy_dir_prepare created it). */
+/** The subdirectory of a copy's directory where the copy is built (replay_copy.c). */
+#define TL_COPY_BUILD ".threadlog-building"
+/** Make dir for a copy: created (0700, *created set) or existing and empty (but for a killed
+ * build's leftovers, removed); a log already there is `exists`, anything else in it
+ * `invalid_input`. build receives the subdirectory to build the copy in (created). */
+int tl_copy_dir_prepare(const char *dir, bool *created, char *build, size_t cap);
+/** Remove a copy's build (and dir, when tl_copy_dir_prepare created it). */
 void tl_copy_dir_remove(const char *dir, bool created);
+/** Move the finished copy from its build subdirectory into dir (one rename). */
+int tl_copy_dir_finish(const char *dir);
 /** A compacted copy of a read snapshot of log's environment, written to dir/data.mdb (0600). */
 int tl_copy_env(tl_log *log, const char *dir);
 /** Cut the copy's log after `until`: later records and their content go; their erasures are

@@ -475,16 +475,17 @@ int tl_replay(tl_log *log, const tl_replay_options *opts, tl_replay_report *repo
 
     tl_log *target = log;
     bool created = false;
+    char build[4096]; /* a copy is built here, inside into_dir, and moved into it when complete */
     int rc = 0;
     if (copy) {
-        if ((rc = tl_copy_dir_prepare(opts->into_dir, &created)) != 0) return rc;
-        if ((rc = tl_copy_env(log, opts->into_dir)) != 0) {
+        if ((rc = tl_copy_dir_prepare(opts->into_dir, &created, build, sizeof build)) != 0) return rc;
+        if ((rc = tl_copy_env(log, build)) != 0) {
             tl_copy_dir_remove(opts->into_dir, created);
             return rc;
         }
         tl_open_options oo = TL_OPEN_OPTIONS_INIT;
         oo.flags = TL_OPEN_NOKEY;
-        if ((rc = tl_log_open(&target, opts->into_dir, &oo)) != 0) {
+        if ((rc = tl_log_open(&target, build, &oo)) != 0) {
             tl_copy_dir_remove(opts->into_dir, created);
             return rc;
         }
@@ -536,6 +537,7 @@ int tl_replay(tl_log *log, const tl_replay_options *opts, tl_replay_report *repo
         char why[256];
         snprintf(why, sizeof why, "%s", tl_errdetail());
         tl_log_close(target);
+        if (!rc && (rc = tl_copy_dir_finish(opts->into_dir)) != 0) snprintf(why, sizeof why, "%s", tl_errdetail());
         if (rc) {
             tl_copy_dir_remove(opts->into_dir, created);
             tl_fail(rc, "%s", why);

@@ -16,36 +16,76 @@
 #include "error.h"
 #include "log.h"
 
-/* Make dir for a copy: created (0700) or empty; a log already there is refused. */
-int tl_copy_dir_prepare(const char *dir, bool *created) {
+/*
+ * The copy is built in a subdirectory of dir (TL_COPY_BUILD) and moved into dir only once it
+ * is complete (tl_copy_dir_finish): a replay killed half-way must not leave dir holding a log
+ * that passes verify yet is not the copy asked for (a whole log where a cut was asked, say).
+ */
+static void build_path(char *out, size_t cap, const char *dir, const char *file) {
+    if (file) snprintf(out, cap, "%s/%s/%s", dir, TL_COPY_BUILD, file);
+    else snprintf(out, cap, "%s/%s", dir, TL_COPY_BUILD);
+}
+
+/* Remove what a build left in dir (its two LMDB files and its subdirectory). */
+static void build_remove(const char *dir) {
+    char path[4096];
+    build_path(path, sizeof path, dir, TL_DATA_FILE);
+    unlink(path);
+    build_path(path, sizeof path, dir, "lock.mdb");
+    unlink(path);
+    build_path(path, sizeof path, dir, NULL);
+    rmdir(path);
+}
+
+int tl_copy_dir_prepare(const char *dir, bool *created, char *build, size_t cap) {
     *created = false;
     if (mkdir(dir, 0700) == 0) {
         *created = true;
-        return 0;
+    } else {
+        if (errno != EEXIST) return tl_fail(TL_ESTORAGE, "cannot create %s: %s", dir, strerror(errno));
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", dir, TL_DATA_FILE);
+        struct stat st;
+        if (stat(path, &st) == 0) return tl_fail(TL_EEXISTS, "%s already holds a log", dir);
+        DIR *d = opendir(dir);
+        if (!d) return tl_fail(TL_ESTORAGE, "cannot open %s: %s", dir, strerror(errno));
+        struct dirent *e;
+        bool empty = true, leftover = false;
+        while ((e = readdir(d)) != NULL) {
+            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+            if (!strcmp(e->d_name, TL_COPY_BUILD)) leftover = true; /* a killed replay's */
+            else empty = false;
+        }
+        closedir(d);
+        if (!empty) return tl_fail(TL_EINVALID, "%s is not empty", dir);
+        if (leftover) build_remove(dir);
     }
-    if (errno != EEXIST) return tl_fail(TL_ESTORAGE, "cannot create %s: %s", dir, strerror(errno));
-    DIR *d = opendir(dir);
-    if (!d) return tl_fail(TL_ESTORAGE, "cannot open %s: %s", dir, strerror(errno));
-    struct dirent *e;
-    bool empty = true;
-    while ((e = readdir(d)) != NULL)
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) empty = false;
-    closedir(d);
-    char path[4096];
-    snprintf(path, sizeof path, "%s/%s", dir, TL_DATA_FILE);
-    struct stat st;
-    if (stat(path, &st) == 0) return tl_fail(TL_EEXISTS, "%s already holds a log", dir);
-    if (!empty) return tl_fail(TL_EINVALID, "%s is not empty", dir);
+    build_path(build, cap, dir, NULL);
+    if (mkdir(build, 0700) != 0) {
+        int e = errno;
+        if (*created) rmdir(dir);
+        return tl_fail(TL_ESTORAGE, "cannot create %s: %s", build, strerror(e));
+    }
     return 0;
 }
 
 void tl_copy_dir_remove(const char *dir, bool created) {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/%s", dir, TL_DATA_FILE);
-    unlink(path);
-    snprintf(path, sizeof path, "%s/lock.mdb", dir);
-    unlink(path);
+    build_remove(dir);
     if (created) rmdir(dir);
+}
+
+int tl_copy_dir_finish(const char *dir) {
+    char from[4096], to[4096];
+    build_path(from, sizeof from, dir, TL_DATA_FILE);
+    snprintf(to, sizeof to, "%s/%s", dir, TL_DATA_FILE);
+    if (rename(from, to) != 0) return tl_fail(TL_ESTORAGE, "cannot move the copy into %s: %s", dir, strerror(errno));
+    build_remove(dir); /* its lock file and the subdirectory */
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC); /* the rename, durable */
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+    return 0;
 }
 
 /* A compacted copy of a read snapshot of log's environment, written to dir/data.mdb (0600). */

@@ -91,9 +91,15 @@ static void print_digest_failure(cli_ctx *ctx, const char *dir) {
  * the copy holds message bodies that a later erasure in the live log would not reach.
  */
 static char preview_dir[PATH_MAX], preview_data[PATH_MAX + 16], preview_lock[PATH_MAX + 16];
+static char preview_build[PATH_MAX + 32], preview_build_data[PATH_MAX + 48], preview_build_lock[PATH_MAX + 48];
 
 static bool preview_remove(void) {
-    unlink(preview_data); /* LMDB's two files (replay --into writes no other) */
+    /* LMDB's two files (replay --into writes no other), in the copy's build subdirectory
+     * (while it is being built) or in the copy itself */
+    unlink(preview_build_data);
+    unlink(preview_build_lock);
+    rmdir(preview_build);
+    unlink(preview_data);
     unlink(preview_lock);
     return rmdir(preview_dir) == 0 || errno == ENOENT;
 }
@@ -152,6 +158,9 @@ static int preview_make(cli_ctx *ctx, tl_log *log) {
     }
     snprintf(preview_data, sizeof preview_data, "%s/data.mdb", preview_dir);
     snprintf(preview_lock, sizeof preview_lock, "%s/lock.mdb", preview_dir);
+    snprintf(preview_build, sizeof preview_build, "%s/%s", preview_dir, ".threadlog-building"); /* TL_COPY_BUILD, replay_copy.c */
+    snprintf(preview_build_data, sizeof preview_build_data, "%s/data.mdb", preview_build);
+    snprintf(preview_build_lock, sizeof preview_build_lock, "%s/lock.mdb", preview_build);
     return 0;
 }
 

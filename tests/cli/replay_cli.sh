@@ -93,6 +93,29 @@ OUT=$("$TL" -d "$B" --json replay --verify --until-seq 25000)
 python3 -c 'import json,sys; o=json.loads(sys.argv[1]); assert o["preview"] is True and o["verified_events"] == o["events"] == 25000, o' "$OUT" \
   || fail "preview --verify: $OUT"
 
+# a copy killed while it is being built (SIGKILL: no handler runs) never leaves a log in its
+# directory that is not the copy asked for: the copy is built in DIR/.threadlog-building and
+# moved in when complete; the next run into DIR clears the leftovers
+for delay in 0.02 0.1 0.3 0.6; do
+  rm -rf "$T/killed"
+  "$TL" -d "$B" replay --into "$T/killed" --until-seq 100 > /dev/null 2>&1 &
+  PID=$!
+  sleep "$delay"
+  kill -KILL "$PID" 2>/dev/null || true
+  wait "$PID" 2>/dev/null || true
+  if [ -e "$T/killed/data.mdb" ]; then # finished before the kill: then it is the cut copy
+    OUT=$("$TL" -d "$T/killed" --json stats)
+    python3 -c 'import json,sys; assert json.loads(sys.argv[1])["events"] == 100' "$OUT" \
+      || fail "a copy killed after $delay s holds another log: $OUT"
+  else
+    if "$TL" -d "$T/killed" verify > /dev/null 2>&1; then fail "a copy killed after $delay s passes verify unfinished"; fi
+    "$TL" -d "$B" replay --into "$T/killed" --until-seq 100 > /dev/null || fail "a second run into a killed copy's directory"
+    [ ! -e "$T/killed/.threadlog-building" ] || fail "the build directory stayed after a complete copy"
+    OUT=$("$TL" -d "$T/killed" --json stats)
+    python3 -c 'import json,sys; assert json.loads(sys.argv[1])["events"] == 100' "$OUT" || fail "the copy after a kill: $OUT"
+  fi
+done
+
 # refusals change nothing (exit 1 with the error object, a malformed flag included)
 set +e
 # a mistyped flag is refused, not ignored (it would have run a whole replay in place)
