@@ -73,7 +73,10 @@ int tl_keyfile_write(const char *path, const tl_keypair *kp) {
 }
 
 int tl_keyfile_read(const char *path, tl_keypair *kp) {
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    /* O_NONBLOCK: a FIFO put in the key's place would block the open until a writer came;
+     * it opens at once instead, and is refused below as not a regular file */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    if (fd < 0 && errno == ELOOP) return tl_fail(TL_EKEY, "key file %s is a symbolic link: refused", path);
     if (fd < 0) return tl_fail(TL_EKEY, "cannot open key file %s: %s", path, strerror(errno));
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
