@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -70,6 +71,109 @@ void tl_engine_init_undo(const char *dir, const tl_init_made *made) {
 }
 
 static int init_files(const char *dir, uint64_t max_attachment, char pubkey_hex[TL_PUBKEY_HEX_SIZE], tl_init_made *made);
+
+/* ---------------------------------------------------------------- staging
+ *
+ * `init DIR` builds the whole log in DIR/.threadlog-init.PID (key, environment, genesis, every
+ * applier's databases) and only then links its two files into DIR: the key first, the data
+ * file last, since a data file is what makes a directory a log. A killed init therefore leaves
+ * either no log (DIR holding at most the key and the staging directory, which the next init
+ * recognises and clears) or a complete one, never one that is half made (before, a kill could
+ * leave a log that failed verify, or a directory neither usable nor re-initialisable).
+ */
+#define STAGING_PREFIX ".threadlog-init."
+
+static void staging_remove(const char *staging) {
+    static const char *const files[] = {TL_DATA_FILE, "lock.mdb", TL_KEY_FILE};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) unlink_in(staging, files[i]);
+    rmdir(staging);
+}
+
+/* A killed init's leftovers: DIR holds only staging directories of processes that are gone,
+ * and perhaps the key one of them linked in. Cleared (1), left (0: something else is there),
+ * or TL_EEXISTS when an init is still running. */
+static int clear_interrupted_init(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    struct dirent *e;
+    int staged = 0, others = 0, running = 0;
+    while ((e = readdir(d)) != NULL) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") || !strcmp(e->d_name, TL_KEY_FILE)) continue;
+        if (strncmp(e->d_name, STAGING_PREFIX, sizeof STAGING_PREFIX - 1) != 0) { others++; continue; }
+        char *end;
+        long pid = strtol(e->d_name + sizeof STAGING_PREFIX - 1, &end, 10);
+        if (*end || pid <= 0) others++;
+        else if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) running++;
+        else staged++;
+    }
+    if (running) { closedir(d); return tl_fail(TL_EEXISTS, "another init is creating a log in %s", dir); }
+    if (others || !staged) { closedir(d); return 0; }
+    rewinddir(d);
+    while ((e = readdir(d)) != NULL)
+        if (!strncmp(e->d_name, STAGING_PREFIX, sizeof STAGING_PREFIX - 1)) {
+            char *path = tl_path_join(dir, e->d_name);
+            if (path) staging_remove(path);
+            free(path);
+        }
+    closedir(d);
+    unlink_in(dir, TL_KEY_FILE); /* linked in by the killed init, for a log that never came */
+    return 1;
+}
+
+int tl_engine_init_stage(const char *dir, char *staging, size_t cap, bool *made_dir) {
+    *made_dir = false;
+    int rc = tl_crypto_init();
+    if (rc) return rc;
+    int state = dir_state(dir);
+    if (state < 0) return state;
+    if (state == 0 && (state = clear_interrupted_init(dir)) < 0) return state;
+    if (state == 0) return tl_fail(TL_EINVALID, "%s is not empty and holds no log", dir);
+    if (mkdir_parents(dir, made_dir) != 0) return tl_fail(TL_ESTORAGE, "cannot create %s: %s", dir, strerror(errno));
+    if (snprintf(staging, cap, "%s/%s%ld", dir, STAGING_PREFIX, (long)getpid()) >= (int)cap) {
+        if (*made_dir) rmdir(dir);
+        return tl_fail(TL_EINVALID, "the path %s is too long", dir);
+    }
+    if (mkdir(staging, 0700) != 0) {
+        int e = errno;
+        if (*made_dir) rmdir(dir);
+        return tl_fail(TL_ESTORAGE, "cannot create %s: %s", staging, strerror(e));
+    }
+    return 0;
+}
+
+/* Put name from staging into dir without replacing anything there (link), or by rename where
+ * the filesystem has no hard links. */
+static int publish(const char *staging, const char *dir, const char *name) {
+    char *from = tl_path_join(staging, name), *to = tl_path_join(dir, name);
+    int rc = 0;
+    if (!from || !to) rc = tl_fail(TL_ENOMEM, "out of memory");
+    else if (link(from, to) != 0) {
+        if (errno == EEXIST) rc = tl_fail(TL_EEXISTS, "%s appeared in %s while init ran", name, dir);
+        else if ((errno == EPERM || errno == EXDEV || errno == ENOTSUP || errno == EMLINK) && rename(from, to) == 0) rc = 0;
+        else rc = tl_fail(TL_ESTORAGE, "cannot put %s into %s: %s", name, dir, strerror(errno));
+    }
+    free(from);
+    free(to);
+    return rc;
+}
+
+int tl_engine_init_publish(const char *dir, const char *staging) {
+    int rc = publish(staging, dir, TL_KEY_FILE);
+    if (!rc && (rc = publish(staging, dir, TL_DATA_FILE)) != 0) unlink_in(dir, TL_KEY_FILE);
+    if (rc) return rc;
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC); /* both names, durable */
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+    staging_remove(staging);
+    return 0;
+}
+
+void tl_engine_init_abandon(const char *dir, const char *staging, bool made_dir) {
+    staging_remove(staging);
+    if (made_dir) rmdir(dir);
+}
 
 /*
  * A failure past the directory's checks (a full disk, most often) leaves nothing behind: a

@@ -371,6 +371,14 @@ typedef struct tl_init_made {
  *  made, for a caller whose later step fails (tl_engine_init_undo). */
 int tl_engine_init(const char *dir, uint64_t max_attachment, char pubkey_hex[TL_PUBKEY_HEX_SIZE], tl_init_made *made);
 void tl_engine_init_undo(const char *dir, const tl_init_made *made);
+/** `init DIR` in three steps (init.c): check DIR (clearing a killed init's leftovers) and make
+ * the staging directory inside it (path into staging); build the log there (tl_engine_init,
+ * then an open that creates the appliers' databases); publish it into DIR, key first, data
+ * file last. On a failure between them, abandon removes the staging directory (and DIR, if
+ * made_dir). */
+int tl_engine_init_stage(const char *dir, char *staging, size_t cap, bool *made_dir);
+int tl_engine_init_publish(const char *dir, const char *staging);
+void tl_engine_init_abandon(const char *dir, const char *staging, bool made_dir);
 /** The internal code a wtxn returns when the map must grow before the batch runs again. */
 #define TL_EMAPFULL (-100)
 

@@ -18,19 +18,24 @@ int tl_log_init(const char *dir, const tl_init_options *opts, char pubkey_hex[TL
     if (max > TL_MAX_ATTACHMENT_LIMIT)
         return tl_fail(TL_EINVALID, "the attachment limit is at most %llu bytes (1 GiB), not %llu",
                        (unsigned long long)TL_MAX_ATTACHMENT_LIMIT, (unsigned long long)max);
-    tl_init_made made;
-    int rc = tl_engine_init(dir, max, pubkey_hex, &made);
+    /* built whole in a staging directory inside dir, then published: a killed init leaves no
+     * half-made log (init.c) */
+    char staging[4200];
+    bool made_dir;
+    int rc = tl_engine_init_stage(dir, staging, sizeof staging, &made_dir);
     if (rc) return rc;
-    /* open once writable so every applier creates its databases now, not at first use; if
-     * that fails (a full disk), the log was never handed out: nothing is left behind */
+    tl_init_made made;
+    rc = tl_engine_init(staging, max, pubkey_hex, &made); /* on failure, says it removed its files */
+    bool said = rc != 0;
+    /* open once writable so every applier creates its databases now, not at first use */
     tl_log *log;
-    rc = tl_log_open(&log, dir, NULL);
-    if (!rc) tl_log_close(log);
-    else {
+    if (!rc && (rc = tl_log_open(&log, staging, NULL)) == 0) tl_log_close(log);
+    if (!rc) rc = tl_engine_init_publish(dir, staging);
+    if (rc) {
         char why[256];
         snprintf(why, sizeof why, "%s", tl_errdetail());
-        tl_engine_init_undo(dir, &made);
-        tl_fail(rc, "%s (what init made was removed)", why);
+        tl_engine_init_abandon(dir, staging, made_dir);
+        tl_fail(rc, "%s%s", why, said ? "" : " (what init made was removed)");
     }
     return rc;
 }

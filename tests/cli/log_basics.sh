@@ -84,6 +84,31 @@ out=$( (trap '' XFSZ; ulimit -f 8; "$TL" --json init "$T/fullp/log/") ) && fail 
 [ ! -e "$T/fullp/log" ] || fail "init (trailing slash) left $T/fullp/log"
 "$TL" init "$T/fullp/log/" > /dev/null && [ "$(mode "$T/fullp/log")" = 700 ] || fail "init a/log/ made $(mode "$T/fullp/log")"
 
+# a killed init leaves no half-made log: the log is built in DIR/.threadlog-init.PID and its
+# data file linked in last, so after a SIGKILL at any moment DIR is either a whole log (verify
+# passes, a write works) or no log, and init then succeeds there (it clears the leftovers)
+for i in $(seq 40); do
+  rm -rf "$T/killed"
+  "$TL" init "$T/killed" > /dev/null 2>&1 &
+  p=$!
+  sleep "0.00$((i % 10))"
+  kill -KILL $p 2>/dev/null || true
+  wait $p 2>/dev/null || true
+  if [ ! -e "$T/killed/data.mdb" ]; then
+    "$TL" init "$T/killed" > /dev/null 2>&1 || fail "init after a killed init ($i): $("$TL" init "$T/killed" 2>&1; ls -A "$T/killed")"
+  fi
+  "$TL" -d "$T/killed" verify > /dev/null 2>&1 || fail "a killed init ($i) left a log that fails verify: $(ls -A "$T/killed")"
+  "$TL" -d "$T/killed" account --id a --name A > /dev/null 2>&1 || fail "no write after a killed init ($i)"
+done
+# the leftovers, made by hand: a key and the staging directory of a process that is gone are
+# cleared; those of a running init are not touched (exists)
+rm -rf "$T/left" && mkdir -p "$T/left/.threadlog-init.999999999" && echo x > "$T/left/writer.key"
+"$TL" init "$T/left" > /dev/null || fail "init over a dead init's leftovers"
+"$TL" -d "$T/left" verify > /dev/null || fail "verify after init over leftovers"
+rm -rf "$T/live" && mkdir -p "$T/live/.threadlog-init.$$"
+status 1 "$TL" --json init "$T/live"
+jcheck "$OUT" 'o["error"] == "exists"'
+
 # --json init, with the limit in force
 status 0 "$TL" --json init --max-attachment 1000 "$T/j"
 jcheck "$OUT" 'o["ok"] is True and len(o["public_key"]) == 64 and o["max_attachment"] == 1000 and o["dir"].endswith("/j")'
