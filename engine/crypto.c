@@ -59,7 +59,8 @@ static int sync_parent_dir(const char *path) {
 
 int tl_keyfile_write(const char *path, const tl_keypair *kp) {
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0) return tl_fail(TL_EKEY, "cannot create key file %s: %s", path, strerror(errno));
+    if (fd < 0) return tl_fail(errno == ENOSPC || errno == EDQUOT || errno == EIO ? TL_ESTORAGE : TL_EKEY,
+                               "cannot create key file %s: %s", path, strerror(errno));
     ssize_t w = write(fd, kp->sk, TL_SECRETKEY_BYTES);
     int ok = w == TL_SECRETKEY_BYTES && fsync(fd) == 0;
     int saved = errno;
@@ -67,7 +68,9 @@ int tl_keyfile_write(const char *path, const tl_keypair *kp) {
     if (ok && sync_parent_dir(path) != 0) { ok = 0; saved = errno; }
     if (!ok) {
         unlink(path);
-        return tl_fail(TL_EKEY, "cannot write key file %s: %s", path, strerror(saved));
+        /* a full or failing disk is storage, as everywhere else */
+        return tl_fail(saved == ENOSPC || saved == EDQUOT || saved == EIO ? TL_ESTORAGE : TL_EKEY,
+                       "cannot write key file %s: %s", path, strerror(saved));
     }
     return 0;
 }

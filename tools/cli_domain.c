@@ -129,12 +129,15 @@ static int cmd_attach(cli_ctx *ctx) {
     if (rc) return rc;
     tl_log_stats st;
     tl_log_stats_get(log, &st);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* a FIFO must not block the open */
     struct stat sb;
     if (fd < 0 || fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        char why[300];
+        if (fd < 0) snprintf(why, sizeof why, "cannot open the attachment file %s: %s", path, strerror(errno));
+        else snprintf(why, sizeof why, "the attachment file %s is not a regular file", path);
         if (fd >= 0) close(fd);
         tl_log_close(log);
-        return cli_error(ctx, TL_EINVALID, "cannot read the attachment file (a regular file is needed)");
+        return cli_error(ctx, TL_EINVALID, why);
     }
     /* Over the limit: not read, only its size given, so the rules still answer another
      * field's invalid_input first, as apply would. */
