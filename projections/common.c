@@ -339,7 +339,7 @@ static void cursor_tag(uint8_t tag[TLP_CURSOR_TAG], char kind, const tl_query *q
 
 int tlp_cursor_decode(const tl_query *q, char kind, uint8_t *out, size_t cap, size_t *len) {
     uint8_t raw[TLP_KEY_MAX + TLP_CURSOR_TAG], tag[TLP_CURSOR_TAG];
-    size_t n;
+    size_t n = 0;
     int rc = cursor_unhex(q->cursor, raw, sizeof raw, &n);
     if (rc) return rc;
     if (n <= TLP_CURSOR_TAG || n - TLP_CURSOR_TAG > cap) return tl_fail(TL_EINVALID, "malformed cursor");
