@@ -321,8 +321,9 @@ int tl_engine_open(tl_log **out, const char *dir, unsigned flags) {
     struct stat st;
     char *data = tl_path_join(dir, TL_DATA_FILE);
     if (!data) return tl_fail(TL_ENOMEM, "out of memory");
-    int exists = stat(data, &st) == 0;
+    int exists = stat(data, &st) == 0, why = errno;
     free(data);
+    if (!exists && why == EACCES) return tl_fail(TL_ESTORAGE, "cannot read %s: %s", dir, strerror(why));
     if (!exists) return tl_fail(TL_ENOTFOUND, "%s holds no threadlog log", dir);
     /* LMDB would take an empty file for a new environment (writable: format it; read-only:
      * fail with EBADF): either way not what an emptied log deserves */
