@@ -13,6 +13,7 @@
  * threads, and the first bad sequence over both kinds of check is reported.
  */
 #include <jansson.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -264,24 +265,34 @@ int tl_log_checkpoint(tl_log *log, char **json) {
     if (!log || !json) return tl_fail(TL_EUSAGE, "tl_log_checkpoint: log and json are required");
     *json = NULL;
     if (!log->have_key) return tl_fail(TL_EKEY, "a checkpoint is signed with the writer key: open the log writable");
-    /* The head and the key must belong together: read them as a writer does, holding the
-     * writer lock (a rotation of this process installs its key before letting it go) and
-     * adopting a key another process rotated to (the head names it; its key file holds it).
-     * A read snapshot could fall between a rotation's commit and its key, or keep an old key
-     * for as long as this process does not write. */
-    tl_wtxn *w;
-    int rc = tl_wtxn_begin(log, &w);
-    if (rc) return rc;
-    tl_head head = w->head;
+    /* The head and the key must belong together. The head is read in a snapshot and the key
+     * under key_mu, which can straddle a rotation of this process (committed, its key not yet
+     * installed) or follow one by another process (this one installs the new key only when it
+     * next writes): then the key the head names is taken from its key file, as a writer of
+     * this process would, and a few tries settle an in-process rotation. No writer lock: a
+     * thread with an open batch, or a callback, may take a checkpoint. */
+    tl_head head;
     tl_keypair key;
-    pthread_mutex_lock(&log->key_mu);
-    key = log->key;
-    pthread_mutex_unlock(&log->key_mu);
-    tl_wtxn_abort(w);
-    if (memcmp(head.pk, key.pk, TL_PUBKEY_BYTES) != 0) {
-        tl_keypair_wipe(&key);
-        return tl_fail(TL_EKEY, "the writer key is not current");
+    int rc = 0;
+    bool matched = false;
+    for (int attempt = 0; attempt < 5 && !matched && !rc; attempt++) {
+        MDB_txn *txn;
+        if ((rc = tl_rtxn_begin(log, &txn)) != 0) break;
+        rc = tl_head_read(txn, log, &head);
+        tl_rtxn_end(log, txn);
+        if (rc) break;
+        pthread_mutex_lock(&log->key_mu);
+        key = log->key;
+        pthread_mutex_unlock(&log->key_mu);
+        matched = memcmp(head.pk, key.pk, TL_PUBKEY_BYTES) == 0;
+        if (!matched) {
+            tl_keypair_wipe(&key);
+            matched = tl_keyfile_find(log->dir, head.pk, &key, NULL) == 0;
+        }
+        if (!matched) sched_yield();
     }
+    if (rc) return rc;
+    if (!matched) return tl_fail(TL_EKEY, "the writer key of the log's head is in no key file of %s", log->dir);
     uint8_t msg[CHECKPOINT_MSG_BYTES], sig[TL_SIGNATURE_BYTES];
     checkpoint_message(msg, head.seq, head.hash, head.ts);
     tl_sign(sig, msg, sizeof msg, &key);

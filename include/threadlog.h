@@ -308,9 +308,8 @@ int tl_log_verify(tl_log *log, const tl_verify_options *opts, tl_verify_report *
 
 /**
  * A signed checkpoint of the head: {"seq","hash","ts","key","signature"} (hex fields).
- * *json is freed with tl_free(). The head and the key are read under the writer lock, as a
- * write reads them (a key another process rotated to is taken from its file): thread-safe,
- * but not from a thread that holds an open tl_batch (see there).
+ * *json is freed with tl_free(). Signed with the key the head names (a key another process
+ * rotated to is taken from its file). Thread-safe; takes no writer lock.
  */
 int tl_log_checkpoint(tl_log *log, char **json);
 
@@ -364,8 +363,8 @@ int tl_result_json(const tl_result *res, char **json);
  * every command of the batch (TL_ESTORAGE, or TL_ENOMEM) and returns the failure's code.
  * An open batch holds the process's write lock from tl_batch_begin to its commit or abort:
  * other threads' writes wait for it, and the thread that holds it must not write through
- * any other call meanwhile (tl_cmd_exec, tl_erase, tl_log_append, tl_log_rotate_key, and
- * tl_log_checkpoint, which reads the head and key under that lock, would wait for itself).
+ * any other call meanwhile (tl_cmd_exec, tl_erase, tl_log_append, tl_log_rotate_key would
+ * wait for itself).
  */
 typedef struct tl_batch tl_batch;
 int tl_batch_begin(tl_log *log, tl_batch **out);
