@@ -11,7 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <signal.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -89,24 +89,19 @@ static void staging_remove(const char *staging) {
     rmdir(staging);
 }
 
-/* A killed init's leftovers: DIR holds only staging directories of processes that are gone,
- * and perhaps the key one of them linked in. Cleared (1), left (0: something else is there),
- * or TL_EEXISTS when an init is still running. */
+/* A killed init's leftovers, seen under the directory's lock (so no init is running): DIR
+ * holds only staging directories, and perhaps the key one of them linked in before it died.
+ * Cleared (1) or left (0: something else is there). */
 static int clear_interrupted_init(const char *dir) {
     DIR *d = opendir(dir);
     if (!d) return 0;
     struct dirent *e;
-    int staged = 0, others = 0, running = 0;
+    int staged = 0, others = 0;
     while ((e = readdir(d)) != NULL) {
         if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") || !strcmp(e->d_name, TL_KEY_FILE)) continue;
-        if (strncmp(e->d_name, STAGING_PREFIX, sizeof STAGING_PREFIX - 1) != 0) { others++; continue; }
-        char *end;
-        long pid = strtol(e->d_name + sizeof STAGING_PREFIX - 1, &end, 10);
-        if (*end || pid <= 0) others++;
-        else if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) running++;
-        else staged++;
+        if (!strncmp(e->d_name, STAGING_PREFIX, sizeof STAGING_PREFIX - 1)) staged++;
+        else others++;
     }
-    if (running) { closedir(d); return tl_fail(TL_EEXISTS, "another init is creating a log in %s", dir); }
     if (others || !staged) { closedir(d); return 0; }
     rewinddir(d);
     while ((e = readdir(d)) != NULL)
@@ -116,29 +111,50 @@ static int clear_interrupted_init(const char *dir) {
             free(path);
         }
     closedir(d);
-    unlink_in(dir, TL_KEY_FILE); /* linked in by the killed init, for a log that never came */
+    unlink_in(dir, TL_KEY_FILE); /* linked in by the dead init, for a log that never came */
     return 1;
 }
 
-int tl_engine_init_stage(const char *dir, char *staging, size_t cap, bool *made_dir) {
+int tl_engine_init_stage(const char *dir, char *staging, size_t cap, bool *made_dir, int *lock_fd) {
     *made_dir = false;
+    *lock_fd = -1;
     int rc = tl_crypto_init();
     if (rc) return rc;
     int state = dir_state(dir);
     if (state < 0) return state;
-    if (state == 0 && (state = clear_interrupted_init(dir)) < 0) return state;
-    if (state == 0) return tl_fail(TL_EINVALID, "%s is not empty and holds no log", dir);
     if (mkdir_parents(dir, made_dir) != 0) return tl_fail(TL_ESTORAGE, "cannot create %s: %s", dir, strerror(errno));
-    if (snprintf(staging, cap, "%s/%s%ld", dir, STAGING_PREFIX, (long)getpid()) >= (int)cap) {
-        if (*made_dir) rmdir(dir);
-        return tl_fail(TL_EINVALID, "the path %s is too long", dir);
-    }
-    if (mkdir(staging, 0700) != 0) {
+    /* one init at a time in a directory: the others answer exists at once, and leftovers seen
+     * while holding the lock are a dead init's */
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) != 0) {
         int e = errno;
+        if (fd >= 0) close(fd);
         if (*made_dir) rmdir(dir);
-        return tl_fail(TL_ESTORAGE, "cannot create %s: %s", staging, strerror(e));
+        return e == EWOULDBLOCK ? tl_fail(TL_EEXISTS, "another init is creating a log in %s", dir)
+                                : tl_fail(TL_ESTORAGE, "cannot lock %s: %s", dir, strerror(e));
     }
+    state = dir_state(dir);
+    if (state == 0) state = clear_interrupted_init(dir);
+    if (state <= 0) {
+        close(fd);
+        return state < 0 ? state : tl_fail(TL_EINVALID, "%s is not empty and holds no log", dir);
+    }
+    if (snprintf(staging, cap, "%s/%s%ld", dir, STAGING_PREFIX, (long)getpid()) >= (int)cap || mkdir(staging, 0700) != 0) {
+        int e = errno;
+        close(fd);
+        if (*made_dir) rmdir(dir);
+        return tl_fail(TL_ESTORAGE, "cannot create the staging directory in %s: %s", dir, strerror(e));
+    }
+    *lock_fd = fd;
     return 0;
+}
+
+static void sync_dir(const char *dir) {
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
 }
 
 /* Put name from staging into dir without replacing anything there (link), or by rename where
@@ -157,22 +173,24 @@ static int publish(const char *staging, const char *dir, const char *name) {
     return rc;
 }
 
-int tl_engine_init_publish(const char *dir, const char *staging) {
+int tl_engine_init_publish(const char *dir, const char *staging, int lock_fd) {
     int rc = publish(staging, dir, TL_KEY_FILE);
-    if (!rc && (rc = publish(staging, dir, TL_DATA_FILE)) != 0) unlink_in(dir, TL_KEY_FILE);
-    if (rc) return rc;
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC); /* both names, durable */
-    if (fd >= 0) {
-        fsync(fd);
-        close(fd);
+    if (!rc) {
+        unlink_in(staging, TL_KEY_FILE); /* no second name of the secret key left behind */
+        sync_dir(dir);                   /* the key durable before the data file that needs it */
+        if ((rc = publish(staging, dir, TL_DATA_FILE)) != 0) unlink_in(dir, TL_KEY_FILE);
     }
+    if (rc) return rc; /* the caller abandons the staging directory, and lets the lock go */
+    sync_dir(dir);
     staging_remove(staging);
+    close(lock_fd);
     return 0;
 }
 
-void tl_engine_init_abandon(const char *dir, const char *staging, bool made_dir) {
+void tl_engine_init_abandon(const char *dir, const char *staging, bool made_dir, int lock_fd) {
     staging_remove(staging);
     if (made_dir) rmdir(dir);
+    if (lock_fd >= 0) close(lock_fd);
 }
 
 /*

@@ -289,16 +289,18 @@ int tl_content_get(MDB_txn *txn, tl_log *log, const uint8_t commit[TL_HASH_BYTES
 int tl_content_erase(tl_wtxn *w, const uint8_t commit[TL_HASH_BYTES]);
 
 /* ---- a replay into another directory (replay_copy.c) ---- */
-/** The subdirectory of a copy's directory where the copy is built (replay_copy.c). */
+/** The subdirectory of a copy's directory where the copy is built (replay_copy.c), with ".PID". */
 #define TL_COPY_BUILD ".threadlog-building"
 /** Make dir for a copy: created (0700, *created set) or existing and empty (but for a killed
- * build's leftovers, removed); a log already there is `exists`, anything else in it
- * `invalid_input`. build receives the subdirectory to build the copy in (created). */
-int tl_copy_dir_prepare(const char *dir, bool *created, char *build, size_t cap);
-/** Remove a copy's build (and dir, when tl_copy_dir_prepare created it). */
-void tl_copy_dir_remove(const char *dir, bool created);
-/** Move the finished copy from its build subdirectory into dir (one rename). */
-int tl_copy_dir_finish(const char *dir);
+ * build's leftovers, removed), and locked (flock, *lock_fd: another replay into it answers
+ * exists); a log already there is `exists`, anything else in it `invalid_input`. build
+ * receives the subdirectory to build the copy in (created). */
+int tl_copy_dir_prepare(const char *dir, bool *created, char *build, size_t cap, int *lock_fd);
+/** Remove a copy's build (and dir, when tl_copy_dir_prepare created it), and unlock. */
+void tl_copy_dir_remove(const char *dir, const char *build, bool created, int lock_fd);
+/** Link the finished copy from build into dir (never over a file there). The caller then
+ * lets the lock go (tl_copy_dir_remove with the build gone is that). */
+int tl_copy_dir_finish(const char *dir, const char *build);
 /** A compacted copy of a read snapshot of log's environment, written to dir/data.mdb (0600). */
 int tl_copy_env(tl_log *log, const char *dir);
 /** Cut the copy's log after `until`: later records and their content go; their erasures are
@@ -371,14 +373,15 @@ typedef struct tl_init_made {
  *  made, for a caller whose later step fails (tl_engine_init_undo). */
 int tl_engine_init(const char *dir, uint64_t max_attachment, char pubkey_hex[TL_PUBKEY_HEX_SIZE], tl_init_made *made);
 void tl_engine_init_undo(const char *dir, const tl_init_made *made);
-/** `init DIR` in three steps (init.c): check DIR (clearing a killed init's leftovers) and make
- * the staging directory inside it (path into staging); build the log there (tl_engine_init,
+/** `init DIR` in three steps (init.c): lock DIR (flock: another init answers exists), check
+ * it (clearing a killed init's leftovers) and make the staging directory inside it (path into
+ * staging); build the log there (tl_engine_init,
  * then an open that creates the appliers' databases); publish it into DIR, key first, data
- * file last. On a failure between them, abandon removes the staging directory (and DIR, if
- * made_dir). */
-int tl_engine_init_stage(const char *dir, char *staging, size_t cap, bool *made_dir);
-int tl_engine_init_publish(const char *dir, const char *staging);
-void tl_engine_init_abandon(const char *dir, const char *staging, bool made_dir);
+ * file last, and let the lock go. On a failure between them, abandon removes the staging
+ * directory (and DIR, if made_dir) and lets the lock go. */
+int tl_engine_init_stage(const char *dir, char *staging, size_t cap, bool *made_dir, int *lock_fd);
+int tl_engine_init_publish(const char *dir, const char *staging, int lock_fd);
+void tl_engine_init_abandon(const char *dir, const char *staging, bool made_dir, int lock_fd);
 /** The internal code a wtxn returns when the map must grow before the batch runs again. */
 #define TL_EMAPFULL (-100)
 

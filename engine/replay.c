@@ -33,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "error.h"
 #include "log.h"
@@ -476,17 +477,18 @@ int tl_replay(tl_log *log, const tl_replay_options *opts, tl_replay_report *repo
     tl_log *target = log;
     bool created = false;
     char build[4096]; /* a copy is built here, inside into_dir, and moved into it when complete */
+    int lock_fd = -1;  /* into_dir's lock, held from prepare to the end */
     int rc = 0;
     if (copy) {
-        if ((rc = tl_copy_dir_prepare(opts->into_dir, &created, build, sizeof build)) != 0) return rc;
+        if ((rc = tl_copy_dir_prepare(opts->into_dir, &created, build, sizeof build, &lock_fd)) != 0) return rc;
         if ((rc = tl_copy_env(log, build)) != 0) {
-            tl_copy_dir_remove(opts->into_dir, created);
+            tl_copy_dir_remove(opts->into_dir, build, created, lock_fd);
             return rc;
         }
         tl_open_options oo = TL_OPEN_OPTIONS_INIT;
         oo.flags = TL_OPEN_NOKEY;
         if ((rc = tl_log_open(&target, build, &oo)) != 0) {
-            tl_copy_dir_remove(opts->into_dir, created);
+            tl_copy_dir_remove(opts->into_dir, build, created, lock_fd);
             return rc;
         }
         /* A cut reads the records after N (their erasures become the copy's erased/ marks)
@@ -503,7 +505,7 @@ int tl_replay(tl_log *log, const tl_replay_options *opts, tl_replay_report *repo
                 char why[300];
                 snprintf(why, sizeof why, "%s", tl_errdetail());
                 tl_log_close(target);
-                tl_copy_dir_remove(opts->into_dir, created);
+                tl_copy_dir_remove(opts->into_dir, build, created, lock_fd);
                 return tl_fail(rc, "%s", why);
             }
         }
@@ -537,10 +539,12 @@ int tl_replay(tl_log *log, const tl_replay_options *opts, tl_replay_report *repo
         char why[256];
         snprintf(why, sizeof why, "%s", tl_errdetail());
         tl_log_close(target);
-        if (!rc && (rc = tl_copy_dir_finish(opts->into_dir)) != 0) snprintf(why, sizeof why, "%s", tl_errdetail());
+        if (!rc && (rc = tl_copy_dir_finish(opts->into_dir, build)) != 0) snprintf(why, sizeof why, "%s", tl_errdetail());
         if (rc) {
-            tl_copy_dir_remove(opts->into_dir, created);
+            tl_copy_dir_remove(opts->into_dir, build, created, lock_fd);
             tl_fail(rc, "%s", why);
+        } else {
+            close(lock_fd);
         }
     }
     return rc;

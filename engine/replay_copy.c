@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -17,70 +18,85 @@
 #include "log.h"
 
 /*
- * The copy is built in a subdirectory of dir (TL_COPY_BUILD) and moved into dir only once it
- * is complete (tl_copy_dir_finish): a replay killed half-way must not leave dir holding a log
- * that passes verify yet is not the copy asked for (a whole log where a cut was asked, say).
+ * The copy is built in a subdirectory of dir (TL_COPY_BUILD.PID) and linked into dir only
+ * once it is complete (tl_copy_dir_finish): a replay killed half-way must not leave dir
+ * holding a log that passes verify yet is not the copy asked for (a whole log where a cut was
+ * asked, say). The directory is locked (flock) from the start to the end, so a second replay
+ * into it answers exists at once, and a build directory seen while holding the lock is a
+ * killed replay's: removed.
  */
-static void build_path(char *out, size_t cap, const char *dir, const char *file) {
-    if (file) snprintf(out, cap, "%s/%s/%s", dir, TL_COPY_BUILD, file);
-    else snprintf(out, cap, "%s/%s", dir, TL_COPY_BUILD);
-}
-
-/* Remove what a build left in dir (its two LMDB files and its subdirectory). */
-static void build_remove(const char *dir) {
+static void build_remove(const char *build) {
     char path[4096];
-    build_path(path, sizeof path, dir, TL_DATA_FILE);
+    snprintf(path, sizeof path, "%s/%s", build, TL_DATA_FILE);
     unlink(path);
-    build_path(path, sizeof path, dir, "lock.mdb");
+    snprintf(path, sizeof path, "%s/lock.mdb", build);
     unlink(path);
-    build_path(path, sizeof path, dir, NULL);
-    rmdir(path);
+    rmdir(build);
 }
 
-int tl_copy_dir_prepare(const char *dir, bool *created, char *build, size_t cap) {
+int tl_copy_dir_prepare(const char *dir, bool *created, char *build, size_t cap, int *lock_fd) {
     *created = false;
-    if (mkdir(dir, 0700) == 0) {
-        *created = true;
-    } else {
-        if (errno != EEXIST) return tl_fail(TL_ESTORAGE, "cannot create %s: %s", dir, strerror(errno));
-        char path[4096];
-        snprintf(path, sizeof path, "%s/%s", dir, TL_DATA_FILE);
-        struct stat st;
-        if (stat(path, &st) == 0) return tl_fail(TL_EEXISTS, "%s already holds a log", dir);
-        DIR *d = opendir(dir);
-        if (!d) return tl_fail(TL_ESTORAGE, "cannot open %s: %s", dir, strerror(errno));
+    *lock_fd = -1;
+    if (mkdir(dir, 0700) == 0) *created = true;
+    else if (errno != EEXIST) return tl_fail(TL_ESTORAGE, "cannot create %s: %s", dir, strerror(errno));
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        if (fd >= 0) close(fd);
+        if (*created) rmdir(dir);
+        return e == EWOULDBLOCK ? tl_fail(TL_EEXISTS, "another replay is building a copy in %s", dir)
+                                : tl_fail(TL_ESTORAGE, "cannot open %s: %s", dir, strerror(e));
+    }
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, TL_DATA_FILE);
+    struct stat st;
+    int rc = 0;
+    if (stat(path, &st) == 0) rc = tl_fail(TL_EEXISTS, "%s already holds a log", dir);
+    DIR *d = rc ? NULL : opendir(dir);
+    if (!rc && !d) rc = tl_fail(TL_ESTORAGE, "cannot open %s: %s", dir, strerror(errno));
+    if (d) {
         struct dirent *e;
-        bool empty = true, leftover = false;
+        bool empty = true;
         while ((e = readdir(d)) != NULL) {
             if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-            if (!strcmp(e->d_name, TL_COPY_BUILD)) leftover = true; /* a killed replay's */
-            else empty = false;
+            if (strncmp(e->d_name, TL_COPY_BUILD, sizeof TL_COPY_BUILD - 1) != 0) empty = false;
         }
+        if (!empty) rc = tl_fail(TL_EINVALID, "%s is not empty", dir);
+        rewinddir(d);
+        while (!rc && (e = readdir(d)) != NULL) /* a killed replay's: nobody else holds the lock */
+            if (!strncmp(e->d_name, TL_COPY_BUILD, sizeof TL_COPY_BUILD - 1)) {
+                snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+                build_remove(path);
+            }
         closedir(d);
-        if (!empty) return tl_fail(TL_EINVALID, "%s is not empty", dir);
-        if (leftover) build_remove(dir);
     }
-    build_path(build, cap, dir, NULL);
-    if (mkdir(build, 0700) != 0) {
-        int e = errno;
+    if (!rc && (snprintf(build, cap, "%s/%s.%ld", dir, TL_COPY_BUILD, (long)getpid()) >= (int)cap || mkdir(build, 0700) != 0))
+        rc = tl_fail(TL_ESTORAGE, "cannot create the build directory in %s: %s", dir, strerror(errno));
+    if (rc) {
+        close(fd);
         if (*created) rmdir(dir);
-        return tl_fail(TL_ESTORAGE, "cannot create %s: %s", build, strerror(e));
+        return rc;
     }
+    *lock_fd = fd;
     return 0;
 }
 
-void tl_copy_dir_remove(const char *dir, bool created) {
-    build_remove(dir);
+void tl_copy_dir_remove(const char *dir, const char *build, bool created, int lock_fd) {
+    build_remove(build);
     if (created) rmdir(dir);
+    if (lock_fd >= 0) close(lock_fd);
 }
 
-int tl_copy_dir_finish(const char *dir) {
+int tl_copy_dir_finish(const char *dir, const char *build) {
     char from[4096], to[4096];
-    build_path(from, sizeof from, dir, TL_DATA_FILE);
+    snprintf(from, sizeof from, "%s/%s", build, TL_DATA_FILE);
     snprintf(to, sizeof to, "%s/%s", dir, TL_DATA_FILE);
-    if (rename(from, to) != 0) return tl_fail(TL_ESTORAGE, "cannot move the copy into %s: %s", dir, strerror(errno));
-    build_remove(dir); /* its lock file and the subdirectory */
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC); /* the rename, durable */
+    /* a link never replaces a file; a rename where the filesystem has no hard links (the
+     * directory is locked and was checked empty) */
+    if (link(from, to) != 0 && !((errno == EPERM || errno == EXDEV || errno == ENOTSUP || errno == EMLINK) && rename(from, to) == 0))
+        return tl_fail(errno == EEXIST ? TL_EEXISTS : TL_ESTORAGE, "cannot move the copy into %s: %s", dir, strerror(errno));
+    build_remove(build); /* its second name of the data file, its lock file, the subdirectory */
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC); /* the new name, durable */
     if (fd >= 0) {
         fsync(fd);
         close(fd);

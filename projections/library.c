@@ -22,7 +22,8 @@ int tl_log_init(const char *dir, const tl_init_options *opts, char pubkey_hex[TL
      * half-made log (init.c) */
     char staging[4200];
     bool made_dir;
-    int rc = tl_engine_init_stage(dir, staging, sizeof staging, &made_dir);
+    int lock_fd;
+    int rc = tl_engine_init_stage(dir, staging, sizeof staging, &made_dir, &lock_fd);
     if (rc) return rc;
     tl_init_made made;
     rc = tl_engine_init(staging, max, pubkey_hex, &made); /* on failure, says it removed its files */
@@ -30,11 +31,11 @@ int tl_log_init(const char *dir, const tl_init_options *opts, char pubkey_hex[TL
     /* open once writable so every applier creates its databases now, not at first use */
     tl_log *log;
     if (!rc && (rc = tl_log_open(&log, staging, NULL)) == 0) tl_log_close(log);
-    if (!rc) rc = tl_engine_init_publish(dir, staging);
+    if (!rc) rc = tl_engine_init_publish(dir, staging, lock_fd);
     if (rc) {
         char why[256];
         snprintf(why, sizeof why, "%s", tl_errdetail());
-        tl_engine_init_abandon(dir, staging, made_dir);
+        tl_engine_init_abandon(dir, staging, made_dir, lock_fd);
         tl_fail(rc, "%s%s", why, said ? "" : " (what init made was removed)");
     }
     return rc;

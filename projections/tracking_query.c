@@ -16,6 +16,11 @@ static int tracking_body(MDB_txn *txn, tl_log *log, const tl_query *q, tl_strbuf
     if ((rc = tlp_viewer(txn, log, q, &u)) != 0) return rc;
     /* auditors never have unread messages: their unread-first table is the default one */
     if (u.role == TL_ROLE_AUDITOR) by_unread = false;
+    /* the cursor's tag names the order the page has, not the --sort given: an auditor's
+     * "unread first" table is the default one, and its cursors serve both */
+    tl_query tagged = *q;
+    tagged.sort = by_unread ? "unread" : NULL;
+    q = &tagged;
     size_t fixed = by_unread ? 16 : 8;
     uint8_t cur[TLP_KEY_MAX];
     size_t clen = 0;

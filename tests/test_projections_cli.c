@@ -213,7 +213,8 @@ START_TEST(cursors_belong_to_their_query) {
     char path[4200], *out;
     snprintf(path, sizeof path, "%s.more.jsonl", logdir);
     const char *more = "{\"op\":\"project.create\",\"as\":\"alice\",\"id\":\"o-2\",\"account\":\"acme\",\"type\":\"order\",\"title\":\"Order #2\"}\n"
-                       "{\"op\":\"note.add\",\"as\":\"alice\",\"id\":\"n-2\",\"project\":\"o-2\",\"body\":\"Later\"}\n";
+                       "{\"op\":\"note.add\",\"as\":\"alice\",\"id\":\"n-2\",\"project\":\"o-2\",\"body\":\"Later\"}\n"
+                       "{\"op\":\"user.create\",\"id\":\"ann\",\"role\":\"auditor\",\"name\":\"Ann\"}\n";
     ck_assert_int_eq(tu_write_file(path, more, strlen(more)), 0);
     ck_assert_int_eq(tu_run(&out, "%s -d %s apply %s", TL_CLI, logdir, path), 0);
     ck_assert_msg(!strstr(out, "\"ok\":false"), "%s", out);
@@ -222,6 +223,7 @@ START_TEST(cursors_belong_to_their_query) {
     char *m = next_of("messages --as sam --project o-1 --channel chat --topic t-1 --limit 1");
     char *t = next_of("tracking --as alice --sort unread --limit 1");
     char *d = next_of("dashboard --as sam --type order --more --limit 1");
+    char *a = next_of("tracking --as ann --sort unread --limit 1"); /* an auditor's: the default order */
     struct { const char *args, *cursor; int status; } cases[] = {
         {"history --as alice --project o-1 --limit 3", h, 0}, /* its own list, another page size */
         {"history --as alice --project o-2", h, 1},            /* another project */
@@ -235,6 +237,9 @@ START_TEST(cursors_belong_to_their_query) {
         {"dashboard --as sam --type order --more", d, 0},
         {"dashboard --as sam --type application --more", d, 1},
         {"history --as sam --project o-1", d, 1},
+        {"tracking --as ann", a, 0}, /* the same order, so the same list */
+        {"tracking --as ann --sort activity", a, 0},
+        {"tracking --as ann --sort unread", a, 0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         json_t *r;
@@ -247,6 +252,7 @@ START_TEST(cursors_belong_to_their_query) {
     free(m);
     free(t);
     free(d);
+    free(a);
 }
 END_TEST
 

@@ -158,7 +158,7 @@ static int preview_make(cli_ctx *ctx, tl_log *log) {
     }
     snprintf(preview_data, sizeof preview_data, "%s/data.mdb", preview_dir);
     snprintf(preview_lock, sizeof preview_lock, "%s/lock.mdb", preview_dir);
-    snprintf(preview_build, sizeof preview_build, "%s/%s", preview_dir, ".threadlog-building"); /* TL_COPY_BUILD, replay_copy.c */
+    snprintf(preview_build, sizeof preview_build, "%s/.threadlog-building.%ld", preview_dir, (long)getpid()); /* TL_COPY_BUILD.PID, replay_copy.c */
     snprintf(preview_build_data, sizeof preview_build_data, "%s/data.mdb", preview_build);
     snprintf(preview_build_lock, sizeof preview_build_lock, "%s/lock.mdb", preview_build);
     return 0;

@@ -100,14 +100,31 @@ for i in $(seq 40); do
   "$TL" -d "$T/killed" verify > /dev/null 2>&1 || fail "a killed init ($i) left a log that fails verify: $(ls -A "$T/killed")"
   "$TL" -d "$T/killed" account --id a --name A > /dev/null 2>&1 || fail "no write after a killed init ($i)"
 done
-# the leftovers, made by hand: a key and the staging directory of a process that is gone are
-# cleared; those of a running init are not touched (exists)
-rm -rf "$T/left" && mkdir -p "$T/left/.threadlog-init.999999999" && echo x > "$T/left/writer.key"
+# the leftovers, made by hand: a key and a staging directory while no init holds the
+# directory's lock are a dead init's, and cleared; while an init holds it (flock(1) stands in
+# for one), another init answers exists and touches nothing
+rm -rf "$T/left" && mkdir -p "$T/left/.threadlog-init.1" && echo x > "$T/left/writer.key"
 "$TL" init "$T/left" > /dev/null || fail "init over a dead init's leftovers"
 "$TL" -d "$T/left" verify > /dev/null || fail "verify after init over leftovers"
-rm -rf "$T/live" && mkdir -p "$T/live/.threadlog-init.$$"
-status 1 "$TL" --json init "$T/live"
-jcheck "$OUT" 'o["error"] == "exists"'
+if command -v flock > /dev/null; then
+  rm -rf "$T/live" && mkdir -p "$T/live/.threadlog-init.1"
+  flock "$T/live" sleep 3 &
+  holder=$!
+  sleep 0.3
+  status 1 "$TL" --json init "$T/live"
+  jcheck "$OUT" 'o["error"] == "exists"'
+  [ -d "$T/live/.threadlog-init.1" ] || fail "init removed a running init's staging directory"
+  wait $holder
+  "$TL" init "$T/live" > /dev/null || fail "init once the other let go"
+fi
+# many inits at once in one directory: exactly one makes the log, the others answer exists
+rm -rf "$T/race"
+for i in $(seq 8); do "$TL" --json init "$T/race" > "$T/race.$i" 2>/dev/null & done
+wait
+won=$(grep -l '"ok":true' "$T"/race.* | wc -l)
+[ "$won" = 1 ] || fail "$won of 8 concurrent inits succeeded"
+[ "$(ls -A "$T/race" | sort | tr '\n' ' ')" = "data.mdb writer.key " ] || fail "concurrent inits left $(ls -A "$T/race")"
+"$TL" -d "$T/race" account --id a --name A > /dev/null || fail "no write after concurrent inits"
 
 # --json init, with the limit in force
 status 0 "$TL" --json init --max-attachment 1000 "$T/j"

@@ -116,6 +116,20 @@ for delay in 0.02 0.1 0.3 0.6; do
   fi
 done
 
+# one replay at a time into a directory: while another holds its lock (flock(1) stands in
+# for one), a replay into it answers exists and touches nothing
+if command -v flock > /dev/null; then
+  rm -rf "$T/locked" && mkdir "$T/locked"
+  flock "$T/locked" sleep 3 &
+  holder=$!
+  sleep 0.3
+  OUT=$("$TL" -d "$D" --json replay --into "$T/locked" 2>/dev/null) && fail "a replay into a locked directory succeeded"
+  python3 -c 'import json,sys; assert json.loads(sys.argv[1])["error"] == "exists"' "$OUT" || fail "into a locked directory: $OUT"
+  [ -z "$(ls -A "$T/locked")" ] || fail "a refused replay left $(ls -A "$T/locked")"
+  wait $holder
+  "$TL" -d "$D" replay --into "$T/locked" > /dev/null || fail "a replay once the lock was let go"
+fi
+
 # refusals change nothing (exit 1 with the error object, a malformed flag included)
 set +e
 # a mistyped flag is refused, not ignored (it would have run a whole replay in place)
