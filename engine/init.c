@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -126,12 +125,12 @@ int tl_engine_init_stage(const char *dir, char *staging, size_t cap, bool *made_
     /* one init at a time in a directory: the others answer exists at once, and leftovers seen
      * while holding the lock are a dead init's */
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    if (fd < 0 || !tl_dir_lock(fd)) {
         int e = errno;
         if (fd >= 0) close(fd);
         if (*made_dir) rmdir(dir);
         return e == EWOULDBLOCK ? tl_fail(TL_EEXISTS, "another init is creating a log in %s", dir)
-                                : tl_fail(TL_ESTORAGE, "cannot lock %s: %s", dir, strerror(e));
+                                : tl_fail(TL_ESTORAGE, "cannot open %s: %s", dir, strerror(e));
     }
     state = dir_state(dir);
     if (state == 0) state = clear_interrupted_init(dir);

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -100,6 +101,13 @@ int tl_walk_step(tl_walk *walk, const MDB_val *key) {
 }
 
 /* ================================================================ environment */
+
+bool tl_dir_lock(int fd) {
+    if (flock(fd, LOCK_EX | LOCK_NB) == 0) return true;
+    /* a filesystem without flock (some network ones): go on unlocked, as before locks were
+     * taken, rather than refuse to work there; only another holder is a refusal */
+    return errno != EWOULDBLOCK;
+}
 
 char *tl_path_join(const char *dir, const char *name) {
     size_t n = strlen(dir) + strlen(name) + 2;

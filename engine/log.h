@@ -291,6 +291,10 @@ int tl_content_erase(tl_wtxn *w, const uint8_t commit[TL_HASH_BYTES]);
 /* ---- a replay into another directory (replay_copy.c) ---- */
 /** The subdirectory of a copy's directory where the copy is built (replay_copy.c), with ".PID". */
 #define TL_COPY_BUILD ".threadlog-building"
+/** Lock a directory (its open fd) for the caller alone: flock, exclusive, without waiting.
+ * False when another process holds it (errno EWOULDBLOCK); true when locked, or when the
+ * filesystem cannot lock (then unlocked, best effort). */
+bool tl_dir_lock(int fd);
 /** Make dir for a copy: created (0700, *created set) or existing and empty (but for a killed
  * build's leftovers, removed), and locked (flock, *lock_fd: another replay into it answers
  * exists); a log already there is `exists`, anything else in it `invalid_input`. build

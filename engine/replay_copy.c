@@ -10,7 +10,6 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -40,7 +39,7 @@ int tl_copy_dir_prepare(const char *dir, bool *created, char *build, size_t cap,
     if (mkdir(dir, 0700) == 0) *created = true;
     else if (errno != EEXIST) return tl_fail(TL_ESTORAGE, "cannot create %s: %s", dir, strerror(errno));
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    if (fd < 0 || !tl_dir_lock(fd)) {
         int e = errno;
         if (fd >= 0) close(fd);
         if (*created) rmdir(dir);
