@@ -25,7 +25,7 @@
  * killed replay's: removed.
  */
 static void build_remove(const char *build) {
-    char path[4096];
+    char path[4096 + 16]; /* build (under 4096) and a file name: never truncated */
     snprintf(path, sizeof path, "%s/%s", build, TL_DATA_FILE);
     unlink(path);
     snprintf(path, sizeof path, "%s/lock.mdb", build);
