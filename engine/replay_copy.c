@@ -43,8 +43,9 @@ int tl_copy_dir_prepare(const char *dir, bool *created, char *build, size_t cap,
         int e = errno;
         if (fd >= 0) close(fd);
         if (*created) rmdir(dir);
-        return e == EWOULDBLOCK ? tl_fail(TL_EEXISTS, "another replay is building a copy in %s", dir)
-                                : tl_fail(TL_ESTORAGE, "cannot open %s: %s", dir, strerror(e));
+        if (e == EWOULDBLOCK) return tl_fail(TL_EEXISTS, "another replay is building a copy in %s", dir);
+        if (e == ENOTDIR) return tl_fail(TL_EINVALID, "%s is not a directory", dir); /* the operator's slip */
+        return tl_fail(TL_ESTORAGE, "cannot open %s: %s", dir, strerror(e));
     }
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", dir, TL_DATA_FILE);

@@ -3,6 +3,7 @@
  * key rotate, stats.
  */
 #include <ctype.h>
+#include <jansson.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,9 @@ static int cmd_init(cli_ctx *ctx) {
     if (!cli_flags_in_usage(ctx)) return CLI_FAILED;
     const char *dir = ctx->args.npos ? ctx->args.pos[0] : ctx->dir;
     if (!dir || !*dir) return cli_usage(ctx, "init needs a directory");
+    /* `-d A init B`: which one was meant? (THREADLOG_DIR is only a default: DIR overrides it) */
+    if (ctx->args.npos && ctx->dir_given && strcmp(ctx->dir, dir) != 0)
+        return cli_usage(ctx, "-d and init's DIR name two directories");
     unsigned long long max;
     if (!cli_flag_u64(ctx, "max-attachment", &max, TL_DEFAULT_MAX_ATTACHMENT)) return CLI_FAILED;
     /* 0 would be the library's "default": refused, not silently turned into 25 MiB */
@@ -218,6 +222,22 @@ static int cmd_key_rotate(cli_ctx *ctx) {
     return CLI_OK;
 }
 
+/* The databases' sizes as a table for people (the library gives them as JSON). */
+static void print_db_table(const char *dbs_json) {
+    json_t *dbs = json_loads(dbs_json, 0, NULL);
+    printf("%-16s %12s %10s %14s\n", "database", "entries", "pages", "bytes");
+    size_t i;
+    json_t *db;
+    json_array_foreach(dbs, i, db) {
+        const char *name = json_string_value(json_object_get(db, "name"));
+        printf("%-16s %12lld %10lld %14lld\n", name ? name : "?",
+               (long long)json_integer_value(json_object_get(db, "entries")),
+               (long long)json_integer_value(json_object_get(db, "pages")),
+               (long long)json_integer_value(json_object_get(db, "bytes")));
+    }
+    json_decref(dbs);
+}
+
 static int cmd_stats(cli_ctx *ctx) {
     if (!cli_flags_in_usage(ctx)) return CLI_FAILED;
     tl_log *log;
@@ -238,10 +258,11 @@ static int cmd_stats(cli_ctx *ctx) {
                (unsigned long long)st.map_bytes, (unsigned long long)st.max_attachment, dbs);
     } else {
         printf("events           %llu\nlog bytes        %llu (%.1f per event)\ncontent bytes    %llu\n"
-               "file bytes       %llu\nmap bytes        %llu\nmax attachment   %llu\ndatabases        %s\n",
+               "file bytes       %llu\nmap bytes        %llu\nmax attachment   %llu\n",
                (unsigned long long)st.events, (unsigned long long)st.log_bytes, per,
                (unsigned long long)st.content_bytes, (unsigned long long)st.file_bytes,
-               (unsigned long long)st.map_bytes, (unsigned long long)st.max_attachment, dbs);
+               (unsigned long long)st.map_bytes, (unsigned long long)st.max_attachment);
+        print_db_table(dbs);
     }
     tl_free(dbs);
     return CLI_OK;

@@ -278,8 +278,16 @@ static int cmd_export(cli_ctx *ctx) {
     if (rc) return rc;
     FILE *f = stdout;
     if (path && !(f = fopen(path, "wx"))) {
+        int e = errno;
         tl_log_close(log);
-        return cli_error(ctx, TL_ESTORAGE, "cannot create the output file (it must not exist)");
+        /* an existing file is never overwritten: the operator named the wrong one */
+        char why[512];
+        if (e == EEXIST) {
+            snprintf(why, sizeof why, "%.400s already exists (the export never overwrites a file)", path);
+            return cli_error(ctx, TL_EEXISTS, why);
+        }
+        snprintf(why, sizeof why, "cannot create %.400s: %s", path, strerror(e));
+        return cli_error(ctx, TL_ESTORAGE, why);
     }
     rc = tl_export(log, &o, write_line, f);
     if (fflush(f) != 0 && !rc) rc = TL_ESTORAGE;

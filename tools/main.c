@@ -298,7 +298,8 @@ static int parse_args(cli_ctx *ctx, int argc, char **argv, int start) {
                 return cli_usage(ctx, "--%s given twice", slot);
             ctx->args.names[ctx->args.nflags] = slot;
             ctx->args.values[ctx->args.nflags++] = value;
-        } else if (!only_pos && strcmp(a, "-d") == 0 && i + 1 < argc) {
+        } else if (!only_pos && strcmp(a, "-d") == 0) {
+            if (i + 1 >= argc || argv[i + 1][0] == '-') return cli_usage(ctx, "-d needs a directory");
             if (ctx->dir_given && strcmp(ctx->dir, argv[i + 1]) != 0) return cli_usage(ctx, "-d given twice");
             ctx->dir = argv[++i];
             ctx->dir_given = true;
@@ -362,7 +363,14 @@ int main(int argc, char **argv) {
     if (ctx.dir && !*ctx.dir) ctx.dir = NULL;
     int i = 1;
     for (; i < argc; i++) {
-        const char *dir = strcmp(argv[i], "-d") == 0 && i + 1 < argc ? argv[++i]
+        if (strcmp(argv[i], "-d") == 0 && (i + 1 >= argc || argv[i + 1][0] == '-')) {
+            /* `threadlog -d` or `-d --json ...`: never take a flag for the directory (a directory
+             * whose name starts with '-' is still reachable as ./-name) */
+            fprintf(stderr, "threadlog: -d needs a directory\n");
+            if (ctx.json) printf("{\"ok\":false,\"error\":\"invalid_input\",\"message\":\"-d needs a directory\"}\n");
+            return CLI_FAILED;
+        }
+        const char *dir = strcmp(argv[i], "-d") == 0 ? argv[++i]
                           : strncmp(argv[i], "-d", 2) == 0 && argv[i][2] ? argv[i] + 2
                                                                           : NULL;
         if (dir) {

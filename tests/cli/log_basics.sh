@@ -234,6 +234,29 @@ assert {"log", "meta", "content", "state", "catalog", "messages", "unread", "tra
 assert all(d["bytes"] == d["pages"] * 4096 for d in st["databases"]), st["databases"]
 assert sum(d["bytes"] for d in st["databases"]) <= st["file_bytes"], st
 PY
+# for people: one line per database, its name first
+status 0 "$TL" -d "$D" stats
+grep -Eq '^tracking +[0-9]+ +[0-9]+ +[0-9]+$' <<< "$OUT" || fail "human stats has no tracking row: $OUT"
+! grep -q '{' <<< "$OUT" || fail "human stats prints JSON: $OUT"
+
+# ---- the operator's slips: clear errors, nothing written
+status 1 "$TL" -d
+grep -q -- "-d needs a directory" "$T/stderr" || fail "bare -d: $(cat "$T/stderr")"
+status 1 "$TL" --json -d
+jcheck "$OUT" 'o["error"] == "invalid_input" and "-d" in o["message"]'
+status 1 "$TL" -d --json stats      # a flag is never taken for the directory
+jcheck "$OUT" 'o["error"] == "invalid_input" and "-d" in o["message"]'
+status 1 "$TL" --json stats -d
+jcheck "$OUT" 'o["error"] == "invalid_input"'
+status 1 "$TL" --json -d "$T/one" init "$T/two"
+jcheck "$OUT" 'o["error"] == "invalid_input" and "two directories" in o["message"]'
+[ ! -e "$T/one" ] && [ ! -e "$T/two" ] || fail "init naming two directories created one"
+echo keep > "$T/taken"
+status 1 "$TL" -d "$D" --json export -o "$T/taken"
+jcheck "$OUT" 'o["error"] == "exists"'
+[ "$(cat "$T/taken")" = keep ] || fail "export overwrote a file"
+status 1 "$TL" -d "$D" --json replay --into "$T/taken"
+jcheck "$OUT" 'o["error"] == "invalid_input" and "not a directory" in o["message"]'
 
 # ---- log --follow sees what another process appends
 "$TL" -d "$D" log --follow --json > "$T/follow.out" 2> "$T/follow.err" &
