@@ -140,19 +140,31 @@ static int cmd_attach(cli_ctx *ctx) {
         return cli_error(ctx, TL_EINVALID, why);
     }
     /* Over the limit: not read, only its size given, so the rules still answer another
-     * field's invalid_input first, as apply would. */
-    bool oversize = (uint64_t)sb.st_size > st.max_attachment;
-    size_t size = oversize ? 0 : (size_t)sb.st_size;
-    uint8_t *buf = malloc(size ? size : 1);
-    size_t got = 0;
-    while (buf && got < size) {
-        ssize_t n = read(fd, buf + got, size - got);
-        if (n <= 0) break;
+     * field's invalid_input first, as apply would. Otherwise read to the end of the file, not
+     * to its size: a file may change meanwhile, and some (procfs) say 0 and hold more. */
+    uint64_t limit = st.max_attachment, oversize_by = 0;
+    if ((uint64_t)sb.st_size > limit) oversize_by = (uint64_t)sb.st_size;
+    size_t cap = oversize_by ? 0 : (size_t)sb.st_size + 1, got = 0;
+    uint8_t *buf = oversize_by ? NULL : malloc(cap);
+    bool read_failed = !oversize_by && !buf;
+    while (buf && !oversize_by) {
+        if (got == cap) { /* it grew: up to one byte over the limit, which is enough to refuse it */
+            size_t more = cap > limit - cap ? (size_t)limit + 1 : cap * 2;
+            uint8_t *b = more > cap ? realloc(buf, more) : NULL;
+            if (!b) { read_failed = true; break; }
+            buf = b;
+            cap = more;
+        }
+        ssize_t n = read(fd, buf + got, cap - got);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) { read_failed = true; break; }
+        if (n == 0) break;
         got += (size_t)n;
+        if (got > limit) oversize_by = got;
     }
     close(fd);
     tl_cmd *cmd = NULL;
-    if (!buf || got != size || (rc = build_cmd(ctx, "attachment.upload", NULL, ctx->args.npos == 1, &cmd)) != 0) {
+    if (read_failed || (rc = build_cmd(ctx, "attachment.upload", NULL, ctx->args.npos == 1, &cmd)) != 0) {
         free(buf);
         tl_log_close(log);
         return rc ? rc : cli_error(ctx, TL_EINVALID, "could not read the whole file");
@@ -161,8 +173,8 @@ static int cmd_attach(cli_ctx *ctx) {
         const char *base = strrchr(path, '/');
         tl_cmd_set_str(cmd, "name", base ? base + 1 : path);
     }
-    if (oversize) tl_cmd_set_data_size(cmd, (uint64_t)sb.st_size);
-    else tl_cmd_set_data(cmd, buf, size);
+    if (oversize_by) tl_cmd_set_data_size(cmd, oversize_by);
+    else tl_cmd_set_data(cmd, buf, got);
     free(buf);
     tl_result res;
     tl_cmd_exec(log, cmd, &res);

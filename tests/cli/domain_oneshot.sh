@@ -159,6 +159,13 @@ refused invalid_input "$TL" -d "$D2" --json attach --as alice --project p --id f
 expect 0 '{"ok":true,"seq":7,"id":"ff"}' -- "$TL" -d "$D2" --json attach --as alice --project p --id ff --file "$T/ten"
 expect 0 '{"ok":true,"seq":8,"id":"fb"}' -- "$TL" -d "$D2" --json attach --as alice --project p --id fb --name b.bin --data aGk=
 refused too_large "$TL" -d "$D2" --json attach --as alice --project p --id fe --name e.bin --data AAAAAAAAAAAAAAAA
+# a file whose size says 0 but which holds bytes (procfs): read to its end, not to its size
+if [ -r /proc/sys/kernel/ostype ] && [ "$(stat -c %s /proc/sys/kernel/ostype)" = 0 ]; then
+  expect 0 '{"ok":true,"seq":9,"id":"fo"}' -- "$TL" -d "$D2" --json attach --as alice --project p --id fo /proc/sys/kernel/ostype
+  "$TL" -d "$D2" attachment get fo --as alice -o "$T/ostype" 2> /dev/null
+  [ "$(cat /proc/sys/kernel/ostype)" = "$(cat "$T/ostype")" ] && [ -s "$T/ostype" ] || fail "a procfs file was uploaded as $(wc -c < "$T/ostype") bytes"
+  refused too_large "$TL" -d "$D2" --json attach --as alice --project p --id fm /proc/self/maps
+fi
 
 # (a-1 rides on m-3, deleted above: its bytes are now the auditors' alone)
 refused deleted "$TL" -d "$D" --json attachment get a-1 --as sam -o "$T/gone.pdf"
