@@ -370,8 +370,14 @@ static const char *csv_channel(exporter *x, const tl_event *ev) {
     const char *key = !strcmp(k, "content.erased") ? "target" : !strncmp(k, "message.", 8) ? "message" : NULL;
     if (!strcmp(k, "attachment.uploaded")) key = "id";
     if (!key || tl_ev_str(ev, key, &b) != 0 || tl_bytes_cstr(&b, id, sizeof id) != 0) return "";
+    /* ids are unique per kind: a message and an attachment may share one, so the event says
+     * which it names */
+    bool attachment = !strcmp(k, "attachment.uploaded");
+    if (!strcmp(k, "content.erased"))
+        attachment = tl_ev_str(ev, "target_kind", &b) == 0 && tl_bytes_eq(&b, "attachment");
     tl_attachment_rec a;
-    if (tl_state_attachment(x->txn, x->log, id, &a) == 0) {
+    if (attachment) {
+        if (tl_state_attachment(x->txn, x->log, id, &a) != 0) return "";
         if (!a.used_by[0]) return a.project[0] ? "" : "support";
         memcpy(id, a.used_by, sizeof id);
     }

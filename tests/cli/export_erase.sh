@@ -30,6 +30,7 @@ FILE_B64=$(printf 'PDF-bytes-7d21e4 private scan' | base64 -w0)
 {"op":"message.send","as":"sam","id":"m-2","project":"o-1","channel":"chat","topic":"t-1","body":"$SECRET"}
 {"op":"attachment.upload","as":"alice","id":"a-1","project":"o-1","name":"scan.pdf","data":"$FILE_B64"}
 {"op":"message.reply","as":"alice","id":"m-3","message":"m-2","body":"see the scan","attachments":["a-1"]}
+{"op":"attachment.upload","as":"alice","id":"m-2","project":"o-1","name":"same-id.txt","data":"aGk="}
 JSON
 grep -q '"ok":false' "$T/results" && fail "scenario refused: $(cat "$T/results")"
 
@@ -38,10 +39,11 @@ grep -q '"ok":false' "$T/results" && fail "scenario refused: $(cat "$T/results")
 "$TL" -d "$D" --json messages --as aud --project o-1 --channel chat | grep -q "Personal-data-5f3a9c" || fail "body not shown before erasure"
 LIVE_BEFORE=$("$TL" -d "$D" digest)
 
-"$TL" -d "$D" erase m-2 --reason "data subject request #12" > /dev/null
+# (an attachment shares the id m-2, unused: ids are unique per kind, so erase asks which)
+"$TL" -d "$D" erase m-2 --kind message --reason "data subject request #12" > /dev/null
 "$TL" -d "$D" erase a-1 --reason "data subject request #12" > /dev/null
 # erasing again is a no-op, not an error
-"$TL" -d "$D" --json erase m-2 --reason again | grep -q '"noop":true' || fail "second erase is not a no-op"
+"$TL" -d "$D" --json erase m-2 --kind message --reason again | grep -q '"noop":true' || fail "second erase is not a no-op"
 
 # verify stays green: chain, signatures, the commitments of the content still present
 "$TL" -d "$D" verify > "$T/out" || fail "verify after erasure: $(cat "$T/out")"
@@ -91,6 +93,12 @@ PY
 grep -q "2 erased" "$T/out" || fail "verifier does not count the erased contents: $(cat "$T/out")"
 grep -q "content.erased.*data subject request" "$T/o1.csv" || fail "CSV lacks the erasure"
 grep -q "message.sent m-2.*\[erased\]" "$T/o1.csv" || fail "CSV does not show m-2 as erased"
+# the erasure's row is in the message's channel, not in its namesake attachment's
+"$PY" - "$T/o1.csv" <<'PY' || fail "CSV erasure row: $(grep content.erased "$T/o1.csv")"
+import csv, sys
+rows = [r for r in csv.reader(open(sys.argv[1])) if "content.erased message m-2" in r[-1]]
+assert len(rows) == 1 and rows[0][3] == "chat", rows
+PY
 
 # replay: the projections rebuilt from the log equal the live ones
 LIVE=$("$TL" -d "$D" digest)
