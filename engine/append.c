@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "command.h"
 #include "error.h"
 #include "log.h"
 
@@ -16,9 +17,17 @@ int tl_log_append(tl_log *log, const tl_draft *drafts, size_t n, uint64_t *first
     if (!log || (!drafts && n)) return tl_fail(TL_EUSAGE, "tl_log_append: a log and its drafts are required");
     if (first_seq) *first_seq = 0;
     if (n == 0) return 0; /* nothing to append: no transaction, no seq */
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         if (!drafts[i].kind || strncmp(drafts[i].kind, "x.", 2) != 0 || !drafts[i].actor)
             return tl_fail(TL_EINVALID, "raw appends take extension kinds (\"x.*\") with an actor");
+        /* ids are checked for their form, as everywhere (SPEC: a bad id anywhere is
+         * invalid_input); whether they name an existing user or project is the extension's
+         * own business: projections ignore x.* events */
+        if (strcmp(drafts[i].actor, "@operator") != 0 && !tl_id_valid(drafts[i].actor))
+            return tl_fail(TL_EINVALID, "draft %zu: the actor is not an id (1-64 bytes of A-Z a-z 0-9 . _ : -) nor @operator", i);
+        if (drafts[i].project && !tl_id_valid(drafts[i].project))
+            return tl_fail(TL_EINVALID, "draft %zu: the project is not an id (1-64 bytes of A-Z a-z 0-9 . _ : -)", i);
+    }
     msgpack_unpacked *objs = calloc(n ? n : 1, sizeof *objs);
     if (!objs) return tl_fail(TL_ENOMEM, "out of memory");
     int rc = 0;
@@ -45,11 +54,14 @@ int tl_log_append(tl_log *log, const tl_draft *drafts, size_t n, uint64_t *first
     }
     for (size_t i = 0; i < n; i++) msgpack_unpacked_destroy(&objs[i]);
     free(objs);
+    if (rc && first_seq) *first_seq = 0; /* nothing was appended */
     return rc;
 }
 
 int tl_log_append_records(tl_log *log, const uint8_t *const *records, const size_t *lens, size_t n) {
     if (!log || (n && (!records || !lens))) return tl_fail(TL_EUSAGE, "tl_log_append_records: log, records and lens are required");
+    for (size_t i = 0; i < n; i++)
+        if (!records[i] && lens[i]) return tl_fail(TL_EUSAGE, "tl_log_append_records: record %zu is NULL", i);
     for (;;) {
         tl_wtxn *w;
         int rc = tl_wtxn_begin_records(log, &w);
@@ -90,6 +102,7 @@ int tl_log_append_records(tl_log *log, const uint8_t *const *records, const size
  */
 int tl_log_rotate_key(tl_log *log, char new_pubkey_hex[TL_PUBKEY_HEX_SIZE]) {
     if (!log) return tl_fail(TL_EUSAGE, "tl_log_rotate_key: no log");
+    if (log->flags & TL_OPEN_READONLY) return tl_fail(TL_EREADONLY, "the log is open read-only");
     if (!log->have_key) return tl_fail(TL_EKEY, "no writer key loaded");
     char *path = tl_path_join(log->dir, TL_KEY_FILE), *path_new = NULL;
     if (!path) return tl_fail(TL_ENOMEM, "out of memory");
@@ -127,9 +140,9 @@ int tl_log_rotate_key(tl_log *log, char new_pubkey_hex[TL_PUBKEY_HEX_SIZE]) {
         /* not committed: this rotation's file is stale and the next transaction's settle
          * removes it; its key leaves log->next_key under write_mu (a rotation on another
          * thread may be using next_key by now: only ours is wiped) */
-        pthread_mutex_lock(&log->write_mu);
+        tl_write_lock(log);
         if (memcmp(log->next_key.pk, next.pk, TL_PUBKEY_BYTES) == 0) tl_keypair_wipe(&log->next_key);
-        pthread_mutex_unlock(&log->write_mu);
+        tl_write_unlock(log);
         if (rc != TL_EMAPFULL) break;
         tl_keypair_wipe(&next);
         if ((rc = tl_log_grow_map(log)) != 0) break;

@@ -70,7 +70,7 @@ int tl_result_fail(tl_result *res, int code, const char *fmt, ...) {
 int tl_cmd_new(tl_cmd **out, const char *op) {
     if (!out) return tl_fail(TL_EUSAGE, "tl_cmd_new: out is NULL");
     *out = NULL;
-    if (!op) return tl_fail(TL_EINVALID, "no op given");
+    if (!op) return tl_fail(TL_EUSAGE, "tl_cmd_new: op is NULL");
     tl_cmd *c = calloc(1, sizeof *c);
     if (!c || !(c->obj = json_object())) { free(c); return tl_fail(TL_ENOMEM, "out of memory"); }
     if (json_object_set_new(c->obj, "op", json_string(op)) != 0) {
@@ -115,8 +115,8 @@ static void integral_reals_to_integers(json_t *v) {
 }
 
 int tl_cmd_parse(tl_cmd **out, const char *text, size_t len, tl_result *res) {
+    if (out) *out = NULL;
     if (!out || (!text && len)) return tl_fail(TL_EUSAGE, "tl_cmd_parse: out and text are required");
-    *out = NULL;
     json_error_t err;
     json_t *obj = json_loadb(text, len, JSON_REJECT_DUPLICATES, &err);
     if (!obj) {
@@ -241,8 +241,8 @@ static void utf8_sanitize(char *dst, const char *src, size_t cap) {
 }
 
 int tl_result_json(const tl_result *res, char **json) {
+    if (json) *json = NULL;
     if (!res || !json) return tl_fail(TL_EUSAGE, "tl_result_json: result and json are required");
-    *json = NULL;
     json_t *o;
     if (res->code) {
         char msg[sizeof res->message];

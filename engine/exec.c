@@ -75,8 +75,8 @@ static int commit_items(tl_log *log, tl_wtxn *w, batch_item *items, size_t n) {
 }
 
 int tl_batch_begin(tl_log *log, tl_batch **out) {
+    if (out) *out = NULL;
     if (!log || !out) return tl_fail(TL_EUSAGE, "tl_batch_begin: log and out are required");
-    *out = NULL;
     tl_batch *b = calloc(1, sizeof *b);
     if (!b) return tl_fail(TL_ENOMEM, "out of memory");
     b->log = log;
@@ -111,7 +111,7 @@ int tl_batch_exec(tl_batch *b, const tl_cmd *cmd, tl_result *res) {
 }
 
 int tl_batch_commit(tl_batch *b) {
-    if (!b) return 0;
+    if (!b) return tl_fail(TL_EUSAGE, "tl_batch_commit: no batch (did tl_batch_begin fail?)");
     int rc;
     if (b->failed) {
         tl_wtxn_abort(b->w);
@@ -187,6 +187,9 @@ static void lead(tl_log *log, gc_req *group) {
 
 int tl_cmd_exec(tl_log *log, const tl_cmd *cmd, tl_result *res) {
     if (!log || !cmd || !res) return tl_fail(TL_EUSAGE, "log, command and result are required");
+    if (tl_write_held_by_me(log)) /* its own batch: the group's leader would wait for this thread */
+        return tl_result_fail(res, TL_EUSAGE, "this thread holds an open batch of this log: run the command in "
+                                              "the batch (tl_batch_exec), or commit the batch first");
     gc_req me = {{cmd, res}, false, NULL};
     if (tl_map_held_by_me(log)) {
         /* A caller holding a snapshot (an open iterator, a follow or export callback) commits

@@ -33,7 +33,8 @@ char *tl_keyfile_rotation_path(const char *dir, const uint8_t pk[TL_PUBKEY_BYTES
 /* Read path's key if its public key is pk: 1 found, 0 not (absent, unreadable, another). */
 static int read_if(const char *path, const uint8_t pk[TL_PUBKEY_BYTES], tl_keypair *kp) {
     tl_keypair k;
-    if (!path || tl_keyfile_read(path, &k) != 0) return 0;
+    /* absent is the usual answer: no failure detail for it (tl_errdetail after a success) */
+    if (!path || access(path, F_OK) != 0 || tl_keyfile_read(path, &k) != 0) return 0;
     if (memcmp(k.pk, pk, TL_PUBKEY_BYTES) != 0) {
         tl_keypair_wipe(&k);
         return 0;

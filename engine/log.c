@@ -322,6 +322,58 @@ int tl_env_create_open(MDB_env **out, const char *dir, unsigned env_flags, size_
     return 0;
 }
 
+/*
+ * One handle per log per process. LMDB's locks are POSIX record locks, which belong to the
+ * process, not to a descriptor: closing a second environment on the same data file drops the
+ * first one's locks too, and another process's stale-reader check (mdb_reader_check) then
+ * frees the first handle's reader slots while its snapshots are still being read, so that
+ * writers reuse pages those snapshots read (lmdb.h: never open an environment twice in one
+ * process). So a second open of the same data file in one process is refused while the first
+ * handle is open; that handle is thread-safe and can be shared. This list is the library's
+ * one process-wide state. Entries remember their process: a child of fork() may open the log
+ * it inherited a handle to (it must not use that handle: LMDB environments do not survive
+ * fork).
+ */
+typedef struct open_file {
+    dev_t dev;
+    ino_t ino;
+    pid_t pid;
+    const tl_log *log;
+    struct open_file *next;
+} open_file;
+static pthread_mutex_t open_files_mu = PTHREAD_MUTEX_INITIALIZER;
+static open_file *open_files;
+
+static int claim_data_file(const tl_log *log, const struct stat *st) {
+    open_file *f = malloc(sizeof *f);
+    if (!f) return tl_fail(TL_ENOMEM, "out of memory");
+    pid_t me = getpid();
+    pthread_mutex_lock(&open_files_mu);
+    for (const open_file *o = open_files; o; o = o->next)
+        if (o->dev == st->st_dev && o->ino == st->st_ino && o->pid == me) {
+            pthread_mutex_unlock(&open_files_mu);
+            free(f);
+            return tl_fail(TL_EUSAGE, "%s is already open in this process: share that handle (it is thread-safe); LMDB "
+                                      "allows one environment per file per process", log->dir);
+        }
+    *f = (open_file){st->st_dev, st->st_ino, me, log, open_files};
+    open_files = f;
+    pthread_mutex_unlock(&open_files_mu);
+    return 0;
+}
+
+static void release_data_file(const tl_log *log) {
+    pthread_mutex_lock(&open_files_mu);
+    for (open_file **p = &open_files; *p; p = &(*p)->next)
+        if ((*p)->log == log) {
+            open_file *f = *p;
+            *p = f->next;
+            free(f);
+            break;
+        }
+    pthread_mutex_unlock(&open_files_mu);
+}
+
 int tl_engine_open(tl_log **out, const char *dir, unsigned flags) {
     *out = NULL;
     int rc = tl_crypto_init();
@@ -348,7 +400,9 @@ int tl_engine_open(tl_log **out, const char *dir, unsigned flags) {
     pthread_mutex_init(&log->key_mu, NULL);
     pthread_cond_init(&log->gate_cv, NULL);
     atomic_init(&log->map_writers, 0);
+    atomic_init(&log->write_owner, 0);
     if (!log->dir) { tl_engine_close(log); return tl_fail(TL_ENOMEM, "out of memory"); }
+    if ((rc = claim_data_file(log, &st)) != 0) { tl_engine_close(log); return rc; }
 
     log->env_flags = MDB_NOTLS;
     if (flags & TL_OPEN_READONLY) log->env_flags |= MDB_RDONLY;
@@ -390,6 +444,7 @@ int tl_engine_open(tl_log **out, const char *dir, unsigned flags) {
 
 void tl_engine_close(tl_log *log) {
     if (!log) return;
+    release_data_file(log);
     if (log->commands_free) log->commands_free(log->commands);
     for (unsigned i = 0; i < log->napplier; i++)
         if (log->appliers[i].release) log->appliers[i].release(log->appliers[i].state);

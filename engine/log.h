@@ -108,7 +108,8 @@ struct tl_log {
     pthread_mutex_t key_mu;    /* log->key as a checkpoint reads it; a rotation's commit writes it
                                 * holding write_mu and key_mu, so writers (under write_mu) read it freely */
     pthread_cond_t gate_cv;
-    pthread_mutex_t write_mu;  /* one write transaction per process at a time */
+    pthread_mutex_t write_mu;  /* one write transaction per process at a time (tl_write_lock) */
+    atomic_uintptr_t write_owner; /* the thread holding write_mu (map.c's this_thread_id), else 0 */
     void *commands;            /* the command layer's group-commit queue */
     void (*commands_free)(void *);
     unsigned sign_threads;
@@ -184,6 +185,14 @@ int tl_txn_begin(tl_log *log, unsigned flags, MDB_txn **txn, bool holding_write_
  * ends; tl_map_exclusive takes it exclusively, until deadline when one is given (ETIMEDOUT).
  */
 void tl_map_shared(tl_log *log, bool may_wait);
+/*
+ * write_mu with its holder recorded, so that a thread asking for it again (a second write
+ * while its own batch is open) is refused at once (tl_write_held_by_me) instead of waiting
+ * for itself for ever.
+ */
+void tl_write_lock(tl_log *log);
+void tl_write_unlock(tl_log *log);
+bool tl_write_held_by_me(const tl_log *log);
 /** The calling thread holds a transaction (a read snapshot) on log. */
 bool tl_map_held_by_me(const tl_log *log);
 void tl_map_shared_end(tl_log *log);

@@ -36,6 +36,25 @@ static unsigned *held_count(const tl_log *log, bool add) {
     return &free_slot->n;
 }
 
+/* A thread's identity for write_owner: the address of a thread-local, unique among live
+ * threads and never 0 (pthread_t has no portable atomic form or null value). */
+static uintptr_t this_thread_id(void) {
+    static _Thread_local char me;
+    return (uintptr_t)&me;
+}
+
+void tl_write_lock(tl_log *log) {
+    pthread_mutex_lock(&log->write_mu);
+    atomic_store(&log->write_owner, this_thread_id());
+}
+
+void tl_write_unlock(tl_log *log) {
+    atomic_store(&log->write_owner, 0);
+    pthread_mutex_unlock(&log->write_mu);
+}
+
+bool tl_write_held_by_me(const tl_log *log) { return atomic_load(&log->write_owner) == this_thread_id(); }
+
 bool tl_map_held_by_me(const tl_log *log) {
     unsigned *mine = held_count(log, false);
     return mine && *mine > 0;
@@ -254,9 +273,9 @@ int tl_txn_begin(tl_log *log, unsigned flags, MDB_txn **txn, bool holding_write_
     unsigned gen;
     int rc = txn_begin_once(log, flags, txn, &gen, !holding_write_mu);
     if (rc != TXN_PANIC) return rc;
-    if (holding_write_mu) pthread_mutex_unlock(&log->write_mu);
+    if (holding_write_mu) tl_write_unlock(log);
     rc = env_reopen(log, gen);
-    if (holding_write_mu) pthread_mutex_lock(&log->write_mu);
+    if (holding_write_mu) tl_write_lock(log);
     if (rc) return rc;
     rc = txn_begin_once(log, flags, txn, &gen, !holding_write_mu);
     if (rc == TXN_PANIC)

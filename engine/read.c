@@ -26,8 +26,8 @@ struct tl_iter {
 };
 
 int tl_iter_open(tl_log *log, uint64_t from, tl_iter **out) {
+    if (out) *out = NULL;
     if (!log || !out) return tl_fail(TL_EUSAGE, "tl_iter_open: log and out are required");
-    *out = NULL;
     tl_iter *it = calloc(1, sizeof *it);
     if (!it) return tl_fail(TL_ENOMEM, "out of memory");
     it->log = log;
@@ -103,8 +103,8 @@ void tl_iter_close(tl_iter *it) {
 }
 
 int tl_event_json(const tl_event_view *view, char **json) {
+    if (json) *json = NULL;
     if (!view || !json || (!view->bytes && view->len)) return tl_fail(TL_EUSAGE, "tl_event_json: view and json are required");
-    *json = NULL;
     tl_event ev;
     int rc = tl_event_decode(&ev, view->bytes, view->len);
     if (rc) return rc;
@@ -269,8 +269,8 @@ static void db_stat_json(tl_strbuf *sb, MDB_txn *txn, MDB_dbi dbi, const char *n
 }
 
 int tl_log_db_stats_json(tl_log *log, char **json) {
+    if (json) *json = NULL;
     if (!log || !json) return tl_fail(TL_EUSAGE, "tl_log_db_stats_json: log and json are required");
-    *json = NULL;
     MDB_txn *txn;
     int rc = tl_rtxn_begin(log, &txn);
     if (rc) return rc;

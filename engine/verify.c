@@ -262,8 +262,8 @@ static void checkpoint_message(uint8_t *msg, uint64_t seq, const uint8_t *hash, 
 #define CHECKPOINT_MSG_BYTES (sizeof TL_CHECKPOINT_CONTEXT - 1 + 8 + TL_HASH_BYTES + 8)
 
 int tl_log_checkpoint(tl_log *log, char **json) {
+    if (json) *json = NULL;
     if (!log || !json) return tl_fail(TL_EUSAGE, "tl_log_checkpoint: log and json are required");
-    *json = NULL;
     if (!log->have_key) return tl_fail(TL_EKEY, "a checkpoint is signed with the writer key: open the log writable");
     /* The head and the key must belong together. The head is read in a snapshot and the key
      * under key_mu, which can straddle a rotation of this process (committed, its key not yet

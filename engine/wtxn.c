@@ -49,20 +49,23 @@ static int wtxn_begin(tl_log *log, tl_wtxn **out, bool need_key) {
     if (need_key && !log->have_key)
         return tl_fail(TL_EKEY, log->flags & TL_OPEN_REPLICA ? "a replica takes records only (tl_log_append_records)"
                                                              : "no writer key loaded");
+    if (tl_write_held_by_me(log))
+        return tl_fail(TL_EUSAGE, "this thread already holds the log's write transaction (an open batch): commit or "
+                                  "abort it before writing through another call");
     int lrc = tl_layout_check(log); /* appliers would extend projections of another layout */
     if (lrc) return lrc;
     tl_wtxn *w = calloc(1, sizeof *w);
     if (!w) return tl_fail(TL_ENOMEM, "out of memory");
     w->log = log;
     msgpack_sbuffer_init(&w->buf);
-    pthread_mutex_lock(&log->write_mu);
+    tl_write_lock(log);
     int rc = tl_txn_begin(log, 0, &w->txn, true);
     if (!rc) rc = tl_head_read(w->txn, log, &w->head);
     if (!rc && need_key && memcmp(w->head.pk, log->key.pk, TL_PUBKEY_BYTES) != 0)
         rc = adopt_rotated_key(log, w->head.pk);
     if (rc) {
         if (w->txn) { mdb_txn_abort(w->txn); tl_map_shared_end(log); }
-        pthread_mutex_unlock(&log->write_mu);
+        tl_write_unlock(log);
         msgpack_sbuffer_destroy(&w->buf);
         free(w);
         return rc;
@@ -281,7 +284,7 @@ void tl_wtxn_abort(tl_wtxn *w) {
         if (w->log->appliers[i].discard) w->log->appliers[i].discard(w->log->appliers[i].state);
     mdb_txn_abort(w->txn);
     tl_map_shared_end(w->log);
-    pthread_mutex_unlock(&w->log->write_mu);
+    tl_write_unlock(w->log);
     wtxn_free(w);
 }
 
@@ -332,7 +335,7 @@ int tl_wtxn_commit(tl_wtxn *w) {
         tl_keypair_wipe(&log->next_key);
     }
     tl_map_shared_end(log);
-    pthread_mutex_unlock(&log->write_mu);
+    tl_write_unlock(log);
     wtxn_free(w);
     if (mrc == MDB_MAP_FULL) {
         tl_fail(TL_ESTORAGE, "commit: the map is full");
@@ -355,14 +358,14 @@ int tl_wtxn_begin_replay(tl_log *log, tl_wtxn **out) {
     w->log = log;
     w->replaying = true;
     msgpack_sbuffer_init(&w->buf);
-    pthread_mutex_lock(&log->write_mu);
+    tl_write_lock(log);
     int rc = tl_txn_begin(log, 0, &w->txn, true);
     if (!rc && (rc = tl_head_read(w->txn, log, &w->head)) != 0) {
         mdb_txn_abort(w->txn);
         tl_map_shared_end(log);
     }
     if (rc) {
-        pthread_mutex_unlock(&log->write_mu);
+        tl_write_unlock(log);
         msgpack_sbuffer_destroy(&w->buf);
         free(w);
         return rc;

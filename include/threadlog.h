@@ -18,6 +18,8 @@
  *  - A NULL where a handle, an output pointer or a callback is required is refused with
  *    TL_EUSAGE (never a crash). Option structs start with a version field set by their
  *    ..._INIT macro.
+ *  - No global state, but one list: the logs this process has open, so that a log is never
+ *    opened twice in one process (see tl_log_open).
  *  - Thread-safety: a tl_log handle may be shared by threads, and every call taking one is
  *    thread-safe, except tl_log_close (no other call may be running on the handle, nor
  *    follow). Concurrent callers of tl_cmd_exec have their commits grouped; queries, iterators,
@@ -104,7 +106,10 @@ enum tl_error {
 const char *tl_strerror(int code);
 
 /** Human detail of the calling thread's last failure ("m-2 has a reply (m-3)"); never NULL.
- *  The text lives in a thread-local buffer: copy it before the thread's next library call. */
+ *  The text lives in a thread-local buffer: copy it before the thread's next library call.
+ *  Read it only after a call that failed: a call that succeeds does not clear it, and may
+ *  leave the detail of a lookup it tried and did without (a key file not there yet, a record
+ *  that does not exist yet). */
 const char *tl_errdetail(void);
 
 /** The library version at run time ("0.1.0"). */
@@ -129,8 +134,8 @@ typedef struct tl_init_options {
 /**
  * Create a new log in DIR (created if missing; a non-empty DIR that is not a log is
  * refused with TL_EINVALID, an existing log with TL_EEXISTS). Writes the writer key file
- * (mode 0600) and the genesis event. pubkey_hex receives the writer's public key in hex.
- * opts may be NULL.
+ * (mode 0600) and the genesis event. pubkey_hex (may be NULL) receives the writer's public
+ * key in hex. opts may be NULL.
  */
 int tl_log_init(const char *dir, const tl_init_options *opts, char pubkey_hex[TL_PUBKEY_HEX_SIZE]);
 
@@ -151,6 +156,12 @@ typedef struct tl_open_options {
  * Open the log in DIR. Checks the format version (TL_EVERSION when unknown). Unless
  * TL_OPEN_READONLY, loads the writer key and refuses one readable by group or others
  * (TL_EKEY). opts may be NULL. *out is NULL on failure.
+ * One handle per log per process: opening a log that this process already has open (the
+ * same data file, by any path) is refused with TL_EUSAGE until that handle is closed. LMDB's
+ * locks belong to the process, so a second environment on the file would drop the first
+ * one's locks when closed, and other processes could then overwrite pages its snapshots are
+ * reading. Share the first handle: it is thread-safe. After fork(), a child must not use the
+ * handles it inherited (LMDB environments do not survive fork); it may open the log anew.
  */
 int tl_log_open(tl_log **out, const char *dir, const tl_open_options *opts);
 
@@ -199,7 +210,9 @@ int tl_log_db_stats_json(tl_log *log, char **json);
 /** The current writer public key in hex. */
 int tl_log_pubkey(tl_log *log, char pubkey_hex[TL_PUBKEY_HEX_SIZE]);
 
-/** Rotate the writer key: appends key.rotated signed by the old key. */
+/** Rotate the writer key: appends key.rotated signed by the old key. new_pubkey_hex (may be
+ *  NULL) receives the new public key. TL_EREADONLY on a read-only handle, TL_EKEY without a
+ *  writer key. */
 int tl_log_rotate_key(tl_log *log, char new_pubkey_hex[TL_PUBKEY_HEX_SIZE]);
 
 /* ---------------------------------------------------------------------------------------
@@ -260,7 +273,10 @@ typedef struct tl_draft {
 } tl_draft;
 
 /** Append n drafts in one synced commit; *first_seq (may be NULL) receives the first seq
- *  (0 when n is 0: nothing is appended and the call succeeds). */
+ *  (0 when n is 0: nothing is appended and the call succeeds; 0 on failure). A draft's actor
+ *  must be "@operator" or an id, and its project NULL or an id (1-64 bytes of
+ *  A-Z a-z 0-9 . _ : -), else TL_EINVALID; whether they name an existing user or project is
+ *  the extension's own business. */
 int tl_log_append(tl_log *log, const tl_draft *drafts, size_t n, uint64_t *first_seq);
 
 /**
@@ -362,9 +378,10 @@ int tl_result_json(const tl_result *res, char **json);
  * so the tl_result and tl_cmd objects must stay alive until then). A failed commit fails
  * every command of the batch (TL_ESTORAGE, or TL_ENOMEM) and returns the failure's code.
  * An open batch holds the process's write lock from tl_batch_begin to its commit or abort:
- * other threads' writes wait for it, and the thread that holds it must not write through
- * any other call meanwhile (tl_cmd_exec, tl_erase, tl_log_append, tl_log_rotate_key would
- * wait for itself).
+ * other threads' writes wait for it, and the thread that holds it cannot write through any
+ * other call meanwhile: tl_batch_begin, tl_cmd_exec, tl_erase, tl_log_append and
+ * tl_log_rotate_key on that thread are refused at once with TL_EUSAGE (they would wait for
+ * the thread itself). tl_batch_commit(NULL) is TL_EUSAGE.
  */
 typedef struct tl_batch tl_batch;
 int tl_batch_begin(tl_log *log, tl_batch **out);

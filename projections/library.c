@@ -1,7 +1,7 @@
 /*
  * library.c — opening a log wires the engine to every applier: the domain state the rules
- * need (engine/) and the read models of projections/. This is the only file that knows the
- * whole list; the engine sees appliers only as registered callbacks.
+ * need (engine/) and the read models of projections/ (registry.c holds the list); the
+ * engine sees appliers only as registered callbacks.
  */
 #include <sys/stat.h>
 

@@ -589,11 +589,106 @@ START_TEST(append_refuses) {
     /* an empty batch appends nothing and succeeds */
     ck_assert_int_eq(tl_log_append(log, batch, 0, NULL), 0);
     ck_assert_uint_eq(head_seq(log), 4);
+    /* ids are checked for their form, as everywhere: actor "@operator" or an id, project an
+     * id; *first_seq says 0 when nothing was appended */
+    tl_draft named = {"x.a", "@operator", "p-1", ok, 1};
+    ck_assert_int_eq(tl_log_append(log, &named, 1, &first), 0);
+    ck_assert_uint_eq(first, 5);
+    const char *bad_actors[] = {"", "@other", "bad id", "nope!!"};
+    for (size_t i = 0; i < 4; i++) {
+        named = (tl_draft){"x.a", bad_actors[i], NULL, ok, 1};
+        first = 77;
+        ck_assert_int_eq(tl_log_append(log, &named, 1, &first), TL_EINVALID);
+        ck_assert_uint_eq(first, 0);
+    }
+    named = (tl_draft){"x.a", "alice", "nope!!", ok, 1};
+    ck_assert_int_eq(tl_log_append(log, &named, 1, &first), TL_EINVALID);
+    named.project = "";
+    ck_assert_int_eq(tl_log_append(log, &named, 1, &first), TL_EINVALID);
+    ck_assert_uint_eq(head_seq(log), 5);
     tl_log_close(log);
-    /* a read-only log refuses writes */
+    /* a read-only log refuses writes, a key rotation too */
     log = open_log(dir, TL_OPEN_READONLY);
     ck_assert_int_eq(tl_log_append(log, batch, 1, NULL), TL_EREADONLY);
+    ck_assert_int_eq(tl_log_rotate_key(log, NULL), TL_EREADONLY);
+    verify_ok(log, 5);
+    remove_log(log, dir);
+}
+END_TEST
+
+/* One handle per log per process (tl_log_open): LMDB's locks belong to the process, so a
+ * second environment on the same file, once closed, would drop the first one's locks. */
+START_TEST(one_handle_per_log_per_process) {
+    char *dir;
+    tl_log *log = tu_new_log(&dir);
+    append_n(log, 3, 0, 16);
+    tl_log *second = (tl_log *)&second;
+    ck_assert_int_eq(tl_log_open(&second, dir, NULL), TL_EUSAGE);
+    ck_assert_ptr_null(second);
+    ck_assert_msg(strstr(tl_errdetail(), "already open in this process") != NULL, "%s", tl_errdetail());
+    tl_open_options ro = TL_OPEN_OPTIONS_INIT;
+    ro.flags = TL_OPEN_READONLY;
+    ck_assert_int_eq(tl_log_open(&second, dir, &ro), TL_EUSAGE);
+    char *other_path = malloc(strlen(dir) + 3); /* the same file by another path */
+    sprintf(other_path, "%s/.", dir);
+    ck_assert_int_eq(tl_log_open(&second, other_path, &ro), TL_EUSAGE);
+    /* a child of fork() may open it anew (it must not use the handle it inherited) */
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        tl_log *mine = NULL;
+        int rc = tl_log_open(&mine, dir, &ro);
+        tl_log_stats st;
+        if (rc || tl_log_stats_get(mine, &st) || st.events != 4) _exit(3);
+        tl_log_close(mine);
+        _exit(0);
+    }
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the child could not open the log: %d", status);
+    /* once the first is closed, the log opens again, by either path */
+    tl_log_close(log);
+    log = open_log(other_path, TL_OPEN_READONLY);
+    ck_assert_int_eq(tl_log_open(&second, dir, NULL), TL_EUSAGE);
+    tl_log_close(log);
+    log = open_log(dir, 0);
     verify_ok(log, 4);
+    free(other_path);
+    remove_log(log, dir);
+}
+END_TEST
+
+/* An open batch holds the process's write lock: a second write from its own thread would
+ * wait for that thread for ever, so it is refused at once. */
+START_TEST(writes_inside_own_batch_refused) {
+    char *dir;
+    tl_log *log = tu_new_log(&dir);
+    tl_batch *b, *b2 = (tl_batch *)&b2;
+    ck_assert_int_eq(tl_batch_begin(log, &b), 0);
+    ck_assert_int_eq(tl_batch_begin(log, &b2), TL_EUSAGE);
+    ck_assert_ptr_null(b2);
+    tl_cmd *cmd;
+    tl_result res = {0};
+    ck_assert_int_eq(tl_cmd_new(&cmd, "account.create"), 0);
+    ck_assert_int_eq(tl_cmd_set_str(cmd, "id", "acme"), 0);
+    ck_assert_int_eq(tl_cmd_set_str(cmd, "name", "Acme"), 0);
+    ck_assert_int_eq(tl_cmd_exec(log, cmd, &res), TL_EUSAGE);
+    ck_assert_int_eq(res.code, TL_EUSAGE);
+    uint8_t empty = 0x80;
+    tl_draft d = {"x.a", "alice", NULL, &empty, 1};
+    uint64_t first = 77;
+    ck_assert_int_eq(tl_log_append(log, &d, 1, &first), TL_EUSAGE);
+    ck_assert_uint_eq(first, 0);
+    ck_assert_int_eq(tl_log_rotate_key(log, NULL), TL_EUSAGE);
+    ck_assert_int_eq(tl_erase(log, "m-1", "r", &res), TL_EUSAGE);
+    /* the batch itself still works, and after it everything does */
+    ck_assert_int_eq(tl_batch_exec(b, cmd, &res), 0);
+    ck_assert_int_eq(tl_batch_commit(b), 0);
+    ck_assert_int_eq(tl_batch_commit(NULL), TL_EUSAGE);
+    ck_assert_int_eq(tl_log_append(log, &d, 1, &first), 0);
+    ck_assert_uint_eq(first, 3);
+    tl_cmd_free(cmd);
+    verify_ok(log, 3);
     remove_log(log, dir);
 }
 END_TEST
@@ -923,8 +1018,24 @@ START_TEST(null_arguments_refused) {
     ck_assert_int_eq(tl_log_checkpoint(NULL, &json), TL_EUSAGE);
     ck_assert_int_eq(tl_log_checkpoint(log, NULL), TL_EUSAGE);
     ck_assert_int_eq(tl_cmd_new(NULL, "note.add"), TL_EUSAGE);
+    ck_assert_int_eq(tl_cmd_new(&cmd, NULL), TL_EUSAGE);
+    ck_assert_ptr_null(cmd);
     ck_assert_int_eq(tl_cmd_parse(NULL, "{}", 2, NULL), TL_EUSAGE);
+    cmd = (tl_cmd *)&cmd; /* outputs are NULL after a refusal */
     ck_assert_int_eq(tl_cmd_parse(&cmd, NULL, 2, NULL), TL_EUSAGE);
+    ck_assert_ptr_null(cmd);
+    it = (tl_iter *)&it;
+    ck_assert_int_eq(tl_iter_open(NULL, 1, &it), TL_EUSAGE);
+    ck_assert_ptr_null(it);
+    b = (tl_batch *)&b;
+    ck_assert_int_eq(tl_batch_begin(NULL, &b), TL_EUSAGE);
+    ck_assert_ptr_null(b);
+    json = (char *)&json;
+    ck_assert_int_eq(tl_log_checkpoint(NULL, &json), TL_EUSAGE);
+    ck_assert_ptr_null(json);
+    const uint8_t *no_record = NULL;
+    size_t ten = 10;
+    ck_assert_int_eq(tl_log_append_records(log, &no_record, &ten, 1), TL_EUSAGE);
     ck_assert_int_eq(tl_result_json(NULL, &json), TL_EUSAGE);
     ck_assert_int_eq(tl_result_json(&res, NULL), TL_EUSAGE);
     ck_assert_int_eq(tl_batch_begin(NULL, &b), TL_EUSAGE);
@@ -962,7 +1073,9 @@ START_TEST(warm_maps_the_file) {
     for (int b = 0; b < 12; b++) append_n(log, 4, (uint64_t)b * 4, 65536); /* 3 MiB */
     tl_log_stats st;
     ck_assert_int_eq(tl_log_stats_get(log, &st), 0);
-    /* a second handle: its own map, of which an open touches only the first pages */
+    /* a fresh handle: its own map, of which an open touches only the first pages (one handle
+     * per log per process: the writer's is closed first) */
+    tl_log_close(log);
     tl_log *reader = open_log(dir, TL_OPEN_READONLY);
     uint64_t before = data_map_rss(), mapped = 0;
     ck_assert_int_eq(tl_log_warm(reader, &mapped), 0);
@@ -988,7 +1101,7 @@ START_TEST(warm_maps_the_file) {
     tl_log_close(reader);
     ck_assert_int_eq(tl_log_warm(NULL, &mapped), TL_EUSAGE);
     ck_assert_uint_eq(mapped, 0);
-    remove_log(log, dir);
+    remove_log(open_log(dir, 0), dir);
 }
 END_TEST
 
@@ -2074,6 +2187,8 @@ int main(void) {
     tcase_add_test(tc, append_and_iterate);
     tcase_add_test(tc, append_canonicalises);
     tcase_add_test(tc, append_refuses);
+    tcase_add_test(tc, one_handle_per_log_per_process);
+    tcase_add_test(tc, writes_inside_own_batch_refused);
     tcase_add_test(tc, layout_matches_format_doc);
     tcase_add_test(tc, map_grows);
     tcase_add_test(tc, map_growth_not_starved_by_readers);
