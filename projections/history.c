@@ -109,16 +109,28 @@ static void payload_str(tl_strbuf *sb, const tl_event *ev, const char *name) {
     else tl_sb_puts(sb, "null");
 }
 
-/* "author","body","attachments" and the deleted/erased marks of a message */
+/* "author","body","attachments" and the deleted/erased marks of a message. A deleted
+ * message's content is the auditors' alone: for everyone else its body is null and its
+ * attachments (whose bytes only auditors may fetch) are not listed; erased content shows as
+ * erased to every viewer, deleted or not. */
 static int message_content(tl_strbuf *sb, MDB_txn *txn, tl_log *log, const viewer *v, const tl_message_rec *m) {
     str_field(sb, "author", m->author);
     tl_sb_puts(sb, ",");
     int rc = 0;
-    if (m->deleted && v->u->role != TL_ROLE_AUDITOR) tl_sb_puts(sb, "\"body\":null");
-    else rc = tlp_body_json(sb, txn, log, m);
+    bool hidden = m->deleted && v->u->role != TL_ROLE_AUDITOR;
+    if (hidden) {
+        tl_sb_puts(sb, "\"body\":null");
+        /* an erasure clears a short body's copy in the record too: the content store tells */
+        rc = m->body_inline ? 0 : tl_content_exists(txn, log, m->body_commit);
+        if (rc == TL_ENOTFOUND) tl_sb_puts(sb, ",\"erased\":true");
+        if (rc == TL_ENOTFOUND) rc = 0;
+    } else {
+        rc = tlp_body_json(sb, txn, log, m);
+    }
     tl_sb_puts(sb, m->deleted ? ",\"deleted\":true" : ",\"deleted\":false");
     tl_sb_puts(sb, ",\"attachments\":");
-    if (!rc) rc = tlp_attachments_json(sb, txn, log, m);
+    if (!rc && hidden) tl_sb_puts(sb, "[]");
+    else if (!rc) rc = tlp_attachments_json(sb, txn, log, m);
     return rc;
 }
 

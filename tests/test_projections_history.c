@@ -221,6 +221,30 @@ START_TEST(entry_contents) {
     r = history(log, "sam", "o-1", 50, NULL);
     ck_assert_ptr_null(entry(r, "content.erased", NULL));
     json_decref(r);
+    /* a deleted message's content is the auditors' alone: for others no body and no
+     * attachments (whose bytes only auditors may fetch); erased content shows as erased to
+     * every viewer, deleted or not */
+    PF_OK(log, "{\"op\":\"attachment.upload\",\"as\":\"alice\",\"id\":\"a-9\",\"project\":\"o-1\",\"name\":\"scan.jpg\",\"data\":\"aGk=\"}");
+    PF_OK(log, "{\"op\":\"note.add\",\"as\":\"alice\",\"id\":\"n-9\",\"project\":\"o-1\",\"body\":\"secret\",\"attachments\":[\"a-9\"]}");
+    PF_OK(log, "{\"op\":\"note.add\",\"as\":\"alice\",\"id\":\"n-8\",\"project\":\"o-1\",\"body\":\"gone\"}");
+    PF_OK(log, "{\"op\":\"message.delete\",\"as\":\"alice\",\"message\":\"n-9\"}");
+    PF_OK(log, "{\"op\":\"message.delete\",\"as\":\"alice\",\"message\":\"n-8\"}");
+    ck_assert_int_eq(tl_erase(log, "n-8", "request", &res), 0);
+    r = history(log, "bob", "o-1", 50, NULL);
+    json_t *n9 = entry(r, "note.added", "n-9"), *n8 = entry(r, "note.added", "n-8");
+    ck_assert(json_is_null(json_object_get(n9, "body")));
+    ck_assert_ptr_null(json_object_get(n9, "erased"));
+    ck_assert_uint_eq(json_array_size(json_object_get(n9, "attachments")), 0);
+    ck_assert(json_is_null(json_object_get(n8, "body")));
+    ck_assert(json_is_true(json_object_get(n8, "erased")));
+    ck_assert(json_is_true(json_object_get(n8, "deleted")));
+    json_decref(r);
+    r = history(log, "aud", "o-1", 50, NULL);
+    n9 = entry(r, "note.added", "n-9"), n8 = entry(r, "note.added", "n-8");
+    ck_assert_str_eq(pf_str(n9, "body"), "secret");
+    ck_assert_str_eq(pf_str(json_array_get(json_object_get(n9, "attachments"), 0), "name"), "scan.jpg");
+    ck_assert(json_is_true(json_object_get(n8, "erased")));
+    json_decref(r);
     pf_done(log, dir);
 }
 END_TEST
