@@ -344,7 +344,16 @@ typedef struct open_file {
 static pthread_mutex_t open_files_mu = PTHREAD_MUTEX_INITIALIZER;
 static open_file *open_files;
 
+/* A fork() while another thread holds open_files_mu would leave the child's copy locked for
+ * ever, and a child may open logs: the mutex is taken around fork and released on both sides.
+ * (The child's list keeps the parent's entries; their pid tells them apart.) */
+static void open_files_prepare(void) { pthread_mutex_lock(&open_files_mu); }
+static void open_files_release(void) { pthread_mutex_unlock(&open_files_mu); }
+static pthread_once_t open_files_once = PTHREAD_ONCE_INIT;
+static void open_files_init(void) { pthread_atfork(open_files_prepare, open_files_release, open_files_release); }
+
 static int claim_data_file(const tl_log *log, const struct stat *st) {
+    pthread_once(&open_files_once, open_files_init);
     open_file *f = malloc(sizeof *f);
     if (!f) return tl_fail(TL_ENOMEM, "out of memory");
     pid_t me = getpid();
@@ -363,15 +372,16 @@ static int claim_data_file(const tl_log *log, const struct stat *st) {
 }
 
 static void release_data_file(const tl_log *log) {
+    open_file *gone = NULL;
     pthread_mutex_lock(&open_files_mu);
     for (open_file **p = &open_files; *p; p = &(*p)->next)
         if ((*p)->log == log) {
-            open_file *f = *p;
-            *p = f->next;
-            free(f);
+            gone = *p;
+            *p = gone->next;
             break;
         }
     pthread_mutex_unlock(&open_files_mu);
+    free(gone); /* outside the lock: nothing but the list's own steps under it */
 }
 
 int tl_engine_open(tl_log **out, const char *dir, unsigned flags) {
@@ -444,7 +454,6 @@ int tl_engine_open(tl_log **out, const char *dir, unsigned flags) {
 
 void tl_engine_close(tl_log *log) {
     if (!log) return;
-    release_data_file(log);
     if (log->commands_free) log->commands_free(log->commands);
     for (unsigned i = 0; i < log->napplier; i++)
         if (log->appliers[i].release) log->appliers[i].release(log->appliers[i].state);
@@ -458,5 +467,7 @@ void tl_engine_close(tl_log *log) {
     pthread_cond_destroy(&log->gate_cv);
     pthread_mutex_destroy(&log->write_mu);
     free(log->dir);
+    release_data_file(log); /* only once its environment is closed: until then, a second one
+                             * on the file would have its locks dropped by that close */
     free(log);
 }

@@ -353,6 +353,9 @@ int tl_wtxn_commit(tl_wtxn *w) {
 int tl_wtxn_begin_replay(tl_log *log, tl_wtxn **out) {
     *out = NULL;
     if (log->flags & TL_OPEN_READONLY) return tl_fail(TL_EREADONLY, "replay rewrites projections: open the log writable");
+    if (tl_write_held_by_me(log))
+        return tl_fail(TL_EUSAGE, "this thread already holds the log's write transaction (an open batch, or a replay "
+                                  "whose callback this is): commit or abort it first");
     tl_wtxn *w = calloc(1, sizeof *w);
     if (!w) return tl_fail(TL_ENOMEM, "out of memory");
     w->log = log;

@@ -379,9 +379,9 @@ int tl_result_json(const tl_result *res, char **json);
  * every command of the batch (TL_ESTORAGE, or TL_ENOMEM) and returns the failure's code.
  * An open batch holds the process's write lock from tl_batch_begin to its commit or abort:
  * other threads' writes wait for it, and the thread that holds it cannot write through any
- * other call meanwhile: tl_batch_begin, tl_cmd_exec, tl_erase, tl_log_append and
- * tl_log_rotate_key on that thread are refused at once with TL_EUSAGE (they would wait for
- * the thread itself). tl_batch_commit(NULL) is TL_EUSAGE.
+ * other call meanwhile: tl_batch_begin, tl_cmd_exec, tl_erase, tl_log_append,
+ * tl_log_rotate_key and an in-place tl_replay on that thread are refused at once with
+ * TL_EUSAGE (they would wait for the thread itself). tl_batch_commit(NULL) is TL_EUSAGE.
  */
 typedef struct tl_batch tl_batch;
 int tl_batch_begin(tl_log *log, tl_batch **out);

@@ -681,6 +681,8 @@ START_TEST(writes_inside_own_batch_refused) {
     ck_assert_uint_eq(first, 0);
     ck_assert_int_eq(tl_log_rotate_key(log, NULL), TL_EUSAGE);
     ck_assert_int_eq(tl_erase(log, "m-1", "r", &res), TL_EUSAGE);
+    tl_replay_report rr;
+    ck_assert_int_eq(tl_replay(log, NULL, &rr), TL_EUSAGE);
     /* the batch itself still works, and after it everything does */
     ck_assert_int_eq(tl_batch_exec(b, cmd, &res), 0);
     ck_assert_int_eq(tl_batch_commit(b), 0);

@@ -128,7 +128,10 @@ static int cmd_attach(cli_ctx *ctx) {
     int rc = cli_open(ctx, &log, 0);
     if (rc) return rc;
     tl_log_stats st;
-    tl_log_stats_get(log, &st);
+    if ((rc = tl_log_stats_get(log, &st)) != 0) { /* the limit comes from the log */
+        tl_log_close(log);
+        return cli_error(ctx, rc, tl_errdetail());
+    }
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* a FIFO must not block the open */
     struct stat sb;
     if (fd < 0 || fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {

@@ -7,17 +7,32 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
 
+/* Whether a and b name one directory: the same file when both exist, else the same path once
+ * "./" and trailing slashes are set aside. */
+static bool same_directory(const char *a, const char *b) {
+    struct stat sa, sb;
+    if (stat(a, &sa) == 0 && stat(b, &sb) == 0) return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+    while (a[0] == '.' && a[1] == '/') a += 2;
+    while (b[0] == '.' && b[1] == '/') b += 2;
+    size_t na = strlen(a), nb = strlen(b);
+    while (na > 1 && a[na - 1] == '/') na--;
+    while (nb > 1 && b[nb - 1] == '/') nb--;
+    return na == nb && memcmp(a, b, na) == 0;
+}
+
 static int cmd_init(cli_ctx *ctx) {
     if (!cli_flags_in_usage(ctx)) return CLI_FAILED;
     const char *dir = ctx->args.npos ? ctx->args.pos[0] : ctx->dir;
     if (!dir || !*dir) return cli_usage(ctx, "init needs a directory");
-    /* `-d A init B`: which one was meant? (THREADLOG_DIR is only a default: DIR overrides it) */
-    if (ctx->args.npos && ctx->dir_given && strcmp(ctx->dir, dir) != 0)
+    /* `-d A init B`: which one was meant? (THREADLOG_DIR is only a default: DIR overrides it)
+     * The same directory however written (C, ./C, C/) is one. */
+    if (ctx->args.npos && ctx->dir_given && !same_directory(ctx->dir, dir))
         return cli_usage(ctx, "-d and init's DIR name two directories");
     unsigned long long max;
     if (!cli_flag_u64(ctx, "max-attachment", &max, TL_DEFAULT_MAX_ATTACHMENT)) return CLI_FAILED;

@@ -69,16 +69,18 @@ static bool parse_time(const char *s, uint64_t *out) {
     return true;
 }
 
-static void print_digest_failure(cli_ctx *ctx, const char *dir) {
-    /* the report has no digest: ask again to show why (honestly, not a made-up value) */
+/* The report has no digest: ask again to show why (honestly, not a made-up value), on the
+ * open log when the replay was in place (this process may hold one handle per log), else on
+ * the copy in dir. */
+static void print_digest_failure(cli_ctx *ctx, tl_log *open_log, const char *dir) {
     tl_open_options o = TL_OPEN_OPTIONS_INIT;
     o.flags = TL_OPEN_READONLY;
-    tl_log *log;
+    tl_log *log = open_log;
     char hex[TL_PUBKEY_HEX_SIZE];
-    int rc = tl_log_open(&log, dir, &o);
+    int rc = log ? 0 : tl_log_open(&log, dir, &o);
     if (!rc) {
         rc = tl_digest(log, hex);
-        tl_log_close(log);
+        if (log != open_log) tl_log_close(log);
     }
     if (!ctx->json) fprintf(stderr, "digest: unavailable (%s: %s)\n", tl_strerror(rc), tl_errdetail());
 }
@@ -246,7 +248,7 @@ static int cmd_replay(cli_ctx *ctx) {
             if (r.digest[0]) printf("digest %s\n", r.digest);
         }
         if (!r.digest[0] && preview && !ctx->json) fprintf(stderr, "digest: unavailable (the copy is removed)\n");
-        else if (!r.digest[0]) print_digest_failure(ctx, o.into_dir ? o.into_dir : ctx->dir);
+        else if (!r.digest[0]) print_digest_failure(ctx, o.into_dir ? NULL : log, o.into_dir);
     }
     tl_log_close(log);
     return out;

@@ -251,6 +251,9 @@ jcheck "$OUT" 'o["error"] == "invalid_input"'
 status 1 "$TL" --json -d "$T/one" init "$T/two"
 jcheck "$OUT" 'o["error"] == "invalid_input" and "two directories" in o["message"]'
 [ ! -e "$T/one" ] && [ ! -e "$T/two" ] || fail "init naming two directories created one"
+# one directory however written is one
+(cd "$T" && "$TL" -d same init ./same/ > /dev/null) || fail "-d same init ./same/ was refused"
+[ -f "$T/same/data.mdb" ] || fail "-d same init ./same/ made no log"
 echo keep > "$T/taken"
 status 1 "$TL" -d "$D" --json export -o "$T/taken"
 jcheck "$OUT" 'o["error"] == "exists"'
