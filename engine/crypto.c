@@ -18,8 +18,16 @@
 
 #include "error.h"
 
+/* Once per process: sodium_init takes libsodium's global mutex on every call, even after it
+ * succeeded, and a fork() while another thread held it would leave the child unable to open
+ * any log. */
+static pthread_once_t sodium_once = PTHREAD_ONCE_INIT;
+static int sodium_status;
+static void sodium_init_once(void) { sodium_status = sodium_init(); }
+
 int tl_crypto_init(void) {
-    if (sodium_init() < 0) return tl_fail(TL_EKEY, "libsodium failed to initialise");
+    pthread_once(&sodium_once, sodium_init_once);
+    if (sodium_status < 0) return tl_fail(TL_EKEY, "libsodium failed to initialise");
     return 0;
 }
 

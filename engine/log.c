@@ -346,14 +346,19 @@ static open_file *open_files;
 
 /* A fork() while another thread holds open_files_mu would leave the child's copy locked for
  * ever, and a child may open logs: the mutex is taken around fork and released on both sides.
- * (The child's list keeps the parent's entries; their pid tells them apart.) */
+ * (The child's list keeps the parent's entries; their pid tells them apart.) The handlers are
+ * registered when the library is loaded, before any an embedder registers: prepare handlers
+ * run in the reverse order of registration and the others in order, so an embedder's own
+ * handlers, which may open or close logs, run while the mutex is free. libsodium is
+ * initialised then too (tl_crypto_init, once per process). */
 static void open_files_prepare(void) { pthread_mutex_lock(&open_files_mu); }
 static void open_files_release(void) { pthread_mutex_unlock(&open_files_mu); }
-static pthread_once_t open_files_once = PTHREAD_ONCE_INIT;
-static void open_files_init(void) { pthread_atfork(open_files_prepare, open_files_release, open_files_release); }
+__attribute__((constructor)) static void open_files_init(void) {
+    pthread_atfork(open_files_prepare, open_files_release, open_files_release);
+    (void)tl_crypto_init(); /* its result is asked again at every open */
+}
 
 static int claim_data_file(const tl_log *log, const struct stat *st) {
-    pthread_once(&open_files_once, open_files_init);
     open_file *f = malloc(sizeof *f);
     if (!f) return tl_fail(TL_ENOMEM, "out of memory");
     pid_t me = getpid();

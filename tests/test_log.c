@@ -658,6 +658,38 @@ START_TEST(one_handle_per_log_per_process) {
 }
 END_TEST
 
+/* A child of fork() may open a log, even from a fork handler the embedder registered before
+ * its first tl_log_open: the library's own handlers (which guard its list of open logs) are
+ * registered when it is loaded, so they wrap the embedder's. */
+static const char *atfork_dir;
+static volatile int atfork_rc = 1;
+static void child_opens_log(void) {
+    if (!atfork_dir) return;
+    tl_open_options ro = TL_OPEN_OPTIONS_INIT;
+    ro.flags = TL_OPEN_READONLY;
+    tl_log *l = NULL;
+    atfork_rc = tl_log_open(&l, atfork_dir, &ro);
+    if (!atfork_rc) tl_log_close(l);
+}
+
+START_TEST(fork_handler_may_open_a_log) {
+    ck_assert_int_eq(pthread_atfork(NULL, NULL, child_opens_log), 0); /* before any open */
+    char *dir;
+    tl_log *log = tu_new_log(&dir);
+    atfork_dir = dir;
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) _exit(atfork_rc == 0 ? 0 : 3);
+    int status = 0, waited = 0;
+    while (waitpid(pid, &status, WNOHANG) == 0 && waited++ < 100) usleep(50000);
+    if (waited > 100) kill(pid, SIGKILL), waitpid(pid, &status, 0);
+    atfork_dir = NULL;
+    ck_assert_msg(waited <= 100, "the child hung in its fork handler's tl_log_open");
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the child's handler could not open the log");
+    remove_log(log, dir);
+}
+END_TEST
+
 /* An open batch holds the process's write lock: a second write from its own thread would
  * wait for that thread for ever, so it is refused at once. */
 START_TEST(writes_inside_own_batch_refused) {
@@ -2191,6 +2223,7 @@ int main(void) {
     tcase_add_test(tc, append_refuses);
     tcase_add_test(tc, one_handle_per_log_per_process);
     tcase_add_test(tc, writes_inside_own_batch_refused);
+    tcase_add_test(tc, fork_handler_may_open_a_log);
     tcase_add_test(tc, layout_matches_format_doc);
     tcase_add_test(tc, map_grows);
     tcase_add_test(tc, map_growth_not_starved_by_readers);

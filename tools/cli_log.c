@@ -13,17 +13,34 @@
 
 #include "cli.h"
 
-/* Whether a and b name one directory: the same file when both exist, else the same path once
- * "./" and trailing slashes are set aside. */
+/* path's absolute form: realpath when it exists, else its parent's realpath and its last
+ * name (init creates the directory, its parent must exist). NULL when neither resolves. */
+static char *absolute_dir(const char *path) {
+    char *real = realpath(path, NULL);
+    if (real) return real;
+    char *copy = strdup(path);
+    if (!copy) return NULL;
+    size_t n = strlen(copy);
+    while (n > 1 && copy[n - 1] == '/') copy[--n] = 0;
+    char *slash = strrchr(copy, '/');
+    const char *name = slash ? slash + 1 : copy;
+    char *parent = slash ? (slash == copy ? realpath("/", NULL) : (*slash = 0, realpath(copy, NULL))) : realpath(".", NULL);
+    char *out = NULL;
+    if (parent && *name && strcmp(name, ".") && strcmp(name, "..") &&
+        (out = malloc(strlen(parent) + strlen(name) + 2)) != NULL)
+        sprintf(out, "%s/%s", strcmp(parent, "/") ? parent : "", name);
+    free(parent);
+    free(copy);
+    return out;
+}
+
+/* Whether a and b name one directory, however written (C, ./C, C/, /abs/C). */
 static bool same_directory(const char *a, const char *b) {
-    struct stat sa, sb;
-    if (stat(a, &sa) == 0 && stat(b, &sb) == 0) return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
-    while (a[0] == '.' && a[1] == '/') a += 2;
-    while (b[0] == '.' && b[1] == '/') b += 2;
-    size_t na = strlen(a), nb = strlen(b);
-    while (na > 1 && a[na - 1] == '/') na--;
-    while (nb > 1 && b[nb - 1] == '/') nb--;
-    return na == nb && memcmp(a, b, na) == 0;
+    char *ra = absolute_dir(a), *rb = absolute_dir(b);
+    bool same = ra && rb ? strcmp(ra, rb) == 0 : strcmp(a, b) == 0;
+    free(ra);
+    free(rb);
+    return same;
 }
 
 static int cmd_init(cli_ctx *ctx) {

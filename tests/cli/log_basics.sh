@@ -254,6 +254,7 @@ jcheck "$OUT" 'o["error"] == "invalid_input" and "two directories" in o["message
 # one directory however written is one
 (cd "$T" && "$TL" -d same init ./same/ > /dev/null) || fail "-d same init ./same/ was refused"
 [ -f "$T/same/data.mdb" ] || fail "-d same init ./same/ made no log"
+(cd "$T" && "$TL" -d abs init "$T/abs" > /dev/null) || fail "-d abs init \$T/abs was refused"
 echo keep > "$T/taken"
 status 1 "$TL" -d "$D" --json export -o "$T/taken"
 jcheck "$OUT" 'o["error"] == "exists"'
