@@ -462,6 +462,13 @@ void tl_engine_close(tl_log *log) {
     if (log->commands_free) log->commands_free(log->commands);
     for (unsigned i = 0; i < log->napplier; i++)
         if (log->appliers[i].release) log->appliers[i].release(log->appliers[i].state);
+    /* THREADLOG_TEST_CLOSE_PAUSE_MS (a test-only knob): widen the window before the
+     * environment closes, so a test can try to open the log again inside it */
+    const char *pause = getenv("THREADLOG_TEST_CLOSE_PAUSE_MS");
+    if (pause && *pause) {
+        long ms = strtol(pause, NULL, 10);
+        if (ms > 0 && ms <= 5000) nanosleep(&(struct timespec){ms / 1000, (ms % 1000) * 1000000L}, NULL);
+    }
     if (log->env) mdb_env_close(log->env);
     for (unsigned i = 0; i < log->ndbs; i++) free(log->dbs[i].name);
     tl_keypair_wipe(&log->key);

@@ -658,6 +658,32 @@ START_TEST(one_handle_per_log_per_process) {
 }
 END_TEST
 
+/* A log stays listed as open until its environment is closed: an open tried while another
+ * thread is closing it is refused, or that close would drop the new environment's locks. */
+typedef struct closer { tl_log *log; } closer;
+static void *close_slowly(void *p) {
+    tl_log_close(((closer *)p)->log);
+    return NULL;
+}
+
+START_TEST(open_during_close_refused) {
+    char *dir;
+    tl_log *log = tu_new_log(&dir);
+    setenv("THREADLOG_TEST_CLOSE_PAUSE_MS", "600", 1);
+    closer c = {log};
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, close_slowly, &c), 0);
+    usleep(200000); /* inside the close's pause, before its environment closes */
+    tl_log *second = NULL;
+    int rc = tl_log_open(&second, dir, NULL);
+    pthread_join(t, NULL);
+    unsetenv("THREADLOG_TEST_CLOSE_PAUSE_MS");
+    if (second) tl_log_close(second);
+    ck_assert_msg(rc == TL_EUSAGE, "an open during another thread's close answered %s", tl_strerror(rc));
+    remove_log(open_log(dir, 0), dir);
+}
+END_TEST
+
 /* A child of fork() may open a log, even from a fork handler the embedder registered before
  * its first tl_log_open: the library's own handlers (which guard its list of open logs) are
  * registered when it is loaded, so they wrap the embedder's. */
@@ -2224,6 +2250,7 @@ int main(void) {
     tcase_add_test(tc, one_handle_per_log_per_process);
     tcase_add_test(tc, writes_inside_own_batch_refused);
     tcase_add_test(tc, fork_handler_may_open_a_log);
+    tcase_add_test(tc, open_during_close_refused);
     tcase_add_test(tc, layout_matches_format_doc);
     tcase_add_test(tc, map_grows);
     tcase_add_test(tc, map_growth_not_starved_by_readers);
