@@ -338,14 +338,17 @@ static int messages_body(MDB_txn *txn, tl_log *log, const tl_query *q, tl_strbuf
     tlp_key scope;
     int ch;
     int rc = scope_shape(q, &ch);
-    if (!rc) rc = tlp_viewer(txn, log, q, &u);
-    if (!rc) rc = resolve_scope(txn, log, q, &u, ch, &scope);
     if (rc) return rc;
-    /* cursor: section (0 pinned, 1 the rest) and the 8-byte order of the last message */
+    /* cursor: section (0 pinned, 1 the rest) and the 8-byte order of the last message. A
+     * malformed cursor is invalid input, which comes before not_found and forbidden (SPEC
+     * "When several rules are broken"), so it is checked before the viewer and the scope. */
     uint8_t cur[9];
     size_t clen = 0;
     if (q->cursor && ((rc = tlp_cursor_decode(q, 'm', cur, sizeof cur, &clen)) != 0 || clen != 9 || cur[0] > 1))
         return rc ? rc : tl_fail(TL_EINVALID, "malformed cursor");
+    if (!rc) rc = tlp_viewer(txn, log, q, &u);
+    if (!rc) rc = resolve_scope(txn, log, q, &u, ch, &scope);
+    if (rc) return rc;
     unsigned limit = tlp_limit(q, TLP_PAGE_DEFAULT), shown = 0;
     bool auditor = u.role == TL_ROLE_AUDITOR, more = false;
     uint8_t last[9];

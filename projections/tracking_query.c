@@ -13,6 +13,18 @@ static int tracking_body(MDB_txn *txn, tl_log *log, const tl_query *q, tl_strbuf
     if (!q->sort || !strcmp(q->sort, "activity")) by_unread = false;
     else if (!strcmp(q->sort, "unread")) by_unread = true;
     else return tl_fail(TL_EINVALID, "unknown sort \"%.40s\" (activity or unread)", q->sort);
+    /* A cursor is checked before the viewer is looked up: invalid input comes before
+     * not_found (SPEC "When several rules are broken"). Which of the two orders it must carry
+     * depends on the viewer's role (below), so here it must carry one of them. */
+    if (q->cursor) {
+        tl_query plain = *q;
+        plain.sort = NULL;
+        uint8_t probe[TLP_KEY_MAX];
+        size_t plen;
+        if (tlp_cursor_decode(q, 't', probe, sizeof probe, &plen) != 0 &&
+            (!by_unread || tlp_cursor_decode(&plain, 't', probe, sizeof probe, &plen) != 0))
+            return tlp_cursor_decode(q, 't', probe, sizeof probe, &plen);
+    }
     if ((rc = tlp_viewer(txn, log, q, &u)) != 0) return rc;
     /* auditors never have unread messages: their unread-first table is the default one */
     if (u.role == TL_ROLE_AUDITOR) by_unread = false;

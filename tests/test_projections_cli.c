@@ -240,6 +240,15 @@ START_TEST(cursors_belong_to_their_query) {
         {"tracking --as ann", a, 0}, /* the same order, so the same list */
         {"tracking --as ann --sort activity", a, 0},
         {"tracking --as ann --sort unread", a, 0},
+        /* invalid input comes before not_found and forbidden (SPEC "When several rules are
+         * broken"): a foreign cursor with an unknown viewer, or one outside the audience */
+        {"tracking --as nobody", h, 1},
+        {"tracking --as nobody --sort unread", h, 1},
+        {"messages --as nobody --project o-1 --channel notes", h, 1},
+        {"messages --as sam --project o-1 --channel notes", h, 1}, /* staff: notes are forbidden */
+        {"messages --as alice --project nope --channel notes", h, 1},
+        {"history --as nobody --project o-1", t, 1},
+        {"dashboard --as nobody --type order --more", h, 1},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         json_t *r;
