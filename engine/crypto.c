@@ -12,6 +12,7 @@
 #include <pthread.h>
 #include <sodium.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -107,7 +108,19 @@ int tl_keyfile_read(const char *path, tl_keypair *kp) {
         sodium_memzero(kp, sizeof *kp);
         return tl_fail(TL_EKEY, "key file %s is not a %d-byte ed25519 key", path, TL_SECRETKEY_BYTES);
     }
-    crypto_sign_ed25519_sk_to_pk(kp->pk, kp->sk);
+    /* The file holds the seed and then the public key (libsodium's secret key). Signing uses
+     * both halves, so a file whose public half is not the seed's (one flipped bit, a mixed-up
+     * file) would sign events that never verify, and every later event chains onto them:
+     * the public key is derived from the seed again and the two must agree. */
+    uint8_t derived_pk[TL_PUBKEY_BYTES], derived_sk[TL_SECRETKEY_BYTES];
+    crypto_sign_seed_keypair(derived_pk, derived_sk, kp->sk);
+    bool same = sodium_memcmp(derived_sk, kp->sk, TL_SECRETKEY_BYTES) == 0;
+    sodium_memzero(derived_sk, sizeof derived_sk);
+    if (!same) {
+        sodium_memzero(kp, sizeof *kp);
+        return tl_fail(TL_EKEY, "key file %s is damaged: its public key is not its seed's", path);
+    }
+    memcpy(kp->pk, derived_pk, TL_PUBKEY_BYTES);
     return 0;
 }
 

@@ -215,6 +215,29 @@ status 0 "$TL" -d "$D" verify
 status 0 "$TL" -d "$D" log
 chmod 600 "$D/writer.key"
 
+# a key file whose public half is not its seed's (one bit of the seed flipped): it would sign
+# events that never verify, so every write is refused ("key") and the log stays as it was;
+# a leftover rotation file so damaged is not renamed over the good key either (on a copy)
+K=$T/keycopy
+cp -a "$D" "$K"
+cp "$K/writer.key" "$T/key.good"
+"$PY" -c 'import sys; p=sys.argv[1]; b=bytearray(open(p,"rb").read()); b[0]^=1; open(p,"wb").write(b)' "$K/writer.key"
+status 1 "$TL" -d "$K" --json checkpoint
+jcheck "$OUT" 'o["error"] == "key" and "damaged" in o["message"]'
+status 1 "$TL" -d "$K" --json account --id kbad --name K
+jcheck "$OUT" 'o["error"] == "key"'
+status 1 "$TL" -d "$K" --json key rotate
+status 0 "$TL" -d "$K" --json verify
+jcheck "$OUT" 'o["events"] == 3'
+cp "$T/key.good" "$K/writer.key"
+PK=$("$PY" -c 'import sys; print(open(sys.argv[1],"rb").read()[32:].hex())' "$K/writer.key")
+"$PY" -c 'import sys; b=bytearray(open(sys.argv[1],"rb").read()); b[5]^=1; open(sys.argv[2],"wb").write(b)' "$K/writer.key" "$K/writer.key.new.$PK"
+chmod 600 "$K/writer.key.new.$PK"
+status 0 "$TL" -d "$K" --json account --id kgood --name K
+status 0 "$TL" -d "$K" verify
+cmp -s "$K/writer.key" "$T/key.good" || fail "a damaged rotation file replaced the writer key"
+rm -rf "$K"
+
 # ---- stats
 status 0 "$TL" -d "$D" stats --json
 jcheck "$OUT" 'o["events"] == 3 and o["log_bytes"] > 3 * 64 and o["map_bytes"] > 0'
