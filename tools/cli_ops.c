@@ -295,6 +295,9 @@ static int cmd_export(cli_ctx *ctx) {
     rc = tl_export(log, &o, write_line, f);
     if (fflush(f) != 0 && !rc) rc = TL_ESTORAGE;
     if (f != stdout && fclose(f) != 0 && !rc) rc = TL_ESTORAGE;
+    /* a failed export leaves no file: a partial one would pass for the history, and an empty
+     * one would make the retry's -o refuse (the file was created here, exclusively: ours) */
+    if (rc && f != stdout) unlink(path);
     tl_log_close(log);
     if (rc == TL_ESTORAGE) return cli_error(ctx, rc, "cannot write the export");
     if (rc) return cli_error(ctx, rc, tl_errdetail());

@@ -282,6 +282,12 @@ echo keep > "$T/taken"
 status 1 "$TL" -d "$D" --json export -o "$T/taken"
 jcheck "$OUT" 'o["error"] == "exists"'
 [ "$(cat "$T/taken")" = keep ] || fail "export overwrote a file"
+# a failed export leaves no file behind (the retry's -o would be refused as "exists")
+status 1 "$TL" -d "$D" --json export --project nope -o "$T/failed.jsonl"
+jcheck "$OUT" 'o["error"] == "not_found"'
+status 1 "$TL" -d "$D" --json export --project 'bad!' -o "$T/failed.jsonl"
+jcheck "$OUT" 'o["error"] == "invalid_input"'
+[ ! -e "$T/failed.jsonl" ] || fail "a failed export left $T/failed.jsonl"
 status 1 "$TL" -d "$D" --json replay --into "$T/taken"
 jcheck "$OUT" 'o["error"] == "invalid_input" and "not a directory" in o["message"]'
 
