@@ -52,6 +52,26 @@ void tl_sb_printf(tl_strbuf *sb, const char *fmt, ...) {
     sb->len += (size_t)n;
 }
 
+/* The length of the valid UTF-8 sequence at s, of at most avail bytes (RFC 3629: shortest
+ * form, no surrogates, at most U+10FFFF), or 0. */
+static size_t utf8_seq_len(const unsigned char *s, size_t avail) {
+    unsigned c = s[0];
+    size_t n = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 : (c & 0xf8) == 0xf0 ? 4 : 0;
+    if (n <= 1) return n;
+    if (n > avail) return 0;
+    uint32_t cp = c & (0x7f >> n);
+    for (size_t i = 1; i < n; i++) {
+        if ((s[i] & 0xc0) != 0x80) return 0;
+        cp = cp << 6 | (s[i] & 0x3f);
+    }
+    static const uint32_t least[] = {0, 0, 0x80, 0x800, 0x10000};
+    if (cp < least[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
+    return n;
+}
+
+/* Strings reach here from the log's own records, checked as UTF-8 when they came in; a byte
+ * that is not part of valid UTF-8 (a damaged projection on disk) still becomes U+FFFD, so
+ * the output is always valid JSON. */
 void tl_sb_json_str(tl_strbuf *sb, const char *s, size_t n) {
     static const char hex[] = "0123456789abcdef";
     tl_sb_put(sb, "\"", 1);
@@ -67,12 +87,21 @@ void tl_sb_json_str(tl_strbuf *sb, const char *s, size_t n) {
             /* (v - ones) & ~v & high is non-zero exactly when a byte of v is zero (for x - 0x20:
              * below 0x20); it may mark bytes after the first such one too, which only sends
              * this word to the byte loop */
-            uint64_t hit = ((x - ones * 0x20) & ~x & high) | ((quote - ones) & ~quote & high) | ((bslash - ones) & ~bslash & high);
+            uint64_t hit = ((x - ones * 0x20) & ~x & high) | ((quote - ones) & ~quote & high) |
+                           ((bslash - ones) & ~bslash & high) | (x & high); /* non-ASCII: checked below */
             if (hit) break;
             i += 8;
         }
         if (i >= n) break;
         unsigned char c = (unsigned char)s[i];
+        if (c >= 0x80) {
+            size_t len = utf8_seq_len((const unsigned char *)s + i, n - i);
+            if (len) { i += len - 1; continue; }
+            tl_sb_put(sb, s + start, i - start);
+            start = i + 1;
+            tl_sb_put(sb, "\\ufffd", 6);
+            continue;
+        }
         if (c >= 0x20 && c != '"' && c != '\\') continue;
         tl_sb_put(sb, s + start, i - start);
         start = i + 1;

@@ -905,13 +905,40 @@ static void zp_roundtrip(const uint8_t *src, size_t n) {
 
 /* ================================================================ JSON strings */
 
+/* The length of the well-formed UTF-8 sequence at s (RFC 3629 §4's table of byte ranges), or
+ * 0: written from the table, not like the library's decoder. */
+static size_t utf8_table_len(const unsigned char *s, size_t avail) {
+    static const struct { unsigned char lo0, hi0, lo1, hi1; size_t n; } rows[] = {
+        {0xc2, 0xdf, 0x80, 0xbf, 2}, {0xe0, 0xe0, 0xa0, 0xbf, 3}, {0xe1, 0xec, 0x80, 0xbf, 3},
+        {0xed, 0xed, 0x80, 0x9f, 3}, {0xee, 0xef, 0x80, 0xbf, 3}, {0xf0, 0xf0, 0x90, 0xbf, 4},
+        {0xf1, 0xf3, 0x80, 0xbf, 4}, {0xf4, 0xf4, 0x80, 0x8f, 4},
+    };
+    for (size_t r = 0; r < sizeof rows / sizeof rows[0]; r++) {
+        if (s[0] < rows[r].lo0 || s[0] > rows[r].hi0) continue;
+        if (avail < rows[r].n || s[1] < rows[r].lo1 || s[1] > rows[r].hi1) return 0;
+        for (size_t i = 2; i < rows[r].n; i++)
+            if (s[i] < 0x80 || s[i] > 0xbf) return 0;
+        return rows[r].n;
+    }
+    return 0;
+}
+
 /* What tl_sb_json_str must print, one byte at a time (RFC 8259: '"', '\\' and control bytes
- * escaped; every other byte, UTF-8 included, as it is). */
+ * escaped; valid UTF-8 as it is; a byte that is not part of valid UTF-8, which only a damaged
+ * projection could hold, as U+FFFD, so the output is always JSON). */
 static size_t json_str_reference(char *out, const unsigned char *s, size_t n) {
     size_t o = 0;
     out[o++] = '"';
     for (size_t i = 0; i < n; i++) {
         unsigned char c = s[i];
+        if (c >= 0x80) {
+            size_t len = utf8_table_len(s + i, n - i);
+            if (!len) { o += (size_t)sprintf(out + o, "\\ufffd"); continue; }
+            memcpy(out + o, s + i, len);
+            o += len;
+            i += len - 1;
+            continue;
+        }
         if (c == '"' || c == '\\') { out[o++] = '\\'; out[o++] = (char)c; }
         else if (c == '\n') { out[o++] = '\\'; out[o++] = 'n'; }
         else if (c == '\r') { out[o++] = '\\'; out[o++] = 'r'; }
@@ -939,7 +966,7 @@ static void check_json_str(const unsigned char *s, size_t n) {
 START_TEST(json_str_escapes_every_position) {
     static const unsigned char specials[] = {0x00, 0x01, 0x08, 0x1f, '"', '\\', '\n', '\r', '\t',
                                              0x20, 0x21, 0x5b, 0x5d, 0x7f, 0x80, 0xa2, 0xdc, 0xff};
-    static const unsigned char fills[] = {'x', 0xc3, 0x23, 0x5d, 0xfe};
+    static const unsigned char fills[] = {'x', 0xc3, 0x23, 0x5d, 0xfe, 0xa9};
     unsigned char s[64];
     for (size_t f = 0; f < sizeof fills; f++)
         for (size_t n = 0; n <= 40; n++) {
@@ -967,6 +994,24 @@ START_TEST(json_str_escapes_every_position) {
         }
         r ^= r << 13; r ^= r >> 7; r ^= r << 17;
         check_json_str(s, n);
+    }
+    /* valid and invalid UTF-8 at every position: each sequence (and each of its prefixes,
+     * which are invalid) inside ASCII and after another multi-byte character */
+    static const char *const seqs[] = {
+        "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80", "\xf4\x8f\xbf\xbf", "\xed\x9f\xbf", "\xee\x80\x80",
+        "\xc0\xaf", "\xc1\xbf", "\xe0\x80\xaf", "\xed\xa0\x80", "\xed\xbf\xbf", "\xf0\x80\x80\xaf",
+        "\xf4\x90\x80\x80", "\xf5\x80\x80\x80", "\xf8\x88\x80\x80\x80", "\x80", "\xbf", "\xfe", "\xff",
+    };
+    for (size_t q = 0; q < sizeof seqs / sizeof seqs[0]; q++) {
+        size_t len = strlen(seqs[q]);
+        for (size_t cut = 1; cut <= len; cut++)
+            for (size_t n = cut; n <= 40; n++)
+                for (size_t pos = 0; pos + cut <= n; pos++) {
+                    memset(s, 'a', n);
+                    if (pos >= 2) memcpy(s + pos - 2, "\xc3\xa9", 2);
+                    memcpy(s + pos, seqs[q], cut);
+                    check_json_str(s, n);
+                }
     }
 }
 END_TEST
