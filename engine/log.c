@@ -432,8 +432,10 @@ int tl_engine_open(tl_log **out, const char *dir, unsigned flags) {
     }
     if (rc) {
         tl_engine_close(log);
-        return rc == EACCES && !(flags & TL_OPEN_READONLY) ? tl_fail(TL_EREADONLY, "cannot open %s for writing", dir)
-                                                          : tl_fail_mdb(rc, "open log");
+        if ((rc == EACCES || rc == EROFS) && !(flags & TL_OPEN_READONLY))
+            return tl_fail(TL_EREADONLY, "cannot open %s for writing (%s)", dir,
+                           rc == EROFS ? "a read-only file system" : "no write permission");
+        return tl_fail_mdb(rc, "open log");
     }
     if ((rc = check_data_file(log)) != 0) {
         tl_engine_close(log);

@@ -12,6 +12,7 @@ T=$(mktemp -d)
 FOLLOWER=
 cleanup() {
   [ -n "$FOLLOWER" ] && kill "$FOLLOWER" 2> /dev/null || true
+  if mountpoint -q "$T/rom" 2> /dev/null; then umount "$T/rom" || true; fi
   rm -rf "$T"
 }
 trap cleanup EXIT
@@ -368,6 +369,25 @@ if [ "$(id -u)" = 0 ] && command -v setpriv > /dev/null && id nobody > /dev/null
   chmod 755 "$RO"
 else
   echo "log_basics: read-only copy not tested (needs root, setpriv and the user nobody)"
+fi
+
+# ---- a log on a read-only mount (a bind mount remounted read-only, as root): writes are
+# read_only, reads work. Skipped where mounting is not allowed (an unprivileged container).
+ROM=$T/rom
+mkdir -p "$ROM" "$T/rom-src" && cp -a "$D/." "$T/rom-src/"
+if [ "$(id -u)" = 0 ] && mount --bind "$T/rom-src" "$ROM" 2> /dev/null; then
+  if mount -o remount,bind,ro "$ROM" 2> /dev/null; then
+    status 1 "$TL" -d "$ROM" --json account --id rom --name R
+    jcheck "$OUT" 'o["error"] == "read_only" and "read-only file system" in o["message"]'
+    status 1 "$TL" -d "$ROM" --json key rotate
+    jcheck "$OUT" 'o["error"] == "read_only"'
+    status 0 "$TL" -d "$ROM" --json verify
+  else
+    echo "log_basics: read-only mount not tested (remount refused)"
+  fi
+  umount "$ROM"
+else
+  echo "log_basics: read-only mount not tested (needs root and mount)"
 fi
 
 # ---- --help for every command of this group
