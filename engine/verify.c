@@ -122,6 +122,13 @@ static int verify_walk(tl_log *log, const tl_verify_options *opts, tl_verify_rep
     if (rc) { free(vs.items); return rc; }
     tl_head head;
     rc = tl_head_read(txn, log, &head);
+    /* a damaged head record is a finding about the log, like any other: the events are
+     * still walked, and the report names the last one (the event the head should name) */
+    bool head_damaged = rc == TL_ECORRUPT;
+    if (head_damaged) {
+        memset(&head, 0, sizeof head);
+        rc = 0;
+    }
     MDB_cursor *cur = NULL;
     if (!rc) tl_content_audit_init(&vs.content, txn, log);
     r->replica_since = vs.content.replica_since;
@@ -214,7 +221,9 @@ static int verify_walk(tl_log *log, const tl_verify_options *opts, tl_verify_rep
     if (!rc && !r->first_bad_seq) {
         /* a removed tail leaves the head record pointing past the last event; an event
          * added behind the writer's back lies beyond it */
-        if (expect - 1 < head.seq)
+        if (head_damaged)
+            report_bad(r, expect > 1 ? expect - 1 : 1, "event %llu: the log's head record, which names it, is damaged%s", "");
+        else if (expect - 1 < head.seq)
             report_bad(r, expect, "event %llu is missing (the log's head is further on)%s", "");
         else if (expect - 1 > head.seq)
             report_bad(r, head.seq + 1, "event %llu lies beyond the head the log recorded%s", "");

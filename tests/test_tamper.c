@@ -318,13 +318,15 @@ static void head_get(uint8_t head[80]) {
     raw_end(&r);
 }
 
-static void head_put(const uint8_t head[80]) {
+static void head_put_len(const uint8_t head[80], size_t len) {
     raw r;
     raw_begin(&r);
-    MDB_val k = {4, "head"}, v = {80, (void *)head};
+    MDB_val k = {4, "head"}, v = {len, (void *)head};
     ck_assert_int_eq(mdb_put(r.txn, r.meta, &k, &v, 0), 0);
     raw_end(&r);
 }
+
+static void head_put(const uint8_t head[80]) { head_put_len(head, 80); }
 
 /* The stored head record (meta) agrees with the last event. */
 START_TEST(flip_head_record) {
@@ -344,6 +346,18 @@ START_TEST(flip_head_record) {
         uint64_t said = rd64(bad);
         if (pos >= 40) ck_assert_uint_eq(rep.first_bad_seq, EVENTS);
         else ck_assert_uint_eq(rep.first_bad_seq, said < EVENTS ? said + 1 : said > EVENTS ? EVENTS + 1 : EVENTS);
+    }
+    /* cut short or grown (no longer the record's size): still a finding about the events,
+     * naming the last one (the event the head names) */
+    static const size_t lens[] = {0, 1, 8, 79, 80 + 1};
+    for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
+        uint8_t longer[81] = {0};
+        memcpy(longer, head, 80);
+        head_put_len(longer, lens[i]);
+        tl_verify_report rep;
+        ck_assert_int_eq(verify(NULL, &rep), TL_ECORRUPT);
+        ck_assert_msg(rep.first_bad_seq == EVENTS, "a head record of %zu bytes: first bad %llu", lens[i],
+                      (unsigned long long)rep.first_bad_seq);
     }
     head_put(head);
     expect_good(NULL, "the restored head");
