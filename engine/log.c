@@ -389,6 +389,17 @@ static void release_data_file(const tl_log *log) {
     free(gone); /* outside the lock: nothing but the list's own steps under it */
 }
 
+/* A log opened for writing must not write over a damaged free-page list (freelist.c). */
+static int writable_free_list(tl_log *log) {
+    if (log->flags & TL_OPEN_READONLY) return 0;
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(log->env, NULL, MDB_RDONLY, &txn);
+    if (rc) return tl_fail_mdb(rc, "read the free-page list");
+    rc = tl_freelist_check(txn, log->env);
+    mdb_txn_abort(txn);
+    return rc;
+}
+
 int tl_engine_open(tl_log **out, const char *dir, unsigned flags) {
     *out = NULL;
     int rc = tl_crypto_init();
@@ -447,7 +458,8 @@ int tl_engine_open(tl_log **out, const char *dir, unsigned flags) {
     if (info.me_mapsize < tl_map_initial() && !(flags & TL_OPEN_READONLY)) mdb_env_set_mapsize(log->env, tl_map_initial());
 
     if ((rc = tl_db_open(log, "log", 0, &log->db_log)) || (rc = tl_db_open(log, "meta", 0, &log->db_meta)) ||
-        (rc = tl_db_open(log, "content", 0, &log->db_content)) || (rc = check_format(log))) {
+        (rc = tl_db_open(log, "content", 0, &log->db_content)) || (rc = check_format(log)) ||
+        (rc = writable_free_list(log))) {
         tl_engine_close(log);
         return rc;
     }

@@ -202,6 +202,9 @@ int tl_head_write(tl_wtxn *w);
 
 /* Read transactions: take the map lock shared. */
 int tl_rtxn_begin(tl_log *log, MDB_txn **txn);
+/* LMDB's free-page list, checked for damage that would make a write overwrite pages in use
+ * (freelist.c): 0, or TL_ECORRUPT with the reason. */
+int tl_freelist_check(MDB_txn *txn, MDB_env *env);
 void tl_rtxn_end(tl_log *log, MDB_txn *txn);
 
 /* ---- writing ---- */

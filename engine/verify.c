@@ -129,6 +129,7 @@ static int verify_walk(tl_log *log, const tl_verify_options *opts, tl_verify_rep
         memset(&head, 0, sizeof head);
         rc = 0;
     }
+    if (!rc) rc = tl_freelist_check(txn, log->env); /* the next write would trust it */
     MDB_cursor *cur = NULL;
     if (!rc) tl_content_audit_init(&vs.content, txn, log);
     r->replica_since = vs.content.replica_since;

@@ -918,6 +918,99 @@ END_TEST
 /* meta's copies of the genesis (its key, the attachment limit) are unsigned: verify reports a
  * copy that differs from the genesis event, and the rules enforce the genesis event's limit,
  * not meta's. */
+/* LMDB's free-page list (its database 0) is trusted by LMDB: a page number damaged there
+ * makes the next write transaction reuse a page still in use (a review: one flipped bit
+ * passed verify, and the next append destroyed twelve events). verify reports it, a writer
+ * refuses to open, readers still read; restored, all is well again. */
+static long free_list_offset(size_t *count) {
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    ck_assert_int_eq(mdb_env_create(&env), 0);
+    mdb_env_set_maxdbs(env, 64);
+    ck_assert_int_eq(mdb_env_open(env, g_dir, MDB_RDONLY, 0600), 0);
+    ck_assert_int_eq(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+    ck_assert_int_eq(mdb_cursor_open(txn, 0, &cur), 0);
+    /* where LMDB mapped the file (mdb_env_info's address is only set for MDB_FIXEDMAP) */
+    char path[4200], line[4600];
+    snprintf(path, sizeof path, "%s/data.mdb", g_dir);
+    uintptr_t base = 0;
+    FILE *maps = fopen("/proc/self/maps", "r");
+    ck_assert_ptr_nonnull(maps);
+    while (!base && fgets(line, sizeof line, maps)) {
+        unsigned long lo, fileoff;
+        char *name = strchr(line, '/');
+        if (name && sscanf(line, "%lx-%*x %*s %lx", &lo, &fileoff) == 2 && fileoff == 0 &&
+            strncmp(name, path, strlen(path)) == 0 && name[strlen(path)] == '\n')
+            base = lo;
+    }
+    fclose(maps);
+    ck_assert_msg(base != 0, "data.mdb is not in /proc/self/maps");
+    MDB_val k, v;
+    long off = -1;
+    while (off < 0 && mdb_cursor_get(cur, &k, &v, MDB_NEXT) == 0) {
+        memcpy(count, v.mv_data, sizeof *count);
+        if (*count >= 3) off = (long)((uintptr_t)v.mv_data - base);
+    }
+    mdb_cursor_close(cur);
+    mdb_txn_abort(txn);
+    mdb_env_close(env);
+    return off;
+}
+
+static void file_rw(long off, void *buf, size_t n, bool write) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/data.mdb", g_dir);
+    FILE *f = fopen(path, "r+b");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(fseek(f, off, SEEK_SET), 0);
+    ck_assert_uint_eq(write ? fwrite(buf, 1, n, f) : fread(buf, 1, n, f), n);
+    fclose(f);
+}
+
+START_TEST(damaged_free_list) {
+    /* more commits, so the free list holds records of several pages */
+    tl_log *log;
+    tl_open_options wo = {TL_OPEN_OPTIONS_VERSION, TL_OPEN_NOSYNC};
+    ck_assert_int_eq(tl_log_open(&log, g_dir, &wo), 0);
+    for (int i = 0; i < 20; i++) append_batch(log, EVENTS + 1 + (uint64_t)i * 50, 50);
+    tl_log_close(log);
+    uint64_t events = EVENTS + 20 * 50;
+    expect_good(NULL, "before");
+    size_t count;
+    long off = free_list_offset(&count);
+    ck_assert_msg(off > 0, "no free-list record of 3 pages or more");
+    /* the record: count, then page numbers in descending order */
+    size_t ids[3], orig[3];
+    file_rw(off + (long)sizeof(size_t), orig, sizeof orig, false);
+    const struct { const char *what; size_t delta[3]; } cases[] = {
+        {"a page number grown past its predecessor", {0, 0x4000, 0}},
+        {"a page number past the file's end", {(size_t)1 << 40, 0, 0}},
+        {"a meta page listed", {0, 0, (size_t)-1}},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        for (int i = 0; i < 3; i++) ids[i] = orig[i] + cases[c].delta[i];
+        if (cases[c].delta[2] == (size_t)-1) ids[2] = 1;
+        file_rw(off + (long)sizeof(size_t), ids, sizeof ids, true);
+        tl_verify_report r;
+        int rc = verify(NULL, &r);
+        ck_assert_msg(rc == TL_ECORRUPT && strstr(tl_errdetail(), "free-page list"), "%s: verify said %s (%s)",
+                      cases[c].what, tl_strerror(rc), tl_errdetail());
+        rc = tl_log_open(&log, g_dir, &wo);
+        ck_assert_msg(rc == TL_ECORRUPT, "%s: opened for writing (%s)", cases[c].what, tl_strerror(rc));
+        tl_open_options ro = {TL_OPEN_OPTIONS_VERSION, TL_OPEN_READONLY};
+        ck_assert_int_eq(tl_log_open(&log, g_dir, &ro), 0);
+        tl_log_close(log);
+    }
+    file_rw(off + (long)sizeof(size_t), orig, sizeof orig, true);
+    expect_good(NULL, "restored");
+    ck_assert_int_eq(tl_log_open(&log, g_dir, &wo), 0);
+    append_batch(log, events + 1, 10);
+    tl_log_close(log);
+    expect_good(NULL, "after another append");
+}
+END_TEST
+
 START_TEST(meta_copies_of_genesis) {
     raw r;
     raw_begin(&r);
@@ -1163,6 +1256,7 @@ int main(void) {
     tcase_add_test(tc, nil_in_a_domain_payload);
     tcase_add_test(tc, checkpoint_time_must_match);
     tcase_add_test(tc, meta_copies_of_genesis);
+    tcase_add_test(tc, damaged_free_list);
     tcase_set_timeout(tc, 120);
     suite_add_tcase(s, tc);
     return tu_main(s);
