@@ -468,7 +468,7 @@ static int cmd_apply(cli_ctx *ctx) {
 const cli_command cli_domain_commands[] = {
     {"apply", cmd_apply, "apply [FILE] [--sync-every N] [--nosync]",
      "execute JSON-lines commands from FILE or stdin; one JSON result per line, written once durable;\n"
-     "  commits group up to N commands (default 1000, and at most 64 MiB of lines) and at a pause in\n"
+     "  commits group up to N commands (default 1000; 0 counts as 1; at most 64 MiB of lines) and at a pause in\n"
      "  the input; --nosync: bulk load without syncing (a crash may lose a tail, never the chain)"},
     {"account", cmd_account, "account --id ID --name NAME", "create an account (operator)"},
     {"user", cmd_user, "user --id ID --role member|staff|ambassador|auditor --name NAME [--account A]",
