@@ -380,7 +380,9 @@ void rules_check_attachments(rctx *c, const char *project, const char *account) 
             rules_violate(c, TL_EINVALID, "attachment %s was uploaded by someone else", id);
         else if ((project || account) &&
                  (strcmp(a.project, project ? project : "") != 0 || (!project && strcmp(a.account, account ? account : "") != 0)))
-            rules_violate(c, TL_EINVALID, "attachment %s belongs to another %s", id, project ? "project" : "conversation");
+            rules_violate(c, TL_EINVALID, "attachment %s was uploaded to %s %s, not to this message's %s", id,
+                          a.project[0] ? "project" : "the support conversation of account",
+                          a.project[0] ? a.project : a.account, project ? "project" : "conversation");
         else if (a.used_by[0])
             rules_violate(c, TL_EINVALID, "attachment %s is already used by message %s", id, a.used_by);
     }
