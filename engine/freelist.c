@@ -7,7 +7,8 @@
  * `verify` checks the list, and a log opened for writing refuses to write over a damaged one.
  *
  * What can be checked from outside LMDB: each record is a transaction id and an ID list (a
- * count, then that many page numbers in descending order: LMDB's midl.h), every page past
+ * count, then that many page numbers in descending order: LMDB's midl.h, and
+ * mdb_freelist_save, whose reserved records may hold room beyond the count), every page past
  * the two meta pages and no further than the file's last page, no page listed twice. A damaged
  * page number that stays in order and in range passes: only a walk of every tree's pages
  * could tell, which LMDB's API does not offer. `mdb_copy -c` rebuilds a file from its trees,
@@ -41,7 +42,10 @@ int tl_freelist_check(MDB_txn *txn, MDB_env *env) {
         memcpy(&txnid, k.mv_data, word);
         size_t count;
         memcpy(&count, v.mv_data, word);
-        if (count != v.mv_size / word - 1) { why = "a page count that is not its record's"; break; }
+        /* at most the record's room: LMDB reserves records before it fills them, and a record
+         * reserved beyond what the list needed keeps a count of 0 (or fewer pages than its
+         * room) with unwritten words after them, which are not pages */
+        if (count > v.mv_size / word - 1) { why = "a page count larger than its record"; break; }
         if (n + count > cap) {
             size_t ncap = (n + count) * 2;
             size_t *p = realloc(pages, ncap * sizeof *p);

@@ -393,10 +393,10 @@ static void release_data_file(const tl_log *log) {
 static int writable_free_list(tl_log *log) {
     if (log->flags & TL_OPEN_READONLY) return 0;
     MDB_txn *txn;
-    int rc = mdb_txn_begin(log->env, NULL, MDB_RDONLY, &txn);
-    if (rc) return tl_fail_mdb(rc, "read the free-page list");
+    int rc = tl_rtxn_begin(log, &txn); /* adopts a map another process has grown meanwhile */
+    if (rc) return rc;
     rc = tl_freelist_check(txn, log->env);
-    mdb_txn_abort(txn);
+    tl_rtxn_end(log, txn);
     return rc;
 }
 
