@@ -256,7 +256,8 @@ static int init_files(const char *dir, uint64_t max_attachment, char pubkey_hex[
     MDB_env *env;
     MDB_txn *txn = NULL;
     MDB_dbi dlog, dmeta;
-    int mrc = mdb_env_create(&env);
+    int mrc = tl_lockfile_prepare(dir);
+    if (!mrc) mrc = mdb_env_create(&env);
     if (mrc) { tl_keypair_wipe(&kp); return tl_fail_mdb(mrc, "create environment"); }
     mdb_env_set_maxdbs(env, TL_MAX_DBS);
     mdb_env_set_mapsize(env, tl_map_initial());

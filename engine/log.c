@@ -15,6 +15,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -306,9 +307,36 @@ static int check_data_file(tl_log *log) {
     return 0;
 }
 
+/*
+ * LMDB makes its lock file sparse (ftruncate) and writes it through a shared map: on a full
+ * disk the first write there faults (SIGBUS) instead of failing, which the CLI can only report
+ * as a damaged file. So a missing lock file is made here first, its blocks allocated: a full
+ * disk is then ENOSPC, a storage error like any other, and a healthy log is never called
+ * damaged. The size is LMDB's for 254 readers (253 slots of 64 bytes after a 192-byte header:
+ * the 16 KiB file it makes itself); a larger LMDB build extends the file as before.
+ */
+#define TL_LOCK_FILE_BYTES 16384
+
+int tl_lockfile_prepare(const char *dir) {
+    char *path = tl_path_join(dir, "lock.mdb");
+    if (!path) return ENOMEM;
+    int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) { /* there already, or not creatable here: LMDB opens it (or says why not) */
+        free(path);
+        return 0;
+    }
+    int rc = posix_fallocate(fd, 0, TL_LOCK_FILE_BYTES);
+    close(fd);
+    if (rc) unlink(path);
+    free(path);
+    return rc == ENOSPC || rc == EDQUOT || rc == EIO ? rc : 0; /* unsupported: as LMDB would do */
+}
+
 int tl_env_create_open(MDB_env **out, const char *dir, unsigned env_flags, size_t map_bytes) {
     MDB_env *env;
-    int rc = mdb_env_create(&env);
+    int rc = env_flags & MDB_NOLOCK ? 0 : tl_lockfile_prepare(dir);
+    if (rc) return rc;
+    rc = mdb_env_create(&env);
     if (rc) return rc;
     mdb_env_set_maxdbs(env, TL_MAX_DBS);
     mdb_env_set_maxreaders(env, 254);

@@ -165,6 +165,9 @@ void tl_rec_cache_clear(tl_wtxn *w);
 /** Create and open an LMDB environment the way every open of a log does (map_bytes 0: the
  * size recorded in the file); an LMDB code on failure. */
 int tl_env_create_open(MDB_env **out, const char *dir, unsigned env_flags, size_t map_bytes);
+/* Create dir's missing LMDB lock file with its blocks allocated (log.c says why): 0, or the
+ * errno of a full or failing disk. */
+int tl_lockfile_prepare(const char *dir);
 int tl_engine_open(tl_log **out, const char *dir, unsigned flags);
 void tl_engine_close(tl_log *log);
 int tl_log_register(tl_log *log, const tl_applier *applier);

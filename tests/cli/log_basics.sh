@@ -13,6 +13,7 @@ FOLLOWER=
 cleanup() {
   [ -n "$FOLLOWER" ] && kill "$FOLLOWER" 2> /dev/null || true
   if mountpoint -q "$T/rom" 2> /dev/null; then umount "$T/rom" || true; fi
+  if mountpoint -q "$T/full" 2> /dev/null; then umount "$T/full" || true; fi
   rm -rf "$T"
 }
 trap cleanup EXIT
@@ -388,6 +389,37 @@ if [ "$(id -u)" = 0 ] && mount --bind "$T/rom-src" "$ROM" 2> /dev/null; then
   umount "$ROM"
 else
   echo "log_basics: read-only mount not tested (needs root and mount)"
+fi
+
+# ---- a full disk where LMDB must create its lock file (a 3 MiB tmpfs, a few KiB left): LMDB
+# writes a new lock file through a map, so a full disk faulted (SIGBUS) and was reported as a
+# damaged file (`corrupt`); init left its staging directory with a key in it. Now: `storage`,
+# nothing left behind, and the log is fine once space is freed.
+FULL=$T/full
+mkdir -p "$FULL"
+if [ "$(id -u)" = 0 ] && mount -t tmpfs -o size=3m tmpfs "$FULL" 2> /dev/null; then
+  fill_but() { # leave $1 KiB free
+    rm -f "$FULL/fill"
+    dd if=/dev/zero of="$FULL/fill" bs=1k count=$(( $(df -k --output=avail "$FULL" | tail -1) - $1 )) 2> /dev/null || true
+  }
+  for left in 4 6; do
+    fill_but $left
+    status 1 "$TL" --json init "$FULL/new"
+    jcheck "$OUT" 'o["error"] == "storage"'
+    [ ! -e "$FULL/new" ] || fail "init on a full disk left $(ls -A "$FULL/new")"
+  done
+  rm -f "$FULL/fill"
+  mkdir -p "$FULL/copy" && cp "$D/data.mdb" "$FULL/copy/" # a copy: data.mdb only, no lock file
+  fill_but 0
+  status 1 "$TL" -d "$FULL/copy" --json verify
+  jcheck "$OUT" 'o["error"] == "storage"'
+  status 1 "$TL" -d "$FULL/copy" --json account --id full --name F
+  jcheck "$OUT" 'o["error"] == "storage"'
+  rm -f "$FULL/fill"
+  status 0 "$TL" -d "$FULL/copy" --json verify
+  umount "$FULL"
+else
+  echo "log_basics: full disk not tested (needs root and a tmpfs mount)"
 fi
 
 # ---- --help for every command of this group
