@@ -8,6 +8,9 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
@@ -263,6 +266,75 @@ static int write_line(const char *line, size_t len, void *payload) {
     return 0;
 }
 
+/*
+ * `export -o FILE` writes a hidden temporary file beside FILE (".FILE.partial-XXXXXX"),
+ * syncs it, then gives it FILE's name without ever replacing a file (renameat2's
+ * RENAME_NOREPLACE, or link() where that is not supported). So FILE appears only complete:
+ * a failed or killed export never leaves a partial history under the name an auditor will
+ * read, nor a file that makes the retry's -o refuse (a killed one leaves only the hidden
+ * temporary file).
+ */
+typedef struct export_file {
+    FILE *f;
+    char *tmp; /* the temporary file's path */
+} export_file;
+
+static int export_file_open(export_file *x, const char *path, char *why, size_t whylen) {
+    const char *slash = strrchr(path, '/');
+    size_t dirlen = slash ? (size_t)(slash - path) + 1 : 0;
+    const char *base = slash ? slash + 1 : path;
+    x->f = NULL;
+    x->tmp = malloc(dirlen + strlen(base) + 32);
+    if (!x->tmp) return snprintf(why, whylen, "out of memory"), TL_ENOMEM;
+    sprintf(x->tmp, "%.*s.%s.partial-XXXXXX", (int)dirlen, path, base);
+    mode_t mask = umask(0);
+    umask(mask);
+    int fd = mkstemp(x->tmp);
+    if (fd < 0) {
+        snprintf(why, whylen, "cannot create a file beside %.400s: %s", path, strerror(errno));
+        free(x->tmp);
+        x->tmp = NULL;
+        return TL_ESTORAGE;
+    }
+    (void)fchmod(fd, 0666 & ~mask); /* as a plain create would make it */
+    x->f = fdopen(fd, "wb");
+    if (!x->f) {
+        close(fd);
+        unlink(x->tmp);
+        free(x->tmp);
+        x->tmp = NULL;
+        return snprintf(why, whylen, "out of memory"), TL_ENOMEM;
+    }
+    return 0;
+}
+
+/* Sync the temporary file and give it its name (0), or remove it (failed: rc given). */
+static int export_file_finish(export_file *x, const char *path, int rc, char *why, size_t whylen) {
+    if (!rc && (fflush(x->f) != 0 || fsync(fileno(x->f)) != 0)) {
+        snprintf(why, whylen, "cannot write the export: %s", strerror(errno));
+        rc = TL_ESTORAGE;
+    }
+    if (fclose(x->f) != 0 && !rc) {
+        snprintf(why, whylen, "cannot write the export: %s", strerror(errno));
+        rc = TL_ESTORAGE;
+    }
+    if (!rc) {
+        int r = renameat2(AT_FDCWD, x->tmp, AT_FDCWD, path, RENAME_NOREPLACE);
+        if (r != 0 && (errno == EINVAL || errno == ENOSYS)) { /* no RENAME_NOREPLACE here */
+            r = link(x->tmp, path);
+        }
+        if (r != 0) {
+            rc = errno == EEXIST ? TL_EEXISTS : TL_ESTORAGE;
+            if (errno == EEXIST) snprintf(why, whylen, "%.400s already exists (the export never overwrites a file)", path);
+            else snprintf(why, whylen, "cannot name the export %.400s: %s", path, strerror(errno));
+        }
+    }
+    unlink(x->tmp); /* after a link, or on failure; after a rename it is gone already */
+    free(x->tmp);
+    x->tmp = NULL;
+    return rc;
+}
+
 static int cmd_export(cli_ctx *ctx) {
     if (!cli_flags_in_usage(ctx)) return CLI_FAILED;
     tl_export_options o = TL_EXPORT_OPTIONS_INIT;
@@ -276,31 +348,35 @@ static int cmd_export(cli_ctx *ctx) {
     else return cli_usage(ctx, "--format is jsonl or csv, not \"%s\"", format);
     const char *path = cli_flag(ctx, "o");
     if (path && !*path) return cli_usage(ctx, "-o needs a file name");
+    char why[512];
+    struct stat st;
+    /* an existing file is never overwritten: the operator named the wrong one (checked again,
+     * atomically, when the export is given its name) */
+    if (path && lstat(path, &st) == 0) {
+        snprintf(why, sizeof why, "%.400s already exists (the export never overwrites a file)", path);
+        return cli_error(ctx, TL_EEXISTS, why);
+    }
     tl_log *log;
     int rc = cli_open(ctx, &log, TL_OPEN_READONLY);
     if (rc) return rc;
-    FILE *f = stdout;
-    if (path && !(f = fopen(path, "wx"))) {
-        int e = errno;
+    export_file x = {stdout, NULL};
+    if (path && (rc = export_file_open(&x, path, why, sizeof why)) != 0) {
         tl_log_close(log);
-        /* an existing file is never overwritten: the operator named the wrong one */
-        char why[512];
-        if (e == EEXIST) {
-            snprintf(why, sizeof why, "%.400s already exists (the export never overwrites a file)", path);
-            return cli_error(ctx, TL_EEXISTS, why);
-        }
-        snprintf(why, sizeof why, "cannot create %.400s: %s", path, strerror(e));
-        return cli_error(ctx, TL_ESTORAGE, why);
+        return cli_error(ctx, rc, why);
     }
-    rc = tl_export(log, &o, write_line, f);
-    if (fflush(f) != 0 && !rc) rc = TL_ESTORAGE;
-    if (f != stdout && fclose(f) != 0 && !rc) rc = TL_ESTORAGE;
-    /* a failed export leaves no file: a partial one would pass for the history, and an empty
-     * one would make the retry's -o refuse (the file was created here, exclusively: ours) */
-    if (rc && f != stdout) unlink(path);
+    rc = tl_export(log, &o, write_line, x.f);
+    char detail[512];
+    snprintf(detail, sizeof detail, "%s", rc ? tl_errdetail() : "");
     tl_log_close(log);
+    if (path) {
+        snprintf(why, sizeof why, "cannot write the export");
+        int frc = export_file_finish(&x, path, rc, why, sizeof why);
+        if (!rc && frc) return cli_error(ctx, frc, why);
+    } else if (fflush(stdout) != 0 && !rc) {
+        rc = TL_ESTORAGE;
+    }
     if (rc == TL_ESTORAGE) return cli_error(ctx, rc, "cannot write the export");
-    if (rc) return cli_error(ctx, rc, tl_errdetail());
+    if (rc) return cli_error(ctx, rc, detail);
     return CLI_OK;
 }
 

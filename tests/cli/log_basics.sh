@@ -290,6 +290,17 @@ jcheck "$OUT" 'o["error"] == "not_found"'
 status 1 "$TL" -d "$D" --json export --project 'bad!' -o "$T/failed.jsonl"
 jcheck "$OUT" 'o["error"] == "invalid_input"'
 [ ! -e "$T/failed.jsonl" ] || fail "a failed export left $T/failed.jsonl"
+# an export killed while it writes (SIGXFSZ past a 1 KiB file size limit) leaves no FILE
+# (only a hidden temporary file beside it), so the retry writes it
+"$TL" -d "$D" export > "$T/whole.jsonl"
+[ "$(stat -c %s "$T/whole.jsonl")" -gt 2048 ] || fail "the export is too small to be cut: $(stat -c %s "$T/whole.jsonl") bytes"
+status=0
+(ulimit -f 1; exec "$TL" -d "$D" export -o "$T/killed.jsonl") 2> /dev/null || status=$?
+[ "$status" -gt 128 ] || fail "the export past the size limit was not killed (status $status)"
+[ ! -e "$T/killed.jsonl" ] || fail "a killed export left $T/killed.jsonl ($(stat -c %s "$T/killed.jsonl") bytes)"
+status 0 "$TL" -d "$D" export -o "$T/killed.jsonl"
+cmp -s "$T/killed.jsonl" "$T/whole.jsonl" || fail "the retried export differs from the whole one"
+rm -f "$T"/.killed.jsonl.partial-*
 status 1 "$TL" -d "$D" --json replay --into "$T/taken"
 jcheck "$OUT" 'o["error"] == "invalid_input" and "not a directory" in o["message"]'
 
