@@ -202,9 +202,11 @@ static int cmd_attachment_get(cli_ctx *ctx) {
     if (rc) return cli_error(ctx, rc, tl_errdetail());
     FILE *f = out && strcmp(out, "-") ? fopen(out, "wb") : stdout;
     size_t w = f ? fwrite(bytes, 1, len, f) : 0;
-    if (f && f != stdout) fclose(f);
+    /* the bytes are written only at the flush for a small file: its failure counts too */
+    bool flushed = f && fflush(f) == 0 && !ferror(f);
+    if (f && f != stdout && fclose(f) != 0) flushed = false;
     tl_free(bytes);
-    if (!f || w != len) { tl_free(name); tl_free(mime); return cli_error(ctx, TL_ESTORAGE, "cannot write the output file"); }
+    if (!f || w != len || !flushed) { tl_free(name); tl_free(mime); return cli_error(ctx, TL_ESTORAGE, "cannot write the output file"); }
     if (out && strcmp(out, "-")) {
         if (ctx->json) printf("{\"ok\":true,\"id\":\"%s\",\"size\":%zu}\n", ctx->args.pos[0], len);
         else fprintf(stderr, "%s: %zu bytes (%s, %s) checked against its commitment\n", out, len, name, mime);
@@ -248,6 +250,7 @@ typedef struct apply_state {
     size_t sync_every;
     size_t bytes; /* of the lines in the open group: a group also ends at GROUP_BYTES */
     bool log_failed;
+    bool output_failed; /* results can no longer be written: stop taking commands */
 } apply_state;
 
 static void flush_group(apply_state *a) {
@@ -269,7 +272,9 @@ static void flush_group(apply_state *a) {
         }
         tl_cmd_free(a->items[i].cmd);
     }
-    fflush(stdout);
+    /* a result that cannot be written is an acknowledgement lost: take no more commands (the
+     * operator retries the input; a retried command that was done is answered as one) */
+    if (fflush(stdout) != 0 || ferror(stdout)) a->output_failed = true;
     a->n = 0;
     a->commands = 0;
     a->bytes = 0;
@@ -385,7 +390,7 @@ static int cmd_apply(cli_ctx *ctx) {
     enum { KEEP, DROP_ANSWERED, DROP_BLANK_SO_FAR } drop = KEEP;
     bool eof = false;
     int read_errno = 0;
-    while (buf && !eof) {
+    while (buf && !eof && !a.output_failed) {
         /* commit what we have when the input pauses, so a slow producer still gets answers */
         if (a.n) {
             struct pollfd pfd = {fd, POLLIN, 0};

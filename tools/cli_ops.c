@@ -66,8 +66,14 @@ static bool parse_time(const char *s, uint64_t *out) {
         for (; digits < 6; digits++) micros *= 10;
     }
     if (strcmp(p, "Z") != 0 && strcmp(p, "+00:00") != 0) return false;
+    struct tm asked = tm;
     time_t t = timegm(&tm);
     if (t == (time_t)-1 && tm.tm_year != 69) return false;
+    /* timegm normalises (November 31st is December 1st, :60 the next minute): a date that
+     * does not exist is refused, not moved */
+    if (tm.tm_year != asked.tm_year || tm.tm_mon != asked.tm_mon || tm.tm_mday != asked.tm_mday ||
+        tm.tm_hour != asked.tm_hour || tm.tm_min != asked.tm_min || tm.tm_sec != asked.tm_sec)
+        return false;
     *out = t < 0 ? 0 : (uint64_t)t * 1000000u + micros;
     return true;
 }

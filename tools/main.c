@@ -5,6 +5,7 @@
  * it. Flags take a value (`--limit 5` or `--limit=5`) except the switches listed below.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -353,7 +354,35 @@ static void replay_with_huge_pages(char **argv) {
     else unsetenv("GLIBC_TUNABLES");
 }
 
+/* Standard input, output and error must be open before anything else is: started with one
+ * closed (`threadlog apply <&- >&-`), the next file opened takes its number, and LMDB's
+ * lock or data file became "stdout" (a review: the result line was written over data.mdb's
+ * first page). They are opened on /dev/null instead. */
+static void open_std_fds(void) {
+    for (int fd = 0; fd <= 2; fd++)
+        if (fcntl(fd, F_GETFD) == -1 && errno == EBADF) {
+            int n = open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY);
+            if (n != fd) _exit(CLI_FAILED); /* not even /dev/null: nothing safe can be done */
+        }
+}
+
+/* What a command printed must have reached its output: exit 1 (storage) when stdout could not
+ * be written (a full disk, /dev/full), even if the command itself succeeded. */
+static int output_written(int rc) {
+    if (fflush(stdout) == 0 && !ferror(stdout)) return rc;
+    int e = errno;
+    fprintf(stderr, "threadlog: storage: cannot write the output: %s\n", strerror(e ? e : EIO));
+    return rc ? rc : CLI_FAILED;
+}
+
+static int run_main(int argc, char **argv);
+
 int main(int argc, char **argv) {
+    open_std_fds();
+    return output_written(run_main(argc, argv));
+}
+
+static int run_main(int argc, char **argv) {
     cli_ctx ctx = {0};
     /* --json anywhere (before "--"): a refusal found while the line is still being read is
      * printed as the JSON error object too */

@@ -62,6 +62,13 @@ expect 0 '{"ok":true,"seq":14,"id":"m-3"}' -- "$TL" -d "$D" --json reply --as al
 "$TL" -d "$D" attachment get a-1 --as sam -o "$T/back.pdf" 2> /dev/null
 cmp -s "$T/label.pdf" "$T/back.pdf" || fail "attachment get returned other bytes"
 refused forbidden "$TL" -d "$D" --json attachment get a-1 --as zoe -o "$T/no.pdf"
+# a write that fails (a full device) is an error, also for a file smaller than stdio's buffer
+# (written only when it is closed)
+if [ -w /dev/full ]; then
+  expect 1 "" -- "$TL" -d "$D" attachment get a-1 --as sam -o /dev/full
+  st=0; "$TL" -d "$D" attachment get a-1 --as sam -o - > /dev/full 2> /dev/null || st=$?
+  [ "$st" = 1 ] || fail "attachment get -o - to a full stdout exited $st"
+fi
 expect 0 '{"ok":true,"seq":15}' -- "$TL" -d "$D" --json read --as alice m-2
 expect 0 '{"ok":true,"noop":true}' -- "$TL" -d "$D" --json read --as alice m-2
 expect 0 "ok (nothing to do)" -- "$TL" -d "$D" read --as alice m-3

@@ -304,6 +304,37 @@ rm -f "$T"/.killed.jsonl.partial-*
 status 1 "$TL" -d "$D" --json replay --into "$T/taken"
 jcheck "$OUT" 'o["error"] == "invalid_input" and "not a directory" in o["message"]'
 
+# ---- started with standard input and output closed, and no lock file (a copy of data.mdb
+# and the key): the files the command opens must not become its stdin/stdout (the result
+# line was written over data.mdb's first page, exit 0)
+cp -a "$D" "$T/closedfds" && rm -f "$T/closedfds/lock.mdb"
+cmp_before=$(md5sum < "$T/closedfds/data.mdb")
+"$TL" -d "$T/closedfds" apply <&- >&- 2> /dev/null || true
+[ "$(md5sum < "$T/closedfds/data.mdb")" = "$cmp_before" ] || fail "apply with fds 0 and 1 closed changed data.mdb"
+# stdout closed, the input a file: its result lines went into lock.mdb (opened as fd 1)
+echo 'not json' > "$T/badline"
+"$TL" -d "$T/closedfds" apply "$T/badline" >&- 2> /dev/null || true
+[ "$(stat -c %s "$T/closedfds/lock.mdb")" = 16384 ] || fail "apply with stdout closed wrote into lock.mdb ($(stat -c %s "$T/closedfds/lock.mdb") bytes)"
+[ "$(md5sum < "$T/closedfds/data.mdb")" = "$cmp_before" ] || fail "apply with stdout closed changed data.mdb"
+status 0 "$TL" -d "$T/closedfds" verify
+rm -rf "$T/closedfds"
+
+# ---- output that cannot be written (a full device): exit 1, whatever the command did
+if [ -w /dev/full ]; then
+  for c in checkpoint digest "log" stats verify; do
+    st=0
+    # shellcheck disable=SC2086
+    "$TL" -d "$D" $c > /dev/full 2> "$T/full.err" || st=$?
+    [ "$st" = 1 ] && grep -q "cannot write the output" "$T/full.err" || fail "$c to /dev/full exited $st ($(cat "$T/full.err"))"
+  done
+fi
+
+# ---- --until-time: a date that does not exist is refused, not moved to the next one
+for bad in 2026-11-31T00:00:00Z 2027-02-29T00:00:00Z 2026-11-26T23:59:60Z; do
+  status 1 "$TL" -d "$D" --json replay --until-time "$bad"
+  jcheck "$OUT" 'o["error"] == "invalid_input"'
+done
+
 # ---- log --follow sees what another process appends
 "$TL" -d "$D" log --follow --json > "$T/follow.out" 2> "$T/follow.err" &
 FOLLOWER=$!
