@@ -448,7 +448,15 @@ int tl_engine_open(tl_log **out, const char *dir, unsigned flags) {
     log->dir = strdup(dir);
     log->flags = flags;
     log->sign_threads = 2;
-    pthread_rwlock_init(&log->map_lock, NULL);
+    /* Readers first, explicitly (glibc's default, not every libc's): a thread may take the
+     * map lock shared while it holds it already (a query inside an export's callback) or
+     * while it holds write_mu, and a grower waiting for it exclusively must not block such a
+     * reader — its wait is bounded (map.c), this thread's would not be. */
+    pthread_rwlockattr_t rwa;
+    pthread_rwlockattr_init(&rwa);
+    pthread_rwlockattr_setkind_np(&rwa, PTHREAD_RWLOCK_PREFER_READER_NP);
+    pthread_rwlock_init(&log->map_lock, &rwa);
+    pthread_rwlockattr_destroy(&rwa);
     pthread_mutex_init(&log->write_mu, NULL);
     pthread_mutex_init(&log->gate_mu, NULL);
     pthread_mutex_init(&log->key_mu, NULL);

@@ -110,10 +110,19 @@ int tl_copy_env(tl_log *log, const char *dir) {
     snprintf(path, sizeof path, "%s/%s", dir, TL_DATA_FILE);
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0) return tl_fail(TL_ESTORAGE, "cannot create %s: %s", path, strerror(errno));
-    tl_map_shared(log, true); /* as any transaction of this process: the map may not move */
-    int mrc = mdb_env_copyfd2(log->env, fd, MDB_CP_COMPACT);
-    tl_map_shared_end(log);
-    int rc = mrc ? tl_fail_mdb(mrc, "copy the log") : 0;
+    /* Through a read transaction of ours, as every reader: it holds the map lock shared (the
+     * map may not move), adopts a map another process grew, and reopens an environment that
+     * a storage failure left fatal — or closed, when a reopen failed (log->env NULL). LMDB's
+     * copy then takes its own snapshot beside it (MDB_NOTLS). */
+    MDB_txn *txn;
+    int rc = tl_rtxn_begin(log, &txn);
+    if (rc) {
+        close(fd);
+        return rc;
+    }
+    int mrc = mdb_env_copyfd2(mdb_txn_env(txn), fd, MDB_CP_COMPACT);
+    tl_rtxn_end(log, txn);
+    rc = mrc ? tl_fail_mdb(mrc, "copy the log") : 0;
     if (!rc && fsync(fd) != 0) rc = tl_fail(TL_ESTORAGE, "cannot sync %s: %s", path, strerror(errno));
     close(fd);
     return rc;

@@ -2081,6 +2081,36 @@ START_TEST(panic_reopens_in_place) {
 }
 END_TEST
 
+/* A replay into a directory right after a storage failure left the environment fatal: its
+ * copy begins as every reader does (reopening the environment), instead of handing LMDB's
+ * copy the fatal environment (storage) or, after a failed reopen, none at all (a crash). */
+START_TEST(replay_into_after_panic) {
+    char *dir;
+    tl_log *log = tu_new_log(&dir);
+    append_n(log, 20, 0, 100);
+    break_meta_writes(dir);
+    uint8_t empty = 0x80;
+    tl_draft d = {"x.lost", "alice", NULL, &empty, 1};
+    ck_assert_int_eq(tl_log_append(log, &d, 1, NULL), TL_ESTORAGE);
+    char *base = tu_tmpdir();
+    char *into = path_in(base, "copy");
+    tl_replay_options ro = TL_REPLAY_OPTIONS_INIT;
+    ro.into_dir = into;
+    tl_replay_report rr;
+    int rc = tl_replay(log, &ro, &rr);
+    ck_assert_msg(rc == 0, "replay into a directory after a storage failure: %s: %s", tl_strerror(rc), tl_errdetail());
+    ck_assert_uint_eq(rr.events, head_seq(log));
+    char live[TL_PUBKEY_HEX_SIZE];
+    ck_assert_int_eq(tl_digest(log, live), 0);
+    ck_assert_str_eq(rr.digest, live);
+    tl_log *copy = open_log(into, TL_OPEN_READONLY);
+    verify_ok(copy, head_seq(log));
+    remove_log(copy, into);
+    free(base);
+    remove_log(log, dir);
+}
+END_TEST
+
 /*
  * A storage failure while a command of a batch is written (not at commit: LMDB spilling dirty
  * pages of a very large batch onto a full disk) fails every command of the batch; each answer
@@ -2284,6 +2314,7 @@ int main(void) {
 
     tc = tcase_create("failures");
     tcase_add_test(tc, panic_reopens_in_place);
+    tcase_add_test(tc, replay_into_after_panic);
     tcase_add_test(tc, batch_failure_says_why);
     tcase_add_test(tc, damaged_walks_stop);
     tcase_set_timeout(tc, 120);
