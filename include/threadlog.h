@@ -19,7 +19,9 @@
  *    TL_EUSAGE (never a crash). Option structs start with a version field set by their
  *    ..._INIT macro.
  *  - No global state, but one list: the logs this process has open, so that a log is never
- *    opened twice in one process (see tl_log_open).
+ *    opened twice in one process (see tl_log_open); with it, fork handlers that keep the list
+ *    consistent across fork(), and libsodium's one-time initialisation when the library
+ *    loads (a departure from SPEC's "no global state": docs/DECISIONS.md).
  *  - Thread-safety: a tl_log handle may be shared by threads, and every call taking one is
  *    thread-safe, except tl_log_close (no other call may be running on the handle, nor
  *    follow). Concurrent callers of tl_cmd_exec have their commits grouped; queries, iterators,
@@ -154,8 +156,8 @@ typedef struct tl_open_options {
 
 /**
  * Open the log in DIR. Checks the format version (TL_EVERSION when unknown). Unless
- * TL_OPEN_READONLY, loads the writer key and refuses one readable by group or others
- * (TL_EKEY). opts may be NULL. *out is NULL on failure.
+ * TL_OPEN_READONLY or TL_OPEN_REPLICA, loads the writer key and refuses one readable by group
+ * or others (TL_EKEY). opts may be NULL. *out is NULL on failure.
  * One handle per log per process: opening a log that this process already has open (the
  * same data file, by any path) is refused with TL_EUSAGE until that handle is closed. LMDB's
  * locks belong to the process, so a second environment on the file would drop the first
@@ -172,7 +174,7 @@ typedef struct tl_log_stats {
     uint64_t events;       /* number of events (the head sequence) */
     uint64_t log_bytes;    /* bytes of the stored records (events + signatures) */
     uint64_t content_bytes;/* bytes of erasable content still stored */
-    uint64_t file_bytes;   /* size of the LMDB data file */
+    uint64_t file_bytes;   /* bytes the LMDB data file occupies on disk (allocated blocks) */
     uint64_t map_bytes;    /* current map size */
     uint64_t max_attachment;
 } tl_log_stats;
@@ -233,7 +235,8 @@ typedef struct tl_iter tl_iter;
 
 /** Iterate events from sequence `from` (1 = genesis) on a read snapshot of the log. */
 int tl_iter_open(tl_log *log, uint64_t from, tl_iter **out);
-/** Next event: 0 and *ev filled; TL_ENOTFOUND at the end; TL_ECORRUPT on a bad record. */
+/** Next event: 0 and *ev filled; TL_ENOTFOUND at the end; TL_ECORRUPT on a bad record;
+ * TL_EVERSION on a record of a format this build does not know. */
 int tl_iter_next(tl_iter *it, tl_event_view *ev);
 void tl_iter_close(tl_iter *it);
 
@@ -318,14 +321,17 @@ typedef struct tl_verify_report {
 /**
  * Check the whole log: sequence, format, chain, timestamps, signatures along the key chain,
  * content commitments, and the checkpoint if given. Returns 0 when everything holds,
- * TL_ECORRUPT with report->first_bad_seq and report->reason otherwise.
+ * TL_ECORRUPT with report->first_bad_seq and report->reason otherwise — except for damage
+ * found before the events: a damaged LMDB free-page list is TL_ECORRUPT with first_bad_seq 0
+ * (the detail in tl_errdetail()), and a malformed checkpoint is TL_EINVALID.
  */
 int tl_log_verify(tl_log *log, const tl_verify_options *opts, tl_verify_report *report); /* report required */
 
 /**
  * A signed checkpoint of the head: {"seq","hash","ts","key","signature"} (hex fields).
  * *json is freed with tl_free(). Signed with the key the head names (a key another process
- * rotated to is taken from its file). Thread-safe; takes no writer lock.
+ * rotated to is taken from its file). Needs a handle holding the writer key (TL_EKEY on a
+ * read-only or replica handle). Thread-safe; takes no writer lock.
  */
 int tl_log_checkpoint(tl_log *log, char **json);
 
@@ -462,12 +468,12 @@ typedef struct tl_replay_report {
  * In place (into_dir NULL; the log open writable): one write transaction, so readers keep the
  * old projections until the new ones commit and writers wait; until_seq/until_ts are refused
  * (TL_EUSAGE: the live projections must cover the whole log; the CLI's in-place "preview"
- * is a replay into a temporary directory). Into into_dir (missing or empty; a log there is TL_EEXISTS): a compacted copy of
+ * is a replay into a temporary directory). Into into_dir (missing or empty; a log there is TL_EEXISTS, anything else there TL_EINVALID): a compacted copy of
  * a read snapshot without the writer key (it can never be appended to), cut after until_seq /
  * the last event at or before until_ts when given (TL_EUSAGE past the head or before the
  * genesis), replayed there; log may be open read-only. The sequence, the chain of hashes, time
- * order and the key chain are checked always; with verify, signatures too, before events are
- * applied. The first bad event gives TL_ECORRUPT with report->verify filled, and nothing is
+ * order and the key chain are checked always; with verify, signatures, content commitments
+ * and meta's copies of the genesis key and attachment limit too, before events are applied. The first bad event gives TL_ECORRUPT with report->verify filled, and nothing is
  * replaced. report->digest is tl_digest() of the result ("" if that
  * failed). progress (may be NULL) is called from the calling thread. opts may be NULL.
  */

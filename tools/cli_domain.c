@@ -190,7 +190,7 @@ static int cmd_attachment_get(cli_ctx *ctx) {
     if (!cli_flags_in_usage(ctx)) return CLI_FAILED;
     const char *as = cli_flag(ctx, "as"), *out = cli_flag(ctx, "o");
     if (!out) out = cli_flag(ctx, "output");
-    if (ctx->args.npos != 1 || !as) return cli_usage(ctx, "attachment get ID --as USER (-o FILE | --output FILE)");
+    if (ctx->args.npos != 1 || !as) return cli_usage(ctx, "attachment get ID --as USER [-o FILE | --output FILE]");
     tl_log *log;
     int rc = cli_open(ctx, &log, TL_OPEN_READONLY);
     if (rc) return rc;
@@ -499,8 +499,8 @@ const cli_command cli_domain_commands[] = {
     {"delete", cmd_delete, "delete --as U MESSAGE [--expect V]", "delete your own message (while it has no live reply)"},
     {"attach", cmd_attach, "attach --as U (--project P | --account A) [--name N] [--mime M] [--id A] [--expect V]\n  (FILE | --file FILE | --data BASE64)",
      "upload an attachment (then list it in --attachments of a message)"},
-    {"attachment get", cmd_attachment_get, "attachment get ID --as USER (-o FILE | --output FILE)",
-     "write an attachment's bytes, checked against their commitment, to FILE (-o - for stdout)"},
+    {"attachment get", cmd_attachment_get, "attachment get ID --as USER [-o FILE | --output FILE]",
+     "write an attachment's bytes, checked against their commitment, to FILE (to stdout without -o, or with -o -)"},
     {"erase", cmd_erase, "erase MESSAGE|ATTACHMENT --reason TEXT [--kind message|attachment]",
      "erase content (operator): chain and signatures stay valid, the content is gone everywhere"},
     {NULL, NULL, NULL, NULL},
