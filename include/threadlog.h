@@ -233,7 +233,10 @@ typedef struct tl_event_view {
 
 typedef struct tl_iter tl_iter;
 
-/** Iterate events from sequence `from` (1 = genesis) on a read snapshot of the log. */
+/** Iterate events from sequence `from` (1 = genesis) on a read snapshot of the log. The
+ * snapshot stays open until tl_iter_close: meanwhile LMDB cannot reuse pages freed by any
+ * process's later commits, and the file grows with them. Close iterators that wait on a
+ * slow consumer (tl_log_follow copies batches instead; docs/OPERATIONS.md). */
 int tl_iter_open(tl_log *log, uint64_t from, tl_iter **out);
 /** Next event: 0 and *ev filled; TL_ENOTFOUND at the end; TL_ECORRUPT on a bad record;
  * TL_EVERSION on a record of a format this build does not know. */
@@ -505,7 +508,9 @@ typedef struct tl_export_options {
 typedef int (*tl_export_fn)(const char *line, size_t len, void *payload);
 
 /**
- * Export from one read snapshot of the log (writers are not blocked). An unknown project or
+ * Export from one read snapshot of the log (writers are not blocked; the snapshot is held
+ * until the last line, so a slow fn makes the file grow with other commits meanwhile,
+ * docs/OPERATIONS.md). An unknown project or
  * account is TL_ENOTFOUND; a record that does not decode is TL_ECORRUPT. Stored content is
  * exported as stored, unchecked: the export's verifier checks it. Thread-safe.
  */

@@ -73,8 +73,8 @@ static int cmd_init(cli_ctx *ctx) {
     return CLI_OK;
 }
 
-static int print_event(const tl_event_view *ev, void *payload) {
-    cli_ctx *ctx = payload;
+/* One event, as a JSON line or a human line, to out. */
+static int print_event(FILE *out, const tl_event_view *ev, const cli_ctx *ctx) {
     char *json = NULL;
     int rc = tl_event_json(ev, &json);
     if (rc) {
@@ -82,7 +82,7 @@ static int print_event(const tl_event_view *ev, void *payload) {
         return 1;
     }
     if (ctx->json) {
-        printf("%s\n", json);
+        fprintf(out, "%s\n", json);
     } else {
         time_t secs = (time_t)(ev->ts / 1000000u);
         struct tm tm;
@@ -92,12 +92,11 @@ static int print_event(const tl_event_view *ev, void *payload) {
         const char *payload_json = strstr(json, "\"payload\":");
         /* the payload as JSON after the envelope: readable and complete */
         int plen = payload_json ? (int)strlen(payload_json + 10) - 1 : 0; /* drop the closing brace */
-        printf("%6llu  %s.%06llu  %-16s %-22s %-12s %.*s\n", (unsigned long long)ev->seq, when,
+        fprintf(out, "%6llu  %s.%06llu  %-16s %-22s %-12s %.*s\n", (unsigned long long)ev->seq, when,
                (unsigned long long)(ev->ts % 1000000u), ev->actor, ev->kind, ev->project ? ev->project : "-",
                plen, payload_json ? payload_json + 10 : "");
     }
     free(json);
-    fflush(stdout);
     return 0;
 }
 
@@ -105,14 +104,73 @@ typedef struct log_walk {
     cli_ctx *ctx;
     unsigned long long left;
     bool limited;
+    FILE *out;
 } log_walk;
 
 static int walk_event(const tl_event_view *ev, void *payload) {
     log_walk *w = payload;
     if (w->limited && w->left == 0) return 1;
-    if (print_event(ev, w->ctx)) return 1;
+    if (print_event(w->out, ev, w->ctx)) return 1;
+    if (w->out == stdout) fflush(stdout); /* a follower's reader sees each event as it comes */
     if (w->limited) w->left--;
     return w->limited && w->left == 0; /* done: --follow stops now, not at the next event */
+}
+
+/*
+ * The events from `from` to the end, in batches: each batch is formatted into memory from a
+ * read snapshot, and written out with the snapshot closed. A consumer that stalls the output (a
+ * pager left open, a full pipe) must not hold a snapshot meanwhile: LMDB could not reuse any
+ * page freed after it began, so every commit of other processes would take fresh pages and
+ * the file would grow for as long as the output stalls (a review: 1.6 MB to 95 MB).
+ */
+#define LOG_BATCH_EVENTS 256
+#define LOG_BATCH_BYTES (4u << 20)
+
+static int print_to_end(tl_log *log, uint64_t from, log_walk *w, char *detail, size_t cap) {
+    /* up to the head as it is now, as one snapshot would have shown: a busy writer must not
+     * keep the command printing for ever */
+    tl_log_stats st;
+    int rc = tl_log_stats_get(log, &st);
+    if (rc) {
+        snprintf(detail, cap, "%s", tl_errdetail());
+        return rc;
+    }
+    uint64_t next = from ? from : 1;
+    while (next <= st.events) {
+        tl_iter *it;
+        rc = tl_iter_open(log, next, &it);
+        if (rc) {
+            snprintf(detail, cap, "%s", tl_errdetail());
+            return rc;
+        }
+        char *buf = NULL;
+        size_t size = 0;
+        w->out = open_memstream(&buf, &size);
+        if (!w->out) {
+            tl_iter_close(it);
+            snprintf(detail, cap, "out of memory");
+            return TL_ENOMEM;
+        }
+        tl_event_view ev;
+        unsigned n = 0;
+        bool done = false;
+        while ((rc = tl_iter_next(it, &ev)) == 0) {
+            next = ev.seq + 1;
+            if (walk_event(&ev, w) || ev.seq >= st.events) { done = true; break; }
+            if (++n == LOG_BATCH_EVENTS || (size_t)ftell(w->out) >= LOG_BATCH_BYTES) break;
+        }
+        if (rc == TL_ENOTFOUND) { rc = 0; done = true; }
+        else if (rc) done = true;
+        if (rc) snprintf(detail, cap, "%s", tl_errdetail()); /* before closing, which may set another */
+        tl_iter_close(it);
+        fclose(w->out); /* the batch's bytes: buf, size */
+        w->out = stdout;
+        if (size && fwrite(buf, 1, size, stdout) != size) done = true; /* reported by the exit check */
+        free(buf);
+        fflush(stdout);
+        if (rc || done) return rc;
+    }
+    return 0;
 }
 
 static volatile int follow_stop;
@@ -126,23 +184,17 @@ static int cmd_log(cli_ctx *ctx) {
     int rc = cli_open(ctx, &log, TL_OPEN_READONLY);
     if (rc) return rc;
     /* --limit 0 means no limit, as 0 means the default page in the queries */
-    log_walk w = {ctx, limit, limit > 0};
+    log_walk w = {ctx, limit, limit > 0, stdout};
+    char detail[512] = "";
     if (cli_switch(ctx, "follow")) {
         signal(SIGINT, on_signal);
         signal(SIGTERM, on_signal);
         signal(SIGPIPE, on_signal);
         rc = tl_log_follow(log, from, 100, &follow_stop, walk_event, &w);
     } else {
-        tl_iter *it;
-        rc = tl_iter_open(log, from, &it);
-        tl_event_view ev;
-        while (!rc && (rc = tl_iter_next(it, &ev)) == 0)
-            if (walk_event(&ev, &w)) break;
-        if (rc == TL_ENOTFOUND) rc = 0;
-        if (!it) rc = rc ? rc : TL_ESTORAGE;
-        tl_iter_close(it);
+        rc = print_to_end(log, from, &w, detail, sizeof detail);
     }
-    int out = rc ? cli_error(ctx, rc, tl_errdetail()) : CLI_OK;
+    int out = rc ? cli_error(ctx, rc, detail[0] ? detail : tl_errdetail()) : CLI_OK;
     tl_log_close(log);
     return out;
 }
