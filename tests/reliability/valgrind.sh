@@ -25,7 +25,7 @@ shift $(($# >= 2 ? 2 : 1))
 command -v valgrind >/dev/null || { echo "valgrind is not installed (apt-get install valgrind)" >&2; exit 77; }
 SUITES=("$@")
 if [ ${#SUITES[@]} = 0 ]; then
-  SUITES=(test_codec test_log test_rules test_authz test_malformed)
+  SUITES=(test_codec test_log test_log_map test_log_keys test_log_failures test_rules test_authz test_malformed)
   for t in "$BUILD"/tests/test_projections_*; do SUITES+=("$(basename "$t")"); done
   SUITES+=(test_replay test_replica test_tamper)
 fi
