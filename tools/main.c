@@ -267,9 +267,9 @@ static void print_help(void) {
             printf("  %-14s ", c->name);
             print_help_text(c->help, 17);
         }
-    printf("\n`threadlog COMMAND --help` describes one command. Exit status: 0 done, 1 refused or\n"
-           "failed (the error is printed; a malformed flag or argument too), 2 no command or an\n"
-           "unknown one.\n");
+    printf("\n`threadlog COMMAND --help` or `threadlog help COMMAND` describes one command. Exit\n"
+           "status: 0 done, 1 refused or failed (the error is printed; a malformed flag or argument\n"
+           "too), 2 no command or an unknown one.\n");
 }
 
 /* Split argv into flags and positionals. "--" ends flags. */
@@ -417,6 +417,20 @@ static int run_main(int argc, char **argv) {
     }
     if (i >= argc) { print_help(); return CLI_USAGE; }
     const char *name = argv[i++];
+    if (!strcmp(name, "help")) { /* `threadlog help` and `threadlog help COMMAND [WORD]`, as --help */
+        if (i >= argc) { print_help(); return 0; }
+        char topic[64];
+        snprintf(topic, sizeof topic, "%s%s%s", argv[i], i + 1 < argc ? " " : "", i + 1 < argc ? argv[i + 1] : "");
+        const cli_command *c = find_command(topic);
+        if (!c) c = find_command(argv[i]);
+        if (!c) {
+            fprintf(stderr, "threadlog help: unknown command \"%s\" (threadlog --help lists them)\n", topic);
+            return CLI_USAGE;
+        }
+        printf("usage: threadlog [-d DIR] %s\n\n", c->usage);
+        print_help_text(c->help, 0);
+        return 0;
+    }
     if (!strcmp(name, "replay")) replay_with_huge_pages(argv);
     /* two-word commands: `key rotate`, `attachment get`, `project status` (the same as `status`:
      * `project` itself takes no positional argument) */

@@ -504,6 +504,14 @@ for c in init log verify checkpoint "key rotate" stats; do
   grep -q "^  $c " <<< "$OUT" || fail "threadlog --help does not list $c"
 done
 status 2 "$TL"
+# `threadlog help [COMMAND]` answers as --help does; an unknown topic is a usage error
+status 0 "$TL" help
+grep -q "^usage: threadlog" <<< "$OUT" || fail "threadlog help: $OUT"
+status 0 "$TL" help key rotate
+grep -q "^usage: threadlog \[-d DIR\] key rotate" <<< "$OUT" || fail "threadlog help key rotate: $OUT"
+status 0 "$TL" help log
+grep -q "^usage: threadlog \[-d DIR\] log " <<< "$OUT" || fail "threadlog help log: $OUT"
+status 2 "$TL" help nope
 status 2 "$TL" no-such-command
 # a two-word command's first word alone: its subcommands (help: exit 0; none given: exit 2)
 status 0 "$TL" key --help
