@@ -1082,6 +1082,69 @@ START_TEST(zeropack_refuses_malformed) {
 }
 END_TEST
 
+/* ---- near misses of the decoder, found by mutation testing (2026-11-27): each case passed
+ * when one bound or mask was weakened, and no other test noticed */
+static int canon(const uint8_t *b, size_t n) { return tl_msgpack_check_canonical(b, n); }
+
+START_TEST(wider_length_forms_refused) {
+    uint8_t b[70000];
+    memset(b, 'a', sizeof b);
+    /* [str32 as da]  */
+    b[0] = 0x91; b[1] = 0xda; b[2] = 0; b[3] = 32;
+    ck_assert_msg(canon(b, 4 + 32) != 0, "32-byte str as da accepted");
+    b[1] = 0xdb; b[2] = 0; b[3] = 0; b[4] = 1; b[5] = 0;
+    ck_assert_msg(canon(b, 6 + 256) != 0, "256-byte str as db accepted");
+    b[1] = 0xc6;
+    ck_assert_msg(canon(b, 6 + 256) != 0, "256-byte bin as c6 accepted");
+    uint8_t arr[5 + 16] = {0xdd, 0, 0, 0, 16};
+    memset(arr + 5, 0, 16);
+    ck_assert_msg(canon(arr, sizeof arr) != 0, "16-item array as dd accepted");
+    uint8_t map[5 + 16 * 3] = {0xdf, 0, 0, 0, 16};
+    for (int i = 0; i < 16; i++) { map[5 + 3 * i] = 0xa1; map[6 + 3 * i] = (uint8_t)('A' + i); map[7 + 3 * i] = 0; }
+    ck_assert_msg(canon(map, sizeof map) != 0, "16-pair map as df accepted");
+}
+END_TEST
+
+START_TEST(utf8_truncated_or_f8_refused) {
+    const uint8_t trunc[] = {0x92, 0xa1, 0xc3, 0xa0}; /* ["\xc3", ""]: a truncated sequence */
+    ck_assert_msg(canon(trunc, sizeof trunc) != 0, "truncated UTF-8 before a fixstr accepted");
+    ck_assert_msg(!tl_utf8_valid((const uint8_t *)"\xf8\x90\x80\x80", 4), "lead byte f8 accepted");
+}
+END_TEST
+
+START_TEST(event_shape_near_misses) {
+    static uint8_t big[TL_EVENT_MAX + 1 + 5];
+    big[0] = 0xc6; big[1] = 0; big[2] = 0x10; big[3] = 0; big[4] = 0; /* bin of 1 MiB */
+    ck_assert_msg(canon(big, 5 + 0x100000) != 0, "a value over 1 MiB accepted");
+    /* a valid event, then the same with a 10th item */
+    uint8_t ev[80];
+    size_t n = 0;
+    ev[n++] = 0x99; ev[n++] = 1; ev[n++] = 1; ev[n++] = 0; ev[n++] = 0xc4; ev[n++] = 32;
+    memset(ev + n, 0, 32); n += 32;
+    ev[n++] = 0xa1; ev[n++] = 'm'; ev[n++] = 0xa3; ev[n++] = 'x'; ev[n++] = '.'; ev[n++] = 'a';
+    ev[n++] = 1; ev[n++] = 0xc0; ev[n++] = 0x80;
+    tl_event e;
+    ck_assert_int_eq(tl_event_decode(&e, ev, n), 0);
+    ev[0] = 0x9a; ev[n] = 0xc0;
+    ck_assert_msg(tl_event_decode(&e, ev, n + 1) != 0, "a 10-item event accepted");
+    /* prev as a 33-byte bin whose last byte reads as the actor's header */
+    uint8_t p33[] = {0x99, 1, 1, 0, 0xc4, 33, 0,0,0,0,0,0,0,0, 0,0,0,0,0,0,0,0, 0,0,0,0,0,0,0,0, 0,0,0,0,0,0,0,0, 0xa2,
+                     0xa1, 'm', 0xa3, 'x', '.', 'a', 1, 0xc0, 0x80};
+    ck_assert_msg(tl_event_decode(&e, p33, sizeof p33) != 0, "a 33-byte prev accepted");
+    /* payload {"public_keys": bin32}: no field "public_key" */
+    uint8_t pk[128];
+    memcpy(pk, ev, 46); /* up to and including project nil; then the payload */
+    pk[0] = 0x99;
+    size_t m = 46;
+    pk[m++] = 0x81;
+    pk[m++] = 0xab; memcpy(pk + m, "public_keys", 11); m += 11;
+    pk[m++] = 0xc4; pk[m++] = 32; memset(pk + m, 7, 32); m += 32;
+    ck_assert_int_eq(tl_event_decode(&e, pk, m), 0);
+    tl_bytes out;
+    ck_assert_msg(tl_ev_bin(&e, "public_key", &out) == TL_ENOTFOUND, "\"public_keys\" read as \"public_key\"");
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("codec");
     TCase *tc = tcase_create("golden");
@@ -1101,6 +1164,9 @@ int main(void) {
     tcase_add_test(tc, decoder_size_limit);
     tcase_add_test(tc, utf8_rules);
     tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, wider_length_forms_refused);
+    tcase_add_test(tc, utf8_truncated_or_f8_refused);
+    tcase_add_test(tc, event_shape_near_misses);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("encoder");

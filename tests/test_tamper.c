@@ -493,6 +493,7 @@ START_TEST(delete_last) {
     raw_end(&r);
     /* the head record still names event 1,000 */
     expect_bad(NULL, EVENTS, "the last event deleted");
+    replay_refuses_when(EVENTS, true);
 }
 END_TEST
 
@@ -707,6 +708,7 @@ START_TEST(genesis_only_first) {
     raw_set(&r, 1, not_genesis, fl3);
     raw_end(&r);
     expect_bad(NULL, 1, "a first event that is not log.created");
+    replay_refuses_when(1, true); /* no key is known before a genesis: never index past the list */
     tl_keypair_wipe(&kp);
     tl_keypair_wipe(&foreign);
     free(last), free(g2), free(after), free(g), free(not_genesis);
@@ -1227,6 +1229,167 @@ START_TEST(checkpoint_time_must_match) {
 }
 END_TEST
 
+/* ================================================================ near misses
+ * Found by mutation testing of verify (2026-11-27): each case below passed verify when one of
+ * its checks was weakened (compared over fewer bytes, skipped, or its loop not stopped), and
+ * no other test noticed. */
+
+static uint8_t *sign_bytes(const uint8_t *bytes, size_t n, size_t *len, const tl_keypair *kp) {
+    uint8_t *rec = malloc(n + 64);
+    memcpy(rec, bytes, n);
+    tl_sign(rec + n, rec, n, kp);
+    *len = n + 64;
+    return rec;
+}
+
+/* an event whose prev differs from the true hash only in its last byte, re-signed */
+START_TEST(prev_differs_in_last_byte) {
+    tl_keypair kp;
+    writer_key(&kp);
+    raw r;
+    size_t len, fl;
+    uint8_t h[32];
+    uint64_t ts;
+    raw_begin(&r);
+    uint8_t *r69 = raw_get(&r, 69, &len);
+    record_hash_ts(r69, len, h, &ts);
+    h[31] ^= 1;
+    uint8_t *f = forge(&fl, 70, ts, h, "x.tamper", "a quiet edit", NULL, &kp);
+    raw_set(&r, 70, f, fl);
+    raw_end(&r);
+    expect_bad(NULL, 70, "event 70's prev differs in its last byte");
+    replay_refuses_when(70, true); /* the chain is checked without verification too */
+    tl_keypair_wipe(&kp);
+    free(f), free(r69);
+}
+END_TEST
+
+/* two bad signatures in one chunk: the first is named */
+START_TEST(two_bad_signatures_first_named) {
+    raw r;
+    size_t l10, l20;
+    raw_begin(&r);
+    uint8_t *a = raw_get(&r, 10, &l10), *b = raw_get(&r, 20, &l20);
+    a[l10 - 1] ^= 1;
+    b[l20 - 1] ^= 1;
+    raw_set(&r, 10, a, l10);
+    raw_set(&r, 20, b, l20);
+    raw_end(&r);
+    expect_bad(NULL, 10, "signatures of 10 and 20 damaged");
+    replay_refuses_when(10, false); /* signatures: the verified replay only */
+    free(a), free(b);
+}
+END_TEST
+
+/* a key.rotated whose public_key is 31 bytes, signed by the writer key */
+START_TEST(rotated_key_too_short) {
+    tl_keypair kp;
+    writer_key(&kp);
+    raw r;
+    size_t len;
+    uint8_t h[32];
+    uint64_t ts;
+    raw_begin(&r);
+    uint8_t *r69 = raw_get(&r, 69, &len);
+    record_hash_ts(r69, len, h, &ts);
+    msgpack_sbuffer buf;
+    msgpack_sbuffer_init(&buf);
+    tl_envelope env = {.seq = 70, .ts = ts, .actor = "@operator", .kind = "key.rotated", .schema = 1};
+    memcpy(env.prev, h, 32);
+    tl_payload p = {0};
+    tl_payload_bin(&p, "public_key", kp.pk, 31);
+    ck_assert_int_eq(tl_event_encode(&buf, &env, &p), 0);
+    size_t fl;
+    uint8_t *f = sign_bytes((const uint8_t *)buf.data, buf.size, &fl, &kp);
+    raw_set(&r, 70, f, fl);
+    raw_end(&r);
+    expect_bad(NULL, 70, "key.rotated with a 31-byte key");
+    replay_refuses_when(70, true);
+    msgpack_sbuffer_destroy(&buf);
+    tl_keypair_wipe(&kp);
+    free(f), free(r69);
+}
+END_TEST
+
+static char *checkpoint_custom(uint64_t seq, int flip_hash_byte, bool foreign_key) {
+    tl_keypair kp;
+    if (foreign_key) tl_keypair_generate(&kp);
+    else writer_key(&kp);
+    raw r;
+    raw_begin(&r);
+    size_t len;
+    uint8_t *rec = raw_get(&r, seq, &len);
+    raw_end(&r);
+    uint8_t msg[23 + 8 + 32 + 8], sig[64];
+    uint64_t ts;
+    memcpy(msg, "threadlog-checkpoint-v1", 23);
+    be64(msg + 23, seq);
+    record_hash_ts(rec, len, msg + 31, &ts);
+    if (flip_hash_byte >= 0) msg[31 + flip_hash_byte] ^= 1;
+    be64(msg + 63, ts);
+    tl_sign(sig, msg, sizeof msg, &kp);
+    char hash[65], key[65], sighex[129];
+    tl_hex(hash, msg + 31, 32);
+    tl_hex(key, kp.pk, 32);
+    tl_hex(sighex, sig, 64);
+    char *json = malloc(512);
+    snprintf(json, 512, "{\"seq\":%llu,\"hash\":\"%s\",\"ts\":%llu,\"key\":\"%s\",\"signature\":\"%s\"}",
+             (unsigned long long)seq, hash, (unsigned long long)ts, key, sighex);
+    tl_keypair_wipe(&kp);
+    free(rec);
+    return json;
+}
+
+/* a checkpoint signed by a key the log never used */
+START_TEST(checkpoint_signed_by_a_stranger) {
+    char *cp = checkpoint_custom(80, -1, true);
+    expect_bad(cp, 80, "a checkpoint signed by a stranger");
+    free(cp);
+}
+END_TEST
+
+/* a checkpoint whose hash differs in its last byte only; one at sequence 0 */
+START_TEST(checkpoint_hash_differs_in_last_byte) {
+    char *cp = checkpoint_custom(80, 31, false);
+    expect_bad(cp, 80, "a checkpoint naming another hash (last byte)");
+    free(cp);
+    tl_verify_report r;
+    const char *zero = "{\"seq\":0,\"hash\":\"00\",\"ts\":0,\"key\":\"00\",\"signature\":\"00\"}";
+    ck_assert_int_eq(verify(zero, &r), TL_EINVALID);
+}
+END_TEST
+
+/* a one-event log whose genesis says format 2, re-signed by its key */
+START_TEST(genesis_of_another_format) {
+    char *base = tu_tmpdir();
+    char *saved = g_dir;
+    g_dir = malloc(strlen(base) + 8);
+    sprintf(g_dir, "%s/log", base);
+    free(base);
+    ck_assert_int_eq(tl_log_init(g_dir, NULL, NULL), 0);
+    tl_keypair kp;
+    writer_key(&kp);
+    raw r;
+    raw_begin(&r);
+    size_t len;
+    uint8_t *g = raw_get(&r, 1, &len);
+    uint8_t *at = memmem(g, len - 64, "\xa6" "format\x01", 8);
+    ck_assert_ptr_nonnull(at);
+    at[7] = 2;
+    size_t fl;
+    uint8_t *f = sign_bytes(g, len - 64, &fl, &kp);
+    raw_set(&r, 1, f, fl);
+    raw_set_head(&r, 1);
+    raw_end(&r);
+    expect_bad(NULL, 1, "a genesis of format 2");
+    replay_refuses_when(1, true);
+    tl_keypair_wipe(&kp);
+    free(g), free(f);
+    teardown();
+    g_dir = saved;
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("tamper");
     TCase *tc = tcase_create("bytes");
@@ -1254,6 +1417,10 @@ int main(void) {
     tcase_add_test(tc, resigned_event);
     tcase_add_test(tc, time_goes_back);
     tcase_add_test(tc, genesis_only_first);
+    tcase_add_test(tc, prev_differs_in_last_byte);
+    tcase_add_test(tc, two_bad_signatures_first_named);
+    tcase_add_test(tc, rotated_key_too_short);
+    tcase_add_test(tc, genesis_of_another_format);
     tcase_add_test(tc, cut_copy_checks_tail);
     tcase_add_test(tc, replay_refuses_an_emptied_log);
     tcase_set_timeout(tc, 120);
@@ -1269,6 +1436,8 @@ int main(void) {
     tcase_add_test(tc, extension_fields_named_like_commitments);
     tcase_add_test(tc, nil_in_a_domain_payload);
     tcase_add_test(tc, checkpoint_time_must_match);
+    tcase_add_test(tc, checkpoint_signed_by_a_stranger);
+    tcase_add_test(tc, checkpoint_hash_differs_in_last_byte);
     tcase_add_test(tc, meta_copies_of_genesis);
     tcase_add_test(tc, damaged_free_list);
     tcase_set_timeout(tc, 120);
