@@ -348,4 +348,68 @@ for scope in --project --account; do
   set -e
   [ $rc -eq 1 ] && grep -q '"error":"invalid_input"' "$T/out" || fail "export $scope 'bad id': rc $rc $(cat "$T/out")"
 done
+# ---- near misses of the verifier, found by mutation testing (2026-11-27): each was accepted
+# when one of verify_export.py's checks was weakened, and no other case above noticed. The
+# payload shown in a line must be the signed bytes' own; a key holder's re-signed event breaks
+# the chain at the next one; a checkpoint's time is signed; every line field is checked; the
+# decoder refuses every non-canonical form.
+"$PY" - "$SRC/tools" "$D" "$T/all.jsonl" "$T/cp.json" <<'PY' || fail "verify_export.py near misses"
+import base64, copy, hashlib, importlib.util, json, sys
+from nacl.signing import SigningKey
+tools, logdir, allf, cpf = sys.argv[1:5]
+spec = importlib.util.spec_from_file_location("ve", tools + "/verify_export.py")
+ve = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(ve)
+objs = [json.loads(l) for l in open(allf).read().splitlines()]
+sk = SigningKey(open(logdir + "/writer.key", "rb").read()[:32])
+missed = []
+def expect_bad(name, objs2, cp=None):
+    try:
+        ve.verify([json.dumps(o) for o in objs2], None, cp)
+        missed.append(name)
+    except ve.Bad:
+        pass
+def expect_undecodable(name, b):
+    try:
+        ve.decode_event(b)
+        missed.append(name)
+    except (ValueError, UnicodeDecodeError):
+        pass
+ve.verify([json.dumps(o) for o in objs], None, json.load(open(cpf)))  # the genuine export passes
+ev = [i for i, o in enumerate(objs) if o["type"] == "event"]
+msg = [i for i in ev if objs[i]["kind"] == "message.sent"][0]
+o = copy.deepcopy(objs); o[msg]["payload"]["channel"] = "forged"; expect_bad("payload edited in the line", o)
+o = copy.deepcopy(objs); o[msg]["schema"] = True; expect_bad("schema true for 1", o)
+o = copy.deepcopy(objs); h = bytearray(bytes.fromhex(o[0]["head"]["hash"])); h[0] ^= 1; o[0]["head"]["hash"] = h.hex()
+expect_bad("header's head hash", o)
+o = copy.deepcopy(objs); o[msg]["signature"] = o[msg]["signature"].upper(); expect_bad("uppercase signature hex", o)
+o = copy.deepcopy(objs); o[msg]["hash"] = "00" * 32; expect_bad("wrong line hash", o)
+o = copy.deepcopy(objs); o[-1]["last_seq"] += 5; expect_bad("trailer last_seq", o)
+cp = json.load(open(cpf))
+m = b"threadlog-checkpoint-v1" + cp["seq"].to_bytes(8, "big") + bytes.fromhex(cp["hash"]) + (cp["ts"] + 1).to_bytes(8, "big")
+cp2 = dict(cp, ts=cp["ts"] + 1, signature=sk.sign(m).signature.hex(), key=sk.verify_key.encode().hex())
+expect_bad("checkpoint time moved, re-signed by the writer key", objs, cp2)
+# an event re-signed by the key holder with one letter of its actor changed: only the next
+# event's prev can tell
+i = ev[-2]; o = copy.deepcopy(objs); raw = bytearray(base64.b64decode(o[i]["bytes"]))
+a = o[i]["actor"].encode(); p = bytes(raw).find(bytes([0xa0 | len(a)]) + a)
+raw[p + 1] = ord("b") if raw[p + 1] != ord("b") else ord("c")
+o[i]["actor"] = bytes(raw[p + 1:p + 1 + len(a)]).decode(); o[i]["bytes"] = base64.b64encode(bytes(raw)).decode()
+o[i]["signature"] = sk.sign(bytes(raw)).signature.hex(); o[i]["hash"] = hashlib.blake2b(bytes(raw), digest_size=32).hexdigest()
+expect_bad("event re-signed by the key holder", o)
+def evb(seq=b"\x01", actor=b"\xa1m", payload=b"\x80", tail=b""):
+    return b"\x99\x01" + seq + b"\x00\xc4\x20" + bytes(32) + actor + b"\xa3x.a\x01\xc0" + payload + tail
+ve.decode_event(evb())  # the well-formed event decodes
+expect_undecodable("cc 05", evb(payload=b"\x81\xa1a\xcc\x05"))
+expect_undecodable("-32 as d0", evb(payload=b"\x81\xa1a\xd0\xe0"))
+expect_undecodable("d9 05 hello", evb(payload=b"\x81\xa1a\xd9\x05hello"))
+expect_undecodable("duplicate key", evb(payload=b"\x82\xa1a\x01\xa1a\x02"))
+expect_undecodable("depth 9", evb(payload=b"\x81\xa1a" + b"\x91" * 6 + b"\x01"))
+expect_undecodable("trailing byte", evb(tail=b"\xc0"))
+expect_undecodable("65-byte actor", evb(actor=b"\xd9\x41" + b"m" * 65))
+expect_undecodable("seq 0", evb(seq=b"\x00"))
+if missed:
+    print("accepted:", missed, file=sys.stderr)
+    sys.exit(1)
+PY
 echo "export_verify: ok"
