@@ -523,6 +523,11 @@ START_TEST(swap_events) {
 END_TEST
 
 /* The value of one event stored under another's key: the event says another sequence. */
+static int count_export_line(const char *line, size_t len, void *payload) {
+    (void)line, (void)len, (void)payload;
+    return 0;
+}
+
 START_TEST(record_with_other_seq) {
     raw r;
     size_t len, l2;
@@ -543,6 +548,14 @@ START_TEST(record_with_other_seq) {
     raw_set(&r, 601, f, fl);
     raw_end(&r);
     expect_bad(NULL, 601, "an event saying 777 at 601");
+    replay_refuses_when(601, true);
+    { /* an export refuses it too: its lines would name an event the log does not hold */
+        tl_log *log;
+        ck_assert_int_eq(tl_log_open(&log, g_dir, NULL), 0);
+        tl_export_options eo = TL_EXPORT_OPTIONS_INIT;
+        ck_assert_int_eq(tl_export(log, &eo, count_export_line, NULL), TL_ECORRUPT);
+        tl_log_close(log);
+    }
     raw_begin(&r);
     raw_set(&r, 601, r601, l2);
     raw_end(&r);
@@ -1006,6 +1019,33 @@ START_TEST(damaged_free_list) {
     }
     file_rw(off + (long)sizeof(size_t), orig, sizeof orig, true);
     expect_good(NULL, "restored");
+    /* the bounds themselves: the first page past the file's end (the record's first, largest
+     * number), page 1 (a meta page) where the order still holds (its last), and a count one
+     * larger than the record's room (its next word is not one of its pages) */
+    MDB_envinfo info;
+    {
+        raw r;
+        raw_begin(&r);
+        ck_assert_int_eq(mdb_env_info(r.env, &info), 0);
+        raw_end(&r);
+    }
+    size_t past_end = info.me_last_pgno + 1, one = 1, more = count + 1, last_id;
+    long last_id_off = off + (long)(sizeof(size_t) * count);
+    file_rw(last_id_off, &last_id, sizeof last_id, false);
+    struct { const char *what; long at; size_t *value; size_t restore; } bounds[] = {
+        {"the first page past the file's end", off + (long)sizeof(size_t), &past_end, orig[0]},
+        {"page 1 as the record's last", last_id_off, &one, last_id},
+        {"a count one past the record's room", off, &more, count},
+    };
+    for (size_t c = 0; c < sizeof bounds / sizeof bounds[0]; c++) {
+        file_rw(bounds[c].at, bounds[c].value, sizeof(size_t), true);
+        tl_verify_report r;
+        int rc = verify(NULL, &r);
+        ck_assert_msg(rc == TL_ECORRUPT && strstr(tl_errdetail(), "free-page list"), "%s: verify said %s (%s)",
+                      bounds[c].what, tl_strerror(rc), tl_errdetail());
+        file_rw(bounds[c].at, &bounds[c].restore, sizeof(size_t), true); /* restore is a copy: writable */
+    }
+    expect_good(NULL, "restored again");
     /* a record with room beyond its count is healthy: LMDB reserves free-list records before
      * filling them, and one reserved beyond the need keeps a smaller count (0 included) and
      * unwritten words after it (here: the last page dropped from the count, and a word of

@@ -232,6 +232,13 @@ jcheck "$OUT" 'o["error"] == "key"'
 status 1 "$TL" -d "$K" --json key rotate
 status 0 "$TL" -d "$K" --json verify
 jcheck "$OUT" 'o["events"] == 3'
+# the same for the public half's last byte, and for a file one byte too long
+for edit in 'b[-1]^=1' 'b.append(0)'; do
+  "$PY" -c 'import sys; p=sys.argv[1]; b=bytearray(open(p,"rb").read()); '"$edit"'; open(p,"wb").write(b)' "$K/writer.key"
+  status 1 "$TL" -d "$K" --json account --id kbad --name K
+  jcheck "$OUT" 'o["error"] == "key"'
+  cp "$T/key.good" "$K/writer.key"
+done
 cp "$T/key.good" "$K/writer.key"
 PK=$("$PY" -c 'import sys; print(open(sys.argv[1],"rb").read()[32:].hex())' "$K/writer.key")
 "$PY" -c 'import sys; b=bytearray(open(sys.argv[1],"rb").read()); b[5]^=1; open(sys.argv[2],"wb").write(b)' "$K/writer.key" "$K/writer.key.new.$PK"
