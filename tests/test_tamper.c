@@ -1430,6 +1430,106 @@ START_TEST(genesis_of_another_format) {
 }
 END_TEST
 
+/* The fields beside a commitment are checked as FORMAT.md §6 (checks 7 and 9) says, even
+ * when the key holder signed them: a size other than the content's (its hash still
+ * matching), a size missing, an erasure whose commitment is not 32 bytes (mutation testing:
+ * each passed when its check was dropped). */
+START_TEST(commitment_fields_checked) {
+    run_commands(one_message);
+    const uint64_t note = EVENTS + 4;
+    tl_keypair kp;
+    writer_key(&kp);
+    raw r;
+    size_t len, fl;
+    raw_begin(&r);
+    uint8_t *rec = raw_get(&r, note, &len);
+    raw_end(&r);
+    size_t n = len - 64;
+    const uint8_t *at = memmem(rec, n, "\xa9" "body_size\x08", 11); /* "Tomorrow": 8 bytes */
+    ck_assert_ptr_nonnull(at);
+    size_t size_at = (size_t)(at - rec);
+    uint8_t *ed = malloc(n);
+    /* the size one more than the content's */
+    memcpy(ed, rec, n);
+    ed[size_at + 10] = 9;
+    uint8_t *f = sign_bytes(ed, n, &fl, &kp);
+    raw_begin(&r);
+    raw_set(&r, note, f, fl);
+    raw_set_head(&r, note);
+    raw_end(&r);
+    expect_bad(NULL, note, "a body_size one more than the content's");
+    free(f);
+    /* the size missing: the pair cut out of the payload map */
+    tl_event ev;
+    ck_assert_int_eq(tl_event_decode(&ev, rec, n), 0);
+    size_t map_at = (size_t)(ev.payload - rec);
+    ck_assert_uint_eq(rec[map_at] & 0xf0, 0x80);
+    memcpy(ed, rec, n);
+    ed[map_at]--;
+    memmove(ed + size_at, ed + size_at + 11, n - size_at - 11);
+    f = sign_bytes(ed, n - 11, &fl, &kp);
+    raw_begin(&r);
+    raw_set(&r, note, f, fl);
+    raw_set_head(&r, note);
+    raw_end(&r);
+    expect_bad(NULL, note, "a body_commit without its body_size");
+    free(f);
+    raw_begin(&r);
+    raw_set(&r, note, rec, len);
+    raw_set_head(&r, note);
+    raw_end(&r);
+    expect_good(NULL, "restored");
+    /* the size missing once the content is erased: checked all the same (the note is no longer
+     * the last event, so the chain breaks at the erasure after it: only the size check names
+     * the note) */
+    {
+        tl_log *log;
+        ck_assert_int_eq(tl_log_open(&log, g_dir, NULL), 0);
+        tl_result res;
+        ck_assert_int_eq(tl_erase(log, "m-1", "a request", &res), 0);
+        ck_assert_uint_eq(res.seq, note + 1);
+        tl_log_close(log);
+    }
+    memcpy(ed, rec, n);
+    ed[map_at]--;
+    memmove(ed + size_at, ed + size_at + 11, n - size_at - 11);
+    f = sign_bytes(ed, n - 11, &fl, &kp);
+    raw_begin(&r);
+    raw_set(&r, note, f, fl);
+    raw_end(&r);
+    expect_bad(NULL, note, "an erased body's commitment without its body_size");
+    free(f);
+    raw_begin(&r);
+    raw_set(&r, note, rec, len);
+    uint8_t *erasure = raw_get(&r, note + 1, &len);
+    raw_end(&r);
+    expect_good(NULL, "restored, with the erasure");
+    /* an erasure naming a 31-byte commitment */
+    uint8_t h[32], c31[31] = {0};
+    uint64_t ts;
+    record_hash_ts(erasure, len, h, &ts);
+    free(erasure);
+    msgpack_sbuffer buf;
+    msgpack_sbuffer_init(&buf);
+    tl_envelope env = {.seq = note + 2, .ts = ts, .actor = "@operator", .kind = "content.erased", .schema = 1,
+                       .project = "o-1"};
+    memcpy(env.prev, h, 32);
+    tl_payload p = {0};
+    tl_payload_bin(&p, "commitment", c31, sizeof c31);
+    tl_payload_str(&p, "reason", "a request");
+    ck_assert_int_eq(tl_event_encode(&buf, &env, &p), 0);
+    f = sign_bytes((const uint8_t *)buf.data, buf.size, &fl, &kp);
+    raw_begin(&r);
+    raw_set(&r, note + 2, f, fl);
+    raw_set_head(&r, note + 2);
+    raw_end(&r);
+    expect_bad(NULL, note + 2, "an erasure naming a 31-byte commitment");
+    msgpack_sbuffer_destroy(&buf);
+    tl_keypair_wipe(&kp);
+    free(f), free(ed), free(rec);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("tamper");
     TCase *tc = tcase_create("bytes");
@@ -1473,6 +1573,7 @@ int main(void) {
     tcase_add_test(tc, checkpoint_detects_truncated_tail);
     tcase_add_test(tc, checkpoint_covers_what_it_names);
     tcase_add_test(tc, content_commitment);
+    tcase_add_test(tc, commitment_fields_checked);
     tcase_add_test(tc, extension_fields_named_like_commitments);
     tcase_add_test(tc, nil_in_a_domain_payload);
     tcase_add_test(tc, checkpoint_time_must_match);
