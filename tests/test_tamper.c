@@ -1530,6 +1530,56 @@ START_TEST(commitment_fields_checked) {
 }
 END_TEST
 
+static const char *const two_notes[] = {
+    "{\"op\":\"account.create\",\"id\":\"acme\",\"name\":\"Acme\"}",
+    "{\"op\":\"user.create\",\"id\":\"alice\",\"role\":\"member\",\"account\":\"acme\",\"name\":\"Alice\"}",
+    "{\"op\":\"project.create\",\"as\":\"alice\",\"id\":\"o-1\",\"account\":\"acme\",\"type\":\"order\",\"title\":\"O\"}",
+    "{\"op\":\"note.add\",\"as\":\"alice\",\"id\":\"m-1\",\"project\":\"o-1\",\"body\":\"first\"}",
+    "{\"op\":\"note.add\",\"as\":\"alice\",\"id\":\"m-2\",\"project\":\"o-1\",\"body\":\"second\"}",
+    NULL};
+
+/* The commitment of event seq's body. */
+static void body_commit_of(raw *r, uint64_t seq, uint8_t commit[32]) {
+    size_t len;
+    uint8_t *rec = raw_get(r, seq, &len);
+    tl_event ev;
+    ck_assert_int_eq(tl_event_decode(&ev, rec, len - 64), 0);
+    tl_bytes c;
+    ck_assert_int_eq(tl_ev_bin(&ev, "body_commit", &c), 0);
+    memcpy(commit, c.ptr, 32);
+    free(rec);
+}
+
+/* Content deleted behind the log's back: the first such event is named, and a meta mark
+ * claiming an erasure at or before the head does not excuse it (only a cut copy's marks of
+ * erasures beyond its head do; mutation testing: both passed when their checks were
+ * weakened). */
+START_TEST(content_deleted_first_named) {
+    run_commands(two_notes);
+    const uint64_t first = EVENTS + 4, second = EVENTS + 5;
+    raw r;
+    uint8_t c1[32], c2[32];
+    raw_begin(&r);
+    body_commit_of(&r, first, c1);
+    body_commit_of(&r, second, c2);
+    MDB_val k1 = {32, c1}, k2 = {32, c2};
+    ck_assert_int_eq(mdb_del(r.txn, r.content, &k1, NULL), 0);
+    ck_assert_int_eq(mdb_del(r.txn, r.content, &k2, NULL), 0);
+    raw_end(&r);
+    expect_bad(NULL, first, "two contents deleted");
+    /* a mark for the first, naming an erasure at sequence 1: not beyond the head, not ours */
+    uint8_t key[7 + 32], seq1[8];
+    memcpy(key, "erased/", 7);
+    memcpy(key + 7, c1, 32);
+    be64(seq1, 1);
+    MDB_val mk = {sizeof key, key}, mv = {8, seq1};
+    raw_begin(&r);
+    ck_assert_int_eq(mdb_put(r.txn, r.meta, &mk, &mv, 0), 0);
+    raw_end(&r);
+    expect_bad(NULL, first, "a meta mark naming an erasure before the head");
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("tamper");
     TCase *tc = tcase_create("bytes");
@@ -1574,6 +1624,7 @@ int main(void) {
     tcase_add_test(tc, checkpoint_covers_what_it_names);
     tcase_add_test(tc, content_commitment);
     tcase_add_test(tc, commitment_fields_checked);
+    tcase_add_test(tc, content_deleted_first_named);
     tcase_add_test(tc, extension_fields_named_like_commitments);
     tcase_add_test(tc, nil_in_a_domain_payload);
     tcase_add_test(tc, checkpoint_time_must_match);
