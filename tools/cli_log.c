@@ -357,8 +357,8 @@ const cli_command cli_log_commands[] = {
      "create a log and its writer key (mode 0600) in DIR; print the public key; the attachment limit\n"
      "                 is 1 byte to 1 GiB (default 25 MiB)"},
     {"log", cmd_log, "log [--from N] [--limit N] [--follow] [--json]",
-     "print events from sequence N (default 1, the genesis), at most --limit N of them (0: all);\n"
-     "                 --follow keeps printing new ones"},
+     "print events from sequence N (default 1, the genesis) to the head as it was at the\n"
+     "                 start, at most --limit N of them (0: all); --follow keeps printing new ones"},
     {"verify", cmd_verify, "verify [--checkpoint FILE] [--key PUBKEY] [--threads N] [--json]",
      "check sequence, chain, signatures, key chain and content; name the first bad event"},
     {"checkpoint", cmd_checkpoint, "checkpoint", "print a signed checkpoint (seq, head hash, time) to keep"},
