@@ -1580,6 +1580,90 @@ START_TEST(content_deleted_first_named) {
 }
 END_TEST
 
+/* The commitment of a record's body (rec as tl_log_record gives it). */
+static void body_commit_in(const uint8_t *rec, size_t len, uint8_t commit[32]) {
+    tl_event ev;
+    ck_assert_int_eq(tl_event_decode(&ev, rec, len - 64), 0);
+    tl_bytes c;
+    ck_assert_int_eq(tl_ev_bin(&ev, "body_commit", &c), 0);
+    memcpy(commit, c.ptr, 32);
+}
+
+/* An erasure excuses the content of its own commitment only, compared whole: a deleted
+ * content whose commitment merely begins like an erased one's is still named (mutation
+ * testing: a comparison of the first byte passed). Commitments are salted, so notes are
+ * added until one begins with the erased note's first byte. */
+START_TEST(erasure_matches_whole_commitment) {
+    run_commands(one_message);
+    tl_log *log;
+    ck_assert_int_eq(tl_log_open(&log, g_dir, NULL), 0);
+    uint8_t *rec, ca[32], cb[32];
+    size_t len;
+    ck_assert_int_eq(tl_log_record(log, EVENTS + 4, &rec, &len), 0);
+    body_commit_in(rec, len, ca);
+    tl_free(rec);
+    uint64_t twin = 0;
+    for (int i = 0; i < 4096 && !twin; i++) {
+        char line[160];
+        snprintf(line, sizeof line, "{\"op\":\"note.add\",\"as\":\"alice\",\"id\":\"n-%d\",\"project\":\"o-1\",\"body\":\"note %d\"}", i, i);
+        tl_cmd *cmd;
+        tl_result res;
+        ck_assert_int_eq(tl_cmd_parse(&cmd, line, strlen(line), &res), 0);
+        ck_assert_int_eq(tl_cmd_exec(log, cmd, &res), 0);
+        tl_cmd_free(cmd);
+        ck_assert_int_eq(tl_log_record(log, res.seq, &rec, &len), 0);
+        body_commit_in(rec, len, cb);
+        tl_free(rec);
+        if (cb[0] == ca[0] && memcmp(ca, cb, 32) != 0) twin = res.seq;
+    }
+    ck_assert_msg(twin, "no note's commitment began like m-1's in 4,096 tries");
+    tl_result res;
+    ck_assert_int_eq(tl_erase(log, "m-1", "a request", &res), 0);
+    tl_log_close(log);
+    expect_good(NULL, "m-1 erased");
+    raw r;
+    raw_begin(&r);
+    MDB_val k = {32, cb};
+    ck_assert_int_eq(mdb_del(r.txn, r.content, &k, NULL), 0);
+    raw_end(&r);
+    expect_bad(NULL, twin, "a content deleted whose commitment begins like an erased one's");
+}
+END_TEST
+
+/* Only kinds "x." and on are an extension's (whose commitment-like fields commit to nothing
+ * threadlog stores): a kind that merely begins with "x" has its commitments checked
+ * (mutation testing: a one-character prefix passed). A signed "xmsg" event committing to
+ * content that was never stored is named. */
+START_TEST(extension_kinds_need_the_dot) {
+    tl_keypair kp;
+    writer_key(&kp);
+    raw r;
+    size_t len, fl;
+    uint8_t h[32], commit[32];
+    uint64_t ts;
+    raw_begin(&r);
+    uint8_t *last = raw_get(&r, EVENTS, &len);
+    record_hash_ts(last, len, h, &ts);
+    randombytes_buf(commit, sizeof commit);
+    msgpack_sbuffer buf;
+    msgpack_sbuffer_init(&buf);
+    tl_envelope env = {.seq = EVENTS + 1, .ts = ts, .actor = "alice", .kind = "xmsg", .schema = 1};
+    memcpy(env.prev, h, 32);
+    tl_payload p = {0};
+    tl_payload_bin(&p, "body_commit", commit, sizeof commit);
+    tl_payload_uint(&p, "body_size", 5);
+    ck_assert_int_eq(tl_event_encode(&buf, &env, &p), 0);
+    uint8_t *f = sign_bytes((const uint8_t *)buf.data, buf.size, &fl, &kp);
+    raw_set(&r, EVENTS + 1, f, fl);
+    raw_set_head(&r, EVENTS + 1);
+    raw_end(&r);
+    expect_bad(NULL, EVENTS + 1, "an \"xmsg\" event committing to content never stored");
+    msgpack_sbuffer_destroy(&buf);
+    tl_keypair_wipe(&kp);
+    free(f), free(last);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("tamper");
     TCase *tc = tcase_create("bytes");
@@ -1625,6 +1709,8 @@ int main(void) {
     tcase_add_test(tc, content_commitment);
     tcase_add_test(tc, commitment_fields_checked);
     tcase_add_test(tc, content_deleted_first_named);
+    tcase_add_test(tc, erasure_matches_whole_commitment);
+    tcase_add_test(tc, extension_kinds_need_the_dot);
     tcase_add_test(tc, extension_fields_named_like_commitments);
     tcase_add_test(tc, nil_in_a_domain_payload);
     tcase_add_test(tc, checkpoint_time_must_match);
