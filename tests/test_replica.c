@@ -169,6 +169,39 @@ START_TEST(replica_without_content) {
 }
 END_TEST
 
+/* The first record a replica took is itself without content (replica_since names it, not the
+ * one after; mutation testing: ">" for ">=" passed every other test): here it is an upload. */
+START_TEST(replica_since_includes_its_first_record) {
+    char *dir;
+    tl_log *src = tu_new_log(&dir);
+    exec_line(src, "{\"op\":\"account.create\",\"id\":\"acme\",\"name\":\"Acme\"}");
+    exec_line(src, "{\"op\":\"user.create\",\"id\":\"al\",\"role\":\"member\",\"account\":\"acme\",\"name\":\"Al\"}");
+    exec_line(src, "{\"op\":\"project.create\",\"as\":\"al\",\"id\":\"p\",\"account\":\"acme\",\"type\":\"video\",\"title\":\"V\"}");
+    char *rdir = tu_tmpdir();
+    char rep[4200];
+    make_replica(&src, dir, rdir, rep, sizeof rep);
+    tl_log_stats st;
+    ck_assert_int_eq(tl_log_stats_get(src, &st), 0);
+    uint64_t first = st.events + 1;
+    exec_line(src, "{\"op\":\"attachment.upload\",\"as\":\"al\",\"id\":\"f\",\"project\":\"p\",\"name\":\"f\",\"data\":\"YQ==\"}");
+    exec_line(src, "{\"op\":\"note.add\",\"as\":\"al\",\"id\":\"n\",\"project\":\"p\",\"body\":\"a body\",\"attachments\":[\"f\"]}");
+    ck_assert_int_eq(tl_log_stats_get(src, &st), 0);
+    ck_assert_int_eq(ship(src, rep, first, st.events), 0);
+    tl_open_options o = TL_OPEN_OPTIONS_INIT;
+    o.flags = TL_OPEN_READONLY;
+    tl_log *r;
+    ck_assert_int_eq(tl_log_open(&r, rep, &o), 0);
+    tl_verify_report vr;
+    ck_assert_msg(tl_log_verify(r, NULL, &vr) == 0, "replica verify: %s at %llu", vr.reason,
+                  (unsigned long long)vr.first_bad_seq);
+    ck_assert_uint_eq(vr.replica_since, first);
+    ck_assert_uint_eq(vr.contents, 0);
+    tl_log_close(r);
+    tl_log_close(src);
+    remove_dirs(rdir, dir);
+}
+END_TEST
+
 /* A replica that began as a copy of the source's directory holds the content stored then; an
  * erasure shipped later drops it there too (an erasure binds every copy). Before, the replica
  * kept serving the erased body. */
@@ -216,6 +249,7 @@ int main(void) {
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, replica_across_rotations);
     tcase_add_test(tc, replica_without_content);
+    tcase_add_test(tc, replica_since_includes_its_first_record);
     tcase_add_test(tc, replica_drops_erased_content);
     suite_add_tcase(s, tc);
     return tu_main(s);
