@@ -937,7 +937,9 @@ END_TEST
  * makes the next write transaction reuse a page still in use (a review: one flipped bit
  * passed verify, and the next append destroyed twelve events). verify reports it, a writer
  * refuses to open, readers still read; restored, all is well again. */
-static long free_list_offset(size_t *count) {
+/* Up to max free-list records of at least min_count pages: their file offsets (where the
+ * count word is, the page numbers after it) and counts. */
+static size_t free_list_records(long *offs, size_t *counts, size_t max, size_t min_count) {
     MDB_env *env;
     MDB_txn *txn;
     MDB_cursor *cur;
@@ -962,15 +964,21 @@ static long free_list_offset(size_t *count) {
     fclose(maps);
     ck_assert_msg(base != 0, "data.mdb is not in /proc/self/maps");
     MDB_val k, v;
-    long off = -1;
-    while (off < 0 && mdb_cursor_get(cur, &k, &v, MDB_NEXT) == 0) {
-        memcpy(count, v.mv_data, sizeof *count);
-        if (*count >= 3) off = (long)((uintptr_t)v.mv_data - base);
+    size_t n = 0;
+    while (n < max && mdb_cursor_get(cur, &k, &v, MDB_NEXT) == 0) {
+        memcpy(&counts[n], v.mv_data, sizeof counts[n]);
+        if (counts[n] >= min_count) offs[n++] = (long)((uintptr_t)v.mv_data - base);
     }
     mdb_cursor_close(cur);
     mdb_txn_abort(txn);
     mdb_env_close(env);
-    return off;
+    return n;
+}
+
+/* The file offset of the first free-list record of 3 pages or more (its count in *count). */
+static long free_list_offset(size_t *count) {
+    long off;
+    return free_list_records(&off, count, 1, 3) ? off : -1;
 }
 
 static void file_rw(long off, void *buf, size_t n, bool write) {
@@ -1046,6 +1054,37 @@ START_TEST(damaged_free_list) {
         file_rw(bounds[c].at, &bounds[c].restore, sizeof(size_t), true); /* restore is a copy: writable */
     }
     expect_good(NULL, "restored again");
+    /* a page listed in two records (each in order on its own): only the check across records
+     * sees it. Record B's smallest page is replaced by one of record A's pages that is smaller
+     * than B's next one. */
+    {
+        long offs[16];
+        size_t counts[16];
+        size_t nrec = free_list_records(offs, counts, 16, 2);
+        bool done = false;
+        for (size_t a = 0; a < nrec && !done; a++)
+            for (size_t b = 0; b < nrec && !done; b++) {
+                if (a == b) continue;
+                size_t *pa = malloc(counts[a] * sizeof *pa), *pb = malloc(counts[b] * sizeof *pb);
+                file_rw(offs[a] + (long)sizeof(size_t), pa, counts[a] * sizeof *pa, false);
+                file_rw(offs[b] + (long)sizeof(size_t), pb, counts[b] * sizeof *pb, false);
+                size_t nb = counts[b];
+                for (size_t i = 0; i < counts[a] && !done; i++)
+                    if (pa[i] < pb[nb - 2] && pa[i] != pb[nb - 1]) {
+                        long at = offs[b] + (long)(sizeof(size_t) * nb);
+                        file_rw(at, &pa[i], sizeof pa[i], true);
+                        tl_verify_report r;
+                        int rc = verify(NULL, &r);
+                        ck_assert_msg(rc == TL_ECORRUPT && strstr(tl_errdetail(), "listed twice"),
+                                      "a page in two records: verify said %s (%s)", tl_strerror(rc), tl_errdetail());
+                        file_rw(at, &pb[nb - 1], sizeof pb[nb - 1], true);
+                        done = true;
+                    }
+                free(pa), free(pb);
+            }
+        ck_assert_msg(done, "no two free-list records to list a page twice in (%zu records)", nrec);
+        expect_good(NULL, "restored once more");
+    }
     /* a record with room beyond its count is healthy: LMDB reserves free-list records before
      * filling them, and one reserved beyond the need keeps a smaller count (0 included) and
      * unwritten words after it (here: the last page dropped from the count, and a word of
