@@ -3,6 +3,7 @@
  * test_log_failures): paths in a test's log directory, opening and removing its log, the head,
  * a verify that must pass, extension events appended in batches, copying a key or data file,
  * one event read back. Each suite keeps the helpers only it uses as its own static functions.
+ * The tamper suites (tamper_fixture.h) use its be64 too.
  *
  * Each test makes its own log in a fresh temporary directory (tu_new_log). Whenever a test
  * edits the LMDB file directly it closes its tl_log first: LMDB forbids opening one

@@ -572,7 +572,7 @@ START_TEST(replay_until_keeps_erasures) {
     ck_assert_int_eq(tl_log_stats_get(c, &st), 0);
     ck_assert_uint_eq(st.content_bytes, 0); /* n1 erased, n2's content cut away with its event */
     /* the erasure itself was cut away with its event, yet the copy verifies: the cut recorded
-     * it (content missing without an erasure is refused, test_tamper) */
+     * it (content missing without an erasure is refused, test_tamper_content) */
     tl_verify_report vr;
     ck_assert_msg(tl_log_verify(c, NULL, &vr) == 0, "the copy as of %llu: %s", (unsigned long long)n, vr.reason);
     ck_assert_msg(tl_log_verify(log, NULL, &vr) == 0, "the source: %s", vr.reason);

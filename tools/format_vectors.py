@@ -4,7 +4,7 @@
 An independent encoder of threadlog's canonical event format (docs/FORMAT.md, sections 3-8):
 its own minimal msgpack writer, hashlib's BLAKE2b and an Ed25519 from PyNaCl or the
 `cryptography` package. It shares no code with threadlog, so when the bytes, hashes and
-signatures it prints equal the ones tests/test_codec.c gets from the C encoder, the
+signatures it prints equal the ones tests/test_codec_golden.c gets from the C encoder, the
 document is enough to reproduce the format.
 
 usage: format_vectors.py             print the vectors

@@ -2,8 +2,8 @@
 # format_vectors.sh — docs/FORMAT.md is enough to rebuild the format: an independent Python
 # encoder (tools/format_vectors.py: its own msgpack writer, hashlib BLAKE2b, PyNaCl or
 # `cryptography` Ed25519) rebuilds the golden vectors and finds each of them in the
-# document, where tests/test_codec.c checks the C encoder's. Passes with a notice when no
-# python3 on the machine has an Ed25519 implementation.
+# document, where tests/test_codec_golden.c checks the C encoder's. Passes with a notice when
+# no python3 on the machine has an Ed25519 implementation.
 #
 # usage: format_vectors.sh THREADLOG_BINARY SOURCE_DIR
 set -euo pipefail

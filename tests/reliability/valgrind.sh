@@ -9,11 +9,11 @@
 #   valgrind --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite
 #            --trace-children=yes --child-silent-after-fork=no
 # with one log per process (Check forks one process per test; the CLI tests exec the real
-# binary, traced too) in OUT_DIR (default: a fresh temporary directory, kept), test_tamper with
-# THREADLOG_TAMPER_QUICK=1. A test whose process reports an error exits 99, so Check fails it
-# and the suite fails as well. Printed per suite: the suite's exit status, the processes
-# with errors, the error count and the definitely lost bytes; exit 1 if any suite failed or
-# reported an error.
+# binary, traced too) in OUT_DIR (default: a fresh temporary directory, kept), with
+# THREADLOG_TAMPER_QUICK=1 (the quick variant of test_tamper_bytes' per-byte sweep). A test
+# whose process reports an error exits 99, so Check fails it and the suite fails as well.
+# Printed per suite: the suite's exit status, the processes with errors, the error count and
+# the definitely lost bytes; exit 1 if any suite failed or reported an error.
 set -uo pipefail
 
 [ $# -ge 1 ] || { echo "usage: bash $0 BUILD_DIR [OUT_DIR] [SUITE...]" >&2; exit 2; }
@@ -25,9 +25,11 @@ shift $(($# >= 2 ? 2 : 1))
 command -v valgrind >/dev/null || { echo "valgrind is not installed (apt-get install valgrind)" >&2; exit 77; }
 SUITES=("$@")
 if [ ${#SUITES[@]} = 0 ]; then
-  SUITES=(test_codec test_log test_log_map test_log_keys test_log_failures test_rules test_authz test_malformed)
+  SUITES=(test_codec_golden test_codec_decoder test_codec_encoder test_codec_zeropack test_codec_json)
+  SUITES+=(test_log test_log_map test_log_keys test_log_failures test_rules test_authz test_malformed)
   for t in "$BUILD"/tests/test_projections_*; do SUITES+=("$(basename "$t")"); done
-  SUITES+=(test_replay test_replica test_tamper)
+  SUITES+=(test_replay test_replica test_tamper_bytes test_tamper_order test_tamper_keys test_tamper_checkpoint)
+  SUITES+=(test_tamper_content test_tamper_free_list)
 fi
 
 bad=0
