@@ -4,8 +4,10 @@
 # whole log, a project and an account (with the genesis key pinned, with a checkpoint), and
 # rejects, naming the first bad event, a flipped byte, a forged line (fields and bytes edited
 # together), a removed event, a reordered pair, a changed content, an event re-signed with an
-# earlier time, a cut export, a wrong pinned key and a rewritten history. Also: the CSV
-# timeline parses back with Python's csv.
+# earlier time, a cut export, a wrong pinned key and a rewritten history; and a key holder's
+# forgeries, re-signed, each breaking one rule only (a content's size, a rotation's key length,
+# the header's key chain, an erasure's commitment, the bounds of cut erasures and replica_since).
+# Also: the CSV timeline parses back with Python's csv.
 #
 # usage: export_verify.sh THREADLOG_BINARY SOURCE_DIR
 set -euo pipefail
@@ -42,6 +44,7 @@ GENESIS=$("$TL" init "$D")
 {"op":"message.reply","as":"alice","id":"m-3","message":"m-2","body":"Thanks","attachments":["a-1"]}
 JSON
 grep -q '"ok":false' "$T/results" && fail "the scenario was refused: $(grep '"ok":false' "$T/results")"
+cp "$D/writer.key" "$T/genesis.key" # a key holder's: the forgeries at the end re-sign with it too
 "$TL" -d "$D" key rotate > /dev/null
 "$TL" -d "$D" apply > /dev/null <<'JSON'
 {"op":"note.add","as":"alice","id":"n-1","project":"o-1","body":"Check stock"}
@@ -98,10 +101,9 @@ assert [e["kind"] for e in hdr["key_events"]] == ["log.created", "key.rotated"]
 PY
 
 # ---- tampering: each must fail, naming the event
-tamper() { # tamper NAME SOURCE PYTHON-EDIT EXPECTED-SEQ-OR-TEXT [verifier flags...]
-  local name="$1" src="$2" edit="$3" want="$4"; shift 4
-  "$PY" - "$src" "$T/$name.jsonl" "$edit" <<'PY'
-import base64, hashlib, json, sys
+edited() { # edited NAME SOURCE PYTHON-EDIT: $T/NAME.jsonl, the export SOURCE after the edit
+  "$PY" - "$2" "$T/$1.jsonl" "$3" <<'PY'
+import base64, hashlib, json, os, sys
 src, dst, edit = sys.argv[1], sys.argv[2], sys.argv[3]
 lines = open(src).read().splitlines()
 objs = [json.loads(l) for l in lines]
@@ -110,9 +112,74 @@ def find(kind, nth=0):
     return [i for i in ev if objs[i]["kind"] == kind][nth]
 def b64(b): return base64.b64encode(b).decode()
 def rehash(o): o["hash"] = hashlib.blake2b(base64.b64decode(o["bytes"]), digest_size=32).hexdigest()
+# ---- a key holder's tools: events encoded (canonical msgpack, FORMAT.md §3) and signed anew
+def H(b): return hashlib.blake2b(b, digest_size=32).digest()
+def signing_key(who): # "genesis" (the key before the rotation), "writer" (the current one), or a seed byte
+    from nacl.signing import SigningKey
+    if who in ("genesis", "writer"):
+        return SigningKey(open(os.environ["TL_%s_KEY" % who.upper()], "rb").read()[:32])
+    return SigningKey(bytes([who]) * 32)
+def pub(who): return signing_key(who).verify_key.encode()
+def mp(v):
+    if v is None: return b"\xc0"
+    if isinstance(v, bool): return b"\xc3" if v else b"\xc2"
+    if isinstance(v, int):
+        assert v >= -32
+        if v < 0x80: return bytes([v & 0xFF]) # fixints
+        w = 1 if v < 1 << 8 else 2 if v < 1 << 16 else 4 if v < 1 << 32 else 8
+        return bytes([{1: 0xCC, 2: 0xCD, 4: 0xCE, 8: 0xCF}[w]]) + v.to_bytes(w, "big")
+    if isinstance(v, str):
+        b = v.encode(); assert len(b) < 256
+        return (bytes([0xA0 | len(b)]) if len(b) < 32 else b"\xd9" + bytes([len(b)])) + b
+    if isinstance(v, bytes):
+        assert len(v) < 256
+        return b"\xc4" + bytes([len(v)]) + v
+    if isinstance(v, list):
+        assert len(v) < 16
+        return bytes([0x90 | len(v)]) + b"".join(mp(x) for x in v)
+    assert isinstance(v, dict) and len(v) < 16
+    return bytes([0x80 | len(v)]) + b"".join(mp(k) + mp(v[k]) for k in sorted(v, key=lambda k: k.encode()))
+BINS = ("body_commit", "data_commit", "request", "public_key", "commitment")
+def fields_of(o): # an event line's fields, bin fields of the payload as bytes again
+    return dict(seq=o["seq"], ts=o["ts"], prev=bytes.fromhex(o["prev"]), actor=o["actor"], kind=o["kind"],
+                schema=o["schema"], project=o["project"],
+                payload={k: bytes.fromhex(x) if k in BINS else x for k, x in o["payload"].items()})
+def event_line(f, who): # the line of the event with fields f, signed by who: consistent in every field
+    raw = mp([1, f["seq"], f["ts"], f["prev"], f["actor"], f["kind"], f["schema"], f["project"], f["payload"]])
+    sk = signing_key(who)
+    return dict(type="event", seq=f["seq"], ts=f["ts"], actor=f["actor"], kind=f["kind"], project=f["project"],
+                schema=f["schema"], prev=f["prev"].hex(), hash=H(raw).hex(),
+                payload={k: x.hex() if isinstance(x, bytes) else x for k, x in f["payload"].items()},
+                bytes=b64(raw), signature=sk.sign(raw).signature.hex(), key=sk.verify_key.encode().hex())
+def resigned(o, who, **change): # the event of line o with some fields changed, signed by who
+    f = fields_of(o)
+    assert event_line(f, who)["bytes"] == o["bytes"], "the encoder does not give back the stored bytes"
+    f.update(change)
+    n = event_line(f, who)
+    if "content" in o: n["content"] = o["content"]
+    return n
+def head_at(o): # the unsigned header follows: its head is the event o
+    objs[0]["head"] = dict(seq=o["seq"], hash=o["hash"], ts=o["ts"]); lines[0] = objs[0]
+def append(kind, payload, who="writer", project=None, actor="@operator"): # a new event after the last one
+    last = objs[ev[-1]]
+    o = event_line(dict(seq=last["seq"] + 1, ts=last["ts"] + 1, prev=bytes.fromhex(last["hash"]), actor=actor,
+                        kind=kind, schema=1, project=project, payload=payload), who)
+    lines.insert(len(lines) - 1, o); objs.insert(len(objs) - 1, o); ev.append(len(objs) - 2)
+    t = objs[-1]; t["events"] += 1; t["last_seq"] = o["seq"]; lines[-1] = t
+    head_at(o)
+    return o
+def add_key_event(o): # a rotation (or genesis) in the header's key chain, with its key list entry
+    h = objs[0]; k = {x: y for x, y in o.items() if x != "content"}
+    h["key_events"].append(k)
+    h["keys"].append(dict(public_key=o["payload"].get("public_key"), from_seq=o["seq"] + 1, introduced_by=o["seq"]))
+    lines[0] = h
 exec(edit)
 open(dst, "w").write("\n".join(json.dumps(o, ensure_ascii=False) if isinstance(o, dict) else o for o in lines) + "\n")
 PY
+}
+tamper() { # tamper NAME SOURCE PYTHON-EDIT EXPECTED-SEQ-OR-TEXT [verifier flags...]
+  local name="$1" src="$2" edit="$3" want="$4"; shift 4
+  edited "$name" "$src" "$edit"
   if "$PY" "$VERIFY" "$@" "$T/$name.jsonl" > "$T/out" 2> "$T/err"; then fail "tampered export accepted: $name"; fi
   grep -q -- "$want" "$T/err" || fail "$name: expected \"$want\" in: $(cat "$T/err")"
 }
@@ -412,4 +479,105 @@ if missed:
     print("accepted:", missed, file=sys.stderr)
     sys.exit(1)
 PY
+# ---- a key holder's forgeries, for mutants of verify_export.py that survived the cases above
+# (mutation testing, 2026-11-27): with the writer key (and the genesis key, kept from before the
+# rotation) every event below is encoded canonically, signed by the key the chain names, hashed,
+# chained in a whole-log export, and the unsigned header and trailer follow; each breaks one
+# rule, and only that rule's check can refuse it. Its consistent twin (forged_ok: the same
+# forgery keeping the rule) passes, so what the verifier refuses is the broken rule.
+export TL_GENESIS_KEY="$T/genesis.key" TL_WRITER_KEY="$D/writer.key"
+forged_ok() { # forged_ok NAME SOURCE PYTHON-EDIT [verifier flags...]: a consistent forgery passes
+  local name="$1" src="$2" edit="$3"; shift 3
+  edited "$name" "$src" "$edit"
+  accept "$T/$name.jsonl" "$@"
+}
+seq_of() { # seq_of EXPORT PYTHON-CONDITION-ON-o: the seq of the first event line meeting it
+  "$PY" -c 'import json,sys; print([o["seq"] for o in map(json.loads, open(sys.argv[1])) if o["type"] == "event" and eval(sys.argv[2])][0])' "$1" "$2"
+}
+RSEQ=$(seq_of "$T/all.jsonl" 'o["kind"] == "key.rotated"')
+ATTSEQ=$(seq_of "$T/all.jsonl" 'o["kind"] == "attachment.uploaded"')
+N1SEQ=$(seq_of "$T/all.jsonl" 'o["payload"].get("id") == "n-1"')
+NEXT=$((LAST + 1))
+K3=$("$PY" -c 'from nacl.signing import SigningKey; print(SigningKey(bytes([3]) * 32).verify_key.encode().hex())') # pub(3)
+# (a) the size an event states for its content (FORMAT.md §6 check 7): the last event's body
+# replaced by the writer key, its size stated right, one byte over, one byte under; an
+# attachment's data_size re-signed by the genesis key (a project export: no chain to follow)
+rebody() { # rebody BODY SIZE-EXPRESSION: the last event's body replaced, re-signed; the head follows
+  echo "
+i = ev[-1]; o = objs[i]; body = $1; salt = bytes(range(32)); p = fields_of(o)['payload']
+p['body_commit'], p['body_size'] = H(salt + body), $2
+o = resigned(o, 'writer', payload=p); o['content'] = {'body_commit': {'salt': salt.hex(), 'data': b64(body)}}
+lines[i] = o; head_at(o)"
+}
+forged_ok body_rewritten "$T/all.jsonl" "$(rebody 'b"a body the key holder wrote"' 'len(body)')"
+tamper body_size_over "$T/all.jsonl" "$(rebody 'b"a body the key holder wrote"' 'len(body) + 1')" \
+  "FAILED at event $LAST: body_commit: the content is 27 bytes, the event says 28"
+tamper body_size_under "$T/all.jsonl" "$(rebody 'b"a body the key holder wrote"' 'len(body) - 1')" \
+  "FAILED at event $LAST: body_commit: the content is 27 bytes, the event says 26"
+forged_ok attachment_renamed "$T/o1.jsonl" '
+i = find("attachment.uploaded"); o = objs[i]; p = fields_of(o)["payload"]; p["name"] = "invoice.pdf"
+lines[i] = resigned(o, "genesis", payload=p)'
+tamper data_size "$T/o1.jsonl" '
+i = find("attachment.uploaded"); o = objs[i]; p = fields_of(o)["payload"]; p["data_size"] += 1
+lines[i] = resigned(o, "genesis", payload=p)' "FAILED at event $ATTSEQ: data_commit: the content is 9 bytes, the event says 10"
+# (b) a rotation appended by the writer key, in the header's key chain as well: its new key must
+# be 32 bytes (FORMAT.md §6 check 6)
+rotate() { echo "o = append('key.rotated', {$1}); add_key_event(o)"; } # rotate PAYLOAD-ITEMS
+forged_ok rotation_appended "$T/all.jsonl" "$(rotate "'public_key': pub(3)")" --key "$K3"
+for k in "'public_key': pub(3)[:31]" "'public_key': pub(3) + b'\\x03'" ''; do
+  tamper rotation_key_length "$T/all.jsonl" "$(rotate "$k")" "FAILED at event $NEXT: key.rotated without a 32-byte public key"
+done
+# (c) the header's key chain (EXPORT.md, "The verifier" 1 and 4). Its genesis re-signed by the
+# genesis key, in a project export (which holds no genesis line): consistent, then not the
+# genesis (another kind, another seq), then of another format
+genesis() { echo "h = objs[0]; k = h['key_events'][0]; p = fields_of(k)['payload']; ${1:-pass}; h['key_events'][0] = resigned(k, 'genesis', $2); lines[0] = h"; }
+forged_ok genesis_resigned "$T/o1.jsonl" "$(genesis 'p["max_body"] = 1000' 'payload=p')"
+tamper genesis_kind "$T/o1.jsonl" "$(genesis '' 'kind="x.created"')" "FAILED at event 1: the key chain does not start with the genesis event"
+tamper genesis_seq "$T/o1.jsonl" "$(genesis '' 'seq=2')" "FAILED at event 1: the key chain does not start with the genesis event"
+tamper genesis_format "$T/o1.jsonl" "$(genesis 'p["format"] = 2' 'payload=p')" "FAILED at event 1: the genesis event names another format"
+# the rotation re-signed by the genesis key as another kind; a second rotation at (or before)
+# the rotation's seq, signed by the new key and naming it again: not rotations in order
+tamper rotation_kind "$T/o1.jsonl" "
+h = objs[0]; h['key_events'][1] = resigned(h['key_events'][1], 'genesis', kind='x.rotated'); lines[0] = h" \
+  "FAILED at event $RSEQ: the key chain's events are not rotations in order"
+for back in 0 1; do
+  tamper rotation_order "$T/o1.jsonl" "
+k = objs[0]['key_events'][1]; add_key_event(resigned(k, 'writer', seq=k['seq'] - $back))" \
+    "FAILED at event $((RSEQ - back)): the key chain's events are not rotations in order"
+done
+# the key list must be the key events' (from_seq moved; a key added)
+tamper key_list_from "$T/o1.jsonl" 'h = objs[0]; h["keys"][1]["from_seq"] += 1; lines[0] = h' "the header's key list does not match its key events"
+tamper key_list_extra "$T/o1.jsonl" '
+h = objs[0]; h["keys"].append(dict(public_key=pub(3).hex(), from_seq=h["head"]["seq"], introduced_by=h["head"]["seq"] - 1)); lines[0] = h' \
+  "the header's key list does not match its key events"
+# a whole-log export: the header's rotation re-signed with another time, the log's left alone;
+# a rotation (or a second genesis) appended but kept out of the header
+tamper rotation_differs "$T/all.jsonl" "
+h = objs[0]; k = h['key_events'][1]; h['key_events'][1] = resigned(k, 'genesis', ts=k['ts'] + 1); lines[0] = h" \
+  "FAILED at event $RSEQ: event $RSEQ differs from the header's key chain"
+tamper rotation_hidden "$T/all.jsonl" "append('key.rotated', {'public_key': pub(3)})" \
+  "FAILED at event $NEXT: event $NEXT changes the key but is not in the header's key chain"
+tamper genesis_again "$T/all.jsonl" "
+append('log.created', {'format': 1, 'max_attachment': 26214400, 'max_body': 65536, 'public_key': pub('writer')})" \
+  "FAILED at event $NEXT: event $NEXT changes the key but is not in the header's key chain"
+# (d) the bounds of erasures (FORMAT.md §6 check 9): a content.erased appended by the writer key
+# names a 32-byte commitment; a cut erasure lies beyond the head (the honest cut export names the
+# event right after it, accepted above); content from replica_since on, and only from there, may
+# come without an erasure (the header is unsigned: these need no key)
+erase() { echo "append('content.erased', {$1'reason': 'r', 'target': 'm-2', 'target_kind': 'message'}, project='o-1')"; } # erase PAYLOAD-ITEMS,
+forged_ok erasure_appended "$T/all.jsonl" "$(erase "'commitment': H(b'm-2'), ")"
+for c in "'commitment': H(b'm-2')[:31], " "'commitment': H(b'm-2') + b'\\x00', " ''; do
+  tamper erasure_commitment "$T/all.jsonl" "$(erase "$c")" "FAILED at event $NEXT: content.erased without a 32-byte commitment"
+done
+tamper cut_erasure_at_head "$T/cut.jsonl" '
+h = objs[0]; h["cut_erasures"][0]["seq"] = h["head"]["seq"]; lines[0] = h' "a cut erasure must name an event beyond the head"
+unbody="i = find('message.sent'); objs[i]['content'] = {'body_commit': {'erased': True}}; lines[i] = objs[i]"
+forged_ok replica_from_it "$T/all.jsonl" "$unbody; h = objs[0]; h['replica_since'] = $MSEQ; lines[0] = h"
+tamper replica_after_it "$T/all.jsonl" "$unbody; h = objs[0]; h['replica_since'] = $((MSEQ + 1)); lines[0] = h" \
+  "FAILED at event $MSEQ: content marked erased, yet no content.erased"
+for r in 0 -1; do
+  tamper replica_since_bound "$T/all.jsonl" "$unbody; h = objs[0]; h['replica_since'] = $r; lines[0] = h" \
+    "replica_since is not a sequence number"
+done
+
 echo "export_verify: ok"
