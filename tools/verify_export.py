@@ -18,8 +18,9 @@ What it checks, for every event line:
   - sequence order: strictly increasing; for a whole-log export, exactly 1, 2, 3, ... with
     each event's prev equal to the BLAKE2b-256 of the previous event's bytes, ending at the
     header's head; times never decrease;
-  - every content present against its commitment: BLAKE2b-256(salt || content) equals the
-    payload's *_commit and the length its *_size; "erased" content is reported, not failed,
+  - every commitment (a bin *_commit of the payload, not an extension's) is 32 bytes with an
+    unsigned *_size, and every content present matches it: BLAKE2b-256(salt || content) equals
+    the payload's *_commit and the length its *_size; "erased" content is reported, not failed,
     when a content.erased event of the export (or, for a cut copy, the header's
     cut_erasures) names its commitment -- content dropped without an erasure fails;
   - the trailer's count, so a cut export is noticed;
@@ -347,12 +348,16 @@ class Verifier:
                     raise Bad(1, "the key chain does not start with the genesis event")
                 pk = unhex((kl.get("payload") or {}).get("public_key"), 32, "genesis public key", 1)
                 ev, data, _ = self.check_line_event(kl, 1, signer=pk)
-                if ev["payload"].get("format") != FORMAT_VERSION:
+                if ev["payload"].get("public_key") != pk:  # a bin of 32 bytes, not its hex in a str
+                    raise Bad(1, "the genesis event has no 32-byte public key")
+                if not same(ev["payload"].get("format"), FORMAT_VERSION):
                     raise Bad(1, "the genesis event names another format")
                 self.keys.append((1, pk))
             else:
                 if kl.get("kind") != "key.rotated" or not isinstance(seq, int) or seq <= last:
                     raise Bad(seq, "the key chain's events are not rotations in order")
+                if seq > self.head[0]:  # not an event of the log: its key is none of the log's
+                    raise Bad(seq, "the key chain's event %d lies beyond the header's head" % seq)
                 ev, data, _ = self.check_line_event(kl, seq, signer=self.keys[-1][1])
                 pk = ev["payload"].get("public_key")
                 if not isinstance(pk, bytes) or len(pk) != 32:
@@ -455,8 +460,15 @@ class Verifier:
         content = line.get("content", {})
         if not isinstance(content, dict):
             raise Bad(seq, "content is not an object")
-        # an extension's (x.*) payload is its own: fields named like commitments commit to nothing
-        fields = [] if ev["kind"].startswith("x.") else [f for f in COMMITS if f in ev["payload"]]
+        # an extension's (x.*) payload is its own: fields named like commitments commit to nothing;
+        # nor does a field that is not a bin. A bin is a commitment: 32 bytes, with its size an
+        # unsigned integer, whether or not the content is still there (FORMAT.md §6 check 7)
+        pl = ev["payload"]
+        fields = [] if ev["kind"].startswith("x.") else [f for f in COMMITS if isinstance(pl.get(f), bytes)]
+        for f in fields:
+            size = pl.get(COMMITS[f])
+            if len(pl[f]) != 32 or not isinstance(size, int) or isinstance(size, bool) or size < 0:
+                raise Bad(seq, "%s: not a 32-byte commitment with an unsigned %s" % (f, COMMITS[f]))
         if sorted(content) != sorted(fields):
             raise Bad(seq, "the content listed does not match the payload's commitments")
         for f in fields:

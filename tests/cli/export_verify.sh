@@ -580,4 +580,33 @@ for r in 0 -1; do
     "replica_since is not a sequence number"
 done
 
+# ---- forgeries verify_export.py accepted though FORMAT.md refuses them (found with the cases
+# above, 2026-11-27; each failed before the fix):
+# a commitment's size is an unsigned integer and a commitment 32 bytes, whether the content is
+# still there or not (§6 check 7): the erased note re-signed without its size, with a size of
+# another type; a 1-byte body whose size is true; a 31-byte commitment in a replica's export
+resize() { echo "i = find('note.added'); o = objs[i]; p = fields_of(o)['payload']; $1; lines[i] = resigned(o, 'writer', payload=p)"; }
+for s in 'del p["body_size"]' 'p["body_size"] = "11"' 'p["body_size"] = True' 'p["body_size"] = -1'; do
+  tamper erased_body_size "$T/o1.jsonl" "$(resize "$s")" "FAILED at event $N1SEQ: body_commit: not a 32-byte commitment with an unsigned body_size"
+done
+tamper body_size_true "$T/all.jsonl" "$(rebody 'b"!"' 'True')" "FAILED at event $LAST: body_commit: not a 32-byte commitment with an unsigned body_size"
+tamper replica_short_commit "$T/o1.jsonl" "$(resize 'p["body_commit"] = p["body_commit"][:31]'); h = objs[0]; h['replica_since'] = $N1SEQ; lines[0] = h" \
+  "FAILED at event $N1SEQ: body_commit: not a 32-byte commitment with an unsigned body_size"
+# the genesis key is a 32-byte bin (§6 check 5, §9), not its hex as a string; its format is the
+# integer 1, not true
+tamper genesis_key_str "$T/o1.jsonl" "$(genesis 'p["public_key"] = p["public_key"].hex()' 'payload=p')" \
+  "FAILED at event 1: the genesis event has no 32-byte public key"
+tamper genesis_format_true "$T/o1.jsonl" "$(genesis 'p["format"] = True' 'payload=p')" "FAILED at event 1: the genesis event names another format"
+# the key chain holds the log's events: a rotation the writer key signed but never appended (in
+# the header only, beyond its head) does not make the key it names one of the log's (--key)
+tamper rotation_beyond_head "$T/all.jsonl" "
+last = objs[ev[-1]]; add_key_event(event_line(dict(seq=last['seq'] + 1, ts=last['ts'] + 1, prev=bytes.fromhex(last['hash']),
+  actor='@operator', kind='key.rotated', schema=1, project=None, payload={'public_key': pub(3)}), 'writer'))" \
+  "FAILED at event $NEXT: the key chain's event $NEXT lies beyond the header's head" \
+  --key "$K3"
+# and the other way: a body_commit that is not a bin is no commitment (§6 check 7): threadlog's
+# verify does not check it (content_audit.c) and its export lists no content for it
+# (export.c); the verifier accepts that export too (it asked for a content before the fix)
+forged_ok commit_not_bin "$T/o1.jsonl" "$(resize 'p["body_commit"] = "no commitment"'); del lines[i]['content']"
+
 echo "export_verify: ok"
