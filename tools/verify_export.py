@@ -266,7 +266,7 @@ class Verifier:
     def __init__(self, pinned=None, checkpoint=None):
         self.pinned = pinned
         self.checkpoint = checkpoint
-        self.keys = []           # [(from_seq, pk)]
+        self.keys = []           # [(from_seq, pk, introduced_by)]
         self.key_events = {}     # seq -> bytes of genesis / key.rotated events
         self.erased_marks = []   # (seq, commitment) of content marked erased
         self.erasures = set()    # commitments named by content.erased events (or a cut copy's header)
@@ -283,7 +283,7 @@ class Verifier:
 
     def key_for(self, seq):
         pk = self.keys[0][1]
-        for from_seq, k in self.keys:
+        for from_seq, k, _ in self.keys:
             if from_seq <= seq:
                 pk = k
         return pk
@@ -352,7 +352,7 @@ class Verifier:
                     raise Bad(1, "the genesis event has no 32-byte public key")
                 if not same(ev["payload"].get("format"), FORMAT_VERSION):
                     raise Bad(1, "the genesis event names another format")
-                self.keys.append((1, pk))
+                self.keys.append((1, pk, 1))
             else:
                 if kl.get("kind") != "key.rotated" or not isinstance(seq, int) or seq <= last:
                     raise Bad(seq, "the key chain's events are not rotations in order")
@@ -362,16 +362,22 @@ class Verifier:
                 pk = ev["payload"].get("public_key")
                 if not isinstance(pk, bytes) or len(pk) != 32:
                     raise Bad(seq, "key.rotated without a 32-byte public key")
-                self.keys.append((seq + 1, pk))
+                self.keys.append((seq + 1, pk, seq))
             self.key_events[ev["seq"]] = data
             last = seq
         listed = hdr.get("keys")
-        want = [{"public_key": pk.hex(), "from_seq": s} for s, pk in self.keys]
-        got = [{"public_key": k.get("public_key"), "from_seq": k.get("from_seq")} for k in listed or []
+        want = [{"public_key": pk.hex(), "from_seq": s, "introduced_by": by} for s, pk, by in self.keys]
+        got = [{f: k.get(f) for f in ("public_key", "from_seq", "introduced_by")} for k in listed or []
                if isinstance(k, dict)]
-        if got != want:
+        if not isinstance(listed, list) or got != want or len(got) != len(listed):
             raise Bad(None, "the header's key list does not match its key events")
-        if self.pinned is not None and self.pinned not in [pk for _, pk in self.keys]:
+        # the header's other unsigned copies must say what the signed events say
+        if hdr.get("genesis_key") != self.keys[0][1].hex():
+            raise Bad(None, "the header's genesis_key is not the genesis event's key")
+        self.head_ts = head.get("ts")
+        if not isinstance(self.head_ts, int) or isinstance(self.head_ts, bool):
+            raise Bad(None, "the header's head has no time")
+        if self.pinned is not None and self.pinned not in [pk for _, pk, _ in self.keys]:
             raise Bad(1, "the pinned key is neither the genesis key nor a rotated key")
         # a replica's records from replica_since on came without their content
         self.replica_since = hdr.get("replica_since")
@@ -400,7 +406,7 @@ class Verifier:
         msg = CHECKPOINT_CONTEXT + seq.to_bytes(8, "big") + hsh + ts.to_bytes(8, "big")
         if not sig_ok(key, sig, msg):
             raise Bad(seq, "the checkpoint's signature is not valid")
-        if key not in [pk for _, pk in self.keys]:
+        if key not in [pk for _, pk, _ in self.keys]:
             raise Bad(seq, "the checkpoint is signed by a key the log never used")
         self.cp = (seq, hsh, ts)
 
@@ -502,6 +508,8 @@ class Verifier:
                           % (self.last_seq + 1, self.head[0]))
             if self.last_hash != self.head[1]:
                 raise Bad(self.last_seq, "event %d is not the head the header names" % self.last_seq)
+            if self.last_ts != self.head_ts:
+                raise Bad(self.last_seq, "event %d's time is not the header's head time" % self.last_seq)
         if self.checkpoint is not None:
             seq, hsh, ts = self.cp
             if seq in self.seen_hash:

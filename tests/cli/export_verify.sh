@@ -550,6 +550,14 @@ tamper key_list_from "$T/o1.jsonl" 'h = objs[0]; h["keys"][1]["from_seq"] += 1; 
 tamper key_list_extra "$T/o1.jsonl" '
 h = objs[0]; h["keys"].append(dict(public_key=pub(3).hex(), from_seq=h["head"]["seq"], introduced_by=h["head"]["seq"] - 1)); lines[0] = h' \
   "the header's key list does not match its key events"
+# the header's other unsigned copies of what the events sign (no key needed to edit them): the
+# event that introduced a key, the genesis key, the head's time in a whole-log export
+tamper key_list_introduced_by "$T/o1.jsonl" 'h = objs[0]; h["keys"][1]["introduced_by"] += 1; lines[0] = h' \
+  "the header's key list does not match its key events"
+tamper genesis_key_field "$T/o1.jsonl" 'h = objs[0]; h["genesis_key"] = h["keys"][1]["public_key"]; lines[0] = h' \
+  "the header's genesis_key is not the genesis event's key"
+tamper head_time "$T/all.jsonl" 'h = objs[0]; h["head"]["ts"] += 1; lines[0] = h' \
+  "time is not the header's head time"
 # a whole-log export: the header's rotation re-signed with another time, the log's left alone;
 # a rotation (or a second genesis) appended but kept out of the header
 tamper rotation_differs "$T/all.jsonl" "
