@@ -307,6 +307,7 @@ static const row rows[] = {
     ERR(TL_ECONFLICT, "stale expect on a delete", ON_MSG("delete", "alice", "m-5", ",'expect':1")),
     ERR(TL_ECONFLICT, "stale expect on a pin", ON_MSG("pin", "alice", "m-2", ",'expect':1")),
     ERR(TL_ECONFLICT, "a new project is at version 0", NEWP("alice", ",'expect':5")),
+    ERR(TL_ECONFLICT, "a new project is at version 0, not 1", NEWP("alice", ",'expect':1")),
     OK("a new project at version 0", NEWP("alice", ",'expect':0")),
 
     /* ---------------------------------------------------------- no-ops */
@@ -661,6 +662,52 @@ START_TEST(generated_ids) {
 }
 END_TEST
 
+/* An attachment uploaded to one account's support conversation cannot go on another
+ * account's: staff may write in both, so only the account tells them apart. */
+START_TEST(support_attachment_of_another_account) {
+    fx f;
+    fx_scenario(&f);
+    tl_result res;
+    char *up = dq(UPLOAD("sam", "'account':'beta','id':'a-sb'", ""));
+    ck_assert_int_eq(fx_cmd(&f, up, &res), 0);
+    free(up);
+    uint64_t before = fx_events(&f);
+    char *cmd = dq("{'op':'message.send','as':'sam','account':'acme','channel':'support','body':'x','attachments':['a-sb']}");
+    ck_assert_msg(fx_cmd(&f, cmd, &res) == TL_EINVALID, "beta's attachment on acme's support: %s (%s)",
+                  tl_strerror(res.code), res.message);
+    free(cmd);
+    cmd = dq("{'op':'message.reply','as':'sam','message':'s-1','body':'x','attachments':['a-sb']}");
+    ck_assert_msg(fx_cmd(&f, cmd, &res) == TL_EINVALID, "beta's attachment on a reply in acme's support: %s (%s)",
+                  tl_strerror(res.code), res.message);
+    free(cmd);
+    ck_assert_uint_eq(fx_events(&f), before);
+    cmd = dq("{'op':'message.send','as':'sam','account':'beta','channel':'support','body':'x','attachments':['a-sb']}");
+    ck_assert_int_eq(fx_cmd(&f, cmd, &res), 0);
+    free(cmd);
+    fx_close(&f);
+}
+END_TEST
+
+/* "The same id with different content is exists", however the contents differ: no two of
+ * a thousand different names for account acme are taken for the original (account.create
+ * has no content salt, so this is the same every run). */
+START_TEST(retry_needs_the_whole_fingerprint) {
+    fx f;
+    fx_scenario(&f);
+    uint64_t before = fx_events(&f);
+    for (int i = 0; i < 1000; i++) {
+        char line[128];
+        snprintf(line, sizeof line, "{\"op\":\"account.create\",\"id\":\"acme\",\"name\":\"Acme %d\"}", i);
+        tl_result res;
+        int rc = fx_cmd(&f, line, &res);
+        ck_assert_msg(rc == TL_EEXISTS && !res.duplicate, "%s: want exists, got %s%s", line, tl_strerror(rc),
+                      res.duplicate ? " (a duplicate)" : "");
+    }
+    ck_assert_uint_eq(fx_events(&f), before);
+    fx_close(&f);
+}
+END_TEST
+
 static void template_up(void) { fx_template(NULL, 0); }
 
 /* Concurrent callers of tl_cmd_exec share commits (group commit): every command is decided
@@ -747,6 +794,8 @@ int main(void) {
     tcase_add_test(tb, own_jansson_allocator);
     tcase_add_test(tb, builder_path);
     tcase_add_test(tb, generated_ids);
+    tcase_add_test(tb, support_attachment_of_another_account);
+    tcase_add_test(tb, retry_needs_the_whole_fingerprint);
     tcase_add_test(tb, concurrent_exec);
     suite_add_tcase(s, tb);
     fprintf(stderr, "test_rules: %zu rows\n", NROWS);
