@@ -708,6 +708,32 @@ START_TEST(retry_needs_the_whole_fingerprint) {
 }
 END_TEST
 
+/* tl_cmd_set_data_size (an upload declared by its size alone): too_large only when the
+ * size is over the log's limit; at the limit it is within it, so the missing bytes are
+ * invalid_input (threadlog.h). Never accepted either way. */
+START_TEST(data_size_at_the_limit) {
+    fx f;
+    fx_scenario(&f);
+    uint64_t before = fx_events(&f);
+    for (uint64_t size = FX_MAX_ATTACHMENT - 1; size <= FX_MAX_ATTACHMENT + 1; size++) {
+        tl_cmd *c;
+        tl_result res;
+        ck_assert_int_eq(tl_cmd_new(&c, "attachment.upload"), 0);
+        tl_cmd_set_str(c, "as", "alice");
+        tl_cmd_set_str(c, "project", "o-1");
+        tl_cmd_set_str(c, "name", "big.bin");
+        ck_assert_int_eq(tl_cmd_set_data_size(c, size), 0);
+        int want = size > FX_MAX_ATTACHMENT ? TL_ETOOLARGE : TL_EINVALID;
+        int rc = tl_cmd_exec(f.log, c, &res);
+        ck_assert_msg(rc == want, "%llu bytes declared (limit %d): want %s, got %s (%s)", (unsigned long long)size,
+                      FX_MAX_ATTACHMENT, tl_strerror(want), tl_strerror(rc), res.message);
+        tl_cmd_free(c);
+    }
+    ck_assert_uint_eq(fx_events(&f), before);
+    fx_close(&f);
+}
+END_TEST
+
 static void template_up(void) { fx_template(NULL, 0); }
 
 /* Concurrent callers of tl_cmd_exec share commits (group commit): every command is decided
@@ -796,6 +822,7 @@ int main(void) {
     tcase_add_test(tb, generated_ids);
     tcase_add_test(tb, support_attachment_of_another_account);
     tcase_add_test(tb, retry_needs_the_whole_fingerprint);
+    tcase_add_test(tb, data_size_at_the_limit);
     tcase_add_test(tb, concurrent_exec);
     suite_add_tcase(s, tb);
     fprintf(stderr, "test_rules: %zu rows\n", NROWS);
