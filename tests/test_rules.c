@@ -734,6 +734,61 @@ START_TEST(data_size_at_the_limit) {
 }
 END_TEST
 
+/* Collects the seqs of an export's event lines. */
+typedef struct seqs {
+    uint64_t v[256];
+    size_t n;
+} seqs;
+
+static int collect_seq(const char *line, size_t len, void *payload) {
+    seqs *s = payload;
+    json_t *o = json_loadb(line, len, 0, NULL);
+    json_t *seq = json_object_get(o, "seq");
+    if (json_is_integer(seq) && s->n < sizeof s->v / sizeof s->v[0]) s->v[s->n++] = (uint64_t)json_integer_value(seq);
+    json_decref(o);
+    return 0;
+}
+
+static bool has_seq(const seqs *s, uint64_t seq) {
+    for (size_t i = 0; i < s->n; i++)
+        if (s->v[i] == seq) return true;
+    return false;
+}
+
+/* What users do to a support message (no project) is an event of the account's support
+ * conversation: it names the account, so the account's export holds it, and another
+ * account's does not. */
+START_TEST(support_message_events_name_their_account) {
+    fx f;
+    fx_scenario(&f);
+    static const char *const cmds[] = {
+        "{'op':'message.read','as':'sam','message':'s-1'}",
+        "{'op':'message.pin','as':'sam','message':'s-1'}",
+        "{'op':'message.unpin','as':'bob','message':'s-1'}",
+        "{'op':'message.unread','as':'sam','message':'s-1'}",
+        "{'op':'message.delete','as':'alice','message':'s-1'}",
+    };
+    uint64_t seq[5];
+    for (int i = 0; i < 5; i++) {
+        char *cmd = dq(cmds[i]);
+        seq[i] = fx_ok(&f, cmd);
+        free(cmd);
+    }
+    tl_export_options xo = TL_EXPORT_OPTIONS_INIT;
+    xo.account = "acme";
+    seqs acme = {.n = 0}, beta = {.n = 0};
+    ck_assert_int_eq(tl_export(f.log, &xo, collect_seq, &acme), 0);
+    xo.account = "beta";
+    ck_assert_int_eq(tl_export(f.log, &xo, collect_seq, &beta), 0);
+    ck_assert(has_seq(&acme, fx_seq(&f, "s-1")));
+    for (int i = 0; i < 5; i++) {
+        ck_assert_msg(has_seq(&acme, seq[i]), "acme's export lacks %s (seq %llu)", cmds[i], (unsigned long long)seq[i]);
+        ck_assert_msg(!has_seq(&beta, seq[i]), "beta's export holds %s", cmds[i]);
+    }
+    fx_close(&f);
+}
+END_TEST
+
 static void template_up(void) { fx_template(NULL, 0); }
 
 /* Concurrent callers of tl_cmd_exec share commits (group commit): every command is decided
@@ -823,6 +878,7 @@ int main(void) {
     tcase_add_test(tb, support_attachment_of_another_account);
     tcase_add_test(tb, retry_needs_the_whole_fingerprint);
     tcase_add_test(tb, data_size_at_the_limit);
+    tcase_add_test(tb, support_message_events_name_their_account);
     tcase_add_test(tb, concurrent_exec);
     suite_add_tcase(s, tb);
     fprintf(stderr, "test_rules: %zu rows\n", NROWS);
