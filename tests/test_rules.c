@@ -789,6 +789,43 @@ START_TEST(support_message_events_name_their_account) {
 }
 END_TEST
 
+/* The payload of the event at seq, as `log --json` shows it (json_decref). */
+static json_t *event_payload(fx *f, uint64_t seq) {
+    tl_iter *it;
+    tl_event_view ev;
+    ck_assert_int_eq(tl_iter_open(f->log, seq, &it), 0);
+    ck_assert_int_eq(tl_iter_next(it, &ev), 0);
+    char *line;
+    ck_assert_int_eq(tl_event_json(&ev, &line), 0);
+    tl_iter_close(it);
+    json_t *o = json_loads(line, 0, NULL);
+    tl_free(line);
+    ck_assert_ptr_nonnull(o);
+    json_t *p = json_incref(json_object_get(o, "payload"));
+    json_decref(o);
+    ck_assert_ptr_nonnull(p);
+    return p;
+}
+
+/* docs/FORMAT.md's payloads: a reply names its parent's channel and topic (replies stay in
+ * their parent's channel and topic); a note names no channel (note.added is the notes). */
+START_TEST(message_payloads_as_documented) {
+    fx f;
+    fx_scenario(&f);
+    json_t *p = event_payload(&f, fx_seq(&f, "m-3")); /* alice's reply to m-2, in t-1 */
+    ck_assert_str_eq(json_string_value(json_object_get(p, "parent")), "m-2");
+    ck_assert_str_eq(json_string_value(json_object_get(p, "channel")), "chat");
+    ck_assert_msg(json_is_string(json_object_get(p, "topic")), "a reply in a chat topic names no topic");
+    ck_assert_str_eq(json_string_value(json_object_get(p, "topic")), "t-1");
+    json_decref(p);
+    p = event_payload(&f, fx_seq(&f, "n-1"));
+    ck_assert_str_eq(json_string_value(json_object_get(p, "id")), "n-1");
+    ck_assert_msg(!json_object_get(p, "channel") && !json_object_get(p, "topic"), "note.added names a channel or topic");
+    json_decref(p);
+    fx_close(&f);
+}
+END_TEST
+
 static void template_up(void) { fx_template(NULL, 0); }
 
 /* Concurrent callers of tl_cmd_exec share commits (group commit): every command is decided
@@ -879,6 +916,7 @@ int main(void) {
     tcase_add_test(tb, retry_needs_the_whole_fingerprint);
     tcase_add_test(tb, data_size_at_the_limit);
     tcase_add_test(tb, support_message_events_name_their_account);
+    tcase_add_test(tb, message_payloads_as_documented);
     tcase_add_test(tb, concurrent_exec);
     suite_add_tcase(s, tb);
     fprintf(stderr, "test_rules: %zu rows\n", NROWS);
