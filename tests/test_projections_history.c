@@ -163,6 +163,44 @@ START_TEST(unused_attachment_erasure) {
 }
 END_TEST
 
+/*
+ * Erasing an attachment that a message carries is an entry of that message's channel: the
+ * reply m-2 in the chat carries a-1, so the erasure shows to the chat's audience (members,
+ * staff, auditors) placed on m-2, moves their versions, and stays hidden from the ambassador.
+ */
+START_TEST(carried_attachment_erasure) {
+    char *dir, buf[2048];
+    tl_log *log = tu_new_log(&dir);
+    scenario(log);
+    long long zoe_before;
+    timeline(log, "zoe", "o-1", 50, buf, sizeof buf, &zoe_before);
+    tl_result res;
+    ck_assert_int_eq(tl_erase_kind(log, "attachment", "a-1", "request", &res), 0);
+    ck_assert(!res.noop);
+    const char *all = "project.created:-,project.status_changed:-,topic.created:m-1,note.added:n-1,sent:z-1,replied:m-2,"
+                      "pinned:n-1,pinned:m-2,unpinned:m-2,deleted:z-1,content.erased:m-2";
+    ck_assert_str_eq(timeline(log, "bob", "o-1", 50, buf, sizeof buf, NULL), all);
+    ck_assert_str_eq(timeline(log, "aud", "o-1", 50, buf, sizeof buf, NULL), all);
+    long long last;
+    ck_assert_str_eq(timeline(log, "sam", "o-1", 50, buf, sizeof buf, &last),
+                     "project.created:-,project.status_changed:-,topic.created:m-1,replied:m-2,pinned:m-2,unpinned:m-2,"
+                     "content.erased:m-2");
+    ck_assert_int_eq(last, (long long)res.seq);
+    ck_assert_str_eq(timeline(log, "zoe", "o-1", 50, buf, sizeof buf, &last),
+                     "project.created:-,project.status_changed:-,sent:z-1,deleted:z-1");
+    ck_assert_int_eq(last, zoe_before);
+    json_t *r = history(log, "sue", "o-1", 50, NULL);
+    json_t *er = entry(r, "content.erased", "m-2");
+    ck_assert_ptr_nonnull(er);
+    ck_assert_str_eq(pf_str(er, "channel"), "chat");
+    ck_assert_str_eq(pf_str(er, "target"), "a-1");
+    ck_assert_str_eq(pf_str(er, "target_kind"), "attachment");
+    json_decref(r);
+    assert_versions_are_newest_entries(log);
+    pf_done(log, dir);
+}
+END_TEST
+
 START_TEST(entry_contents) {
     char *dir;
     tl_log *log = tu_new_log(&dir);
@@ -338,6 +376,17 @@ START_TEST(refusals) {
     q.project = "o-1";
     q.cursor = "01";
     ck_assert_int_eq(pf_query_code(log, tl_history_query, &q), TL_EINVALID);
+    /* a cursor of this very query (its tag right) whose position lost a byte: malformed */
+    json_t *page = history(log, "bob", "o-1", 2, NULL);
+    char cut[128];
+    ck_assert_ptr_nonnull(pf_str(page, "next"));
+    snprintf(cut, sizeof cut, "%s", pf_str(page, "next") + 2);
+    json_decref(page);
+    q = pf_q("bob");
+    q.project = "o-1";
+    q.limit = 2;
+    q.cursor = cut;
+    ck_assert_int_eq(pf_query_code(log, tl_history_query, &q), TL_EINVALID);
     /* an ambassador sees a project without ambassador channel: its project-level entries */
     char buf[256];
     ck_assert_str_eq(timeline(log, "zoe", "o-2", 50, buf, sizeof buf, NULL), "project.created:-");
@@ -384,6 +433,7 @@ int main(void) {
     tcase_add_test(tc, visibility_per_role);
     tcase_add_test(tc, entry_contents);
     tcase_add_test(tc, unused_attachment_erasure);
+    tcase_add_test(tc, carried_attachment_erasure);
     tcase_add_test(tc, clock_going_back);
     tcase_add_test(tc, message_entries_match_the_log);
     tcase_add_test(tc, refusals);
