@@ -134,6 +134,17 @@ START_TEST(five_by_default_and_see_more) {
     q.type = "video";
     q.cursor = "abc";
     ck_assert_int_eq(pf_query_code(log, tl_dashboard_query, &q), TL_EINVALID);
+    /* a cursor of this very "See more" (its tag right) whose position lost a byte */
+    q.limit = 2;
+    q.cursor = NULL;
+    json_t *page = pf_query(log, tl_dashboard_query, &q);
+    char cut[128];
+    ck_assert_ptr_nonnull(pf_str(page, "next"));
+    snprintf(cut, sizeof cut, "%s", pf_str(page, "next") + 2);
+    json_decref(page);
+    q.cursor = cut;
+    ck_assert_int_eq(pf_query_code(log, tl_dashboard_query, &q), TL_EINVALID);
+    q.limit = 0;
     q = pf_q("ghost");
     ck_assert_int_eq(pf_query_code(log, tl_dashboard_query, &q), TL_ENOTFOUND);
     /* a type or a cursor without "See more" is refused, not ignored (before the unknown user) */

@@ -435,6 +435,18 @@ START_TEST(refusals) {
     q.channel = "chat";
     q.cursor = "0200000000000000ff";
     ck_assert_int_eq(pf_query_code(log, tl_messages_query, &q), TL_EINVALID);
+    /* a cursor of this very query (its tag right) naming a section that does not exist */
+    q.limit = 1;
+    q.cursor = NULL;
+    json_t *page = pf_query(log, tl_messages_query, &q);
+    char forged[256];
+    ck_assert_ptr_nonnull(pf_str(page, "next"));
+    snprintf(forged, sizeof forged, "02%s", pf_str(page, "next") + 2);
+    json_decref(page);
+    q.cursor = forged;
+    ck_assert_int_eq(pf_query_code(log, tl_messages_query, &q), TL_EINVALID);
+    q.limit = 0;
+    q.cursor = NULL;
     q = pf_q("zoe");
     q.project = "o-1";
     ck_assert_int_eq(pf_query_code(log, tl_topics_query, &q), TL_EFORBIDDEN);
