@@ -236,6 +236,8 @@ START_TEST(cursors_belong_to_their_query) {
         {"tracking --as alice --sort unread --type video", t, 1},
         {"dashboard --as sam --type order --more", d, 0},
         {"dashboard --as sam --type application --more", d, 1},
+        {"dashboard --as sam", d, 1},                /* the panels take no cursor: See more pages */
+        {"dashboard --as sam --type order", d, 1},
         {"history --as sam --project o-1", d, 1},
         {"tracking --as ann", a, 0}, /* the same order, so the same list */
         {"tracking --as ann --sort activity", a, 0},
@@ -265,6 +267,67 @@ START_TEST(cursors_belong_to_their_query) {
 }
 END_TEST
 
+/* --limit (SPEC "Query flags"): a page size larger than the list is the whole list, however
+ * large (not wrapped to a small one, not cut to a few); a malformed one (negative, signed,
+ * blank, trailing junk, past 2^64 - 1) is invalid_input, exit 1; --limit=N is --limit N. And a
+ * --json answer is one line: the object and its newline. */
+static size_t entries_of(const char *args, int *has_next) {
+    json_t *r;
+    ck_assert_int_eq(cli(&r, "%s --json", args), 0);
+    size_t n = json_array_size(json_object_get(r, "entries"));
+    *has_next = !json_is_null(json_object_get(r, "next"));
+    json_decref(r);
+    return n;
+}
+
+START_TEST(limits_and_json_lines) {
+    setup();
+    char path[4200], lines[4096] = "", *out;
+    for (int i = 1; i <= 12; i++) {
+        size_t len = strlen(lines);
+        snprintf(lines + len, sizeof lines - len,
+                 "{\"op\":\"note.add\",\"as\":\"alice\",\"id\":\"nn-%d\",\"project\":\"o-1\",\"body\":\"more %d\"}\n", i, i);
+    }
+    snprintf(path, sizeof path, "%s.notes.jsonl", logdir);
+    ck_assert_int_eq(tu_write_file(path, lines, strlen(lines)), 0);
+    ck_assert_int_eq(tu_run(&out, "%s -d %s apply %s", TL_CLI, logdir, path), 0);
+    ck_assert_msg(!strstr(out, "\"ok\":false"), "%s", out);
+    free(out);
+    int next;
+    size_t all = entries_of("history --as alice --project o-1", &next);
+    ck_assert_msg(all > 12 && all < 50 && !next, "%zu entries", all);
+    static const char *const whole[] = {"100000", "100001", "4294967296", "4294967297", "18446744073709551615"};
+    for (size_t i = 0; i < sizeof whole / sizeof whole[0]; i++) {
+        char args[128];
+        snprintf(args, sizeof args, "history --as alice --project o-1 --limit %s", whole[i]);
+        size_t n = entries_of(args, &next);
+        ck_assert_msg(n == all && !next, "--limit %s gave %zu of %zu entries (next: %d)", whole[i], n, all, next);
+    }
+    ck_assert_int_eq(entries_of("history --as alice --project o-1 --limit=3", &next), 3);
+    ck_assert(next);
+    static const char *const bad[] = {"-1", "-0", "+5", "' 5'", "5x", "0x10", "''", "18446744073709551616"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        json_t *r;
+        int st = cli(&r, "history --as alice --project o-1 --limit %s --json", bad[i]);
+        ck_assert_msg(st == 1, "--limit %s exited %d", bad[i], st);
+        ck_assert_str_eq(pf_str(r, "error"), "invalid_input");
+        json_decref(r);
+    }
+    /* one JSON object per line: every query's answer ends with its one newline */
+    static const char *const queries[] = {"tracking --as alice", "dashboard --as sam", "dashboard --as sam --type order --more",
+                                          "unread --as sam", "unread --as alice --project o-1",
+                                          "messages --as sam --project o-1 --channel chat", "history --as sam --project o-1",
+                                          "topics --as alice --project o-1", "digest", "history --as nobody --project o-1"};
+    for (size_t i = 0; i < sizeof queries / sizeof queries[0]; i++) {
+        tu_run(&out, "%s -d %s %s --json 2>/dev/null", TL_CLI, logdir, queries[i]);
+        size_t len = strlen(out);
+        ck_assert_msg(len > 2 && out[len - 1] == '\n' && !memchr(out, '\n', len - 1), "`%s --json`: not one line: [%s]",
+                      queries[i], out);
+        free(out);
+    }
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("projections_cli");
     TCase *tc = tcase_create("cli");
@@ -273,6 +336,7 @@ int main(void) {
     tcase_add_test(tc, json_shapes);
     tcase_add_test(tc, refusals_and_human_output);
     tcase_add_test(tc, cursors_belong_to_their_query);
+    tcase_add_test(tc, limits_and_json_lines);
     suite_add_tcase(s, tc);
     return tu_main(s);
 }
