@@ -108,7 +108,10 @@ for args in "read --as alice m-2 extra" "status --as alice --project o-1 --statu
             "digest x" "verify --threads 0" "replay --into $T/r --until-time 99999999999999999999999" \
             "send --as alice --as sam --channel chat --project o-1 --topic t-1 --body hi" \
             "tracking --as alice --limit 1 --limit 2" "note --as alice --project o-1 --body x --attachments a,,b" \
-            "note --as alice --project o-1 --body x --attachments ," "apply $T" "-d $T/other digest"; do
+            "note --as alice --project o-1 --body x --attachments ," "apply $T" "-d $T/other digest" \
+            "status --as alice --project o-1 --status x --expect +20" "status --as alice --project o-1 --status x --expect -1" \
+            "status --as alice --project o-1 --status x --expect 0x14" \
+            "attach --as alice --project o-1 --id a-9 --data aGk= $T/label.pdf"; do
   status=0
   # shellcheck disable=SC2086
   out=$("$TL" -d "$D" --json $args 2> /dev/null) || status=$?
@@ -117,6 +120,16 @@ for args in "read --as alice m-2 extra" "status --as alice --project o-1 --statu
     || fail "malformed '$args' printed $out"
 done
 [ "$("$TL" -d "$D" --json digest)" = "$before" ] || fail "a malformed command line changed the log"
+# the command line is checked before the log is opened: on a directory that holds no log, a
+# malformed one is still invalid_input (SPEC "When several rules are broken": invalid_input first)
+for args in "erase n-1" "erase n-1 --kind message" "attachment get a-1 -o $T/x" "attachment get a-1 --as" \
+            "attach --as alice --project o-1 --data aGk= $T/label.pdf" "tracking --as alice --limit -1"; do
+  status=0
+  # shellcheck disable=SC2086
+  out=$("$TL" -d "$T/nolog" --json $args 2> /dev/null) || status=$?
+  [ "$status" = 1 ] && python3 -c 'import json,sys; o=json.loads(sys.argv[1]); assert o["error"] == "invalid_input"' "$out" \
+    || fail "malformed '$args' on no log exited $status with $out, want invalid_input"
+done
 status=0
 out=$("$TL" -d "$D" frobnicate --json 2> /dev/null) || status=$?
 [ "$status" = 2 ] || fail "an unknown command exited $status, want 2"
@@ -254,5 +267,22 @@ missing = {"project.created", "project.status_changed", "topic.created", "messag
 if missing: bad.append(f"kinds not exercised: {sorted(missing)}")
 if bad: print("\n".join(bad)); sys.exit(1)
 ' || fail "log --json: events and their project field"
+
+# --attachments a,b is a list of two ids, as "attachments":["a","b"] in apply
+D4=$T/multi
+"$TL" init "$D4" > /dev/null
+"$TL" -d "$D4" apply > /dev/null <<'JSON'
+{"op":"account.create","id":"acme","name":"Acme"}
+{"op":"user.create","id":"alice","role":"member","account":"acme","name":"Alice"}
+{"op":"project.create","as":"alice","id":"p","account":"acme","type":"video","title":"V"}
+{"op":"attachment.upload","as":"alice","id":"x-1","project":"p","name":"1.txt","data":"aGk="}
+{"op":"attachment.upload","as":"alice","id":"x-2","project":"p","name":"2.txt","data":"aGk="}
+JSON
+expect 0 '{"ok":true,"seq":7,"id":"nx"}' -- "$TL" -d "$D4" --json note --as alice --project p --id nx --body two --attachments x-1,x-2
+"$TL" -d "$D4" --json messages --as alice --project p --channel notes | python3 -c '
+import json, sys
+m = json.load(sys.stdin)["messages"]
+assert [a["id"] for a in m[0]["attachments"]] == ["x-1", "x-2"], m
+' || fail "note --attachments x-1,x-2 did not carry both attachments"
 
 echo "domain_oneshot: ok"
