@@ -163,4 +163,22 @@ assert r[7]["error"] == "conflict", r[7]
 assert r[8]["error"] == "invalid_input", r[8]
 PY
 
+# a malformed apply command line is refused before any line is read: invalid_input, exit 1,
+# nothing appended; so is an input file that cannot be opened (an error object, exit 1)
+D=$T/log-badargs
+"$TL" init "$D" > /dev/null
+for args in "--sync-every x" "--sync-every -1" "--sync-every +5" "--sync-every 5x" "--sync-every 18446744073709551616" \
+            "--bogus 1" "$T/in.jsonl $T/in.jsonl" "$T"; do
+  status=0
+  # shellcheck disable=SC2086
+  out=$("$TL" -d "$D" --json apply $args < "$T/in.jsonl" 2> /dev/null) || status=$?
+  [ "$status" = 1 ] && python3 -c 'import json,sys; o=json.loads(sys.argv[1]); assert o == {"ok": False, "error": "invalid_input", "message": o["message"]}' "$out" \
+    || fail "apply $args exited $status with $out, want one invalid_input refusal"
+done
+status=0
+out=$("$TL" -d "$D" --json apply "$T/missing.jsonl" 2> /dev/null) || status=$?
+[ "$status" = 1 ] && python3 -c 'import json,sys; o=json.loads(sys.argv[1]); assert o["ok"] is False and o["error"] and o["message"]' "$out" \
+  || fail "apply of a missing file exited $status with $out"
+[ "$("$TL" -d "$D" --json log | wc -l)" = 1 ] || fail "a refused apply command line appended events"
+
 echo "domain_apply: ok"
