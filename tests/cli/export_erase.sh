@@ -100,6 +100,24 @@ rows = [r for r in csv.reader(open(sys.argv[1])) if "content.erased message m-2"
 assert len(rows) == 1 and rows[0][3] == "chat", rows
 PY
 
+# export's command line: one scope at most, a format it knows; anything else is refused with
+# the error object (exit 1) and exports nothing
+for args in "--project o-1 --account acme" "--account acme --project o-1" "--format xml" "--format JSONL" \
+            "--project=" "--account=" "--project o-1 --project o-1" "o-1"; do
+  st=0
+  # shellcheck disable=SC2086
+  out=$("$TL" -d "$D" --json export $args 2> /dev/null) || st=$?
+  [ "$st" = 1 ] && "$PY" -c 'import json,sys; o=json.loads(sys.argv[1]); assert o == {"ok": False, "error": "invalid_input", "message": o["message"]}' "$out" \
+    || fail "export $args: exit $st, $(head -c 300 <<< "$out")"
+done
+# an export that cannot be written (a file size limit stands in for a full disk) fails: the
+# storage error object, exit 1, and no file under the name asked for
+st=0
+out=$( (trap '' XFSZ; ulimit -f 1; exec "$TL" -d "$D" --json export -o "$T/cut.jsonl") 2> /dev/null) || st=$?
+[ "$st" = 1 ] && "$PY" -c 'import json,sys; o=json.loads(sys.argv[1]); assert o["ok"] is False and o["error"] == "storage"' "$out" \
+  || fail "export past the file size limit: exit $st, $out"
+[ ! -e "$T/cut.jsonl" ] || fail "a failed export left $T/cut.jsonl"
+
 # replay: the projections rebuilt from the log equal the live ones
 LIVE=$("$TL" -d "$D" digest)
 [ "$LIVE" != "$LIVE_BEFORE" ] || fail "erasure changed no projection"

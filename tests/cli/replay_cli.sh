@@ -149,6 +149,15 @@ done
 OUT=$("$TL" -d "$D" --json replay --into "$T/past" --until-time yesterday 2> "$T/err"); rc=$?
 [ $rc -eq 1 ] && python3 -c 'import json,sys; o=json.loads(sys.argv[1]); assert o["ok"] is False and o["error"] == "invalid_input"' "$OUT" \
   || fail "--until-time yesterday: rc $rc $OUT"
+# malformed values: refused, never a whole replay (--until-seq 0 is not "no bound"; the
+# sequence starts at 1 with the genesis)
+for args in "--until-seq 0" "--until-seq -1" "--until-seq 3x" "--threads 0" "--threads 17" "--threads -2" \
+            "--until-time 2025-03-01T12:00:00" "--until-time 2025-03-01T12:00:00+02:00" "--into="; do
+  # shellcheck disable=SC2086
+  OUT=$("$TL" -d "$D" --json replay $args 2> "$T/err"); rc=$?
+  [ $rc -eq 1 ] && python3 -c 'import json,sys; o=json.loads(sys.argv[1]); assert o == {"ok": False, "error": "invalid_input", "message": o["message"]}' "$OUT" \
+    || fail "replay $args: rc $rc $OUT"
+done
 "$TL" -d "$D" replay --into "$T/at-seq" 2> "$T/err"; rc=$?
 [ $rc -eq 1 ] && grep -q "exists" "$T/err" || fail "replay into a log: rc $rc $(cat "$T/err")"
 mkdir "$T/busy" && touch "$T/busy/file"
