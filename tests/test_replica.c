@@ -169,6 +169,12 @@ START_TEST(replica_without_content) {
 }
 END_TEST
 
+static int keep_first_line(const char *line, size_t len, void *payload) {
+    char **first = payload;
+    if (!*first) *first = strndup(line, len);
+    return 0;
+}
+
 /* The first record a replica took is itself without content (replica_since names it, not the
  * one after; mutation testing: ">" for ">=" passed every other test): here it is an upload. */
 START_TEST(replica_since_includes_its_first_record) {
@@ -196,6 +202,21 @@ START_TEST(replica_since_includes_its_first_record) {
                   (unsigned long long)vr.first_bad_seq);
     ck_assert_uint_eq(vr.replica_since, first);
     ck_assert_uint_eq(vr.contents, 0);
+    /* the export's header says from where (EXPORT.md), and so does a verified replay of it */
+    char *header = NULL, want[64];
+    ck_assert_int_eq(tl_export(r, NULL, keep_first_line, &header), 0);
+    snprintf(want, sizeof want, ",\"replica_since\":%llu}", (unsigned long long)first);
+    ck_assert_msg(header && strstr(header, want), "export header: %s", header);
+    free(header);
+    char copy[4300];
+    snprintf(copy, sizeof copy, "%s/copy", rdir);
+    tl_replay_options ro = TL_REPLAY_OPTIONS_INIT;
+    ro.into_dir = copy;
+    ro.verify = 1;
+    tl_replay_report rr;
+    ck_assert_msg(tl_replay(r, &ro, &rr) == 0, "replay of the replica: %s", tl_errdetail());
+    ck_assert_uint_eq(rr.verify.replica_since, first);
+    ck_assert_uint_eq(rr.verify.contents, 0);
     tl_log_close(r);
     tl_log_close(src);
     remove_dirs(rdir, dir);
