@@ -559,6 +559,11 @@ START_TEST(layout_matches_format_doc) {
     ck_assert_mem_eq(h + 8, prev, 32);
     ck_assert_uint_eq(rd64(h + 40), last_ts);
     ck_assert_mem_eq(h + 48, pk, 32);
+    /* meta applied/NAME = u64 BE of the last sequence each applier applied: the head's */
+    k = (MDB_val){13, "applied/state"};
+    ck_assert_int_eq(mdb_get(r.txn, r.meta, &k, &v), 0);
+    ck_assert_uint_eq(v.mv_size, 8);
+    ck_assert_uint_eq(rd64(v.mv_data), 5);
     raw_close(&r, false);
     remove_log(NULL, dir);
 }

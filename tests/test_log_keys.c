@@ -22,6 +22,7 @@
 
 #include "codec.h"
 #include "crypto.h"
+#include "log.h" /* tl_keyfile_rotation_path */
 #include "log_fixture.h"
 
 /* ================================================================ helpers */
@@ -108,6 +109,11 @@ START_TEST(records_exchange) {
         free(got);
     }
     verify_ok(b, 31);
+    /* b took them as a writer, not as a replica (TL_OPEN_REPLICA): no replica_since, which only
+     * a replica records (FORMAT.md §2), so verify still asks these events for their content */
+    tl_verify_report vr;
+    ck_assert_int_eq(tl_log_verify(b, NULL, &vr), 0);
+    ck_assert_uint_eq(vr.replica_since, 0);
     /* the same records again: they no longer follow the head */
     ck_assert_int_eq(tl_log_append_records(b, recs, lens, 1), TL_ECORRUPT);
     for (int i = 0; i < 30; i++) free((void *)recs[i]);
@@ -431,8 +437,17 @@ START_TEST(rotate_then_verify) {
     char *oldkey = tu_read_file(keypath, &oldlen);
     char k1[TL_PUBKEY_HEX_SIZE], k2[TL_PUBKEY_HEX_SIZE], cur[TL_PUBKEY_HEX_SIZE];
     ck_assert_int_eq(tl_log_pubkey(log, k1), 0);
+    /* a rotation file for a key the head does not name: a rotation that never committed, which
+     * the next rotation removes inside its transaction (FORMAT.md §1) */
+    tl_keypair stale;
+    tl_keypair_generate(&stale);
+    char *stalepath = tl_keyfile_rotation_path(dir, stale.pk);
+    ck_assert_int_eq(tl_keyfile_write(stalepath, &stale), 0);
     ck_assert_int_eq(tl_log_rotate_key(log, k2), 0);
     ck_assert_str_ne(k1, k2);
+    ck_assert_msg(access(stalepath, F_OK) != 0, "a stale rotation file was left: %s", stalepath);
+    free(stalepath);
+    tl_keypair_wipe(&stale);
     ck_assert_int_eq(tl_log_pubkey(log, cur), 0);
     ck_assert_str_eq(cur, k2);
     /* the key file now holds the new key, still 0600; no .new file is left */
@@ -479,9 +494,17 @@ START_TEST(rotate_then_verify) {
     ck_assert_int_eq(tl_log_verify(log, &o, &r), TL_ECORRUPT);
     ck_assert_uint_eq(r.first_bad_seq, 1);
 
-    /* a second rotation; the log reopens with the current key file */
-    char k3[TL_PUBKEY_HEX_SIZE];
+    /* a second rotation, the first one left as if caught between its commit and its rename
+     * (the new key in its rotation file, the old one in writer.key): the rotation puts the
+     * head's key in place first (FORMAT.md §1), so no rotation file is left; the log reopens
+     * with the current key file */
+    char rot2[4300], k3[TL_PUBKEY_HEX_SIZE];
+    snprintf(rot2, sizeof rot2, "%s/writer.key.new.%s", dir, k2);
+    ck_assert_int_eq(rename(keypath, rot2), 0);
+    ck_assert_int_eq(tu_write_file(keypath, oldkey, oldlen), 0);
+    ck_assert_int_eq(chmod(keypath, 0600), 0);
     ck_assert_int_eq(tl_log_rotate_key(log, k3), 0);
+    ck_assert_msg(access(rot2, F_OK) != 0, "the first rotation's file was left: %s", rot2);
     append_n(log, 2, 10, 0);
     verify_ok(log, 15);
     size_t newlen;
