@@ -2,7 +2,8 @@
  * test_codec_zeropack.c — zeropack, the zero-run packing of the projections' state records:
  * round trips at every run-length boundary and over random mixes, byte for byte the packing
  * of the reference written a byte at a time (live and replayed state are compared byte for
- * byte), empty id fields shrunk, and malformed packed records refused.
+ * byte), empty id fields shrunk, and malformed packed records refused without writing past
+ * the record.
  */
 #include <stdint.h>
 #include <string.h>
@@ -119,12 +120,36 @@ START_TEST(zeropack_refuses_malformed) {
 }
 END_TEST
 
+/* A packed record that would overflow the record is refused before a byte lands past its end:
+ * the state decodes into fixed-size structs (the bytes after them are other fields). Each
+ * input below runs over a 16-byte record by exactly one byte, as zeros or as a literal,
+ * after a literal or a run that fills part of it. */
+START_TEST(zeropack_writes_nothing_past_the_record) {
+    static const uint8_t run_over[] = {0x80 + 16};                       /* 17 zeros */
+    static const uint8_t run_over_after[] = {0x03, 'a', 'b', 'c', 'd', 0x80 + 12}; /* 4 + 13 */
+    static const uint8_t lit_over[] = {0x10, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17}; /* 17 bytes */
+    static const uint8_t lit_over_after[] = {0x80 + 9, 0x06, 1, 2, 3, 4, 5, 6, 7}; /* 10 zeros + 7 */
+    const struct { const uint8_t *p; size_t n; } bad[] = {
+        {run_over, sizeof run_over}, {run_over_after, sizeof run_over_after},
+        {lit_over, sizeof lit_over}, {lit_over_after, sizeof lit_over_after},
+    };
+    for (size_t b = 0; b < sizeof bad / sizeof bad[0]; b++) {
+        uint8_t out[16 + 8];
+        memset(out, 0xa5, sizeof out);
+        ck_assert_int_eq(tl_zerounpack(out, 16, bad[b].p, bad[b].n), -1);
+        for (size_t i = 16; i < sizeof out; i++)
+            ck_assert_msg(out[i] == 0xa5, "input %zu wrote byte %zu past the 16-byte record", b, i - 16);
+    }
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("codec_zeropack");
     TCase *tc = tcase_create("zeropack");
     tcase_add_test(tc, zeropack_roundtrips);
     tcase_add_test(tc, zeropack_shrinks_empty_fields);
     tcase_add_test(tc, zeropack_refuses_malformed);
+    tcase_add_test(tc, zeropack_writes_nothing_past_the_record);
     suite_add_tcase(s, tc);
     return tu_main(s);
 }
