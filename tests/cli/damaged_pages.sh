@@ -90,3 +90,32 @@ if bad:
     print("\n".join(bad[:20]), file=sys.stderr)
     sys.exit(1)
 PY
+# A projection's keys out of order in place (a catalog key "aacme\0o-3\0" rewritten to sort
+# before its neighbour "aacme\0o-2\0", same length, on its page): LMDB reads it without
+# complaint, so only the digest's own order check can see the damage. The digest must refuse
+# (exit 1, "keys do not increase"), not print a digest of what it read, while verify, which
+# reads the log alone, still passes.
+"$TL" init "$T/order" > /dev/null
+"$TL" -d "$T/order" apply > /dev/null <<'JSON'
+{"op":"account.create","id":"acme","name":"Acme"}
+{"op":"user.create","id":"alice","role":"member","account":"acme","name":"Alice"}
+{"op":"project.create","as":"alice","id":"o-1","account":"acme","type":"order","title":"O"}
+{"op":"project.create","as":"alice","id":"o-2","account":"acme","type":"order","title":"O"}
+{"op":"project.create","as":"alice","id":"o-3","account":"acme","type":"order","title":"O"}
+JSON
+"$TL" -d "$T/order" digest > /dev/null || { echo "FAIL: the undamaged log's digest" >&2; exit 1; }
+python3 - "$T/order/data.mdb" <<'PY'
+import sys
+p = sys.argv[1]
+data = bytearray(open(p, "rb").read())
+n = data.count(b"aacme\x00o-3\x00")
+if n == 0:
+    sys.exit("FAIL: the catalog key was not found in data.mdb")
+open(p, "wb").write(bytes(data.replace(b"aacme\x00o-3\x00", b"aacme\x00o-0\x00")))
+PY
+"$TL" -d "$T/order" verify > /dev/null || { echo "FAIL: verify refused a log whose projections alone are damaged" >&2; exit 1; }
+if "$TL" -d "$T/order" digest > "$T/order.out" 2> "$T/order.err"; then
+  echo "FAIL: digest of a projection with keys out of order answered: $(cat "$T/order.out")" >&2; exit 1
+fi
+grep -q "keys do not increase" "$T/order.err" || { echo "FAIL: digest said: $(cat "$T/order.err")" >&2; exit 1; }
+echo "digest of keys out of order: refused"
