@@ -42,6 +42,19 @@ static void must(int rc, const char *what) {
     if (rc) bench_die("%s: %s %s", what, tl_strerror(rc), tl_errdetail());
 }
 
+/* The bytes of one named database's pages, from the library's statistics (a JSON array of
+ * {"name","entries","pages","bytes"} in a fixed order: a scan for the name is enough here). */
+static uint64_t db_bytes(tl_log *log, const char *name) {
+    char *json = NULL, key[64];
+    must(tl_log_db_stats_json(log, &json), "database statistics");
+    snprintf(key, sizeof key, "{\"name\":\"%s\",", name);
+    const char *at = strstr(json, key), *bytes = at ? strstr(at, "\"bytes\":") : NULL;
+    if (!bytes) bench_die("database statistics: no \"%s\" database in %s", name, json);
+    uint64_t v = strtoull(bytes + strlen("\"bytes\":"), NULL, 10);
+    tl_free(json);
+    return v;
+}
+
 static uint64_t rng = 0x9e3779b97f4a7c15ull;
 static uint64_t rnd(void) { rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17; return rng; }
 static unsigned pick(unsigned n) { return (unsigned)(rnd() % n); }
@@ -312,6 +325,10 @@ int main(int argc, char **argv) {
     bench_report("queries.log.file_mib", (double)stats.file_bytes / 1048576.0, "MiB");
     /* the disk ratio's baseline, from this same log: its signed events alone (bytes and signatures) */
     bench_report("queries.log.signed_bytes_per_event", stats.events ? (double)stats.log_bytes / (double)stats.events : 0, "bytes");
+    /* the log alone on disk: the pages of its "log" database (records, their signatures and
+     * LMDB's page overhead), without the content, the domain state or any projection */
+    uint64_t log_db_bytes = db_bytes(log, "log");
+    bench_report("queries.log.log_db_bytes_per_event", stats.events ? (double)log_db_bytes / (double)stats.events : 0, "bytes");
 
     /*
      * First, queries in a fresh process: each page a query meets for the first time costs a
