@@ -10,6 +10,16 @@ import json, sys
 # The limits and peers, as an operator reads them.
 BASELINES = {
     "threadlog.apply.sign_1t": "ed25519 sign, 1 thread (bursts beside each run)",
+    "limits.ed25519_sign.1t": "ed25519 sign, 1 thread",
+    "limits.ed25519_sign.2t": "ed25519 sign, 2 threads",
+    "limits.ed25519_verify.1t": "ed25519 verify, 1 thread",
+    "limits.ed25519_verify.2t": "ed25519 verify, 2 threads",
+    "limits.blake2b256": "BLAKE2b-256 of an event-sized record",
+    "limits.lmdb_append.batch1000.sync": "raw LMDB append, batches of 1,000, synced",
+    "limits.lmdb_scan": "LMDB scan of the records",
+    "limits.lmdb_commit.sync": "one synced LMDB commit (latency, p50)",
+    "raw_ed25519_verify_2t_before": "raw ed25519 verify, 2 threads, burst before each replay",
+    "raw_ed25519_verify_2t_after": "raw ed25519 verify, 2 threads, burst after each replay",
     "limits.lmdb_append.batch1.sync": "raw LMDB append, batch 1, synced",
     "limits.lmdb_append.batch1000.nosync": "raw LMDB append, batches of 1,000, unsynced",
     "limits.lmdb_scan_hash": "LMDB scan + BLAKE2b of each record",
@@ -17,6 +27,9 @@ BASELINES = {
     "sqlite.insert.concurrent.64t": "SQLite WAL FULL, 64 threads, a commit per row",
     "raw_ed25519_verify_1t": "raw ed25519 verify, 1 thread (bursts around each run)",
     "raw_ed25519_verify_2t": "raw ed25519 verify, 2 threads (bursts around each run)",
+    "sqlite.insert.batch1": "SQLite WAL FULL, a commit per row, 1 thread",
+    "sqlite.insert.batch1000": "SQLite WAL FULL, batches of 1,000 rows",
+    "sqlite.read_seq": "SQLite read back (rowid order)",
     "hypercore.append.batch1000": "Hypercore append, batches of 1,000",
     "hypercore.append.batch1": "Hypercore append of one record (unsynced)",
     "hypercore.read_seq": "Hypercore read back",
@@ -92,6 +105,19 @@ def main():
         else:
             unit = r.get("unit") or ""
         print(f"| {what} | {figure} | {spread} | {unit} | {lat} | {base} | {fmt(r.get('ratio'))} | {target} |")
+    figs = run.get("figures") or {}
+    own = [k for k in figs if k.startswith(("limits.", "sqlite.", "hypercore.", "raw_ed25519_"))]
+    if own:
+        print()
+        print("Every limit and peer measured in this run (median of the runs, lowest–highest):")
+        print()
+        print("| limit or peer | figure | spread (runs) | unit | p50 / p99 µs |")
+        print("|---|---|---|---|---|")
+        for k in own:
+            f = figs[k]
+            spread = f"{fmt(f.get('min'))}–{fmt(f.get('max'))} ({f['runs']})" if f.get("runs") and f.get("min") is not None else ""
+            lat = f"{fmt(f.get('p50_us'))} / {fmt(f.get('p99_us'))}" if f.get("p99_us") is not None else ""
+            print(f"| {BASELINES.get(k, k)} | {fmt(f.get('value'))} | {spread} | {f.get('unit') or ''} | {lat} |")
     t = run.get("timings_s")
     if t:
         print()
