@@ -216,8 +216,9 @@ int cli_usage(const cli_ctx *ctx, const char *fmt, ...) {
         printf("}\n");
         fflush(stdout);
     } else {
-        fprintf(stderr, "threadlog %s: %s (see threadlog %s --help)\n", ctx->command ? ctx->command : "", msg,
-                ctx->command ? ctx->command : "");
+        /* one line naming the code, as every other refusal (`threadlog CMD: CODE: message`) */
+        fprintf(stderr, "threadlog %s: invalid_input: %s (see threadlog %s --help)\n", ctx->command ? ctx->command : "",
+                msg, ctx->command ? ctx->command : "");
     }
     return CLI_FAILED; /* SPEC: a refused query (a malformed flag too) prints the error object and exits 1 */
 }

@@ -288,6 +288,16 @@ jcheck "$OUT" 'o["error"] == "invalid_input" and "two directories" in o["message
 (cd "$T" && "$TL" -d same init ./same/ > /dev/null) || fail "-d same init ./same/ was refused"
 [ -f "$T/same/data.mdb" ] || fail "-d same init ./same/ made no log"
 (cd "$T" && "$TL" -d abs init "$T/abs" > /dev/null) || fail "-d abs init \$T/abs was refused"
+# without --json, a malformed flag is a refusal like any other (DECISIONS, "CLI exit
+# statuses"): one line on stderr naming the code, `threadlog CMD: invalid_input: ...`, and
+# nothing on stdout
+for args in "log --limit abc" "log --bogus 1" "verify --threads 0" "stats extra" "replay --until-seq x"; do
+  # shellcheck disable=SC2086
+  status 1 "$TL" -d "$D" $args
+  [ -z "$OUT" ] || fail "$args: refusal printed on stdout: $OUT"
+  grep -q "^threadlog ${args%% *}: invalid_input: " "$T/stderr" || fail "$args: stderr does not name the code: $(cat "$T/stderr")"
+  [ "$(wc -l < "$T/stderr")" = 1 ] || fail "$args: more than one line on stderr: $(cat "$T/stderr")"
+done
 echo keep > "$T/taken"
 status 1 "$TL" -d "$D" --json export -o "$T/taken"
 jcheck "$OUT" 'o["error"] == "exists"'
