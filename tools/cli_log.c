@@ -47,6 +47,9 @@ static int cmd_init(cli_ctx *ctx) {
     if (!cli_flags_in_usage(ctx)) return CLI_FAILED;
     const char *dir = ctx->args.npos ? ctx->args.pos[0] : ctx->dir;
     if (!dir || !*dir) return cli_usage(ctx, "init needs a directory");
+    /* as for -d, a word starting with '-' is never taken for the directory: `init -h` asked for
+     * help, and made a log named "-h" (write ./-name for such a directory) */
+    if (ctx->args.npos && dir[0] == '-') return cli_usage(ctx, "\"%s\" is not a directory (write ./%s)", dir, dir);
     /* `-d A init B`: which one was meant? (THREADLOG_DIR is only a default: DIR overrides it)
      * The same directory however written (C, ./C, C/) is one. */
     if (ctx->args.npos && ctx->dir_given && !same_directory(ctx->dir, dir))

@@ -298,6 +298,13 @@ for args in "log --limit abc" "log --bogus 1" "verify --threads 0" "stats extra"
   grep -q "^threadlog ${args%% *}: invalid_input: " "$T/stderr" || fail "$args: stderr does not name the code: $(cat "$T/stderr")"
   [ "$(wc -l < "$T/stderr")" = 1 ] || fail "$args: more than one line on stderr: $(cat "$T/stderr")"
 done
+# init's DIR is never a word starting with '-' (as -d's): `init -h` made a log named "-h"
+for w in -h -x; do
+  status 1 env -C "$T" "$TL" --json init "$w"
+  jcheck "$OUT" 'o["error"] == "invalid_input"'
+  [ ! -e "$T/$w" ] || fail "init $w made a log named $w"
+done
+(cd "$T" && "$TL" init ./-dash > /dev/null) && [ -f "$T/-dash/data.mdb" ] || fail "init ./-dash was refused"
 echo keep > "$T/taken"
 status 1 "$TL" -d "$D" --json export -o "$T/taken"
 jcheck "$OUT" 'o["error"] == "exists"'
