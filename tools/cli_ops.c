@@ -191,6 +191,10 @@ static int cmd_replay(cli_ctx *ctx) {
     o.until_seq = until_seq;
     o.into_dir = cli_flag(ctx, "into");
     if (o.into_dir && !*o.into_dir) return cli_usage(ctx, "--into needs a directory");
+    /* as for -d, a word starting with '-' is never taken for the directory (`--into --verify`
+     * made a copy named "--verify"): write ./-name */
+    if (o.into_dir && o.into_dir[0] == '-')
+        return cli_usage(ctx, "--into needs a directory, not \"%s\" (write ./%s)", o.into_dir, o.into_dir);
     o.verify = cli_switch(ctx, "verify");
     o.threads = (unsigned)threads;
     bool preview = !o.into_dir && (o.until_seq || o.until_ts);
@@ -354,6 +358,8 @@ static int cmd_export(cli_ctx *ctx) {
     else return cli_usage(ctx, "--format is jsonl or csv, not \"%s\"", format);
     const char *path = cli_flag(ctx, "o");
     if (path && !*path) return cli_usage(ctx, "-o needs a file name");
+    /* nor for the file: `export -o --json` wrote the history to a file named "--json" */
+    if (path && path[0] == '-') return cli_usage(ctx, "-o needs a file name, not \"%s\" (write ./%s)", path, path);
     char why[512];
     struct stat st;
     /* an existing file is never overwritten: the operator named the wrong one (checked again,

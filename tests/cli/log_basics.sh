@@ -309,6 +309,10 @@ echo keep > "$T/taken"
 status 1 "$TL" -d "$D" --json export -o "$T/taken"
 jcheck "$OUT" 'o["error"] == "exists"'
 [ "$(cat "$T/taken")" = keep ] || fail "export overwrote a file"
+# -o never takes a word starting with '-' for the file: `export -o --json` wrote a file "--json"
+status 1 env -C "$T" "$TL" -d "$D" export -o --json
+jcheck "$OUT" 'o["error"] == "invalid_input"'
+[ ! -e "$T/--json" ] || fail "export -o --json wrote a file named --json"
 # a failed export leaves no file behind (the retry's -o would be refused as "exists")
 status 1 "$TL" -d "$D" --json export --project nope -o "$T/failed.jsonl"
 jcheck "$OUT" 'o["error"] == "not_found"'

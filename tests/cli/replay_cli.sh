@@ -158,6 +158,13 @@ for args in "--until-seq 0" "--until-seq -1" "--until-seq 3x" "--threads 0" "--t
   [ $rc -eq 1 ] && python3 -c 'import json,sys; o=json.loads(sys.argv[1]); assert o == {"ok": False, "error": "invalid_input", "message": o["message"]}' "$OUT" \
     || fail "replay $args: rc $rc $OUT"
 done
+# --into never takes a word starting with '-' for the directory, as -d does (write ./-name):
+# `--into --verify` (DIR forgotten) made a copy named "--verify"
+for w in --verify -x; do
+  OUT=$(env -C "$T" "$TL" -d "$D" --json replay --into "$w" 2> "$T/err"); rc=$?
+  [ $rc -eq 1 ] && python3 -c 'import json,sys; assert json.loads(sys.argv[1])["error"] == "invalid_input"' "$OUT" \
+    && [ ! -e "$T/$w" ] || fail "replay --into $w: rc $rc $OUT; $(ls -A "$T")"
+done
 "$TL" -d "$D" replay --into "$T/at-seq" 2> "$T/err"; rc=$?
 [ $rc -eq 1 ] && grep -q "exists" "$T/err" || fail "replay into a log: rc $rc $(cat "$T/err")"
 mkdir "$T/busy" && touch "$T/busy/file"
