@@ -76,13 +76,14 @@ static int cmd_init(cli_ctx *ctx) {
     return CLI_OK;
 }
 
-/* One event, as a JSON line or a human line, to out. */
-static int print_event(FILE *out, const tl_event_view *ev, const cli_ctx *ctx) {
+/* One event, as a JSON line or a human line, to out; an error code (why in detail) if it
+ * cannot be decoded. */
+static int print_event(FILE *out, const tl_event_view *ev, const cli_ctx *ctx, char *detail, size_t cap) {
     char *json = NULL;
     int rc = tl_event_json(ev, &json);
     if (rc) {
-        fprintf(stderr, "threadlog log: event %llu: %s\n", (unsigned long long)ev->seq, tl_errdetail());
-        return 1;
+        snprintf(detail, cap, "event %llu: %s", (unsigned long long)ev->seq, tl_errdetail());
+        return rc;
     }
     if (ctx->json) {
         fprintf(out, "%s\n", json);
@@ -108,12 +109,14 @@ typedef struct log_walk {
     unsigned long long left;
     bool limited;
     FILE *out;
+    int failed;       /* an event that could not be printed stops the walk: its code */
+    char detail[512]; /* and why */
 } log_walk;
 
 static int walk_event(const tl_event_view *ev, void *payload) {
     log_walk *w = payload;
     if (w->limited && w->left == 0) return 1;
-    if (print_event(w->out, ev, w->ctx)) return 1;
+    if ((w->failed = print_event(w->out, ev, w->ctx, w->detail, sizeof w->detail)) != 0) return 1;
     if (w->out == stdout) fflush(stdout); /* a follower's reader sees each event as it comes */
     if (w->limited) w->left--;
     return w->limited && w->left == 0; /* done: --follow stops now, not at the next event */
@@ -187,7 +190,7 @@ static int cmd_log(cli_ctx *ctx) {
     int rc = cli_open(ctx, &log, TL_OPEN_READONLY);
     if (rc) return rc;
     /* --limit 0 means no limit, as 0 means the default page in the queries */
-    log_walk w = {ctx, limit, limit > 0, stdout};
+    log_walk w = {ctx, limit, limit > 0, stdout, 0, ""};
     char detail[512] = "";
     if (cli_switch(ctx, "follow")) {
         signal(SIGINT, on_signal);
@@ -196,6 +199,10 @@ static int cmd_log(cli_ctx *ctx) {
         rc = tl_log_follow(log, from, 100, &follow_stop, walk_event, &w);
     } else {
         rc = print_to_end(log, from, &w, detail, sizeof detail);
+    }
+    if (!rc && w.failed) { /* the events before it are printed; the command still fails */
+        rc = w.failed;
+        snprintf(detail, sizeof detail, "%s", w.detail);
     }
     int out = rc ? cli_error(ctx, rc, detail[0] ? detail : tl_errdetail()) : CLI_OK;
     tl_log_close(log);
