@@ -1,8 +1,9 @@
 /*
  * log_fixture.h — helpers shared by the log's suites (test_log_open, test_log_format,
- * test_log_append, test_log_usage, test_log_map, test_log_keys, test_log_failures): paths in
- * a test's log directory, opening and removing its log, the head, a verify that must pass,
- * extension events appended in batches, copying a key or data file, one event read back. Each suite keeps the helpers only it uses as its own static functions.
+ * test_log_append, test_log_usage, test_log_map, test_log_exchange, test_log_rotation,
+ * test_log_failures): paths in a test's log directory, opening and removing its log, the
+ * head, a verify that must pass, extension events appended in batches, copying a key or data
+ * file, one event read back. Each suite keeps the helpers only it uses as its own static functions.
  * The tamper suites (tamper_fixture.h) use its be64 too.
  *
  * Each test makes its own log in a fresh temporary directory (tu_new_log). Whenever a test
