@@ -1,7 +1,7 @@
 /*
- * test_replay_edges.c — replay at its edges, on small hand-made logs (test_replay.c covers
- * replay on large seeded streams): logs ending anywhere around a chunk boundary; cuts at the
- * head, next to it and at an exact time; a verified cut checking the tail it removes; an
+ * test_replay_edges.c — replay at its edges, on small hand-made logs (test_replay_live.c,
+ * _copies.c, _processes.c and _damage.c cover replay on large seeded streams): logs ending
+ * anywhere around a chunk boundary; cuts at the head, next to it and at an exact time; a verified cut checking the tail it removes; an
  * extension's payload in that tail; the copy compacted; a copy that fails leaving nothing;
  * and damage replay must refuse and name as verify does (the tamper fixture's log): an
  * altered event, an equal time (accepted), a second genesis, the head naming another key, a
