@@ -327,3 +327,28 @@ void remove_all(tl_log *log, char *dir) {
     free(base);
     free(dir);
 }
+
+/* ================================================================ small logs by hand */
+
+void append_x(tl_log *log, int n) {
+    static const uint8_t payload[] = {0x81, 0xa1, 'n', 0x01}; /* {"n":1} */
+    for (int i = 0; i < n; i++) {
+        tl_draft d = {"x.tick", "@operator", NULL, payload, sizeof payload};
+        ck_assert_int_eq(tl_log_append(log, &d, 1, NULL), 0);
+    }
+}
+
+/* Run command lines through one batch; each must be accepted. */
+void run_ok(tl_log *log, const char *const *lines, int n) {
+    tl_batch *b;
+    ck_assert_int_eq(tl_batch_begin(log, &b), 0);
+    tl_cmd **cmds = calloc((size_t)n, sizeof *cmds);
+    for (int i = 0; i < n; i++) {
+        tl_result r;
+        ck_assert_msg(tl_cmd_parse(&cmds[i], lines[i], strlen(lines[i]), &r) == 0, "parse %s: %s", lines[i], r.message);
+        ck_assert_msg(tl_batch_exec(b, cmds[i], &r) == 0, "%s: %s", lines[i], r.message);
+    }
+    ck_assert_int_eq(tl_batch_commit(b), 0);
+    for (int i = 0; i < n; i++) tl_cmd_free(cmds[i]);
+    free(cmds);
+}

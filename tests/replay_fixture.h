@@ -1,9 +1,10 @@
 /*
  * replay_fixture.h — what the replay suites share (test_replay_live, test_replay_copies,
- * test_replay_processes, test_replay_damage): a seeded command stream, run through the public
- * command API (tl_cmd_parse, tl_batch_*) so that the live state is whatever the rules and
- * appliers made of it, refusals included; a state observed as every user would see it; and
- * copies made beside the log, in the temporary directory that holds it.
+ * test_replay_processes, test_replay_damage, and test_projections_digest): a seeded command
+ * stream, run through the public command API (tl_cmd_parse, tl_batch_*) so that the live
+ * state is whatever the rules and appliers made of it, refusals included; small logs made by
+ * hand; a state observed as every user would see it; and copies made beside the log, in the
+ * temporary directory that holds it.
  *
  * The stream is random but seeded: TL_TEST_SEED overrides the seed (test_seed), which the
  * tests print on failure. Its cast (run_setup): accounts a0..a2, members al bo cy di ed fe
@@ -53,6 +54,13 @@ void run_batch(tl_log *log, char lines[][512], int n);
 void run_stream(tl_log *log, gen *g, unsigned count);
 /** The cast: accounts and users, in a fixed order, in one batch. */
 void run_setup(tl_log *log);
+
+/* ---------------------------------------------------------------- small logs by hand */
+
+/** Append n extension events ("x.tick" by @operator, payload {"n":1}), one call each. */
+void append_x(tl_log *log, int n);
+/** Run command lines through one batch; each must be accepted. */
+void run_ok(tl_log *log, const char *const *lines, int n);
 
 /* ---------------------------------------------------------------- observing a state */
 

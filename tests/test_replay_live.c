@@ -4,6 +4,7 @@
  * erasures and a key rotation, in place and into a copy, with and without verification, on
  * one to three threads across many chunk boundaries; a replay that must grow the map to fit;
  * and a log whose projections an earlier threadlog built, refused until a replay rebuilds them.
+ * On small logs: every length around a chunk boundary replays to the live digest.
  *
  * The command stream and the observation of a state: replay_fixture.h.
  */
@@ -123,6 +124,40 @@ START_TEST(replay_grows_the_map) {
 }
 END_TEST
 
+/* ================================================================ chunks */
+
+/* Chunks of 16: logs of 15 to 34 events end with a full chunk, with one event alone in the
+ * last chunk (17, 33) and everything between. Every length replays, with and without
+ * verification, on one and two threads, every event applied and checked. */
+START_TEST(every_log_length_across_chunk_boundaries) {
+    char *dir;
+    tl_log *log = tu_new_log(&dir);
+    setenv("THREADLOG_TEST_REPLAY_CHUNK", "16", 1);
+    append_x(log, 13); /* 14 events */
+    for (uint64_t len = 15; len <= 34; len++) {
+        append_x(log, 1);
+        ck_assert_uint_eq(head_of(log), len);
+        char live[TL_PUBKEY_HEX_SIZE];
+        ck_assert_int_eq(tl_digest(log, live), 0);
+        for (int verify = 0; verify <= 1; verify++)
+            for (unsigned threads = 1; threads <= 2; threads++) {
+                tl_replay_options o = TL_REPLAY_OPTIONS_INIT;
+                o.verify = verify;
+                o.threads = threads;
+                tl_replay_report r;
+                int rc = tl_replay(log, &o, &r);
+                ck_assert_msg(rc == 0, "%llu events, verify %d, %u threads: %s", (unsigned long long)len, verify, threads,
+                              tl_errdetail());
+                ck_assert_uint_eq(r.events, len);
+                ck_assert_uint_eq(r.verify.events, verify ? len : 0);
+                ck_assert_str_eq(r.digest, live);
+            }
+    }
+    unsetenv("THREADLOG_TEST_REPLAY_CHUNK");
+    remove_all(log, dir);
+}
+END_TEST
+
 /* ================================================================ an earlier layout */
 
 /*
@@ -195,6 +230,10 @@ int main(void) {
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, replay_digest_equals_live);
     tcase_add_test(tc, replay_grows_the_map);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("chunks");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, every_log_length_across_chunk_boundaries);
     suite_add_tcase(s, tc);
     tc = tcase_create("layout");
     tcase_set_timeout(tc, 300);

@@ -1,0 +1,194 @@
+/*
+ * test_projections_digest.c — the projections' digest as a proof (SPEC §3): equal states give
+ * equal digests (test_replay_live), and here the other half: states that differ in one
+ * projection byte, key, entry, order or database give different digests.
+ *
+ * Small logs made by hand: replay_fixture.h. The projection databases are edited with raw
+ * LMDB writes on the open log's environment (log.h: the tl_log's internals).
+ */
+#include <lmdb.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "log.h"
+#include "replay_fixture.h"
+
+/* ================================================================ the digest */
+
+/* The digest must tell apart any two projection states (SPEC §3): the replay tests only show
+ * that equal states give equal digests, which a digest of nothing would also do. So the
+ * projection databases are edited here with raw LMDB writes on the open log's environment
+ * (each tl_digest reads in a transaction of its own, after them) and every edit must move the
+ * digest, and undoing it must bring the digest back. */
+static void proj_put(tl_log *log, MDB_dbi db, const void *k, size_t kn, const void *v, size_t vn) {
+    MDB_txn *t;
+    ck_assert_int_eq(mdb_txn_begin(log->env, NULL, 0, &t), 0);
+    MDB_val key = {kn, (void *)k}, val = {vn, (void *)v};
+    ck_assert_int_eq(mdb_put(t, db, &key, &val, 0), 0);
+    ck_assert_int_eq(mdb_txn_commit(t), 0);
+}
+
+static void proj_del(tl_log *log, MDB_dbi db, const void *k, size_t kn) {
+    MDB_txn *t;
+    ck_assert_int_eq(mdb_txn_begin(log->env, NULL, 0, &t), 0);
+    MDB_val key = {kn, (void *)k};
+    ck_assert_int_eq(mdb_del(t, db, &key, NULL), 0);
+    ck_assert_int_eq(mdb_txn_commit(t), 0);
+}
+
+static size_t proj_count(tl_log *log, MDB_dbi db) {
+    MDB_txn *t;
+    MDB_stat st;
+    ck_assert_int_eq(mdb_txn_begin(log->env, NULL, MDB_RDONLY, &t), 0);
+    ck_assert_int_eq(mdb_stat(t, db, &st), 0);
+    mdb_txn_abort(t);
+    return st.ms_entries;
+}
+
+/* The digest now: replay_fixture.h's digest_of, under the name these tests use. */
+static void digest_now(tl_log *log, char out[TL_PUBKEY_HEX_SIZE]) { digest_of(log, out); }
+
+/* The digest differs from `base` now (what: the edit), and `seen` (n digests) holds none of it. */
+static void expect_moved(tl_log *log, const char *base, char seen[][TL_PUBKEY_HEX_SIZE], int *n, const char *db,
+                         const char *what) {
+    char d[TL_PUBKEY_HEX_SIZE];
+    digest_now(log, d);
+    ck_assert_msg(strcmp(d, base) != 0, "%s: %s leaves the digest as it was", db, what);
+    for (int i = 0; i < *n; i++) ck_assert_msg(strcmp(d, seen[i]) != 0, "%s: %s gives an earlier edit's digest", db, what);
+    memcpy(seen[(*n)++], d, TL_PUBKEY_HEX_SIZE);
+}
+
+static void expect_back(tl_log *log, const char *base, const char *db, const char *what) {
+    char d[TL_PUBKEY_HEX_SIZE];
+    digest_now(log, d);
+    ck_assert_msg(strcmp(d, base) == 0, "%s: undoing %s does not give the digest back", db, what);
+}
+
+/* Every database of every projection, at its first entry, its second and its last: one value
+ * byte (the last), a key with its value, two values swapped between keys, a byte moved from a
+ * value to its key, an entry removed. Three probe entries are added to each database first
+ * (keys 00 'd' 00, 00 'd' 01 before any projection key, ff 'd' 02 after them), so that each
+ * database, empty or not, has a known first, second and last entry. */
+START_TEST(the_digest_sees_every_projection_byte) {
+    char *dir;
+    tl_log *log = tu_new_log(&dir);
+    const char *setup[] = {
+        "{\"op\":\"account.create\",\"id\":\"a0\",\"name\":\"A\"}",
+        "{\"op\":\"user.create\",\"id\":\"al\",\"role\":\"member\",\"account\":\"a0\",\"name\":\"Al\"}",
+        "{\"op\":\"project.create\",\"as\":\"al\",\"id\":\"p0\",\"account\":\"a0\",\"type\":\"video\",\"title\":\"V\"}",
+        "{\"op\":\"note.add\",\"as\":\"al\",\"id\":\"n0\",\"project\":\"p0\",\"body\":\"note 0\"}",
+    };
+    run_ok(log, setup, 4);
+    static const uint8_t k0[] = {0x00, 'd', 0}, k1[] = {0x00, 'd', 1}, k2[] = {0xff, 'd', 2}, k3[] = {0xff, 'd', 3};
+    static const uint8_t v0[] = "probe value 0", v1[] = "probe value 1", v2[] = "probe value 2";
+    int ndb = 0;
+    for (unsigned a = 0; a < log->napplier; a++) {
+        const tl_applier *ap = &log->appliers[a];
+        if (!ap->in_digest) continue;
+        for (unsigned i = 0; i < ap->ndbs; i++, ndb++) {
+            MDB_dbi db = ap->dbs[i];
+            const char *name = ap->db_names[i];
+            char before[TL_PUBKEY_HEX_SIZE], base[TL_PUBKEY_HEX_SIZE], seen[16][TL_PUBKEY_HEX_SIZE];
+            int n = 0;
+            digest_now(log, before);
+            memcpy(seen[n++], before, TL_PUBKEY_HEX_SIZE);
+            proj_put(log, db, k0, sizeof k0, v0, sizeof v0);
+            proj_put(log, db, k1, sizeof k1, v1, sizeof v1);
+            proj_put(log, db, k2, sizeof k2, v2, sizeof v2);
+            digest_now(log, base);
+            ck_assert_msg(strcmp(base, before) != 0, "%s: three more entries leave the digest as it was", name);
+
+            const uint8_t *ks[3] = {k0, k1, k2}, *vs[3] = {v0, v1, v2};
+            static const char *const which[3] = {"the first entry's", "the second entry's", "the last entry's"};
+            for (int e = 0; e < 3; e++) { /* the last byte of one value */
+                uint8_t v[sizeof v0];
+                memcpy(v, vs[e], sizeof v);
+                v[sizeof v - 1] ^= 0x01;
+                char what[64];
+                snprintf(what, sizeof what, "%s last value byte", which[e]);
+                proj_put(log, db, ks[e], 3, v, sizeof v);
+                expect_moved(log, base, seen, &n, name, what);
+                proj_put(log, db, ks[e], 3, vs[e], sizeof v);
+                expect_back(log, base, name, what);
+            }
+            /* the last entry under another key, the same value */
+            proj_del(log, db, k2, sizeof k2);
+            proj_put(log, db, k3, sizeof k3, v2, sizeof v2);
+            expect_moved(log, base, seen, &n, name, "a key changed");
+            proj_del(log, db, k3, sizeof k3);
+            proj_put(log, db, k2, sizeof k2, v2, sizeof v2);
+            expect_back(log, base, name, "a key changed");
+            /* the first two values swapped: the same entries' bytes, in another order */
+            proj_put(log, db, k0, sizeof k0, v1, sizeof v1);
+            proj_put(log, db, k1, sizeof k1, v0, sizeof v0);
+            expect_moved(log, base, seen, &n, name, "two values swapped");
+            proj_put(log, db, k0, sizeof k0, v0, sizeof v0);
+            proj_put(log, db, k1, sizeof k1, v1, sizeof v1);
+            expect_back(log, base, name, "two values swapped");
+            /* the value's first byte moved to the end of its key: the same bytes, split otherwise */
+            uint8_t kk[4] = {k2[0], k2[1], k2[2], v2[0]};
+            proj_del(log, db, k2, sizeof k2);
+            proj_put(log, db, kk, sizeof kk, v2 + 1, sizeof v2 - 1);
+            expect_moved(log, base, seen, &n, name, "a byte moved from a value to its key");
+            proj_del(log, db, kk, sizeof kk);
+            proj_put(log, db, k2, sizeof k2, v2, sizeof v2);
+            expect_back(log, base, name, "a byte moved from a value to its key");
+            /* an entry fewer */
+            proj_del(log, db, k1, sizeof k1);
+            expect_moved(log, base, seen, &n, name, "the second entry removed");
+            proj_put(log, db, k1, sizeof k1, v1, sizeof v1);
+            expect_back(log, base, name, "the second entry removed");
+
+            proj_del(log, db, k0, sizeof k0);
+            proj_del(log, db, k1, sizeof k1);
+            proj_del(log, db, k2, sizeof k2);
+            expect_back(log, before, name, "the probes");
+        }
+    }
+    ck_assert_int_ge(ndb, 7); /* the state and the six projections */
+    remove_all(log, dir);
+}
+END_TEST
+
+/* The same entry in one projection database or in the next is another state: the digest
+ * hashes each database's name. On a log of one event most projection databases are empty;
+ * every two neighbours that both are take the entry in turn. */
+START_TEST(the_digest_sees_which_database_holds_an_entry) {
+    char *dir;
+    tl_log *log = tu_new_log(&dir);
+    MDB_dbi dbs[64];
+    const char *names[64];
+    int ndb = 0;
+    for (unsigned a = 0; a < log->napplier; a++)
+        for (unsigned i = 0; log->appliers[a].in_digest && i < log->appliers[a].ndbs && ndb < 64; i++) {
+            dbs[ndb] = log->appliers[a].dbs[i];
+            names[ndb++] = log->appliers[a].db_names[i];
+        }
+    static const uint8_t k[] = {0x7f, 'd'}, v[] = "probe";
+    int pairs = 0;
+    for (int i = 0; i + 1 < ndb; i++) {
+        if (proj_count(log, dbs[i]) || proj_count(log, dbs[i + 1])) continue;
+        char in_first[TL_PUBKEY_HEX_SIZE], in_second[TL_PUBKEY_HEX_SIZE];
+        proj_put(log, dbs[i], k, sizeof k, v, sizeof v);
+        digest_now(log, in_first);
+        proj_del(log, dbs[i], k, sizeof k);
+        proj_put(log, dbs[i + 1], k, sizeof k, v, sizeof v);
+        digest_now(log, in_second);
+        proj_del(log, dbs[i + 1], k, sizeof k);
+        ck_assert_msg(strcmp(in_first, in_second) != 0, "an entry in %s or in %s gives one digest", names[i], names[i + 1]);
+        pairs++;
+    }
+    ck_assert_int_gt(pairs, 0);
+    remove_all(log, dir);
+}
+END_TEST
+
+int main(void) {
+    Suite *s = suite_create("projections_digest");
+    TCase *tc = tcase_create("digest");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, the_digest_sees_every_projection_byte);
+    tcase_add_test(tc, the_digest_sees_which_database_holds_an_entry);
+    suite_add_tcase(s, tc);
+    return tu_main(s);
+}
