@@ -21,7 +21,8 @@
  * canonical JSON (keys sorted, nulls dropped), keyed with the salt of the content it created
  * when there is one — so once that content is erased, the fingerprint reveals nothing.
  *
- * Choices where the spec is silent (each pinned by a row of tests/test_rules.c):
+ * Choices where the spec is silent (pinned by tests/test_rules_table.c's rows, retries after
+ * erasure and generated ids by tests/test_rules_ids.c):
  *  - a retry of a command whose content was erased since cannot be recognised: `exists`;
  *  - a retry is "equal as parsed JSON, null = absent" for unknown fields too, so a retry
  *    carrying an extra `"x":null` is still the duplicate (retries come before the shape);

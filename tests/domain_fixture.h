@@ -1,8 +1,9 @@
 /*
- * domain_fixture.h — the scenario shared by the domain suites (test_rules, test_authz,
- * test_malformed): a fresh log (small attachment limit, so too_large is cheap to reach), a
- * common cast of accounts, users, projects, channels and messages built with real
- * commands in one batch, and a tiny template language for command lines:
+ * domain_fixture.h — the scenario shared by the domain suites (test_rules_* through
+ * rules_fixture.h, test_authz, test_malformed): a fresh log (small attachment limit, so
+ * too_large is cheap to reach), a common cast of accounts, users, projects, channels and
+ * messages built with real commands in one batch, and a tiny template language for command
+ * lines:
  *
  *   @SEQ(label)   the sequence number of the scenario command labelled `label`
  *   @X(n)         n bytes of 'x'              @E(n)   n times 'é' (2n bytes of UTF-8)

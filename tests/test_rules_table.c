@@ -1,5 +1,5 @@
 /*
- * test_rules.c — every rule of SPEC §1 and every "Settled details" rule that a single
+ * test_rules_table.c — every rule of SPEC §1 and every "Settled details" rule that a single
  * command can break, as a table: one row per rule (and per variant worth telling apart),
  * each run on a fresh copy of the common scenario (domain_fixture.h) as one JSON line.
  *
@@ -9,16 +9,17 @@
  * The result's JSON line is checked against the spec's shapes too.
  *
  * Then: all the refusals at once in one batch (group commit must not change any answer,
- * and the log must not grow), retries after erasure, and the builder path.
+ * and the log must not grow). The rules' other suites: test_rules_ids (retries, erasure by
+ * id, generated ids), test_rules_api (the builder, declared sizes, another jansson
+ * allocator, concurrent callers), test_rules_events (support conversations, payloads).
  *
- * Rows are written with ' for " (no row needs an apostrophe); see fx_expand for @SEQ(...)
+ * Rows are written with ' for " (rules_fixture.h's dq); see fx_expand for @SEQ(...)
  * and friends. Versions in the scenario: alice (member) sees o-1 at @SEQ(n-1), sam (staff)
  * at @SEQ(m-8) — the later note is invisible to staff —, zoe (its ambassador) at @SEQ(am-2).
  */
 #include <jansson.h>
-#include <pthread.h>
 
-#include "domain_fixture.h"
+#include "rules_fixture.h"
 
 enum row_kind { R_ERR, R_OK, R_NOOP, R_DUP };
 
@@ -39,14 +40,6 @@ typedef struct row {
 #define EX TL_EEXISTS
 #define FB TL_EFORBIDDEN
 #define IV TL_EINVALID
-
-/* Shorthands for the most common shapes. */
-#define SEND_CHAT(as, extra) "{'op':'message.send','as':'" as "','project':'o-1','channel':'chat','topic':'t-1','body':'hi'" extra "}"
-#define NOTE(as, extra) "{'op':'note.add','as':'" as "','project':'o-1','body':'hi'" extra "}"
-#define ON_MSG(op, as, msg, extra) "{'op':'message." op "','as':'" as "','message':'" msg "'" extra "}"
-#define NEWP(as, extra) "{'op':'project.create','as':'" as "','id':'p-new','account':'acme','type':'order','title':'New'" extra "}"
-#define UPLOAD(as, where, extra) "{'op':'attachment.upload','as':'" as "'," where ",'name':'x.bin','data':'YQ=='" extra "}"
-#define ATT4 ",'attachments':['a-1','a-5','a-6','a-7']"
 
 static const row rows[] = {
     /* ---------------------------------------------------------- not_found */
@@ -355,14 +348,6 @@ static const row rows[] = {
 
 #define NROWS (sizeof rows / sizeof rows[0])
 
-/* ' -> " (the rows' quoting) */
-static char *dq(const char *s) {
-    char *o = strdup(s);
-    for (char *p = o; *p; p++)
-        if (*p == '\'') *p = '"';
-    return o;
-}
-
 /* The result line must have the spec's shape for this outcome. */
 static void check_json(const row *r, const tl_result *res, uint64_t dup_seq) {
     char *text;
@@ -473,430 +458,8 @@ START_TEST(refusals_in_one_batch) {
 }
 END_TEST
 
-/* Once a message's body is erased, a retry cannot be recognised (the fingerprint is keyed
- * with the erased salt): the same id is then `exists`, and nothing is appended. */
-START_TEST(retry_after_erasure) {
-    fx f;
-    fx_scenario(&f);
-    tl_result res;
-    ck_assert_int_eq(tl_erase(f.log, "n-1", "GDPR request", &res), 0);
-    uint64_t before = fx_events(&f);
-    char *cmd = dq("{'op':'note.add','as':'bob','id':'n-1','project':'o-1','body':'Check stock'}");
-    ck_assert_int_eq(fx_cmd(&f, cmd, &res), TL_EEXISTS);
-    ck_assert_uint_eq(fx_events(&f), before);
-    free(cmd);
-    /* erasing twice is a no-op */
-    ck_assert_int_eq(tl_erase(f.log, "n-1", "again", &res), 0);
-    ck_assert(res.noop);
-    ck_assert_uint_eq(fx_events(&f), before);
-    ck_assert_int_eq(tl_erase(f.log, "nope", "x", &res), TL_ENOTFOUND);
-    ck_assert_int_eq(tl_erase(f.log, "bad id", "x", &res), TL_EINVALID);
-    ck_assert_int_eq(tl_erase(f.log, "m-2", "", &res), TL_EINVALID);
-    ck_assert_uint_eq(fx_events(&f), before);
-    fx_close(&f);
-}
-END_TEST
-
-/* A topic.create that names only its first message's id (the topic's id generated) is
- * retried by that id: the original result, both ids, nothing appended; other content is
- * `exists`. */
-START_TEST(topic_retry_by_message_id) {
-    fx f;
-    fx_scenario(&f);
-    tl_result first, res;
-    char *cmd = dq("{'op':'topic.create','as':'alice','project':'o-1','title':'T','body':'b','message_id':'m-55'}");
-    ck_assert_int_eq(fx_cmd(&f, cmd, &first), 0);
-    ck_assert(!first.duplicate);
-    uint64_t before = fx_events(&f);
-    ck_assert_int_eq(fx_cmd(&f, cmd, &res), 0);
-    ck_assert_msg(res.duplicate, "a retry by message_id was not answered as a duplicate (%s)", res.message);
-    ck_assert_uint_eq(res.seq, first.seq);
-    ck_assert_str_eq(res.id, first.id);
-    ck_assert_str_eq(res.message_id, "m-55");
-    ck_assert_uint_eq(fx_events(&f), before);
-    free(cmd);
-    cmd = dq("{'op':'topic.create','as':'alice','project':'o-1','title':'T','body':'other','message_id':'m-55'}");
-    ck_assert_int_eq(fx_cmd(&f, cmd, &res), TL_EEXISTS);
-    free(cmd);
-    /* m-2 is a message of topic t-1 but not its first one: not a retry of t-1 */
-    cmd = dq("{'op':'topic.create','as':'alice','project':'o-1','title':'Shipping','body':'When?','message_id':'m-2'}");
-    ck_assert_int_eq(fx_cmd(&f, cmd, &res), TL_EEXISTS);
-    free(cmd);
-    ck_assert_uint_eq(fx_events(&f), before);
-    fx_close(&f);
-}
-END_TEST
-
-/* A message and an attachment may share an id (ids are unique per kind): erasing by that id
- * alone is refused as ambiguous, and naming the kind erases the one named. */
-START_TEST(erase_shared_id) {
-    fx f;
-    fx_scenario(&f);
-    tl_result res;
-    char *cmd = dq("{'op':'attachment.upload','as':'alice','id':'dup','project':'o-1','name':'d.txt','data':'ZGF0YQ=='}");
-    ck_assert_int_eq(fx_cmd(&f, cmd, &res), 0);
-    free(cmd);
-    cmd = dq("{'op':'note.add','as':'alice','id':'dup','project':'o-1','body':'a note'}");
-    ck_assert_int_eq(fx_cmd(&f, cmd, &res), 0);
-    free(cmd);
-    uint64_t before = fx_events(&f);
-    ck_assert_int_eq(tl_erase(f.log, "dup", "request", &res), TL_EINVALID);
-    ck_assert_int_eq(tl_erase_kind(f.log, "video", "dup", "request", &res), TL_EINVALID);
-    ck_assert_int_eq(tl_erase_kind(f.log, "message", "a-1", "request", &res), TL_ENOTFOUND);
-    ck_assert_uint_eq(fx_events(&f), before);
-    ck_assert_int_eq(tl_erase_kind(f.log, "attachment", "dup", "request", &res), 0);
-    ck_assert(!res.noop);
-    ck_assert_uint_eq(fx_events(&f), before + 1);
-    uint8_t *bytes;
-    size_t len;
-    ck_assert_int_ne(tl_attachment_get(f.log, "dup", "alice", &bytes, &len, NULL, NULL), 0);
-    ck_assert_int_eq(tl_erase_kind(f.log, "attachment", "dup", "again", &res), 0);
-    ck_assert(res.noop);
-    ck_assert_int_eq(tl_erase_kind(f.log, "message", "dup", "request", &res), 0);
-    ck_assert(!res.noop);
-    ck_assert_uint_eq(fx_events(&f), before + 2);
-    tl_verify_report vr;
-    ck_assert_msg(tl_log_verify(f.log, NULL, &vr) == 0, "%s", vr.reason);
-    fx_close(&f);
-}
-END_TEST
-
-/* An embedding program may give jansson its own allocator: what the library hands out is
- * still freed with tl_free (the result line, and the fingerprint it computes inside). */
-static void *offset_malloc(size_t n) {
-    char *p = malloc(n + 16);
-    return p ? p + 16 : NULL;
-}
-static void offset_free(void *p) {
-    if (p) free((char *)p - 16);
-}
-
-START_TEST(own_jansson_allocator) {
-    fx f;
-    fx_scenario(&f);
-    json_set_alloc_funcs(offset_malloc, offset_free);
-    tl_result res;
-    char *cmd = dq("{'op':'note.add','as':'alice','project':'o-1','body':'with another allocator'}");
-    ck_assert_int_eq(fx_cmd(&f, cmd, &res), 0);
-    ck_assert_int_eq(fx_cmd(&f, cmd, &res), 0); /* no id: a second note, not a retry */
-    free(cmd);
-    char *line = NULL;
-    ck_assert_int_eq(tl_result_json(&res, &line), 0);
-    ck_assert_msg(strstr(line, "\"ok\":true") != NULL, "%s", line);
-    tl_free(line);
-    fx_close(&f);
-    json_set_alloc_funcs(malloc, free);
-}
-END_TEST
-
-/* The builder meets the same rules as JSON lines. */
-START_TEST(builder_path) {
-    fx f;
-    fx_scenario(&f);
-    uint64_t before = fx_events(&f);
-    tl_cmd *c;
-    tl_result res;
-    /* invalid UTF-8 cannot even be set */
-    ck_assert_int_eq(tl_cmd_new(&c, "note.add"), 0);
-    ck_assert_int_eq(tl_cmd_set_str(c, "body", "a\xff"), TL_EINVALID);
-    ck_assert_int_eq(tl_cmd_set_str(c, "bo\xff" "dy", "a"), TL_EINVALID);
-    ck_assert_int_eq(tl_cmd_set_int(c, "\xc0", 1), TL_EINVALID);
-    ck_assert_int_eq(tl_cmd_add_str(c, "attachments", "\xff"), TL_EINVALID);
-    tl_cmd_free(c);
-    /* an unknown op, a missing field, a bad id, an int where a string belongs */
-    ck_assert_int_eq(tl_cmd_new(&c, "message.edit"), 0);
-    ck_assert_int_eq(tl_cmd_exec(f.log, c, &res), TL_EINVALID);
-    tl_cmd_free(c);
-    ck_assert_int_eq(tl_cmd_new(&c, "note.add"), 0);
-    tl_cmd_set_str(c, "as", "alice");
-    tl_cmd_set_str(c, "project", "o-1");
-    ck_assert_int_eq(tl_cmd_exec(f.log, c, &res), TL_EINVALID); /* no body */
-    tl_cmd_set_int(c, "body", 5);
-    ck_assert_int_eq(tl_cmd_exec(f.log, c, &res), TL_EINVALID);
-    tl_cmd_set_str(c, "body", "hello");
-    tl_cmd_set_str(c, "id", "not an id");
-    ck_assert_int_eq(tl_cmd_exec(f.log, c, &res), TL_EINVALID);
-    tl_cmd_set_str(c, "id", NULL); /* null = absent */
-    for (int i = 0; i < 4; i++) tl_cmd_add_str(c, "attachments", (const char *[]){"a-1", "a-5", "a-6", "a-7"}[i]);
-    ck_assert_int_eq(tl_cmd_exec(f.log, c, &res), TL_ETOOMANY);
-    ck_assert_uint_eq(fx_events(&f), before);
-    tl_cmd_free(c);
-    /* and a good one, with raw data */
-    ck_assert_int_eq(tl_cmd_new(&c, "attachment.upload"), 0);
-    tl_cmd_set_str(c, "as", "alice");
-    tl_cmd_set_str(c, "project", "o-1");
-    tl_cmd_set_str(c, "name", "raw.bin");
-    ck_assert_int_eq(tl_cmd_set_data(c, "\0\1\2", 3), 0);
-    ck_assert_int_eq(tl_cmd_exec(f.log, c, &res), 0);
-    ck_assert_uint_eq(res.seq, before + 1);
-    uint8_t *bytes;
-    size_t len;
-    char *mime;
-    ck_assert_int_eq(tl_attachment_get(f.log, res.id, "alice", &bytes, &len, NULL, &mime), 0);
-    ck_assert_uint_eq(len, 3);
-    ck_assert(memcmp(bytes, "\0\1\2", 3) == 0);
-    ck_assert_str_eq(mime, "application/octet-stream");
-    tl_free(bytes);
-    tl_free(mime);
-    tl_cmd_free(c);
-    fx_close(&f);
-}
-END_TEST
-
-/* Generated ids: absent ids are chosen by the engine, unique, and reported. */
-START_TEST(generated_ids) {
-    fx f;
-    fx_scenario(&f);
-    tl_result r1, r2, r3;
-    char *a = dq("{'op':'topic.create','as':'alice','project':'o-1','title':'T','body':'x'}");
-    char *b = dq(NOTE("alice", ""));
-    ck_assert_int_eq(fx_cmd(&f, a, &r1), 0);
-    ck_assert_int_eq(fx_cmd(&f, b, &r2), 0);
-    ck_assert_int_eq(fx_cmd(&f, b, &r3), 0);
-    ck_assert(r1.id[0] && r1.message_id[0] && r2.id[0] && r3.id[0]);
-    ck_assert_str_ne(r2.id, r3.id);
-    ck_assert_str_ne(r1.message_id, r2.id);
-    free(a);
-    free(b);
-    fx_close(&f);
-}
-END_TEST
-
-/* An attachment uploaded to one account's support conversation cannot go on another
- * account's: staff may write in both, so only the account tells them apart. */
-START_TEST(support_attachment_of_another_account) {
-    fx f;
-    fx_scenario(&f);
-    tl_result res;
-    char *up = dq(UPLOAD("sam", "'account':'beta','id':'a-sb'", ""));
-    ck_assert_int_eq(fx_cmd(&f, up, &res), 0);
-    free(up);
-    uint64_t before = fx_events(&f);
-    char *cmd = dq("{'op':'message.send','as':'sam','account':'acme','channel':'support','body':'x','attachments':['a-sb']}");
-    ck_assert_msg(fx_cmd(&f, cmd, &res) == TL_EINVALID, "beta's attachment on acme's support: %s (%s)",
-                  tl_strerror(res.code), res.message);
-    free(cmd);
-    cmd = dq("{'op':'message.reply','as':'sam','message':'s-1','body':'x','attachments':['a-sb']}");
-    ck_assert_msg(fx_cmd(&f, cmd, &res) == TL_EINVALID, "beta's attachment on a reply in acme's support: %s (%s)",
-                  tl_strerror(res.code), res.message);
-    free(cmd);
-    ck_assert_uint_eq(fx_events(&f), before);
-    cmd = dq("{'op':'message.send','as':'sam','account':'beta','channel':'support','body':'x','attachments':['a-sb']}");
-    ck_assert_int_eq(fx_cmd(&f, cmd, &res), 0);
-    free(cmd);
-    fx_close(&f);
-}
-END_TEST
-
-/* "The same id with different content is exists", however the contents differ: no two of
- * a thousand different names for account acme are taken for the original (account.create
- * has no content salt, so this is the same every run). */
-START_TEST(retry_needs_the_whole_fingerprint) {
-    fx f;
-    fx_scenario(&f);
-    uint64_t before = fx_events(&f);
-    for (int i = 0; i < 1000; i++) {
-        char line[128];
-        snprintf(line, sizeof line, "{\"op\":\"account.create\",\"id\":\"acme\",\"name\":\"Acme %d\"}", i);
-        tl_result res;
-        int rc = fx_cmd(&f, line, &res);
-        ck_assert_msg(rc == TL_EEXISTS && !res.duplicate, "%s: want exists, got %s%s", line, tl_strerror(rc),
-                      res.duplicate ? " (a duplicate)" : "");
-    }
-    ck_assert_uint_eq(fx_events(&f), before);
-    fx_close(&f);
-}
-END_TEST
-
-/* tl_cmd_set_data_size (an upload declared by its size alone): too_large only when the
- * size is over the log's limit; at the limit it is within it, so the missing bytes are
- * invalid_input (threadlog.h). Never accepted either way. */
-START_TEST(data_size_at_the_limit) {
-    fx f;
-    fx_scenario(&f);
-    uint64_t before = fx_events(&f);
-    for (uint64_t size = FX_MAX_ATTACHMENT - 1; size <= FX_MAX_ATTACHMENT + 1; size++) {
-        tl_cmd *c;
-        tl_result res;
-        ck_assert_int_eq(tl_cmd_new(&c, "attachment.upload"), 0);
-        tl_cmd_set_str(c, "as", "alice");
-        tl_cmd_set_str(c, "project", "o-1");
-        tl_cmd_set_str(c, "name", "big.bin");
-        ck_assert_int_eq(tl_cmd_set_data_size(c, size), 0);
-        int want = size > FX_MAX_ATTACHMENT ? TL_ETOOLARGE : TL_EINVALID;
-        int rc = tl_cmd_exec(f.log, c, &res);
-        ck_assert_msg(rc == want, "%llu bytes declared (limit %d): want %s, got %s (%s)", (unsigned long long)size,
-                      FX_MAX_ATTACHMENT, tl_strerror(want), tl_strerror(rc), res.message);
-        tl_cmd_free(c);
-    }
-    ck_assert_uint_eq(fx_events(&f), before);
-    fx_close(&f);
-}
-END_TEST
-
-/* Collects the seqs of an export's event lines. */
-typedef struct seqs {
-    uint64_t v[256];
-    size_t n;
-} seqs;
-
-static int collect_seq(const char *line, size_t len, void *payload) {
-    seqs *s = payload;
-    json_t *o = json_loadb(line, len, 0, NULL);
-    json_t *seq = json_object_get(o, "seq");
-    if (json_is_integer(seq) && s->n < sizeof s->v / sizeof s->v[0]) s->v[s->n++] = (uint64_t)json_integer_value(seq);
-    json_decref(o);
-    return 0;
-}
-
-static bool has_seq(const seqs *s, uint64_t seq) {
-    for (size_t i = 0; i < s->n; i++)
-        if (s->v[i] == seq) return true;
-    return false;
-}
-
-/* What users do to a support message (no project) is an event of the account's support
- * conversation: it names the account, so the account's export holds it, and another
- * account's does not. */
-START_TEST(support_message_events_name_their_account) {
-    fx f;
-    fx_scenario(&f);
-    static const char *const cmds[] = {
-        "{'op':'message.read','as':'sam','message':'s-1'}",
-        "{'op':'message.pin','as':'sam','message':'s-1'}",
-        "{'op':'message.unpin','as':'bob','message':'s-1'}",
-        "{'op':'message.unread','as':'sam','message':'s-1'}",
-        "{'op':'message.delete','as':'alice','message':'s-1'}",
-    };
-    uint64_t seq[5];
-    for (int i = 0; i < 5; i++) {
-        char *cmd = dq(cmds[i]);
-        seq[i] = fx_ok(&f, cmd);
-        free(cmd);
-    }
-    tl_export_options xo = TL_EXPORT_OPTIONS_INIT;
-    xo.account = "acme";
-    seqs acme = {.n = 0}, beta = {.n = 0};
-    ck_assert_int_eq(tl_export(f.log, &xo, collect_seq, &acme), 0);
-    xo.account = "beta";
-    ck_assert_int_eq(tl_export(f.log, &xo, collect_seq, &beta), 0);
-    ck_assert(has_seq(&acme, fx_seq(&f, "s-1")));
-    for (int i = 0; i < 5; i++) {
-        ck_assert_msg(has_seq(&acme, seq[i]), "acme's export lacks %s (seq %llu)", cmds[i], (unsigned long long)seq[i]);
-        ck_assert_msg(!has_seq(&beta, seq[i]), "beta's export holds %s", cmds[i]);
-    }
-    fx_close(&f);
-}
-END_TEST
-
-/* The payload of the event at seq, as `log --json` shows it (json_decref). */
-static json_t *event_payload(fx *f, uint64_t seq) {
-    tl_iter *it;
-    tl_event_view ev;
-    ck_assert_int_eq(tl_iter_open(f->log, seq, &it), 0);
-    ck_assert_int_eq(tl_iter_next(it, &ev), 0);
-    char *line;
-    ck_assert_int_eq(tl_event_json(&ev, &line), 0);
-    tl_iter_close(it);
-    json_t *o = json_loads(line, 0, NULL);
-    tl_free(line);
-    ck_assert_ptr_nonnull(o);
-    json_t *p = json_incref(json_object_get(o, "payload"));
-    json_decref(o);
-    ck_assert_ptr_nonnull(p);
-    return p;
-}
-
-/* docs/FORMAT.md's payloads: a reply names its parent's channel and topic (replies stay in
- * their parent's channel and topic); a note names no channel (note.added is the notes). */
-START_TEST(message_payloads_as_documented) {
-    fx f;
-    fx_scenario(&f);
-    json_t *p = event_payload(&f, fx_seq(&f, "m-3")); /* alice's reply to m-2, in t-1 */
-    ck_assert_str_eq(json_string_value(json_object_get(p, "parent")), "m-2");
-    ck_assert_str_eq(json_string_value(json_object_get(p, "channel")), "chat");
-    ck_assert_msg(json_is_string(json_object_get(p, "topic")), "a reply in a chat topic names no topic");
-    ck_assert_str_eq(json_string_value(json_object_get(p, "topic")), "t-1");
-    json_decref(p);
-    p = event_payload(&f, fx_seq(&f, "n-1"));
-    ck_assert_str_eq(json_string_value(json_object_get(p, "id")), "n-1");
-    ck_assert_msg(!json_object_get(p, "channel") && !json_object_get(p, "topic"), "note.added names a channel or topic");
-    json_decref(p);
-    fx_close(&f);
-}
-END_TEST
-
-static void template_up(void) { fx_template(NULL, 0); }
-
-/* Concurrent callers of tl_cmd_exec share commits (group commit): every command is decided
- * once, each caller gets its own answer, and the log holds exactly the accepted ones. */
-typedef struct worker {
-    fx *f;
-    int id;
-    uint64_t seqs[50];
-    int failures;
-} worker;
-
-static void *work(void *arg) {
-    worker *w = arg;
-    for (int i = 0; i < 50; i++) {
-        char line[256];
-        tl_result res;
-        /* every 10th is refused (an unknown topic); reads of one message race between workers */
-        if (i % 10 == 9)
-            snprintf(line, sizeof line, "{\"op\":\"message.send\",\"as\":\"alice\",\"project\":\"o-1\",\"channel\":\"chat\",\"topic\":\"nope\",\"body\":\"x\"}");
-        else
-            snprintf(line, sizeof line, "{\"op\":\"message.send\",\"as\":\"%s\",\"id\":\"w%d-%d\",\"project\":\"o-1\",\"channel\":\"chat\",\"topic\":\"t-1\",\"body\":\"n%d\"}",
-                     w->id % 2 ? "sam" : "bob", w->id, i, i);
-        tl_cmd *cmd;
-        if (tl_cmd_parse(&cmd, line, strlen(line), &res) != 0) { w->failures++; continue; }
-        int rc = tl_cmd_exec(w->f->log, cmd, &res);
-        tl_cmd_free(cmd);
-        if (i % 10 == 9) {
-            if (rc != TL_ENOTFOUND || res.seq) w->failures++;
-            w->seqs[i] = 0;
-        } else {
-            if (rc != 0 || !res.seq) w->failures++;
-            w->seqs[i] = res.seq;
-        }
-    }
-    return NULL;
-}
-
-START_TEST(concurrent_exec) {
-    fx f;
-    fx_scenario(&f);
-    uint64_t before = fx_events(&f);
-    enum { N = 8 };
-    pthread_t t[N];
-    worker w[N];
-    for (int i = 0; i < N; i++) {
-        w[i] = (worker){.f = &f, .id = i};
-        ck_assert_int_eq(pthread_create(&t[i], NULL, work, &w[i]), 0);
-    }
-    for (int i = 0; i < N; i++) pthread_join(t[i], NULL);
-    uint64_t after = fx_events(&f);
-    ck_assert_uint_eq(after, before + N * 45);
-    /* every accepted command has its own seq, all within the new range */
-    static uint8_t seen[N * 50 + 1];
-    memset(seen, 0, sizeof seen);
-    for (int i = 0; i < N; i++) {
-        ck_assert_int_eq(w[i].failures, 0);
-        for (int k = 0; k < 50; k++) {
-            if (!w[i].seqs[k]) continue;
-            ck_assert(w[i].seqs[k] > before && w[i].seqs[k] <= after);
-            ck_assert(!seen[w[i].seqs[k] - before]);
-            seen[w[i].seqs[k] - before] = 1;
-        }
-    }
-    tl_verify_report rep;
-    ck_assert_int_eq(tl_log_verify(f.log, NULL, &rep), 0);
-    fx_close(&f);
-}
-END_TEST
-
 int main(void) {
-    Suite *s = suite_create("rules");
+    Suite *s = suite_create("rules_table");
     TCase *tc = tcase_create("rows");
     tcase_set_timeout(tc, 600);
     tcase_add_unchecked_fixture(tc, template_up, fx_template_remove);
@@ -906,19 +469,7 @@ int main(void) {
     tcase_set_timeout(tb, 120);
     tcase_add_unchecked_fixture(tb, template_up, fx_template_remove);
     tcase_add_test(tb, refusals_in_one_batch);
-    tcase_add_test(tb, retry_after_erasure);
-    tcase_add_test(tb, topic_retry_by_message_id);
-    tcase_add_test(tb, erase_shared_id);
-    tcase_add_test(tb, own_jansson_allocator);
-    tcase_add_test(tb, builder_path);
-    tcase_add_test(tb, generated_ids);
-    tcase_add_test(tb, support_attachment_of_another_account);
-    tcase_add_test(tb, retry_needs_the_whole_fingerprint);
-    tcase_add_test(tb, data_size_at_the_limit);
-    tcase_add_test(tb, support_message_events_name_their_account);
-    tcase_add_test(tb, message_payloads_as_documented);
-    tcase_add_test(tb, concurrent_exec);
     suite_add_tcase(s, tb);
-    fprintf(stderr, "test_rules: %zu rows\n", NROWS);
+    fprintf(stderr, "test_rules_table: %zu rows\n", NROWS);
     return tu_main(s);
 }
