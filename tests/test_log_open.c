@@ -2,11 +2,13 @@
  * test_log_open.c — making a log and opening it: what init creates (the directory, the key
  * file and its mode, the genesis and its attachment limit), what init refuses (an existing
  * log, a directory that is not a log), and the key file open insists on (its mode, its size,
- * no symlink, this log's key). The log's other suites are the other tests/test_log_*.c
+ * no symlink, this log's key); a read-only open of a log missing a projection's database
+ * (registration fails). The log's other suites are the other tests/test_log_*.c
  * (docs/ARCHITECTURE.md, Tests); the helpers they share are log_fixture.c's.
  *
  * Each test makes its own log in a fresh temporary directory.
  */
+#include <lmdb.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -186,12 +188,42 @@ START_TEST(open_key_file_mode) {
 }
 END_TEST
 
+/* A projection's database missing (a log from a threadlog without that projection, or one
+ * dropped): a read-only open cannot create it, so registering the projections fails and the
+ * open is refused as corrupt, naming the database, rather than open with a projection
+ * missing. A writable open creates it. */
+START_TEST(open_refuses_a_missing_projection_database) {
+    char *dir;
+    tl_log *log = tu_new_log(&dir);
+    tl_log_close(log);
+    MDB_env *env;
+    MDB_txn *txn = tu_raw_begin(dir, &env);
+    MDB_dbi unread;
+    ck_assert_int_eq(mdb_dbi_open(txn, "unread", 0, &unread), 0);
+    ck_assert_int_eq(mdb_drop(txn, unread, 1), 0);
+    ck_assert_int_eq(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+    tl_open_options ro = {TL_OPEN_OPTIONS_VERSION, TL_OPEN_READONLY};
+    log = (tl_log *)1;
+    int rc = tl_log_open(&log, dir, &ro);
+    ck_assert_msg(rc == TL_ECORRUPT, "read-only open without the unread database: %s (%s)", tl_strerror(rc), tl_errdetail());
+    ck_assert_ptr_null(log);
+    ck_assert_msg(strstr(tl_errdetail(), "database unread is missing"), "%s", tl_errdetail());
+    log = open_log(dir, 0);
+    tl_log_close(log);
+    log = open_log(dir, TL_OPEN_READONLY);
+    verify_ok(log, 1);
+    remove_log(log, dir);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("log_open");
     TCase *tc = tcase_create("init");
     tcase_add_test(tc, init_creates_log);
     tcase_add_test(tc, init_refuses);
     tcase_add_test(tc, open_key_file_mode);
+    tcase_add_test(tc, open_refuses_a_missing_projection_database);
     suite_add_tcase(s, tc);
     return tu_main(s);
 }

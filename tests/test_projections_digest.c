@@ -1,14 +1,18 @@
 /*
  * test_projections_digest.c — the projections' digest as a proof (SPEC §3): equal states give
  * equal digests (test_replay_live), and here the other half: states that differ in one
- * projection byte, key, entry, order or database give different digests.
+ * projection byte, key, entry, order or database give different digests. And a damaged
+ * database is refused rather than digested: an entry that runs past the end of the data file,
+ * a scan that fails in the middle.
  *
  * Small logs made by hand: replay_fixture.h. The projection databases are edited with raw
  * LMDB writes on the open log's environment (log.h: the tl_log's internals).
  */
 #include <lmdb.h>
+#include <stdint.h>
 #include <stdio.h>
-#include <string.h>
+#include <stdlib.h>
+#include <string.h> /* memmem: the build defines _GNU_SOURCE */
 
 #include "log.h"
 #include "replay_fixture.h"
@@ -183,12 +187,137 @@ START_TEST(the_digest_sees_which_database_holds_an_entry) {
 }
 END_TEST
 
+/* ================================================================ a damaged database */
+
+/* The digest reads what LMDB hands out of a damaged database without trusting it: a scan
+ * that fails is an error, not the digest of what was read before it, and an entry whose size
+ * runs past the end of the data file is refused before it is hashed (hashing it would read
+ * past the file's pages and fault). The damage is one leaf node of a probe entry, put last in
+ * the last database the digest reads (so that nothing read after it could fail instead) and
+ * edited in the closed data file: LMDB keeps no checksum, and it reads a node's size and its
+ * overflow page number as they are. */
+
+/* A log after 300 commands of the replay fixture's seeded stream and, last in the key order of
+ * the digest's last database (its name in db_name), the probe key with a value of vn bytes
+ * (over 2 KiB: an overflow page of its own); closed. */
+static char *log_with_probe(const uint8_t *key, size_t kn, size_t vn, char db_name[32]) {
+    char *dir;
+    tl_log *log = tu_new_log(&dir);
+    run_setup(log);
+    gen g = {.s = test_seed()};
+    run_stream(log, &g, 300);
+    MDB_dbi db = 0;
+    for (unsigned a = 0; a < log->napplier; a++)
+        if (log->appliers[a].in_digest && log->appliers[a].ndbs) {
+            db = log->appliers[a].dbs[log->appliers[a].ndbs - 1];
+            snprintf(db_name, 32, "%s", log->appliers[a].db_names[log->appliers[a].ndbs - 1]);
+        }
+    ck_assert_uint_gt(proj_count(log, db), 0); /* the probe is not alone: the scan has begun */
+    uint8_t *v = malloc(vn);
+    memset(v, 'v', vn);
+    proj_put(log, db, key, kn, v, vn);
+    free(v);
+    char d[TL_PUBKEY_HEX_SIZE];
+    digest_now(log, d); /* the undamaged database digests */
+    tl_log_close(log);
+    return dir;
+}
+
+/* LMDB's leaf node (mdb.c, MDB_node, on a little-endian machine): the data size in two
+ * 16-bit halves, the flags, the key size, the key, then the data, or for F_BIGDATA the
+ * number of the first overflow page holding it. */
+enum { NODE_HEAD = 8, F_BIGDATA = 0x01 };
+
+typedef void (*node_edit)(uint8_t *node, size_t kn);
+
+/* Apply edit to every leaf node in dir's data file whose key is key (an old copy of its page
+ * may still be in the file, free); returns how many there were. */
+static int edit_probe_nodes(const char *dir, const uint8_t *key, size_t kn, node_edit edit) {
+    ck_assert_msg(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "the node layout here is little-endian");
+    char path[4300];
+    snprintf(path, sizeof path, "%s/data.mdb", dir);
+    size_t len;
+    uint8_t *file = (uint8_t *)tu_read_file(path, &len);
+    ck_assert_ptr_nonnull(file);
+    int n = 0;
+    for (uint8_t *at = file + NODE_HEAD; (at = memmem(at, len - (size_t)(at - file), key, kn)) != NULL; at += kn) {
+        uint16_t ksize;
+        memcpy(&ksize, at - 2, 2);
+        if (ksize != kn) continue;
+        edit(at - NODE_HEAD, kn);
+        n++;
+    }
+    ck_assert_int_eq(tu_write_file(path, file, len), 0);
+    free(file);
+    return n;
+}
+
+/* The value's size, as the node says it: 2 GiB, far past the data file's end. */
+static void claim_two_gib(uint8_t *node, size_t kn) {
+    (void)kn;
+    uint16_t flags;
+    memcpy(&flags, node + 4, 2);
+    ck_assert_msg(!(flags & F_BIGDATA), "the probe's small value is on an overflow page");
+    static const uint16_t size[2] = {0x0000, 0x8000}; /* lo, hi */
+    memcpy(node, size, 4);
+}
+
+/* The value's overflow page: a page number far past the last page of the file. */
+static void lose_the_overflow_page(uint8_t *node, size_t kn) {
+    uint16_t flags;
+    memcpy(&flags, node + 4, 2);
+    ck_assert_msg(flags & F_BIGDATA, "the probe's large value is not on an overflow page");
+    uint64_t far = 0x00ffffffffffull;
+    memcpy(node + NODE_HEAD + kn, &far, 8);
+}
+
+/* A damaged node whose value runs past the end of the data file: the digest refuses it,
+ * naming the database, and writes no digest. */
+START_TEST(the_digest_refuses_an_entry_past_the_end) {
+    static const uint8_t key[] = "\xff" "digest probe: past the end";
+    char db[32], want[128];
+    char *dir = log_with_probe(key, sizeof key - 1, 16, db);
+    ck_assert_int_ge(edit_probe_nodes(dir, key, sizeof key - 1, claim_two_gib), 1);
+    tl_log *log = open_ro(dir);
+    char d[TL_PUBKEY_HEX_SIZE] = "unchanged";
+    int rc = tl_digest(log, d);
+    ck_assert_msg(rc == TL_ECORRUPT, "digest of a 2 GiB value in a small file: %s (%s)", tl_strerror(rc), tl_errdetail());
+    snprintf(want, sizeof want, "database %s is damaged (an entry points past the end of the data file)", db);
+    ck_assert_msg(strcmp(tl_errdetail(), want) == 0, "%s", tl_errdetail());
+    ck_assert_str_eq(d, "");
+    remove_all(log, dir);
+}
+END_TEST
+
+/* A scan that fails in the middle (the probe's overflow page is not in the file, and LMDB
+ * says so when the cursor reaches it): the digest is that error, not a digest of the entries
+ * read before it. */
+START_TEST(the_digest_refuses_a_scan_that_fails) {
+    static const uint8_t key[] = "\xff" "digest probe: a lost overflow page";
+    char db[32];
+    char *dir = log_with_probe(key, sizeof key - 1, 3000, db);
+    ck_assert_int_ge(edit_probe_nodes(dir, key, sizeof key - 1, lose_the_overflow_page), 1);
+    tl_log *log = open_ro(dir);
+    char d[TL_PUBKEY_HEX_SIZE] = "unchanged";
+    int rc = tl_digest(log, d);
+    ck_assert_msg(rc == TL_ECORRUPT, "digest with a lost overflow page: %s (%s)", tl_strerror(rc), tl_errdetail());
+    ck_assert_msg(strstr(tl_errdetail(), "digest scan: ") == tl_errdetail(), "%s", tl_errdetail());
+    ck_assert_str_eq(d, "");
+    remove_all(log, dir);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("projections_digest");
     TCase *tc = tcase_create("digest");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, the_digest_sees_every_projection_byte);
     tcase_add_test(tc, the_digest_sees_which_database_holds_an_entry);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("damage");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, the_digest_refuses_an_entry_past_the_end);
+    tcase_add_test(tc, the_digest_refuses_a_scan_that_fails);
     suite_add_tcase(s, tc);
     return tu_main(s);
 }
