@@ -53,6 +53,10 @@ static int build_cmd(cli_ctx *ctx, const char *op, const char *positional_field,
         snprintf(field, sizeof field, "%s", name);
         for (char *p = field; *p; p++)
             if (*p == '-') *p = '_';
+        if (!strcmp(field, "op")) { /* the command names the op: `send --op account.create` is not an account */
+            tl_cmd_free(cmd);
+            return cli_usage(ctx, "unknown flag --%s", name);
+        }
         if (!strcmp(field, "expect")) {
             char *end;
             errno = 0;

@@ -285,4 +285,10 @@ m = json.load(sys.stdin)["messages"]
 assert [a["id"] for a in m[0]["attachments"]] == ["x-1", "x-2"], m
 ' || fail "note --attachments x-1,x-2 did not carry both attachments"
 
+# a one-shot command's op is its name: a flag --op is unknown, not a way to run another
+# command (`send --op account.create` created an account)
+refused invalid_input "$TL" -d "$D4" --json send --op account.create --id zz --name Z
+refused invalid_input "$TL" -d "$D4" --json read --as alice nx --op message.pin
+[ "$("$TL" -d "$D4" --json log --from 8 | wc -l)" = 0 ] || fail "a refused --op flag appended an event"
+
 echo "domain_oneshot: ok"
