@@ -34,9 +34,11 @@ static int print_result(const cli_ctx *ctx, const tl_result *res) {
     return res->code ? CLI_FAILED : CLI_OK;
 }
 
-/* Flags that are the CLI's own, not command fields (`attach --file F` names the file). */
-static bool cli_own_flag(const char *name) {
-    return !strcmp(name, "json") || !strcmp(name, "help") || !strcmp(name, "nosync") || !strcmp(name, "file");
+/* Flags that are the CLI's own, not command fields (`attach --file F` names the file). Any
+ * other flag, --nosync included (a one-shot command always syncs), becomes a field, and an
+ * unknown field is invalid_input. */
+static bool cli_own_flag(const char *op, const char *name) {
+    return !strcmp(name, "json") || !strcmp(name, "help") || (!strcmp(name, "file") && !strcmp(op, "attachment.upload"));
 }
 
 /* Turn the flags into fields. positional_field names the field of the one positional
@@ -48,7 +50,7 @@ static int build_cmd(cli_ctx *ctx, const char *op, const char *positional_field,
     if (rc) return cli_error(ctx, rc, tl_errdetail());
     for (int i = 0; i < ctx->args.nflags; i++) {
         const char *name = ctx->args.names[i], *value = ctx->args.values[i];
-        if (cli_own_flag(name)) continue;
+        if (cli_own_flag(op, name)) continue;
         char field[64];
         snprintf(field, sizeof field, "%s", name);
         for (char *p = field; *p; p++)

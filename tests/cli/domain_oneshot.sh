@@ -291,4 +291,11 @@ refused invalid_input "$TL" -d "$D4" --json send --op account.create --id zz --n
 refused invalid_input "$TL" -d "$D4" --json read --as alice nx --op message.pin
 [ "$("$TL" -d "$D4" --json log --from 8 | wc -l)" = 0 ] || fail "a refused --op flag appended an event"
 
+# flags a command does not take are refused, not ignored: --file names attach's file only,
+# and a one-shot command has no unsynced mode (--nosync is apply's)
+refused invalid_input "$TL" -d "$D4" --json read --as alice nx --file /dev/null
+refused invalid_input "$TL" -d "$D4" --json read --as alice nx --nosync
+refused invalid_input "$TL" -d "$D4" --json note --as alice --project p --body x --file "$T/label.pdf"
+[ "$("$TL" -d "$D4" --json log --from 8 | wc -l)" = 0 ] || fail "a refused --file or --nosync flag appended an event"
+
 echo "domain_oneshot: ok"
