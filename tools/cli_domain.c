@@ -48,13 +48,24 @@ static int build_cmd(cli_ctx *ctx, const char *op, const char *positional_field,
     tl_cmd *cmd;
     int rc = tl_cmd_new(&cmd, op);
     if (rc) return cli_error(ctx, rc, tl_errdetail());
+    /* the fields set so far: two spellings of one field (--message-id and --message_id,
+     * --attachment and --attachments, a flag and the positional) are a field given twice,
+     * refused as a flag given twice is, instead of the last one winning */
+    char fields[CLI_MAX_FLAGS][64];
+    int nfields = 0;
     for (int i = 0; i < ctx->args.nflags; i++) {
         const char *name = ctx->args.names[i], *value = ctx->args.values[i];
         if (cli_own_flag(op, name)) continue;
         char field[64];
-        snprintf(field, sizeof field, "%s", name);
+        snprintf(field, sizeof field, "%s", !strcmp(name, "attachment") ? "attachments" : name);
         for (char *p = field; *p; p++)
             if (*p == '-') *p = '_';
+        for (int k = 0; k < nfields; k++)
+            if (!strcmp(fields[k], field)) {
+                tl_cmd_free(cmd);
+                return cli_usage(ctx, "--%s names the field %s given already", name, field);
+            }
+        memcpy(fields[nfields++], field, sizeof field);
         if (!strcmp(field, "op")) { /* the command names the op: `send --op account.create` is not an account */
             tl_cmd_free(cmd);
             return cli_usage(ctx, "unknown flag --%s", name);
@@ -68,7 +79,7 @@ static int build_cmd(cli_ctx *ctx, const char *op, const char *positional_field,
                 return cli_usage(ctx, "--expect takes a version number");
             }
             rc = tl_cmd_set_int(cmd, field, v);
-        } else if (!strcmp(field, "attachments") || !strcmp(field, "attachment")) {
+        } else if (!strcmp(field, "attachments")) {
             /* "a,,b", ",", "" would otherwise lose an item silently */
             if (!*value || value[0] == ',' || value[strlen(value) - 1] == ',' || strstr(value, ",,")) {
                 tl_cmd_free(cmd);
@@ -87,6 +98,11 @@ static int build_cmd(cli_ctx *ctx, const char *op, const char *positional_field,
         tl_cmd_free(cmd);
         return cli_usage(ctx, "unexpected argument %s", ctx->args.pos[ctx->args.npos - 1]);
     }
+    for (int k = 0; positional_field && ctx->args.npos == 1 && k < nfields; k++)
+        if (!strcmp(fields[k], positional_field)) {
+            tl_cmd_free(cmd);
+            return cli_usage(ctx, "%s given twice: as an argument and as --%s", positional_field, positional_field);
+        }
     if (positional_field && ctx->args.npos == 1 && (rc = tl_cmd_set_str(cmd, positional_field, ctx->args.pos[0])) != 0) {
         tl_cmd_free(cmd);
         return cli_error(ctx, rc, tl_errdetail());

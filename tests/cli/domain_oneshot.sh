@@ -298,4 +298,11 @@ refused invalid_input "$TL" -d "$D4" --json read --as alice nx --nosync
 refused invalid_input "$TL" -d "$D4" --json note --as alice --project p --body x --file "$T/label.pdf"
 [ "$("$TL" -d "$D4" --json log --from 8 | wc -l)" = 0 ] || fail "a refused --file or --nosync flag appended an event"
 
+# one field given twice, by two spellings of a flag or by a flag and the positional, is
+# refused as a flag given twice is (which one was meant?), not decided by the last one
+refused invalid_input "$TL" -d "$D4" --json read --as alice nx --message x-1
+refused invalid_input "$TL" -d "$D4" --json note --as alice --project p --body x --id n-a --attachment x-1 --attachments x-2
+refused invalid_input "$TL" -d "$D4" --json topic --as alice --project p --title T --body x --message-id m-a --message_id m-b
+[ "$("$TL" -d "$D4" --json log --from 8 | wc -l)" = 0 ] || fail "a field given twice appended an event"
+
 echo "domain_oneshot: ok"
