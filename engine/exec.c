@@ -277,6 +277,18 @@ static int erase_in(tl_wtxn *w, const char *want, const char *id, const char *re
     return 0;
 }
 
+/* The erasure is committed: its old pages (and older free ones) still hold the bytes until
+ * cleared (scrub.c). A failure here is the storage's: the erasure stands, erasing again
+ * retries the clearing. */
+static int scrub_after_erasure(tl_log *log, tl_result *res) {
+    uint64_t cleared, held;
+    int rc = tl_scrub_free_pages(log, &cleared, &held);
+    if (rc) return tl_result_fail(res, rc, "the content is erased (event %llu), but clearing the data file's free "
+                                  "pages failed, so its bytes may remain there until reused; erase again to retry: %s",
+                                  (unsigned long long)res->seq, tl_errdetail());
+    return 0;
+}
+
 int tl_erase(tl_log *log, const char *id, const char *reason, tl_result *res) {
     return tl_erase_kind(log, NULL, id, reason, res);
 }
@@ -298,10 +310,11 @@ int tl_erase_kind(tl_log *log, const char *kind, const char *id, const char *rea
         rc = erase_in(w, kind, id, reason, res);
         if (rc || res->noop) {
             tl_wtxn_abort(w);
-            return rc;
+            /* erasing again clears what a reader's snapshot kept from the first scrub */
+            return rc ? rc : scrub_after_erasure(log, res);
         }
         rc = tl_wtxn_commit(w);
-        if (rc == 0) return 0;
+        if (rc == 0) return scrub_after_erasure(log, res);
         if (rc != TL_EMAPFULL || tl_log_grow_map(log) != 0) return tl_result_fail(res, TL_ESTORAGE, "%s", tl_errdetail());
     }
 }

@@ -25,8 +25,19 @@ static int cmp_pgno(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
-int tl_freelist_check(MDB_txn *txn, MDB_env *env) {
+/*
+ * Walk every record of the list, checking each as above; the pages of records of transactions
+ * before `before` go into *pages (the caller frees it), the others are counted in *others.
+ * 0, TL_ECORRUPT (damage: why and the record's transaction in *why, *bad_txnid), or an
+ * LMDB/memory failure.
+ */
+static int walk(MDB_txn *txn, MDB_env *env, size_t before, size_t **pages_out, size_t *n_out, size_t *others,
+                const char **why_out, size_t *bad_txnid) {
     MDB_envinfo info;
+    *pages_out = NULL;
+    *n_out = 0;
+    *others = 0;
+    *why_out = NULL;
     if (mdb_env_info(env, &info) != 0) return tl_fail(TL_ESTORAGE, "cannot inspect the data file");
     size_t last_pgno = info.me_last_pgno;
     MDB_cursor *cur;
@@ -46,7 +57,8 @@ int tl_freelist_check(MDB_txn *txn, MDB_env *env) {
          * reserved beyond what the list needed keeps a count of 0 (or fewer pages than its
          * room) with unwritten words after them, which are not pages */
         if (count > v.mv_size / word - 1) { why = "a page count larger than its record"; break; }
-        if (n + count > cap) {
+        bool keep = txnid < before;
+        if (keep && n + count > cap) {
             size_t ncap = (n + count) * 2;
             size_t *p = realloc(pages, ncap * sizeof *p);
             if (!p) {
@@ -65,7 +77,8 @@ int tl_freelist_check(MDB_txn *txn, MDB_env *env) {
             if (pg < 2 || pg > last_pgno) { why = "a page outside the file"; break; }
             if (pg >= prev) { why = "pages out of order"; break; }
             prev = pg;
-            pages[n++] = pg;
+            if (keep) pages[n++] = pg;
+            else (*others)++;
         }
     }
     mdb_cursor_close(cur);
@@ -78,12 +91,39 @@ int tl_freelist_check(MDB_txn *txn, MDB_env *env) {
         for (size_t i = 1; i < n && !why; i++)
             if (pages[i] == pages[i - 1]) why = "a page listed twice";
     }
-    free(pages);
-    if (why)
-        return tl_fail(TL_ECORRUPT,
-                       "the data file's free-page list is damaged (%s, near the record of transaction %zu): a write "
-                       "would overwrite pages in use, so none is made. Rebuild the file from its trees "
-                       "(`mdb_copy -c DIR NEWDIR`), then verify the copy",
-                       why, txnid);
+    if (why) {
+        free(pages);
+        *why_out = why;
+        *bad_txnid = txnid;
+        return TL_ECORRUPT;
+    }
+    *pages_out = pages;
+    *n_out = n;
     return 0;
+}
+
+static int damaged(const char *why, size_t txnid) {
+    return tl_fail(TL_ECORRUPT,
+                   "the data file's free-page list is damaged (%s, near the record of transaction %zu): a write "
+                   "would overwrite pages in use, so none is made. Rebuild the file from its trees "
+                   "(`mdb_copy -c DIR NEWDIR`), then verify the copy",
+                   why, txnid);
+}
+
+int tl_freelist_check(MDB_txn *txn, MDB_env *env) {
+    size_t *pages, n, others, bad_txnid = 0;
+    const char *why;
+    int rc = walk(txn, env, (size_t)-1, &pages, &n, &others, &why, &bad_txnid);
+    if (rc == TL_ECORRUPT && why) return damaged(why, bad_txnid);
+    if (rc) return rc;
+    free(pages);
+    return 0;
+}
+
+int tl_freelist_reclaimable(MDB_txn *txn, MDB_env *env, size_t before, size_t **pages, size_t *n, size_t *held) {
+    size_t bad_txnid = 0;
+    const char *why;
+    int rc = walk(txn, env, before, pages, n, held, &why, &bad_txnid);
+    if (rc == TL_ECORRUPT && why) return damaged(why, bad_txnid);
+    return rc;
 }

@@ -208,6 +208,11 @@ int tl_rtxn_begin(tl_log *log, MDB_txn **txn);
 /* LMDB's free-page list, checked for damage that would make a write overwrite pages in use
  * (freelist.c): 0, or TL_ECORRUPT with the reason. */
 int tl_freelist_check(MDB_txn *txn, MDB_env *env);
+/* The same walk, giving the pages (sorted, ascending; *pages freed by the caller) that
+ * transactions before `before` freed; *held counts the pages of later ones. */
+int tl_freelist_reclaimable(MDB_txn *txn, MDB_env *env, size_t before, size_t **pages, size_t *n, size_t *held);
+/* After an erasure: clear the file's free pages no snapshot can reach (scrub.c). */
+int tl_scrub_free_pages(tl_log *log, uint64_t *cleared, uint64_t *held);
 void tl_rtxn_end(tl_log *log, MDB_txn *txn);
 
 /* ---- writing ---- */

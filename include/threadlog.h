@@ -402,6 +402,12 @@ void tl_batch_abort(tl_batch *batch); /* also frees the batch */
  * Erase the content of a message or attachment (operator action, actor @operator). Ids are
  * unique per kind, so a message and an attachment may share one: tl_erase then refuses with
  * TL_EINVALID and tl_erase_kind names the kind ("message" or "attachment"; NULL: either).
+ * After the erasure's commit, the data file is cleared of the erased bytes (docs/FORMAT.md
+ * §8): one more commit that changes nothing, then zeros over every free page no reader's
+ * snapshot holds and over the unused space of every page, synced. A page a reader still
+ * holds is left; erasing the same content again (res->noop: no new event) clears it once the
+ * reader is done. Reads every page header of the file: seconds on a large log. If the
+ * clearing fails, the erasure stands and the call answers TL_ESTORAGE saying so.
  */
 int tl_erase(tl_log *log, const char *id, const char *reason, tl_result *res);
 int tl_erase_kind(tl_log *log, const char *kind, const char *id, const char *reason, tl_result *res);

@@ -1,0 +1,211 @@
+/*
+ * scrub.c — clearing the data file's free pages after an erasure, so that erased content does
+ * not linger on disk (SPEC §2 "Erasable content": the content and its salt are deleted).
+ *
+ * Why: LMDB never overwrites a page in place. The erasing transaction writes new pages without
+ * the content and frees the old ones, which keep their bytes until a later commit reuses them;
+ * `grep` on data.mdb found an erased body right after `erase`, and for a few commits more.
+ *
+ * Which pages may be cleared: LMDB's free list records each free page under the transaction
+ * that freed it. A page freed by transaction T still belongs to the snapshots before T, so it
+ * may be cleared only when no reader holds such a snapshot; LMDB itself reuses a page only
+ * when T is older than both the oldest reader and the last commit (the previous meta page
+ * still points at the snapshot before it). This follows the same rule, under the writer lock
+ * (no commit can happen meanwhile; a reader that starts now gets the newest snapshot):
+ *
+ *   1. a commit that changes nothing (the head rewritten as it is), so that the erasing
+ *      transaction is no longer the last one and the pages it freed become reusable;
+ *   2. in a write transaction that is then aborted: the oldest snapshot a reader holds
+ *      (mdb_reader_list, after mdb_reader_check has cleared the slots of dead processes), the
+ *      free pages of transactions before it (freelist.c), and, page run by page run, a hole
+ *      punched in the file there (reads as zeros, gives the blocks back), or zeros written
+ *      where the file system cannot punch holes; then fdatasync.
+ *
+ * A page still held by a reader's snapshot is left as it is and counted (*held): erasing again
+ * once the reader has finished clears it (an erasure of erased content is a no-op that still
+ * scrubs). No database reaches a free page, and LMDB writes a whole page when it reuses one,
+ * so the hole is never read.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "error.h"
+#include "log.h"
+
+/* mdb_reader_list's lines: "pid thread txnid" (txnid "-" for an idle slot), after a header. */
+static int oldest_reader(const char *line, void *ctx) {
+    size_t *oldest = ctx;
+    unsigned long pid;
+    char tid[32], txn[32];
+    if (sscanf(line, "%lu %31s %31s", &pid, tid, txn) != 3 || txn[0] < '0' || txn[0] > '9') return 0;
+    char *end;
+    unsigned long long t = strtoull(txn, &end, 10);
+    if (*end == '\0' && t < *oldest) *oldest = (size_t)t;
+    return 0;
+}
+
+/* Zeros over [off, off + len): for whole pages a punched hole where the file system has them
+ * (it also gives the blocks back), else written. */
+static int clear_range(int fd, off_t off, off_t len, bool whole_pages) {
+    if (whole_pages) {
+        if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, len) == 0) return 0;
+        if (errno != EOPNOTSUPP && errno != ENOSYS) return -1;
+    }
+    static const char zeros[65536];
+    while (len > 0) {
+        size_t n = len < (off_t)sizeof zeros ? (size_t)len : sizeof zeros;
+        ssize_t w = pwrite(fd, zeros, n, off);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            return -1;
+        }
+        off += w;
+        len -= w;
+    }
+    return 0;
+}
+
+/* LMDB's page header (lmdb's mdb.c, struct MDB_page): page number, padding, flags, then the
+ * offsets of the free space between the node pointers and the nodes, or an overflow run's
+ * page count. */
+#define PG_FLAGS 10
+#define PG_LOWER 12
+#define PG_UPPER 14
+#define PG_HEADER 16
+#define P_BRANCH 0x01
+#define P_LEAF 0x02
+#define P_OVERFLOW 0x04
+#define P_META 0x08
+#define P_LEAF2 0x20
+#define P_SUBP 0x40
+
+/*
+ * The free space inside pages in use. LMDB builds a page it writes in a buffer it reuses
+ * without clearing (its list of spare page buffers), copying only the page's header, node
+ * pointers and nodes into it: the free space between them keeps whatever the buffer held
+ * before, bytes of another page of an earlier transaction of the same process, erased content
+ * among them (seen: an attachment's bytes in the free space of a live leaf page). No reader
+ * ever reads a page's free space, so zeros written there change nothing anyone sees, in the
+ * pages of the newest snapshot or of an older one a reader holds. Pages are walked in order
+ * (every page up to the last one in use; the free ones just cleared read as zeros), a run of
+ * overflow pages in use skipped whole by its first page's count (a free run's pages one by
+ * one: `free_all`, sorted, tells them), and only a branch or leaf page whose header names its
+ * own page number and whose offsets hold is touched, only where its free space is not zeros.
+ */
+static int clear_free_space(int fd, const uint8_t *map, size_t psize, size_t last_pgno, const size_t *free_all,
+                            size_t nfree, uint64_t *cleared) {
+    size_t f = 0;
+    for (size_t pg = 2; pg <= last_pgno;) {
+        while (f < nfree && free_all[f] < pg) f++;
+        bool is_free = f < nfree && free_all[f] == pg;
+        const uint8_t *p = map + pg * psize;
+        uint64_t pgno;
+        uint16_t flags, lower, upper;
+        memcpy(&pgno, p, sizeof pgno);
+        memcpy(&flags, p + PG_FLAGS, 2);
+        memcpy(&lower, p + PG_LOWER, 2);
+        memcpy(&upper, p + PG_UPPER, 2);
+        if (pgno != pg) { pg++; continue; }
+        if (flags & P_OVERFLOW) { /* a free run's pages may have been reused one by one */
+            uint32_t run;
+            memcpy(&run, p + PG_LOWER, 4);
+            pg += run && !is_free ? run : 1;
+            continue;
+        }
+        pg++;
+        if (!(flags & (P_BRANCH | P_LEAF)) || (flags & (P_META | P_LEAF2 | P_SUBP))) continue;
+        if (lower < PG_HEADER || lower > upper || upper > psize) continue;
+        size_t i = lower;
+        while (i < upper && p[i] == 0) i++;
+        if (i == upper) continue;
+        if (clear_range(fd, (off_t)((pg - 1) * psize + lower), (off_t)(upper - lower), false) != 0)
+            return tl_fail(TL_ESTORAGE, "clear the free space of page %zu: %s", pg - 1, strerror(errno));
+        (*cleared)++;
+    }
+    return 0;
+}
+
+/* Step 1: a commit that changes nothing, so that the caller's last commit is not the last. */
+static int retire_last_commit(tl_log *log) {
+    for (int tries = 0;; tries++) {
+        tl_wtxn *w;
+        int rc = tl_wtxn_begin(log, &w);
+        if (rc) return rc;
+        rc = tl_head_write(w) ? w->failed : 0;
+        if (rc) {
+            tl_wtxn_abort(w);
+            return rc;
+        }
+        rc = tl_wtxn_commit(w);
+        if (rc != TL_EMAPFULL || tries > 0) return rc;
+        if ((rc = tl_log_grow_map(log)) != 0) return rc;
+    }
+}
+
+int tl_scrub_free_pages(tl_log *log, uint64_t *cleared, uint64_t *held) {
+    *cleared = *held = 0;
+    int rc = retire_last_commit(log);
+    if (rc) return rc;
+    tl_wtxn *w;
+    if ((rc = tl_wtxn_begin(log, &w)) != 0) return rc;
+    int dead;
+    mdb_reader_check(log->env, &dead);
+    size_t oldest = mdb_txn_id(w->txn) - 1;
+    mdb_reader_list(log->env, oldest_reader, &oldest);
+    /* LMDB reads its free list only in a read transaction: one beside the write transaction
+     * (MDB_NOTLS), which sees the last commit, as the write transaction does */
+    size_t *pages = NULL, n = 0, others = 0;
+    MDB_txn *rtxn;
+    int mrc = mdb_txn_begin(log->env, NULL, MDB_RDONLY, &rtxn);
+    if (mrc) rc = tl_fail_mdb(mrc, "read the free-page list");
+    else {
+        rc = tl_freelist_reclaimable(rtxn, log->env, oldest, &pages, &n, &others);
+        mdb_txn_abort(rtxn);
+    }
+    int fd = -1;
+    if (!rc && mdb_env_get_fd(log->env, &fd) != 0) rc = tl_fail(TL_ESTORAGE, "no file handle for the data file");
+    MDB_stat st;
+    if (!rc && mdb_env_stat(log->env, &st) != 0) rc = tl_fail(TL_ESTORAGE, "cannot read the page size");
+    for (size_t i = 0; i < n && !rc;) {
+        size_t j = i + 1;
+        while (j < n && pages[j] == pages[j - 1] + 1) j++; /* one run of neighbouring pages */
+        off_t off = (off_t)pages[i] * st.ms_psize, len = (off_t)(j - i) * st.ms_psize;
+        if (clear_range(fd, off, len, true) != 0)
+            rc = tl_fail(TL_ESTORAGE, "clear free pages %zu-%zu of the data file: %s", pages[i], pages[j - 1], strerror(errno));
+        i = j;
+    }
+    /* every free page, held ones too, for the walk over the pages in use */
+    size_t *free_all = NULL, nfree = 0, none;
+    uint64_t spaces = 0;
+    MDB_envinfo info;
+    if (!rc && (mrc = mdb_txn_begin(log->env, NULL, MDB_RDONLY, &rtxn)) != 0) rc = tl_fail_mdb(mrc, "read the free-page list");
+    else if (!rc) {
+        rc = tl_freelist_reclaimable(rtxn, log->env, (size_t)-1, &free_all, &nfree, &none);
+        if (!rc && mdb_env_info(log->env, &info) != 0) rc = tl_fail(TL_ESTORAGE, "cannot inspect the data file");
+        if (!rc) { /* a view of our own: LMDB does not give its map's address (me_mapaddr is not it) */
+            size_t bytes = (info.me_last_pgno + 1) * st.ms_psize;
+            void *map = mmap(NULL, bytes, PROT_READ, MAP_SHARED, fd, 0);
+            if (map == MAP_FAILED) rc = tl_fail(TL_ESTORAGE, "map the data file: %s", strerror(errno));
+            else {
+                rc = clear_free_space(fd, map, st.ms_psize, info.me_last_pgno, free_all, nfree, &spaces);
+                munmap(map, bytes);
+            }
+        }
+        mdb_txn_abort(rtxn);
+    }
+    free(free_all);
+    if (!rc && (n || spaces) && fdatasync(fd) != 0) rc = tl_fail(TL_ESTORAGE, "sync the cleared pages: %s", strerror(errno));
+    tl_wtxn_abort(w);
+    free(pages);
+    if (!rc) {
+        *cleared = n;
+        *held = others;
+    }
+    return rc;
+}
