@@ -3,8 +3,9 @@
 # message body and of an attachment, `verify` stays green (the chain and every signature
 # hold, the commitments stay), and the content is unreadable everywhere: `attachment get`
 # refuses it, the export says "erased" (and the independent verifier accepts that), the
-# projections (messages, history) show it as erased, a replay gives the live digest, and a
-# compacted copy of the log (`replay --into`) holds no trace of the bytes.
+# projections (messages, history) show it as erased, a replay gives the live digest, and
+# neither the live data file nor a compacted copy of the log (`replay --into`) holds a trace
+# of the bytes.
 #
 # usage: export_erase.sh THREADLOG_BINARY SOURCE_DIR
 set -euo pipefail
@@ -42,6 +43,10 @@ LIVE_BEFORE=$("$TL" -d "$D" digest)
 # (an attachment shares the id m-2, unused: ids are unique per kind, so erase asks which)
 "$TL" -d "$D" erase m-2 --kind message --reason "data subject request #12" > /dev/null
 "$TL" -d "$D" erase a-1 --reason "data subject request #12" > /dev/null
+# and the bytes are gone from the live data file at once: no freed page, no page's unused
+# space keeps them (engine/scrub.c)
+grep -qa "Personal-data-5f3a9c" "$D/data.mdb" && fail "erased body still in data.mdb"
+grep -qa "PDF-bytes-7d21e4" "$D/data.mdb" && fail "erased attachment still in data.mdb"
 # erasing again is a no-op, not an error
 "$TL" -d "$D" --json erase m-2 --kind message --reason again | grep -q '"noop":true' || fail "second erase is not a no-op"
 
@@ -125,8 +130,7 @@ LIVE=$("$TL" -d "$D" digest)
 grep -q "digest $LIVE" "$T/out" || fail "replay digest differs from live $LIVE: $(cat "$T/out")"
 [ "$("$TL" -d "$D" digest)" = "$LIVE" ] || fail "digest moved after replay"
 
-# a compacted copy holds no trace of the erased bytes (the live file may keep them in freed
-# pages until LMDB reuses those; see docs/OPERATIONS.md)
+# a compacted copy holds no trace of the erased bytes either
 "$TL" -d "$D" replay --into "$T/copy" > /dev/null
 grep -qa "Personal-data-5f3a9c" "$T/copy/data.mdb" && fail "erased body in a compacted copy"
 grep -qa "PDF-bytes-7d21e4" "$T/copy/data.mdb" && fail "erased attachment in a compacted copy"
