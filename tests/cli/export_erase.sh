@@ -135,4 +135,29 @@ grep -q "digest $LIVE" "$T/out" || fail "replay digest differs from live $LIVE: 
 grep -qa "Personal-data-5f3a9c" "$T/copy/data.mdb" && fail "erased body in a compacted copy"
 grep -qa "PDF-bytes-7d21e4" "$T/copy/data.mdb" && fail "erased attachment in a compacted copy"
 "$TL" -d "$T/copy" verify > /dev/null || fail "the copy does not verify"
+# content the store cannot read is not content erased (EXPORT.md, `content`): a note's body
+# big enough for an overflow page, its content node's page number pointed past the file's
+# end; the export must say {"unreadable":true} for it, which the verifier refuses, never
+# {"erased":true}, which it accepts
+U=$T/unreadable
+"$TL" init "$U" > /dev/null
+"$TL" -d "$U" apply > /dev/null <<JSON
+{"op":"account.create","id":"acme","name":"Acme"}
+{"op":"user.create","id":"alice","role":"member","account":"acme","name":"Alice"}
+{"op":"project.create","as":"alice","id":"o-1","account":"acme","type":"order","title":"Order"}
+{"op":"note.add","as":"alice","id":"n-1","project":"o-1","body":"$(head -c 3000 /dev/zero | tr '\0' q)"}
+JSON
+"$TL" -d "$U" export > "$T/u.jsonl"
+"$PY" - "$U/data.mdb" "$T/u.jsonl" <<'PY' || fail "could not point the content node elsewhere"
+import json, sys
+commit = next(o for o in map(json.loads, open(sys.argv[2])) if o.get("kind") == "note.added")["payload"]["body_commit"]
+d = bytearray(open(sys.argv[1], "rb").read())
+i = d.find(b"\x01\x00\x20\x00" + bytes.fromhex(commit))  # F_BIGDATA, a 32-byte key: the content node
+assert i > 0 and d.find(b"\x01\x00\x20\x00" + bytes.fromhex(commit), i + 1) < 0
+d[i + 36:i + 44] = b"\xff" * 8
+open(sys.argv[1], "wb").write(bytes(d))
+PY
+"$TL" -d "$U" export > "$T/u.jsonl" 2> /dev/null || true
+grep -q '"kind":"note.added".*"content":{"body_commit":{"unreadable":true}}' "$T/u.jsonl" \
+  || fail "unreadable content exported as: $(grep -o '"content":{[^}]*}' "$T/u.jsonl")"
 echo "export_erase: ok"
