@@ -233,6 +233,27 @@ START_TEST(content_and_csv) {
 }
 END_TEST
 
+/* The CSV's channel of an upload no message carries yet (EXPORT.md, CSV `channel`): the
+ * support conversation's for an account's upload, none (a project-level event) for a
+ * project's. */
+START_TEST(csv_channel_of_an_unused_upload) {
+    char *dir, new_key[TL_PUBKEY_HEX_SIZE];
+    tl_log *log = two_accounts(&dir, new_key);
+    run_ok(log, "{\"op\":\"attachment.upload\",\"as\":\"alice\",\"id\":\"a-s\",\"account\":\"acme\",\"name\":\"s.txt\",\"data\":\"aGk=\"}");
+    run_ok(log, "{\"op\":\"attachment.upload\",\"as\":\"alice\",\"id\":\"a-p\",\"project\":\"o-1\",\"name\":\"p.txt\",\"data\":\"aGk=\"}");
+    lines ls = {0};
+    ck_assert_int_eq(export_to(log, NULL, "acme", TL_EXPORT_CSV, &ls), 0);
+    bool support = false, project = false;
+    for (size_t i = 1; i < ls.n; i++) {
+        if (strstr(ls.l[i], ",\"15\",\"alice\",\"support\",\"attachment.uploaded")) support = true;
+        if (strstr(ls.l[i], ",\"16\",\"alice\",\"\",\"attachment.uploaded")) project = true;
+    }
+    ck_assert_msg(support && project, "csv:\n%s\n%s", ls.l[ls.n - 2], ls.l[ls.n - 1]);
+    lines_free(&ls);
+    remove_log(log, dir);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("log_export");
     TCase *tc = tcase_create("export");
@@ -240,6 +261,7 @@ int main(void) {
     tcase_add_test(tc, scopes_hold_exactly_their_events);
     tcase_add_test(tc, key_chain_and_event_keys);
     tcase_add_test(tc, content_and_csv);
+    tcase_add_test(tc, csv_channel_of_an_unused_upload);
     suite_add_tcase(s, tc);
     return tu_main(s);
 }
