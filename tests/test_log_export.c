@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <lmdb.h>
+
 #include "testutil.h"
 
 typedef struct lines {
@@ -254,6 +256,42 @@ START_TEST(csv_channel_of_an_unused_upload) {
 }
 END_TEST
 
+/* The header's cut_erasures are the erasures a cut removed, each by an event beyond the head
+ * (EXPORT.md, `cut_erasures`; FORMAT.md §2, meta erased/): a meta mark naming an event the
+ * log still holds (here the head, 14, set by hand) is not one; a mark beyond it (15) is. */
+START_TEST(cut_erasures_lie_beyond_the_head) {
+    char *dir, new_key[TL_PUBKEY_HEX_SIZE];
+    tl_log *log = two_accounts(&dir, new_key);
+    tl_log_close(log);
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi meta;
+    ck_assert_int_eq(mdb_env_create(&env), 0);
+    mdb_env_set_maxdbs(env, 64);
+    ck_assert_int_eq(mdb_env_open(env, dir, MDB_NOSYNC, 0600), 0);
+    ck_assert_int_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    ck_assert_int_eq(mdb_dbi_open(txn, "meta", 0, &meta), 0);
+    for (int i = 0; i < 2; i++) {
+        uint8_t key[7 + 32], seq[8] = {0, 0, 0, 0, 0, 0, 0, (uint8_t)(14 + i)};
+        memcpy(key, "erased/", 7);
+        memset(key + 7, i ? 0xcd : 0xab, 32);
+        MDB_val k = {sizeof key, key}, v = {sizeof seq, seq};
+        ck_assert_int_eq(mdb_put(txn, meta, &k, &v, 0), 0);
+    }
+    ck_assert_int_eq(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+    ck_assert_int_eq(tl_log_open(&log, dir, NULL), 0);
+    lines ls = {0};
+    ck_assert_int_eq(export_to(log, NULL, NULL, TL_EXPORT_JSONL, &ls), 0);
+    char want[160] = ",\"cut_erasures\":[{\"commitment\":\"";
+    for (int i = 0; i < 32; i++) strcat(want, "cd");
+    strcat(want, "\",\"seq\":15}]");
+    ck_assert_msg(strstr(ls.l[0], want), "%s", ls.l[0]);
+    lines_free(&ls);
+    remove_log(log, dir);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("log_export");
     TCase *tc = tcase_create("export");
@@ -262,6 +300,7 @@ int main(void) {
     tcase_add_test(tc, key_chain_and_event_keys);
     tcase_add_test(tc, content_and_csv);
     tcase_add_test(tc, csv_channel_of_an_unused_upload);
+    tcase_add_test(tc, cut_erasures_lie_beyond_the_head);
     suite_add_tcase(s, tc);
     return tu_main(s);
 }
