@@ -208,6 +208,12 @@ START_TEST(two_bad_signatures_first_named) {
 }
 END_TEST
 
+static int no_line(const char *line, size_t len, void *payload) {
+    (void)payload;
+    ck_abort_msg("export wrote a line: %.*s", (int)(len < 200 ? len : 200), line);
+    return 0;
+}
+
 /* a key.rotated whose public_key is 31 bytes, signed by the writer key */
 START_TEST(rotated_key_too_short) {
     tl_keypair kp;
@@ -232,6 +238,12 @@ START_TEST(rotated_key_too_short) {
     raw_end(&r);
     expect_bad(NULL, 70, "key.rotated with a 31-byte key");
     replay_refuses_when(70, true);
+    /* nor does the export put it in its key chain (it would read 32 bytes of a 31-byte key) */
+    tl_log *log;
+    tl_open_options o = {TL_OPEN_OPTIONS_VERSION, TL_OPEN_READONLY};
+    ck_assert_int_eq(tl_log_open(&log, g_dir, &o), 0);
+    ck_assert_int_eq(tl_export(log, NULL, no_line, NULL), TL_ECORRUPT);
+    tl_log_close(log);
     msgpack_sbuffer_destroy(&buf);
     tl_keypair_wipe(&kp);
     free(f), free(r69);
