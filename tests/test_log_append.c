@@ -220,6 +220,18 @@ START_TEST(append_refuses) {
     ck_assert_int_eq(tl_log_append(log, &named, 1, &first), TL_EINVALID);
     named.project = "";
     ck_assert_int_eq(tl_log_append(log, &named, 1, &first), TL_EINVALID);
+    /* a payload is one msgpack value: one followed by more bytes is refused, not cut short;
+     * one that is not a map is refused inside the write transaction, after *first_seq was
+     * given the next seq, and *first_seq still says 0 */
+    static const uint8_t two_maps[] = {0x80, 0x80}, array[] = {0x90};
+    named = (tl_draft){"x.a", "@operator", NULL, two_maps, sizeof two_maps};
+    first = 77;
+    ck_assert_int_eq(tl_log_append(log, &named, 1, &first), TL_EINVALID);
+    ck_assert_uint_eq(first, 0);
+    named = (tl_draft){"x.a", "@operator", NULL, array, sizeof array};
+    first = 77;
+    ck_assert_int_eq(tl_log_append(log, &named, 1, &first), TL_EINVALID);
+    ck_assert_uint_eq(first, 0);
     ck_assert_uint_eq(head_seq(log), 5);
     tl_log_close(log);
     /* a read-only log refuses writes, a key rotation too */
