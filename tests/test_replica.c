@@ -266,6 +266,30 @@ START_TEST(replica_drops_erased_content) {
 }
 END_TEST
 
+/* A handle opened as a replica never signs, even on a directory that holds the writer key
+ * (threadlog.h, TL_OPEN_REPLICA): a raw append is refused (key) and the log is unchanged. */
+START_TEST(replica_handle_never_signs) {
+    char *dir;
+    tl_log *log = tu_new_log(&dir);
+    tl_log_close(log);
+    tl_open_options o = TL_OPEN_OPTIONS_INIT;
+    o.flags = TL_OPEN_REPLICA;
+    ck_assert_int_eq(tl_log_open(&log, dir, &o), 0);
+    static const uint8_t empty_map[] = {0x80};
+    tl_draft d = {"x.r", "@operator", NULL, empty_map, sizeof empty_map};
+    uint64_t first = 77;
+    ck_assert_int_eq(tl_log_append(log, &d, 1, &first), TL_EKEY);
+    ck_assert_uint_eq(first, 0);
+    tl_log_stats st;
+    ck_assert_int_eq(tl_log_stats_get(log, &st), 0);
+    ck_assert_uint_eq(st.events, 1);
+    tl_log_close(log);
+    *strrchr(dir, '/') = 0;
+    tu_rmdir(dir);
+    free(dir);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("replica");
     TCase *tc = tcase_create("records");
@@ -274,6 +298,7 @@ int main(void) {
     tcase_add_test(tc, replica_without_content);
     tcase_add_test(tc, replica_since_includes_its_first_record);
     tcase_add_test(tc, replica_drops_erased_content);
+    tcase_add_test(tc, replica_handle_never_signs);
     suite_add_tcase(s, tc);
     return tu_main(s);
 }
