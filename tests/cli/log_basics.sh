@@ -109,6 +109,11 @@ done
 rm -rf "$T/left" && mkdir -p "$T/left/.threadlog-init.1" && echo x > "$T/left/writer.key"
 "$TL" init "$T/left" > /dev/null || fail "init over a dead init's leftovers"
 "$TL" -d "$T/left" verify > /dev/null || fail "verify after init over leftovers"
+# a key file alone, with no staging directory, is no dead init's: refused, the key kept
+rm -rf "$T/keyonly" && mkdir "$T/keyonly" && echo mine > "$T/keyonly/writer.key"
+status 1 "$TL" --json init "$T/keyonly"
+jcheck "$OUT" 'o["error"] == "invalid_input"'
+[ "$(cat "$T/keyonly/writer.key")" = mine ] && [ ! -e "$T/keyonly/data.mdb" ] || fail "init over a lone key file left $(ls -A "$T/keyonly")"
 if command -v flock > /dev/null; then
   rm -rf "$T/live" && mkdir -p "$T/live/.threadlog-init.1"
   flock "$T/live" sleep 3 &
