@@ -24,6 +24,36 @@
 
 /* ================================================================ as of a sequence / a time */
 
+/* Every applier's meta applied/NAME in the log at dir (read with LMDB itself) says seq: the
+ * copy's projections are those of its head (FORMAT.md §2). Returns how many there are. */
+static unsigned applied_all_at(const char *dir, uint64_t seq) {
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi meta;
+    MDB_cursor *cur;
+    ck_assert_int_eq(mdb_env_create(&env), 0);
+    mdb_env_set_maxdbs(env, 64);
+    ck_assert_int_eq(mdb_env_open(env, dir, MDB_RDONLY, 0600), 0);
+    ck_assert_int_eq(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+    ck_assert_int_eq(mdb_dbi_open(txn, "meta", 0, &meta), 0);
+    ck_assert_int_eq(mdb_cursor_open(txn, meta, &cur), 0);
+    MDB_val k = {8, "applied/"}, v;
+    unsigned n = 0;
+    for (int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (k.mv_size < 8 || memcmp(k.mv_data, "applied/", 8) != 0) break;
+        const uint8_t *b = v.mv_data;
+        uint64_t at = 0;
+        for (size_t i = 0; i < v.mv_size && i < 8; i++) at = at << 8 | b[i];
+        ck_assert_msg(v.mv_size == 8 && at == seq, "%.*s at %llu, the head at %llu", (int)k.mv_size, (char *)k.mv_data,
+                      (unsigned long long)at, (unsigned long long)seq);
+        n++;
+    }
+    mdb_cursor_close(cur);
+    mdb_txn_abort(txn);
+    mdb_env_close(env);
+    return n;
+}
+
 START_TEST(replay_until_equals_state_then) {
     char *dir;
     tl_log *log = tu_new_log(&dir);
@@ -61,6 +91,7 @@ START_TEST(replay_until_equals_state_then) {
     ck_assert_msg(tl_log_verify(c, NULL, &vr) == 0, "copy verify: %s", vr.reason);
     tl_log_close(c);
     free(seen);
+    ck_assert_uint_gt(applied_all_at(at_seq, n), 1); /* every applier, the first one too */
     tl_open_options wo = TL_OPEN_OPTIONS_INIT;
     ck_assert_int_eq(tl_log_open(&c, at_seq, &wo), TL_EKEY); /* no writer key: it can never fork the log */
 
