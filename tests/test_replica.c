@@ -164,6 +164,15 @@ START_TEST(replica_without_content) {
     ck_assert_uint_eq(vr.contents, 0); /* none came with the records */
     ck_assert_uint_eq(vr.replica_since, 2); /* and verify says from where */
     tl_log_close(r);
+    /* an erasure of content the replica never had is taken: nothing to delete is no failure */
+    tl_result er;
+    ck_assert_int_eq(tl_erase(src, "n", "request", &er), 0);
+    ck_assert_int_eq(tl_log_stats_get(src, &st), 0);
+    ck_assert_msg(ship(src, rep, st.events, st.events) == 0, "the erasure: %s", tl_errdetail());
+    ck_assert_int_eq(tl_log_open(&r, rep, &o), 0);
+    ck_assert_msg(tl_log_verify(r, NULL, &vr) == 0, "replica verify after the erasure: %s", vr.reason);
+    ck_assert_uint_eq(vr.events, st.events);
+    tl_log_close(r);
     tl_log_close(src);
     remove_dirs(rdir, dir);
 }
