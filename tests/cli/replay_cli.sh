@@ -110,11 +110,17 @@ for delay in 0.02 0.1 0.3 0.6; do
   else
     if "$TL" -d "$T/killed" verify > /dev/null 2>&1; then fail "a copy killed after $delay s passes verify unfinished"; fi
     "$TL" -d "$B" replay --into "$T/killed" --until-seq 100 > /dev/null || fail "a second run into a killed copy's directory"
-    [ ! -e "$T/killed/.threadlog-building" ] || fail "the build directory stayed after a complete copy"
+    ! ls -A "$T/killed" | grep -q '^\.threadlog-building' || fail "a build directory stayed after a complete copy: $(ls -A "$T/killed")"
     OUT=$("$TL" -d "$T/killed" --json stats)
     python3 -c 'import json,sys; assert json.loads(sys.argv[1])["events"] == 100' "$OUT" || fail "the copy after a kill: $OUT"
   fi
 done
+
+# the same leftovers made by hand (a killed replay's build directory, DIR/.threadlog-building.PID,
+# with a copy half made in it): cleared by the next replay into DIR
+rm -rf "$T/left" && mkdir -p "$T/left/.threadlog-building.1" && echo half > "$T/left/.threadlog-building.1/data.mdb"
+"$TL" -d "$B" replay --into "$T/left" --until-seq 100 > /dev/null || fail "a replay into a killed replay's leftovers"
+[ "$(ls -A "$T/left" | sort | tr '\n' ' ')" = "data.mdb " ] || fail "a replay into leftovers left $(ls -A "$T/left")"
 
 # one replay at a time into a directory: while another holds its lock (flock(1) stands in
 # for one), a replay into it answers exists and touches nothing
