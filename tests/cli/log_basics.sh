@@ -109,6 +109,12 @@ done
 rm -rf "$T/left" && mkdir -p "$T/left/.threadlog-init.1" && echo x > "$T/left/writer.key"
 "$TL" init "$T/left" > /dev/null || fail "init over a dead init's leftovers"
 "$TL" -d "$T/left" verify > /dev/null || fail "verify after init over leftovers"
+# a legacy rotation file (writer.key.new) holding a key the head does not name is stale: the
+# next rotation removes it (keyfiles.c tl_keyfile_settle)
+rm -rf "$T/leg" "$T/leg2" && "$TL" init "$T/leg" > /dev/null && "$TL" init "$T/leg2" > /dev/null
+cp "$T/leg2/writer.key" "$T/leg/writer.key.new"
+"$TL" -d "$T/leg" key rotate > /dev/null || fail "key rotate beside a stale writer.key.new"
+[ ! -e "$T/leg/writer.key.new" ] || fail "a stale writer.key.new stayed after a rotation"
 # a key file alone, with no staging directory, is no dead init's: refused, the key kept
 rm -rf "$T/keyonly" && mkdir "$T/keyonly" && echo mine > "$T/keyonly/writer.key"
 status 1 "$TL" --json init "$T/keyonly"
