@@ -213,6 +213,17 @@ START_TEST(prev_differs_in_last_byte) {
 }
 END_TEST
 
+/* a head record naming seq 0, as if the whole log, genesis included, were gone: the replays
+ * refuse it and name the genesis (replay.c: "event 1 (genesis) is missing") */
+START_TEST(head_at_zero) {
+    uint8_t head[80];
+    head_get(head);
+    memset(head, 0, 8);
+    head_put(head);
+    replay_refuses_when(1, true);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("tamper_order");
     TCase *tc = tcase_create("order");
@@ -224,6 +235,7 @@ int main(void) {
     tcase_add_test(tc, resigned_event);
     tcase_add_test(tc, time_goes_back);
     tcase_add_test(tc, prev_differs_in_last_byte);
+    tcase_add_test(tc, head_at_zero);
     tcase_set_timeout(tc, 120);
     suite_add_tcase(s, tc);
     return tu_main(s);
