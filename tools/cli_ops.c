@@ -270,9 +270,20 @@ static int cmd_replay(cli_ctx *ctx) {
 
 /* ---------------------------------------------------------------- export */
 
+typedef struct export_file {
+    FILE *f;
+    char *tmp;         /* the temporary file's path */
+    bool write_failed; /* a line could not be written */
+} export_file;
+
+/* export's line callback; a failed write is noted, so the command can tell it from a failed
+ * read of the log (both are TL_ESTORAGE from tl_export) */
 static int write_line(const char *line, size_t len, void *payload) {
-    FILE *f = payload;
-    if (fwrite(line, 1, len, f) != len || fputc('\n', f) == EOF) return TL_ESTORAGE;
+    export_file *x = payload;
+    if (fwrite(line, 1, len, x->f) != len || fputc('\n', x->f) == EOF) {
+        x->write_failed = true;
+        return TL_ESTORAGE;
+    }
     return 0;
 }
 
@@ -284,11 +295,6 @@ static int write_line(const char *line, size_t len, void *payload) {
  * read, nor a file that makes the retry's -o refuse (a killed one leaves only the hidden
  * temporary file).
  */
-typedef struct export_file {
-    FILE *f;
-    char *tmp; /* the temporary file's path */
-} export_file;
-
 static int export_file_open(export_file *x, const char *path, char *why, size_t whylen) {
     const char *slash = strrchr(path, '/');
     size_t dirlen = slash ? (size_t)(slash - path) + 1 : 0;
@@ -371,12 +377,12 @@ static int cmd_export(cli_ctx *ctx) {
     tl_log *log;
     int rc = cli_open(ctx, &log, TL_OPEN_READONLY);
     if (rc) return rc;
-    export_file x = {stdout, NULL};
+    export_file x = {stdout, NULL, false};
     if (path && (rc = export_file_open(&x, path, why, sizeof why)) != 0) {
         tl_log_close(log);
         return cli_error(ctx, rc, why);
     }
-    rc = tl_export(log, &o, write_line, x.f);
+    rc = tl_export(log, &o, write_line, &x);
     char detail[512];
     snprintf(detail, sizeof detail, "%s", rc ? tl_errdetail() : "");
     tl_log_close(log);
@@ -387,7 +393,7 @@ static int cmd_export(cli_ctx *ctx) {
     } else if (fflush(stdout) != 0 && !rc) {
         rc = TL_ESTORAGE;
     }
-    if (rc == TL_ESTORAGE) return cli_error(ctx, rc, "cannot write the export");
+    if (rc == TL_ESTORAGE && (x.write_failed || !detail[0])) return cli_error(ctx, rc, "cannot write the export");
     if (rc) return cli_error(ctx, rc, detail);
     return CLI_OK;
 }

@@ -160,4 +160,9 @@ PY
 "$TL" -d "$U" export > "$T/u.jsonl" 2> /dev/null || true
 grep -q '"kind":"note.added".*"content":{"body_commit":{"unreadable":true}}' "$T/u.jsonl" \
   || fail "unreadable content exported as: $(grep -o '"content":{[^}]*}' "$T/u.jsonl")"
+# and the export fails naming the damaged read, not as a full disk ("cannot write the export")
+st=0
+last=$("$TL" -d "$U" --json export 2> /dev/null | tail -1) || st=$?
+"$PY" -c 'import json,sys; o=json.loads(sys.argv[1]); assert o["ok"] is False and "cannot write" not in o["message"], o' "$last" \
+  || fail "export of a damaged store answered: $last"
 echo "export_erase: ok"
