@@ -94,16 +94,12 @@ static int clear_range(int fd, off_t off, off_t len, bool whole_pages) {
  * ever reads a page's free space, so zeros written there change nothing anyone sees, in the
  * pages of the newest snapshot or of an older one a reader holds. Pages are walked in order
  * (every page up to the last one in use; the free ones just cleared read as zeros), a run of
- * overflow pages in use skipped whole by its first page's count (a free run's pages one by
- * one: `free_all`, sorted, tells them), and only a branch or leaf page whose header names its
- * own page number and whose offsets hold is touched, only where its free space is not zeros.
+ * overflow pages, in use or held, skipped whole by its first page's count, and only a branch
+ * or leaf page whose header names its own page number and whose offsets hold is touched, only
+ * where its free space is not zeros.
  */
-static int clear_free_space(int fd, const uint8_t *map, size_t psize, size_t last_pgno, const size_t *free_all,
-                            size_t nfree, uint64_t *cleared) {
-    size_t f = 0;
+static int clear_free_space(int fd, const uint8_t *map, size_t psize, size_t last_pgno, uint64_t *cleared) {
     for (size_t pg = 2; pg <= last_pgno;) {
-        while (f < nfree && free_all[f] < pg) f++;
-        bool is_free = f < nfree && free_all[f] == pg;
         const uint8_t *p = map + pg * psize;
         uint64_t pgno;
         uint16_t flags, lower, upper;
@@ -112,10 +108,16 @@ static int clear_free_space(int fd, const uint8_t *map, size_t psize, size_t las
         memcpy(&lower, p + PG_LOWER, 2);
         memcpy(&upper, p + PG_UPPER, 2);
         if (pgno != pg) { pg++; continue; }
-        if (flags & P_OVERFLOW) { /* a free run's pages may have been reused one by one */
+        /* a run skipped whole, a free one too: a free run whose first page still has its
+         * header is one a reader's snapshot holds (the others were cleared above, headers and
+         * all; a run is freed in one record, so none of its pages was reused while it is
+         * held), and its pages after the first hold a value's bytes, which may look like a
+         * leaf page's header naming its own page number (seen: zeros written into an
+         * attachment a reader was reading) */
+        if (flags & P_OVERFLOW) {
             uint32_t run;
             memcpy(&run, p + PG_LOWER, 4);
-            pg += run && !is_free ? run : 1;
+            pg += run ? run : 1;
             continue;
         }
         pg++;
@@ -180,26 +182,23 @@ int tl_scrub_free_pages(tl_log *log, uint64_t *cleared, uint64_t *held) {
             rc = tl_fail(TL_ESTORAGE, "clear free pages %zu-%zu of the data file: %s", pages[i], pages[j - 1], strerror(errno));
         i = j;
     }
-    /* every free page, held ones too, for the walk over the pages in use */
-    size_t *free_all = NULL, nfree = 0, none;
+    /* the walk over the pages, in a snapshot of the last commit */
     uint64_t spaces = 0;
     MDB_envinfo info;
     if (!rc && (mrc = mdb_txn_begin(log->env, NULL, MDB_RDONLY, &rtxn)) != 0) rc = tl_fail_mdb(mrc, "read the free-page list");
     else if (!rc) {
-        rc = tl_freelist_reclaimable(rtxn, log->env, (size_t)-1, &free_all, &nfree, &none);
-        if (!rc && mdb_env_info(log->env, &info) != 0) rc = tl_fail(TL_ESTORAGE, "cannot inspect the data file");
+        if (mdb_env_info(log->env, &info) != 0) rc = tl_fail(TL_ESTORAGE, "cannot inspect the data file");
         if (!rc) { /* a view of our own: LMDB does not give its map's address (me_mapaddr is not it) */
             size_t bytes = (info.me_last_pgno + 1) * st.ms_psize;
             void *map = mmap(NULL, bytes, PROT_READ, MAP_SHARED, fd, 0);
             if (map == MAP_FAILED) rc = tl_fail(TL_ESTORAGE, "map the data file: %s", strerror(errno));
             else {
-                rc = clear_free_space(fd, map, st.ms_psize, info.me_last_pgno, free_all, nfree, &spaces);
+                rc = clear_free_space(fd, map, st.ms_psize, info.me_last_pgno, &spaces);
                 munmap(map, bytes);
             }
         }
         mdb_txn_abort(rtxn);
     }
-    free(free_all);
     if (!rc && (n || spaces) && fdatasync(fd) != 0) rc = tl_fail(TL_ESTORAGE, "sync the cleared pages: %s", strerror(errno));
     tl_wtxn_abort(w);
     free(pages);

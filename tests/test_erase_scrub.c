@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "testutil.h"
 
 #define BODY "SCRUB-ME-body-7f3a91c2-the-erased-words"
@@ -126,12 +128,64 @@ START_TEST(a_page_a_reader_holds_is_cleared_by_erasing_again) {
 }
 END_TEST
 
+/* An attachment is stored after its 32-byte salt, in a run of overflow pages whose first page
+ * has a 16-byte header: the attachment's byte k * 4096 - 48 starts the run's page k. Bytes
+ * there that look like a leaf page's header naming page 2k (page k of a run that starts at
+ * page k: some k matches whatever page the run starts at) must not be taken for one while a
+ * reader's snapshot still reads the run: its "free space" is the attachment's bytes. */
+START_TEST(a_held_attachment_imitating_a_leaf_page_is_left_whole) {
+    char *dir;
+    tl_log *log = world(&dir);
+    const size_t psize = 4096, pages = 160, len = pages * psize;
+    uint8_t *raw = malloc(len);
+    ck_assert_ptr_nonnull(raw);
+    memset(raw, 'Z', len);
+    for (size_t k = 1; k < pages - 1; k++) {
+        uint8_t *h = raw + k * psize - 16 - 32;
+        uint64_t pgno = 2 * k;
+        uint16_t zero = 0, flags = 0x02 /* P_LEAF */, lower = 32, upper = 256;
+        memcpy(h, &pgno, 8);
+        memcpy(h + 8, &zero, 2);
+        memcpy(h + 10, &flags, 2);
+        memcpy(h + 12, &lower, 2);
+        memcpy(h + 14, &upper, 2);
+    }
+    size_t b64len = sodium_base64_encoded_len(len, sodium_base64_VARIANT_ORIGINAL);
+    char *json = malloc(b64len + 256);
+    ck_assert_ptr_nonnull(json);
+    int at = sprintf(json, "{\"op\":\"attachment.upload\",\"as\":\"alice\",\"project\":\"p1\",\"id\":\"a1\","
+                           "\"name\":\"q.bin\",\"data\":\"");
+    sodium_bin2base64(json + at, b64len, raw, len, sodium_base64_VARIANT_ORIGINAL);
+    strcat(json, "\"}");
+    run(log, json);
+    free(json);
+    ck_assert_int_eq(occurrences(dir, raw, len), 1);
+    tl_iter *it; /* a snapshot from before the erasure: the run is still its attachment */
+    ck_assert_int_eq(tl_iter_open(log, 1, &it), 0);
+    tl_event_view ev;
+    ck_assert_int_eq(tl_iter_next(it, &ev), 0);
+    tl_result res;
+    ck_assert_int_eq(tl_erase_kind(log, "attachment", "a1", "a person's request", &res), 0);
+    ck_assert_int_eq(res.code, 0);
+    ck_assert_int_eq(occurrences(dir, raw, len), 1); /* untouched while the reader may read it */
+    tl_iter_close(it);
+    ck_assert_int_eq(tl_erase_kind(log, "attachment", "a1", "a person's request", &res), 0);
+    ck_assert_int_eq(occurrences(dir, raw + psize, 64), 0); /* then gone */
+    check_still_whole(log);
+    free(raw);
+    tl_log_close(log);
+    tu_rmdir(dir);
+    free(dir);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("erase_scrub");
     TCase *tc = tcase_create("scrub");
     tcase_add_test(tc, an_erased_body_leaves_the_data_file_at_once);
     tcase_add_test(tc, erased_attachment_bytes_leave_the_data_file);
     tcase_add_test(tc, a_page_a_reader_holds_is_cleared_by_erasing_again);
+    tcase_add_test(tc, a_held_attachment_imitating_a_leaf_page_is_left_whole);
     suite_add_tcase(s, tc);
     return tu_main(s);
 }
