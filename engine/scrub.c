@@ -154,6 +154,10 @@ int tl_scrub_free_pages(tl_log *log, uint64_t *cleared, uint64_t *held) {
     *cleared = *held = 0;
     int rc = retire_last_commit(log);
     if (rc) return rc;
+    /* in the unsynced mode those commits are not on disk yet: a power cut after the clearing
+     * would bring back an older snapshot whose pages are zeros. Durable first. */
+    int mrc0 = mdb_env_sync(log->env, 1);
+    if (mrc0) return tl_fail_mdb(mrc0, "sync before clearing free pages");
     tl_wtxn *w;
     if ((rc = tl_wtxn_begin(log, &w)) != 0) return rc;
     int dead;
