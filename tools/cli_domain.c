@@ -524,6 +524,8 @@ const cli_command cli_domain_commands[] = {
     {"attachment get", cmd_attachment_get, "attachment get ID --as USER [-o FILE | --output FILE]",
      "write an attachment's bytes, checked against their commitment, to FILE (to stdout without -o, or with -o -)"},
     {"erase", cmd_erase, "erase MESSAGE|ATTACHMENT --reason TEXT [--kind message|attachment]",
-     "erase content (operator): chain and signatures stay valid, the content is gone everywhere"},
+     "erase content (operator): chain and signatures stay valid, the content is gone from every\n"
+     "                 query and export, and its bytes from the data file (a page a reader still\n"
+     "                 holds is cleared by erasing again later: docs/OPERATIONS.md)"},
     {NULL, NULL, NULL, NULL},
 };
