@@ -9,6 +9,7 @@
 #include "codec.h"
 
 #include <stdlib.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "error.h"
@@ -244,8 +245,53 @@ static int rd_name(reader *r, char *dst, bool allow_nil, bool *is_nil) {
     return 0;
 }
 
+tl_kind tl_kind_of(const char *kind) {
+    static const char *const names[] = {
+        [TL_K_LOG_CREATED] = "log.created",
+        [TL_K_ACCOUNT_CREATED] = "account.created",
+        [TL_K_USER_CREATED] = "user.created",
+        [TL_K_PROJECT_CREATED] = "project.created",
+        [TL_K_PROJECT_STATUS_CHANGED] = "project.status_changed",
+        [TL_K_TOPIC_CREATED] = "topic.created",
+        [TL_K_MESSAGE_SENT] = "message.sent",
+        [TL_K_MESSAGE_REPLIED] = "message.replied",
+        [TL_K_MESSAGE_READ] = "message.read",
+        [TL_K_MESSAGE_UNREAD] = "message.unread",
+        [TL_K_MESSAGE_PINNED] = "message.pinned",
+        [TL_K_MESSAGE_UNPINNED] = "message.unpinned",
+        [TL_K_MESSAGE_DELETED] = "message.deleted",
+        [TL_K_NOTE_ADDED] = "note.added",
+        [TL_K_ATTACHMENT_UPLOADED] = "attachment.uploaded",
+        [TL_K_KEY_ROTATED] = "key.rotated",
+        [TL_K_CONTENT_ERASED] = "content.erased",
+    };
+    for (size_t k = 1; k < sizeof names / sizeof names[0]; k++)
+        if (strcmp(kind, names[k]) == 0) return (tl_kind)k;
+    return TL_K_OTHER;
+}
+
+/* Index the payload map's top-level fields (the bytes are canonical: checked already). */
+static void index_fields(tl_event *ev) {
+    reader r = {ev->payload, ev->payload + ev->payload_len};
+    int type;
+    uint64_t n;
+    ev->nfields = 0;
+    if (rd_head(&r, &type, &n, false) || type != MT_MAP || n > TL_EV_FIELDS_MAX) return;
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t klen;
+        if (rd_head(&r, &type, &klen, false) || type != MT_STR) { ev->nfields = 0; return; }
+        struct tl_ev_field *f = &ev->fields[i];
+        f->key = r.p;
+        f->klen = (size_t)klen;
+        r.p += klen;
+        f->val = r.p;
+        skip_value(&r);
+    }
+    ev->nfields = (unsigned)n;
+}
+
 int tl_event_decode(tl_event *ev, const uint8_t *bytes, size_t len) {
-    memset(ev, 0, sizeof *ev);
+    memset(ev, 0, offsetof(tl_event, fields));
     unsigned nils;
     int rc = check_canonical(bytes, len, &nils);
     if (rc) return rc;
@@ -287,6 +333,8 @@ int tl_event_decode(tl_event *ev, const uint8_t *bytes, size_t len) {
     ev->payload_len = (size_t)(r.end - ev->payload);
     ev->bytes = bytes;
     ev->len = len;
+    ev->kid = tl_kind_of(ev->kind);
+    index_fields(ev);
     return 0;
 }
 
@@ -294,10 +342,20 @@ int tl_event_decode(tl_event *ev, const uint8_t *bytes, size_t len) {
 static int find_field(const tl_event *ev, const char *key, reader *r) {
     r->p = ev->payload;
     r->end = ev->payload + ev->payload_len;
+    size_t klen = strlen(key);
+    if (ev->nfields) {
+        for (unsigned i = 0; i < ev->nfields; i++) {
+            const struct tl_ev_field *f = &ev->fields[i];
+            if (f->klen == klen && memcmp(f->key, key, klen) == 0) {
+                r->p = f->val;
+                return 0;
+            }
+        }
+        return TL_ENOTFOUND;
+    }
     int type;
     uint64_t n;
     if (rd_head(r, &type, &n, false) || type != MT_MAP) return TL_ECORRUPT;
-    size_t klen = strlen(key);
     for (uint64_t i = 0; i < n; i++) {
         uint64_t len;
         if (rd_head(r, &type, &len, false) || type != MT_STR) return TL_ECORRUPT;

@@ -469,6 +469,7 @@ int tl_engine_open(tl_log **out, const char *dir, unsigned flags) {
     log->env_flags = MDB_NOTLS;
     if (flags & TL_OPEN_READONLY) log->env_flags |= MDB_RDONLY;
     if (flags & TL_OPEN_NOSYNC) log->env_flags |= MDB_NOSYNC;
+    if ((flags & TL_OPEN_WRITEMAP) && !(flags & TL_OPEN_READONLY)) log->env_flags |= MDB_WRITEMAP;
     rc = tl_env_create_open(&log->env, dir, log->env_flags, 0);
     if ((rc == EACCES || rc == EROFS) && (flags & TL_OPEN_READONLY)) {
         /* A read-only copy (an auditor's snapshot, a read-only mount) where the lock file

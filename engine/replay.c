@@ -486,7 +486,7 @@ int tl_replay(tl_log *log, const tl_replay_options *opts, tl_replay_report *repo
             return rc;
         }
         tl_open_options oo = TL_OPEN_OPTIONS_INIT;
-        oo.flags = TL_OPEN_NOKEY;
+        oo.flags = TL_OPEN_NOKEY | TL_OPEN_WRITEMAP; /* one large transaction: see TL_OPEN_WRITEMAP */
         if ((rc = tl_log_open(&target, build, &oo)) != 0) {
             tl_copy_dir_remove(opts->into_dir, build, created, lock_fd);
             return rc;

@@ -96,7 +96,7 @@ static int add_message(tl_wtxn *w, MDB_dbi db, const tl_event *ev, const char *i
     m.body_size = (uint32_t)size;
     int rc = copy_short_body(w, &m);
     if (rc) return rc;
-    if (strcmp(ev->kind, "message.replied") == 0) {
+    if (ev->kid == TL_K_MESSAGE_REPLIED) {
         copy_str(m.parent, sizeof m.parent, ev, "parent");
         tl_message_rec parent;
         if ((rc = tl_srec_wget(w, 'm', m.parent, &parent, sizeof parent)) != 0) return rc;
@@ -106,7 +106,7 @@ static int add_message(tl_wtxn *w, MDB_dbi db, const tl_event *ev, const char *i
         parent.replies++;
         if ((rc = tl_srec_put(w, db, 'm', m.parent, &parent, sizeof parent)) != 0) return rc;
         if ((rc = tl_smark_put(w, db, 'R', m.parent, id)) != 0) return rc;
-    } else if (strcmp(ev->kind, "topic.created") == 0) {
+    } else if (ev->kid == TL_K_TOPIC_CREATED) {
         copy_str(m.topic, sizeof m.topic, ev, "id");
     } else {
         copy_str(m.topic, sizeof m.topic, ev, "topic");
@@ -154,17 +154,17 @@ static int apply_project(tl_wtxn *w, MDB_dbi db, const tl_event *ev) {
     return rc;
 }
 
-static int update_message(tl_wtxn *w, MDB_dbi db, const tl_event *ev, const char *kind) {
+static int update_message(tl_wtxn *w, MDB_dbi db, const tl_event *ev) {
     char id[TL_IDBUF];
     copy_str(id, sizeof id, ev, "message");
     tl_message_rec m;
     int rc = tl_srec_wget(w, 'm', id, &m, sizeof m);
     if (rc) return rc == TL_ENOTFOUND ? tl_fail(TL_ECORRUPT, "event %llu names unknown message %s", (unsigned long long)ev->seq, id) : rc;
-    if (strcmp(kind, "message.read") == 0) return tl_smark_put(w, db, READ_MARK, id, ev->actor);
-    if (strcmp(kind, "message.unread") == 0) return tl_smark_del(w, db, READ_MARK, id, ev->actor);
-    if (strcmp(kind, "message.pinned") == 0) { m.pinned = true; m.pin_seq = ev->seq; }
-    else if (strcmp(kind, "message.unpinned") == 0) m.pinned = false;
-    else if (strcmp(kind, "message.deleted") == 0) {
+    if (ev->kid == TL_K_MESSAGE_READ) return tl_smark_put(w, db, READ_MARK, id, ev->actor);
+    if (ev->kid == TL_K_MESSAGE_UNREAD) return tl_smark_del(w, db, READ_MARK, id, ev->actor);
+    if (ev->kid == TL_K_MESSAGE_PINNED) { m.pinned = true; m.pin_seq = ev->seq; }
+    else if (ev->kid == TL_K_MESSAGE_UNPINNED) m.pinned = false;
+    else if (ev->kid == TL_K_MESSAGE_DELETED) {
         m.deleted = true;
         m.pinned = false;
         if (m.parent[0]) {
@@ -184,19 +184,18 @@ static int update_message(tl_wtxn *w, MDB_dbi db, const tl_event *ev, const char
  * history entries (reads, unread marks, uploads) or have no project.
  */
 static int history_class(tl_wtxn *w, const tl_event *ev, bool *activity) {
-    const char *k = ev->kind;
     *activity = false;
     if (!ev->has_project) return -1;
-    if (!strcmp(k, "project.created") || !strcmp(k, "project.status_changed")) { *activity = true; return 0; }
-    if (!strcmp(k, "topic.created")) { *activity = true; return TL_CH_CHAT; }
-    if (!strcmp(k, "note.added")) { *activity = true; return TL_CH_NOTES; }
+    if (ev->kid == TL_K_PROJECT_CREATED || ev->kid == TL_K_PROJECT_STATUS_CHANGED) { *activity = true; return 0; }
+    if (ev->kid == TL_K_TOPIC_CREATED) { *activity = true; return TL_CH_CHAT; }
+    if (ev->kid == TL_K_NOTE_ADDED) { *activity = true; return TL_CH_NOTES; }
     char id[TL_IDBUF];
-    if (!strcmp(k, "message.sent") || !strcmp(k, "message.replied")) {
+    if (ev->kid == TL_K_MESSAGE_SENT || ev->kid == TL_K_MESSAGE_REPLIED) {
         *activity = true;
         copy_str(id, sizeof id, ev, "id");
-    } else if (!strcmp(k, "message.pinned") || !strcmp(k, "message.unpinned") || !strcmp(k, "message.deleted")) {
+    } else if (ev->kid == TL_K_MESSAGE_PINNED || ev->kid == TL_K_MESSAGE_UNPINNED || ev->kid == TL_K_MESSAGE_DELETED) {
         copy_str(id, sizeof id, ev, "message");
-    } else if (!strcmp(k, "content.erased")) {
+    } else if (ev->kid == TL_K_CONTENT_ERASED) {
         char kind[16];
         copy_str(id, sizeof id, ev, "target");
         copy_str(kind, sizeof kind, ev, "target_kind");
@@ -239,22 +238,22 @@ static int state_apply(tl_wtxn *w, const tl_event *ev, void *state) {
 static int apply_kind(tl_wtxn *w, const tl_event *ev, MDB_dbi db) {
     const char *k = ev->kind;
     char id[TL_IDBUF];
-    if (strcmp(k, "account.created") == 0) {
+    if (ev->kid == TL_K_ACCOUNT_CREATED) {
         tl_account_rec a = {.seq = ev->seq};
         copy_request(a.request, ev);
         copy_str(id, sizeof id, ev, "id");
         return tl_srec_put(w, db, 'a', id, &a, sizeof a);
     }
-    if (strcmp(k, "user.created") == 0) return apply_user(w, db, ev);
-    if (strcmp(k, "project.created") == 0) return apply_project(w, db, ev);
-    if (strcmp(k, "project.status_changed") == 0) {
+    if (ev->kid == TL_K_USER_CREATED) return apply_user(w, db, ev);
+    if (ev->kid == TL_K_PROJECT_CREATED) return apply_project(w, db, ev);
+    if (ev->kid == TL_K_PROJECT_STATUS_CHANGED) {
         tl_project_rec p;
         int rc = tl_srec_wget(w, 'p', ev->project, &p, sizeof p);
         if (rc) return rc;
         copy_str(p.status, sizeof p.status, ev, "status");
         return tl_srec_put(w, db, 'p', ev->project, &p, sizeof p);
     }
-    if (strcmp(k, "topic.created") == 0) {
+    if (ev->kid == TL_K_TOPIC_CREATED) {
         tl_topic_rec t;
         memset(&t, 0, sizeof t);
         copy_str(id, sizeof id, ev, "id");
@@ -266,18 +265,18 @@ static int apply_kind(tl_wtxn *w, const tl_event *ev, MDB_dbi db) {
         int rc = tl_srec_put(w, db, 't', id, &t, sizeof t);
         return rc ? rc : add_message(w, db, ev, t.message_id, TL_CH_CHAT, ev->actor);
     }
-    if (strcmp(k, "message.sent") == 0 || strcmp(k, "message.replied") == 0) {
+    if (ev->kid == TL_K_MESSAGE_SENT || ev->kid == TL_K_MESSAGE_REPLIED) {
         char ch[16];
         copy_str(id, sizeof id, ev, "id");
         copy_str(ch, sizeof ch, ev, "channel");
         return add_message(w, db, ev, id, tl_channel_parse(ch), ev->actor);
     }
-    if (strcmp(k, "note.added") == 0) {
+    if (ev->kid == TL_K_NOTE_ADDED) {
         copy_str(id, sizeof id, ev, "id");
         return add_message(w, db, ev, id, TL_CH_NOTES, ev->actor);
     }
-    if (strncmp(k, "message.", 8) == 0) return update_message(w, db, ev, k);
-    if (strcmp(k, "attachment.uploaded") == 0) {
+    if (strncmp(k, "message.", 8) == 0) return update_message(w, db, ev);
+    if (ev->kid == TL_K_ATTACHMENT_UPLOADED) {
         tl_attachment_rec a;
         memset(&a, 0, sizeof a);
         copy_str(id, sizeof id, ev, "id");
@@ -300,7 +299,7 @@ static int apply_kind(tl_wtxn *w, const tl_event *ev, MDB_dbi db) {
         copy_request(a.request, ev);
         return tl_srec_put(w, db, 'f', id, &a, sizeof a);
     }
-    if (strcmp(k, "content.erased") == 0) return erase_short_body(w, db, ev);
+    if (ev->kid == TL_K_CONTENT_ERASED) return erase_short_body(w, db, ev);
     return 0; /* log.created, key.rotated, extensions: nothing to keep */
 }
 

@@ -235,14 +235,14 @@ int tl_wtxn_append_record(tl_wtxn *w, const uint8_t *rec, size_t len) {
     if (ev.ts < w->head.ts) return tl_fail(TL_ECORRUPT, "record %llu goes back in time", (unsigned long long)ev.seq);
     if (tl_verify_sig(sig, bytes, blen, w->head.pk) != 0)
         return tl_fail(TL_ECORRUPT, "record %llu is not signed by the current key", (unsigned long long)ev.seq);
-    if (strcmp(ev.kind, "log.created") == 0) return tl_fail(TL_ECORRUPT, "a second genesis event");
+    if (ev.kid == TL_K_LOG_CREATED) return tl_fail(TL_ECORRUPT, "a second genesis event");
     rc = pending_push(w, bytes, blen, ev.seq, sig);
     if (rc) return rc;
     tl_pending *p = &w->pending[w->npending - 1];
     p->key = NULL; /* already signed */
     rc = apply_last(w, NULL);
     if (rc) return rc;
-    if (strcmp(ev.kind, "key.rotated") == 0) {
+    if (ev.kid == TL_K_KEY_ROTATED) {
         tl_bytes pk;
         if (tl_ev_bin(&ev, "public_key", &pk) || pk.len != TL_PUBKEY_BYTES)
             return w->failed = tl_fail(TL_ECORRUPT, "key.rotated without a public key");
@@ -250,7 +250,7 @@ int tl_wtxn_append_record(tl_wtxn *w, const uint8_t *rec, size_t len) {
     }
     /* An erasure is an obligation for every copy: a log that holds the content (a copy of the
      * directory that became a replica) drops it with the record, as the source did. */
-    if (strcmp(ev.kind, "content.erased") == 0) {
+    if (ev.kid == TL_K_CONTENT_ERASED) {
         tl_bytes c;
         if (tl_ev_bin(&ev, "commitment", &c) || c.len != TL_HASH_BYTES)
             return w->failed = tl_fail(TL_ECORRUPT, "content.erased without a commitment");
@@ -385,9 +385,9 @@ int tl_wtxn_reapply(tl_wtxn *w, const tl_event *ev, const uint8_t *hash) {
     if (hash) memcpy(w->head.hash, hash, TL_HASH_BYTES);
     w->head.seq = ev->seq;
     w->head.ts = ev->ts;
-    bool genesis = strcmp(ev->kind, "log.created") == 0;
+    bool genesis = ev->kid == TL_K_LOG_CREATED;
     tl_bytes pk;
-    if ((genesis || strcmp(ev->kind, "key.rotated") == 0) && tl_ev_bin(ev, "public_key", &pk) == 0 &&
+    if ((genesis || ev->kid == TL_K_KEY_ROTATED) && tl_ev_bin(ev, "public_key", &pk) == 0 &&
         pk.len == TL_PUBKEY_BYTES)
         memcpy(w->head.pk, pk.ptr, TL_PUBKEY_BYTES);
     if (genesis) return 0;

@@ -175,8 +175,7 @@ static int apply_topic(tl_wtxn *w, const tl_event *ev) {
 }
 
 static int catalog_apply(tl_wtxn *w, const tl_event *ev, void *state) {
-    const char *k = ev->kind;
-    if (!strcmp(k, "account.created")) {
+    if (ev->kid == TL_K_ACCOUNT_CREATED) {
         char id[TL_IDBUF];
         tlp_ev_cstr(ev, "id", id, sizeof id);
         tlp_key key;
@@ -184,9 +183,9 @@ static int catalog_apply(tl_wtxn *w, const tl_event *ev, void *state) {
         tlp_key_str(&key, id);
         return put_empty(w, &key);
     }
-    if (!strcmp(k, "user.created")) return apply_user(w, ev, state);
-    if (!strcmp(k, "project.created")) return apply_project(w, ev);
-    if (!strcmp(k, "topic.created")) return apply_topic(w, ev);
+    if (ev->kid == TL_K_USER_CREATED) return apply_user(w, ev, state);
+    if (ev->kid == TL_K_PROJECT_CREATED) return apply_project(w, ev);
+    if (ev->kid == TL_K_TOPIC_CREATED) return apply_topic(w, ev);
     return 0;
 }
 

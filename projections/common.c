@@ -175,12 +175,11 @@ void tlp_ev_cstr(const tl_event *ev, const char *key, char *dst, size_t cap) {
 }
 
 bool tlp_created_message(const tl_event *ev, char id[TL_IDBUF]) {
-    const char *k = ev->kind;
-    if (!strcmp(k, "message.sent") || !strcmp(k, "message.replied") || !strcmp(k, "note.added"))
+    if (ev->kid == TL_K_MESSAGE_SENT || ev->kid == TL_K_MESSAGE_REPLIED || ev->kid == TL_K_NOTE_ADDED)
         tlp_ev_cstr(ev, "id", id, TL_IDBUF);
-    else if (!strcmp(k, "topic.created"))
+    else if (ev->kid == TL_K_TOPIC_CREATED)
         tlp_ev_cstr(ev, "message_id", id, TL_IDBUF);
-    else if (!strcmp(k, "project.created"))
+    else if (ev->kid == TL_K_PROJECT_CREATED)
         tlp_ev_cstr(ev, "ambassador_message_id", id, TL_IDBUF);
     else
         return false;

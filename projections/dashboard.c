@@ -111,13 +111,13 @@ static int dashboard_apply(tl_wtxn *w, const tl_event *ev, void *state) {
     int rc = tlp_ovl_bound(w, o);
     if (rc) return rc;
     if (tlp_created_message(ev, id)) return fan_out(w, o, id, true);
-    if (!strcmp(ev->kind, "message.read")) return on_mark(w, o, ev, false);
-    if (!strcmp(ev->kind, "message.unread")) return on_mark(w, o, ev, true);
-    if (!strcmp(ev->kind, "message.deleted")) {
+    if (ev->kid == TL_K_MESSAGE_READ) return on_mark(w, o, ev, false);
+    if (ev->kid == TL_K_MESSAGE_UNREAD) return on_mark(w, o, ev, true);
+    if (ev->kid == TL_K_MESSAGE_DELETED) {
         tlp_ev_cstr(ev, "message", id, sizeof id);
         return fan_out(w, o, id, false);
     }
-    if (!strcmp(ev->kind, "user.created")) return on_user(w, o, ev);
+    if (ev->kid == TL_K_USER_CREATED) return on_user(w, o, ev);
     return 0;
 }
 

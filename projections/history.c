@@ -141,11 +141,10 @@ static void message_place(tl_strbuf *sb, const char *id, const tl_message_rec *m
 }
 
 static int entry_body(tl_strbuf *sb, MDB_txn *txn, tl_log *log, const viewer *v, const tl_event *ev) {
-    const char *k = ev->kind;
     char id[TL_IDBUF];
     tl_message_rec m;
     int rc;
-    if (!strcmp(k, "project.created")) {
+    if (ev->kid == TL_K_PROJECT_CREATED) {
         payload_str(sb, ev, "type");
         payload_str(sb, ev, "title");
         payload_str(sb, ev, "status");
@@ -160,7 +159,7 @@ static int entry_body(tl_strbuf *sb, MDB_txn *txn, tl_log *log, const viewer *v,
         tl_sb_puts(sb, "}");
         return rc;
     }
-    if (!strcmp(k, "project.status_changed")) {
+    if (ev->kid == TL_K_PROJECT_STATUS_CHANGED) {
         payload_str(sb, ev, "status");
         payload_str(sb, ev, "previous");
         return 0;
@@ -169,10 +168,10 @@ static int entry_body(tl_strbuf *sb, MDB_txn *txn, tl_log *log, const viewer *v,
         if ((rc = tl_state_message(txn, log, id, &m)) != 0) return rc;
         message_place(sb, id, &m);
         str_field(sb, "parent", m.parent);
-        if (!strcmp(k, "topic.created")) payload_str(sb, ev, "title");
+        if (ev->kid == TL_K_TOPIC_CREATED) payload_str(sb, ev, "title");
         return message_content(sb, txn, log, v, &m);
     }
-    if (!strcmp(k, "content.erased")) {
+    if (ev->kid == TL_K_CONTENT_ERASED) {
         char kind[16];
         tlp_ev_cstr(ev, "target", id, sizeof id);
         tlp_ev_cstr(ev, "target_kind", kind, sizeof kind);

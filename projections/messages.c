@@ -98,10 +98,10 @@ static int apply_message(tl_wtxn *w, tlp_ovl *o, const tl_event *ev, const char 
         if (created) {
             rc = put_list(w, o, 'L', &sc[i], m.seq, id, idlen, true);
             if (!rc) rc = tlp_ovl_add_u64(w, o, &n, 1);
-        } else if (!strcmp(ev->kind, "message.pinned")) {
+        } else if (ev->kid == TL_K_MESSAGE_PINNED) {
             rc = del_list(w, o, 'L', &sc[i], m.seq);
             if (!rc) rc = put_list(w, o, 'Q', &sc[i], ~ev->seq, pinval, 8 + idlen, true);
-        } else if (!strcmp(ev->kind, "message.unpinned")) {
+        } else if (ev->kid == TL_K_MESSAGE_UNPINNED) {
             if (pinned_at) rc = del_list(w, o, 'Q', &sc[i], ~pinned_at);
             if (!rc) rc = put_list(w, o, 'L', &sc[i], m.seq, id, idlen, false);
         } else { /* message.deleted: out of the live lists, into the auditors' one */
@@ -111,7 +111,7 @@ static int apply_message(tl_wtxn *w, tlp_ovl *o, const tl_event *ev, const char 
         }
     }
     if (rc || created) return rc;
-    if (!strcmp(ev->kind, "message.pinned")) {
+    if (ev->kid == TL_K_MESSAGE_PINNED) {
         uint8_t v[8];
         tl_seq_key(v, ev->seq);
         return tlp_ovl_put(w, o, &pk, v, sizeof v);
@@ -127,7 +127,7 @@ static int messages_apply(tl_wtxn *w, const tl_event *ev, void *state) {
     const char *k = ev->kind;
     /* a new user's unread counts and dashboard are seeded by reading (and scanning) this
      * database, after this applier: write the buffer out for them first */
-    if (!strcmp(k, "user.created")) return tlp_ovl_write_out(w, o);
+    if (ev->kid == TL_K_USER_CREATED) return tlp_ovl_write_out(w, o);
     if (tlp_created_message(ev, id)) return apply_message(w, o, ev, id, true);
     if (strcmp(k, "message.pinned") && strcmp(k, "message.unpinned") && strcmp(k, "message.deleted")) return 0;
     tlp_ev_cstr(ev, "message", id, sizeof id);

@@ -454,10 +454,10 @@ static int noted_run(tl_wtxn *w, tlp_ovl *o, void *ctx) {
  * rotation touch no row and change no row's inputs (an attachment shows with the message
  * that carries it; a new account has no projects yet), so they are among them: before, the
  * uploads of `apply`'s mix each ran the noted refreshes (14% of its profile). */
-static bool deferrable(const char *k) {
-    return !strncmp(k, "message.", 8) || !strcmp(k, "note.added") || !strcmp(k, "topic.created") ||
-           !strcmp(k, "project.status_changed") || !strcmp(k, "attachment.uploaded") ||
-           !strcmp(k, "account.created") || !strcmp(k, "key.rotated");
+static bool deferrable(const tl_event *ev) {
+    return !strncmp(ev->kind, "message.", 8) || ev->kid == TL_K_NOTE_ADDED || ev->kid == TL_K_TOPIC_CREATED ||
+           ev->kid == TL_K_PROJECT_STATUS_CHANGED || ev->kid == TL_K_ATTACHMENT_UPLOADED ||
+           ev->kid == TL_K_ACCOUNT_CREATED || ev->kid == TL_K_KEY_ROTATED;
 }
 
 static int tracking_apply(tl_wtxn *w, const tl_event *ev, void *state) {
@@ -466,9 +466,9 @@ static int tracking_apply(tl_wtxn *w, const tl_event *ev, void *state) {
     const char *k = ev->kind;
     int rc = tlp_ovl_bound(w, o);
     if (rc) return rc;
-    bool defer = deferrable(k);
+    bool defer = deferrable(ev);
     if (!defer && d->n && (rc = noted_run(w, o, d)) != 0) return rc;
-    if (!strcmp(k, "user.created")) return (rc = on_user(w, o, ev)) == 0 && d->n ? noted_run(w, o, d) : rc;
+    if (ev->kid == TL_K_USER_CREATED) return (rc = on_user(w, o, ev)) == 0 && d->n ? noted_run(w, o, d) : rc;
     if (!ev->has_project || !strncmp(k, "x.", 2)) return 0;
     tl_project_rec p;
     rc = tl_wstate_project(w, ev->project, &p);
@@ -482,12 +482,12 @@ static int tracking_apply(tl_wtxn *w, const tl_event *ev, void *state) {
      * their last_activity */
     if (cls >= 0) {
         rc = tlp_class_viewers(w, &p, cls, &l);
-    } else if (!strcmp(k, "message.read") || !strcmp(k, "message.unread")) {
+    } else if (ev->kid == TL_K_MESSAGE_READ || ev->kid == TL_K_MESSAGE_UNREAD) {
         tl_user_rec u;
         rc = tl_wstate_user(w, ev->actor, &u);
         if (!rc) rc = tlp_users_add(&l, ev->actor, u.role);
         else if (rc == TL_ENOTFOUND) rc = 0;
-    } else if (!strcmp(k, "message.deleted")) {
+    } else if (ev->kid == TL_K_MESSAGE_DELETED) {
         char id[TL_IDBUF];
         tl_message_rec m;
         tlp_ev_cstr(ev, "message", id, sizeof id);

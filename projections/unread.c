@@ -207,10 +207,10 @@ static int unread_apply(tl_wtxn *w, const tl_event *ev, void *state) {
     int rc = tlp_ovl_bound(w, o);
     if (rc) return rc;
     if (tlp_created_message(ev, id)) return on_created(w, o, id);
-    if (!strcmp(ev->kind, "message.read")) return on_mark(w, o, ev, -1);
-    if (!strcmp(ev->kind, "message.unread")) return on_mark(w, o, ev, 1);
-    if (!strcmp(ev->kind, "message.deleted")) return on_deleted(w, o, ev);
-    if (!strcmp(ev->kind, "user.created")) return on_user(w, o, ev);
+    if (ev->kid == TL_K_MESSAGE_READ) return on_mark(w, o, ev, -1);
+    if (ev->kid == TL_K_MESSAGE_UNREAD) return on_mark(w, o, ev, 1);
+    if (ev->kid == TL_K_MESSAGE_DELETED) return on_deleted(w, o, ev);
+    if (ev->kid == TL_K_USER_CREATED) return on_user(w, o, ev);
     return 0;
 }
 

@@ -41,6 +41,10 @@ grep -q '"verified":true' "$T/out" || fail "replay --json does not say verified"
 [ "$("$TL" -d "$D" digest)" = "$LIVE" ] || fail "live digest moved"
 "$TL" -d "$D" replay > "$T/out"
 grep -q "^replayed [0-9]* events in place .* events/s" "$T/out" && grep -q "^digest $LIVE\$" "$T/out" || fail "replay: $(cat "$T/out")"
+# in place, the rebuild is written in LMDB's map (TL_OPEN_WRITEMAP): LMDB then sets the data
+# file's size to the map's
+MAP=$("$TL" -d "$D" --json stats | grep -oE '"map_bytes":[0-9]+' | cut -d: -f2)
+[ "$(stat -c %s "$D/data.mdb")" = "$MAP" ] || fail "in-place replay not written in the map: data.mdb $(stat -c %s "$D/data.mdb") bytes, map $MAP"
 
 # as of a sequence: tracking answers as it did then
 "$TL" -d "$D" replay --into "$T/at-seq" --until-seq "$N" > /dev/null
