@@ -266,6 +266,13 @@ int tl_walk_step(tl_walk *walk, const MDB_val *key);
  * Such a log can rebuild its projections (replay targets built by `replay --into`) and can
  * never append, so a copy of a log can never fork it. */
 #define TL_OPEN_NOKEY (1u << 16)
+/* Internal open flag: LMDB writes pages where they lie in its memory map (MDB_WRITEMAP)
+ * rather than in heap buffers it copies into the file at commit. For replay's copies only,
+ * which no other process opens while they are built: a process writing through the map sets
+ * the file's length to its map size (ftruncate) when it opens and whenever it resizes the
+ * map, and that can cut the pages another process's write transaction has written past that
+ * size after growing its own map (docs/DECISIONS.md). */
+#define TL_OPEN_WRITEMAP (1u << 17)
 /** Begin a write transaction that appends nothing: no writer key needed, w->replaying set.
  * Only tl_wtxn_reapply / tl_wtxn_mark_applied and plain puts belong in it. */
 int tl_wtxn_begin_replay(tl_log *log, tl_wtxn **out);

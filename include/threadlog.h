@@ -145,13 +145,6 @@ enum tl_open_flags {
     TL_OPEN_READONLY = 1u << 0, /* no writes; the writer key is not needed */
     TL_OPEN_NOSYNC = 1u << 1,   /* bulk loads: commits are not synced (a crash may lose a tail) */
     TL_OPEN_REPLICA = 1u << 2,  /* a replica: no writer key; written only by tl_log_append_records */
-    /* Rebuilds (tl_replay in place): LMDB writes pages where they lie in its memory map
-     * (MDB_WRITEMAP) instead of in buffers it copies into the file at commit. A replay of
-     * 1,000,000 events runs ~20% faster (docs/BENCHMARKS.md). Costs: every commit syncs the
-     * map, so single commits are slower; the data file is extended, sparse, to the map's size
-     * (its allocated blocks stay what the pages need); a stray write through a wild pointer
-     * of this process could reach the map. Ignored with TL_OPEN_READONLY. */
-    TL_OPEN_WRITEMAP = 1u << 3,
 };
 
 typedef struct tl_open_options {

@@ -47,7 +47,7 @@ int tl_log_open(tl_log **out, const char *dir, const tl_open_options *opts) {
     if (!dir || !*dir) return tl_fail(TL_EUSAGE, "no log directory given");
     if (opts && opts->version != TL_OPEN_OPTIONS_VERSION)
         return tl_fail(TL_EUSAGE, "unknown tl_open_options version %u", opts->version);
-    /* TL_OPEN_NOKEY (log.h): replay's copies, opened through here */
+    /* TL_OPEN_NOKEY and TL_OPEN_WRITEMAP (log.h): replay's copies, opened through here */
     if (opts && (opts->flags & ~(unsigned)(TL_OPEN_READONLY | TL_OPEN_NOSYNC | TL_OPEN_REPLICA | TL_OPEN_WRITEMAP | TL_OPEN_NOKEY)))
         return tl_fail(TL_EUSAGE, "unknown open flags 0x%x", opts->flags);
     tl_log *log;
