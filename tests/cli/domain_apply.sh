@@ -181,4 +181,32 @@ out=$("$TL" -d "$D" --json apply "$T/missing.jsonl" 2> /dev/null) || status=$?
   || fail "apply of a missing file exited $status with $out"
 [ "$("$TL" -d "$D" --json log | wc -l)" = 1 ] || fail "a refused apply command line appended events"
 
+# a line may hold hundreds of thousands of attachment ids (up to 4/3 of the attachment limit
+# + 1 MiB): the answer comes at once, not after a pairwise comparison of the list that held
+# the write lock for minutes (the bound below is 100 times what it takes here): a repeat is
+# invalid_input naming the first repeated id in list order, unknown ids are not_found;
+# nothing is appended
+D=$T/log-longlist
+"$TL" init "$D" > /dev/null
+"$TL" -d "$D" apply > /dev/null <<'JSON'
+{"op":"account.create","id":"acme","name":"Acme"}
+{"op":"user.create","id":"alice","role":"member","account":"acme","name":"Alice"}
+{"op":"project.create","as":"alice","id":"o-1","account":"acme","type":"order","title":"Order"}
+JSON
+python3 - > "$T/long.jsonl" <<'PY'
+import json
+ids = ["a%d" % i for i in range(300000)]
+note = {"op": "note.add", "as": "alice", "project": "o-1", "body": "x"}
+print(json.dumps(dict(note, attachments=ids)))
+print(json.dumps(dict(note, attachments=ids + ["a7", "a299999"])))
+PY
+out=$(timeout 60 "$TL" -d "$D" --json apply "$T/long.jsonl") || fail "apply of 300,000 attachment ids did not answer within 60 s"
+python3 - "$out" <<'PY' || fail "long attachment lists: $(cut -c1-300 <<< "$out")"
+import json, sys
+r = [json.loads(l) for l in sys.argv[1].splitlines()]
+assert r[0] == {"ok": False, "error": "not_found", "message": "unknown attachment a0"}, r[0]
+assert r[1] == {"ok": False, "error": "invalid_input", "message": "attachment a7 is listed twice"}, r[1]
+PY
+[ "$("$TL" -d "$D" --json log | wc -l)" = 4 ] || fail "a refused long attachment list appended events"
+
 echo "domain_apply: ok"
