@@ -34,6 +34,7 @@ typedef struct sig_item {
 
 typedef struct verify_state {
     uint8_t (*keys)[TL_PUBKEY_BYTES];
+    uint64_t *key_from; /* the event that made keys[i] current: 1 (genesis) or its key.rotated */
     size_t nkeys, capkeys;
     sig_item *items;
     size_t nitems;
@@ -59,16 +60,28 @@ static void check_sig(size_t i, void *ctx) {
     it->bad = tl_verify_sig(it->sig, it->bytes, it->len, vs->keys[it->key]) != 0;
 }
 
-static int add_key(verify_state *vs, const uint8_t *pk) {
+static int add_key(verify_state *vs, const uint8_t *pk, uint64_t from) {
     if (vs->nkeys == vs->capkeys) {
         size_t cap = vs->capkeys ? vs->capkeys * 2 : 4;
         void *p = realloc(vs->keys, cap * TL_PUBKEY_BYTES);
         if (!p) return tl_fail(TL_ENOMEM, "out of memory");
         vs->keys = p;
+        uint64_t *f = realloc(vs->key_from, cap * sizeof *f);
+        if (!f) return tl_fail(TL_ENOMEM, "out of memory");
+        vs->key_from = f;
         vs->capkeys = cap;
     }
+    vs->key_from[vs->nkeys] = from;
     memcpy(vs->keys[vs->nkeys++], pk, TL_PUBKEY_BYTES);
     return 0;
+}
+
+/* The key current once event seq is in the log (the one the head names at seq, and so the
+ * one a checkpoint of seq is signed with): the last key made current at or before seq. */
+static const uint8_t *key_at(const verify_state *vs, uint64_t seq) {
+    const uint8_t *k = NULL;
+    for (size_t i = 0; i < vs->nkeys && vs->key_from[i] <= seq; i++) k = vs->keys[i];
+    return k;
 }
 
 /* Verify the gathered signatures; returns the seq of the first bad one, or 0. */
@@ -173,7 +186,7 @@ static int verify_walk(tl_log *log, const tl_verify_options *opts, tl_verify_rep
                 report_bad(r, seq, "event %llu: genesis without a public key or format%s", "");
                 break;
             }
-            if (add_key(&vs, pk.ptr)) { rc = TL_ENOMEM; break; }
+            if (add_key(&vs, pk.ptr, seq)) { rc = TL_ENOMEM; break; }
             /* meta's unsigned copies of the genesis (FORMAT.md) must say what it says */
             if (!vs.no_signatures && !tl_genesis_meta_agrees(txn, log, &ev, pk.ptr)) { /* with the signatures, as replay --verify */
                 report_bad(r, seq, "event %llu: the log's meta records another genesis key or attachment limit than "
@@ -195,7 +208,7 @@ static int verify_walk(tl_log *log, const tl_verify_options *opts, tl_verify_rep
                 report_bad(r, seq, "event %llu: key.rotated without a public key%s", "");
                 break;
             }
-            if (add_key(&vs, pk.ptr)) { rc = TL_ENOMEM; break; }
+            if (add_key(&vs, pk.ptr, seq)) { rc = TL_ENOMEM; break; }
             if (opts->pinned_key && memcmp(pk.ptr, opts->pinned_key, TL_PUBKEY_BYTES) == 0) pinned_seen = true;
         }
         int crc = opts->check_content ? tl_content_audit_event(&vs.content, txn, log, &ev) : 0;
@@ -253,6 +266,7 @@ static int verify_walk(tl_log *log, const tl_verify_options *opts, tl_verify_rep
     tl_rtxn_end(log, txn);
     free(vs.items);
     free(vs.keys);
+    free(vs.key_from);
     tl_content_audit_free(&vs.content);
     if (rc) return rc;
     if (r->first_bad_seq) return tl_fail(TL_ECORRUPT, "%s", r->reason);
@@ -350,6 +364,13 @@ static int checkpoint_check(MDB_txn *txn, tl_log *log, const char *text, verify_
     }
     if ((uint64_t)seq > last_seq) {
         report_bad(r, last_seq + 1, "event %llu is missing: the log ends before the checkpoint%s", "");
+        return 0;
+    }
+    /* a key retired before seq (or made current only after it) says nothing about seq: a
+     * leaked old key must not be able to vouch for a history it no longer signs */
+    const uint8_t *current = key_at(vs, (uint64_t)seq);
+    if (!current || memcmp(current, key, TL_PUBKEY_BYTES) != 0) {
+        report_bad(r, (uint64_t)seq, "checkpoint at %llu is not signed by the key current at its sequence%s", "");
         return 0;
     }
     uint8_t k8[8];

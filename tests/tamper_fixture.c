@@ -38,6 +38,8 @@ void append_batch(tl_log *log, uint64_t i0, size_t n) {
     free(d);
 }
 
+static const char *retired_key_path(void);
+
 void setup(void) {
     char *base = tu_tmpdir();
     ck_assert_ptr_nonnull(base);
@@ -54,6 +56,10 @@ void setup(void) {
         append_batch(log, next, n);
         next += n;
     }
+    tl_keypair first; /* kept beside the log: the key retired at ROTATION (retired_key) */
+    writer_key(&first);
+    ck_assert_int_eq(tl_keyfile_write(retired_key_path(), &first), 0);
+    tl_keypair_wipe(&first);
     ck_assert_int_eq(tl_log_rotate_key(log, NULL), 0);
     next++;
     while (next <= EVENTS) {
@@ -236,6 +242,14 @@ void record_hash_ts(const uint8_t *rec, size_t len, uint8_t hash[32], uint64_t *
     ck_assert_int_eq(tl_event_decode(&ev, rec, len - 64), 0);
     *ts = ev.ts;
 }
+
+static const char *retired_key_path(void) {
+    static char path[4200];
+    snprintf(path, sizeof path, "%s.retired.key", g_dir);
+    return path;
+}
+
+void retired_key(tl_keypair *kp) { ck_assert_int_eq(tl_keyfile_read(retired_key_path(), kp), 0); }
 
 void writer_key(tl_keypair *kp) {
     char path[4200];

@@ -91,6 +91,8 @@ uint8_t *forge(size_t *len, uint64_t seq, uint64_t ts, const uint8_t prev[32], c
 void record_hash_ts(const uint8_t *rec, size_t len, uint8_t hash[32], uint64_t *ts);
 /** The writer's current key, read from g_dir's key file. */
 void writer_key(tl_keypair *kp);
+/** The key the rotation at ROTATION retired (setup keeps a copy beside g_dir). */
+void retired_key(tl_keypair *kp);
 /** The n event bytes followed by their signature by kp, as a record (malloc'd, *len bytes). */
 uint8_t *sign_bytes(const uint8_t *bytes, size_t n, size_t *len, const tl_keypair *kp);
 

@@ -2,8 +2,9 @@
  * test_tamper_checkpoint.c — SPEC §5, checkpoints: a tail rewritten by the key holder (signed
  * and chained, so the log alone looks fine) or cut short with a consistent head is caught
  * against a checkpoint, which covers the events up to its own and not what came after; a
- * checkpoint naming another time, signed by a stranger or naming a hash that differs in its
- * last byte is refused.
+ * checkpoint naming another time, signed by a stranger or by a key not current at its
+ * sequence (one the rotation retired, or one not yet made current), or naming a hash that
+ * differs in its last byte is refused.
  *
  * The log under attack and the attacker's tools: tamper_fixture.h; checkpoints made by hand
  * as docs/FORMAT.md describes them (checkpoint_signed, checkpoint_custom).
@@ -95,11 +96,10 @@ START_TEST(checkpoint_detects_truncated_tail) {
 }
 END_TEST
 
-/* A checkpoint of event seq made by hand, as docs/FORMAT.md describes it, naming the event's
- * time plus dts (0: a true checkpoint). */
-static char *checkpoint_signed(uint64_t seq, uint64_t dts) {
-    tl_keypair kp;
-    writer_key(&kp);
+/* A checkpoint of event seq made by hand, as docs/FORMAT.md describes it, signed by kp,
+ * naming the event's time plus dts (0: its own) and its hash with byte flip_hash_byte
+ * flipped (-1: none). */
+static char *checkpoint_by(uint64_t seq, uint64_t dts, int flip_hash_byte, const tl_keypair *kp) {
     raw r;
     raw_begin(&r);
     size_t len;
@@ -110,18 +110,34 @@ static char *checkpoint_signed(uint64_t seq, uint64_t dts) {
     memcpy(msg, "threadlog-checkpoint-v1", 23);
     be64(msg + 23, seq);
     record_hash_ts(rec, len, msg + 31, &ts);
+    if (flip_hash_byte >= 0) msg[31 + flip_hash_byte] ^= 1;
     ts += dts;
     be64(msg + 63, ts);
-    tl_sign(sig, msg, sizeof msg, &kp);
+    tl_sign(sig, msg, sizeof msg, kp);
     char hash[65], key[65], sighex[129];
     tl_hex(hash, msg + 31, 32);
-    tl_hex(key, kp.pk, 32);
+    tl_hex(key, kp->pk, 32);
     tl_hex(sighex, sig, 64);
     char *json = malloc(512);
     snprintf(json, 512, "{\"seq\":%llu,\"hash\":\"%s\",\"ts\":%llu,\"key\":\"%s\",\"signature\":\"%s\"}",
              (unsigned long long)seq, hash, (unsigned long long)ts, key, sighex);
-    tl_keypair_wipe(&kp);
     free(rec);
+    return json;
+}
+
+/* The key current at seq in the fixture's log: the first key up to ROTATION - 1, the new one
+ * from ROTATION on (the head at ROTATION names the key it hands over to). */
+static void key_of(uint64_t seq, tl_keypair *kp) {
+    if (seq < ROTATION) retired_key(kp);
+    else writer_key(kp);
+}
+
+/* A true checkpoint of event seq, naming its time plus dts, by the key current then. */
+static char *checkpoint_signed(uint64_t seq, uint64_t dts) {
+    tl_keypair kp;
+    key_of(seq, &kp);
+    char *json = checkpoint_by(seq, dts, -1, &kp);
+    tl_keypair_wipe(&kp);
     return json;
 }
 
@@ -164,29 +180,9 @@ END_TEST
 static char *checkpoint_custom(uint64_t seq, int flip_hash_byte, bool foreign_key) {
     tl_keypair kp;
     if (foreign_key) tl_keypair_generate(&kp);
-    else writer_key(&kp);
-    raw r;
-    raw_begin(&r);
-    size_t len;
-    uint8_t *rec = raw_get(&r, seq, &len);
-    raw_end(&r);
-    uint8_t msg[23 + 8 + 32 + 8], sig[64];
-    uint64_t ts;
-    memcpy(msg, "threadlog-checkpoint-v1", 23);
-    be64(msg + 23, seq);
-    record_hash_ts(rec, len, msg + 31, &ts);
-    if (flip_hash_byte >= 0) msg[31 + flip_hash_byte] ^= 1;
-    be64(msg + 63, ts);
-    tl_sign(sig, msg, sizeof msg, &kp);
-    char hash[65], key[65], sighex[129];
-    tl_hex(hash, msg + 31, 32);
-    tl_hex(key, kp.pk, 32);
-    tl_hex(sighex, sig, 64);
-    char *json = malloc(512);
-    snprintf(json, 512, "{\"seq\":%llu,\"hash\":\"%s\",\"ts\":%llu,\"key\":\"%s\",\"signature\":\"%s\"}",
-             (unsigned long long)seq, hash, (unsigned long long)ts, key, sighex);
+    else key_of(seq, &kp);
+    char *json = checkpoint_by(seq, 0, flip_hash_byte, &kp);
     tl_keypair_wipe(&kp);
-    free(rec);
     return json;
 }
 
@@ -209,6 +205,39 @@ START_TEST(checkpoint_hash_differs_in_last_byte) {
 }
 END_TEST
 
+/* A checkpoint is signed by the key current at its sequence (docs/FORMAT.md §7): the key
+ * the rotation at ROTATION retired (leaked, say) cannot vouch for an event after it, nor the
+ * new key for one before it was current; at ROTATION the new key is current. */
+START_TEST(checkpoint_signed_by_the_key_of_its_sequence) {
+    tl_keypair old, cur;
+    retired_key(&old);
+    writer_key(&cur);
+    struct {
+        uint64_t seq;
+        const tl_keypair *kp;
+        bool good;
+        const char *what;
+    } cases[] = {
+        {ROTATION - 1, &old, true, "before the rotation, by the key current then"},
+        {ROTATION, &cur, true, "at the rotation, by the key it hands over to"},
+        {EVENTS, &cur, true, "at the head, by the current key"},
+        {ROTATION, &old, false, "at the rotation, by the key it retires"},
+        {ROTATION + 1, &old, false, "after the rotation, by the retired key"},
+        {EVENTS, &old, false, "at the head, by the retired key"},
+        {ROTATION - 1, &cur, false, "before the rotation, by the key not yet current"},
+        {1, &cur, false, "at the genesis, by the key not yet current"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *cp = checkpoint_by(cases[i].seq, 0, -1, cases[i].kp);
+        if (cases[i].good) expect_good(cp, cases[i].what);
+        else expect_bad(cp, cases[i].seq, cases[i].what);
+        free(cp);
+    }
+    tl_keypair_wipe(&old);
+    tl_keypair_wipe(&cur);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("tamper_checkpoint");
     TCase *tc = tcase_create("checkpoint");
@@ -220,6 +249,7 @@ int main(void) {
     tcase_add_test(tc, checkpoint_time_must_match);
     tcase_add_test(tc, checkpoint_signed_by_a_stranger);
     tcase_add_test(tc, checkpoint_hash_differs_in_last_byte);
+    tcase_add_test(tc, checkpoint_signed_by_the_key_of_its_sequence);
     tcase_set_timeout(tc, 120);
     suite_add_tcase(s, tc);
     return tu_main(s);

@@ -166,6 +166,16 @@ def name_ok(s, nil_ok=False):
     return isinstance(s, str) and 1 <= len(s.encode("utf-8")) <= 64 and "\x00" not in s
 
 
+def holds_nil(v):
+    if v is None:
+        return True
+    if isinstance(v, list):
+        return any(holds_nil(x) for x in v)
+    if isinstance(v, dict):
+        return any(holds_nil(x) for x in v.values())
+    return False
+
+
 def decode_event(data):
     if len(data) > MAX_EVENT:
         raise ValueError("event longer than 1 MiB")
@@ -192,6 +202,9 @@ def decode_event(data):
         raise ValueError("project is neither nil nor 1-64 bytes without NUL")
     if not isinstance(payload, dict):
         raise ValueError("payload is not a map")
+    # canonical rule 7: absent fields are omitted; only extension payloads may carry nil
+    if not kind.startswith("x.") and holds_nil(payload):
+        raise ValueError("a %s event carries nil in its payload (absent fields are omitted)" % kind)
     return {"seq": seq, "ts": ts, "prev": prev, "actor": actor, "kind": kind,
             "schema": schema, "project": project, "payload": payload}
 
@@ -329,6 +342,9 @@ class Verifier:
         self.scope_account = scope.get("account") if len(scope) == 1 else None
         if not (self.whole or isinstance(self.scope_project, str) or isinstance(self.scope_account, str)):
             raise Bad(None, "the header's scope is not {\"log\":true}, {\"project\":P} or {\"account\":A}")
+        if hdr.get("chain") != ("complete" if self.whole else "per_event"):
+            raise Bad(None, "the header's chain is not %s for this scope"
+                      % ("complete" if self.whole else "per_event"))
         self.account_projects = set()  # an account export: its projects, as their creation shows them
         head = hdr.get("head")
         if not isinstance(head, dict) or not isinstance(head.get("seq"), int):
@@ -408,6 +424,10 @@ class Verifier:
             raise Bad(seq, "the checkpoint's signature is not valid")
         if key not in [pk for _, pk, _ in self.keys]:
             raise Bad(seq, "the checkpoint is signed by a key the log never used")
+        # the key current at seq: the one that signs seq + 1 (a checkpoint beyond the head
+        # fails at the end, as a missing or out-of-scope event)
+        if seq <= self.head[0] and key != self.key_for(seq + 1):
+            raise Bad(seq, "the checkpoint is not signed by the key current at its sequence")
         self.cp = (seq, hsh, ts)
 
     def event(self, line):
@@ -482,7 +502,8 @@ class Verifier:
             c = content[f]
             if not isinstance(c, dict):
                 raise Bad(seq, "%s: content is not an object" % f)
-            if c.get("erased") is True and len(c) == 1:
+            # members the format does not define are ignored (unsigned: they prove nothing)
+            if c.get("erased") is True and "salt" not in c and "data" not in c:
                 self.erased += 1
                 self.erased_marks.append((seq, commit))
                 continue

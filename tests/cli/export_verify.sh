@@ -617,4 +617,39 @@ last = objs[ev[-1]]; add_key_event(event_line(dict(seq=last['seq'] + 1, ts=last[
 # (export.c); the verifier accepts that export too (it asked for a content before the fix)
 forged_ok commit_not_bin "$T/o1.jsonl" "$(resize 'p["body_commit"] = "no commitment"'); del lines[i]['content']"
 
+# ---- found by an independent verifier written from FORMAT.md alone (2026-11-27, each failed
+# before the fix): a domain event carries no nil in its payload (§3 rule 7: threadlog's verify
+# refuses it; an extension's payload may); the header's chain is `complete` exactly for a
+# whole-log export; a checkpoint is signed by the key current at its sequence (§7), so the key
+# the rotation retired vouches for events before the rotation only, in verify_export.py and in
+# threadlog verify alike
+tamper nil_in_payload "$T/o1.jsonl" "$(resize 'p["note"] = None')" "FAILED at event $N1SEQ: .*carries nil in its payload"
+forged_ok nil_in_extension "$T/all.jsonl" "append('x.app', {'note': None, 'list': [1, None]})"
+tamper chain_whole "$T/all.jsonl" "h = objs[0]; h['chain'] = 'per_event'; lines[0] = h" "chain is not complete"
+tamper chain_scoped "$T/o1.jsonl" "h = objs[0]; h['chain'] = 'complete'; lines[0] = h" "chain is not per_event"
+"$PY" - "$T" "$RSEQ" <<'PY' || fail "making checkpoints with the retired key"
+import json, os, sys
+from nacl.signing import SigningKey
+t, rseq = sys.argv[1], int(sys.argv[2])
+old = SigningKey(open(os.environ["TL_GENESIS_KEY"], "rb").read()[:32])
+events = {o["seq"]: o for o in map(json.loads, open(t + "/all.jsonl")) if o["type"] == "event"}
+def checkpoint(seq, name):
+    e = events[seq]
+    msg = b"threadlog-checkpoint-v1" + seq.to_bytes(8, "big") + bytes.fromhex(e["hash"]) + e["ts"].to_bytes(8, "big")
+    cp = dict(seq=seq, hash=e["hash"], ts=e["ts"], key=old.verify_key.encode().hex(), signature=old.sign(msg).signature.hex())
+    open("%s/%s.json" % (t, name), "w").write(json.dumps(cp))
+checkpoint(rseq - 1, "cp_before_rotation")   # the key was current then
+checkpoint(rseq, "cp_at_rotation")           # the rotation hands over to the new key
+checkpoint(max(events), "cp_retired")        # long retired
+PY
+accept "$T/all.jsonl" --checkpoint "$T/cp_before_rotation.json"
+"$TL" -d "$D" verify --checkpoint "$T/cp_before_rotation.json" > /dev/null 2>&1 || fail "verify refused a checkpoint by the key current at its sequence"
+for cp in cp_at_rotation cp_retired; do
+  CPSEQ=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["seq"])' "$T/$cp.json")
+  if "$PY" "$VERIFY" --checkpoint "$T/$cp.json" "$T/all.jsonl" > /dev/null 2> "$T/err"; then fail "$cp: verify_export.py accepted it"; fi
+  grep -q "FAILED at event $CPSEQ: the checkpoint is not signed by the key current at its sequence" "$T/err" || fail "$cp: $(cat "$T/err")"
+  if "$TL" -d "$D" --json verify --checkpoint "$T/$cp.json" > "$T/out" 2> /dev/null; then fail "$cp: threadlog verify accepted it"; fi
+  grep -q "\"first_bad_seq\":$CPSEQ" "$T/out" || fail "$cp: threadlog verify said $(cat "$T/out")"
+done
+
 echo "export_verify: ok"
