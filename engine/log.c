@@ -143,6 +143,45 @@ int tl_head_read(MDB_txn *txn, tl_log *log, tl_head *head) {
     return 0;
 }
 
+/*
+ * The head record is not signed (FORMAT.md §2). Before anything is signed on its word — an
+ * event chained to it, a checkpoint of it — it must name the last stored record: its
+ * sequence, the hash of its event bytes and its time. Otherwise one damaged byte of it would
+ * become signed history (an event chained to a hash no event has, dated by a time no event
+ * had, numbered after a gap) that verify might no longer even notice. verify and replay make
+ * the same checks over the whole log; this one costs a lookup and a hash per transaction.
+ */
+int tl_head_check(MDB_txn *txn, tl_log *log, const tl_head *head) {
+    MDB_cursor *cur;
+    int mrc = mdb_cursor_open(txn, log->db_log, &cur);
+    if (mrc) return tl_fail_mdb(mrc, "read the log's last record");
+    MDB_val k, v;
+    mrc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+    mdb_cursor_close(cur);
+    if (mrc == MDB_NOTFOUND) {
+        if (head->seq == 0) return 0;
+        return tl_fail(TL_ECORRUPT, "the log's head record names event %llu, but the log holds no event: refused, "
+                                    "nothing was written (verify names the damage)", (unsigned long long)head->seq);
+    }
+    if (mrc) return tl_fail_mdb(mrc, "read the log's last record");
+    const uint8_t *bytes = NULL, *sig;
+    size_t len = 0;
+    uint64_t last = k.mv_size == 8 ? tl_seq_from_key(k.mv_data) : 0;
+    const char *why = NULL;
+    tl_event ev;
+    if (last != head->seq) why = "names another event than the last one";
+    else if (tl_record_split(&v, &bytes, &len, &sig) || tl_event_decode(&ev, bytes, len)) why = "names an event that does not decode";
+    if (!why) {
+        uint8_t hash[TL_HASH_BYTES];
+        tl_hash(hash, bytes, len);
+        if (memcmp(hash, head->hash, TL_HASH_BYTES) != 0) why = "names another hash than its event's";
+        else if (ev.ts != head->ts) why = "names another time than its event's";
+    }
+    if (!why) return 0;
+    return tl_fail(TL_ECORRUPT, "the log's head record %s (event %llu, last record %llu): refused, nothing was written "
+                                "(verify names the damage)", why, (unsigned long long)head->seq, (unsigned long long)last);
+}
+
 int tl_head_write(tl_wtxn *w) {
     uint8_t buf[8 + TL_HASH_BYTES + 8 + TL_PUBKEY_BYTES];
     tl_seq_key(buf, w->head.seq);
@@ -417,6 +456,36 @@ static void release_data_file(const tl_log *log) {
     free(gone); /* outside the lock: nothing but the list's own steps under it */
 }
 
+/*
+ * The environment holds a threadlog log: its "log", "meta" and "content" databases and the
+ * format record (made together by init), looked up in a read transaction. Before this, a
+ * writable open would create the missing databases — two commits that overwrite both of
+ * LMDB's meta pages, so a data file whose main tree root was damaged (one bit of a meta page:
+ * the previous meta page still names the good tree) became unrecoverable before the open
+ * refused it, and a foreign LMDB environment was written into. Only the projections'
+ * databases are ever created by an open (a log made by an older build), and only after this.
+ */
+static int holds_a_log(tl_log *log) {
+    MDB_txn *txn;
+    int rc = tl_rtxn_begin(log, &txn);
+    if (rc) return rc;
+    static const char *core[] = {"log", "meta", "content"};
+    MDB_dbi dbi[3];
+    for (int i = 0; i < 3 && !rc; i++) {
+        int mrc = mdb_dbi_open(txn, core[i], 0, &dbi[i]);
+        if (mrc == MDB_NOTFOUND || mrc == MDB_INCOMPATIBLE)
+            rc = tl_fail(TL_ECORRUPT, "%s holds no threadlog log, or its data file is damaged (no %s database); nothing "
+                                      "was written", log->dir, core[i]);
+        else if (mrc)
+            rc = tl_fail_mdb(mrc, "open the log's databases");
+    }
+    MDB_val v;
+    if (!rc && tl_get(txn, dbi[1], META_FORMAT, sizeof META_FORMAT - 1, &v) == TL_ENOTFOUND)
+        rc = tl_fail(TL_ECORRUPT, "%s holds no threadlog log (no format record); nothing was written", log->dir);
+    tl_rtxn_end(log, txn); /* handles opened in a transaction that ends without a commit close with it */
+    return rc;
+}
+
 /* A log opened for writing must not write over a damaged free-page list (freelist.c). */
 static int writable_free_list(tl_log *log) {
     if (log->flags & TL_OPEN_READONLY) return 0;
@@ -494,7 +563,7 @@ int tl_engine_open(tl_log **out, const char *dir, unsigned flags) {
     mdb_env_info(log->env, &info);
     if (info.me_mapsize < tl_map_initial() && !(flags & TL_OPEN_READONLY)) mdb_env_set_mapsize(log->env, tl_map_initial());
 
-    if ((rc = tl_db_open(log, "log", 0, &log->db_log)) || (rc = tl_db_open(log, "meta", 0, &log->db_meta)) ||
+    if ((rc = holds_a_log(log)) || (rc = tl_db_open(log, "log", 0, &log->db_log)) || (rc = tl_db_open(log, "meta", 0, &log->db_meta)) ||
         (rc = tl_db_open(log, "content", 0, &log->db_content)) || (rc = check_format(log)) ||
         (rc = writable_free_list(log))) {
         tl_engine_close(log);

@@ -376,6 +376,9 @@ bool tl_genesis_meta_agrees(MDB_txn *txn, tl_log *log, const tl_event *genesis, 
 
 /* ---- meta ---- */
 int tl_head_read(MDB_txn *txn, tl_log *log, tl_head *head);
+/** The head names the last stored record: its sequence, the hash of its event bytes and its
+ * time (TL_ECORRUPT otherwise). Writers check it before signing anything on its word. */
+int tl_head_check(MDB_txn *txn, tl_log *log, const tl_head *head);
 uint64_t tl_now_us(void);
 void tl_seq_key(uint8_t key[8], uint64_t seq);
 uint64_t tl_seq_from_key(const void *key);

@@ -121,8 +121,19 @@ int tl_copy_env(tl_log *log, const char *dir) {
         return rc;
     }
     int mrc = mdb_env_copyfd2(mdb_txn_env(txn), fd, MDB_CP_COMPACT);
+    /* The compacting copy checks that the pages it walked plus the free ones (the free list's
+     * records and the free tree's page counts in the meta page) add up to the file; damaged
+     * counts (which nothing else reads, verify included) make it answer MDB_INCOMPATIBLE.
+     * A page-for-page copy does not depend on them: take that one instead. */
+    if (mrc == MDB_INCOMPATIBLE) {
+        if (ftruncate(fd, 0) != 0 || lseek(fd, 0, SEEK_SET) != 0) mrc = errno;
+        else mrc = mdb_env_copyfd2(mdb_txn_env(txn), fd, 0);
+    }
     tl_rtxn_end(log, txn);
-    rc = mrc ? tl_fail_mdb(mrc, "copy the log") : 0;
+    /* damage met while walking the trees is a damaged file, not a failing disk */
+    if (mrc == MDB_CORRUPTED || mrc == MDB_PAGE_NOTFOUND || mrc == MDB_INCOMPATIBLE)
+        rc = tl_fail(TL_ECORRUPT, "copy the log: %s: the data file is damaged (run verify)", mdb_strerror(mrc));
+    else rc = mrc ? tl_fail_mdb(mrc, "copy the log") : 0;
     if (!rc && fsync(fd) != 0) rc = tl_fail(TL_ESTORAGE, "cannot sync %s: %s", path, strerror(errno));
     close(fd);
     return rc;

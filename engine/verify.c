@@ -303,6 +303,7 @@ int tl_log_checkpoint(tl_log *log, char **json) {
         MDB_txn *txn;
         if ((rc = tl_rtxn_begin(log, &txn)) != 0) break;
         rc = tl_head_read(txn, log, &head);
+        if (!rc) rc = tl_head_check(txn, log, &head); /* a checkpoint is signed on the head's word */
         tl_rtxn_end(log, txn);
         if (rc) break;
         pthread_mutex_lock(&log->key_mu);

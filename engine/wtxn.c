@@ -61,6 +61,7 @@ static int wtxn_begin(tl_log *log, tl_wtxn **out, bool need_key) {
     tl_write_lock(log);
     int rc = tl_txn_begin(log, 0, &w->txn, true);
     if (!rc) rc = tl_head_read(w->txn, log, &w->head);
+    if (!rc) rc = tl_head_check(w->txn, log, &w->head); /* nothing is signed on a damaged head's word */
     if (!rc && need_key && memcmp(w->head.pk, log->key.pk, TL_PUBKEY_BYTES) != 0)
         rc = adopt_rotated_key(log, w->head.pk);
     if (rc) {
