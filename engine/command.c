@@ -221,7 +221,7 @@ void tl_cmd_free(tl_cmd *cmd) {
 /* A message may quote input cut at a byte limit, possibly inside a UTF-8 sequence: replace
  * every byte that is not part of valid UTF-8 so the result line is always valid JSON. */
 static void utf8_sanitize(char *dst, const char *src, size_t cap) {
-    size_t n = strlen(src), o = 0;
+    size_t n = strnlen(src, cap), o = 0; /* a caller's tl_result need not be terminated */
     for (size_t i = 0; i < n && o + 1 < cap;) {
         size_t k = 1;
         unsigned char c = (unsigned char)src[i];
@@ -252,8 +252,9 @@ int tl_result_json(const tl_result *res, char **json) {
         o = json_pack("{s:b,s:b}", "ok", 1, "noop", 1);
     } else {
         o = json_pack("{s:b,s:I}", "ok", 1, "seq", (json_int_t)res->seq);
-        if (o && res->id[0]) json_object_set_new(o, "id", json_string(res->id));
-        if (o && res->message_id[0]) json_object_set_new(o, "message_id", json_string(res->message_id));
+        if (o && res->id[0]) json_object_set_new(o, "id", json_stringn(res->id, strnlen(res->id, sizeof res->id)));
+        if (o && res->message_id[0])
+            json_object_set_new(o, "message_id", json_stringn(res->message_id, strnlen(res->message_id, sizeof res->message_id)));
         if (o && res->duplicate) json_object_set_new(o, "duplicate", json_true());
     }
     if (!o) return tl_fail(TL_ENOMEM, "out of memory");

@@ -86,6 +86,8 @@ int tl_batch_begin(tl_log *log, tl_batch **out) {
     return 0;
 }
 
+#define BATCH_MAP_FULL "the map is full: tl_batch_commit grows it and runs the batch again"
+
 int tl_batch_exec(tl_batch *b, const tl_cmd *cmd, tl_result *res) {
     if (!b || !cmd || !res) return tl_fail(TL_EUSAGE, "batch, command and result are required");
     if (b->n == b->cap) {
@@ -99,9 +101,13 @@ int tl_batch_exec(tl_batch *b, const tl_cmd *cmd, tl_result *res) {
     if (b->failed) return tl_result_fail(res, TL_ESTORAGE, "the batch already failed: %s",
                                       b->failure[0] ? b->failure : "a storage failure");
     if (b->w) {
+        /* A full map is not a failure yet: commit grows it and runs the batch again. The
+         * transaction cannot take more meanwhile, so this command and the rest say so (not
+         * LMDB's word for a transaction that must abort). */
+        if (b->w->failed == TL_EMAPFULL) return tl_result_fail(res, TL_ESTORAGE, "%s", BATCH_MAP_FULL);
         tl_rules_exec(b->w, cmd, res);
-        /* a full map is not a failure yet: commit grows it and runs the batch again */
-        if (b->w->failed && b->w->failed != TL_EMAPFULL) {
+        if (b->w->failed == TL_EMAPFULL) return tl_result_fail(res, TL_ESTORAGE, "%s", BATCH_MAP_FULL);
+        if (b->w->failed) {
             b->failed = b->w->failed;
             /* the detail now ("... the disk is full ...") is gone by commit: keep it */
             snprintf(b->failure, sizeof b->failure, "%s", tl_errdetail());

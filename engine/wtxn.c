@@ -229,7 +229,7 @@ int tl_wtxn_append_record(tl_wtxn *w, const uint8_t *rec, size_t len) {
     if (!rc) rc = tl_event_decode(&ev, bytes, blen);
     if (rc) return rc;
     if (ev.seq != w->head.seq + 1)
-        return tl_fail(TL_ECORRUPT, "record %llu does not follow the head %llu", (unsigned long long)ev.seq,
+        return tl_fail(TL_ECONFLICT, "record %llu does not follow the head %llu", (unsigned long long)ev.seq,
                        (unsigned long long)w->head.seq);
     if (memcmp(ev.prev, w->head.hash, TL_HASH_BYTES) != 0)
         return tl_fail(TL_ECORRUPT, "record %llu does not chain to the head", (unsigned long long)ev.seq);

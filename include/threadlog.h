@@ -16,8 +16,10 @@
  *  - Event views handed out by iterators borrow from the log's read transaction and stay
  *    valid until the next call on that iterator.
  *  - A NULL where a handle, an output pointer or a callback is required is refused with
- *    TL_EUSAGE (never a crash). Option structs start with a version field set by their
- *    ..._INIT macro.
+ *    TL_EUSAGE (never a crash). A NULL id or text is input like any other: TL_EINVALID, as
+ *    in a command. Option structs start with a version field set by their ..._INIT macro;
+ *    a NULL options pointer means the defaults, and a NULL report or result pointer, where
+ *    the call's documentation allows it, means the caller does not want it.
  *  - No global state, but one list: the logs this process has open, so that a log is never
  *    opened twice in one process (see tl_log_open); with it, fork handlers that keep the list
  *    consistent across fork(), and libsodium's one-time initialisation when the library
@@ -31,12 +33,24 @@
  *    (retry), and a thread that holds a snapshot itself (an open tl_iter, inside a tl_export
  *    callback) is refused at once. A tl_iter or tl_batch belongs to one thread; an open
  *    tl_batch holds the process's write lock until it is committed or aborted (see there).
+ *    Calls without a tl_log (tl_cmd_*, tl_result_json, tl_event_json, tl_strerror,
+ *    tl_errdetail, tl_version, tl_free) are thread-safe on distinct objects; a tl_cmd may be
+ *    executed by several threads at once once it is built, as long as nobody changes it
+ *    meanwhile. tl_log_init may race other inits and opens of the same directory, from
+ *    threads or processes: one init wins, the others answer TL_EEXISTS.
+ *  - Threads of its own: a commit of 128 events or more signs them on two threads (a helper
+ *    started for the commit and the caller's); tl_log_verify and a verifying tl_replay check
+ *    signatures on `threads` threads; tl_log_warm reads on the caller's thread. Every helper
+ *    thread ends before the call returns, and none ever runs a callback.
+ *  - Environment: THREADLOG_WARM_HUGE_PAGES (tl_log_warm). Variables named THREADLOG_TEST_*
+ *    are knobs for the project's own tests (a tiny map, a pause in close, small replay and
+ *    warm chunks): never set them in production.
  *  - Error codes: the TL_E... list below says what each code means; a call answers the
  *    codes its documentation names, plus TL_EUSAGE for a NULL or out-of-range argument,
  *    TL_ENOMEM, and TL_ESTORAGE / TL_ECORRUPT when the storage fails or the data file is
  *    damaged. A damaged data file can also make LMDB itself fault (SIGSEGV/SIGBUS) in a
  *    read: the `threadlog` CLI turns that into a `corrupt` answer; an embedder that reads
- *    untrusted files should do the same (docs/OPERATIONS.md, "A damaged file").
+ *    untrusted files should do the same (docs/OPERATIONS.md, "A damaged file"; installed in share/doc/threadlog).
  */
 #ifndef THREADLOG_H
 #define THREADLOG_H
@@ -289,7 +303,11 @@ int tl_log_append(tl_log *log, const tl_draft *drafts, size_t n, uint64_t *first
  * Take records from another log as stored bytes (event bytes followed by the signature):
  * each is checked (decoding, sequence, chain, signature by the current key) and appended
  * unchanged. Appliers run as for local events. All or nothing. No writer key is needed: a
- * replica (TL_OPEN_REPLICA) follows its source across key rotations.
+ * replica (TL_OPEN_REPLICA) follows its source across key rotations. A record that does not
+ * follow the head (records already taken, sent again after a lost answer; a gap) is
+ * TL_ECONFLICT: read the head (tl_log_stats_get) and send from the next sequence. A record
+ * that does not decode, does not chain, goes back in time or is not signed by the current key
+ * is TL_ECORRUPT: the source, or what carried its records, is damaged — the replica is not.
  */
 int tl_log_append_records(tl_log *log, const uint8_t *const *records, const size_t *lens,
                           size_t n);
@@ -377,15 +395,20 @@ void tl_cmd_free(tl_cmd *cmd);
 /** Execute one command in its own durable commit (grouped with concurrent callers). */
 int tl_cmd_exec(tl_log *log, const tl_cmd *cmd, tl_result *res);
 
-/** The spec's JSON result line ({"ok":true,"seq":9,"id":"m-2"}). *json freed with tl_free. */
+/** The spec's JSON result line ({"ok":true,"seq":9,"id":"m-2"}). *json freed with tl_free.
+ *  The strings of res are read up to their arrays' size at most, terminated or not. */
 int tl_result_json(const tl_result *res, char **json);
 
 /**
  * Batches: several commands in one commit (group commit). Results filled by tl_batch_exec
  * are provisional: they become final, and the commands durable, when tl_batch_commit
  * returns 0 (the library may re-run the batch after growing the map, refilling the results,
- * so the tl_result and tl_cmd objects must stay alive until then). A failed commit fails
- * every command of the batch (TL_ESTORAGE, or TL_ENOMEM) and returns the failure's code.
+ * so the tl_result and tl_cmd objects must stay alive until then). A batch that meets the end
+ * of the map is no exception: tl_batch_exec then answers TL_ESTORAGE for that command and the
+ * rest ("the map is full: tl_batch_commit grows it and runs the batch again"), and
+ * tl_batch_commit grows the map and runs every command again — keep executing and commit.
+ * A failed commit fails every command of the batch (TL_ESTORAGE, or TL_ENOMEM) and returns
+ * the failure's code.
  * An open batch holds the process's write lock from tl_batch_begin to its commit or abort:
  * other threads' writes wait for it, and the thread that holds it cannot write through any
  * other call meanwhile: tl_batch_begin, tl_cmd_exec, tl_erase, tl_log_append,

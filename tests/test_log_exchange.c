@@ -108,8 +108,10 @@ START_TEST(records_exchange) {
     tl_verify_report vr;
     ck_assert_int_eq(tl_log_verify(b, NULL, &vr), 0);
     ck_assert_uint_eq(vr.replica_since, 0);
-    /* the same records again: they no longer follow the head */
-    ck_assert_int_eq(tl_log_append_records(b, recs, lens, 1), TL_ECORRUPT);
+    /* the same records again (a replicator retrying after a lost answer): they no longer
+     * follow the head, a conflict with it, not damage */
+    ck_assert_int_eq(tl_log_append_records(b, recs, lens, 1), TL_ECONFLICT);
+    ck_assert_int_eq(tl_log_append_records(b, recs + 29, lens + 29, 1), TL_ECONFLICT);
     for (int i = 0; i < 30; i++) free((void *)recs[i]);
 
     /* records that do not belong are refused, and nothing of their batch is appended */
@@ -125,7 +127,7 @@ START_TEST(records_exchange) {
     uint8_t h32[32];
     crypto_generichash(h32, 32, good32, n1 - 64, NULL, 0);
     uint8_t *good33 = forge(&n2, 33, ts + 2, h32, "x.ok", &real);
-    struct { const char *name; uint8_t *rec; size_t len; } bad[10];
+    struct { const char *name; uint8_t *rec; size_t len; int code; } bad[10];
     int nb = 0;
     bad[nb].name = "signed by another key";
     bad[nb].rec = forge(&bad[nb].len, 32, ts + 1, hash, "x.bad", &foreign), nb++;
@@ -149,16 +151,18 @@ START_TEST(records_exchange) {
     bad[nb].name = "the signature cut off";
     bad[nb].rec = forge(&bad[nb].len, 32, ts + 1, hash, "x.bad", &real);
     bad[nb].len -= 64, nb++;
+    for (int i = 0; i < nb; i++) bad[i].code = TL_ECORRUPT;
+    bad[2].code = TL_ECONFLICT; /* a gap: the head is not where the sender thinks */
     for (int i = 0; i < nb; i++) {
         const uint8_t *one[1] = {bad[i].rec};
         int rc = tl_log_append_records(b, one, &bad[i].len, 1);
-        ck_assert_msg(rc == TL_ECORRUPT, "%s: %s", bad[i].name, tl_strerror(rc));
+        ck_assert_msg(rc == bad[i].code, "%s: %s", bad[i].name, tl_strerror(rc));
         /* and at the end of a batch of good ones: all or nothing */
         const uint8_t *three[3] = {good32, good33, bad[i].rec};
         size_t l3[3] = {n1, n2, bad[i].len};
         if (i < 5) { /* the ones made for seq 32 do not fit at 34 anyway */
             rc = tl_log_append_records(b, three, l3, 3);
-            ck_assert_msg(rc == TL_ECORRUPT, "%s in a batch: %s", bad[i].name, tl_strerror(rc));
+            ck_assert_msg(rc == TL_ECONFLICT, "%s in a batch: %s", bad[i].name, tl_strerror(rc)); /* at 34: the sequence first */
         }
         ck_assert_uint_eq(head_seq(b), 31);
     }

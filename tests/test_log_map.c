@@ -93,6 +93,62 @@ START_TEST(map_grows) {
 }
 END_TEST
 
+/* A batch that meets the end of the map: from that command on tl_batch_exec answers
+ * TL_ESTORAGE saying that the commit grows the map and runs the batch again (not LMDB's word
+ * for a transaction that must abort), and tl_batch_commit does, with every result final. */
+static void parse_ok(tl_log *log, const char *json) {
+    tl_cmd *c;
+    tl_result res;
+    ck_assert_int_eq(tl_cmd_parse(&c, json, strlen(json), &res), 0);
+    ck_assert_msg(tl_cmd_exec(log, c, &res) == 0, "%s: %s", json, res.message);
+    tl_cmd_free(c);
+}
+
+START_TEST(batch_meets_the_end_of_the_map) {
+    setenv("THREADLOG_TEST_MAP_BYTES", "1048576", 1); /* its own forked process, as map_grows */
+    char *dir;
+    tl_log *log = tu_new_log(&dir);
+    parse_ok(log, "{\"op\":\"account.create\",\"id\":\"acme\",\"name\":\"Acme\"}");
+    parse_ok(log, "{\"op\":\"user.create\",\"id\":\"al\",\"role\":\"member\",\"account\":\"acme\",\"name\":\"Al\"}");
+    parse_ok(log, "{\"op\":\"project.create\",\"as\":\"al\",\"id\":\"p1\",\"account\":\"acme\",\"type\":\"order\",\"title\":\"T\"}");
+    enum { N = 12 };
+    static uint8_t bytes[150000];
+    tl_cmd *cmds[N];
+    tl_result res[N];
+    tl_batch *b;
+    ck_assert_int_eq(tl_batch_begin(log, &b), 0);
+    int first_full = -1;
+    for (int i = 0; i < N; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "a%d", i);
+        ck_assert_int_eq(tl_cmd_new(&cmds[i], "attachment.upload"), 0);
+        ck_assert_int_eq(tl_cmd_set_str(cmds[i], "as", "al"), 0);
+        ck_assert_int_eq(tl_cmd_set_str(cmds[i], "id", id), 0);
+        ck_assert_int_eq(tl_cmd_set_str(cmds[i], "project", "p1"), 0);
+        ck_assert_int_eq(tl_cmd_set_str(cmds[i], "name", "f.bin"), 0);
+        bytes[0] = (uint8_t)i;
+        ck_assert_int_eq(tl_cmd_set_data(cmds[i], bytes, sizeof bytes), 0);
+        int rc = tl_batch_exec(b, cmds[i], &res[i]);
+        if (rc && first_full < 0) first_full = i;
+        if (first_full >= 0) {
+            ck_assert_int_eq(rc, TL_ESTORAGE);
+            ck_assert_msg(strstr(res[i].message, "tl_batch_commit grows it") != NULL, "command %d: %s", i, res[i].message);
+        } else {
+            ck_assert_int_eq(rc, 0);
+        }
+    }
+    ck_assert_msg(first_full > 0, "the batch never met the end of the 1 MiB map");
+    ck_assert_int_eq(tl_batch_commit(b), 0);
+    for (int i = 0; i < N; i++) {
+        ck_assert_msg(res[i].code == 0 && res[i].seq == 5 + (uint64_t)i, "command %d: %d %s", i, res[i].code, res[i].message);
+        tl_cmd_free(cmds[i]);
+    }
+    verify_ok(log, 4 + N);
+    remove_log(log, dir);
+    unsetenv("THREADLOG_TEST_MAP_BYTES");
+}
+END_TEST
+
 /* The sum of one smaps field (in bytes) over every mapping of a file whose path ends in
  * `suffix` (/proc/self/smaps). */
 static uint64_t smaps_bytes(const char *suffix, const char *field) {
@@ -489,6 +545,7 @@ int main(void) {
     Suite *s = suite_create("log_map");
     TCase *tc = tcase_create("map");
     tcase_add_test(tc, map_grows);
+    tcase_add_test(tc, batch_meets_the_end_of_the_map);
     tcase_add_test(tc, map_growth_not_starved_by_readers);
     tcase_add_test(tc, map_growth_refused_inside_own_snapshot);
     tcase_add_test(tc, warm_maps_the_file);

@@ -11,6 +11,37 @@
  * so is an option struct of another version or an unknown open flag. */
 static int follow_noop(const tl_event_view *ev, void *p) { (void)ev, (void)p; return 1; }
 
+/* A tl_result the caller filled in itself, its strings not terminated: tl_result_json reads
+ * each string up to its array's size, never past it (ASan saw a stack over-read before). */
+START_TEST(result_json_reads_within_the_struct) {
+    struct {
+        tl_result res;
+        char after[512]; /* what an unbounded read would run into */
+    } s;
+    memset(&s, 'x', sizeof s);
+    s.res.code = 0;
+    s.res.seq = 7;
+    s.res.noop = 0;
+    s.res.duplicate = 0;
+    memset(s.res.id, 'a', sizeof s.res.id);
+    memset(s.res.message_id, 'b', sizeof s.res.message_id);
+    char *json;
+    ck_assert_int_eq(tl_result_json(&s.res, &json), 0);
+    char want[400];
+    snprintf(want, sizeof want, "{\"ok\":true,\"seq\":7,\"id\":\"%.*s\",\"message_id\":\"%.*s\"}", (int)sizeof s.res.id,
+             "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", (int)sizeof s.res.message_id,
+             "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb");
+    ck_assert_str_eq(json, want);
+    tl_free(json);
+    s.res.code = TL_ENOTFOUND;
+    memset(s.res.message, 'm', sizeof s.res.message);
+    ck_assert_int_eq(tl_result_json(&s.res, &json), 0);
+    ck_assert_msg(strlen(json) < 64 + sizeof s.res.message, "%s", json);
+    ck_assert_ptr_null(strchr(json, 'x'));
+    tl_free(json);
+}
+END_TEST
+
 START_TEST(null_arguments_refused) {
     char *dir;
     tl_log *log = tu_new_log(&dir);
@@ -104,6 +135,7 @@ int main(void) {
     Suite *s = suite_create("log_usage");
     TCase *tc = tcase_create("usage");
     tcase_add_test(tc, null_arguments_refused);
+    tcase_add_test(tc, result_json_reads_within_the_struct);
     tcase_set_timeout(tc, 120);
     suite_add_tcase(s, tc);
     return tu_main(s);

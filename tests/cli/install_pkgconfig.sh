@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# `cmake --install` lays down the header, the libraries, the CLI and a pkg-config file with
-# which an outside program builds against threadlog and runs (examples/embed.c).
+# `cmake --install` lays down the header, the libraries, the CLI, the docs the header names
+# and a pkg-config file with which an outside program builds against threadlog and runs
+# (examples/embed.c).
 set -euo pipefail
 cli="$1"; src="$2"
 build="$(cd "$(dirname "$cli")" && pwd)"
@@ -13,7 +14,10 @@ fi
 prefix="$(mktemp -d /tmp/tlinstall.XXXXXX)"
 trap 'rm -rf "$prefix"' EXIT
 cmake --install "$build" --prefix "$prefix" >/dev/null
-for f in bin/threadlog include/threadlog.h; do [ -e "$prefix/$f" ] || { echo "missing $f"; exit 1; }; done
+for f in bin/threadlog include/threadlog.h share/doc/threadlog/OPERATIONS.md share/doc/threadlog/FORMAT.md \
+         share/doc/threadlog/tools/verify_export.py; do
+  [ -e "$prefix/$f" ] || { echo "missing $f"; exit 1; }
+done
 pc=$(find "$prefix" -name threadlog.pc | head -1)
 [ -n "$pc" ] || { echo "no threadlog.pc installed"; exit 1; }
 export PKG_CONFIG_PATH="$(dirname "$pc")"
