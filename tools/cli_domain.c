@@ -520,7 +520,9 @@ const cli_command cli_domain_commands[] = {
     {"unpin", cmd_unpin, "unpin --as U MESSAGE [--expect V]", "unpin a message"},
     {"delete", cmd_delete, "delete --as U MESSAGE [--expect V]", "delete your own message (while it has no live reply)"},
     {"attach", cmd_attach, "attach --as U (--project P | --account A) [--name N] [--mime M] [--id A] [--expect V]\n  (FILE | --file FILE | --data BASE64)",
-     "upload an attachment (then list it in --attachments of a message)"},
+     "upload an attachment (then list it in --attachments of a message); --name defaults to\n"
+     "                 FILE's base name and is required with --data; --mime defaults to\n"
+     "                 application/octet-stream"},
     {"attachment get", cmd_attachment_get, "attachment get ID --as USER [-o FILE | --output FILE]",
      "write an attachment's bytes, checked against their commitment, to FILE (to stdout without -o, or with -o -)"},
     {"erase", cmd_erase, "erase MESSAGE|ATTACHMENT --reason TEXT [--kind message|attachment]",

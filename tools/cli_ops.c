@@ -399,11 +399,12 @@ static int cmd_export(cli_ctx *ctx) {
 }
 
 const cli_command cli_ops_commands[] = {
-    {"replay", cmd_replay, "replay [--verify] [--threads N] [--into DIR] [--until-seq N | --until-time T] [--json]",
+    {"replay", cmd_replay, "replay [--verify] [--threads N] [--into DIR] [--until-seq N] [--until-time T] [--json]",
      "rebuild every projection from the log, in place or into DIR; as of event N / time T (in place, a\n"
-     "                 preview: built in a temporary copy, the live projections unchanged); print the digest.\n"
-     "                 Always checks sequence, chain, time, genesis and the head record; --verify adds\n"
-     "                 signatures, content commitments and meta's genesis copies, as verify does"},
+     "                 preview: built in a temporary copy, the live projections unchanged; with both, the\n"
+     "                 earlier); print the digest. Always checks sequence, chain, time, genesis, key chain\n"
+     "                 and the head record; --verify adds signatures, content commitments and meta's\n"
+     "                 genesis copies, as verify does; --threads N: 1 to 16, default 2"},
     {"export", cmd_export, "export [--project P | --account A] [--format jsonl|csv] [-o FILE]",
      "a project's, an account's or the whole log's history, checkable by tools/verify_export.py"},
     {NULL, NULL, NULL, NULL},

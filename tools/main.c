@@ -61,7 +61,7 @@ static void install_fault_guard(void) {
     sigaction(SIGABRT, &sa, NULL); /* the handler never returns: abort() goes no further */
 }
 
-static const char *const switches[] = {"json", "follow", "verify", "more", "help", "nosync", "quiet", NULL};
+static const char *const switches[] = {"json", "follow", "verify", "more", "help", "nosync", NULL};
 
 static bool is_switch(const char *name) {
     for (int i = 0; switches[i]; i++)
@@ -259,8 +259,11 @@ static void print_help_text(const char *help, int indent) {
 static void print_help(void) {
     printf("threadlog %s — a signed, append-only event log for back-office messaging\n\n"
            "usage: threadlog [-d DIR] [--json] COMMAND [ARGS] [FLAGS]\n\n"
-           "  -d DIR     the log directory (default: $THREADLOG_DIR)\n"
-           "  --json     JSON output (one object per line)\n\n"
+           "  -d DIR     the log directory (default: $THREADLOG_DIR; -dDIR too)\n"
+           "  --json     JSON output (one object per line)\n"
+           "  --help, -h this help (after a command: that command's); --version: the version\n\n"
+           "Flags take their value as `--name VALUE` or `--name=VALUE`; switches (--json, --verify,\n"
+           "--follow, --more, --nosync) take none. Times are UTC.\n\n"
            "commands:\n",
            tl_version());
     for (size_t g = 0; g < sizeof groups / sizeof groups[0]; g++)
@@ -279,6 +282,7 @@ static int parse_args(cli_ctx *ctx, int argc, char **argv, int start) {
     for (int i = start; i < argc; i++) {
         const char *a = argv[i];
         if (!only_pos && strcmp(a, "--") == 0) { only_pos = true; continue; }
+        if (!only_pos && strcmp(a, "-h") == 0) a = "--help"; /* as before the command */
         if (!only_pos && strncmp(a, "--", 2) == 0 && a[2]) {
             if (ctx->args.nflags >= CLI_MAX_FLAGS) return cli_usage(ctx, "too many flags");
             const char *name = a + 2, *eq = strchr(name, '=');
@@ -289,6 +293,7 @@ static int parse_args(cli_ctx *ctx, int argc, char **argv, int start) {
             memcpy(slot, name, n);
             slot[n] = 0;
             const char *value;
+            if (eq && is_switch(slot)) return cli_usage(ctx, "--%s takes no value", slot); /* --json=false */
             if (eq) value = eq + 1;
             else if (is_switch(slot)) value = "";
             else if (i + 1 < argc) value = argv[++i];

@@ -292,12 +292,16 @@ for args in "log --limit abc" "log --bogus 1" "verify --threads 0" "stats extra"
   grep -q "^threadlog ${args%% *}: invalid_input: " "$T/stderr" || fail "$args: stderr does not name the code: $(cat "$T/stderr")"
   [ "$(wc -l < "$T/stderr")" = 1 ] || fail "$args: more than one line on stderr: $(cat "$T/stderr")"
 done
-# init's DIR is never a word starting with '-' (as -d's): `init -h` made a log named "-h"
-for w in -h -x; do
-  status 1 env -C "$T" "$TL" --json init "$w"
-  jcheck "$OUT" 'o["error"] == "invalid_input"'
-  [ ! -e "$T/$w" ] || fail "init $w made a log named $w"
-done
+# init's DIR is never a word starting with '-' (as -d's): `init -h` made a log named "-h";
+# -h is --help after a command too (its usage), any other dash word a refusal
+status 0 env -C "$T" "$TL" init -h
+grep -q "^usage: threadlog \[-d DIR\] init" <<< "$OUT" || fail "init -h: $OUT"
+status 1 env -C "$T" "$TL" --json init -x
+jcheck "$OUT" 'o["error"] == "invalid_input"'
+for w in -h -x; do [ ! -e "$T/$w" ] || fail "init $w made a log named $w"; done
+# a switch takes no value: --json=false is refused, not read as --json
+status 1 "$TL" -d "$D" digest --json=false
+grep -q -- "--json takes no value" "$T/stderr" || fail "digest --json=false: $(cat "$T/stderr")"
 (cd "$T" && "$TL" init ./-dash > /dev/null) && [ -f "$T/-dash/data.mdb" ] || fail "init ./-dash was refused"
 echo keep > "$T/taken"
 status 1 "$TL" -d "$D" --json export -o "$T/taken"
