@@ -6,7 +6,8 @@
  * What is hashed, in this order: for each applier in registration order, for each of its
  * databases, the database name, then every key and value in LMDB's key order; each item
  * is preceded by its length (4 bytes big-endian) so that no two contents hash alike by
- * shifting bytes between items. The projections store nothing that depends on the clock of
+ * shifting bytes between items. One exception: a message record of the state is hashed with
+ * its copy of a short body cleared (below). The projections store nothing that depends on the clock of
  * the applying process or on memory layout (records are serialized field by field, or
  * zeroed structs in the state), so a live log and its replay give the same digest.
  */
@@ -15,6 +16,7 @@
 #include <stdio.h>
 
 #include "proj.h"
+#include "zeropack.h"
 
 static void hash_item(crypto_generichash_state *h, const void *p, size_t n) {
     uint8_t len[4] = {(uint8_t)(n >> 24), (uint8_t)(n >> 16), (uint8_t)(n >> 8), (uint8_t)n};
@@ -60,7 +62,31 @@ static bool in_file(const file_span *f, const MDB_val *v) {
     return p >= f->lo && p <= f->hi && v->mv_size <= (size_t)(f->hi - p);
 }
 
+/*
+ * A message record of the state ("m/" id) carries a copy of its body when the body is short
+ * (TL_BODY_INLINE_MAX), in plain text. A digest over it would be an unsalted hash of every
+ * short body: with a digest written down before an erasure and the log after it, a guess of
+ * the erased body could be confirmed by putting it back and hashing again (found by an
+ * audit). The body's salted commitment and its size are in the same record, so the copy is
+ * hashed as cleared: the digest says nothing about a body that the log's commitments do not.
+ */
+static bool is_message_record(const MDB_val *k) {
+    const char *p = k->mv_data;
+    return k->mv_size > 2 && p[0] == 'm' && p[1] == '/' && !memchr(p + 2, '/', k->mv_size - 2);
+}
+
+static int hash_message_record(crypto_generichash_state *h, const MDB_val *v, const char *name) {
+    tl_message_rec m;
+    if (tl_zerounpack((uint8_t *)&m, sizeof m, v->mv_data, v->mv_size))
+        return tl_fail(TL_ECORRUPT, "database %s is damaged (a message record does not unpack)", name);
+    memset(m.body, 0, sizeof m.body);
+    uint8_t packed[TL_ZEROPACK_BOUND(sizeof m)];
+    hash_item(h, packed, tl_zeropack(packed, (const uint8_t *)&m, sizeof m));
+    return 0;
+}
+
 static int hash_db(crypto_generichash_state *h, MDB_txn *txn, MDB_dbi db, const char *name, const file_span *f) {
+    bool state = strcmp(name, "state") == 0;
     hash_item(h, name, strlen(name));
     MDB_cursor *cur;
     int rc = mdb_cursor_open(txn, db, &cur);
@@ -83,7 +109,14 @@ static int hash_db(crypto_generichash_state *h, MDB_txn *txn, MDB_dbi db, const 
         memcpy(prev, k.mv_data, k.mv_size);
         pk.mv_size = k.mv_size;
         hash_item(h, k.mv_data, k.mv_size);
-        hash_item(h, v.mv_data, v.mv_size);
+        if (state && is_message_record(&k)) {
+            if ((rc = hash_message_record(h, &v, name)) != 0) {
+                mdb_cursor_close(cur);
+                return rc;
+            }
+        } else {
+            hash_item(h, v.mv_data, v.mv_size);
+        }
     }
     mdb_cursor_close(cur);
     return rc == MDB_NOTFOUND ? 0 : tl_fail_mdb(rc, "digest scan");
