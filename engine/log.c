@@ -182,6 +182,12 @@ int tl_head_check(MDB_txn *txn, tl_log *log, const tl_head *head) {
                                 "(verify names the damage)", why, (unsigned long long)head->seq, (unsigned long long)last);
 }
 
+uint64_t tl_erasures_read(MDB_txn *txn, tl_log *log) {
+    MDB_val v;
+    if (tl_get(txn, log->db_meta, META_ERASURES, sizeof META_ERASURES - 1, &v) != 0 || v.mv_size != 8) return 0;
+    return tl_seq_from_key(v.mv_data);
+}
+
 int tl_head_write(tl_wtxn *w) {
     uint8_t buf[8 + TL_HASH_BYTES + 8 + TL_PUBKEY_BYTES];
     tl_seq_key(buf, w->head.seq);
@@ -486,6 +492,16 @@ static int holds_a_log(tl_log *log) {
     return rc;
 }
 
+/* A fresh environment has no spare page buffers: the erasures so far are behind it. */
+static int note_erasures(tl_log *log) {
+    MDB_txn *txn;
+    int rc = tl_rtxn_begin(log, &txn);
+    if (rc) return rc;
+    log->erasures_seen = tl_erasures_read(txn, log);
+    tl_rtxn_end(log, txn);
+    return 0;
+}
+
 /* A log opened for writing must not write over a damaged free-page list (freelist.c). */
 static int writable_free_list(tl_log *log) {
     if (log->flags & TL_OPEN_READONLY) return 0;
@@ -565,7 +581,7 @@ int tl_engine_open(tl_log **out, const char *dir, unsigned flags) {
 
     if ((rc = holds_a_log(log)) || (rc = tl_db_open(log, "log", 0, &log->db_log)) || (rc = tl_db_open(log, "meta", 0, &log->db_meta)) ||
         (rc = tl_db_open(log, "content", 0, &log->db_content)) || (rc = check_format(log)) ||
-        (rc = writable_free_list(log))) {
+        (rc = writable_free_list(log)) || (rc = note_erasures(log))) {
         tl_engine_close(log);
         return rc;
     }

@@ -38,6 +38,10 @@
  * records come without their content (bodies and uploads stay with their source), so verify
  * does not ask for the content of events from there on. */
 #define META_REPLICA_SINCE "replica_since"
+/* u64be(n): how many erasures this file has seen (bumped by every content deletion of an
+ * erasure). A writer process that finds it moved since it last looked drops LMDB's spare page
+ * buffers (tl_env_refresh) before it writes: they may hold erased bytes. */
+#define META_ERASURES "erasures"
 #define TL_DATA_FILE "data.mdb"
 
 typedef struct tl_wtxn tl_wtxn;
@@ -90,6 +94,7 @@ struct tl_log {
     unsigned env_flags;        /* what mdb_env_open was given: a reopen gives the same */
     size_t map_bytes;          /* the map size last seen, kept for a reopen */
     unsigned env_gen;          /* bumped by every reopen; read under map_lock shared */
+    uint64_t erasures_seen;    /* META_ERASURES when the environment was last opened (under write_mu) */
     tl_db_entry dbs[TL_MAX_DBS];
     unsigned ndbs;
     MDB_dbi db_log, db_meta, db_content;
@@ -379,6 +384,11 @@ int tl_head_read(MDB_txn *txn, tl_log *log, tl_head *head);
 /** The head names the last stored record: its sequence, the hash of its event bytes and its
  * time (TL_ECORRUPT otherwise). Writers check it before signing anything on its word. */
 int tl_head_check(MDB_txn *txn, tl_log *log, const tl_head *head);
+/** META_ERASURES as this transaction sees it (0 when absent). */
+uint64_t tl_erasures_read(MDB_txn *txn, tl_log *log);
+/** Close and reopen the environment in place (as after MDB_PANIC), dropping LMDB's spare page
+ *  buffers: 0 done, 1 not now (a transaction of this process stayed open), or an error. */
+int tl_env_refresh(tl_log *log);
 uint64_t tl_now_us(void);
 void tl_seq_key(uint8_t key[8], uint64_t seq);
 uint64_t tl_seq_from_key(const void *key);

@@ -174,14 +174,16 @@ int tl_map_exclusive(tl_log *log, const struct timespec *deadline) {
     return rc;
 }
 
-static int env_reopen(tl_log *log, unsigned seen_gen) {
+/* wait_s: how long to wait for the process's transactions to end; soft: 1 (not an error)
+ * when they did not. */
+static int env_reopen(tl_log *log, unsigned seen_gen, const char *why, int wait_s, bool soft) {
     struct timespec deadline;
     clock_gettime(CLOCK_REALTIME, &deadline);
-    deadline.tv_sec += REOPEN_WAIT_S;
+    deadline.tv_sec += wait_s;
     if (tl_map_exclusive(log, &deadline) != 0)
-        return tl_fail(TL_ESTORAGE, "the storage failed during a commit (MDB_PANIC) and the log could not be reopened: "
-                                    "a transaction of this process stayed open for %d s; retry",
-                       REOPEN_WAIT_S);
+        return soft ? 1 : tl_fail(TL_ESTORAGE, "%s, and the log could not be reopened: a transaction of this process stayed open "
+                                    "for %d s; retry",
+                       why, REOPEN_WAIT_S);
     if (log->env && log->env_gen != seen_gen) { /* another thread reopened it meanwhile */
         pthread_rwlock_unlock(&log->map_lock);
         return 0;
@@ -197,7 +199,7 @@ static int env_reopen(tl_log *log, unsigned seen_gen) {
     int rc = tl_env_create_open(&env, log->dir, log->env_flags, log->map_bytes);
     if (rc) {
         pthread_rwlock_unlock(&log->map_lock);
-        return tl_fail_mdb(rc, "reopen the log after a storage failure");
+        return tl_fail_mdb(rc, "reopen the log");
     }
     MDB_txn *txn = NULL;
     rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn);
@@ -208,8 +210,7 @@ static int env_reopen(tl_log *log, unsigned seen_gen) {
             mdb_txn_abort(txn);
             mdb_env_close(env);
             pthread_rwlock_unlock(&log->map_lock);
-            return tl_fail(TL_ESTORAGE, "reopening the log after a storage failure: database %s came back as handle %u, "
-                                        "not %u; reopen the log",
+            return tl_fail(TL_ESTORAGE, "reopening the log: database %s came back as handle %u, not %u; reopen the log",
                            log->dbs[i].name, (unsigned)dbi, (unsigned)log->dbs[i].dbi);
         }
     }
@@ -221,7 +222,7 @@ static int env_reopen(tl_log *log, unsigned seen_gen) {
     if (rc) {
         mdb_env_close(env);
         pthread_rwlock_unlock(&log->map_lock);
-        return tl_fail_mdb(rc, "reopen the log's databases after a storage failure");
+        return tl_fail_mdb(rc, "reopen the log's databases");
     }
     log->env = env;
     pthread_rwlock_unlock(&log->map_lock);
@@ -274,13 +275,34 @@ int tl_txn_begin(tl_log *log, unsigned flags, MDB_txn **txn, bool holding_write_
     int rc = txn_begin_once(log, flags, txn, &gen, !holding_write_mu);
     if (rc != TXN_PANIC) return rc;
     if (holding_write_mu) tl_write_unlock(log);
-    rc = env_reopen(log, gen);
+    rc = env_reopen(log, gen, "the storage failed during a commit (MDB_PANIC)", REOPEN_WAIT_S, false);
     if (holding_write_mu) tl_write_lock(log);
     if (rc) return rc;
     rc = txn_begin_once(log, flags, txn, &gen, !holding_write_mu);
     if (rc == TXN_PANIC)
         rc = tl_fail(TL_ESTORAGE, "begin transaction: the log failed again right after it was reopened (MDB_PANIC)");
     return rc;
+}
+
+/*
+ * LMDB builds every page it writes in a buffer from its list of spare ones, reused without
+ * clearing: the free space of a written page keeps whatever the buffer held, bytes of a page
+ * of an earlier transaction of this process — erased content among them. The scrub after an
+ * erasure clears the file, but a process that wrote the content and keeps writing would put
+ * such bytes back (seen: half the erased items of a long-running `apply` came back). Only
+ * closing the environment frees those buffers (LMDB zeroes the fresh ones it allocates
+ * then), so a writer that sees the file's count of erasures move reopens it first. The caller
+ * holds not write_mu. A reopen needs every transaction of the process ended: when this thread
+ * holds one (an open iterator while it erases), or others do for more than a second, the
+ * write goes on without it (1) and a later write tries again; the scrub that follows every
+ * erasure clears what the erasing process itself writes meanwhile.
+ */
+int tl_env_refresh(tl_log *log) {
+    if (txn_depth > 0) return 1;
+    pthread_rwlock_rdlock(&log->map_lock);
+    unsigned gen = log->env_gen;
+    pthread_rwlock_unlock(&log->map_lock);
+    return env_reopen(log, gen, "an erasure asks every writer to drop LMDB's page buffers", 1, true);
 }
 
 int tl_rtxn_begin(tl_log *log, MDB_txn **txn) { return tl_txn_begin(log, MDB_RDONLY, txn, false); }

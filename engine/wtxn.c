@@ -43,6 +43,38 @@ static int adopt_rotated_key(tl_log *log, const uint8_t head_pk[TL_PUBKEY_BYTES]
     return 0;
 }
 
+/*
+ * The process's write lock and an LMDB write transaction, with LMDB's spare page buffers free
+ * of erased bytes: when the file's count of erasures moved since this process last dropped
+ * them (META_ERASURES), the environment is reopened first (tl_env_refresh, engine/map.c, says
+ * why). On success write_mu is held; on failure nothing is.
+ */
+static int begin_clean(tl_log *log, MDB_txn **txn) {
+    bool skip = false; /* the reopen had to wait for this process's own transactions: later */
+    for (int refreshes = 0;; refreshes++) {
+        tl_write_lock(log);
+        int rc = tl_txn_begin(log, 0, txn, true);
+        if (rc) {
+            tl_write_unlock(log);
+            return rc;
+        }
+        uint64_t n = tl_erasures_read(*txn, log);
+        if (n == log->erasures_seen || skip || refreshes == 3) return 0; /* (3: erasing without pause) */
+        mdb_txn_abort(*txn);
+        tl_map_shared_end(log);
+        *txn = NULL;
+        tl_write_unlock(log);
+        if ((rc = tl_env_refresh(log)) < 0) return rc;
+        if (rc > 0) {
+            skip = true;
+            continue;
+        }
+        tl_write_lock(log);
+        log->erasures_seen = n;
+        tl_write_unlock(log);
+    }
+}
+
 static int wtxn_begin(tl_log *log, tl_wtxn **out, bool need_key) {
     *out = NULL;
     if (log->flags & TL_OPEN_READONLY) return tl_fail(TL_EREADONLY, "the log is open read-only");
@@ -58,9 +90,13 @@ static int wtxn_begin(tl_log *log, tl_wtxn **out, bool need_key) {
     if (!w) return tl_fail(TL_ENOMEM, "out of memory");
     w->log = log;
     msgpack_sbuffer_init(&w->buf);
-    tl_write_lock(log);
-    int rc = tl_txn_begin(log, 0, &w->txn, true);
-    if (!rc) rc = tl_head_read(w->txn, log, &w->head);
+    int rc = begin_clean(log, &w->txn);
+    if (rc) {
+        msgpack_sbuffer_destroy(&w->buf);
+        free(w);
+        return rc;
+    }
+    rc = tl_head_read(w->txn, log, &w->head);
     if (!rc) rc = tl_head_check(w->txn, log, &w->head); /* nothing is signed on a damaged head's word */
     if (!rc && need_key && memcmp(w->head.pk, log->key.pk, TL_PUBKEY_BYTES) != 0)
         rc = adopt_rotated_key(log, w->head.pk);
@@ -362,13 +398,15 @@ int tl_wtxn_begin_replay(tl_log *log, tl_wtxn **out) {
     w->log = log;
     w->replaying = true;
     msgpack_sbuffer_init(&w->buf);
-    tl_write_lock(log);
-    int rc = tl_txn_begin(log, 0, &w->txn, true);
-    if (!rc && (rc = tl_head_read(w->txn, log, &w->head)) != 0) {
+    int rc = begin_clean(log, &w->txn);
+    if (rc) {
+        msgpack_sbuffer_destroy(&w->buf);
+        free(w);
+        return rc;
+    }
+    if ((rc = tl_head_read(w->txn, log, &w->head)) != 0) {
         mdb_txn_abort(w->txn);
         tl_map_shared_end(log);
-    }
-    if (rc) {
         tl_write_unlock(log);
         msgpack_sbuffer_destroy(&w->buf);
         free(w);
@@ -471,7 +509,13 @@ int tl_content_salt(MDB_txn *txn, tl_log *log, const uint8_t commit[TL_HASH_BYTE
     return 0;
 }
 
+/* The content goes, and the file's count of erasures moves: every writer process drops its
+ * spare page buffers, which may hold the content's bytes, before its next write (wtxn_begin). */
 int tl_content_erase(tl_wtxn *w, const uint8_t commit[TL_HASH_BYTES]) {
-    return tl_del(w, w->log->db_content, commit, TL_HASH_BYTES);
+    int rc = tl_del(w, w->log->db_content, commit, TL_HASH_BYTES);
+    if (rc) return rc;
+    uint8_t n[8];
+    tl_seq_key(n, tl_erasures_read(w->txn, w->log) + 1);
+    return tl_put(w, w->log->db_meta, META_ERASURES, sizeof META_ERASURES - 1, n, 8, 0);
 }
 
