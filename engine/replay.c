@@ -80,6 +80,7 @@ typedef struct replay_state {
     const tl_replay_options *o;
     unsigned threads;
     uint64_t until;       /* last sequence to apply */
+    bool cut;             /* the copy was cut after `until`: its file still holds the tail's bytes */
     uint64_t total;       /* for progress */
     size_t chunk;         /* events per chunk */
     chunk_item *bufs[2];  /* bufs[fill] is being gathered; bufs[1 - fill] is verified by job */
@@ -398,6 +399,7 @@ static int rebuild_once(tl_log *target, const tl_replay_options *o, bool copy, r
         }
         rs->until = n;
         if (n < head.seq && (rc = tl_replay_cut(w, n)) != 0) goto out;
+        rs->cut = n < head.seq;
     }
     rs->total = rs->until;
     rs->done = 0;
@@ -529,6 +531,14 @@ int tl_replay(tl_log *log, const tl_replay_options *opts, tl_replay_report *repo
     free(rs.bufs[0]);
     free(rs.bufs[1]);
     free(rs.keys);
+    /* A cut copy answers as of N, and its file must hold no more than that: the tail's records
+     * and content were deleted, but their pages keep their bytes until cleared (bodies sent
+     * after N, found by an audit in a copy handed out "as of N"). No one else has the copy open,
+     * so every free page and every page's free space is cleared. */
+    if (!rc && rs.cut) {
+        uint64_t cleared, held;
+        rc = tl_scrub_free_pages(target, &cleared, &held);
+    }
     if (!rc) {
         report->events = rs.done;
         report->seconds = now_s() - t0;

@@ -137,7 +137,7 @@ static int clear_free_space(int fd, const uint8_t *map, size_t psize, size_t las
 static int retire_last_commit(tl_log *log) {
     for (int tries = 0;; tries++) {
         tl_wtxn *w;
-        int rc = tl_wtxn_begin(log, &w);
+        int rc = tl_wtxn_begin_records(log, &w); /* appends nothing: no writer key needed (a copy has none) */
         if (rc) return rc;
         rc = tl_head_write(w) ? w->failed : 0;
         if (rc) {
@@ -159,7 +159,7 @@ int tl_scrub_free_pages(tl_log *log, uint64_t *cleared, uint64_t *held) {
     int mrc0 = mdb_env_sync(log->env, 1);
     if (mrc0) return tl_fail_mdb(mrc0, "sync before clearing free pages");
     tl_wtxn *w;
-    if ((rc = tl_wtxn_begin(log, &w)) != 0) return rc;
+    if ((rc = tl_wtxn_begin_records(log, &w)) != 0) return rc;
     int dead;
     mdb_reader_check(log->env, &dead);
     size_t oldest = mdb_txn_id(w->txn) - 1;

@@ -44,6 +44,10 @@ grep -q "^replayed [0-9]* events in place .* events/s" "$T/out" && grep -q "^dig
 
 # as of a sequence: tracking answers as it did then
 "$TL" -d "$D" replay --into "$T/at-seq" --until-seq "$N" > /dev/null
+# and the copy's file holds nothing written after N: the tail's records and content were
+# deleted, and their pages cleared (a body sent after N stayed in the file before)
+grep -q -a "Tomorrow" "$D/data.mdb" || fail "the live log does not hold m-2's body"
+if grep -q -a "Tomorrow" "$T/at-seq/data.mdb"; then fail "a copy cut at $N holds the body of m-2, sent after it"; fi
 # a copy is rebuilt in its map (TL_OPEN_WRITEMAP: no other process opens it meanwhile), so
 # LMDB set its file's length to the map's size; in place the live log's file is written
 # through buffers and ends at its last page
