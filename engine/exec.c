@@ -292,6 +292,11 @@ static int scrub_after_erasure(tl_log *log, tl_result *res) {
     if (rc) return tl_result_fail(res, rc, "the content is erased (event %llu), but clearing the data file's free "
                                   "pages failed, so its bytes may remain there until reused; erase again to retry: %s",
                                   (unsigned long long)res->seq, tl_errdetail());
+    /* a success with a note: the operator must know that a second erase is owed */
+    if (held)
+        snprintf(res->message, sizeof res->message,
+                 "%llu page(s) that a reader's snapshot still holds keep the erased bytes: erase again once it has finished",
+                 (unsigned long long)held);
     return 0;
 }
 

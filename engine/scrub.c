@@ -162,7 +162,7 @@ int tl_scrub_free_pages(tl_log *log, uint64_t *cleared, uint64_t *held) {
     if ((rc = tl_wtxn_begin_records(log, &w)) != 0) return rc;
     int dead;
     mdb_reader_check(log->env, &dead);
-    size_t oldest = mdb_txn_id(w->txn) - 1;
+    size_t last = mdb_txn_id(w->txn) - 1, oldest = last;
     mdb_reader_list(log->env, oldest_reader, &oldest);
     /* LMDB reads its free list only in a read transaction: one beside the write transaction
      * (MDB_NOTLS), which sees the last commit, as the write transaction does */
@@ -208,7 +208,9 @@ int tl_scrub_free_pages(tl_log *log, uint64_t *cleared, uint64_t *held) {
     free(pages);
     if (!rc) {
         *cleared = n;
-        *held = others;
+        /* the pages the retiring commit itself freed belong to the last snapshot and hold
+         * nothing erased: only a reader's older snapshot keeps erased bytes */
+        *held = oldest < last ? others : 0;
     }
     return rc;
 }

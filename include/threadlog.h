@@ -428,8 +428,8 @@ void tl_batch_abort(tl_batch *batch); /* also frees the batch */
  * After the erasure's commit, the data file is cleared of the erased bytes (docs/FORMAT.md
  * §8): one more commit that changes nothing, then zeros over every free page no reader's
  * snapshot holds and over the unused space of every page, synced. A page a reader still
- * holds is left; erasing the same content again (res->noop: no new event) clears it once the
- * reader is done. Reads every page header of the file: seconds on a large log. If the
+ * holds is left, and res->message then says so (with code 0): erasing the same content again
+ * (res->noop: no new event) clears it once the reader is done. Reads every page header of the file: seconds on a large log. If the
  * clearing fails, the erasure stands and the call answers TL_ESTORAGE saying so.
  */
 int tl_erase(tl_log *log, const char *id, const char *reason, tl_result *res);

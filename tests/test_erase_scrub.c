@@ -115,11 +115,14 @@ START_TEST(a_page_a_reader_holds_is_cleared_by_erasing_again) {
     ck_assert_int_eq(tl_erase(log, "m1", "a person's request", &res), 0);
     ck_assert_int_eq(res.code, 0);
     ck_assert_int_gt(occurrences(dir, BODY, strlen(BODY)), 0); /* left for the reader */
+    /* and said: the operator must know that a second erase is owed */
+    ck_assert_msg(strstr(res.message, "erase again") != NULL, "no note of the held pages: \"%s\"", res.message);
     ck_assert_int_eq(tl_iter_next(it, &ev), 0);                /* which still reads */
     tl_iter_close(it);
     ck_assert_int_eq(tl_erase(log, "m1", "a person's request", &res), 0); /* a no-op that scrubs */
     ck_assert_int_eq(res.code, 0);
     ck_assert(res.noop);
+    ck_assert_str_eq(res.message, ""); /* nothing held any more */
     ck_assert_int_eq(occurrences(dir, BODY, strlen(BODY)), 0);
     check_still_whole(log);
     tl_log_close(log);

@@ -248,6 +248,7 @@ static int cmd_erase(cli_ctx *ctx) {
     tl_result res;
     tl_erase_kind(log, cli_flag(ctx, "kind"), ctx->args.pos[0], reason, &res);
     tl_log_close(log);
+    if (res.code == 0 && res.message[0]) fprintf(stderr, "threadlog erase: note: %s\n", res.message);
     return print_result(ctx, &res);
 }
 
