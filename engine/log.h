@@ -95,6 +95,8 @@ struct tl_log {
     size_t map_bytes;          /* the map size last seen, kept for a reopen */
     unsigned env_gen;          /* bumped by every reopen; read under map_lock shared */
     uint64_t erasures_seen;    /* META_ERASURES when the environment was last opened (under write_mu) */
+    uint64_t erasures_waited;  /* the count for which a reopen already waited in vain: later
+                                  writes only try, without waiting (under write_mu) */
     tl_db_entry dbs[TL_MAX_DBS];
     unsigned ndbs;
     MDB_dbi db_log, db_meta, db_content;
@@ -153,6 +155,8 @@ struct tl_wtxn {
     bool map_full;  /* the failure was MDB_MAP_FULL: grow and re-run */
     bool replaying; /* appliers run for stored events (no new records) */
     bool key_rotated;
+    bool stale_buffers; /* LMDB's spare page buffers could not be dropped after an erasure
+                           (begin_clean): the commit clears the pages' free space after it */
     /* A replay without verification hashes only the last event it applied (the head's hash),
      * not every event: the bytes of the last one, in the map or in this transaction's pages,
      * until tl_wtxn_head_hash. */
@@ -218,6 +222,9 @@ int tl_freelist_check(MDB_txn *txn, MDB_env *env);
 int tl_freelist_reclaimable(MDB_txn *txn, MDB_env *env, size_t before, size_t **pages, size_t *n, size_t *held);
 /* After an erasure: clear the file's free pages no snapshot can reach (scrub.c). */
 int tl_scrub_free_pages(tl_log *log, uint64_t *cleared, uint64_t *held);
+/** Zeros over the free space of every page in use (step 3 of tl_scrub_free_pages alone), under
+ *  the writer lock: after a commit whose spare page buffers may have held erased bytes. */
+int tl_scrub_page_gaps(tl_log *log);
 void tl_rtxn_end(tl_log *log, MDB_txn *txn);
 
 /* ---- writing ---- */
@@ -338,7 +345,7 @@ void tl_copy_dir_remove(const char *dir, const char *build, bool created, int lo
  * lets the lock go (tl_copy_dir_remove with the build gone is that). */
 int tl_copy_dir_finish(const char *dir, const char *build);
 /** A compacted copy of a read snapshot of log's environment, written to dir/data.mdb (0600). */
-int tl_copy_env(tl_log *log, const char *dir);
+int tl_copy_env(tl_log *log, const char *dir, bool *page_for_page);
 /** Cut the copy's log after `until`: later records and their content go; their erasures are
  * kept in meta (erased/...). The head is set by the walk that follows. */
 int tl_replay_cut(tl_wtxn *w, uint64_t until);
@@ -388,7 +395,7 @@ int tl_head_check(MDB_txn *txn, tl_log *log, const tl_head *head);
 uint64_t tl_erasures_read(MDB_txn *txn, tl_log *log);
 /** Close and reopen the environment in place (as after MDB_PANIC), dropping LMDB's spare page
  *  buffers: 0 done, 1 not now (a transaction of this process stayed open), or an error. */
-int tl_env_refresh(tl_log *log);
+int tl_env_refresh(tl_log *log, int wait_s);
 uint64_t tl_now_us(void);
 void tl_seq_key(uint8_t key[8], uint64_t seq);
 uint64_t tl_seq_from_key(const void *key);

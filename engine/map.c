@@ -293,16 +293,16 @@ int tl_txn_begin(tl_log *log, unsigned flags, MDB_txn **txn, bool holding_write_
  * closing the environment frees those buffers (LMDB zeroes the fresh ones it allocates
  * then), so a writer that sees the file's count of erasures move reopens it first. The caller
  * holds not write_mu. A reopen needs every transaction of the process ended: when this thread
- * holds one (an open iterator while it erases), or others do for more than a second, the
- * write goes on without it (1) and a later write tries again; the scrub that follows every
- * erasure clears what the erasing process itself writes meanwhile.
+ * holds one (an open iterator while it erases), or others do for longer than wait_s seconds,
+ * the write goes on without it (1), clears the pages' free space after its commit
+ * (tl_scrub_page_gaps), and a later write tries again.
  */
-int tl_env_refresh(tl_log *log) {
+int tl_env_refresh(tl_log *log, int wait_s) {
     if (txn_depth > 0) return 1;
     pthread_rwlock_rdlock(&log->map_lock);
     unsigned gen = log->env_gen;
     pthread_rwlock_unlock(&log->map_lock);
-    return env_reopen(log, gen, "an erasure asks every writer to drop LMDB's page buffers", 1, true);
+    return env_reopen(log, gen, "an erasure asks every writer to drop LMDB's page buffers", wait_s, true);
 }
 
 int tl_rtxn_begin(tl_log *log, MDB_txn **txn) { return tl_txn_begin(log, MDB_RDONLY, txn, false); }

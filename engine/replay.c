@@ -470,6 +470,7 @@ int tl_replay(tl_log *log, const tl_replay_options *opts, tl_replay_report *repo
     if (!opts) opts = &defaults;
     if (opts->version != TL_REPLAY_OPTIONS_VERSION)
         return tl_fail(TL_EUSAGE, "unknown tl_replay_options version %u", opts->version);
+    bool page_copy = false; /* the copy was made page for page (tl_copy_env): scrub it too */
     bool copy = opts->into_dir != NULL;
     if (!copy && (opts->until_seq || opts->until_ts))
         return tl_fail(TL_EUSAGE, "a replay up to a sequence or a time builds a separate copy: give a directory "
@@ -483,7 +484,7 @@ int tl_replay(tl_log *log, const tl_replay_options *opts, tl_replay_report *repo
     int rc = 0;
     if (copy) {
         if ((rc = tl_copy_dir_prepare(opts->into_dir, &created, build, sizeof build, &lock_fd)) != 0) return rc;
-        if ((rc = tl_copy_env(log, build)) != 0) {
+        if ((rc = tl_copy_env(log, build, &page_copy)) != 0) {
             tl_copy_dir_remove(opts->into_dir, build, created, lock_fd);
             return rc;
         }
@@ -535,7 +536,7 @@ int tl_replay(tl_log *log, const tl_replay_options *opts, tl_replay_report *repo
      * and content were deleted, but their pages keep their bytes until cleared (bodies sent
      * after N, found by an audit in a copy handed out "as of N"). No one else has the copy open,
      * so every free page and every page's free space is cleared. */
-    if (!rc && rs.cut) {
+    if (!rc && (rs.cut || page_copy)) {
         uint64_t cleared, held;
         rc = tl_scrub_free_pages(target, &cleared, &held);
     }

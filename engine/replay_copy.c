@@ -105,7 +105,10 @@ int tl_copy_dir_finish(const char *dir, const char *build) {
 }
 
 /* A compacted copy of a read snapshot of log's environment, written to dir/data.mdb (0600). */
-int tl_copy_env(tl_log *log, const char *dir) {
+/* *page_for_page: the copy holds the source's free pages too (the fallback below): its
+ * caller clears them, as they may hold erased bytes the source still keeps for a reader. */
+int tl_copy_env(tl_log *log, const char *dir, bool *page_for_page) {
+    *page_for_page = false;
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", dir, TL_DATA_FILE);
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
@@ -127,7 +130,10 @@ int tl_copy_env(tl_log *log, const char *dir) {
      * A page-for-page copy does not depend on them: take that one instead. */
     if (mrc == MDB_INCOMPATIBLE) {
         if (ftruncate(fd, 0) != 0 || lseek(fd, 0, SEEK_SET) != 0) mrc = errno;
-        else mrc = mdb_env_copyfd2(mdb_txn_env(txn), fd, 0);
+        else {
+            mrc = mdb_env_copyfd2(mdb_txn_env(txn), fd, 0);
+            *page_for_page = true;
+        }
     }
     tl_rtxn_end(log, txn);
     /* damage met while walking the trees is a damaged file, not a failing disk */

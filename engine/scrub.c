@@ -150,13 +150,46 @@ static int retire_last_commit(tl_log *log) {
     }
 }
 
+int tl_scrub_page_gaps(tl_log *log) {
+    tl_write_lock(log);
+    MDB_txn *txn; /* a write transaction: no other process writes a page meanwhile */
+    int rc = tl_txn_begin(log, 0, &txn, true);
+    if (rc) {
+        tl_write_unlock(log);
+        return rc;
+    }
+    int fd = -1;
+    MDB_stat st;
+    MDB_envinfo info;
+    if (mdb_env_get_fd(log->env, &fd) != 0 || mdb_env_stat(log->env, &st) != 0 || mdb_env_info(log->env, &info) != 0)
+        rc = tl_fail(TL_ESTORAGE, "cannot inspect the data file");
+    uint64_t spaces = 0;
+    if (!rc) {
+        size_t bytes = (info.me_last_pgno + 1) * st.ms_psize;
+        void *map = mmap(NULL, bytes, PROT_READ, MAP_SHARED, fd, 0);
+        if (map == MAP_FAILED) rc = tl_fail(TL_ESTORAGE, "map the data file: %s", strerror(errno));
+        else {
+            rc = clear_free_space(fd, map, st.ms_psize, info.me_last_pgno, &spaces);
+            munmap(map, bytes);
+        }
+    }
+    if (!rc && spaces && fdatasync(fd) != 0) rc = tl_fail(TL_ESTORAGE, "sync the cleared pages: %s", strerror(errno));
+    mdb_txn_abort(txn);
+    tl_map_shared_end(log);
+    tl_write_unlock(log);
+    return rc;
+}
+
 int tl_scrub_free_pages(tl_log *log, uint64_t *cleared, uint64_t *held) {
     *cleared = *held = 0;
     int rc = retire_last_commit(log);
     if (rc) return rc;
     /* in the unsynced mode those commits are not on disk yet: a power cut after the clearing
      * would bring back an older snapshot whose pages are zeros. Durable first. */
-    int mrc0 = mdb_env_sync(log->env, 1);
+    /* under the map lock: another thread's write may reopen the environment (tl_env_refresh) */
+    tl_map_shared(log, true);
+    int mrc0 = log->env ? mdb_env_sync(log->env, 1) : MDB_PANIC;
+    tl_map_shared_end(log);
     if (mrc0) return tl_fail_mdb(mrc0, "sync before clearing free pages");
     tl_wtxn *w;
     if ((rc = tl_wtxn_begin_records(log, &w)) != 0) return rc;

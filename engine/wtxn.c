@@ -49,8 +49,9 @@ static int adopt_rotated_key(tl_log *log, const uint8_t head_pk[TL_PUBKEY_BYTES]
  * them (META_ERASURES), the environment is reopened first (tl_env_refresh, engine/map.c, says
  * why). On success write_mu is held; on failure nothing is.
  */
-static int begin_clean(tl_log *log, MDB_txn **txn) {
+static int begin_clean(tl_log *log, MDB_txn **txn, bool *stale) {
     bool skip = false; /* the reopen had to wait for this process's own transactions: later */
+    *stale = false;
     for (int refreshes = 0;; refreshes++) {
         tl_write_lock(log);
         int rc = tl_txn_begin(log, 0, txn, true);
@@ -59,14 +60,22 @@ static int begin_clean(tl_log *log, MDB_txn **txn) {
             return rc;
         }
         uint64_t n = tl_erasures_read(*txn, log);
-        if (n == log->erasures_seen || skip || refreshes == 3) return 0; /* (3: erasing without pause) */
+        if (n == log->erasures_seen || refreshes == 3) return 0; /* (3: erasing without pause) */
+        if (skip) { /* write now; the commit clears what the old buffers may bring back */
+            *stale = true;
+            return 0;
+        }
         mdb_txn_abort(*txn);
         tl_map_shared_end(log);
         *txn = NULL;
+        int wait_s = log->erasures_waited == n ? 0 : 1; /* one wait per erasure count, then tries */
         tl_write_unlock(log);
-        if ((rc = tl_env_refresh(log)) < 0) return rc;
+        if ((rc = tl_env_refresh(log, wait_s)) < 0) return rc;
         if (rc > 0) {
             skip = true;
+            tl_write_lock(log);
+            log->erasures_waited = n;
+            tl_write_unlock(log);
             continue;
         }
         tl_write_lock(log);
@@ -90,7 +99,7 @@ static int wtxn_begin(tl_log *log, tl_wtxn **out, bool need_key) {
     if (!w) return tl_fail(TL_ENOMEM, "out of memory");
     w->log = log;
     msgpack_sbuffer_init(&w->buf);
-    int rc = begin_clean(log, &w->txn);
+    int rc = begin_clean(log, &w->txn, &w->stale_buffers);
     if (rc) {
         msgpack_sbuffer_destroy(&w->buf);
         free(w);
@@ -373,7 +382,12 @@ int tl_wtxn_commit(tl_wtxn *w) {
     }
     tl_map_shared_end(log);
     tl_write_unlock(log);
+    bool stale = w->stale_buffers;
     wtxn_free(w);
+    /* written with buffers that may hold erased bytes (a snapshot of this process kept the
+     * environment from being reopened): clear the pages' free space now. The commit stands
+     * whatever happens here; a failure leaves it to the next erasure's scrub. */
+    if (!mrc && stale) (void)tl_scrub_page_gaps(log);
     if (mrc == MDB_MAP_FULL) {
         tl_fail(TL_ESTORAGE, "commit: the map is full");
         return TL_MAPFULL;
@@ -398,7 +412,7 @@ int tl_wtxn_begin_replay(tl_log *log, tl_wtxn **out) {
     w->log = log;
     w->replaying = true;
     msgpack_sbuffer_init(&w->buf);
-    int rc = begin_clean(log, &w->txn);
+    int rc = begin_clean(log, &w->txn, &w->stale_buffers);
     if (rc) {
         msgpack_sbuffer_destroy(&w->buf);
         free(w);

@@ -369,7 +369,7 @@ typedef struct tl_result {
     int duplicate;          /* a retry answered with the original result */
     char id[TL_ID_MAX + 1]; /* id of what was created, or "" */
     char message_id[TL_ID_MAX + 1]; /* topic.create: the first message's id */
-    char message[256];      /* one-line human message when code != 0 */
+    char message[256];      /* one-line human message when code != 0 (with code 0: a note, tl_erase) */
 } tl_result;
 
 /** A new command named op ("message.send"). */
