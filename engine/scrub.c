@@ -98,6 +98,52 @@ static int clear_range(int fd, off_t off, off_t len, bool whole_pages) {
  * or leaf page whose header names its own page number and whose offsets hold is touched, only
  * where its free space is not zeros.
  */
+/*
+ * The unused end of a value's overflow run. A value too large for a leaf page is stored in a
+ * run of pages of its own, built in the same reused buffers: after the value's last byte, the
+ * run's last page keeps whatever the buffer held (seen: a 2 KB attachment's page holding the
+ * end of an erased one). The run's own header gives no value length, so it is found from the
+ * leaf node that points to the run (F_BIGDATA: the value's size, then the run's first page
+ * number), and only bytes past the value's end are cleared, only where they are not zeros.
+ * Every offset is checked against the page and the file; anything that does not hold is left.
+ */
+#define NODE_HEADER 8 /* mn_lo, mn_hi (the data size), mn_flags, mn_ksize */
+#define F_BIGDATA 0x01
+static int clear_overflow_tails(int fd, const uint8_t *map, size_t psize, size_t last_pgno, const uint8_t *leaf,
+                                uint16_t lower, uint16_t upper, uint64_t *cleared) {
+    for (size_t k = 0; k < (size_t)(lower - PG_HEADER) / 2; k++) {
+        uint16_t at, lo, hi, nflags, ksize;
+        memcpy(&at, leaf + PG_HEADER + 2 * k, 2);
+        if (at < upper || (size_t)at + NODE_HEADER > psize) continue;
+        const uint8_t *node = leaf + at;
+        memcpy(&lo, node, 2);
+        memcpy(&hi, node + 2, 2);
+        memcpy(&nflags, node + 4, 2);
+        memcpy(&ksize, node + 6, 2);
+        if (!(nflags & F_BIGDATA) || (size_t)at + NODE_HEADER + ksize + 8 > psize) continue;
+        uint64_t first;
+        memcpy(&first, node + NODE_HEADER + ksize, 8);
+        size_t size = (size_t)lo | ((size_t)hi << 16);
+        if (first < 2 || first > last_pgno) continue;
+        const uint8_t *ov = map + first * psize;
+        uint64_t ovno;
+        uint16_t ovflags;
+        uint32_t run;
+        memcpy(&ovno, ov, 8);
+        memcpy(&ovflags, ov + PG_FLAGS, 2);
+        memcpy(&run, ov + PG_LOWER, 4);
+        if (ovno != first || !(ovflags & P_OVERFLOW) || run == 0 || first + run - 1 > last_pgno ||
+            PG_HEADER + size > (size_t)run * psize)
+            continue;
+        size_t from = PG_HEADER + size, to = (size_t)run * psize, j = from;
+        while (j < to && ov[j] == 0) j++;
+        if (j == to) continue;
+        if (clear_range(fd, (off_t)(first * psize + from), (off_t)(to - from), false) != 0) return -1;
+        (*cleared)++;
+    }
+    return 0;
+}
+
 static int clear_free_space(int fd, const uint8_t *map, size_t psize, size_t last_pgno, uint64_t *cleared) {
     for (size_t pg = 2; pg <= last_pgno;) {
         const uint8_t *p = map + pg * psize;
@@ -125,10 +171,13 @@ static int clear_free_space(int fd, const uint8_t *map, size_t psize, size_t las
         if (lower < PG_HEADER || lower > upper || upper > psize) continue;
         size_t i = lower;
         while (i < upper && p[i] == 0) i++;
-        if (i == upper) continue;
-        if (clear_range(fd, (off_t)((pg - 1) * psize + lower), (off_t)(upper - lower), false) != 0)
-            return tl_fail(TL_ESTORAGE, "clear the free space of page %zu: %s", pg - 1, strerror(errno));
-        (*cleared)++;
+        if (i < upper) {
+            if (clear_range(fd, (off_t)((pg - 1) * psize + lower), (off_t)(upper - lower), false) != 0)
+                return tl_fail(TL_ESTORAGE, "clear the free space of page %zu: %s", pg - 1, strerror(errno));
+            (*cleared)++;
+        }
+        if ((flags & P_LEAF) && clear_overflow_tails(fd, map, psize, last_pgno, p, lower, upper, cleared) != 0)
+            return tl_fail(TL_ESTORAGE, "clear the unused end of an overflow page: %s", strerror(errno));
     }
     return 0;
 }
