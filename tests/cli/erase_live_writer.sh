@@ -49,7 +49,7 @@ for i in $(seq 10 29); do
   echo "{\"op\":\"message.send\",\"as\":\"alice\",\"id\":\"m-$i\",\"project\":\"o-1\",\"channel\":\"chat\",\"topic\":\"t-1\",\"body\":\"QZXJ-SECRET-$i in a body the writer sent\"}" >&8
 done
 answered 40
-[ "$(secrets)" = 20 ] || fail "the secrets are not all in data.mdb before the erasure: $(secrets)"
+[ "$(secrets)" -ge 20 ] || fail "the secrets are not all in data.mdb before the erasure: $(secrets)"
 for i in $(seq 10 29); do
   status 0 "$TL" -d "$D" --json erase "a-$i" --reason "a person's request"
   status 0 "$TL" -d "$D" --json erase "m-$i" --reason "a person's request"
