@@ -85,9 +85,18 @@ int tl_log_append_records(tl_log *log, const uint8_t *const *records, const size
             }
         }
         bool grow = rc && w->map_full; /* a write met the map's end: grow it, take them again */
+        bool erased = w->erased;
         if (rc) tl_wtxn_abort(w);
         if (rc && !grow) return rc;
-        if (!grow && (rc = tl_wtxn_commit(w)) != TL_EMAPFULL) return rc;
+        if (!grow && (rc = tl_wtxn_commit(w)) != TL_EMAPFULL) {
+            /* a content.erased taken from the source deleted this copy's content: clear the
+             * file as `erase` does (a failure stays recorded for the next open) */
+            if (rc == 0 && erased) {
+                uint64_t cleared, held;
+                (void)tl_scrub_free_pages(log, &cleared, &held);
+            }
+            return rc;
+        }
         if ((rc = tl_log_grow_map(log)) != 0) return rc;
     }
 }

@@ -295,7 +295,7 @@ static int scrub_after_erasure(tl_log *log, tl_result *res) {
     /* a success with a note: the operator must know that a second erase is owed */
     if (held)
         snprintf(res->message, sizeof res->message,
-                 "%llu page(s) that a reader's snapshot still holds keep the erased bytes: erase again once it has finished",
+                 "%llu page(s) that a reader's snapshot still holds keep the erased bytes: erase again once it has finished, or the next writable open of the log after that clears them",
                  (unsigned long long)held);
     return 0;
 }

@@ -585,6 +585,9 @@ int tl_engine_open(tl_log **out, const char *dir, unsigned flags) {
         tl_engine_close(log);
         return rc;
     }
+    /* an erasure whose clearing was cut short (a killed `erase`): clear now. A failure leaves
+     * the record for the next open; the log itself is fine. */
+    (void)tl_scrub_if_owed(log);
     if (!(flags & (TL_OPEN_READONLY | TL_OPEN_NOKEY | TL_OPEN_REPLICA)) && (rc = load_writer_key(log)) != 0) {
         tl_engine_close(log);
         return rc;

@@ -42,6 +42,12 @@
  * erasure). A writer process that finds it moved since it last looked drops LMDB's spare page
  * buffers (tl_env_refresh) before it writes: they may hold erased bytes. */
 #define META_ERASURES "erasures"
+/* u64be(txnid): the clearing of the data file that an erasure owes (scrub.c) has not finished.
+ * Written in the erasing transaction (its LMDB transaction id: the pages it freed may be
+ * cleared once no reader's snapshot is older than it), deleted by the clearing that could
+ * reach them. A writable open finding it (the eraser was killed between its commit and its
+ * clearing, or a reader held the pages) clears again (tl_scrub_if_owed). */
+#define META_SCRUB_OWED "scrub_owed"
 #define TL_DATA_FILE "data.mdb"
 
 typedef struct tl_wtxn tl_wtxn;
@@ -155,6 +161,7 @@ struct tl_wtxn {
     bool map_full;  /* the failure was MDB_MAP_FULL: grow and re-run */
     bool replaying; /* appliers run for stored events (no new records) */
     bool key_rotated;
+    bool erased; /* content was deleted (tl_content_erase): a clearing of the file is owed */
     bool stale_buffers; /* LMDB's spare page buffers could not be dropped after an erasure
                            (begin_clean): the commit clears the pages' free space after it */
     /* A replay without verification hashes only the last event it applied (the head's hash),
@@ -225,6 +232,9 @@ int tl_scrub_free_pages(tl_log *log, uint64_t *cleared, uint64_t *held);
 /** Zeros over the free space of every page in use (step 3 of tl_scrub_free_pages alone), under
  *  the writer lock: after a commit whose spare page buffers may have held erased bytes. */
 int tl_scrub_page_gaps(tl_log *log);
+/** At a writable open: run tl_scrub_free_pages when meta records a clearing owed whose pages no
+ *  reader's snapshot holds any more (0 when nothing was owed or it was done). */
+int tl_scrub_if_owed(tl_log *log);
 void tl_rtxn_end(tl_log *log, MDB_txn *txn);
 
 /* ---- writing ---- */

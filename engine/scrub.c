@@ -246,6 +246,9 @@ int tl_scrub_free_pages(tl_log *log, uint64_t *cleared, uint64_t *held) {
     mdb_reader_check(log->env, &dead);
     size_t last = mdb_txn_id(w->txn) - 1, oldest = last;
     mdb_reader_list(log->env, oldest_reader, &oldest);
+    MDB_val owed_v;
+    bool owed = tl_get(w->txn, log->db_meta, META_SCRUB_OWED, sizeof META_SCRUB_OWED - 1, &owed_v) == 0 && owed_v.mv_size == 8;
+    uint64_t owed_txn = owed ? tl_seq_from_key(owed_v.mv_data) : 0;
     /* LMDB reads its free list only in a read transaction: one beside the write transaction
      * (MDB_NOTLS), which sees the last commit, as the write transaction does */
     size_t *pages = NULL, n = 0, others = 0;
@@ -286,7 +289,13 @@ int tl_scrub_free_pages(tl_log *log, uint64_t *cleared, uint64_t *held) {
         mdb_txn_abort(rtxn);
     }
     if (!rc && (n || spaces) && fdatasync(fd) != 0) rc = tl_fail(TL_ESTORAGE, "sync the cleared pages: %s", strerror(errno));
-    tl_wtxn_abort(w);
+    /* The pages the owed erasure freed were among those cleared (no snapshot older than its
+     * transaction is left): the debt is paid. Failing to record that is harmless: the next
+     * writable open clears again. */
+    if (!rc && owed && owed_txn < oldest && tl_del(w, log->db_meta, META_SCRUB_OWED, sizeof META_SCRUB_OWED - 1) == 0)
+        (void)tl_wtxn_commit(w);
+    else
+        tl_wtxn_abort(w);
     free(pages);
     if (!rc) {
         *cleared = n;
@@ -295,4 +304,25 @@ int tl_scrub_free_pages(tl_log *log, uint64_t *cleared, uint64_t *held) {
         *held = oldest < last ? others : 0;
     }
     return rc;
+}
+
+int tl_scrub_if_owed(tl_log *log) {
+    if (log->flags & TL_OPEN_READONLY) return 0;
+    MDB_txn *txn;
+    int rc = tl_rtxn_begin(log, &txn);
+    if (rc) return rc;
+    MDB_val v;
+    bool owed = tl_get(txn, log->db_meta, META_SCRUB_OWED, sizeof META_SCRUB_OWED - 1, &v) == 0 && v.mv_size == 8;
+    uint64_t owed_txn = owed ? tl_seq_from_key(v.mv_data) : 0;
+    tl_rtxn_end(log, txn);
+    if (!owed) return 0;
+    /* a reader still on a snapshot from before the erasure holds its pages: clearing now would
+     * leave them again, at the cost of a read of every page header; a later open tries */
+    int dead;
+    mdb_reader_check(log->env, &dead);
+    size_t oldest = SIZE_MAX;
+    mdb_reader_list(log->env, oldest_reader, &oldest);
+    if (oldest <= owed_txn) return 0;
+    uint64_t cleared, held;
+    return tl_scrub_free_pages(log, &cleared, &held);
 }

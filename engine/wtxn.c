@@ -524,12 +524,18 @@ int tl_content_salt(MDB_txn *txn, tl_log *log, const uint8_t commit[TL_HASH_BYTE
 }
 
 /* The content goes, and the file's count of erasures moves: every writer process drops its
- * spare page buffers, which may hold the content's bytes, before its next write (wtxn_begin). */
+ * spare page buffers, which may hold the content's bytes, before its next write (wtxn_begin).
+ * The clearing of the file it owes is recorded too (META_SCRUB_OWED). */
 int tl_content_erase(tl_wtxn *w, const uint8_t commit[TL_HASH_BYTES]) {
     int rc = tl_del(w, w->log->db_content, commit, TL_HASH_BYTES);
     if (rc) return rc;
-    uint8_t n[8];
+    uint8_t n[8], txnid[8];
     tl_seq_key(n, tl_erasures_read(w->txn, w->log) + 1);
-    return tl_put(w, w->log->db_meta, META_ERASURES, sizeof META_ERASURES - 1, n, 8, 0);
+    rc = tl_put(w, w->log->db_meta, META_ERASURES, sizeof META_ERASURES - 1, n, 8, 0);
+    /* durable with the erasure: a clearing killed before it finished is taken up again */
+    tl_seq_key(txnid, mdb_txn_id(w->txn));
+    if (!rc) rc = tl_put(w, w->log->db_meta, META_SCRUB_OWED, sizeof META_SCRUB_OWED - 1, txnid, 8, 0);
+    if (!rc) w->erased = true;
+    return rc;
 }
 

@@ -178,6 +178,8 @@ typedef struct tl_open_options {
  * one's locks when closed, and other processes could then overwrite pages its snapshots are
  * reading. Share the first handle: it is thread-safe. After fork(), a child must not use the
  * handles it inherited (LMDB environments do not survive fork); it may open the log anew.
+ * A writable open also pays an erasure's owed clearing of the data file (tl_erase), if one
+ * was cut short and no reader still holds its pages: seconds on a large log, once.
  */
 int tl_log_open(tl_log **out, const char *dir, const tl_open_options *opts);
 
@@ -429,7 +431,9 @@ void tl_batch_abort(tl_batch *batch); /* also frees the batch */
  * §8): one more commit that changes nothing, then zeros over every free page no reader's
  * snapshot holds and over the unused space of every page, synced. A page a reader still
  * holds is left, and res->message then says so (with code 0): erasing the same content again
- * (res->noop: no new event) clears it once the reader is done. Reads every page header of the file: seconds on a large log. If the
+ * (res->noop: no new event) clears it once the reader is done, and so does the first writable
+ * tl_log_open after that (the clearing owed is recorded with the erasure, so a process killed
+ * before its clearing leaves it to that open too). Reads every page header of the file: seconds on a large log. If the
  * clearing fails, the erasure stands and the call answers TL_ESTORAGE saying so.
  */
 int tl_erase(tl_log *log, const char *id, const char *reason, tl_result *res);

@@ -263,6 +263,14 @@ START_TEST(replica_drops_erased_content) {
     ck_assert_int_eq(tl_log_stats_get(r, &rs), 0);
     ck_assert_uint_eq(rs.events, st.events);
     ck_assert_uint_eq(rs.content_bytes, 0); /* gone from the replica too */
+    /* and from its data file: taking the erasure clears the file as `erase` does */
+    char path[4300];
+    snprintf(path, sizeof path, "%s/data.mdb", rep);
+    size_t flen;
+    char *file = tu_read_file(path, &flen);
+    ck_assert_ptr_nonnull(file);
+    ck_assert_ptr_null(memmem(file, flen, "a body to erase", 15));
+    free(file);
     tl_verify_report vr;
     ck_assert_msg(tl_log_verify(r, NULL, &vr) == 0, "replica verify: %s", vr.reason);
     char dr[TL_PUBKEY_HEX_SIZE], ds[TL_PUBKEY_HEX_SIZE];
