@@ -391,9 +391,16 @@ int main(int argc, char **argv) {
 static int run_main(int argc, char **argv) {
     cli_ctx ctx = {0};
     /* --json anywhere (before "--"): a refusal found while the line is still being read is
-     * printed as the JSON error object too */
-    for (int a = 1; a < argc && strcmp(argv[a], "--"); a++)
-        if (!strcmp(argv[a], "--json")) ctx.json = true;
+     * printed as the JSON error object too. Not as another flag's value (`--body --json` is a
+     * body): the values are skipped as parse_args takes them. */
+    for (int a = 1; a < argc && strcmp(argv[a], "--"); a++) {
+        const char *arg = argv[a];
+        if (!strcmp(arg, "--json")) ctx.json = true;
+        else if ((!strcmp(arg, "-d") || !strcmp(arg, "-o")) && a + 1 < argc && argv[a + 1][0] != '-')
+            a++; /* (-d and -o never take a dash word: `-o --json` is refused, in JSON) */
+        else if (!strncmp(arg, "--", 2) && arg[2] && !strchr(arg, '=') && !is_switch(arg + 2))
+            a++;
+    }
     ctx.dir = getenv("THREADLOG_DIR");
     if (ctx.dir && !*ctx.dir) ctx.dir = NULL;
     int i = 1;

@@ -305,4 +305,11 @@ refused invalid_input "$TL" -d "$D4" --json note --as alice --project p --body x
 refused invalid_input "$TL" -d "$D4" --json topic --as alice --project p --title T --body x --message-id m-a --message_id m-b
 [ "$("$TL" -d "$D4" --json log --from 8 | wc -l)" = 0 ] || fail "a field given twice appended an event"
 
+# a flag's value is data, never a switch: `--body --json` is a note saying "--json", answered
+# in the human form (the CLI's early scan for --json took the value for the switch)
+OUT=$("$TL" -d "$D4" note --as alice --project p --id n-dash --body --json) || fail "note --body --json: $OUT"
+grep -q "^ok seq 8 id n-dash" <<< "$OUT" || fail "note --body --json was not answered in the human form: $OUT"
+"$TL" -d "$D4" --json messages --as alice --project p --channel notes | grep -q '"id":"n-dash",[^}]*"body":"--json"' \
+  || fail "the note's body is not --json: $("$TL" -d "$D4" --json messages --as alice --project p --channel notes)"
+
 echo "domain_oneshot: ok"
