@@ -32,27 +32,6 @@ int __wrap_tl_scrub_free_pages(tl_log *log, uint64_t *cleared, uint64_t *held) {
     return __real_tl_scrub_free_pages(log, cleared, held);
 }
 
-static void run(tl_log *log, const char *json) {
-    tl_cmd *cmd;
-    tl_result res;
-    ck_assert_int_eq(tl_cmd_parse(&cmd, json, strlen(json), &res), 0);
-    int rc = tl_cmd_exec(log, cmd, &res);
-    tl_cmd_free(cmd);
-    ck_assert_msg(rc == 0 && res.code == 0, "%s: %s", json, res.message);
-}
-
-static int occurrences(const char *dir, const char *needle) {
-    char path[1024];
-    snprintf(path, sizeof path, "%s/data.mdb", dir);
-    size_t len, n = strlen(needle);
-    char *file = tu_read_file(path, &len);
-    ck_assert_ptr_nonnull(file);
-    int count = 0;
-    for (const char *p = file; len >= n && (p = memmem(p, len - (size_t)(p - file), needle, n)) != NULL; p++) count++;
-    free(file);
-    return count;
-}
-
 /* Whether meta records a clearing owed. */
 static bool owed(tl_log *log) {
     MDB_txn *txn;
@@ -75,10 +54,10 @@ static tl_log *open_log(const char *dir, unsigned flags) {
  * the body stays in the file (checked: else the test could not fail). */
 static tl_log *erased_uncleared(char **dir) {
     tl_log *log = tu_new_log(dir);
-    run(log, "{\"op\":\"account.create\",\"id\":\"acme\",\"name\":\"Acme\"}");
-    run(log, "{\"op\":\"user.create\",\"id\":\"alice\",\"role\":\"member\",\"account\":\"acme\",\"name\":\"Alice\"}");
-    run(log, "{\"op\":\"project.create\",\"as\":\"alice\",\"id\":\"p1\",\"account\":\"acme\",\"type\":\"order\",\"title\":\"T\"}");
-    run(log, "{\"op\":\"note.add\",\"as\":\"alice\",\"id\":\"n1\",\"project\":\"p1\",\"body\":\"" BODY "\"}");
+    tu_exec_ok(log, "{\"op\":\"account.create\",\"id\":\"acme\",\"name\":\"Acme\"}");
+    tu_exec_ok(log, "{\"op\":\"user.create\",\"id\":\"alice\",\"role\":\"member\",\"account\":\"acme\",\"name\":\"Alice\"}");
+    tu_exec_ok(log, "{\"op\":\"project.create\",\"as\":\"alice\",\"id\":\"p1\",\"account\":\"acme\",\"type\":\"order\",\"title\":\"T\"}");
+    tu_exec_ok(log, "{\"op\":\"note.add\",\"as\":\"alice\",\"id\":\"n1\",\"project\":\"p1\",\"body\":\"" BODY "\"}");
     ck_assert(!owed(log));
     fail_scrubs = 1;
     tl_result res;
@@ -87,7 +66,7 @@ static tl_log *erased_uncleared(char **dir) {
     ck_assert_int_eq(rc, TL_ESTORAGE);
     ck_assert_msg(strstr(res.message, "erase again") != NULL, "%s", res.message);
     ck_assert(owed(log));
-    ck_assert_int_gt(occurrences(*dir, BODY), 0);
+    ck_assert_int_gt(tu_data_file_count(*dir, BODY, strlen(BODY)), 0);
     return log;
 }
 
@@ -95,9 +74,9 @@ START_TEST(a_writable_open_pays_a_clearing_cut_short) {
     char *dir;
     tl_log *log = erased_uncleared(&dir);
     tl_log_close(log);
-    ck_assert_int_gt(occurrences(dir, BODY), 0);
+    ck_assert_int_gt(tu_data_file_count(dir, BODY, strlen(BODY)), 0);
     log = open_log(dir, 0);
-    ck_assert_int_eq(occurrences(dir, BODY), 0);
+    ck_assert_int_eq(tu_data_file_count(dir, BODY, strlen(BODY)), 0);
     ck_assert(!owed(log));
     tl_verify_report r;
     ck_assert_int_eq(tl_log_verify(log, NULL, &r), 0);
@@ -113,11 +92,11 @@ START_TEST(a_read_only_open_leaves_the_file_as_it_is) {
     tl_log *log = erased_uncleared(&dir);
     tl_log_close(log);
     log = open_log(dir, TL_OPEN_READONLY);
-    ck_assert_int_gt(occurrences(dir, BODY), 0);
+    ck_assert_int_gt(tu_data_file_count(dir, BODY, strlen(BODY)), 0);
     ck_assert(owed(log));
     tl_log_close(log);
     log = open_log(dir, 0);
-    ck_assert_int_eq(occurrences(dir, BODY), 0);
+    ck_assert_int_eq(tu_data_file_count(dir, BODY, strlen(BODY)), 0);
     tl_log_close(log);
     tu_rmdir(dir);
     free(dir);
@@ -129,10 +108,10 @@ END_TEST
 START_TEST(an_open_while_a_reader_holds_the_pages_leaves_the_record) {
     char *dir;
     tl_log *log = tu_new_log(&dir);
-    run(log, "{\"op\":\"account.create\",\"id\":\"acme\",\"name\":\"Acme\"}");
-    run(log, "{\"op\":\"user.create\",\"id\":\"alice\",\"role\":\"member\",\"account\":\"acme\",\"name\":\"Alice\"}");
-    run(log, "{\"op\":\"project.create\",\"as\":\"alice\",\"id\":\"p1\",\"account\":\"acme\",\"type\":\"order\",\"title\":\"T\"}");
-    run(log, "{\"op\":\"note.add\",\"as\":\"alice\",\"id\":\"n1\",\"project\":\"p1\",\"body\":\"" BODY "\"}");
+    tu_exec_ok(log, "{\"op\":\"account.create\",\"id\":\"acme\",\"name\":\"Acme\"}");
+    tu_exec_ok(log, "{\"op\":\"user.create\",\"id\":\"alice\",\"role\":\"member\",\"account\":\"acme\",\"name\":\"Alice\"}");
+    tu_exec_ok(log, "{\"op\":\"project.create\",\"as\":\"alice\",\"id\":\"p1\",\"account\":\"acme\",\"type\":\"order\",\"title\":\"T\"}");
+    tu_exec_ok(log, "{\"op\":\"note.add\",\"as\":\"alice\",\"id\":\"n1\",\"project\":\"p1\",\"body\":\"" BODY "\"}");
     tl_iter *it;
     ck_assert_int_eq(tl_iter_open(log, 1, &it), 0);
     tl_event_view ev;
@@ -141,20 +120,20 @@ START_TEST(an_open_while_a_reader_holds_the_pages_leaves_the_record) {
     ck_assert_int_eq(tl_erase(log, "n1", "a person's request", &res), 0);
     ck_assert_int_eq(res.code, 0);
     ck_assert(owed(log)); /* the held pages keep the debt open */
-    ck_assert_int_gt(occurrences(dir, BODY), 0);
+    ck_assert_int_gt(tu_data_file_count(dir, BODY, strlen(BODY)), 0);
     /* a second process's open, in a child: it must not clear under the reader */
     char *out = NULL;
     ck_assert_int_eq(tu_run(&out, "%s -d '%s' --json stats", TL_CLI, dir), 0);
     free(out);
     ck_assert_int_eq(tu_run(&out, "%s -d '%s' --json user --id bob --role staff --name Bob", TL_CLI, dir), 0);
     free(out);
-    ck_assert_int_gt(occurrences(dir, BODY), 0);
+    ck_assert_int_gt(tu_data_file_count(dir, BODY, strlen(BODY)), 0);
     ck_assert(owed(log));
     tl_iter_close(it);
     tl_log_close(log);
     ck_assert_int_eq(tu_run(&out, "%s -d '%s' --json user --id carol --role staff --name Carol", TL_CLI, dir), 0);
     free(out);
-    ck_assert_int_eq(occurrences(dir, BODY), 0);
+    ck_assert_int_eq(tu_data_file_count(dir, BODY, strlen(BODY)), 0);
     log = open_log(dir, TL_OPEN_READONLY);
     ck_assert(!owed(log));
     tl_log_close(log);
@@ -167,15 +146,15 @@ END_TEST
 START_TEST(a_full_clearing_leaves_no_record) {
     char *dir;
     tl_log *log = tu_new_log(&dir);
-    run(log, "{\"op\":\"account.create\",\"id\":\"acme\",\"name\":\"Acme\"}");
-    run(log, "{\"op\":\"user.create\",\"id\":\"alice\",\"role\":\"member\",\"account\":\"acme\",\"name\":\"Alice\"}");
-    run(log, "{\"op\":\"project.create\",\"as\":\"alice\",\"id\":\"p1\",\"account\":\"acme\",\"type\":\"order\",\"title\":\"T\"}");
-    run(log, "{\"op\":\"note.add\",\"as\":\"alice\",\"id\":\"n1\",\"project\":\"p1\",\"body\":\"" BODY "\"}");
+    tu_exec_ok(log, "{\"op\":\"account.create\",\"id\":\"acme\",\"name\":\"Acme\"}");
+    tu_exec_ok(log, "{\"op\":\"user.create\",\"id\":\"alice\",\"role\":\"member\",\"account\":\"acme\",\"name\":\"Alice\"}");
+    tu_exec_ok(log, "{\"op\":\"project.create\",\"as\":\"alice\",\"id\":\"p1\",\"account\":\"acme\",\"type\":\"order\",\"title\":\"T\"}");
+    tu_exec_ok(log, "{\"op\":\"note.add\",\"as\":\"alice\",\"id\":\"n1\",\"project\":\"p1\",\"body\":\"" BODY "\"}");
     tl_result res;
     ck_assert_int_eq(tl_erase(log, "n1", "a person's request", &res), 0);
     ck_assert_int_eq(res.code, 0);
     ck_assert(!owed(log));
-    ck_assert_int_eq(occurrences(dir, BODY), 0);
+    ck_assert_int_eq(tu_data_file_count(dir, BODY, strlen(BODY)), 0);
     tl_log_close(log);
     tu_rmdir(dir);
     free(dir);

@@ -17,36 +17,14 @@
 
 #define BODY "SCRUB-ME-body-7f3a91c2-the-erased-words"
 
-static void run(tl_log *log, const char *json) {
-    tl_cmd *cmd;
-    tl_result res;
-    ck_assert_int_eq(tl_cmd_parse(&cmd, json, strlen(json), &res), 0);
-    int rc = tl_cmd_exec(log, cmd, &res);
-    tl_cmd_free(cmd);
-    ck_assert_msg(rc == 0 && res.code == 0, "%s: %s", json, res.message);
-}
-
-/* How many times needle occurs in the log's data file. */
-static int occurrences(const char *dir, const void *needle, size_t n) {
-    char path[1024];
-    snprintf(path, sizeof path, "%s/data.mdb", dir);
-    size_t len;
-    char *file = tu_read_file(path, &len);
-    ck_assert_ptr_nonnull(file);
-    int count = 0;
-    for (const char *p = file; len >= n && (p = memmem(p, len - (size_t)(p - file), needle, n)) != NULL; p++) count++;
-    free(file);
-    return count;
-}
-
 /* A project with one chat topic whose first message is BODY, and an uploaded file whose
  * bytes are a run of 'Q' long enough to take overflow pages. */
 static tl_log *world(char **dir) {
     tl_log *log = tu_new_log(dir);
-    run(log, "{\"op\":\"account.create\",\"id\":\"acme\",\"name\":\"Acme\"}");
-    run(log, "{\"op\":\"user.create\",\"id\":\"alice\",\"role\":\"member\",\"account\":\"acme\",\"name\":\"Alice\"}");
-    run(log, "{\"op\":\"project.create\",\"as\":\"alice\",\"id\":\"p1\",\"account\":\"acme\",\"type\":\"order\",\"title\":\"T\"}");
-    run(log, "{\"op\":\"topic.create\",\"as\":\"alice\",\"project\":\"p1\",\"id\":\"t1\",\"message_id\":\"m1\","
+    tu_exec_ok(log, "{\"op\":\"account.create\",\"id\":\"acme\",\"name\":\"Acme\"}");
+    tu_exec_ok(log, "{\"op\":\"user.create\",\"id\":\"alice\",\"role\":\"member\",\"account\":\"acme\",\"name\":\"Alice\"}");
+    tu_exec_ok(log, "{\"op\":\"project.create\",\"as\":\"alice\",\"id\":\"p1\",\"account\":\"acme\",\"type\":\"order\",\"title\":\"T\"}");
+    tu_exec_ok(log, "{\"op\":\"topic.create\",\"as\":\"alice\",\"project\":\"p1\",\"id\":\"t1\",\"message_id\":\"m1\","
              "\"title\":\"Hello\",\"body\":\"" BODY "\"}");
     return log;
 }
@@ -60,18 +38,18 @@ static void check_still_whole(tl_log *log) {
 START_TEST(an_erased_body_leaves_the_data_file_at_once) {
     char *dir;
     tl_log *log = world(&dir);
-    ck_assert_int_gt(occurrences(dir, BODY, strlen(BODY)), 0);
+    ck_assert_int_gt(tu_data_file_count(dir, BODY, strlen(BODY)), 0);
     tl_result res;
     ck_assert_int_eq(tl_erase(log, "m1", "a person's request", &res), 0);
     ck_assert_int_eq(res.code, 0);
-    ck_assert_int_eq(occurrences(dir, BODY, strlen(BODY)), 0);
+    ck_assert_int_eq(tu_data_file_count(dir, BODY, strlen(BODY)), 0);
     check_still_whole(log);
     /* and the log goes on: later commits reuse the cleared pages */
     for (int i = 0; i < 20; i++)
-        run(log, "{\"op\":\"message.send\",\"as\":\"alice\",\"project\":\"p1\",\"channel\":\"chat\",\"topic\":\"t1\","
+        tu_exec_ok(log, "{\"op\":\"message.send\",\"as\":\"alice\",\"project\":\"p1\",\"channel\":\"chat\",\"topic\":\"t1\","
                  "\"body\":\"later words\"}");
     check_still_whole(log);
-    ck_assert_int_eq(occurrences(dir, BODY, strlen(BODY)), 0);
+    ck_assert_int_eq(tu_data_file_count(dir, BODY, strlen(BODY)), 0);
     tl_log_close(log);
     tu_rmdir(dir);
     free(dir);
@@ -87,14 +65,14 @@ START_TEST(erased_attachment_bytes_leave_the_data_file) {
                                          "\"name\":\"q.bin\",\"data\":\"");
     for (int i = 0; i < 200; i++) at += snprintf(json + at, sizeof json - (size_t)at, "UVFR");
     snprintf(json + at, sizeof json - (size_t)at, "\"}");
-    run(log, json);
+    tu_exec_ok(log, json);
     char q[600];
     memset(q, 'Q', sizeof q);
-    ck_assert_int_gt(occurrences(dir, q, sizeof q), 0);
+    ck_assert_int_gt(tu_data_file_count(dir, q, sizeof q), 0);
     tl_result res;
     ck_assert_int_eq(tl_erase_kind(log, "attachment", "a1", "a person's request", &res), 0);
     ck_assert_int_eq(res.code, 0);
-    ck_assert_int_eq(occurrences(dir, q, 64), 0);
+    ck_assert_int_eq(tu_data_file_count(dir, q, 64), 0);
     check_still_whole(log);
     tl_log_close(log);
     tu_rmdir(dir);
@@ -114,7 +92,7 @@ START_TEST(a_page_a_reader_holds_is_cleared_by_erasing_again) {
     tl_result res;
     ck_assert_int_eq(tl_erase(log, "m1", "a person's request", &res), 0);
     ck_assert_int_eq(res.code, 0);
-    ck_assert_int_gt(occurrences(dir, BODY, strlen(BODY)), 0); /* left for the reader */
+    ck_assert_int_gt(tu_data_file_count(dir, BODY, strlen(BODY)), 0); /* left for the reader */
     /* and said: the operator must know that a second erase is owed */
     ck_assert_msg(strstr(res.message, "erase again") != NULL, "no note of the held pages: \"%s\"", res.message);
     ck_assert_int_eq(tl_iter_next(it, &ev), 0);                /* which still reads */
@@ -123,7 +101,7 @@ START_TEST(a_page_a_reader_holds_is_cleared_by_erasing_again) {
     ck_assert_int_eq(res.code, 0);
     ck_assert(res.noop);
     ck_assert_str_eq(res.message, ""); /* nothing held any more */
-    ck_assert_int_eq(occurrences(dir, BODY, strlen(BODY)), 0);
+    ck_assert_int_eq(tu_data_file_count(dir, BODY, strlen(BODY)), 0);
     check_still_whole(log);
     tl_log_close(log);
     tu_rmdir(dir);
@@ -142,9 +120,9 @@ START_TEST(a_writer_that_cannot_drop_its_buffers_clears_after_itself) {
     for (int i = 0; i < 20; i++) {
         snprintf(json, sizeof json, "{\"op\":\"message.send\",\"as\":\"alice\",\"id\":\"s%d\",\"project\":\"p1\","
                  "\"channel\":\"chat\",\"topic\":\"t1\",\"body\":\"SCRUB-WRITER-%02d words\"}", i, i);
-        run(log, json);
+        tu_exec_ok(log, json);
     }
-    ck_assert_int_gt(occurrences(dir, "SCRUB-WRITER-", 13), 0);
+    ck_assert_int_gt(tu_data_file_count(dir, "SCRUB-WRITER-", 13), 0);
     /* another process erases them (this one keeps the log open, its buffers as they are) */
     for (int i = 0; i < 20; i++) {
         char *out = NULL;
@@ -152,7 +130,7 @@ START_TEST(a_writer_that_cannot_drop_its_buffers_clears_after_itself) {
         ck_assert_msg(rc == 0, "erase s%d: %s", i, out ? out : "");
         free(out);
     }
-    ck_assert_int_eq(occurrences(dir, "SCRUB-WRITER-", 13), 0);
+    ck_assert_int_eq(tu_data_file_count(dir, "SCRUB-WRITER-", 13), 0);
     tl_iter *it; /* a snapshot after the erasures, held on the writing thread */
     ck_assert_int_eq(tl_iter_open(log, 1, &it), 0);
     tl_event_view ev;
@@ -161,8 +139,8 @@ START_TEST(a_writer_that_cannot_drop_its_buffers_clears_after_itself) {
         snprintf(body, sizeof body, "filler %d", i);
         snprintf(json, sizeof json, "{\"op\":\"message.send\",\"as\":\"alice\",\"project\":\"p1\",\"channel\":\"chat\","
                  "\"topic\":\"t1\",\"body\":\"%s\"}", body);
-        run(log, json);
-        ck_assert_msg(occurrences(dir, "SCRUB-WRITER-", 13) == 0, "erased bodies back in data.mdb after write %d", i);
+        tu_exec_ok(log, json);
+        ck_assert_msg(tu_data_file_count(dir, "SCRUB-WRITER-", 13) == 0, "erased bodies back in data.mdb after write %d", i);
     }
     tl_iter_close(it);
     check_still_whole(log);
@@ -201,9 +179,9 @@ START_TEST(a_held_attachment_imitating_a_leaf_page_is_left_whole) {
                            "\"name\":\"q.bin\",\"data\":\"");
     sodium_bin2base64(json + at, b64len, raw, len, sodium_base64_VARIANT_ORIGINAL);
     strcat(json, "\"}");
-    run(log, json);
+    tu_exec_ok(log, json);
     free(json);
-    ck_assert_int_eq(occurrences(dir, raw, len), 1);
+    ck_assert_int_eq(tu_data_file_count(dir, raw, len), 1);
     tl_iter *it; /* a snapshot from before the erasure: the run is still its attachment */
     ck_assert_int_eq(tl_iter_open(log, 1, &it), 0);
     tl_event_view ev;
@@ -211,10 +189,10 @@ START_TEST(a_held_attachment_imitating_a_leaf_page_is_left_whole) {
     tl_result res;
     ck_assert_int_eq(tl_erase_kind(log, "attachment", "a1", "a person's request", &res), 0);
     ck_assert_int_eq(res.code, 0);
-    ck_assert_int_eq(occurrences(dir, raw, len), 1); /* untouched while the reader may read it */
+    ck_assert_int_eq(tu_data_file_count(dir, raw, len), 1); /* untouched while the reader may read it */
     tl_iter_close(it);
     ck_assert_int_eq(tl_erase_kind(log, "attachment", "a1", "a person's request", &res), 0);
-    ck_assert_int_eq(occurrences(dir, raw + psize, 64), 0); /* then gone */
+    ck_assert_int_eq(tu_data_file_count(dir, raw + psize, 64), 0); /* then gone */
     check_still_whole(log);
     free(raw);
     tl_log_close(log);

@@ -130,14 +130,6 @@ START_TEST(replica_across_rotations) {
 }
 END_TEST
 
-static void exec_line(tl_log *log, const char *line) {
-    tl_cmd *c = NULL;
-    tl_result res;
-    ck_assert_int_eq(tl_cmd_parse(&c, line, strlen(line), &res), 0);
-    ck_assert_msg(tl_cmd_exec(log, c, &res) == 0, "%s: %s", line, res.message);
-    tl_cmd_free(c);
-}
-
 /* Records come without their content (bodies, uploads stay with the source): the replica
  * still verifies, since it recorded where it started taking records (meta replica_since). */
 START_TEST(replica_without_content) {
@@ -146,11 +138,11 @@ START_TEST(replica_without_content) {
     char *rdir = tu_tmpdir();
     char rep[4200];
     make_replica(&src, dir, rdir, rep, sizeof rep);
-    exec_line(src, "{\"op\":\"account.create\",\"id\":\"acme\",\"name\":\"Acme\"}");
-    exec_line(src, "{\"op\":\"user.create\",\"id\":\"al\",\"role\":\"member\",\"account\":\"acme\",\"name\":\"Al\"}");
-    exec_line(src, "{\"op\":\"project.create\",\"as\":\"al\",\"id\":\"p\",\"account\":\"acme\",\"type\":\"video\",\"title\":\"V\"}");
-    exec_line(src, "{\"op\":\"attachment.upload\",\"as\":\"al\",\"id\":\"f\",\"project\":\"p\",\"name\":\"f\",\"data\":\"YQ==\"}");
-    exec_line(src, "{\"op\":\"note.add\",\"as\":\"al\",\"id\":\"n\",\"project\":\"p\",\"body\":\"a body\",\"attachments\":[\"f\"]}");
+    tu_exec_ok(src, "{\"op\":\"account.create\",\"id\":\"acme\",\"name\":\"Acme\"}");
+    tu_exec_ok(src, "{\"op\":\"user.create\",\"id\":\"al\",\"role\":\"member\",\"account\":\"acme\",\"name\":\"Al\"}");
+    tu_exec_ok(src, "{\"op\":\"project.create\",\"as\":\"al\",\"id\":\"p\",\"account\":\"acme\",\"type\":\"video\",\"title\":\"V\"}");
+    tu_exec_ok(src, "{\"op\":\"attachment.upload\",\"as\":\"al\",\"id\":\"f\",\"project\":\"p\",\"name\":\"f\",\"data\":\"YQ==\"}");
+    tu_exec_ok(src, "{\"op\":\"note.add\",\"as\":\"al\",\"id\":\"n\",\"project\":\"p\",\"body\":\"a body\",\"attachments\":[\"f\"]}");
     tl_log_stats st;
     ck_assert_int_eq(tl_log_stats_get(src, &st), 0);
     ck_assert_int_eq(ship(src, rep, 2, st.events), 0);
@@ -189,17 +181,17 @@ static int keep_first_line(const char *line, size_t len, void *payload) {
 START_TEST(replica_since_includes_its_first_record) {
     char *dir;
     tl_log *src = tu_new_log(&dir);
-    exec_line(src, "{\"op\":\"account.create\",\"id\":\"acme\",\"name\":\"Acme\"}");
-    exec_line(src, "{\"op\":\"user.create\",\"id\":\"al\",\"role\":\"member\",\"account\":\"acme\",\"name\":\"Al\"}");
-    exec_line(src, "{\"op\":\"project.create\",\"as\":\"al\",\"id\":\"p\",\"account\":\"acme\",\"type\":\"video\",\"title\":\"V\"}");
+    tu_exec_ok(src, "{\"op\":\"account.create\",\"id\":\"acme\",\"name\":\"Acme\"}");
+    tu_exec_ok(src, "{\"op\":\"user.create\",\"id\":\"al\",\"role\":\"member\",\"account\":\"acme\",\"name\":\"Al\"}");
+    tu_exec_ok(src, "{\"op\":\"project.create\",\"as\":\"al\",\"id\":\"p\",\"account\":\"acme\",\"type\":\"video\",\"title\":\"V\"}");
     char *rdir = tu_tmpdir();
     char rep[4200];
     make_replica(&src, dir, rdir, rep, sizeof rep);
     tl_log_stats st;
     ck_assert_int_eq(tl_log_stats_get(src, &st), 0);
     uint64_t first = st.events + 1;
-    exec_line(src, "{\"op\":\"attachment.upload\",\"as\":\"al\",\"id\":\"f\",\"project\":\"p\",\"name\":\"f\",\"data\":\"YQ==\"}");
-    exec_line(src, "{\"op\":\"note.add\",\"as\":\"al\",\"id\":\"n\",\"project\":\"p\",\"body\":\"a body\",\"attachments\":[\"f\"]}");
+    tu_exec_ok(src, "{\"op\":\"attachment.upload\",\"as\":\"al\",\"id\":\"f\",\"project\":\"p\",\"name\":\"f\",\"data\":\"YQ==\"}");
+    tu_exec_ok(src, "{\"op\":\"note.add\",\"as\":\"al\",\"id\":\"n\",\"project\":\"p\",\"body\":\"a body\",\"attachments\":[\"f\"]}");
     ck_assert_int_eq(tl_log_stats_get(src, &st), 0);
     /* in two calls: the first records replica_since, the second leaves it where it is */
     ck_assert_int_eq(ship(src, rep, first, first), 0);
@@ -240,10 +232,10 @@ END_TEST
 START_TEST(replica_drops_erased_content) {
     char *dir;
     tl_log *src = tu_new_log(&dir);
-    exec_line(src, "{\"op\":\"account.create\",\"id\":\"acme\",\"name\":\"Acme\"}");
-    exec_line(src, "{\"op\":\"user.create\",\"id\":\"al\",\"role\":\"member\",\"account\":\"acme\",\"name\":\"Al\"}");
-    exec_line(src, "{\"op\":\"project.create\",\"as\":\"al\",\"id\":\"p\",\"account\":\"acme\",\"type\":\"video\",\"title\":\"V\"}");
-    exec_line(src, "{\"op\":\"note.add\",\"as\":\"al\",\"id\":\"n\",\"project\":\"p\",\"body\":\"a body to erase\"}");
+    tu_exec_ok(src, "{\"op\":\"account.create\",\"id\":\"acme\",\"name\":\"Acme\"}");
+    tu_exec_ok(src, "{\"op\":\"user.create\",\"id\":\"al\",\"role\":\"member\",\"account\":\"acme\",\"name\":\"Al\"}");
+    tu_exec_ok(src, "{\"op\":\"project.create\",\"as\":\"al\",\"id\":\"p\",\"account\":\"acme\",\"type\":\"video\",\"title\":\"V\"}");
+    tu_exec_ok(src, "{\"op\":\"note.add\",\"as\":\"al\",\"id\":\"n\",\"project\":\"p\",\"body\":\"a body to erase\"}");
     char *rdir = tu_tmpdir();
     char rep[4200];
     make_replica(&src, dir, rdir, rep, sizeof rep); /* holds the note's content */

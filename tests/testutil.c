@@ -84,6 +84,27 @@ char *tu_read_file(const char *path, size_t *len) {
     return buf;
 }
 
+int tu_data_file_count(const char *dir, const void *needle, size_t n) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/data.mdb", dir);
+    size_t len;
+    char *file = tu_read_file(path, &len);
+    ck_assert_msg(file != NULL, "cannot read %s", path);
+    int count = 0;
+    for (const char *p = file; len >= n && (p = memmem(p, len - (size_t)(p - file), needle, n)) != NULL; p++) count++;
+    free(file);
+    return count;
+}
+
+void tu_exec_ok(tl_log *log, const char *json) {
+    tl_cmd *cmd = NULL;
+    tl_result res;
+    ck_assert_msg(tl_cmd_parse(&cmd, json, strlen(json), &res) == 0, "%s: %s", json, res.message);
+    int rc = tl_cmd_exec(log, cmd, &res);
+    tl_cmd_free(cmd);
+    ck_assert_msg(rc == 0 && res.code == 0, "%s: %s", json, res.message);
+}
+
 int tu_write_file(const char *path, const void *data, size_t len) {
     FILE *f = fopen(path, "wb");
     if (!f) return -1;

@@ -27,5 +27,9 @@ MDB_txn *tu_raw_begin(const char *dir, MDB_env **env);
 /** A cursor on named database `name` in such a transaction (*dbi receives its handle). */
 MDB_cursor *tu_raw_cursor(MDB_txn *txn, const char *name, MDB_dbi *dbi);
 int tu_write_file(const char *path, const void *data, size_t len);
+/** How many times needle occurs in the log's data file DIR/data.mdb (erased bytes must not). */
+int tu_data_file_count(const char *dir, const void *needle, size_t n);
+/** Parse and run one JSON command line; fails the test unless it succeeds. */
+void tu_exec_ok(tl_log *log, const char *json);
 
 #endif
