@@ -22,8 +22,22 @@ static int dir_state(const char *dir) {
     char *data = tl_path_join(dir, TL_DATA_FILE);
     struct stat st;
     int has_log = data && stat(data, &st) == 0;
-    free(data);
-    if (has_log) return tl_fail(TL_EEXISTS, "%s already holds a log", dir);
+    if (!has_log) free(data);
+    if (has_log) {
+        /* a log, or only a file by that name (junk, an empty file): the latter is a directory
+         * that is not empty and holds no log, as for any other file. Told by LMDB's magic
+         * number in the first meta page (after its 16-byte page header), read without opening
+         * an environment, which would create lock.mdb beside it */
+        uint32_t magic = 0;
+        int fd = open(data, O_RDONLY | O_CLOEXEC);
+        bool lmdb = fd >= 0 && pread(fd, &magic, sizeof magic, 16) == (ssize_t)sizeof magic && magic == 0xBEEFC0DEu;
+        bool unreadable = fd < 0;
+        if (fd >= 0) close(fd);
+        free(data);
+        if (!lmdb && !unreadable)
+            return tl_fail(TL_EINVALID, "%s is not empty and holds no log: its %s is not an LMDB data file", dir, TL_DATA_FILE);
+        return tl_fail(TL_EEXISTS, "%s already holds a log", dir);
+    }
     struct stat ds;
     if (stat(dir, &ds) == 0 && !S_ISDIR(ds.st_mode)) return tl_fail(TL_EINVALID, "%s exists and is not a directory", dir);
     DIR *d = opendir(dir);

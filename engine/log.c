@@ -202,11 +202,31 @@ int tl_db_open(tl_log *log, const char *name, unsigned flags, MDB_dbi *dbi) {
     bool ro = log->flags & TL_OPEN_READONLY;
     int rc = tl_txn_begin(log, ro ? MDB_RDONLY : 0, &txn, false);
     if (rc) return rc;
-    rc = mdb_dbi_open(txn, name, ro ? flags : flags | MDB_CREATE, dbi);
+    rc = mdb_dbi_open(txn, name, flags, dbi);
+    bool created = false;
+    if (rc == MDB_NOTFOUND && !ro && (rc = mdb_dbi_open(txn, name, flags | MDB_CREATE, dbi)) == 0) created = true;
+    /* init creates every database in its first open, before the log holds more than its
+     * genesis; a later build's layout may add one (the projections then wait for a replay
+     * anyway). Any other database found missing was lost from the data file: created empty,
+     * the projections are marked damaged in the same commit, and nothing appends or answers
+     * a query until a replay has rebuilt them (a writer once went on with an empty state:
+     * a second account.created for an existing id). */
+    MDB_val hv;
+    if (!rc && created && !atomic_load(&log->layout_stale) &&
+        tl_get(txn, log->db_meta, META_HEAD, sizeof META_HEAD - 1, &hv) == 0 && hv.mv_size >= 8 && tl_seq_from_key(hv.mv_data) > 1) {
+        uint8_t zero[8];
+        tl_seq_key(zero, TL_LAYOUT_DAMAGED);
+        MDB_val k = {sizeof META_LAYOUT - 1, (void *)META_LAYOUT}, v = {8, zero};
+        if ((rc = mdb_put(txn, log->db_meta, &k, &v, 0)) == 0) {
+            atomic_store(&log->layout_stale, true);
+            atomic_store(&log->layout_damaged, true);
+        }
+    }
     if (rc) {
         tl_rtxn_end(log, txn);
         if (rc == MDB_NOTFOUND)
-            return tl_fail(TL_ECORRUPT, "database %s is missing (open the log writable once to create it)", name);
+            return tl_fail(TL_ECORRUPT, "database %s is missing from the data file (damaged): `threadlog replay` rebuilds "
+                                        "it from the log", name);
         return tl_fail_mdb(rc, name);
     }
     rc = mdb_txn_commit(txn);
@@ -269,7 +289,10 @@ static int check_format(tl_log *log) {
     if (!rc) {
         int lrc = tl_get(txn, log->db_meta, META_LAYOUT, sizeof META_LAYOUT - 1, &v);
         if (lrc && lrc != TL_ENOTFOUND) rc = lrc;
-        else atomic_store(&log->layout_stale, lrc == TL_ENOTFOUND || v.mv_size != 8 || tl_seq_from_key(v.mv_data) != TL_LAYOUT_VERSION);
+        else {
+            atomic_store(&log->layout_stale, lrc == TL_ENOTFOUND || v.mv_size != 8 || tl_seq_from_key(v.mv_data) != TL_LAYOUT_VERSION);
+            atomic_store(&log->layout_damaged, lrc == 0 && v.mv_size == 8 && tl_seq_from_key(v.mv_data) == TL_LAYOUT_DAMAGED);
+        }
     }
     tl_rtxn_end(log, txn);
     return rc;
@@ -277,6 +300,9 @@ static int check_format(tl_log *log) {
 
 int tl_layout_check(tl_log *log) {
     if (!atomic_load(&log->layout_stale)) return 0;
+    if (atomic_load(&log->layout_damaged))
+        return tl_fail(TL_ECORRUPT, "the projections of %s are damaged (a database was missing from the data file): run "
+                                    "`threadlog replay` to rebuild them from the log, then retry", log->dir);
     return tl_fail(TL_EVERSION, "the projections of %s were built by an earlier threadlog (another layout): run "
                                 "`threadlog replay` to rebuild them, then retry", log->dir);
 }

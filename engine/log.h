@@ -31,6 +31,10 @@
 #define META_GENESIS_KEY "genesis_key"
 #define META_MAX_ATTACHMENT "max_attachment"
 #define META_LAYOUT "layout"
+/* The layout record's value when a projection's or the state's database was found missing from
+ * a log with events (a damaged data file): created empty, so the projections are wrong until a
+ * replay rebuilds them and writes this build's layout. */
+#define TL_LAYOUT_DAMAGED 0
 /* "erased/" || commitment (32 bytes) -> u64be(seq): content erased by the event seq of the log a
  * cut copy came from, an event the cut removed (engine/replay.c, truncate_after) */
 #define META_ERASED_PREFIX "erased/"
@@ -111,6 +115,8 @@ struct tl_log {
     bool have_key;
     atomic_bool layout_stale; /* the projections were built by an earlier layout: replay first
                                  (cleared by a replay's commit while queries read it) */
+    atomic_bool layout_damaged; /* ... or a database of theirs was missing from the data file
+                                   (layout record 0, tl_db_open): replay first as well */
     uint64_t max_attachment;
     tl_applier appliers[TL_MAX_APPLIERS];
     unsigned napplier;

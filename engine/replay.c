@@ -451,7 +451,10 @@ static int rebuild_once(tl_log *target, const tl_replay_options *o, bool copy, r
     if ((rc = tl_wtxn_mark_applied(w)) != 0) goto out;
     tl_content_audit_free(&rs->content);
     rs->w = NULL;
-    if ((rc = tl_wtxn_commit(w)) == 0) atomic_store(&target->layout_stale, false); /* rebuilt in this build's layout */
+    if ((rc = tl_wtxn_commit(w)) == 0) { /* rebuilt in this build's layout */
+        atomic_store(&target->layout_stale, false);
+        atomic_store(&target->layout_damaged, false);
+    }
     return rc;
 out:
     tl_content_audit_free(&rs->content);

@@ -45,6 +45,15 @@ mkdir "$T/other" && echo mine > "$T/other/notes.txt"
 status 1 "$TL" --json init "$T/other"
 jcheck "$OUT" 'o["error"] == "invalid_input"'
 [ ! -e "$T/other/writer.key" ] && [ ! -e "$T/other/data.mdb" ] || fail "init wrote into a foreign directory"
+# ... also when the file there is named data.mdb (junk, empty, a directory): not "exists"
+# ("already holds a log", which every other command contradicts), and nothing created
+for junk in text empty dir; do
+  mkdir "$T/stray-$junk"
+  case $junk in text) echo mine > "$T/stray-$junk/data.mdb" ;; empty) : > "$T/stray-$junk/data.mdb" ;; dir) mkdir "$T/stray-$junk/data.mdb" ;; esac
+  status 1 "$TL" --json init "$T/stray-$junk"
+  jcheck "$OUT" 'o["error"] == "invalid_input" and "holds no log" in o["message"]'
+  [ "$(ls -A "$T/stray-$junk")" = data.mdb ] || fail "init beside a stray data.mdb ($junk) left $(ls -A "$T/stray-$junk")"
+done
 
 # init that runs out of room (a file size limit stands in for a full disk), in either of
 # its two steps: storage, and nothing left behind -- not a half-made log that the next init
