@@ -182,12 +182,21 @@ static int clear_free_space(int fd, const uint8_t *map, size_t psize, size_t las
     return 0;
 }
 
-/* Step 1: a commit that changes nothing, so that the caller's last commit is not the last. */
-static int retire_last_commit(tl_log *log) {
+/* Step 1: a commit that changes nothing, so that the caller's last commit is not the last.
+ * only_if_owed: unless no clearing is owed any more (another process's open paid it while
+ * this one waited for the writer lock): then nothing is written and *nothing_owed is set. */
+static int retire_last_commit(tl_log *log, bool only_if_owed, bool *nothing_owed) {
+    *nothing_owed = false;
     for (int tries = 0;; tries++) {
         tl_wtxn *w;
         int rc = tl_wtxn_begin_records(log, &w); /* appends nothing: no writer key needed (a copy has none) */
         if (rc) return rc;
+        MDB_val v;
+        if (only_if_owed && tl_get(w->txn, log->db_meta, META_SCRUB_OWED, sizeof META_SCRUB_OWED - 1, &v) != 0) {
+            tl_wtxn_abort(w);
+            *nothing_owed = true;
+            return 0;
+        }
         rc = tl_head_write(w) ? w->failed : 0;
         if (rc) {
             tl_wtxn_abort(w);
@@ -229,10 +238,11 @@ int tl_scrub_page_gaps(tl_log *log) {
     return rc;
 }
 
-int tl_scrub_free_pages(tl_log *log, uint64_t *cleared, uint64_t *held) {
+static int scrub_free_pages(tl_log *log, bool only_if_owed, uint64_t *cleared, uint64_t *held) {
     *cleared = *held = 0;
-    int rc = retire_last_commit(log);
-    if (rc) return rc;
+    bool nothing_owed;
+    int rc = retire_last_commit(log, only_if_owed, &nothing_owed);
+    if (rc || nothing_owed) return rc;
     /* in the unsynced mode those commits are not on disk yet: a power cut after the clearing
      * would bring back an older snapshot whose pages are zeros. Durable first. */
     /* under the map lock: another thread's write may reopen the environment (tl_env_refresh) */
@@ -324,5 +334,9 @@ int tl_scrub_if_owed(tl_log *log) {
     mdb_reader_list(log->env, oldest_reader, &oldest);
     if (oldest <= owed_txn) return 0;
     uint64_t cleared, held;
-    return tl_scrub_free_pages(log, &cleared, &held);
+    return scrub_free_pages(log, true, &cleared, &held);
+}
+
+int tl_scrub_free_pages(tl_log *log, uint64_t *cleared, uint64_t *held) {
+    return scrub_free_pages(log, false, cleared, held);
 }
