@@ -10,7 +10,11 @@
  *   - replay in place without verification (decode + every applier, one transaction);
  *   - replay with verification (sequence, chain, key chain, signatures) on 1 and 2 threads;
  *   - raw ed25519 verification of real records of this log on 1 and 2 threads, measured in
- *     the same run, so that the verifying replays are reported as a ratio to it.
+ *     the same run, so that the verifying replays are reported as a ratio to it;
+ *   - the raw scan-decode-hash rate of this same log (issue 6's limit for the replay without
+ *     verification): one pass of an LMDB cursor over the log's records, each event decoded
+ *     with msgpack-c's own unpacker and hashed with BLAKE2b-256 (the chain's hash), in this
+ *     process with threadlog's handle closed, right after each unverified replay.
  *
  * Every replay must print the live digest (checked: a replay that changed the state would
  * make the figures meaningless). Replays are run once each unless --runs N is given, which
@@ -21,6 +25,8 @@
 
 #include "bench_util.h"
 
+#include <lmdb.h>
+#include <msgpack.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <sodium.h>
@@ -208,6 +214,57 @@ static void load_raw_set(tl_log *log, raw_set *rs, uint64_t events) {
     }
 }
 
+/* ---------------------------------------------------------------- raw scan, decode, hash */
+
+/*
+ * Records per second of one pass over the log database: an LMDB read cursor (MDB_NEXT), each
+ * record's event bytes (the record less its 64-byte signature) decoded by msgpack-c
+ * (msgpack_unpack_next: the array of the envelope with its payload map) and hashed (BLAKE2b-256), what
+ * any reader of the log must do before it can apply an event. One pass, as a replay makes
+ * one, in a fresh environment: its page faults are counted, as the replay's fresh process
+ * pays its own. The log is opened read-only by LMDB itself: threadlog's handle must be closed
+ * (one environment per file per process).
+ */
+static double raw_scan_decode_hash_rate(const char *dir, uint64_t expect) {
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    MDB_cursor *cur;
+    if (mdb_env_create(&env) || mdb_env_set_maxdbs(env, 64) || mdb_env_set_mapsize(env, (size_t)64 << 30))
+        bench_die("raw scan: mdb_env_create");
+    int rc = mdb_env_open(env, dir, MDB_RDONLY, 0600);
+    if (rc) bench_die("raw scan: open %s: %s", dir, mdb_strerror(rc));
+    if ((rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn)) || (rc = mdb_dbi_open(txn, "log", 0, &dbi)) ||
+        (rc = mdb_cursor_open(txn, dbi, &cur)))
+        bench_die("raw scan: %s", mdb_strerror(rc));
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    uint8_t out[32];
+    unsigned acc = 0;
+    uint64_t n = 0, t0 = bench_now_ns();
+    MDB_val k, v;
+    while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == MDB_SUCCESS) {
+        if (v.mv_size <= 64) bench_die("raw scan: a record of %zu bytes", v.mv_size);
+        size_t len = v.mv_size - 64, off = 0;
+        if (msgpack_unpack_next(&u, v.mv_data, len, &off) != MSGPACK_UNPACK_SUCCESS || off != len ||
+            u.data.type != MSGPACK_OBJECT_ARRAY)
+            bench_die("raw scan: record %llu does not decode", (unsigned long long)n + 1);
+        acc += u.data.via.array.size;
+        crypto_generichash(out, sizeof out, v.mv_data, len, NULL, 0);
+        acc ^= out[0];
+        n++;
+    }
+    double s = bench_since_s(t0);
+    if (rc != MDB_NOTFOUND) bench_die("raw scan: %s", mdb_strerror(rc));
+    if (n != expect) bench_die("raw scan: %llu records, the log has %llu", (unsigned long long)n, (unsigned long long)expect);
+    msgpack_unpacked_destroy(&u);
+    mdb_cursor_close(cur);
+    mdb_txn_abort(txn);
+    mdb_env_close(env);
+    if (acc == 0x5eed) fprintf(stderr, " "); /* keeps the work from being optimised away */
+    return (double)n / s;
+}
+
 /* ---------------------------------------------------------------- main */
 
 /*
@@ -312,6 +369,9 @@ int main(int argc, char **argv) {
 
     raw_set rs;
     load_raw_set(log, &rs, events);
+    /* the raw scan opens the file with LMDB itself: no threadlog handle beside it */
+    tl_log_close(log);
+    log = NULL;
     /* Each verified replay is paired with bursts of raw verification just before and just
      * after it, and its ratio is taken to their mean: on a shared machine the verify rate
      * itself swings by ~20% from one minute to the next, so a single burst at the start made
@@ -322,11 +382,14 @@ int main(int argc, char **argv) {
            *v2 = calloc((size_t)runs, sizeof *v2), *r1 = calloc((size_t)runs, sizeof *r1),
            *r2 = calloc((size_t)runs, sizeof *r2), *q1 = calloc((size_t)runs, sizeof *q1),
            *q2 = calloc((size_t)runs, sizeof *q2), *r2b = calloc((size_t)runs, sizeof *r2b),
-           *r2a = calloc((size_t)runs, sizeof *r2a);
-    if (!plain || !v1 || !v2 || !r1 || !r2 || !q1 || !q2 || !r2b || !r2a) bench_die("out of memory");
+           *r2a = calloc((size_t)runs, sizeof *r2a), *sdh = calloc((size_t)runs, sizeof *sdh),
+           *qp = calloc((size_t)runs, sizeof *qp);
+    if (!plain || !v1 || !v2 || !r1 || !r2 || !q1 || !q2 || !r2b || !r2a || !sdh || !qp) bench_die("out of memory");
     for (int r = 0; r < runs; r++) {
         uint64_t n;
         plain[r] = replay_rate(dir, 0, 2, live, &n);
+        sdh[r] = raw_scan_decode_hash_rate(dir, events);
+        qp[r] = plain[r] / sdh[r];
         /* every figure is a median of the runs, the one-thread verified replay's too (the
          * slowest, ~55 s a run at full size: the full suite stays under its 20 minutes) */
         double before = raw_verify_rate(&rs, 1, burst);
@@ -351,6 +414,10 @@ int main(int argc, char **argv) {
     bench_report_spread("raw_ed25519_verify_2t_before", rb, "verifies/s", &bbs);
     bench_report_spread("raw_ed25519_verify_2t_after", ra, "verifies/s", &bas);
     bench_report_spread("replay_events_per_s", p, "events/s", &ps);
+    bench_spread sds, qps;
+    double sd = bench_median_spread(sdh, (size_t)runs, &sds), qpm = bench_median_spread(qp, (size_t)runs, &qps);
+    bench_report_spread("raw_scan_decode_hash", sd, "records/s", &sds);
+    bench_report_spread("replay_over_raw_scan_decode_hash", qpm, "ratio", &qps);
     bench_report_spread("replay_verify_1t_events_per_s", a, "events/s", &as);
     bench_report_spread("replay_verify_2t_events_per_s", b, "events/s", &bs);
     bench_report_spread("replay_verify_1t_over_raw_verify_1t", qa, "ratio", &qas);
@@ -367,7 +434,8 @@ int main(int argc, char **argv) {
     free(r2b);
     free(r2a);
     free(q2);
-    tl_log_close(log);
+    free(sdh);
+    free(qp);
     if (tmp) bench_tmpdir_remove(tmp);
     return 0;
 }

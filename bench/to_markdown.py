@@ -23,6 +23,7 @@ BASELINES = {
     "limits.lmdb_append.batch1.sync": "raw LMDB append, batch 1, synced",
     "limits.lmdb_append.batch1000.nosync": "raw LMDB append, batches of 1,000, unsynced",
     "limits.lmdb_scan_hash": "LMDB scan + BLAKE2b of each record",
+    "raw_scan_decode_hash": "raw scan + msgpack decode + BLAKE2b of the same log (after each run)",
     "sqlite.insert.concurrent.16t": "SQLite WAL FULL, 16 threads, a commit per row",
     "sqlite.insert.concurrent.64t": "SQLite WAL FULL, 64 threads, a commit per row",
     "raw_ed25519_verify_1t": "raw ed25519 verify, 1 thread (bursts around each run)",
