@@ -116,7 +116,7 @@ static void integral_reals_to_integers(json_t *v) {
 
 int tl_cmd_parse(tl_cmd **out, const char *text, size_t len, tl_result *res) {
     if (out) *out = NULL;
-    if (!out || (!text && len)) return tl_fail(TL_EUSAGE, "tl_cmd_parse: out and text are required");
+    if (!out || (!text && len)) return tl_result_fail(res, TL_EUSAGE, "tl_cmd_parse: out and text are required");
     json_error_t err;
     json_t *obj = json_loadb(text, len, JSON_REJECT_DUPLICATES, &err);
     if (!obj) {

@@ -42,10 +42,15 @@ static int run_items(tl_wtxn *w, batch_item *items, size_t n) {
     return 0;
 }
 
-static void fail_all(batch_item *items, size_t n, int code, const char *why) {
+static void fail_all(batch_item *items, size_t n, int code, const char *why_in) {
     static const char prefix[] = "the commit failed: ";
-    if (!strncmp(why, prefix, sizeof prefix - 1)) why += sizeof prefix - 1; /* said once is enough */
-    for (size_t i = 0; i < n; i++) tl_result_fail(items[i].res, code, "%s%s", prefix, why);
+    /* a copy: why_in is often tl_errdetail()'s own buffer, which each tl_result_fail rewrites
+     * (the reason once came out as the prefix repeated, cut off after a dozen commands) */
+    char why[256];
+    snprintf(why, sizeof why, "%s", why_in);
+    const char *reason = why;
+    if (!strncmp(reason, prefix, sizeof prefix - 1)) reason += sizeof prefix - 1; /* said once is enough */
+    for (size_t i = 0; i < n; i++) tl_result_fail(items[i].res, code, "%s%s", prefix, reason);
 }
 
 /* Commit w; when the map is full, grow it and run the whole batch again. */

@@ -88,7 +88,7 @@ int tl_iter_next(tl_iter *it, tl_event_view *view) {
     } else {
         mrc = mdb_cursor_get(it->cur, &k, &v, MDB_NEXT);
     }
-    if (mrc == MDB_NOTFOUND) return TL_ENOTFOUND;
+    if (mrc == MDB_NOTFOUND) return tl_fail(TL_ENOTFOUND, "no more events in this snapshot"); /* not an earlier failure's words */
     if (mrc) return tl_fail_mdb(mrc, "read log");
     int rc = tl_walk_step(&it->walk, &k);
     if (rc) return rc;

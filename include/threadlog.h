@@ -413,7 +413,7 @@ int tl_result_json(const tl_result *res, char **json);
  * the failure's code.
  * An open batch holds the process's write lock from tl_batch_begin to its commit or abort:
  * other threads' writes wait for it, and the thread that holds it cannot write through any
- * other call meanwhile: tl_batch_begin, tl_cmd_exec, tl_erase, tl_log_append,
+ * other call meanwhile: tl_batch_begin, tl_cmd_exec, tl_erase, tl_log_append, tl_log_append_records,
  * tl_log_rotate_key and an in-place tl_replay on that thread are refused at once with
  * TL_EUSAGE (they would wait for the thread itself). tl_batch_commit(NULL) is TL_EUSAGE.
  */

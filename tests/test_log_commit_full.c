@@ -12,6 +12,7 @@
  * mdb_txn_abort), so the commits it fails are the writers'.
  */
 #include <dirent.h>
+#include <errno.h>
 #include <lmdb.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -23,15 +24,16 @@
 int __real_mdb_txn_commit(MDB_txn *txn);
 int __wrap_mdb_txn_commit(MDB_txn *txn);
 
-static unsigned fail_commits; /* the next commits to answer MDB_MAP_FULL */
+static unsigned fail_commits; /* the next commits to answer fail_with */
 static unsigned failed_commits; /* how many it answered so */
+static int fail_with = MDB_MAP_FULL;
 
 int __wrap_mdb_txn_commit(MDB_txn *txn) {
     if (fail_commits) {
         fail_commits--;
         failed_commits++;
         mdb_txn_abort(txn); /* a failed commit has ended the transaction */
-        return MDB_MAP_FULL;
+        return fail_with;
     }
     return __real_mdb_txn_commit(txn);
 }
@@ -125,6 +127,50 @@ START_TEST(a_batch) {
 }
 END_TEST
 
+/* A batch whose commit fails for good (an I/O error, not a full map): every command gets the
+ * reason once, after one "the commit failed: ", whole; and so does tl_errdetail(). (The
+ * group commit of concurrent callers once repeated the prefix per command, the reason read
+ * from the buffer each result rewrote: test_log_usage has that case; this is the batch's.) */
+START_TEST(a_failed_batch_commit_says_why_to_every_command) {
+    char *dir;
+    tl_log *log = tu_new_log(&dir);
+    setup(log);
+    uint64_t head = head_of(log);
+    enum { N = 20 };
+    tl_batch *b;
+    ck_assert_int_eq(tl_batch_begin(log, &b), 0);
+    tl_cmd *cmds[N];
+    tl_result res[N];
+    for (int i = 0; i < N; i++) {
+        char line[160];
+        snprintf(line, sizeof line, "{\"op\":\"note.add\",\"as\":\"al\",\"project\":\"p1\",\"body\":\"note %d\"}", i);
+        ck_assert_int_eq(tl_cmd_parse(&cmds[i], line, strlen(line), &res[i]), 0);
+        ck_assert_msg(tl_batch_exec(b, cmds[i], &res[i]) == 0, "%s: %s", line, res[i].message);
+    }
+    fail_commits = 1;
+    failed_commits = 0;
+    fail_with = EIO;
+    int rc = tl_batch_commit(b);
+    fail_with = MDB_MAP_FULL;
+    ck_assert_uint_eq(failed_commits, 1);
+    ck_assert_int_eq(rc, TL_ESTORAGE);
+    const char *reason = "input/output error"; /* storage_fail's words for EIO */
+    for (int i = 0; i < N; i++) {
+        ck_assert_int_eq(res[i].code, TL_ESTORAGE);
+        ck_assert_msg(strncmp(res[i].message, "the commit failed: ", 19) == 0 && !strstr(res[i].message + 19, "the commit failed") &&
+                          strstr(res[i].message, reason),
+                      "command %d: \"%s\"", i, res[i].message);
+        ck_assert_str_eq(res[i].message, res[0].message);
+        tl_cmd_free(cmds[i]);
+    }
+    ck_assert_msg(strstr(tl_errdetail(), reason) != NULL, "tl_errdetail(): \"%s\"", tl_errdetail());
+    ck_assert_uint_eq(head_of(log), head); /* nothing of the batch was appended */
+    tl_log_close(log);
+    tu_rmdir(dir);
+    free(dir);
+}
+END_TEST
+
 START_TEST(drafts_a_rotation_an_erasure_and_a_replay) {
     char *dir;
     tl_log *log = tu_new_log(&dir);
@@ -186,6 +232,7 @@ int main(void) {
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, a_single_command);
     tcase_add_test(tc, a_batch);
+    tcase_add_test(tc, a_failed_batch_commit_says_why_to_every_command);
     tcase_add_test(tc, drafts_a_rotation_an_erasure_and_a_replay);
     suite_add_tcase(s, tc);
     return tu_main(s);

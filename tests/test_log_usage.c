@@ -5,6 +5,8 @@
  *
  * The test makes its own log in a fresh temporary directory.
  */
+#include <pthread.h>
+
 #include "log_fixture.h"
 
 /* A NULL where a handle, an output or a callback is required is TL_EUSAGE, never a crash;
@@ -131,11 +133,85 @@ START_TEST(null_arguments_refused) {
 }
 END_TEST
 
+/* A refused tl_cmd_parse fills the caller's result too, as the header says (it was left as
+ * the caller's garbage for NULL text); an iterator's end leaves its own words in
+ * tl_errdetail(), not an earlier failure's. */
+START_TEST(refusals_leave_their_own_words) {
+    tl_result res;
+    memset(&res, 0x5a, sizeof res);
+    tl_cmd *cmd;
+    ck_assert_int_eq(tl_cmd_parse(&cmd, NULL, 5, &res), TL_EUSAGE);
+    ck_assert_ptr_null(cmd);
+    ck_assert_int_eq(res.code, TL_EUSAGE);
+    ck_assert_msg(memchr(res.message, 0, sizeof res.message) && strstr(res.message, "required"), "res.message not filled");
+    char *dir;
+    tl_log *log = tu_new_log(&dir);
+    uint8_t *rec;
+    size_t len;
+    ck_assert_int_eq(tl_log_record(log, 42, &rec, &len), TL_ENOTFOUND); /* a failure with words of its own */
+    tl_iter *it;
+    ck_assert_int_eq(tl_iter_open(log, 1, &it), 0);
+    tl_event_view ev;
+    ck_assert_int_eq(tl_iter_next(it, &ev), 0);
+    ck_assert_int_eq(tl_iter_next(it, &ev), TL_ENOTFOUND);
+    ck_assert_msg(strstr(tl_errdetail(), "42") == NULL, "the iterator's end says: %s", tl_errdetail());
+    tl_iter_close(it);
+    remove_log(log, dir);
+}
+END_TEST
+
+/* Concurrent callers whose shared commit fails (here: a read-only handle, so its writer cannot
+ * begin): each result says "the commit failed: " once, then the reason. The reason was read
+ * from tl_errdetail()'s buffer while each result rewrote it: the prefix grew by one per
+ * command of the group and the reason was cut off after about a dozen. */
+#define CALLERS 16
+static tl_log *shared_log;
+static pthread_barrier_t callers_bar;
+static void *call_send(void *arg) {
+    tl_result *res = arg;
+    tl_cmd *cmd;
+    const char *line = "{\"op\":\"note.add\",\"as\":\"al\",\"project\":\"p1\",\"body\":\"x\"}";
+    if (tl_cmd_parse(&cmd, line, strlen(line), res) != 0) return NULL;
+    pthread_barrier_wait(&callers_bar);
+    (void)tl_cmd_exec(shared_log, cmd, res);
+    tl_cmd_free(cmd);
+    return NULL;
+}
+
+START_TEST(a_failed_shared_commit_says_why_once) {
+    char *dir;
+    tl_log *log = tu_new_log(&dir);
+    tu_exec_ok(log, "{\"op\":\"account.create\",\"id\":\"acme\",\"name\":\"Acme\"}");
+    tu_exec_ok(log, "{\"op\":\"user.create\",\"id\":\"al\",\"role\":\"member\",\"account\":\"acme\",\"name\":\"Al\"}");
+    tu_exec_ok(log, "{\"op\":\"project.create\",\"as\":\"al\",\"id\":\"p1\",\"account\":\"acme\",\"type\":\"order\",\"title\":\"T\"}");
+    tl_log_close(log);
+    shared_log = open_log(dir, TL_OPEN_READONLY);
+    for (int round = 0; round < 20; round++) {
+        pthread_barrier_init(&callers_bar, NULL, CALLERS);
+        pthread_t t[CALLERS];
+        tl_result res[CALLERS];
+        memset(res, 0, sizeof res);
+        for (int i = 0; i < CALLERS; i++) ck_assert_int_eq(pthread_create(&t[i], NULL, call_send, &res[i]), 0);
+        for (int i = 0; i < CALLERS; i++) pthread_join(t[i], NULL);
+        pthread_barrier_destroy(&callers_bar);
+        for (int i = 0; i < CALLERS; i++) {
+            ck_assert_int_eq(res[i].code, TL_EREADONLY);
+            const char *after = strstr(res[i].message, "the commit failed: ");
+            ck_assert_msg(after && !strstr(after + 1, "the commit failed") && strstr(res[i].message, "read-only"),
+                          "round %d, caller %d: \"%s\"", round, i, res[i].message);
+        }
+    }
+    remove_log(shared_log, dir);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("log_usage");
     TCase *tc = tcase_create("usage");
     tcase_add_test(tc, null_arguments_refused);
     tcase_add_test(tc, result_json_reads_within_the_struct);
+    tcase_add_test(tc, refusals_leave_their_own_words);
+    tcase_add_test(tc, a_failed_shared_commit_says_why_once);
     tcase_set_timeout(tc, 120);
     suite_add_tcase(s, tc);
     return tu_main(s);
