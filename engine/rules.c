@@ -250,7 +250,7 @@ static int fingerprint(const rctx *c, const uint8_t *salt, uint8_t out[TL_HASH_B
  * The colon keeps generated ids apart from the ids callers write by hand (m-10, msg10), so a
  * script that omits one id does not later collide with its own numbering.
  */
-void rules_generate_id(rctx *c, char out[TL_IDBUF], const char *prefix, char kind) {
+int rules_generate_id(rctx *c, char out[TL_IDBUF], const char *prefix, char kind) {
     uint64_t seq = c->w->head.seq + 1;
     for (unsigned n = 0;; n++) {
         if (n == 0) snprintf(out, TL_IDBUF, "%s:%llu", prefix, (unsigned long long)seq);
@@ -261,7 +261,14 @@ void rules_generate_id(rctx *c, char out[TL_IDBUF], const char *prefix, char kin
         int rc = kind == 'm' ? tl_wstate_message(c->w, out, &m)
                : kind == 't' ? tl_state_topic(c->txn, c->log, out, &t)
                              : tl_state_attachment(c->txn, c->log, out, &a);
-        if (rc == TL_ENOTFOUND) return;
+        if (rc == TL_ENOTFOUND) return 0;
+        /* a lookup that failed is not an id taken: on a damaged state it failed for every
+         * candidate, and the writer spun forever holding the write lock (an audit) */
+        if (rc) {
+            c->err = rc;
+            snprintf(c->msg, sizeof c->msg, "%s", tl_errdetail());
+            return rc;
+        }
     }
 }
 

@@ -36,7 +36,8 @@ const char *rules_str(const rctx *c, const char *name);
 bool rules_present(const rctx *c, const char *name);
 
 /* Choose an id for what the caller did not name (kind 'm' message, 't' topic, 'f' attachment). */
-void rules_generate_id(rctx *c, char out[TL_IDBUF], const char *prefix, char kind);
+/* 0, or the failure of a state lookup (its code and words in c->err, c->msg). */
+int rules_generate_id(rctx *c, char out[TL_IDBUF], const char *prefix, char kind);
 
 /* Lookups that record not_found (or a storage failure) as a violation; true when found. */
 bool rules_load_actor(rctx *c);

@@ -84,7 +84,7 @@ int rules_project(rctx *c, tl_result *res) {
     tl_payload_str(&p, "ambassador", amb);
     if (amb_msg) {
         if (rules_present(c, "ambassador_message_id")) snprintf(msg_id, sizeof msg_id, "%s", rules_str(c, "ambassador_message_id"));
-        else rules_generate_id(c, msg_id, "m", 'm');
+        else if (rules_generate_id(c, msg_id, "m", 'm')) return tl_result_fail(res, c->err, "%s", c->msg);
         if (rules_store_body(c, "ambassador_message", &body)) return tl_result_fail(res, TL_ESTORAGE, "%s", tl_errdetail());
         tl_payload_str(&p, "ambassador_message_id", msg_id);
         tl_payload_bin(&p, "body_commit", body.commit, TL_HASH_BYTES);
@@ -161,7 +161,7 @@ int rules_upload(rctx *c, tl_result *res) {
     if (c->err) return tl_result_fail(res, c->err, "%s", c->msg);
     char id[TL_IDBUF];
     if (rules_present(c, "id")) snprintf(id, sizeof id, "%s", rules_str(c, "id"));
-    else rules_generate_id(c, id, "a", 'f');
+    else if (rules_generate_id(c, id, "a", 'f')) return tl_result_fail(res, c->err, "%s", c->msg);
     uint8_t commit[TL_HASH_BYTES], salt[TL_SALT_BYTES];
     if (tl_content_put(c->w, c->data, c->data_len, commit, salt)) return tl_result_fail(res, TL_ESTORAGE, "%s", tl_errdetail());
     tl_payload pl = {0};

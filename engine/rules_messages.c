@@ -15,7 +15,7 @@ static int new_message(rctx *c, tl_result *res, const char *kind, const char *pr
                        const char *channel, const char *topic, const char *parent) {
     char id[TL_IDBUF];
     if (rules_present(c, "id")) snprintf(id, sizeof id, "%s", rules_str(c, "id"));
-    else rules_generate_id(c, id, "m", 'm');
+    else if (rules_generate_id(c, id, "m", 'm')) return tl_result_fail(res, c->err, "%s", c->msg);
     body_ref body;
     if (rules_store_body(c, "body", &body)) return tl_result_fail(res, TL_ESTORAGE, "%s", tl_errdetail());
     size_t n;
@@ -49,9 +49,9 @@ int rules_topic(rctx *c, tl_result *res) {
     if (c->err) return tl_result_fail(res, c->err, "%s", c->msg);
     char tid[TL_IDBUF], mid[TL_IDBUF];
     if (rules_present(c, "id")) snprintf(tid, sizeof tid, "%s", rules_str(c, "id"));
-    else rules_generate_id(c, tid, "t", 't');
+    else if (rules_generate_id(c, tid, "t", 't')) return tl_result_fail(res, c->err, "%s", c->msg);
     if (rules_present(c, "message_id")) snprintf(mid, sizeof mid, "%s", rules_str(c, "message_id"));
-    else rules_generate_id(c, mid, "m", 'm');
+    else if (rules_generate_id(c, mid, "m", 'm')) return tl_result_fail(res, c->err, "%s", c->msg);
     body_ref body;
     if (rules_store_body(c, "body", &body)) return tl_result_fail(res, TL_ESTORAGE, "%s", tl_errdetail());
     size_t n;
