@@ -241,6 +241,10 @@ int tl_scrub_page_gaps(tl_log *log);
 /** At a writable open: run tl_scrub_free_pages when meta records a clearing owed whose pages no
  *  reader's snapshot holds any more (0 when nothing was owed or it was done). */
 int tl_scrub_if_owed(tl_log *log);
+/** Step 3's walk alone over a mapped file (fd, map: pages 0..last_pgno; free_pages: the pages
+ *  the free list names, sorted), for tests that build the pages themselves. */
+int tl_scrub_clear_pages(int fd, const uint8_t *map, size_t psize, size_t last_pgno, const size_t *free_pages,
+                        size_t nfree, uint64_t *cleared);
 void tl_rtxn_end(tl_log *log, MDB_txn *txn);
 
 /* ---- writing ---- */

@@ -107,10 +107,30 @@ static int clear_range(int fd, off_t off, off_t len, bool whole_pages) {
  * number), and only bytes past the value's end are cleared, only where they are not zeros.
  * Every offset is checked against the page and the file; anything that does not hold is left.
  */
+/* Every page LMDB's free list names (sorted ascending): pages no tree of the last commit
+ * reaches. Their bytes are an earlier version of some page: a leaf whose nodes name overflow
+ * runs that were freed and reused since, for values of another length (seen: a stale copy of
+ * the free list's own leaf, whose record had grown since, made the clearing zero the end of
+ * the live record — a damaged free list, every writer refused). So the nodes of a free page
+ * are never followed; its free space, which no reader reads, is still cleared. */
+typedef struct free_set {
+    const size_t *pages;
+    size_t n;
+} free_set;
+
+static int cmp_size(const void *a, const void *b) {
+    size_t x = *(const size_t *)a, y = *(const size_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static bool is_free(const free_set *fs, size_t pg) {
+    return fs->n && bsearch(&pg, fs->pages, fs->n, sizeof *fs->pages, cmp_size) != NULL;
+}
+
 #define NODE_HEADER 8 /* mn_lo, mn_hi (the data size), mn_flags, mn_ksize */
 #define F_BIGDATA 0x01
-static int clear_overflow_tails(int fd, const uint8_t *map, size_t psize, size_t last_pgno, const uint8_t *leaf,
-                                uint16_t lower, uint16_t upper, uint64_t *cleared) {
+static int clear_overflow_tails(int fd, const uint8_t *map, size_t psize, size_t last_pgno, const free_set *fs,
+                                const uint8_t *leaf, uint16_t lower, uint16_t upper, uint64_t *cleared) {
     for (size_t k = 0; k < (size_t)(lower - PG_HEADER) / 2; k++) {
         uint16_t at, lo, hi, nflags, ksize;
         memcpy(&at, leaf + PG_HEADER + 2 * k, 2);
@@ -124,7 +144,7 @@ static int clear_overflow_tails(int fd, const uint8_t *map, size_t psize, size_t
         uint64_t first;
         memcpy(&first, node + NODE_HEADER + ksize, 8);
         size_t size = (size_t)lo | ((size_t)hi << 16);
-        if (first < 2 || first > last_pgno) continue;
+        if (first < 2 || first > last_pgno || is_free(fs, first)) continue;
         const uint8_t *ov = map + first * psize;
         uint64_t ovno;
         uint16_t ovflags;
@@ -144,8 +164,12 @@ static int clear_overflow_tails(int fd, const uint8_t *map, size_t psize, size_t
     return 0;
 }
 
-static int clear_free_space(int fd, const uint8_t *map, size_t psize, size_t last_pgno, uint64_t *cleared) {
+static int clear_free_space(int fd, const uint8_t *map, size_t psize, size_t last_pgno, const free_set *fs,
+                            uint64_t *cleared) {
+    size_t next_free = 0; /* fs->pages[next_free] is the first free page >= pg */
     for (size_t pg = 2; pg <= last_pgno;) {
+        while (next_free < fs->n && fs->pages[next_free] < pg) next_free++;
+        bool free_page = next_free < fs->n && fs->pages[next_free] == pg; /* its nodes are not trusted */
         const uint8_t *p = map + pg * psize;
         uint64_t pgno;
         uint16_t flags, lower, upper;
@@ -155,11 +179,10 @@ static int clear_free_space(int fd, const uint8_t *map, size_t psize, size_t las
         memcpy(&upper, p + PG_UPPER, 2);
         if (pgno != pg) { pg++; continue; }
         /* a run skipped whole, a free one too: a free run whose first page still has its
-         * header is one a reader's snapshot holds (the others were cleared above, headers and
-         * all; a run is freed in one record, so none of its pages was reused while it is
-         * held), and its pages after the first hold a value's bytes, which may look like a
-         * leaf page's header naming its own page number (seen: zeros written into an
-         * attachment a reader was reading) */
+         * header is one a reader's snapshot holds, or one the last commit freed (the others
+         * were cleared above, headers and all), and its pages after the first hold a value's
+         * bytes, which may look like a leaf page's header naming its own page number (seen:
+         * zeros written into an attachment a reader was reading) */
         if (flags & P_OVERFLOW) {
             uint32_t run;
             memcpy(&run, p + PG_LOWER, 4);
@@ -176,10 +199,35 @@ static int clear_free_space(int fd, const uint8_t *map, size_t psize, size_t las
                 return tl_fail(TL_ESTORAGE, "clear the free space of page %zu: %s", pg - 1, strerror(errno));
             (*cleared)++;
         }
-        if ((flags & P_LEAF) && clear_overflow_tails(fd, map, psize, last_pgno, p, lower, upper, cleared) != 0)
+        if ((flags & P_LEAF) && !free_page && clear_overflow_tails(fd, map, psize, last_pgno, fs, p, lower, upper, cleared) != 0)
             return tl_fail(TL_ESTORAGE, "clear the unused end of an overflow page: %s", strerror(errno));
     }
     return 0;
+}
+
+/* Every page the free list of the last commit names (*fs->pages freed by the caller): in a
+ * read transaction beside the caller's write transaction (LMDB reads its free list only in a
+ * read transaction; with MDB_NOTLS one may sit beside the writer, and sees the last commit,
+ * as the write transaction does). */
+static int read_free_set(tl_log *log, free_set *fs) {
+    fs->pages = NULL;
+    fs->n = 0;
+    MDB_txn *rtxn;
+    int mrc = mdb_txn_begin(log->env, NULL, MDB_RDONLY, &rtxn);
+    if (mrc) return tl_fail_mdb(mrc, "read the free-page list");
+    size_t *pages = NULL, n = 0, none = 0;
+    int rc = tl_freelist_reclaimable(rtxn, log->env, SIZE_MAX, &pages, &n, &none);
+    mdb_txn_abort(rtxn);
+    if (rc) return rc;
+    fs->pages = pages;
+    fs->n = n;
+    return 0;
+}
+
+int tl_scrub_clear_pages(int fd, const uint8_t *map, size_t psize, size_t last_pgno, const size_t *free_pages,
+                        size_t nfree, uint64_t *cleared) {
+    free_set fs = {free_pages, nfree};
+    return clear_free_space(fd, map, psize, last_pgno, &fs, cleared);
 }
 
 /* Step 1: a commit that changes nothing, so that the caller's last commit is not the last.
@@ -222,15 +270,18 @@ int tl_scrub_page_gaps(tl_log *log) {
     if (mdb_env_get_fd(log->env, &fd) != 0 || mdb_env_stat(log->env, &st) != 0 || mdb_env_info(log->env, &info) != 0)
         rc = tl_fail(TL_ESTORAGE, "cannot inspect the data file");
     uint64_t spaces = 0;
+    free_set fs = {NULL, 0};
+    if (!rc) rc = read_free_set(log, &fs);
     if (!rc) {
         size_t bytes = (info.me_last_pgno + 1) * st.ms_psize;
         void *map = mmap(NULL, bytes, PROT_READ, MAP_SHARED, fd, 0);
         if (map == MAP_FAILED) rc = tl_fail(TL_ESTORAGE, "map the data file: %s", strerror(errno));
         else {
-            rc = clear_free_space(fd, map, st.ms_psize, info.me_last_pgno, &spaces);
+            rc = clear_free_space(fd, map, st.ms_psize, info.me_last_pgno, &fs, &spaces);
             munmap(map, bytes);
         }
     }
+    free((void *)fs.pages);
     if (!rc && spaces && fdatasync(fd) != 0) rc = tl_fail(TL_ESTORAGE, "sync the cleared pages: %s", strerror(errno));
     mdb_txn_abort(txn);
     tl_map_shared_end(log);
@@ -281,9 +332,11 @@ static int scrub_free_pages(tl_log *log, bool only_if_owed, uint64_t *cleared, u
             rc = tl_fail(TL_ESTORAGE, "clear free pages %zu-%zu of the data file: %s", pages[i], pages[j - 1], strerror(errno));
         i = j;
     }
-    /* the walk over the pages, in a snapshot of the last commit */
+    /* the walk over the pages in use, in a snapshot of the last commit */
     uint64_t spaces = 0;
     MDB_envinfo info;
+    free_set fs = {NULL, 0};
+    if (!rc) rc = read_free_set(log, &fs);
     if (!rc && (mrc = mdb_txn_begin(log->env, NULL, MDB_RDONLY, &rtxn)) != 0) rc = tl_fail_mdb(mrc, "read the free-page list");
     else if (!rc) {
         if (mdb_env_info(log->env, &info) != 0) rc = tl_fail(TL_ESTORAGE, "cannot inspect the data file");
@@ -292,12 +345,13 @@ static int scrub_free_pages(tl_log *log, bool only_if_owed, uint64_t *cleared, u
             void *map = mmap(NULL, bytes, PROT_READ, MAP_SHARED, fd, 0);
             if (map == MAP_FAILED) rc = tl_fail(TL_ESTORAGE, "map the data file: %s", strerror(errno));
             else {
-                rc = clear_free_space(fd, map, st.ms_psize, info.me_last_pgno, &spaces);
+                rc = clear_free_space(fd, map, st.ms_psize, info.me_last_pgno, &fs, &spaces);
                 munmap(map, bytes);
             }
         }
         mdb_txn_abort(rtxn);
     }
+    free((void *)fs.pages);
     if (!rc && (n || spaces) && fdatasync(fd) != 0) rc = tl_fail(TL_ESTORAGE, "sync the cleared pages: %s", strerror(errno));
     /* The pages the owed erasure freed were among those cleared (no snapshot older than its
      * transaction is left): the debt is paid. Failing to record that is harmless: the next

@@ -7,12 +7,16 @@
  *
  * Each test makes its own log in a fresh temporary directory.
  */
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <sodium.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
+#include "log.h"
 #include "testutil.h"
 
 #define BODY "SCRUB-ME-body-7f3a91c2-the-erased-words"
@@ -201,6 +205,64 @@ START_TEST(a_held_attachment_imitating_a_leaf_page_is_left_whole) {
 }
 END_TEST
 
+/* A stale copy of a leaf in a free page names an overflow run that now holds a longer live
+ * value (LMDB freed and reused the run; the stale leaf still gives the old, shorter length):
+ * the clearing must not take that length for the live value's. It did: it zeroed the live
+ * value's end (an audit: a free-list record of LMDB, rewritten longer in one transaction, lost
+ * its last ids; `verify` then failed and every writer refused). Built page by page, as LMDB
+ * lays them out: page 2 a live leaf naming run 4 (300 bytes), page 3 a free stale leaf naming
+ * the same run with 100 bytes, page 4 the run. */
+static void put16(uint8_t *p, uint16_t v) { memcpy(p, &v, 2); }
+static void leaf_naming_run(uint8_t *page, uint64_t pgno, uint64_t run, uint32_t size) {
+    memcpy(page, &pgno, 8);
+    put16(page + 10, 0x02);            /* P_LEAF */
+    put16(page + 12, 16 + 2);          /* lower: one node pointer */
+    uint16_t at = 4096 - 32;
+    put16(page + 14, at);              /* upper */
+    put16(page + 16, at);              /* the node's offset */
+    put16(page + at, (uint16_t)(size & 0xffff));
+    put16(page + at + 2, (uint16_t)(size >> 16));
+    put16(page + at + 4, 0x01);        /* F_BIGDATA */
+    put16(page + at + 6, 3);           /* key size */
+    memcpy(page + at + 8, "key", 3);
+    memcpy(page + at + 11, &run, 8);   /* the run's first page */
+}
+
+START_TEST(a_stale_leaf_in_a_free_page_never_cuts_a_live_value) {
+    const size_t psize = 4096, pages = 5;
+    char *dir = tu_tmpdir();
+    char path[4200];
+    snprintf(path, sizeof path, "%s/pages", dir);
+    uint8_t *file = calloc(pages, psize);
+    ck_assert_ptr_nonnull(file);
+    leaf_naming_run(file + 2 * psize, 2, 4, 300);
+    leaf_naming_run(file + 3 * psize, 3, 4, 100);
+    uint8_t *ov = file + 4 * psize;
+    uint64_t four = 4;
+    uint32_t one = 1;
+    memcpy(ov, &four, 8);
+    put16(ov + 10, 0x04); /* P_OVERFLOW */
+    memcpy(ov + 12, &one, 4);
+    memset(ov + 16, 'V', 300); /* the live value */
+    memset(ov + 16 + 300, 'X', 64); /* leftover bytes past its end: cleared */
+    ck_assert_int_eq(tu_write_file(path, file, pages * psize), 0);
+    int fd = open(path, O_RDWR);
+    ck_assert_int_ge(fd, 0);
+    uint8_t *map = mmap(NULL, pages * psize, PROT_READ, MAP_SHARED, fd, 0);
+    ck_assert_ptr_ne(map, MAP_FAILED);
+    const size_t free_pages[] = {3};
+    uint64_t cleared = 0;
+    ck_assert_int_eq(tl_scrub_clear_pages(fd, map, psize, pages - 1, free_pages, 1, &cleared), 0);
+    for (size_t i = 0; i < 300; i++) ck_assert_msg(map[4 * psize + 16 + i] == 'V', "the live value's byte %zu was cleared", i);
+    for (size_t i = 300; i < 364; i++) ck_assert_msg(map[4 * psize + 16 + i] == 0, "a leftover byte %zu stayed", i);
+    munmap(map, pages * psize);
+    close(fd);
+    free(file);
+    tu_rmdir(dir);
+    free(dir);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("erase_scrub");
     TCase *tc = tcase_create("scrub");
@@ -209,6 +271,7 @@ int main(void) {
     tcase_add_test(tc, a_page_a_reader_holds_is_cleared_by_erasing_again);
     tcase_add_test(tc, a_writer_that_cannot_drop_its_buffers_clears_after_itself);
     tcase_add_test(tc, a_held_attachment_imitating_a_leaf_page_is_left_whole);
+    tcase_add_test(tc, a_stale_leaf_in_a_free_page_never_cuts_a_live_value);
     suite_add_tcase(s, tc);
     return tu_main(s);
 }
