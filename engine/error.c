@@ -15,6 +15,14 @@
 #include <string.h>
 
 static _Thread_local char detail[512];
+/* The last damaged page this thread's transaction met (MDB_CORRUPTED, MDB_PAGE_NOTFOUND): LMDB
+ * then refuses everything else of that transaction with MDB_BAD_TXN, which alone reads as a
+ * storage failure ("free space, then retry") where the file is damaged (a reliability audit:
+ * a damaged state page answered `storage` at the commit). Forgotten when a write transaction
+ * begins (tl_corrupt_forget). */
+static _Thread_local char corrupt_seen[200];
+
+void tl_corrupt_forget(void) { corrupt_seen[0] = 0; }
 
 const char *tl_strerror(int code) {
     switch (code) {
@@ -78,9 +86,16 @@ int tl_fail_mdb(int rc, const char *what) {
         return tl_fail(TL_ENOTFOUND, "%s: not found", what);
     case MDB_CORRUPTED:
     case MDB_PAGE_NOTFOUND:
+        snprintf(corrupt_seen, sizeof corrupt_seen, "%s: %s", what, mdb_strerror(rc));
+        return tl_fail(TL_ECORRUPT, "%s", corrupt_seen);
     case MDB_INVALID:
     case MDB_VERSION_MISMATCH:
         return tl_fail(TL_ECORRUPT, "%s: %s", what, mdb_strerror(rc));
+    case MDB_BAD_TXN:
+        if (corrupt_seen[0])
+            return tl_fail(TL_ECORRUPT, "%s: the transaction met a damaged page before (%s); `threadlog verify` names the "
+                                        "damage", what, corrupt_seen);
+        return tl_fail(TL_ESTORAGE, "%s: %s", what, mdb_strerror(rc));
     case ENOMEM:
         return tl_fail(TL_ENOMEM, "%s: out of memory", what);
     case EACCES:

@@ -16,6 +16,10 @@ int tl_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3))
 /** Translate an LMDB return code into a threadlog code, recording a detail. */
 int tl_fail_mdb(int rc, const char *what);
 
+/** Forget the damaged page an earlier transaction of this thread met (at a write transaction's
+ *  beginning): an MDB_BAD_TXN is `corrupt` only after one in the same transaction. */
+void tl_corrupt_forget(void);
+
 /** Clear the thread's detail (called on success paths that report details to callers). */
 void tl_clear_detail(void);
 

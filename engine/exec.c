@@ -53,6 +53,11 @@ static void fail_all(batch_item *items, size_t n, int code, const char *why_in) 
     for (size_t i = 0; i < n; i++) tl_result_fail(items[i].res, code, "%s%s", prefix, reason);
 }
 
+/* What a failed commit tells its commands: a damaged file stays `corrupt` (a damaged page met
+ * while writing a projection once read as `storage`, "free space, then retry"), memory stays
+ * `out_of_memory`, anything else is the storage's. */
+static int failure_code(int rc) { return rc == TL_ENOMEM || rc == TL_ECORRUPT ? rc : TL_ESTORAGE; }
+
 /* Commit w; when the map is full, grow it and run the whole batch again. */
 static int commit_items(tl_log *log, tl_wtxn *w, batch_item *items, size_t n) {
     for (;;) {
@@ -62,17 +67,17 @@ static int commit_items(tl_log *log, tl_wtxn *w, batch_item *items, size_t n) {
         if (rc != TL_EMAPFULL) {
             char why[256];
             snprintf(why, sizeof why, "%s", tl_errdetail());
-            fail_all(items, n, rc == TL_ENOMEM ? TL_ENOMEM : TL_ESTORAGE, why);
+            fail_all(items, n, failure_code(rc), why);
             return rc;
         }
         if ((rc = tl_log_grow_map(log)) != 0 || (rc = tl_wtxn_begin(log, &w)) != 0) {
-            fail_all(items, n, TL_ESTORAGE, tl_errdetail());
+            fail_all(items, n, failure_code(rc), tl_errdetail());
             return rc;
         }
         rc = run_items(w, items, n);
         if (rc && rc != TL_EMAPFULL) {
             tl_wtxn_abort(w);
-            fail_all(items, n, TL_ESTORAGE, tl_errdetail());
+            fail_all(items, n, failure_code(rc), tl_errdetail());
             return rc;
         }
         if (rc == TL_EMAPFULL) { tl_wtxn_abort(w); w = NULL; }
@@ -103,7 +108,7 @@ int tl_batch_exec(tl_batch *b, const tl_cmd *cmd, tl_result *res) {
         b->cap = cap;
     }
     b->items[b->n++] = (batch_item){cmd, res};
-    if (b->failed) return tl_result_fail(res, TL_ESTORAGE, "the batch already failed: %s",
+    if (b->failed) return tl_result_fail(res, failure_code(b->failed), "the batch already failed: %s",
                                       b->failure[0] ? b->failure : "a storage failure");
     if (b->w) {
         /* A full map is not a failure yet: commit grows it and runs the batch again. The
@@ -126,7 +131,7 @@ int tl_batch_commit(tl_batch *b) {
     int rc;
     if (b->failed) {
         tl_wtxn_abort(b->w);
-        fail_all(b->items, b->n, TL_ESTORAGE, b->failure[0] ? b->failure : "a command of the batch hit a storage failure");
+        fail_all(b->items, b->n, failure_code(b->failed), b->failure[0] ? b->failure : "a command of the batch hit a storage failure");
         rc = b->failed;
     } else {
         rc = commit_items(b->log, b->w, b->items, b->n);
@@ -189,7 +194,7 @@ static void lead(tl_log *log, gc_req *group) {
     rc = run_items(w, items, n);
     if (rc && rc != TL_EMAPFULL) {
         tl_wtxn_abort(w);
-        fail_all(items, n, TL_ESTORAGE, tl_errdetail());
+        fail_all(items, n, failure_code(rc), tl_errdetail());
         return;
     }
     if (rc == TL_EMAPFULL) { tl_wtxn_abort(w); w = NULL; }

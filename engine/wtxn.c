@@ -52,6 +52,7 @@ static int adopt_rotated_key(tl_log *log, const uint8_t head_pk[TL_PUBKEY_BYTES]
 static int begin_clean(tl_log *log, MDB_txn **txn, bool *stale) {
     bool skip = false; /* the reopen had to wait for this process's own transactions: later */
     *stale = false;
+    tl_corrupt_forget(); /* a damaged page met by an earlier transaction is not this one's */
     for (int refreshes = 0;; refreshes++) {
         tl_write_lock(log);
         int rc = tl_txn_begin(log, 0, txn, true);

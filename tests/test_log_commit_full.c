@@ -171,6 +171,35 @@ START_TEST(a_failed_batch_commit_says_why_to_every_command) {
 }
 END_TEST
 
+/* A commit that meets a damaged page answers its commands `corrupt`, not `storage` (which
+ * sends the operator to free disk space): a reliability audit saw a damaged state page answered
+ * "storage: ... MDB_CORRUPTED". */
+START_TEST(a_commit_meeting_a_damaged_page_is_corrupt) {
+    char *dir;
+    tl_log *log = tu_new_log(&dir);
+    setup(log);
+    tl_batch *b;
+    ck_assert_int_eq(tl_batch_begin(log, &b), 0);
+    tl_cmd *cmd;
+    tl_result res;
+    const char *line = "{\"op\":\"note.add\",\"as\":\"al\",\"project\":\"p1\",\"body\":\"x\"}";
+    ck_assert_int_eq(tl_cmd_parse(&cmd, line, strlen(line), &res), 0);
+    ck_assert_int_eq(tl_batch_exec(b, cmd, &res), 0);
+    fail_commits = 1;
+    failed_commits = 0;
+    fail_with = MDB_CORRUPTED;
+    int rc = tl_batch_commit(b);
+    fail_with = MDB_MAP_FULL;
+    ck_assert_uint_eq(failed_commits, 1);
+    ck_assert_int_eq(rc, TL_ECORRUPT);
+    ck_assert_msg(res.code == TL_ECORRUPT, "%s: %s", tl_strerror(res.code), res.message);
+    tl_cmd_free(cmd);
+    tl_log_close(log);
+    tu_rmdir(dir);
+    free(dir);
+}
+END_TEST
+
 START_TEST(drafts_a_rotation_an_erasure_and_a_replay) {
     char *dir;
     tl_log *log = tu_new_log(&dir);
@@ -233,6 +262,7 @@ int main(void) {
     tcase_add_test(tc, a_single_command);
     tcase_add_test(tc, a_batch);
     tcase_add_test(tc, a_failed_batch_commit_says_why_to_every_command);
+    tcase_add_test(tc, a_commit_meeting_a_damaged_page_is_corrupt);
     tcase_add_test(tc, drafts_a_rotation_an_erasure_and_a_replay);
     suite_add_tcase(s, tc);
     return tu_main(s);

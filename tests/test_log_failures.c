@@ -22,6 +22,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "error.h"
 #include "log.h"
 #include "log_fixture.h"
 
@@ -487,6 +488,27 @@ START_TEST(damaged_walks_stop) {
 }
 END_TEST
 
+/* After a read of this transaction met a damaged page, LMDB refuses the rest of it with
+ * MDB_BAD_TXN: that is `corrupt`, naming the damaged read, not `storage` ("free space, then
+ * retry", a reliability audit saw it at the commit of a command on a damaged state page).
+ * Without such a read in the transaction, MDB_BAD_TXN stays `storage`. */
+START_TEST(a_bad_txn_after_a_damaged_page_is_corrupt) {
+    tl_corrupt_forget();
+    ck_assert_int_eq(tl_fail_mdb(MDB_BAD_TXN, "commit"), TL_ESTORAGE);
+    ck_assert_int_eq(tl_fail_mdb(MDB_CORRUPTED, "read the state"), TL_ECORRUPT);
+    ck_assert_int_eq(tl_fail_mdb(MDB_BAD_TXN, "commit"), TL_ECORRUPT);
+    ck_assert_msg(strstr(tl_errdetail(), "read the state") && strstr(tl_errdetail(), "verify"), "%s", tl_errdetail());
+    /* a write transaction's beginning forgets it: a later transaction's failure is its own */
+    char *dir;
+    tl_log *log = tu_new_log(&dir);
+    tu_exec_ok(log, "{\"op\":\"account.create\",\"id\":\"acme\",\"name\":\"Acme\"}");
+    ck_assert_int_eq(tl_fail_mdb(MDB_BAD_TXN, "commit"), TL_ESTORAGE);
+    tl_log_close(log);
+    tu_rmdir(dir);
+    free(dir);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("log_failures");
     TCase *tc = tcase_create("processes");
@@ -500,6 +522,7 @@ int main(void) {
     tcase_add_test(tc, replay_into_after_panic);
     tcase_add_test(tc, batch_failure_says_why);
     tcase_add_test(tc, damaged_walks_stop);
+    tcase_add_test(tc, a_bad_txn_after_a_damaged_page_is_corrupt);
     tcase_set_timeout(tc, 120);
     suite_add_tcase(s, tc);
     return tu_main(s);
