@@ -486,7 +486,9 @@ static int run_main(int argc, char **argv) {
     }
     int rc = parse_args(&ctx, argc, argv, i);
     if (rc) return rc;
-    fault_json = ctx.json;
+    /* apply answers in JSON lines whatever --json says: a fault inside LMDB answers the
+     * command it stopped at in JSON too (without it, that command got no result line) */
+    fault_json = ctx.json || !strcmp(cmd->name, "apply");
     install_fault_guard();
     if (cli_switch(&ctx, "help")) {
         printf("usage: threadlog [-d DIR] %s\n\n", cmd->usage);

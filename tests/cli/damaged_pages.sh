@@ -82,6 +82,20 @@ for page in range(2, os.path.getsize(path) // 4096):
                 bad.append(f"page {page} +{off}: {cmd[0]} ended with {r.returncode}: {r.stderr.decode(errors='replace')[-200:]}")
             elif r.returncode == 1 and not r.stderr.strip():
                 bad.append(f"page {page} +{off}: {cmd[0]} failed without saying why")
+        # apply (a writer, on a copy) answers in JSON lines, --json or not: a damaged page that
+        # stops it inside LMDB still answers its command, `corrupt` (it once wrote nothing)
+        w = os.path.join(tmp, "w")
+        shutil.rmtree(w, ignore_errors=True)
+        os.makedirs(w, mode=0o700)
+        for name in ("data.mdb", "writer.key"):
+            shutil.copy(os.path.join(d, name), os.path.join(w, name))
+        r = subprocess.run([cli, "-d", w, "apply"], input=b'{"op":"account.create","id":"zz","name":"Z"}\n',
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
+        runs += 1
+        if r.returncode not in (0, 1):
+            bad.append(f"page {page} +{off}: apply ended with {r.returncode}: {r.stderr.decode(errors='replace')[-200:]}")
+        elif (b"Assertion" in r.stderr or b"faulted" in r.stderr) and b'"error":"corrupt"' not in r.stdout:
+            bad.append(f"page {page} +{off}: apply stopped inside LMDB without a result line: {r.stdout[:200]!r}")
         with open(path, "r+b") as f:
             f.seek(page * 4096 + off)
             f.write(old)
