@@ -29,7 +29,7 @@ if [ ${#SUITES[@]} = 0 ]; then
   SUITES+=(test_log_open test_log_format test_log_append test_log_commit_full test_log_key_leftovers test_erase_scrub test_erase_owed test_log_usage test_log_map test_log_exchange test_log_rotation test_log_failures test_log_export test_rules_table test_rules_ids test_rules_api test_rules_events test_rules_damaged_state test_authz test_malformed)
   for t in "$BUILD"/tests/test_projections_*; do SUITES+=("$(basename "$t")"); done
   SUITES+=(test_replay_live test_replay_copies test_replay_processes test_replay_damage test_replica test_tamper_bytes test_tamper_order test_tamper_keys test_tamper_checkpoint)
-  SUITES+=(test_tamper_content test_tamper_free_list)
+  SUITES+=(test_tamper_content test_tamper_free_list test_lost_database)
 fi
 
 bad=0
