@@ -21,7 +21,10 @@
 
 /* ================================================================ concurrency */
 
-static void append_in_child(const char *dir, uint64_t seed, unsigned rounds) {
+/* At least `rounds` batches of 40 commands, then on until the file `stop` exists (at most
+ * 2,000 batches): the parent decides when the appends have interleaved with its replays, so
+ * a slow parent (valgrind) does not find the child already done. */
+static void append_in_child(const char *dir, uint64_t seed, unsigned rounds, const char *stop) {
     tl_log *log;
     if (tl_log_open(&log, dir, NULL) != 0) _exit(3);
     gen g = {.s = seed};
@@ -30,7 +33,7 @@ static void append_in_child(const char *dir, uint64_t seed, unsigned rounds) {
     g.topics = 1000;
     g.messages = 100000;
     g.uploads = 1000;
-    for (unsigned i = 0; i < rounds; i++) {
+    for (unsigned i = 0; i < 2000 && (i < rounds || access(stop, F_OK) != 0); i++) {
         static char lines[40][512];
         for (int k = 0; k < 40; k++) next_line(&g, lines[k], sizeof lines[k]);
         tl_batch *b;
@@ -54,9 +57,10 @@ START_TEST(replay_while_another_process_appends) {
     run_setup(log);
     run_stream(log, &g, 2000);
     tl_log_close(log); /* no LMDB environment may cross a fork */
+    char *stop = sibling(dir, "stop");
     pid_t pid = fork();
     ck_assert_int_ge(pid, 0);
-    if (pid == 0) append_in_child(dir, test_seed() + 4, 150);
+    if (pid == 0) append_in_child(dir, test_seed() + 4, 150, stop);
     tl_open_options oo = TL_OPEN_OPTIONS_INIT;
     ck_assert_int_eq(tl_log_open(&log, dir, &oo), 0);
 
@@ -76,6 +80,12 @@ START_TEST(replay_while_another_process_appends) {
         ck_assert_msg(tl_replay(log, NULL, &r) == 0, "in place: %s", tl_errdetail());
         usleep(30000);
     }
+    /* the appends go on past the last copy (up to a minute: the child's batches are slow
+     * under valgrind), then the child is told to stop */
+    for (int waited = 0; head_of(log) <= at[COPIES - 1] && waited < 6000; waited++) usleep(10000);
+    FILE *f = fopen(stop, "w");
+    ck_assert_ptr_nonnull(f);
+    fclose(f);
     int status;
     ck_assert_int_eq(waitpid(pid, &status, 0), pid);
     ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "appending child failed: %d", status);
@@ -102,6 +112,7 @@ START_TEST(replay_while_another_process_appends) {
     tl_replay_report r;
     ck_assert_int_eq(tl_replay(log, NULL, &r), 0);
     ck_assert_str_eq(r.digest, live);
+    free(stop);
     remove_all(log, dir);
 }
 END_TEST
