@@ -38,7 +38,8 @@ void tl_content_audit_init(tl_content_audit *a, MDB_txn *txn, tl_log *log) {
         a->replica_since = tl_seq_from_key(since.mv_data);
 }
 
-int tl_content_audit_event(tl_content_audit *a, MDB_txn *txn, tl_log *log, const tl_event *ev) {
+int tl_content_audit_event(tl_content_audit *a, MDB_txn *txn, tl_log *log, const tl_event *ev, tl_known_body *body) {
+    if (body) body->set = false;
     /* an extension's payload is its own (FORMAT.md §9): a field named like a commitment there
      * committed to nothing threadlog stored */
     if (strncmp(ev->kind, "x.", 2) == 0) return 0;
@@ -65,6 +66,12 @@ int tl_content_audit_event(tl_content_audit *a, MDB_txn *txn, tl_log *log, const
         }
         if (rc || len != size) return -1;
         a->contents++;
+        if (body && f == 0 && len <= TL_KNOWN_BODY_MAX) {
+            body->set = true;
+            memcpy(body->commit, commit.ptr, TL_HASH_BYTES);
+            body->len = len;
+            if (len) memcpy(body->bytes, content, len);
+        }
     }
     return 0;
 }

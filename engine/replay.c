@@ -59,6 +59,7 @@ typedef struct chunk_item {
     bool bad;
     bool hashed;  /* hash holds H(event bytes), computed by the walk's chain check */
     uint8_t hash[TL_HASH_BYTES];
+    tl_known_body body; /* with verification: the body the content audit read and checked */
 } chunk_item;
 
 /*
@@ -176,7 +177,8 @@ static bool sig_finish(replay_state *rs) {
 /* Run every applier for items[0, n), in order. */
 static int apply_items(replay_state *rs, chunk_item *items, size_t n) {
     for (size_t i = 0; i < n; i++) {
-        int rc = tl_wtxn_reapply(rs->w, &items[i].ev, items[i].hashed ? items[i].hash : NULL);
+        int rc = tl_wtxn_reapply(rs->w, &items[i].ev, items[i].hashed ? items[i].hash : NULL,
+                                 items[i].body.set ? &items[i].body : NULL);
         if (rc) {
             if (rs->w->map_full) return rc;
             char why[200];
@@ -293,6 +295,7 @@ static int walk(replay_state *rs) {
         }
         chunk_item *it = &rs->bufs[rs->fill][rs->nbuf[rs->fill]];
         it->hashed = false;
+        it->body.set = false;
         const uint8_t *bytes;
         size_t len;
         if ((rc = tl_record_split(&v, &bytes, &len, &it->sig)) != 0 || (rc = tl_event_decode(&it->ev, bytes, len)) != 0) {
@@ -316,7 +319,7 @@ static int walk(replay_state *rs) {
             }
             it->key = (unsigned)rs->nkeys - 1;
             if (rs->o->verify) {
-                int crc = tl_content_audit_event(&rs->content, w->txn, w->log, &it->ev);
+                int crc = tl_content_audit_event(&rs->content, w->txn, w->log, &it->ev, &it->body);
                 if (crc == -1) {
                     report_bad(rs->vr, seq, "event %llu: stored content does not match its commitment", (unsigned long long)seq);
                     rc = tl_fail(TL_ECORRUPT, "%s", rs->vr->reason);

@@ -378,6 +378,86 @@ START_TEST(damaged_short_body_is_not_copied) {
 }
 END_TEST
 
+/* Calls of tl_content_get from outside wtxn.c (the state's copy of a short body, the content
+ * audit of a verifying replay, pages), counted: a verifying replay must read each body once. */
+int __real_tl_content_get(MDB_txn *txn, tl_log *log, const uint8_t commit[TL_HASH_BYTES], const uint8_t **content,
+                          size_t *len);
+static unsigned content_gets;
+int __wrap_tl_content_get(MDB_txn *txn, tl_log *log, const uint8_t commit[TL_HASH_BYTES], const uint8_t **content,
+                          size_t *len) {
+    content_gets++;
+    return __real_tl_content_get(txn, log, commit, content, len);
+}
+
+/*
+ * A verifying replay reads each body once, in its content audit, and hands the short ones to
+ * the state with their events (tl_known_body) instead of looking them up again. The copies it
+ * makes must be the bodies the appends copied, for every length around the limit and across
+ * chunk boundaries (chunks of 16 events: a chunk is applied while the next one is verified),
+ * on one and two threads: with the content database emptied afterwards, every short body
+ * still renders, byte for byte, from its record. An erased body is never copied back.
+ */
+START_TEST(verified_replays_copy_short_bodies_once) {
+    char *dir;
+    tl_log *log = tu_new_log(&dir);
+    setup(log);
+    enum { N = 40 };
+    char bodies[N][200];
+    for (int i = 0; i < N; i++) { /* lengths 1..193 around the limit (192), each body its own */
+        size_t len = i < 8 ? (size_t)(186 + i) : (size_t)(1 + i * 5);
+        for (size_t j = 0; j < len; j++) bodies[i][j] = (char)('a' + (i + j) % 26);
+        bodies[i][len] = 0;
+        char id[16];
+        snprintf(id, sizeof id, "m-b%d", i);
+        chat(log, i % 2 ? "sam" : "bob", id, "t-1", bodies[i]);
+    }
+    tl_result res;
+    ck_assert_int_eq(tl_erase(log, "m-b9", "request", &res), 0);
+    char live[TL_PUBKEY_HEX_SIZE];
+    ck_assert_int_eq(tl_digest(log, live), 0);
+    setenv("THREADLOG_TEST_REPLAY_CHUNK", "16", 1);
+    for (unsigned threads = 1; threads <= 2; threads++) {
+        tl_replay_options o = TL_REPLAY_OPTIONS_INIT;
+        o.verify = 1;
+        o.threads = threads;
+        tl_replay_report r;
+        content_gets = 0;
+        ck_assert_msg(tl_replay(log, &o, &r) == 0, "replay --verify: %s", tl_errdetail());
+        ck_assert_str_eq(r.digest, live);
+        /* one read per stored body (the audit's): N - 1 chat bodies, the erased one is not
+         * stored, plus setup's 6 messages (with the ambassador's); the state read none again */
+        ck_assert_uint_eq(r.verify.contents, N - 1 + 6);
+        ck_assert_uint_eq(content_gets, r.verify.contents + 2); /* and m-b9, erased: audit and state */
+    }
+    unsetenv("THREADLOG_TEST_REPLAY_CHUNK");
+    tl_log_close(log);
+
+    MDB_env *env;
+    MDB_txn *txn = tu_raw_begin(dir, &env);
+    MDB_dbi content;
+    ck_assert_int_eq(mdb_dbi_open(txn, "content", 0, &content), 0);
+    ck_assert_int_eq(mdb_drop(txn, content, 0), 0);
+    ck_assert_int_eq(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+
+    ck_assert_int_eq(tl_log_open(&log, dir, NULL), 0);
+    json_t *r = list(log, "alice", "o-1", "chat", "t-1", 100, NULL);
+    for (int i = 0; i < N; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "m-b%d", i);
+        json_t *m = find(r, id);
+        ck_assert_msg(m != NULL, "%s is not listed", id);
+        if (i == 9 || strlen(bodies[i]) > 192) { /* erased, or never copied: gone with the database */
+            ck_assert_msg(json_is_null(json_object_get(m, "body")), "%s renders a body", id);
+            continue;
+        }
+        ck_assert_str_eq(pf_str(m, "body"), bodies[i]);
+    }
+    json_decref(r);
+    pf_done(log, dir);
+}
+END_TEST
+
 START_TEST(refusals) {
     char *dir;
     tl_log *log = tu_new_log(&dir);
@@ -519,6 +599,7 @@ int main(void) {
     tcase_add_test(tc, refusals);
     tcase_add_test(tc, short_bodies_render_from_their_record);
     tcase_add_test(tc, damaged_short_body_is_not_copied);
+    tcase_add_test(tc, verified_replays_copy_short_bodies_once);
     tcase_add_test(tc, pages_do_not_read_attachment_bytes);
     tcase_add_test(tc, default_page_sizes);
     suite_add_tcase(s, tc);
