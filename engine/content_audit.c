@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "content_table.h"
 #include "error.h"
 #include "log.h"
 
@@ -38,8 +39,7 @@ void tl_content_audit_init(tl_content_audit *a, MDB_txn *txn, tl_log *log) {
         a->replica_since = tl_seq_from_key(since.mv_data);
 }
 
-int tl_content_audit_event(tl_content_audit *a, MDB_txn *txn, tl_log *log, const tl_event *ev, tl_known_body *body) {
-    if (body) body->set = false;
+int tl_content_audit_event(tl_content_audit *a, MDB_txn *txn, tl_log *log, const tl_event *ev) {
     /* an extension's payload is its own (FORMAT.md §9): a field named like a commitment there
      * committed to nothing threadlog stored */
     if (strncmp(ev->kind, "x.", 2) == 0) return 0;
@@ -56,6 +56,12 @@ int tl_content_audit_event(tl_content_audit *a, MDB_txn *txn, tl_log *log, const
         if (commit.len != TL_HASH_BYTES) return -1;
         uint64_t size = 0;
         if (tl_ev_uint(ev, fields[f][1], &size) != 0) return -1;
+        const tl_content_entry *e = tl_content_table_find(a->table, commit.ptr); /* checked when tabled */
+        if (e) {
+            if (e->state == TL_CONTENT_DAMAGED || e->len != size) return -1;
+            a->contents++;
+            continue;
+        }
         const uint8_t *content;
         size_t len;
         int rc = tl_content_get(txn, log, commit.ptr, &content, &len);
@@ -66,12 +72,6 @@ int tl_content_audit_event(tl_content_audit *a, MDB_txn *txn, tl_log *log, const
         }
         if (rc || len != size) return -1;
         a->contents++;
-        if (body && f == 0 && len <= TL_KNOWN_BODY_MAX) {
-            body->set = true;
-            memcpy(body->commit, commit.ptr, TL_HASH_BYTES);
-            body->len = len;
-            if (len) memcpy(body->bytes, content, len);
-        }
     }
     return 0;
 }

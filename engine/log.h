@@ -57,22 +57,6 @@
 typedef struct tl_wtxn tl_wtxn;
 
 /*
- * A short message body the audit already read and checked against its commitment: a
- * verifying replay hands it to the appliers with its event (tl_wtxn.known_body), so the state
- * copies it into the message's record (state_apply.c) without a second lookup of the same
- * content -- a random descent of the content tree and a BLAKE2b, ~2 µs of a replay's
- * ~9 µs per message event. Copied, not borrowed: a page of this transaction the content sat
- * in may be spilled (and its memory reused) before the event is applied.
- */
-#define TL_KNOWN_BODY_MAX 192
-typedef struct tl_known_body {
-    bool set;
-    uint8_t commit[TL_HASH_BYTES];
-    size_t len;
-    uint8_t bytes[TL_KNOWN_BODY_MAX];
-} tl_known_body;
-
-/*
  * An applier: domain state or a projection. open() creates/opens its named databases in the
  * given write (or read-only: then create must not be attempted) transaction; apply() updates
  * them for one event inside the append's transaction; dbs[] lists its databases so replay
@@ -192,8 +176,8 @@ struct tl_wtxn {
     const uint8_t *unhashed;
     size_t unhashed_len;
     struct tl_rec_cache *recs; /* state.c's cache of project and message records, or NULL */
-    /* the body of the event being reapplied, already checked (a verifying replay), or NULL */
-    const tl_known_body *known_body;
+    /* a replay's table of the content database (content_table.h), or NULL: look content up */
+    const struct tl_content_table *contents;
 };
 
 /** Free a transaction's record cache (state.c); NULL is fine. */
@@ -335,7 +319,7 @@ int tl_wtxn_begin_replay(tl_log *log, tl_wtxn **out);
  * when asked for (tl_wtxn_head_hash; tl_wtxn_mark_applied does). ev's bytes must stay valid
  * until then (the log's records, read in this transaction, do).
  */
-int tl_wtxn_reapply(tl_wtxn *w, const tl_event *ev, const uint8_t *hash, const tl_known_body *body);
+int tl_wtxn_reapply(tl_wtxn *w, const tl_event *ev, const uint8_t *hash);
 /** w->head.hash, computed now if the last reapply left it for later. */
 const uint8_t *tl_wtxn_head_hash(tl_wtxn *w);
 /** Write w->head as the log's head and every applier's "applied/<name>" = head seq. */
@@ -404,13 +388,13 @@ typedef struct tl_content_audit {
     tl_commit_list erased;  /* commitments named by content.erased events (and cut erasures) */
     uint64_t replica_since; /* META_REPLICA_SINCE, 0: none */
     uint64_t contents;      /* stored contents checked */
+    const struct tl_content_table *table; /* a replay's table of the content database, or NULL */
 } tl_content_audit;
 /** Start an audit of txn's log (reads replica_since). */
 void tl_content_audit_init(tl_content_audit *a, MDB_txn *txn, tl_log *log);
 /** One event, in log order: 0; -1 stored content that does not match its commitment (or a
- * malformed commitment field); TL_ENOMEM. body (may be NULL) receives the event's checked
- * body when it is stored and at most TL_KNOWN_BODY_MAX bytes (else body->set is false). */
-int tl_content_audit_event(tl_content_audit *a, MDB_txn *txn, tl_log *log, const tl_event *ev, tl_known_body *body);
+ * malformed commitment field); TL_ENOMEM. */
+int tl_content_audit_event(tl_content_audit *a, MDB_txn *txn, tl_log *log, const tl_event *ev);
 /** After a complete walk up to head_seq: *first_bad is the first event whose content is gone
  * with no erasure to account for it, or 0. */
 int tl_content_audit_finish(tl_content_audit *a, MDB_txn *txn, tl_log *log, uint64_t head_seq, uint64_t *first_bad);

@@ -35,6 +35,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "content_table.h"
 #include "error.h"
 #include "log.h"
 
@@ -59,7 +60,6 @@ typedef struct chunk_item {
     bool bad;
     bool hashed;  /* hash holds H(event bytes), computed by the walk's chain check */
     uint8_t hash[TL_HASH_BYTES];
-    tl_known_body body; /* with verification: the body the content audit read and checked */
 } chunk_item;
 
 /*
@@ -96,6 +96,7 @@ typedef struct replay_state {
     uint64_t done;
     tl_verify_report *vr;
     tl_content_audit content; /* with verification: content commitments, as verify checks them */
+    tl_content_table table;   /* the content database, read once for the walk (content_table.c) */
 } replay_state;
 
 static double now_s(void) {
@@ -177,8 +178,7 @@ static bool sig_finish(replay_state *rs) {
 /* Run every applier for items[0, n), in order. */
 static int apply_items(replay_state *rs, chunk_item *items, size_t n) {
     for (size_t i = 0; i < n; i++) {
-        int rc = tl_wtxn_reapply(rs->w, &items[i].ev, items[i].hashed ? items[i].hash : NULL,
-                                 items[i].body.set ? &items[i].body : NULL);
+        int rc = tl_wtxn_reapply(rs->w, &items[i].ev, items[i].hashed ? items[i].hash : NULL);
         if (rc) {
             if (rs->w->map_full) return rc;
             char why[200];
@@ -295,7 +295,6 @@ static int walk(replay_state *rs) {
         }
         chunk_item *it = &rs->bufs[rs->fill][rs->nbuf[rs->fill]];
         it->hashed = false;
-        it->body.set = false;
         const uint8_t *bytes;
         size_t len;
         if ((rc = tl_record_split(&v, &bytes, &len, &it->sig)) != 0 || (rc = tl_event_decode(&it->ev, bytes, len)) != 0) {
@@ -319,7 +318,7 @@ static int walk(replay_state *rs) {
             }
             it->key = (unsigned)rs->nkeys - 1;
             if (rs->o->verify) {
-                int crc = tl_content_audit_event(&rs->content, w->txn, w->log, &it->ev, &it->body);
+                int crc = tl_content_audit_event(&rs->content, w->txn, w->log, &it->ev);
                 if (crc == -1) {
                     report_bad(rs->vr, seq, "event %llu: stored content does not match its commitment", (unsigned long long)seq);
                     rc = tl_fail(TL_ECORRUPT, "%s", rs->vr->reason);
@@ -359,6 +358,32 @@ static int walk(replay_state *rs) {
     }
     mdb_cursor_close(cur);
     return rc;
+}
+
+/* The memory a replay may give its content table: ~170 MiB for the 477k contents of a
+ * million-event log; a larger content database is looked up content by content instead. */
+#define CONTENT_TABLE_MAX_BYTES ((size_t)768 << 20)
+
+/* Read the content database once, in key order (content_table.c says why): with verification
+ * every content (the audit checks them all), without it the short bodies the state copies.
+ * THREADLOG_TEST_NO_CONTENT_TABLE=1 (tests only) makes no table, as a database too large for
+ * one would, so tests reach the lookups too. */
+static int table_contents(replay_state *rs) {
+    const char *off = getenv("THREADLOG_TEST_NO_CONTENT_TABLE"); /* a test-only knob: the lookups */
+    if (off && *off == '1') return 0;
+    int rc = tl_content_table_build(&rs->table, rs->w->txn, rs->w->log, rs->o->verify, CONTENT_TABLE_MAX_BYTES);
+    if (rc < 0) return rc;
+    if (rc == 0) {
+        rs->w->contents = &rs->table;
+        rs->content.table = &rs->table;
+    }
+    return 0;
+}
+
+static void untable_contents(replay_state *rs) {
+    if (rs->w) rs->w->contents = NULL;
+    rs->content.table = NULL;
+    tl_content_table_free(&rs->table);
 }
 
 static int drop_appliers(tl_wtxn *w) {
@@ -425,7 +450,7 @@ static int rebuild_once(tl_log *target, const tl_replay_options *o, bool copy, r
         rc = tl_fail(TL_ECORRUPT, "%s", rs->vr->reason);
         goto out;
     }
-    if ((rc = drop_appliers(w)) != 0 || (rc = walk(rs)) != 0) goto out;
+    if ((rc = drop_appliers(w)) != 0 || (rc = table_contents(rs)) != 0 || (rc = walk(rs)) != 0) goto out;
     /* the head record, as verify checks it (replay rewrites it: a mismatch must not vanish) */
     if (rs->until == head.seq) {
         const char *why = memcmp(tl_wtxn_head_hash(w), head.hash, TL_HASH_BYTES) != 0 ? " is not the head the log recorded"
@@ -453,6 +478,7 @@ static int rebuild_once(tl_log *target, const tl_replay_options *o, bool copy, r
     }
     if ((rc = tl_wtxn_mark_applied(w)) != 0) goto out;
     tl_content_audit_free(&rs->content);
+    untable_contents(rs);
     rs->w = NULL;
     if ((rc = tl_wtxn_commit(w)) == 0) { /* rebuilt in this build's layout */
         atomic_store(&target->layout_stale, false);
@@ -461,6 +487,7 @@ static int rebuild_once(tl_log *target, const tl_replay_options *o, bool copy, r
     return rc;
 out:
     tl_content_audit_free(&rs->content);
+    untable_contents(rs);
     if (w->map_full) rc = TL_EMAPFULL;
     tl_wtxn_abort(w);
     rs->w = NULL;

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "content_table.h"
 #include "error.h"
 #include "state.h"
 #include "state_store.h"
@@ -44,16 +45,16 @@ static int use_attachments(tl_wtxn *w, MDB_dbi db, const tl_event *ev, tl_messag
  * it, checked against its commitment. Content missing (erased before a replay) is no copy;
  * so is content that fails the check (a damaged file): the replay goes on, and a page showing
  * the message reports it as before, from the content database. */
-_Static_assert(TL_BODY_INLINE_MAX <= TL_KNOWN_BODY_MAX, "a verifying replay hands over every short body");
+_Static_assert(TL_BODY_INLINE_MAX <= TL_CONTENT_TABLE_BODY_MAX, "a replay's content table copies every short body");
 
 static int copy_short_body(tl_wtxn *w, tl_message_rec *m) {
     if (m->body_size > TL_BODY_INLINE_MAX) return 0;
     const uint8_t *body;
     size_t len;
-    const tl_known_body *known = w->known_body; /* read and checked by a verifying replay's walk */
-    if (known && known->set && memcmp(known->commit, m->body_commit, TL_HASH_BYTES) == 0) {
-        if (known->len != m->body_size) return 0;
-        memcpy(m->body, known->bytes, known->len);
+    const tl_content_entry *e = tl_content_table_find(w->contents, m->body_commit); /* a replay's, checked */
+    if (e) {
+        if (e->state != TL_CONTENT_BODY || e->len != m->body_size) return 0; /* damaged: as below */
+        memcpy(m->body, tl_content_table_bytes(w->contents, e), e->len);
         m->body_inline = true;
         return 0;
     }

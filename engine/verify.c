@@ -211,7 +211,7 @@ static int verify_walk(tl_log *log, const tl_verify_options *opts, tl_verify_rep
             if (add_key(&vs, pk.ptr, seq)) { rc = TL_ENOMEM; break; }
             if (opts->pinned_key && memcmp(pk.ptr, opts->pinned_key, TL_PUBKEY_BYTES) == 0) pinned_seen = true;
         }
-        int crc = opts->check_content ? tl_content_audit_event(&vs.content, txn, log, &ev, NULL) : 0;
+        int crc = opts->check_content ? tl_content_audit_event(&vs.content, txn, log, &ev) : 0;
         if (crc == TL_ENOMEM) { rc = crc; break; }
         if (crc) {
             report_bad(r, seq, "event %llu: stored content does not match its commitment%s", "");

@@ -431,7 +431,7 @@ int tl_wtxn_begin_replay(tl_log *log, tl_wtxn **out) {
     return 0;
 }
 
-int tl_wtxn_reapply(tl_wtxn *w, const tl_event *ev, const uint8_t *hash, const tl_known_body *body) {
+int tl_wtxn_reapply(tl_wtxn *w, const tl_event *ev, const uint8_t *hash) {
     if (w->failed) return w->failed == TL_MAPFULL ? TL_ESTORAGE : w->failed;
     w->replaying = true;
     w->unhashed = hash ? NULL : ev->bytes;
@@ -445,13 +445,11 @@ int tl_wtxn_reapply(tl_wtxn *w, const tl_event *ev, const uint8_t *hash, const t
         pk.len == TL_PUBKEY_BYTES)
         memcpy(w->head.pk, pk.ptr, TL_PUBKEY_BYTES);
     if (genesis) return 0;
-    w->known_body = body;
     int rc = 0;
     for (unsigned i = 0; i < w->log->napplier && !rc; i++) {
         const tl_applier *a = &w->log->appliers[i];
         rc = a->apply(w, ev, a->state);
     }
-    w->known_body = NULL;
     if (rc) {
         if (!w->failed) w->failed = rc;
         return rc == TL_MAPFULL ? TL_ESTORAGE : rc;

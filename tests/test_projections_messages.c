@@ -379,7 +379,7 @@ START_TEST(damaged_short_body_is_not_copied) {
 END_TEST
 
 /* Calls of tl_content_get from outside wtxn.c (the state's copy of a short body, the content
- * audit of a verifying replay, pages), counted: a verifying replay must read each body once. */
+ * audit of a verifying replay, pages), counted: a replay takes its bodies from its table. */
 int __real_tl_content_get(MDB_txn *txn, tl_log *log, const uint8_t commit[TL_HASH_BYTES], const uint8_t **content,
                           size_t *len);
 static unsigned content_gets;
@@ -390,14 +390,17 @@ int __wrap_tl_content_get(MDB_txn *txn, tl_log *log, const uint8_t commit[TL_HAS
 }
 
 /*
- * A verifying replay reads each body once, in its content audit, and hands the short ones to
- * the state with their events (tl_known_body) instead of looking them up again. The copies it
- * makes must be the bodies the appends copied, for every length around the limit and across
- * chunk boundaries (chunks of 16 events: a chunk is applied while the next one is verified),
- * on one and two threads: with the content database emptied afterwards, every short body
- * still renders, byte for byte, from its record. An erased body is never copied back.
+ * A replay reads the content database once, in key order, into a table (content_table.c),
+ * and takes bodies from there: the content audit of a verifying replay and the state's copy
+ * of each short body look nothing up but what the table does not hold (here the erased body:
+ * once by the audit, once by the state). The copies must be the bodies the appends copied,
+ * for every length around the limit and across chunk boundaries (chunks of 16 events: a chunk
+ * is applied while the next one is verified), with and without verification, on one and two
+ * threads, and without the table (THREADLOG_TEST_NO_CONTENT_TABLE: a content database too
+ * large for it): with the content database emptied afterwards, every short body still
+ * renders, byte for byte, from its record. An erased body is never copied back.
  */
-START_TEST(verified_replays_copy_short_bodies_once) {
+static void replays_copy_short_bodies(int verify, bool table) {
     char *dir;
     tl_log *log = tu_new_log(&dir);
     setup(log);
@@ -416,20 +419,22 @@ START_TEST(verified_replays_copy_short_bodies_once) {
     char live[TL_PUBKEY_HEX_SIZE];
     ck_assert_int_eq(tl_digest(log, live), 0);
     setenv("THREADLOG_TEST_REPLAY_CHUNK", "16", 1);
+    if (!table) setenv("THREADLOG_TEST_NO_CONTENT_TABLE", "1", 1);
     for (unsigned threads = 1; threads <= 2; threads++) {
         tl_replay_options o = TL_REPLAY_OPTIONS_INIT;
-        o.verify = 1;
+        o.verify = verify;
         o.threads = threads;
         tl_replay_report r;
         content_gets = 0;
-        ck_assert_msg(tl_replay(log, &o, &r) == 0, "replay --verify: %s", tl_errdetail());
+        ck_assert_msg(tl_replay(log, &o, &r) == 0, "replay: %s", tl_errdetail());
         ck_assert_str_eq(r.digest, live);
-        /* one read per stored body (the audit's): N - 1 chat bodies, the erased one is not
-         * stored, plus setup's 6 messages (with the ambassador's); the state read none again */
-        ck_assert_uint_eq(r.verify.contents, N - 1 + 6);
-        ck_assert_uint_eq(content_gets, r.verify.contents + 2); /* and m-b9, erased: audit and state */
+        /* N - 1 stored chat bodies, plus setup's 6 messages (with the ambassador's) */
+        if (verify) ck_assert_uint_eq(r.verify.contents, N - 1 + 6);
+        if (table) ck_assert_uint_eq(content_gets, verify ? 2 : 1);
+        else ck_assert_uint_gt(content_gets, N / 2); /* each looked up: the table was not made */
     }
     unsetenv("THREADLOG_TEST_REPLAY_CHUNK");
+    unsetenv("THREADLOG_TEST_NO_CONTENT_TABLE");
     tl_log_close(log);
 
     MDB_env *env;
@@ -455,6 +460,17 @@ START_TEST(verified_replays_copy_short_bodies_once) {
     }
     json_decref(r);
     pf_done(log, dir);
+}
+
+START_TEST(replays_copy_short_bodies_from_their_content_table) {
+    replays_copy_short_bodies(0, true);
+    replays_copy_short_bodies(1, true);
+}
+END_TEST
+
+START_TEST(replays_copy_short_bodies_without_a_content_table) {
+    replays_copy_short_bodies(0, false);
+    replays_copy_short_bodies(1, false);
 }
 END_TEST
 
@@ -599,7 +615,8 @@ int main(void) {
     tcase_add_test(tc, refusals);
     tcase_add_test(tc, short_bodies_render_from_their_record);
     tcase_add_test(tc, damaged_short_body_is_not_copied);
-    tcase_add_test(tc, verified_replays_copy_short_bodies_once);
+    tcase_add_test(tc, replays_copy_short_bodies_from_their_content_table);
+    tcase_add_test(tc, replays_copy_short_bodies_without_a_content_table);
     tcase_add_test(tc, pages_do_not_read_attachment_bytes);
     tcase_add_test(tc, default_page_sizes);
     suite_add_tcase(s, tc);
