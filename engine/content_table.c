@@ -92,14 +92,18 @@ int tl_content_table_build(tl_content_table *t, MDB_txn *txn, tl_log *log, bool 
         tl_content_table_free(t);
         return tl_fail(TL_ESTORAGE, "content database: %s", mdb_strerror(mrc));
     }
-    MDB_val k, v;
+    MDB_val k, v, prev = {0, NULL};
     int rc = 0;
     size_t seen = 0;
     while (!rc && (mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
-        if (++seen > st.ms_entries) { /* more entries than the database counts: damaged */
+        /* more entries than the database counts, or keys out of order: its pages are damaged,
+         * and what a walk finds need not be what a lookup finds */
+        if (++seen > st.ms_entries ||
+            (prev.mv_data && (k.mv_size != prev.mv_size || memcmp(k.mv_data, prev.mv_data, k.mv_size) <= 0))) {
             rc = 1;
             break;
         }
+        prev = k;
         rc = add(t, &k, &v, all);
     }
     mdb_cursor_close(cur);
