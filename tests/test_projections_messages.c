@@ -59,6 +59,21 @@ static void chat(tl_log *log, const char *as, const char *id, const char *topic,
           as, id, topic, body);
 }
 
+/* Empty the closed log's content database with LMDB directly (every body gone, as if erased
+ * behind the log's back) and open the log again. */
+static tl_log *reopen_without_content(const char *dir) {
+    MDB_env *env;
+    MDB_txn *txn = tu_raw_begin(dir, &env);
+    MDB_dbi content;
+    ck_assert_int_eq(mdb_dbi_open(txn, "content", 0, &content), 0);
+    ck_assert_int_eq(mdb_drop(txn, content, 0), 0);
+    ck_assert_int_eq(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+    tl_log *log;
+    ck_assert_int_eq(tl_log_open(&log, dir, NULL), 0);
+    return log;
+}
+
 static void setup(tl_log *log) {
     pf_cast(log);
     pf_order(log, "o-1", "alice");
@@ -253,15 +268,7 @@ START_TEST(short_bodies_render_from_their_record) {
     chat(log, "sam", "m-long", "t-1", longb);
     tl_log_close(log);
 
-    MDB_env *env;
-    MDB_txn *txn = tu_raw_begin(dir, &env);
-    MDB_dbi content;
-    ck_assert_int_eq(mdb_dbi_open(txn, "content", 0, &content), 0);
-    ck_assert_int_eq(mdb_drop(txn, content, 0), 0);
-    ck_assert_int_eq(mdb_txn_commit(txn), 0);
-    mdb_env_close(env);
-
-    ck_assert_int_eq(tl_log_open(&log, dir, NULL), 0);
+    log = reopen_without_content(dir);
     json_t *r = list(log, "alice", "o-1", "chat", "t-1", 0, NULL);
     json_t *s = find(r, "m-short"), *l = find(r, "m-long"), *m2 = find(r, "m-2");
     ck_assert_ptr_nonnull(s);
@@ -437,15 +444,7 @@ static void replays_copy_short_bodies(int verify, bool table) {
     unsetenv("THREADLOG_TEST_NO_CONTENT_TABLE");
     tl_log_close(log);
 
-    MDB_env *env;
-    MDB_txn *txn = tu_raw_begin(dir, &env);
-    MDB_dbi content;
-    ck_assert_int_eq(mdb_dbi_open(txn, "content", 0, &content), 0);
-    ck_assert_int_eq(mdb_drop(txn, content, 0), 0);
-    ck_assert_int_eq(mdb_txn_commit(txn), 0);
-    mdb_env_close(env);
-
-    ck_assert_int_eq(tl_log_open(&log, dir, NULL), 0);
+    log = reopen_without_content(dir);
     json_t *r = list(log, "alice", "o-1", "chat", "t-1", 100, NULL);
     for (int i = 0; i < N; i++) {
         char id[16];
