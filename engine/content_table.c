@@ -120,7 +120,7 @@ const tl_content_entry *tl_content_table_find(const tl_content_table *t, const u
 }
 
 const uint8_t *tl_content_table_bytes(const tl_content_table *t, const tl_content_entry *e) {
-    return t->arena + e->off;
+    return t->arena ? t->arena + e->off : (const uint8_t *)""; /* no arena: only empty bodies */
 }
 
 void tl_content_table_free(tl_content_table *t) {
