@@ -5,7 +5,8 @@
 # user, cursors followed to the end; then verify, replay --into, replay in place and
 # replay --until-seq/--until-time against the model. Exit 1 prints a minimised reproduction.
 # THREADLOG_MODEL_SEEDS / THREADLOG_MODEL_STEPS widen the run (defaults: 3 seeds x 150 steps);
-# THREADLOG_MODEL_EVERY sets how many commands pass between comparisons of every query (50).
+# THREADLOG_MODEL_EVERY sets how many commands pass between comparisons of every query (50);
+# THREADLOG_MODEL_LEAK_EVERY=K, under ASan, keeps LeakSanitizer's exit check on every K-th run.
 set -euo pipefail
 TL="$1"; SRC="$2"
 exec python3 "$SRC/tests/model/model_check.py" "$TL" \
