@@ -371,7 +371,8 @@ static int walk(replay_state *rs) {
 static int table_contents(replay_state *rs) {
     const char *off = getenv("THREADLOG_TEST_NO_CONTENT_TABLE"); /* a test-only knob: the lookups */
     if (off && *off == '1') return 0;
-    int rc = tl_content_table_build(&rs->table, rs->w->txn, rs->w->log, rs->o->verify, CONTENT_TABLE_MAX_BYTES);
+    /* a cut deleted content: the only write to the content database in a replay */
+    int rc = tl_content_table_build(&rs->table, rs->w->txn, rs->w->log, rs->o->verify, rs->cut, CONTENT_TABLE_MAX_BYTES);
     if (rc < 0) return rc;
     if (rc == 0) {
         rs->w->contents = &rs->table;

@@ -54,7 +54,7 @@ static int copy_short_body(tl_wtxn *w, tl_message_rec *m) {
     const tl_content_entry *e = tl_content_table_find(w->contents, m->body_commit); /* a replay's, checked */
     if (e) {
         if (e->state != TL_CONTENT_BODY || e->len != m->body_size) return 0; /* damaged: as below */
-        memcpy(m->body, tl_content_table_bytes(w->contents, e), e->len);
+        memcpy(m->body, e->bytes, e->len);
         m->body_inline = true;
         return 0;
     }

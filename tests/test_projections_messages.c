@@ -8,6 +8,8 @@
 
 #include "test_projections_fixture.h"
 
+#include "content_table.h"
+
 static json_t *list(tl_log *log, const char *as, const char *project, const char *channel, const char *topic,
                     unsigned limit, const char *cursor) {
     tl_query q = pf_q(as);
@@ -473,6 +475,121 @@ START_TEST(replays_copy_short_bodies_without_a_content_table) {
 }
 END_TEST
 
+/* Whether each replay's table copies (a cut wrote the content database) or points. */
+int __real_tl_content_table_build(tl_content_table *t, MDB_txn *txn, tl_log *log, bool all, bool written,
+                                  size_t max_bytes);
+static int table_written = -1;
+int __wrap_tl_content_table_build(tl_content_table *t, MDB_txn *txn, tl_log *log, bool all, bool written,
+                                  size_t max_bytes) {
+    table_written = written;
+    return __real_tl_content_table_build(t, txn, log, all, written, max_bytes);
+}
+
+/* Every entry of t against the database: found by its commitment, the length and (a short
+ * body) the bytes the content database holds; pointing at them (not a copy) when `pointed`. */
+static void check_table(const tl_content_table *t, MDB_txn *txn, tl_log *log, bool pointed) {
+    size_t seen = 0;
+    for (size_t j = 0; j < t->nslot; j++) {
+        const tl_content_entry *e = &t->slots[j];
+        if (e->state == TL_CONTENT_ABSENT) continue;
+        seen++;
+        ck_assert_ptr_eq(tl_content_table_find(t, e->commit), e);
+        const uint8_t *content;
+        size_t len;
+        ck_assert_int_eq(__real_tl_content_get(txn, log, e->commit, &content, &len), 0);
+        ck_assert_uint_eq(e->len, len);
+        ck_assert_int_eq(e->state, len <= TL_CONTENT_TABLE_BODY_MAX ? TL_CONTENT_BODY : TL_CONTENT_STORED);
+        if (e->state != TL_CONTENT_BODY) continue;
+        ck_assert_int_eq(memcmp(e->bytes, content, len), 0);
+        if (pointed) ck_assert_ptr_eq(e->bytes, content);
+    }
+    ck_assert_uint_eq(seen, t->n);
+}
+
+/*
+ * The table points at the contents where LMDB keeps them when that is a page of the map the
+ * transaction has not written (it stays put until the transaction ends), and copies what lies
+ * on a page the transaction wrote (LMDB's heap copy, which a spill may reuse): a copy's cut
+ * deletes content before its replay builds the table (replay_copy.c).
+ */
+START_TEST(content_table_points_at_clean_pages_and_copies_written_ones) {
+    char *dir;
+    tl_log *log = tu_new_log(&dir);
+    setup(log);
+    for (int i = 0; i < 30; i++) {
+        char id[16], body[220];
+        size_t len = 1 + (size_t)i * 7; /* 1..204: short bodies and a few longer ones */
+        for (size_t j = 0; j < len; j++) body[j] = (char)('a' + (i + j) % 26);
+        body[len] = 0;
+        snprintf(id, sizeof id, "m-t%d", i);
+        chat(log, "bob", id, "t-1", body);
+    }
+    tl_wtxn *w;
+    ck_assert_int_eq(tl_wtxn_begin(log, &w), 0);
+    tl_content_table t;
+    ck_assert_int_eq(tl_content_table_build(&t, w->txn, log, true, false, (size_t)64 << 20), 0);
+    ck_assert_uint_ge(t.n, 30 + 6);
+    ck_assert_uint_eq(t.copied, 0); /* nothing written: every content pointed at */
+    check_table(&t, w->txn, log, true);
+    size_t all = t.n;
+    tl_content_table_free(&t);
+
+    uint8_t fresh[TL_HASH_BYTES];
+    ck_assert_int_eq(tl_content_put(w, "fresh", 5, fresh, NULL), 0); /* its page is now the txn's copy */
+    ck_assert_int_eq(tl_content_table_build(&t, w->txn, log, true, true, (size_t)64 << 20), 0);
+    ck_assert_uint_eq(t.n, all + 1);
+    ck_assert_uint_gt(t.copied, 0);
+    check_table(&t, w->txn, log, false);
+    const tl_content_entry *e = tl_content_table_find(&t, fresh);
+    ck_assert_ptr_nonnull(e);
+    ck_assert_uint_eq(e->len, 5);
+    ck_assert_int_eq(memcmp(e->bytes, "fresh", 5), 0);
+    tl_content_table_free(&t);
+    /* without the long contents (an unverified replay's table): short bodies only */
+    ck_assert_int_eq(tl_content_table_build(&t, w->txn, log, false, true, (size_t)64 << 20), 0);
+    ck_assert_uint_lt(t.n, all + 1);
+    check_table(&t, w->txn, log, false);
+    tl_content_table_free(&t);
+    tl_wtxn_abort(w);
+
+    /* replays: in place, the table points; a copy cut before the head (its cut deleted the
+     * later bodies) copies, and renders the bodies up to the cut */
+    tl_replay_options o = TL_REPLAY_OPTIONS_INIT;
+    tl_replay_report r;
+    table_written = -1;
+    ck_assert_int_eq(tl_replay(log, &o, &r), 0);
+    ck_assert_int_eq(table_written, 0);
+    tl_log_stats st;
+    ck_assert_int_eq(tl_log_stats_get(log, &st), 0);
+    char into[4200];
+    snprintf(into, sizeof into, "%s.cut", dir);
+    o.into_dir = into;
+    o.until_seq = st.events - 2; /* m-t28 and m-t29 cut */
+    table_written = -1;
+    ck_assert_msg(tl_replay(log, &o, &r) == 0, "replay --into: %s", tl_errdetail());
+    ck_assert_int_eq(table_written, 1);
+    tl_log *copy;
+    tl_open_options ro = TL_OPEN_OPTIONS_INIT;
+    ro.flags = TL_OPEN_READONLY;
+    ck_assert_int_eq(tl_log_open(&copy, into, &ro), 0);
+    json_t *page = list(copy, "alice", "o-1", "chat", "t-1", 100, NULL);
+    for (int i = 0; i < 28; i++) {
+        char id[16], body[220];
+        size_t len = 1 + (size_t)i * 7;
+        for (size_t j = 0; j < len; j++) body[j] = (char)('a' + (i + j) % 26);
+        body[len] = 0;
+        snprintf(id, sizeof id, "m-t%d", i);
+        json_t *m = find(page, id);
+        ck_assert_msg(m != NULL, "%s is not listed", id);
+        ck_assert_str_eq(pf_str(m, "body"), body);
+    }
+    ck_assert_ptr_null(find(page, "m-t28"));
+    json_decref(page);
+    tl_log_close(copy);
+    pf_done(log, dir);
+}
+END_TEST
+
 START_TEST(refusals) {
     char *dir;
     tl_log *log = tu_new_log(&dir);
@@ -616,6 +733,7 @@ int main(void) {
     tcase_add_test(tc, damaged_short_body_is_not_copied);
     tcase_add_test(tc, replays_copy_short_bodies_from_their_content_table);
     tcase_add_test(tc, replays_copy_short_bodies_without_a_content_table);
+    tcase_add_test(tc, content_table_points_at_clean_pages_and_copies_written_ones);
     tcase_add_test(tc, pages_do_not_read_attachment_bytes);
     tcase_add_test(tc, default_page_sizes);
     suite_add_tcase(s, tc);

@@ -191,6 +191,9 @@ bool cli_flags_in_usage(const cli_ctx *ctx) {
 
 int cli_error(const cli_ctx *ctx, int code, const char *message) {
     if (!message || !*message) message = tl_strerror(code);
+    /* TL_EUSAGE is the library's "bad argument" for embedders; "usage" is not one of SPEC's
+     * codes, and at the command line a bad argument is the user's input: invalid_input */
+    if (code == TL_EUSAGE) return cli_usage(ctx, "%s", message);
     if (ctx->json) {
         printf("{\"ok\":false,\"error\":");
         cli_json_string(stdout, tl_strerror(code));
