@@ -481,6 +481,7 @@ START_TEST(damaged_walks_stop) {
     rc = tl_replay(log, &ro, &rr);
     ck_assert_msg(rc == TL_ECORRUPT && (strstr(tl_errdetail(), "log database is damaged") || strstr(tl_errdetail(), "out of order")),
                   "replay --until-time: %s: %s", tl_strerror(rc), tl_errdetail());
+    tu_rmdir(into); /* nothing of the failed copy is left; its temp directory goes too */
     free(into);
     tl_verify_report r;
     ck_assert_int_eq(tl_log_verify(log, NULL, &r), TL_ECORRUPT);

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 char *tu_tmpdir(void) {
     const char *base = getenv("TMPDIR");
@@ -22,6 +23,16 @@ void tu_rmdir(const char *dir) {
     char cmd[4200];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+    /* a log made by tu_new_log lives in a tltest.* directory of its own: that goes too once
+     * empty (rmdir refuses a directory that still holds a sibling copy or another log) */
+    char parent[4200];
+    snprintf(parent, sizeof parent, "%s", dir);
+    char *slash = strrchr(parent, '/');
+    if (slash && slash != parent) {
+        *slash = 0;
+        const char *name = strrchr(parent, '/');
+        if (name && strncmp(name + 1, "tltest.", 7) == 0) rmdir(parent);
+    }
 }
 
 tl_log *tu_new_log(char **dirp) {
