@@ -30,7 +30,9 @@
  *   tlrel hold-read DIR   open DIR read-only, start reading, print "ready", sleep forever
  *   tlrel hold-write DIR  open DIR, begin a write transaction, print "ready", sleep forever
  *   tlrel locate DIR SEQ  "OFFSET LENGTH" of event SEQ's record (event bytes + signature)
- *                         in DIR/data.mdb, for damaging exactly one event
+ *                         in DIR/data.mdb, for damaging exactly one event: one line for each
+ *                         place the file holds it (a page LMDB copied on a write keeps its
+ *                         old copy until the page is reused, and that copy may come first)
  *   tlrel offset FILE NEEDLE   the offset of NEEDLE's bytes (a file) in FILE
  *   tlrel diskfull DIR --project P --as U --account A [--ballast FILE] [--bytes B]
  *       in one process: upload B-byte attachments until the disk is full (storage), then
@@ -1305,7 +1307,8 @@ static int cmd_locate(int argc, char **argv) {
     uint8_t *file = (uint8_t *)slurp(path, &n);
     const uint8_t *at = find_bytes(file, n, rec, len);
     if (!at) die("record %s not found whole in %s (split across pages?)", argv[3], path);
-    printf("%zu %zu\n", (size_t)(at - file), len);
+    for (; at; at = find_bytes(at + 1, n - (size_t)(at + 1 - file), rec, len))
+        printf("%zu %zu\n", (size_t)(at - file), len);
     free(file);
     tl_free(rec);
     return 0;
