@@ -506,6 +506,15 @@ static void check_table(const tl_content_table *t, MDB_txn *txn, tl_log *log, bo
     ck_assert_uint_eq(seen, t->n);
 }
 
+/* The table test's i-th message: its id and a body of 1 + 7i bytes (1..204: short bodies and
+ * a few longer ones). */
+static void table_test_message(int i, char id[16], char body[220]) {
+    size_t len = 1 + (size_t)i * 7;
+    for (size_t j = 0; j < len; j++) body[j] = (char)('a' + (i + (int)j) % 26);
+    body[len] = 0;
+    snprintf(id, 16, "m-t%d", i);
+}
+
 /*
  * The table points at the contents where LMDB keeps them when that is a page of the map the
  * transaction has not written (it stays put until the transaction ends), and copies what lies
@@ -518,10 +527,7 @@ START_TEST(content_table_points_at_clean_pages_and_copies_written_ones) {
     setup(log);
     for (int i = 0; i < 30; i++) {
         char id[16], body[220];
-        size_t len = 1 + (size_t)i * 7; /* 1..204: short bodies and a few longer ones */
-        for (size_t j = 0; j < len; j++) body[j] = (char)('a' + (i + j) % 26);
-        body[len] = 0;
-        snprintf(id, sizeof id, "m-t%d", i);
+        table_test_message(i, id, body);
         chat(log, "bob", id, "t-1", body);
     }
     tl_wtxn *w;
@@ -575,10 +581,7 @@ START_TEST(content_table_points_at_clean_pages_and_copies_written_ones) {
     json_t *page = list(copy, "alice", "o-1", "chat", "t-1", 100, NULL);
     for (int i = 0; i < 28; i++) {
         char id[16], body[220];
-        size_t len = 1 + (size_t)i * 7;
-        for (size_t j = 0; j < len; j++) body[j] = (char)('a' + (i + j) % 26);
-        body[len] = 0;
-        snprintf(id, sizeof id, "m-t%d", i);
+        table_test_message(i, id, body);
         json_t *m = find(page, id);
         ck_assert_msg(m != NULL, "%s is not listed", id);
         ck_assert_str_eq(pf_str(m, "body"), body);
