@@ -285,7 +285,8 @@ int main(int argc, char **argv) {
     }
     argc = n;
     bench_opts o;
-    bench_parse_args(&o, argc, argv, " [--log DIR]", 0);
+    bench_parse_args(&o, argc, argv,
+                     "  --log DIR         keep the built log in DIR, or reuse the one DIR holds\n", 0);
     world w = {o.quick ? 10000 : 100000, o.quick ? 100000 : 1000000, NULL};
     w.p = calloc(w.nprojects, sizeof *w.p);
     if (!w.p) bench_die("out of memory");
