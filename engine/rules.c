@@ -378,11 +378,12 @@ void rules_check_new_id(rctx *c, const char *field, char kind) {
     if (rc == 0) rules_violate(c, TL_EEXISTS, "%s %s already exists", field, id);
 }
 
-/* Audience check for acting in channel ch of p (or support of account). */
+/* Audience check for acting in channel ch of p (or support of account): writing, and also
+ * reading, marking unread, pinning (so the message names the audience, not "write"). */
 void rules_check_audience(rctx *c, const tl_project_rec *p, const char *account, int ch) {
     if (!c->user_ok || c->user.role == TL_ROLE_AUDITOR) return;
     if (!tl_state_in_audience(c->as, &c->user, p, account, ch))
-        rules_violate(c, TL_EFORBIDDEN, "%s may not write in the %s channel%s%s", c->as, tl_channel_name(ch),
+        rules_violate(c, TL_EFORBIDDEN, "%s is not in the audience of the %s channel%s%s", c->as, tl_channel_name(ch),
                 p ? " of this project" : " of this account", "");
 }
 
