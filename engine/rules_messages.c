@@ -109,7 +109,8 @@ int rules_send(rctx *c, tl_result *res) {
             if (rc == TL_ENOTFOUND) rules_violate(c, TL_ENOTFOUND, "unknown topic %s", topic);
             else if (rc) rules_violate(c, rc, "%s", tl_errdetail());
             else if (strcmp(t.project, project) != 0)
-                rules_violate(c, TL_EINVALID, "topic %s belongs to another project (%s)", topic, t.project);
+                /* not naming it: the caller may be outside that project's audience */
+                rules_violate(c, TL_EINVALID, "topic %s belongs to another project", topic);
         }
         if (have) {
             rules_check_audience(c, &p, NULL, ch);

@@ -261,6 +261,22 @@ START_TEST(see_attachment_of_deleted_message) {
 }
 END_TEST
 
+/* A refusal's message names nothing outside the caller's audience: alice (acme) naming beta's
+ * topic t-2 learns it belongs elsewhere (invalid_input, as the spec says), not which project. */
+START_TEST(a_refusal_names_no_project_outside_the_audience) {
+    fx f;
+    fx_scenario(&f);
+    uint64_t before = fx_events(&f);
+    tl_result res;
+    int rc = fx_cmd(&f, "{\"op\":\"message.send\",\"as\":\"alice\",\"project\":\"o-1\",\"channel\":\"chat\","
+                        "\"topic\":\"t-2\",\"body\":\"x\"}", &res);
+    ck_assert_int_eq(rc ? rc : res.code, TL_EINVALID);
+    ck_assert_msg(strstr(res.message, "t-2") && !strstr(res.message, "b-1"), "message: %s", res.message);
+    ck_assert_uint_eq(fx_events(&f), before);
+    fx_close(&f);
+}
+END_TEST
+
 /* The model's own sanity, so a typo in it cannot hide an engine bug: the spec's sentences. */
 START_TEST(model_matches_the_spec_sentences) {
     for (int c = 0; c < NCOLS; c++) {
@@ -294,6 +310,7 @@ int main(void) {
     tcase_add_loop_test(tc, matrix_cell, 0, NROLES * NCOLS * NACTIONS);
     tcase_add_loop_test(tc, project_actions, 0, NROLES);
     tcase_add_loop_test(tc, see_attachment_of_deleted_message, 0, NROLES);
+    tcase_add_test(tc, a_refusal_names_no_project_outside_the_audience);
     tcase_add_unchecked_fixture(tc, template_up, fx_template_remove);
     suite_add_tcase(s, tc);
     return tu_main(s);
