@@ -371,8 +371,9 @@ const cli_command cli_log_commands[] = {
      "                 start, at most --limit N of them (0: all); --follow keeps printing new ones"},
     {"verify", cmd_verify, "verify [--checkpoint FILE] [--key PUBKEY] [--threads N] [--json]",
      "check sequence, chain, signatures, key chain and content; name the first bad event;\n"
-     "                 --key PUBKEY (64 hex digits) trusts that key of the chain instead of the genesis\n"
-     "                 key; --threads N (1 to 16, default 2) checks signatures on N threads"},
+     "                 --key PUBKEY (64 hex digits): a key you trust, which must also be in the log's key\n"
+     "                 chain (the genesis key or a rotated one; else event 1 is named); --threads N (1 to 16,\n"
+     "                 default 2) checks signatures on N threads"},
     {"checkpoint", cmd_checkpoint, "checkpoint", "print a signed checkpoint (seq, head hash, time) to keep"},
     {"key rotate", cmd_key_rotate, "key rotate [--json]", "rotate the writer key (key.rotated, signed by the old key)"},
     {"stats", cmd_stats, "stats [--json]", "events, bytes, bytes per event, databases' sizes"},
