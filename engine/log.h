@@ -143,7 +143,7 @@ struct tl_log {
  * copied into their message's record (2026-11-26). 4: the erasure of an attachment no
  * message carries is a history entry (2026-11-26, later).
  */
-#define TL_LAYOUT_VERSION 4
+#define TL_LAYOUT_VERSION 5
 int tl_layout_check(tl_log *log);
 /** Record this build's layout in meta (a replay, which rebuilt every projection). */
 int tl_layout_write(tl_wtxn *w);

@@ -12,12 +12,14 @@
  * pins, deletions and erasures belong to their message's channel; the erasure of an
  * attachment no message carries is a notes-class entry (members and auditors, state.c).
  *
- * An entry's value names, for the three kinds that create an ordinary message
- * (message.sent, message.replied, note.added), the kind (1, 2, 3) and the message's id:
- * everything such an entry shows — its ts and actor too, which are the message's ts and
- * author — is in the message's state record, which the entry reads anyway, so the page does
- * not read and decode the event (a third of a history page's time before). Other entries
- * have an empty value and are rendered from the log.
+ * An entry's value holds, for the three kinds that create an ordinary message (message.sent,
+ * message.replied, note.added), the kind (1, 2, 3), the message's id and a copy of its state
+ * record: everything such an entry shows (its ts and actor too, the message's ts and author)
+ * is in that record, so the page neither looks the message up in the state (one descent of
+ * a tree of every message and read mark, ~60% of a page's time before) nor reads the event.
+ * The copy follows the record: the message's deletion and the erasure of its body (which
+ * clears a short body's copy) write it again. Other entries have an empty value and are
+ * rendered from the log.
  *
  * Entries are rendered from the log itself (the event at that seq) and the current state:
  * a message shows "deleted" (true or false) and a deleted one its body only to auditors; erased content
@@ -36,6 +38,7 @@
  * A cursor is the hex of the last entry's seq.
  */
 #include "proj.h"
+#include "zeropack.h"
 
 static MDB_dbi hist_db(tl_log *log) { return tlp_dbi(log, "history", 0); }
 
@@ -47,13 +50,59 @@ static tlp_key stream_prefix(const char *project, int cls) {
     return k;
 }
 
-/* The kinds whose entries are rendered from the message's record (see the top): 1..3. */
+/* The kinds whose entries are rendered from a copy of the message's record (see the top): 1..3. */
 static const char *const message_kinds[] = {NULL, "message.sent", "message.replied", "note.added"};
 
 static int message_kind_code(const char *kind) {
     for (int c = 1; c <= 3; c++)
         if (!strcmp(kind, message_kinds[c])) return c;
     return 0;
+}
+
+/* The largest entry value: kind, id length, id, the packed record. */
+#define ENTRY_MAX (2 + TL_IDBUF + TL_ZEROPACK_BOUND(sizeof(tl_message_rec)))
+
+/*
+ * An entry's value for message m (kind code, id): the record as a history page shows it.
+ * What no entry shows is cleared, so that the copy changes only with what it shows: the
+ * retry fingerprint, the replies and the pin (a page shows neither), and a short body's
+ * commitment (a page reads the copy of the body instead; once an erasure clears the copy,
+ * the record has its commitment again).
+ */
+static size_t entry_value(uint8_t *v, int code, const char *id, const tl_message_rec *m) {
+    tl_message_rec shown = *m;
+    memset(shown.request, 0, sizeof shown.request);
+    shown.replies = 0;
+    shown.pinned = false;
+    shown.pin_seq = 0;
+    if (shown.body_inline) memset(shown.body_commit, 0, sizeof shown.body_commit);
+    size_t idlen = strlen(id);
+    v[0] = (uint8_t)code;
+    v[1] = (uint8_t)idlen;
+    memcpy(v + 2, id, idlen);
+    return 2 + idlen + tl_zeropack(v + 2 + idlen, (const uint8_t *)&shown, sizeof shown);
+}
+
+/*
+ * A deletion or an erasure of message id changes what its entry shows: the entry is written
+ * again from the record the state applier has just changed. Messages created otherwise (a
+ * topic's first message, the ambassador message) have entries rendered from the log, and
+ * nothing to rewrite.
+ */
+static int refresh_entry(tl_wtxn *w, const char *id) {
+    tl_message_rec m;
+    int rc = tl_wstate_message(w, id, &m);
+    if (rc) return rc == TL_ENOTFOUND ? 0 : rc;
+    if (!m.project[0]) return 0; /* support: no history */
+    tlp_key k = stream_prefix(m.project, m.channel);
+    tlp_key_u64(&k, m.seq);
+    MDB_val old;
+    rc = tl_get(w->txn, hist_db(w->log), k.b, k.n, &old);
+    if (rc) return rc == TL_ENOTFOUND ? 0 : rc;
+    if (old.mv_size < 2 || ((const uint8_t *)old.mv_data)[0] < 1 || ((const uint8_t *)old.mv_data)[0] > 3) return 0;
+    uint8_t v[ENTRY_MAX];
+    size_t n = entry_value(v, ((const uint8_t *)old.mv_data)[0], id, &m);
+    return tl_put(w, hist_db(w->log), k.b, k.n, v, n, 0);
 }
 
 static int history_apply(tl_wtxn *w, const tl_event *ev, void *state) {
@@ -64,18 +113,27 @@ static int history_apply(tl_wtxn *w, const tl_event *ev, void *state) {
     if (rc) return rc == TL_ENOTFOUND ? 0 : rc;
     int cls = tlp_event_class(&p, ev->seq);
     if (cls < 0) return 0;
+    char id[TL_IDBUF];
+    if (ev->kid == TL_K_MESSAGE_DELETED) {
+        tlp_ev_cstr(ev, "message", id, sizeof id);
+        if ((rc = refresh_entry(w, id)) != 0) return rc;
+    } else if (ev->kid == TL_K_CONTENT_ERASED) {
+        char kind[16];
+        tlp_ev_cstr(ev, "target_kind", kind, sizeof kind);
+        tlp_ev_cstr(ev, "target", id, sizeof id);
+        if (!strcmp(kind, "message") && (rc = refresh_entry(w, id)) != 0) return rc;
+    }
     tlp_key k = stream_prefix(ev->project, cls);
     tlp_key_u64(&k, ev->seq);
-    uint8_t v[1 + TL_IDBUF];
+    uint8_t v[ENTRY_MAX];
     size_t n = 0;
     int code = message_kind_code(ev->kind);
     if (code) {
-        tl_bytes id;
-        if (tl_ev_str(ev, "id", &id) == 0 && id.len > 0 && id.len < TL_IDBUF) {
-            v[0] = (uint8_t)code;
-            memcpy(v + 1, id.ptr, id.len);
-            n = 1 + id.len;
-        }
+        tlp_ev_cstr(ev, "id", id, sizeof id);
+        tl_message_rec m;
+        rc = id[0] ? tl_wstate_message(w, id, &m) : TL_ENOTFOUND;
+        if (rc && rc != TL_ENOTFOUND) return rc;
+        if (!rc && m.seq == ev->seq) n = entry_value(v, code, id, &m);
     }
     return tl_put(w, hist_db(w->log), k.b, k.n, v, n, 0);
 }
@@ -206,21 +264,26 @@ static int entry_body(tl_strbuf *sb, MDB_txn *txn, tl_log *log, const viewer *v,
     return 0;
 }
 
-/* An entry whose value names its message (see the top): rendered from the message's record,
- * the same bytes as entry_json renders from the event. */
+/* An entry that holds a copy of its message's record (see the top): rendered from that copy,
+ * the same bytes as entry_json renders from the event and the state. */
 static int message_entry_json(tl_strbuf *sb, MDB_txn *txn, tl_log *log, const viewer *v, uint64_t seq,
                               const MDB_val *val) {
     const uint8_t *b = val->mv_data;
     char id[TL_IDBUF];
-    if (val->mv_size < 2 || val->mv_size > TL_IDBUF || b[0] < 1 || b[0] > 3)
-        return tl_fail(TL_ECORRUPT, "history entry %llu is damaged (replay rebuilds it)", (unsigned long long)seq);
-    memcpy(id, b + 1, val->mv_size - 1);
-    id[val->mv_size - 1] = 0;
     tl_message_rec m;
-    int rc = tl_state_message(txn, log, id, &m);
-    if (rc == TL_ENOTFOUND) return tl_fail(TL_ECORRUPT, "history entry %llu names unknown message %s", (unsigned long long)seq, id);
-    if (rc) return rc;
-    if (m.seq != seq) return tl_fail(TL_ECORRUPT, "history entry %llu names message %s, created at %llu", (unsigned long long)seq, id, (unsigned long long)m.seq);
+    if (val->mv_size < 3 || b[0] < 1 || b[0] > 3 || b[1] == 0 || b[1] >= TL_IDBUF || val->mv_size < 2u + b[1] ||
+        tl_zerounpack((uint8_t *)&m, sizeof m, b + 2 + b[1], val->mv_size - 2 - b[1]))
+        return tl_fail(TL_ECORRUPT, "history entry %llu is damaged (replay rebuilds it)", (unsigned long long)seq);
+    memcpy(id, b + 2, b[1]);
+    id[b[1]] = 0;
+    if (m.seq != seq) return tl_fail(TL_ECORRUPT, "history entry %llu holds message %s, created at %llu", (unsigned long long)seq, id, (unsigned long long)m.seq);
+    /* strings from the copy are used as C strings: each field must end inside itself */
+    if (!memchr(m.author, 0, sizeof m.author) || !memchr(m.topic, 0, sizeof m.topic) || !memchr(m.parent, 0, sizeof m.parent) ||
+        m.nattach > TL_ATTACH_MAX)
+        return tl_fail(TL_ECORRUPT, "history entry %llu is damaged (replay rebuilds it)", (unsigned long long)seq);
+    for (unsigned i = 0; i < m.nattach; i++)
+        if (!memchr(m.attachments[i], 0, sizeof m.attachments[i]))
+            return tl_fail(TL_ECORRUPT, "history entry %llu is damaged (replay rebuilds it)", (unsigned long long)seq);
     tl_sb_puts(sb, "{\"seq\":");
     tl_sb_u64(sb, seq);
     tl_sb_puts(sb, ",\"ts\":");
@@ -229,7 +292,7 @@ static int message_entry_json(tl_strbuf *sb, MDB_txn *txn, tl_log *log, const vi
     str_field(sb, "kind", message_kinds[b[0]]);
     message_place(sb, id, &m);
     str_field(sb, "parent", m.parent);
-    rc = message_content(sb, txn, log, v, &m);
+    int rc = message_content(sb, txn, log, v, &m);
     tl_sb_puts(sb, "}");
     return rc;
 }
