@@ -99,9 +99,10 @@ static int refresh_entry(tl_wtxn *w, const char *id) {
     MDB_val old;
     rc = tl_get(w->txn, hist_db(w->log), k.b, k.n, &old);
     if (rc) return rc == TL_ENOTFOUND ? 0 : rc;
-    if (old.mv_size < 2 || ((const uint8_t *)old.mv_data)[0] < 1 || ((const uint8_t *)old.mv_data)[0] > 3) return 0;
+    int code = old.mv_size ? *(const uint8_t *)old.mv_data : 0;
+    if (code < 1 || code > 3) return 0; /* an entry rendered from the log */
     uint8_t v[ENTRY_MAX];
-    size_t n = entry_value(v, ((const uint8_t *)old.mv_data)[0], id, &m);
+    size_t n = entry_value(v, code, id, &m);
     return tl_put(w, hist_db(w->log), k.b, k.n, v, n, 0);
 }
 
