@@ -50,7 +50,8 @@ if [ "$known_lmdb" = 1 ]; then
     [ -e "$a" ] || continue
     # the first frame that is not the sanitizer's, libFuzzer's or libc's (abort, raise)
     frame='^ +#[0-9]+ '
-    skip='__sanitizer|fuzzer::|__asan|__ubsan|__interceptor|InterceptorCommon|libc\.so|nptl/|sysdeps/|stdlib/|signal/'
+    # (an allocator's frame is the sanitizer's interceptor: who called it decides)
+    skip='__sanitizer|fuzzer::|__asan|__ubsan|__interceptor|InterceptorCommon|libc\.so|nptl/|sysdeps/|stdlib/|signal/| in (malloc|calloc|realloc|posix_memalign|aligned_alloc) '
     report=$("$bin" -runs=1 -timeout=10 "$a" 2>&1 || true)
     top=$(grep -E "$frame" <<<"$report" | grep -vE "$skip" | head -1 || true)
     if [ "${a##*/timeout-}" != "$a" ]; then
