@@ -12,17 +12,22 @@
  *
  * The table holds, per stored content: its commitment, its length, whether it matches its
  * commitment, and its bytes when they are a short body's (at most TL_CONTENT_TABLE_BODY_MAX).
- * Commitments and bytes are pointed to where LMDB keeps them, unless the transaction has
- * written the content database (a copy's cut deletes content, replay_copy.c): a page the
- * transaction has not written is a page of LMDB's map, and stays where it is, unchanged,
- * until the transaction ends (LMDB copies a page before changing it, and frees no page a
- * snapshot can see); a page it wrote is LMDB's heap copy, whose memory a spill can reuse, so
- * then every content is copied into the table's arena. A replay writes no content while the
- * table is in use. Pointing rather than copying keeps a million-event replay from faulting in
- * ~40 MB of copies and 24 MB more of slots, on hosts where fresh memory costs ~3 ms per MB:
- * paired runs measured the unverified replay's CPU time 5.6% lower, the verified 2-thread
- * replay's wall time 3.3% lower (2026-11-27). Its memory is bounded (max_bytes); a content
- * database that would not fit is not tabled, and the replay looks each content up as before.
+ * Commitments and bytes are copied into the table's arena (copy), or pointed to where LMDB
+ * keeps them. Pointing is safe only while the transaction has not written the content
+ * database: a page it has not written is a page of LMDB's map, and stays where it is,
+ * unchanged, until the transaction ends (LMDB copies a page before changing it, and frees no
+ * page a snapshot can see); a page it wrote is LMDB's heap copy, whose memory a spill can
+ * reuse (a copy's cut deletes content, replay_copy.c). A replay copies in every case since
+ * 2026-11-28: each lookup's commitment lay on a random page of the map, and on this host
+ * that miss (a TLB miss on a 4 KiB page of a file mapping) cost ~4 µs, 7-9% of an
+ * unverified replay, which no prefetch shortens; the arena is heap memory (huge pages under
+ * `threadlog replay`), where the replay's prefetches (content_table.h) do bring an entry in
+ * ahead of its lookup. Measured: tl_content_table_find 7.5-9.5% of the replay's samples
+ * pointing, 2.2-2.4% copying (perf, 1M events), and the replay's CPU time 6% lower in four
+ * alternating pairs. (Pointing had measured 5.6% less CPU time on 2026-11-27, without the
+ * prefetches, when the faulting-in of the copies cost more than the misses saved.) Its memory
+ * is bounded (max_bytes); a content database that would not fit is not tabled, and the
+ * replay looks each content up as before.
  * A content the table does not hold (erased, or not tabled) is looked up in the database by
  * the caller, so a table that holds less than it should only costs time.
  */
@@ -34,7 +39,7 @@
 #include "error.h"
 
 /* commitments are BLAKE2b outputs: their first bytes are already uniform */
-static size_t slot_of(const tl_content_table *t, const uint8_t commit[TL_HASH_BYTES]) {
+static size_t slot_of(const tl_content_table *t, const uint8_t commit[TL_HASH_BYTES]) { /* as the prefetches (.h) */
     uint64_t h;
     memcpy(&h, commit, sizeof h);
     return (size_t)h & (t->nslot - 1);
@@ -44,7 +49,7 @@ static uint16_t tag_of(const uint8_t commit[TL_HASH_BYTES]) {
     return (uint16_t)(commit[8] | commit[9] << 8);
 }
 
-/* p[0, n) where LMDB keeps it, or (the transaction wrote the database) copied into the
+/* p[0, n) where LMDB keeps it, or (copy) copied into the
  * arena, which build sized for every key and leaf byte once, so it never moves. */
 static const uint8_t *hold(tl_content_table *t, const void *p, size_t n) {
     if (!t->copy) return p;
@@ -80,7 +85,7 @@ static int add(tl_content_table *t, const MDB_val *k, const MDB_val *v, bool all
     return 0;
 }
 
-int tl_content_table_build(tl_content_table *t, MDB_txn *txn, tl_log *log, bool all, bool written, size_t max_bytes) {
+int tl_content_table_build(tl_content_table *t, MDB_txn *txn, tl_log *log, bool all, bool copy, size_t max_bytes) {
     memset(t, 0, sizeof *t);
     MDB_stat st;
     int mrc = mdb_stat(txn, log->db_content, &st);
@@ -91,7 +96,7 @@ int tl_content_table_build(tl_content_table *t, MDB_txn *txn, tl_log *log, bool 
      * copied) */
     size_t nslot = 16;
     while (nslot < 2 * st.ms_entries) nslot *= 2;
-    size_t copies = written ? (size_t)st.ms_leaf_pages * st.ms_psize + st.ms_entries * TL_HASH_BYTES : 0;
+    size_t copies = copy ? (size_t)st.ms_leaf_pages * st.ms_psize + st.ms_entries * TL_HASH_BYTES : 0;
     if (nslot * sizeof(tl_content_entry) + copies > max_bytes) return 1;
     t->slots = calloc(nslot, sizeof *t->slots);
     t->arena = copies ? malloc(copies) : NULL; /* faulted in only as far as copies fill it */
@@ -100,7 +105,7 @@ int tl_content_table_build(tl_content_table *t, MDB_txn *txn, tl_log *log, bool 
         return 1;
     }
     t->nslot = nslot;
-    t->copy = written;
+    t->copy = copy;
     t->cap = copies;
     MDB_cursor *cur;
     if ((mrc = mdb_cursor_open(txn, log->db_content, &cur)) != 0) {
