@@ -299,7 +299,9 @@ static int init_files(const char *dir, uint64_t max_attachment, char pubkey_hex[
         tl_sign(sig, (const uint8_t *)buf.data, buf.size, &kp);
         tl_seq_key(key, 1);
         MDB_val k = {8, key}, v = {buf.size + TL_SIGNATURE_BYTES, NULL};
-        if (!(mrc = mdb_put(txn, dlog, &k, &v, MDB_APPEND | MDB_RESERVE))) {
+        mrc = mdb_put(txn, dlog, &k, &v, MDB_APPEND | MDB_RESERVE);
+        if (!mrc && !tl_reserved(&v, buf.size + TL_SIGNATURE_BYTES)) mrc = MDB_CORRUPTED;
+        if (!mrc) {
             memcpy(v.mv_data, buf.data, buf.size);
             memcpy((uint8_t *)v.mv_data + buf.size, sig, TL_SIGNATURE_BYTES);
         }

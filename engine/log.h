@@ -326,6 +326,10 @@ const uint8_t *tl_wtxn_head_hash(tl_wtxn *w);
 int tl_wtxn_mark_applied(tl_wtxn *w);
 
 /* Convenience LMDB wrappers that mark the wtxn failed on error. */
+/** After a successful mdb_put with MDB_RESERVE: LMDB handed back room for size bytes. On a
+ * page whose header a damaged file changed into another kind (a fixed-size-key leaf), LMDB
+ * succeeds without setting v's data; callers treat that as MDB_CORRUPTED. */
+bool tl_reserved(const MDB_val *v, size_t size);
 int tl_put(tl_wtxn *w, MDB_dbi dbi, const void *k, size_t klen, const void *v, size_t vlen, unsigned flags);
 int tl_del(tl_wtxn *w, MDB_dbi dbi, const void *k, size_t klen);
 /** 0 found, TL_ENOTFOUND, or a failure. */

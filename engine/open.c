@@ -46,6 +46,17 @@ int tl_db_open(tl_log *log, const char *name, unsigned flags, MDB_dbi *dbi) {
             atomic_store(&log->layout_damaged, true);
         }
     }
+    /* LMDB takes a database's flags (sorted duplicates, integer keys, ...) from its record in
+     * the data file when it opens it, and follows them from then on. A damaged record can
+     * claim flags this database never had: sorted duplicates, say, under which a put with
+     * MDB_RESERVE reserves nothing and returns no space to write into (fuzz_open met a
+     * memcpy to NULL that way, tl_content_put). Every database of ours has the flags it was
+     * opened with, so any other flags are damage. */
+    unsigned stored;
+    if (!rc && mdb_dbi_flags(txn, *dbi, &stored) == 0 && stored != (flags & 0xffffu & ~(unsigned)MDB_CREATE)) {
+        tl_rtxn_end(log, txn);
+        return tl_fail(TL_ECORRUPT, "database %s is damaged: its record in the data file claims flags 0x%x", name, stored);
+    }
     if (rc) {
         tl_rtxn_end(log, txn);
         if (rc == MDB_NOTFOUND)

@@ -165,6 +165,8 @@ int tl_wtxn_fail_mdb(tl_wtxn *w, int rc, const char *what) {
     return code;
 }
 
+bool tl_reserved(const MDB_val *v, size_t size) { return v->mv_data != NULL && v->mv_size == size; }
+
 int tl_put(tl_wtxn *w, MDB_dbi dbi, const void *k, size_t klen, const void *v, size_t vlen, unsigned flags) {
     if (w->failed) return w->failed == TL_MAPFULL ? TL_ESTORAGE : w->failed;
     MDB_val key = {klen, (void *)k}, val = {vlen, (void *)v};
@@ -352,6 +354,7 @@ int tl_wtxn_commit(tl_wtxn *w) {
             tl_seq_key(key, p->seq);
             MDB_val k = {8, key}, v = {p->len + TL_SIGNATURE_BYTES, NULL};
             int mrc = mdb_put(w->txn, log->db_log, &k, &v, MDB_APPEND | MDB_RESERVE);
+            if (!mrc && !tl_reserved(&v, p->len + TL_SIGNATURE_BYTES)) mrc = MDB_CORRUPTED;
             if (mrc) {
                 tl_wtxn_fail_mdb(w, mrc, "append record");
                 rc = w->failed;
@@ -490,6 +493,7 @@ int tl_content_put(tl_wtxn *w, const void *content, size_t len, uint8_t commit[T
     tl_commit(commit, salt, content, len);
     MDB_val k = {TL_HASH_BYTES, commit}, v = {TL_SALT_BYTES + len, NULL};
     int rc = mdb_put(w->txn, w->log->db_content, &k, &v, MDB_RESERVE | MDB_NOOVERWRITE);
+    if (!rc && !tl_reserved(&v, TL_SALT_BYTES + len)) rc = MDB_CORRUPTED;
     if (rc) return tl_wtxn_fail_mdb(w, rc, "store content");
     memcpy(v.mv_data, salt, TL_SALT_BYTES);
     if (len) memcpy((uint8_t *)v.mv_data + TL_SALT_BYTES, content, len);

@@ -13,6 +13,9 @@
 #include <sodium.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "crypto.h"
 #include "log_fixture.h"
@@ -181,6 +184,141 @@ START_TEST(layout_matches_format_doc) {
 }
 END_TEST
 
+/* ================================================================ damaged pages and records */
+
+/* Run JSON command lines on an open log; returns the last one's answer code. */
+static int run_lines(tl_log *log, const char *const *lines) {
+    int code = 0;
+    for (size_t i = 0; lines[i]; i++) {
+        tl_cmd *cmd;
+        tl_result res;
+        ck_assert_int_eq(tl_cmd_parse(&cmd, lines[i], strlen(lines[i]), &res), 0);
+        tl_cmd_exec(log, cmd, &res);
+        code = res.code;
+        tl_cmd_free(cmd);
+    }
+    return code;
+}
+
+static const char *const a_note[] = {
+    "{\"op\":\"account.create\",\"id\":\"acme\",\"name\":\"Acme\"}",
+    "{\"op\":\"user.create\",\"id\":\"alice\",\"role\":\"member\",\"account\":\"acme\",\"name\":\"Alice\"}",
+    "{\"op\":\"project.create\",\"as\":\"alice\",\"id\":\"o-1\",\"account\":\"acme\",\"type\":\"order\",\"title\":\"O\"}",
+    "{\"op\":\"note.add\",\"as\":\"alice\",\"id\":\"m-1\",\"project\":\"o-1\",\"body\":\"Tomorrow\"}",
+    NULL};
+
+/* The named database's record (LMDB's MDB_db: pad u32, flags u16, depth u16, branch, leaf
+ * and overflow page counts, entries, root page), read with raw LMDB. */
+static void db_record(const char *dir, const char *name, uint8_t rec[48]) {
+    raw r;
+    raw_open(&r, dir, false);
+    MDB_dbi main_db;
+    ck_assert_int_eq(mdb_dbi_open(r.txn, NULL, 0, &main_db), 0);
+    MDB_val k = {strlen(name), (void *)name}, v;
+    ck_assert_int_eq(mdb_get(r.txn, main_db, &k, &v), 0);
+    ck_assert_uint_eq(v.mv_size, 48);
+    memcpy(rec, v.mv_data, 48);
+    raw_close(&r, false);
+}
+
+/* Replace every copy of from[0, n) in dir's data file by to[0, n) (older copies of a page
+ * may lie on free pages too); returns how many. */
+static int patch_every(const char *dir, const uint8_t *from, const uint8_t *to, size_t n) {
+    char *path = path_in(dir, "data.mdb");
+    FILE *f = fopen(path, "r+b");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(fseek(f, 0, SEEK_END), 0);
+    long size = ftell(f);
+    uint8_t *data = malloc((size_t)size);
+    ck_assert_ptr_nonnull(data);
+    rewind(f);
+    ck_assert_uint_eq(fread(data, 1, (size_t)size, f), (size_t)size);
+    int found = 0;
+    for (long at = 0; at + (long)n <= size; at++)
+        if (memcmp(data + at, from, n) == 0) {
+            ck_assert_int_eq(fseek(f, at, SEEK_SET), 0);
+            ck_assert_uint_eq(fwrite(to, 1, n, f), n);
+            found++;
+        }
+    free(data);
+    ck_assert_int_eq(fclose(f), 0);
+    free(path);
+    return found;
+}
+
+static void patch_file(const char *dir, size_t at, const void *bytes, size_t n) {
+    char *path = path_in(dir, "data.mdb");
+    FILE *f = fopen(path, "r+b");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(fseek(f, (long)at, SEEK_SET), 0);
+    ck_assert_uint_eq(fwrite(bytes, 1, n, f), n);
+    ck_assert_int_eq(fclose(f), 0);
+    free(path);
+}
+
+/*
+ * LMDB takes a database's flags from its record in the file when it opens it, and follows
+ * them: a damaged record claiming sorted duplicates (flags no database of ours has) is
+ * refused at open as corrupt, naming the database, read-only and writable alike.
+ */
+START_TEST(database_flags_damaged) {
+    char *dir;
+    tl_log *log = tu_new_log(&dir);
+    ck_assert_int_eq(run_lines(log, a_note), 0);
+    tl_log_close(log);
+    uint8_t rec[48], damaged[48];
+    db_record(dir, "content", rec);
+    ck_assert_uint_eq(rec[4] | rec[5] << 8, 0); /* md_flags */
+    memcpy(damaged, rec, 48);
+    damaged[4] = MDB_DUPSORT;
+    ck_assert_int_ge(patch_every(dir, rec, damaged, 48), 1);
+    ck_assert_int_eq(tl_log_open(&log, dir, NULL), TL_ECORRUPT);
+    ck_assert_ptr_nonnull(strstr(tl_errdetail(), "database content is damaged"));
+    tl_open_options ro = {TL_OPEN_OPTIONS_VERSION, TL_OPEN_READONLY};
+    ck_assert_int_eq(tl_log_open(&log, dir, &ro), TL_ECORRUPT);
+    ck_assert_int_ge(patch_every(dir, damaged, rec, 48), 1); /* restored: opens and verifies again */
+    log = open_log(dir, 0);
+    verify_ok(log, 5);
+    remove_log(log, dir);
+}
+END_TEST
+
+/*
+ * A page's header flags damaged to another kind of leaf (LMDB's P_LEAF2, the fixed-size keys
+ * of sorted duplicates): LMDB then "reserves" a value without returning room for it, and the
+ * append that stores a body used to write through a NULL pointer (found by fuzz_open). Now
+ * the append answers corrupt and the process lives on.
+ */
+START_TEST(content_page_of_another_kind) {
+    char *dir;
+    tl_log *log = tu_new_log(&dir);
+    ck_assert_int_eq(run_lines(log, a_note), 0);
+    tl_log_close(log);
+    uint8_t rec[48];
+    db_record(dir, "content", rec);
+    ck_assert_uint_eq(rec[6] | rec[7] << 8, 1); /* md_depth: the root is the only leaf */
+    uint64_t root = 0;
+    for (int i = 7; i >= 0; i--) root = root << 8 | rec[40 + i];
+    uint8_t flags[2];
+    char *path = path_in(dir, "data.mdb");
+    FILE *f = fopen(path, "rb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(fseek(f, (long)(root * 4096 + 10), SEEK_SET), 0); /* mp_flags */
+    ck_assert_uint_eq(fread(flags, 1, 2, f), 2);
+    fclose(f);
+    free(path);
+    ck_assert_uint_eq(flags[0] & 0x02, 0x02); /* P_LEAF */
+    flags[0] |= 0x20;                          /* P_LEAF2 */
+    patch_file(dir, root * 4096 + 10, flags, 2);
+    log = open_log(dir, 0);
+    static const char *const another[] = {
+        "{\"op\":\"note.add\",\"as\":\"alice\",\"id\":\"m-2\",\"project\":\"o-1\",\"body\":\"After the damage\"}", NULL};
+    int code = run_lines(log, another);
+    ck_assert_msg(code == TL_ECORRUPT || code == TL_ESTORAGE, "the append answered %d: %s", code, tl_errdetail());
+    remove_log(log, dir);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("log_format");
     TCase *tc = tcase_create("version");
@@ -190,6 +328,11 @@ int main(void) {
     tc = tcase_create("layout");
     tcase_add_test(tc, layout_matches_format_doc);
     tcase_set_timeout(tc, 120);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("damage");
+    tcase_add_test(tc, database_flags_damaged);
+    tcase_add_test(tc, content_page_of_another_kind);
     suite_add_tcase(s, tc);
     return tu_main(s);
 }

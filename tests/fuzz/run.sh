@@ -45,15 +45,31 @@ status=0
 ( cd "$work" && "$bin" "${flags[@]}" "$@" "$work/corpus" ) > "$work/fuzz.log" 2>&1 || status=$?
 grep -E '^(#[0-9]+.*DONE|stat::|Done [0-9]+ runs)|^#[0-9]+: cov' "$work/fuzz.log" | tail -8 || true
 if [ "$known_lmdb" = 1 ]; then
-  lmdb=0 ours=0
+  lmdb=0 ours=0 unrepro=0
   for a in "$work/artifacts/"crash-* "$work/artifacts/"leak-* "$work/artifacts/"timeout-* "$work/artifacts/"oom-*; do
     [ -e "$a" ] || continue
     # the first frame that is not the sanitizer's, libFuzzer's or libc's (abort, raise)
     frame='^ +#[0-9]+ '
     # (an allocator's frame is the sanitizer's interceptor: who called it decides)
     skip='__sanitizer|fuzzer::|__asan|__ubsan|__interceptor|InterceptorCommon|libc\.so|nptl/|sysdeps/|stdlib/|signal/| in (malloc|calloc|realloc|posix_memalign|aligned_alloc) '
-    report=$("$bin" -runs=1 -timeout=10 "$a" 2>&1 || true)
+    # replayed up to three times: an input that crashed inside the fuzzing process may not
+    # crash alone (README.md, "unreproduced")
+    replayed=0 report=
+    for try in 1 2 3; do
+      if report=$(UBSAN_OPTIONS=print_stacktrace=1 "$bin" -runs=1 -timeout=10 "$a" 2>&1); then continue; fi
+      replayed=1
+      break
+    done
+    if [ "$replayed" = 0 ]; then
+      unrepro=$((unrepro + 1)); mkdir -p "$work/unreproduced"; mv "$a" "$work/unreproduced/"
+      echo "warning: $a did not crash or hang when replayed alone (3 tries): kept in $work/unreproduced" >&2
+      continue
+    fi
     top=$(grep -E "$frame" <<<"$report" | grep -vE "$skip" | head -1 || true)
+    # UBSan names the line of ours it stopped at (liblmdb is not instrumented): always ours.
+    # (Without it, a report with no stack was counted as "not reproduced".)
+    ub=$(grep -m1 'runtime error:' <<<"$report" || true)
+    [ -n "$ub" ] && top="ubsan: $ub"
     if [ "${a##*/timeout-}" != "$a" ]; then
       # a hang caught inside one liblmdb call is LMDB descending a cycle of damaged pages
       # (README.md: no bound of ours can interrupt it); anywhere else it is ours: some loop
@@ -74,7 +90,8 @@ if [ "$known_lmdb" = 1 ]; then
       *) ours=$((ours + 1)); echo "crash outside liblmdb: $a: ${top:-not reproduced}" >&2 ;;
     esac
   done
-  echo "crashes inside liblmdb (known limitation, kept in $work/known-lmdb): $lmdb; elsewhere: $ours"
+  echo "crashes inside liblmdb (known limitation, kept in $work/known-lmdb): $lmdb; elsewhere: $ours;" \
+       "not reproduced alone (not failures, kept in $work/unreproduced): $unrepro"
   [ "$ours" = 0 ] && status=0
 fi
 rm -rf "$shm"
@@ -94,5 +111,5 @@ if [ "${TL_FUZZ_MERGE:-0}" = 1 ]; then
   cp -n "$work/merged/"* "$here/corpus/$target/" 2>/dev/null || true
   echo "merged: $(ls "$here/corpus/$target" | wc -l) inputs in tests/fuzz/corpus/$target"
 fi
-[ -n "${TL_FUZZ_WORK:-}" ] || [ -d "$work/known-lmdb" ] || [ -d "$work/slow" ] || rm -rf "$work"
+[ -n "${TL_FUZZ_WORK:-}" ] || [ -d "$work/known-lmdb" ] || [ -d "$work/unreproduced" ] || [ -d "$work/slow" ] || rm -rf "$work"
 exit 0
