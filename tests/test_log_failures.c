@@ -397,18 +397,19 @@ static int count_line(const char *line, size_t len, void *payload) {
 
 START_TEST(damaged_walks_stop) {
     enum { PAGE = 4096 };
-    /* 1. the fuzzer's input that made `stats` loop forever (tests/fuzz/regressions/fuzz_open/
-     * hang-stats-cursor-cycle): 6 bytes written at offset 8 of page 2056 mod the page count of
-     * the committed template, the header of a page the walk passes */
+    /* 1. the fuzzer's input that made `stats` loop forever (tests/fuzz/regressions/
+     * fuzz_open-layout2/hang-stats-cursor-cycle): 6 bytes written at offset 8 of page 2056 mod
+     * the page count of the template it was found with (open-template-layout2, fuzz_open's
+     * until 2026-11-28), the header of a page the walk passes */
     char *base = tu_tmpdir();
     char *dir = path_in(base, "log");
     free(base);
     ck_assert_int_eq(mkdir(dir, 0700), 0);
     char *to = path_in(dir, "writer.key");
-    copy_file(TL_SOURCE_DIR "/tests/fuzz/open-template/writer.key", to, 0600);
+    copy_file(TL_SOURCE_DIR "/tests/fuzz/open-template-layout2/writer.key", to, 0600);
     free(to);
     size_t len;
-    uint8_t *file = (uint8_t *)tu_read_file(TL_SOURCE_DIR "/tests/fuzz/open-template/data.mdb", &len);
+    uint8_t *file = (uint8_t *)tu_read_file(TL_SOURCE_DIR "/tests/fuzz/open-template-layout2/data.mdb", &len);
     ck_assert_ptr_nonnull(file);
     static const uint8_t patch[] = {0x00, 0x00, 0x30, 0x00, 0x00, 0x00};
     memcpy(file + (2056 % (len / PAGE)) * PAGE + 8, patch, sizeof patch);

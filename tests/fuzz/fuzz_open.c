@@ -112,11 +112,17 @@ static void exec_line(tl_log *log, const char *line) {
  * TL_FUZZ_SAVE_TEMPLATE=DIR saves that one for committing.
  */
 static int load_committed_template(void) {
+    /* TL_FUZZ_OPEN_TEMPLATE=DIR: the template an older regression was found with
+     * (regressions/fuzz_open-layout2/ and open-template-layout2/): used as it is, whatever its
+     * layout, so that the input damages the same bytes as when it was found */
+    const char *older = getenv("TL_FUZZ_OPEN_TEMPLATE");
+    int committed = !(older && *older);
+    const char *tdir = committed ? TL_FUZZ_TEMPLATE_DIR : older;
     char path[4096];
-    snprintf(path, sizeof path, "%s/data.mdb", TL_FUZZ_TEMPLATE_DIR);
+    snprintf(path, sizeof path, "%s/data.mdb", tdir);
     size_t n = 0, k = 0;
     uint8_t *data = fz_read(path, &n);
-    snprintf(path, sizeof path, "%s/writer.key", TL_FUZZ_TEMPLATE_DIR);
+    snprintf(path, sizeof path, "%s/writer.key", tdir);
     uint8_t *key = fz_read(path, &k);
     int ok = 0;
     if (data && key) {
@@ -139,7 +145,7 @@ static int load_committed_template(void) {
             tl_query q = TL_QUERY_INIT;
             q.as = "nobody";
             char *json = NULL;
-            if (ok) ok = tl_unread_query(log, &q, &json) != TL_EVERSION;
+            if (ok && committed) ok = tl_unread_query(log, &q, &json) != TL_EVERSION;
             tl_free(json);
             tl_log_close(log);
         }
@@ -152,6 +158,10 @@ static int load_committed_template(void) {
         tmpl_key = key;
         key_len = k;
         return 1;
+    }
+    if (!committed) {
+        fprintf(stderr, "fuzz_open: the template %s does not open and verify\n", tdir);
+        abort(); /* a fresh template would make the older inputs meaningless */
     }
     fprintf(stderr, "fuzz_open: the committed template does not open with this build; building a fresh one "
                     "(crashes found will be harder to reproduce: save it with TL_FUZZ_SAVE_TEMPLATE=DIR)\n");
